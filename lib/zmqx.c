@@ -1,0 +1,160 @@
+/* zmqx: see zmqx.h for why the watcher looks the way it does. */
+#include "lib/zmqx.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+struct zc_watch {
+    uv_poll_t poll;       /* the ZMQ_FD, readable edge */
+    uv_prepare_t prepare; /* re-checks ZMQ_EVENTS before the loop blocks */
+    uv_idle_t idle;       /* active while messages are known to be waiting */
+    void *sock;           /* watched socket, not owned */
+    zc_watch_cb cb;       /* user callback */
+    void *arg;            /* user argument */
+    int closing;          /* handles still to close before free */
+    bool dead;            /* destroy was called; ignore further events */
+};
+
+static bool readable(void *sock)
+{
+    int ev = 0;
+    size_t len = sizeof ev;
+    if (zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &len) != 0)
+        return false;
+    return (ev & ZMQ_POLLIN) != 0;
+}
+
+static void idle_cb(uv_idle_t *h);
+
+static void dispatch(zc_watch_t *w)
+{
+    if (w->dead)
+        return;
+    if (readable(w->sock))
+        w->cb(w->sock, w->arg);
+    if (w->dead)
+        return;
+    if (readable(w->sock))
+        uv_idle_start(&w->idle, idle_cb);
+    else
+        uv_idle_stop(&w->idle);
+}
+
+static void poll_cb(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    dispatch(h->data);
+}
+
+static void idle_cb(uv_idle_t *h) { dispatch(h->data); }
+
+static void prepare_cb(uv_prepare_t *h)
+{
+    zc_watch_t *w = h->data;
+    if (!w->dead && readable(w->sock))
+        uv_idle_start(&w->idle, idle_cb);
+}
+
+zc_watch_t *zc_watch_new(uv_loop_t *loop, void *sock, zc_watch_cb cb, void *arg)
+{
+    int fd;
+    size_t len = sizeof fd;
+    if (zmq_getsockopt(sock, ZMQ_FD, &fd, &len) != 0)
+        return NULL;
+    zc_watch_t *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return NULL;
+    w->sock = sock;
+    w->cb = cb;
+    w->arg = arg;
+    if (uv_poll_init(loop, &w->poll, fd) != 0) {
+        free(w);
+        return NULL;
+    }
+    uv_prepare_init(loop, &w->prepare);
+    uv_idle_init(loop, &w->idle);
+    w->poll.data = w->prepare.data = w->idle.data = w;
+    uv_poll_start(&w->poll, UV_READABLE, poll_cb);
+    uv_prepare_start(&w->prepare, prepare_cb);
+    /* Messages may already be queued: look once on the first iteration. */
+    uv_idle_start(&w->idle, idle_cb);
+    return w;
+}
+
+static void close_cb(uv_handle_t *h)
+{
+    zc_watch_t *w = h->data;
+    if (--w->closing == 0)
+        free(w);
+}
+
+void zc_watch_destroy(zc_watch_t **p)
+{
+    zc_watch_t *w = *p;
+    if (w == NULL)
+        return;
+    *p = NULL;
+    w->dead = true;
+    w->closing = 3;
+    uv_close((uv_handle_t *)&w->poll, close_cb);
+    uv_close((uv_handle_t *)&w->prepare, close_cb);
+    uv_close((uv_handle_t *)&w->idle, close_cb);
+}
+
+int zc_zmsg_recv(void *sock, zc_zmsg_t *m)
+{
+    m->n = 0;
+    m->over = false;
+    for (;;) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        /* Only the first frame may report EAGAIN: the rest of a multipart
+         * message is always delivered atomically with it. */
+        if (zmq_msg_recv(&part, sock, m->n == 0 && !m->over ? ZMQ_DONTWAIT : 0) < 0) {
+            int e = errno;
+            zmq_msg_close(&part);
+            zc_zmsg_close(m);
+            errno = e;
+            return -1;
+        }
+        bool more = zmq_msg_more(&part);
+        if (m->n < ZC_ZMSG_MAX) {
+            m->part[m->n++] = part;
+        } else {
+            m->over = true;
+            zmq_msg_close(&part);
+        }
+        if (!more)
+            return 0;
+    }
+}
+
+void zc_zmsg_close(zc_zmsg_t *m)
+{
+    for (int i = 0; i < m->n; i++)
+        zmq_msg_close(&m->part[i]);
+    m->n = 0;
+}
+
+int zc_zsend(void *sock, const void *f0, size_t n0, const void *f1, size_t n1)
+{
+    if (f0 != NULL) {
+        if (zmq_send(sock, f0, n0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+            return -1;
+    }
+    /* Once the first frame is queued the rest of the message cannot block. */
+    if (zmq_send(sock, f1, n1, f0 != NULL ? 0 : ZMQ_DONTWAIT) < 0)
+        return -1;
+    return 0;
+}
+
+void zc_zsock_defaults(void *sock)
+{
+    int zero = 0, one = 1, type = 0;
+    size_t len = sizeof type;
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_getsockopt(sock, ZMQ_TYPE, &type, &len);
+    if (type == ZMQ_ROUTER)
+        zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+}

@@ -1,0 +1,63 @@
+/* zmqx: ZeroMQ sockets inside a libuv loop, and whole-message helpers.
+ *
+ * A ZeroMQ socket exposes ZMQ_FD, which is *edge-triggered*: it signals that
+ * the socket's state may have changed, not that a message is waiting, and a
+ * send on the same socket can consume the edge of a pending receive.  So the
+ * watcher never trusts the fd alone.  It asks ZMQ_EVENTS:
+ *   - when uv_poll reports the fd readable,
+ *   - in a uv_prepare handle, i.e. right before every loop iteration blocks,
+ * and while ZMQ_EVENTS says POLLIN it keeps a uv_idle handle active so the
+ * loop does not block and the callback runs again next iteration.  The
+ * callback reads at most a bounded batch per call, so one busy socket cannot
+ * starve timers or other sockets.  Nothing busy-polls: with no messages the
+ * idle handle is stopped and the loop sleeps in epoll. */
+#ifndef ZC_LIB_ZMQX_H
+#define ZC_LIB_ZMQX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+#include <zmq.h>
+
+/* Messages a watcher callback should handle per call before returning. */
+#define ZC_ZMQX_BATCH 64
+
+typedef struct zc_watch zc_watch_t;
+
+/* Called when `sock` may be readable.  Receive with ZMQ_DONTWAIT until EAGAIN
+ * or until ZC_ZMQX_BATCH messages were handled. */
+typedef void (*zc_watch_cb)(void *sock, void *arg);
+
+/* Start watching `sock` (not owned) on `loop`.  NULL on error. */
+zc_watch_t *zc_watch_new(uv_loop_t *loop, void *sock, zc_watch_cb cb, void *arg);
+/* Stop watching and free once libuv has closed the handles; *p is set to
+ * NULL.  The socket itself is left to the caller. */
+void zc_watch_destroy(zc_watch_t **p);
+
+/* At most this many frames are kept of a received message; the rest are read
+ * and discarded, and the message is marked `over`. */
+#define ZC_ZMSG_MAX 4
+
+/* One whole received multipart message. */
+typedef struct {
+    zmq_msg_t part[ZC_ZMSG_MAX]; /* the first n frames */
+    int n;                       /* frames kept */
+    bool over;                   /* more than ZC_ZMSG_MAX frames arrived */
+} zc_zmsg_t;
+
+/* Receive one whole message without blocking.  0 on success; -1 when no
+ * message is waiting (errno EAGAIN) or on error.  Close with zc_zmsg_close. */
+int zc_zmsg_recv(void *sock, zc_zmsg_t *m);
+void zc_zmsg_close(zc_zmsg_t *m);
+static inline const void *zc_zmsg_data(zc_zmsg_t *m, int i) { return zmq_msg_data(&m->part[i]); }
+static inline size_t zc_zmsg_size(zc_zmsg_t *m, int i) { return zmq_msg_size(&m->part[i]); }
+
+/* Send [frame0][frame1] (frame0 may be NULL to send only frame1) without
+ * blocking.  0 on success, -1 with errno (EAGAIN at high water mark,
+ * EHOSTUNREACH for an unknown ROUTER peer). */
+int zc_zsend(void *sock, const void *f0, size_t n0, const void *f1, size_t n1);
+
+/* Common socket options: linger 0, and for ROUTERs mandatory routing. */
+void zc_zsock_defaults(void *sock);
+
+#endif

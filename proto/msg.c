@@ -1,0 +1,333 @@
+/* msg: the table-driven codec.  See msg.h and docs/protocol.md.
+ *
+ * Each message id maps to a list of field codes (generated from
+ * ZC_MSG_TABLE); encode and decode walk that list, so the two can never
+ * disagree about field order, and adding a message is one table row. */
+#include "proto/msg.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+enum field {
+    F_END = 0,
+    F_CORR, F_SESSION, F_SEQ, F_OP, F_STATUS, F_DEADLINE, F_PRODUCT, F_QTY, F_CART,
+    F_GENERATION, F_DETAIL, F_NODE, F_SLOT, F_COMMAND, F_ITEMS, F_SLOTS, F_PROPS,
+};
+
+#define ZC_FIELDS_DEF(id, name, ...) static const unsigned char fields_##name[] = {__VA_ARGS__, F_END};
+ZC_MSG_TABLE(ZC_FIELDS_DEF)
+#undef ZC_FIELDS_DEF
+
+static const struct {
+    const char *name;
+    const unsigned char *fields;
+} msgs[256] = {
+#define ZC_MSGS_ROW(id, name, ...) [id] = {#name, fields_##name},
+    ZC_MSG_TABLE(ZC_MSGS_ROW)
+#undef ZC_MSGS_ROW
+};
+
+const char *zc_msg_name(int id) { return id >= 0 && id < 256 ? msgs[id].name : NULL; }
+
+const char *zc_op_name(int op)
+{
+    static const char *const names[] = {NULL, "add", "remove", "list", "close"};
+    return op >= 1 && op <= 4 ? names[op] : NULL;
+}
+
+void zc_msg_init(zc_msg_t *m, uint8_t id)
+{
+    memset(m, 0, sizeof *m);
+    m->id = id;
+}
+
+void zc_msg_reset(zc_msg_t *m)
+{
+    uint8_t id = m->id;
+    free(m->items);
+    free(m->slots);
+    free(m->props);
+    zc_msg_init(m, id);
+}
+
+int zc_msg_encode(const zc_msg_t *m, zc_wbuf_t *out)
+{
+    const unsigned char *f = msgs[m->id].fields;
+    if (f == NULL)
+        return -1;
+    zc_wbuf_u8(out, ZC_SIG0);
+    zc_wbuf_u8(out, ZC_SIG1);
+    zc_wbuf_u8(out, ZC_VERSION);
+    zc_wbuf_u8(out, m->id);
+    for (; *f != F_END; f++) {
+        switch (*f) {
+        case F_CORR: zc_wbuf_u64(out, m->corr); break;
+        case F_SESSION: zc_wbuf_bytes(out, m->session, ZC_SESSION_LEN); break;
+        case F_SEQ: zc_wbuf_u64(out, m->seq); break;
+        case F_OP: zc_wbuf_u8(out, m->op); break;
+        case F_STATUS: zc_wbuf_u8(out, m->status); break;
+        case F_DEADLINE: zc_wbuf_u64(out, m->deadline); break;
+        case F_PRODUCT: zc_wbuf_str(out, m->product); break;
+        case F_QTY: zc_wbuf_u32(out, m->qty); break;
+        case F_CART: zc_wbuf_str(out, m->cart); break;
+        case F_GENERATION: zc_wbuf_u64(out, m->generation); break;
+        case F_DETAIL: zc_wbuf_str(out, m->detail); break;
+        case F_NODE: zc_wbuf_str(out, m->node); break;
+        case F_SLOT: zc_wbuf_u16(out, m->slot); break;
+        case F_COMMAND: zc_wbuf_str(out, m->command); break;
+        case F_ITEMS:
+            if (m->n_items > ZC_ITEMS_MAX)
+                return -1;
+            zc_wbuf_u16(out, m->n_items);
+            for (unsigned i = 0; i < m->n_items; i++) {
+                zc_wbuf_str(out, m->items[i].product);
+                zc_wbuf_u32(out, m->items[i].qty);
+            }
+            break;
+        case F_SLOTS:
+            if (m->n_slots > ZC_SLOTS_MAX)
+                return -1;
+            zc_wbuf_u16(out, m->n_slots);
+            for (unsigned i = 0; i < m->n_slots; i++) {
+                const zc_slotinfo_t *s = &m->slots[i];
+                zc_wbuf_u16(out, s->slot);
+                zc_wbuf_bytes(out, s->session, ZC_SESSION_LEN);
+                zc_wbuf_u64(out, s->generation);
+                zc_wbuf_u64(out, s->reset_generation);
+                zc_wbuf_u32(out, s->n_items);
+            }
+            break;
+        case F_PROPS:
+            if (m->n_props > ZC_PROPS_MAX)
+                return -1;
+            zc_wbuf_u16(out, m->n_props);
+            for (unsigned i = 0; i < m->n_props; i++) {
+                zc_wbuf_str(out, m->props[i].key);
+                zc_wbuf_str(out, m->props[i].value);
+            }
+            break;
+        }
+    }
+    return out->oom ? -1 : 0;
+}
+
+/* Read a list header and allocate room for it; NULL (with *why) on error. */
+static void *read_list(zc_rbuf_t *r, uint16_t *n, unsigned max, size_t elem, const char **why)
+{
+    *n = zc_rbuf_u16(r);
+    if (r->err) {
+        *why = "truncated message";
+        return NULL;
+    }
+    if (*n > max) {
+        *why = "list longer than its limit";
+        r->err = true;
+        return NULL;
+    }
+    void *p = calloc(*n ? *n : 1, elem);
+    if (p == NULL) {
+        *why = "out of memory";
+        r->err = true;
+    }
+    return p;
+}
+
+int zc_msg_decode(zc_msg_t *m, const void *data, size_t len, const char **why)
+{
+    zc_rbuf_t r;
+    zc_rbuf_init(&r, data, len);
+    zc_msg_reset(m);
+    m->id = 0;
+    *why = NULL;
+    uint8_t s0 = zc_rbuf_u8(&r), s1 = zc_rbuf_u8(&r), ver = zc_rbuf_u8(&r), id = zc_rbuf_u8(&r);
+    if (r.err) {
+        *why = "message shorter than its header";
+        return -1;
+    }
+    if (s0 != ZC_SIG0 || s1 != ZC_SIG1) {
+        *why = "bad protocol signature (want \"ZC\")";
+        return -1;
+    }
+    if (ver != ZC_VERSION) {
+        *why = "unsupported protocol version";
+        return -1;
+    }
+    const unsigned char *f = msgs[id].fields;
+    if (f == NULL) {
+        *why = "unknown message id";
+        return -1;
+    }
+    m->id = id;
+    for (; *f != F_END && !r.err; f++) {
+        switch (*f) {
+        case F_CORR: m->corr = zc_rbuf_u64(&r); break;
+        case F_SESSION: zc_rbuf_bytes(&r, m->session, ZC_SESSION_LEN); break;
+        case F_SEQ: m->seq = zc_rbuf_u64(&r); break;
+        case F_OP: m->op = zc_rbuf_u8(&r); break;
+        case F_STATUS: m->status = zc_rbuf_u8(&r); break;
+        case F_DEADLINE: m->deadline = zc_rbuf_u64(&r); break;
+        case F_PRODUCT: zc_rbuf_str(&r, m->product, sizeof m->product); break;
+        case F_QTY: m->qty = zc_rbuf_u32(&r); break;
+        case F_CART: zc_rbuf_str(&r, m->cart, sizeof m->cart); break;
+        case F_GENERATION: m->generation = zc_rbuf_u64(&r); break;
+        case F_DETAIL: zc_rbuf_str(&r, m->detail, sizeof m->detail); break;
+        case F_NODE: zc_rbuf_str(&r, m->node, sizeof m->node); break;
+        case F_SLOT: m->slot = zc_rbuf_u16(&r); break;
+        case F_COMMAND: zc_rbuf_str(&r, m->command, sizeof m->command); break;
+        case F_ITEMS:
+            m->items = read_list(&r, &m->n_items, ZC_ITEMS_MAX, sizeof *m->items, why);
+            for (unsigned i = 0; m->items && i < m->n_items; i++) {
+                zc_rbuf_str(&r, m->items[i].product, sizeof m->items[i].product);
+                m->items[i].qty = zc_rbuf_u32(&r);
+            }
+            break;
+        case F_SLOTS:
+            m->slots = read_list(&r, &m->n_slots, ZC_SLOTS_MAX, sizeof *m->slots, why);
+            for (unsigned i = 0; m->slots && i < m->n_slots; i++) {
+                zc_slotinfo_t *s = &m->slots[i];
+                s->slot = zc_rbuf_u16(&r);
+                zc_rbuf_bytes(&r, s->session, ZC_SESSION_LEN);
+                s->generation = zc_rbuf_u64(&r);
+                s->reset_generation = zc_rbuf_u64(&r);
+                s->n_items = zc_rbuf_u32(&r);
+            }
+            break;
+        case F_PROPS:
+            m->props = read_list(&r, &m->n_props, ZC_PROPS_MAX, sizeof *m->props, why);
+            for (unsigned i = 0; m->props && i < m->n_props; i++) {
+                zc_rbuf_str(&r, m->props[i].key, sizeof m->props[i].key);
+                zc_rbuf_str(&r, m->props[i].value, sizeof m->props[i].value);
+            }
+            break;
+        }
+    }
+    if (r.err || !zc_rbuf_done(&r)) {
+        if (*why == NULL)
+            *why = r.err ? "truncated message or field over its limit" : "trailing bytes after the last field";
+        zc_msg_reset(m);
+        m->id = 0;
+        return -1;
+    }
+    return 0;
+}
+
+int zc_msg_add_item(zc_msg_t *m, const char *product, uint32_t qty)
+{
+    if (m->n_items >= ZC_ITEMS_MAX || strlen(product) > ZC_PRODUCT_MAX)
+        return -1;
+    zc_item_t *p = realloc(m->items, (m->n_items + 1u) * sizeof *p);
+    if (p == NULL)
+        return -1;
+    m->items = p;
+    snprintf(p[m->n_items].product, sizeof p->product, "%s", product);
+    p[m->n_items].qty = qty;
+    m->n_items++;
+    return 0;
+}
+
+int zc_msg_add_slot(zc_msg_t *m, const zc_slotinfo_t *s)
+{
+    if (m->n_slots >= ZC_SLOTS_MAX)
+        return -1;
+    zc_slotinfo_t *p = realloc(m->slots, (m->n_slots + 1u) * sizeof *p);
+    if (p == NULL)
+        return -1;
+    m->slots = p;
+    p[m->n_slots++] = *s;
+    return 0;
+}
+
+int zc_msg_add_prop(zc_msg_t *m, const char *key, const char *fmt, ...)
+{
+    if (m->n_props >= ZC_PROPS_MAX || strlen(key) > ZC_KEY_MAX)
+        return -1;
+    zc_prop_t *p = realloc(m->props, (m->n_props + 1u) * sizeof *p);
+    if (p == NULL)
+        return -1;
+    m->props = p;
+    zc_prop_t *e = &p[m->n_props++];
+    snprintf(e->key, sizeof e->key, "%s", key);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->value, sizeof e->value, fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
+const char *zc_msg_prop(const zc_msg_t *m, const char *key)
+{
+    for (unsigned i = 0; i < m->n_props; i++)
+        if (strcmp(m->props[i].key, key) == 0)
+            return m->props[i].value;
+    return NULL;
+}
+
+bool zc_product_valid(const char *p)
+{
+    size_t n = strlen(p);
+    if (n == 0 || n > ZC_PRODUCT_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c < 0x21 || c > 0x7e || c == ',')
+            return false;
+    }
+    return true;
+}
+
+bool zc_session_is_zero(const uint8_t s[ZC_SESSION_LEN])
+{
+    for (int i = 0; i < ZC_SESSION_LEN; i++)
+        if (s[i])
+            return false;
+    return true;
+}
+
+void zc_session_hex(const uint8_t s[ZC_SESSION_LEN], char out[2 * ZC_SESSION_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < ZC_SESSION_LEN; i++) {
+        out[2 * i] = hex[s[i] >> 4];
+        out[2 * i + 1] = hex[s[i] & 15];
+    }
+    out[2 * ZC_SESSION_LEN] = 0;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bool zc_session_parse(const char *hex, uint8_t out[ZC_SESSION_LEN])
+{
+    if (hex == NULL || strlen(hex) != 2 * ZC_SESSION_LEN)
+        return false;
+    for (int i = 0; i < ZC_SESSION_LEN; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return !zc_session_is_zero(out);
+}
+
+void zc_session_random(uint8_t out[ZC_SESSION_LEN])
+{
+    do {
+        size_t got = 0;
+        while (got < ZC_SESSION_LEN) {
+            ssize_t n = getrandom(out + got, ZC_SESSION_LEN - got, 0);
+            if (n > 0)
+                got += (size_t)n;
+        }
+    } while (zc_session_is_zero(out));
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install what a fresh Debian 12 machine lacks to build, run and test zcart.
+#
+# Idempotent: packages already installed are left alone, and when nothing is
+# missing the script does not touch the network at all.  When something is
+# missing it runs `apt-get update` first, then installs only the missing ones.
+# Must run as root (or with sudo available).
+set -euo pipefail
+
+# Build and runtime libraries.
+PKGS_BUILD=(
+  build-essential cmake pkg-config
+  libzmq3-dev libczmq-dev libraft-dev libuv1-dev liblmdb-dev
+)
+# What the test suite, the local cluster tool and the benchmarks use.
+PKGS_TEST=(
+  python3 python3-zmq lmdb-utils
+  clang libclang-rt-14-dev          # sanitizer build (ASan + UBSan)
+  iproute2 nftables procps          # chaos harness: namespaces, partitions
+  gnuplot-nox                       # chaos report plots
+)
+
+missing=()
+for p in "${PKGS_BUILD[@]}" "${PKGS_TEST[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PKGS_BUILD[@]}+${#PKGS_TEST[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+    echo "install-deps: missing packages (${missing[*]}) and not root; run as root" >&2
+    exit 1
+  fi
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
