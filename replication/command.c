@@ -1,0 +1,104 @@
+/* command: codec for the replicated commands (schema in command.h). */
+#include "replication/command.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *zc_cmd_name(int type)
+{
+    switch (type) {
+    case ZC_CMD_REGISTER: return "REGISTER";
+    case ZC_CMD_ASSIGN: return "ASSIGN";
+    case ZC_CMD_RELEASE: return "RELEASE";
+    case ZC_CMD_RETURN: return "RETURN";
+    default: return "UNKNOWN";
+    }
+}
+
+int zc_cmd_encode(const zc_cmd_t *c, zc_wbuf_t *w)
+{
+    zc_wbuf_u8(w, c->type);
+    zc_wbuf_u8(w, ZC_CMD_VERSION);
+    zc_wbuf_u64(w, c->time_ms);
+    switch (c->type) {
+    case ZC_CMD_REGISTER:
+        if (c->reg.n > ZC_REGISTER_MAX)
+            return -1;
+        zc_wbuf_str(w, c->reg.node);
+        zc_wbuf_u16(w, c->reg.n);
+        for (unsigned i = 0; i < c->reg.n; i++) {
+            zc_wbuf_u16(w, c->reg.slots[i].slot);
+            zc_wbuf_u64(w, c->reg.slots[i].generation);
+            zc_wbuf_u8(w, c->reg.slots[i].dirty ? 1 : 0);
+        }
+        break;
+    case ZC_CMD_ASSIGN:
+        zc_wbuf_bytes(w, c->assign.session, ZC_SESSION_LEN);
+        break;
+    case ZC_CMD_RELEASE:
+        zc_wbuf_bytes(w, c->release.session, ZC_SESSION_LEN);
+        zc_wbuf_u8(w, c->release.why);
+        break;
+    case ZC_CMD_RETURN:
+        zc_wbuf_str(w, c->ret.cart);
+        zc_wbuf_u64(w, c->ret.generation);
+        break;
+    default:
+        return -1;
+    }
+    return w->oom ? -1 : 0;
+}
+
+int zc_cmd_decode(zc_cmd_t *c, const void *data, size_t len)
+{
+    zc_rbuf_t r;
+    zc_rbuf_init(&r, data, len);
+    memset(c, 0, sizeof *c);
+    c->type = zc_rbuf_u8(&r);
+    if (zc_rbuf_u8(&r) != ZC_CMD_VERSION)
+        return -1;
+    c->time_ms = zc_rbuf_u64(&r);
+    switch (c->type) {
+    case ZC_CMD_REGISTER:
+        zc_rbuf_str(&r, c->reg.node, sizeof c->reg.node);
+        c->reg.n = zc_rbuf_u16(&r);
+        if (r.err || c->reg.n > ZC_REGISTER_MAX)
+            return -1;
+        c->reg.slots = calloc(c->reg.n ? c->reg.n : 1, sizeof *c->reg.slots);
+        if (c->reg.slots == NULL)
+            return -1;
+        for (unsigned i = 0; i < c->reg.n; i++) {
+            c->reg.slots[i].slot = zc_rbuf_u16(&r);
+            c->reg.slots[i].generation = zc_rbuf_u64(&r);
+            c->reg.slots[i].dirty = zc_rbuf_u8(&r) != 0;
+        }
+        break;
+    case ZC_CMD_ASSIGN:
+        zc_rbuf_bytes(&r, c->assign.session, ZC_SESSION_LEN);
+        break;
+    case ZC_CMD_RELEASE:
+        zc_rbuf_bytes(&r, c->release.session, ZC_SESSION_LEN);
+        c->release.why = zc_rbuf_u8(&r);
+        break;
+    case ZC_CMD_RETURN:
+        zc_rbuf_str(&r, c->ret.cart, sizeof c->ret.cart);
+        c->ret.generation = zc_rbuf_u64(&r);
+        break;
+    default:
+        return -1;
+    }
+    if (!zc_rbuf_done(&r)) {
+        zc_cmd_clear(c);
+        return -1;
+    }
+    return 0;
+}
+
+void zc_cmd_clear(zc_cmd_t *c)
+{
+    if (c->type == ZC_CMD_REGISTER) {
+        free(c->reg.slots);
+        c->reg.slots = NULL;
+        c->reg.n = 0;
+    }
+}

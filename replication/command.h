@@ -1,0 +1,88 @@
+/* command: the replicated commands, declared once.
+ *
+ * Every change to the replicated state is one of these commands, proposed by
+ * the leader, committed through Raft and applied by every replica in log
+ * order (fsm.c has the single apply switch).  A command carries everything
+ * its apply needs -- including the leader's wall clock at proposal time --
+ * so apply is a pure function of (state, command): replicas never read their
+ * own clocks or anything else outside the log while applying.
+ *
+ * Encoding (all integers big-endian, strings length-prefixed as in lib/buf):
+ *
+ *     u8 type, u8 version (1), u64 time_ms, then the type's fields:
+ *
+ *     REGISTER  str node, u16 n, n * (u16 slot, u64 generation, u8 dirty)
+ *     ASSIGN    16 session
+ *     RELEASE   16 session, u8 why (1 close, 2 lease expired)
+ *     RETURN    str cart, u64 generation
+ */
+#ifndef ZC_REPLICATION_COMMAND_H
+#define ZC_REPLICATION_COMMAND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "proto/msg.h"
+
+typedef enum {
+    ZC_CMD_REGISTER = 1, /* a cart node announces slots the registry lacks */
+    ZC_CMD_ASSIGN = 2,   /* give a session the first free cart */
+    ZC_CMD_RELEASE = 3,  /* end a session: its cart starts draining */
+    ZC_CMD_RETURN = 4,   /* a drained (emptied) cart rejoins the free list */
+} zc_cmd_type_t;
+
+#define ZC_CMD_VERSION 1
+#define ZC_REGISTER_MAX ZC_SLOTS_MAX
+
+enum { ZC_RELEASE_CLOSE = 1, ZC_RELEASE_EXPIRED = 2 };
+
+/* One slot in a REGISTER. */
+typedef struct {
+    uint16_t slot;       /* slot number on the node */
+    uint64_t generation; /* highest generation the slot has seen (owner or reset) */
+    bool dirty;          /* the slot reports an owner or items: drain before use */
+} zc_cmd_slot_t;
+
+typedef struct {
+    uint8_t type;     /* zc_cmd_type_t */
+    uint64_t time_ms; /* leader wall clock when proposed */
+    union {
+        struct {
+            char node[ZC_NODE_MAX + 1]; /* cart node name */
+            uint16_t n;                 /* entries in slots */
+            zc_cmd_slot_t *slots;       /* borrowed on encode, owned after decode */
+        } reg;
+        struct {
+            uint8_t session[ZC_SESSION_LEN]; /* session to assign */
+        } assign;
+        struct {
+            uint8_t session[ZC_SESSION_LEN]; /* session to end */
+            uint8_t why;                     /* ZC_RELEASE_* */
+        } release;
+        struct {
+            char cart[ZC_CART_MAX + 1]; /* cart id that finished draining */
+            uint64_t generation;        /* generation it drained */
+        } ret;
+    };
+} zc_cmd_t;
+
+/* The outcome of applying one command, handed to the proposer. */
+typedef struct {
+    uint8_t status;             /* ZC_OK or a KO reason (zc_status_t) */
+    char cart[ZC_CART_MAX + 1]; /* ASSIGN/RELEASE: the cart, RETURN: echo */
+    uint64_t generation;        /* ASSIGN/RELEASE: the assignment's generation */
+    uint32_t count;             /* REGISTER: carts added */
+    bool replayed;              /* entry was already in the state (restart) */
+} zc_cmd_result_t;
+
+/* Append the encoding of c to w; -1 if c is invalid (unknown type, too many
+ * slots). */
+int zc_cmd_encode(const zc_cmd_t *c, zc_wbuf_t *w);
+/* Decode; on success a REGISTER's slots are heap-allocated: zc_cmd_clear. */
+int zc_cmd_decode(zc_cmd_t *c, const void *data, size_t len);
+void zc_cmd_clear(zc_cmd_t *c);
+const char *zc_cmd_name(int type);
+
+#endif

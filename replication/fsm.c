@@ -1,0 +1,438 @@
+/* fsm: the apply switch, snapshot and restore.  See fsm.h for the rules.
+ *
+ * One function per command, each a small state transition over the records
+ * of state.h, all inside one LMDB write transaction that also records the
+ * entry's index.  KO outcomes (no free cart, stale return, ...) change
+ * nothing but are still "applied": the index advances, so every replica
+ * agrees on what the entry did. */
+#include "replication/fsm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "proto/status.h"
+
+struct zc_fsm {
+    zc_state_t *state;       /* the LMDB state (owned) */
+    struct raft *raft;       /* raft instance reporting entry indexes, not owned */
+    uint64_t applied_index;  /* cache of meta.applied_index */
+    zc_cmd_result_t result;  /* result of the last apply, handed to raft */
+};
+
+zc_fsm_t *zc_fsm_new(const char *dir, size_t map_size, char *err, size_t errlen)
+{
+    zc_fsm_t *f = calloc(1, sizeof *f);
+    if (f == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    f->state = zc_state_open(dir, map_size, err, errlen);
+    if (f->state == NULL) {
+        free(f);
+        return NULL;
+    }
+    f->applied_index = zc_state_meta(f->state, "applied_index");
+    return f;
+}
+
+void zc_fsm_destroy(zc_fsm_t **p)
+{
+    zc_fsm_t *f = *p;
+    if (f == NULL)
+        return;
+    *p = NULL;
+    zc_state_close(&f->state);
+    free(f);
+}
+
+zc_state_t *zc_fsm_state(zc_fsm_t *f) { return f->state; }
+uint64_t zc_fsm_applied_index(zc_fsm_t *f) { return f->applied_index; }
+
+/* --- one function per command --- */
+
+static int apply_register(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_result_t *out)
+{
+    zc_state_t *s = f->state;
+    uint64_t next_gen = zc_state_txn_meta(s, t, "next_gen");
+    if (next_gen == 0)
+        next_gen = 1;
+    for (unsigned i = 0; i < c->reg.n; i++) {
+        const zc_cmd_slot_t *sl = &c->reg.slots[i];
+        /* New assignments must outrank anything the node has seen, or the
+         * node would fence them. */
+        if (sl->generation >= next_gen)
+            next_gen = sl->generation + 1;
+        zc_cart_rec_t cart;
+        char id[ZC_CART_MAX + 1];
+        snprintf(id, sizeof id, "%s.%u", c->reg.node, sl->slot);
+        int rc = zc_state_txn_get_cart(s, t, id, &cart);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            continue; /* already registered: the registry is authoritative */
+        memset(&cart, 0, sizeof cart);
+        snprintf(cart.id, sizeof cart.id, "%s", id);
+        snprintf(cart.node, sizeof cart.node, "%s", c->reg.node);
+        cart.slot = sl->slot;
+        cart.generation = sl->generation;
+        cart.since_ms = c->time_ms;
+        if (sl->dirty) {
+            /* Holds an owner or items from before: reset it before use. */
+            cart.state = ZC_CART_DRAINING;
+        } else {
+            cart.state = ZC_CART_FREE;
+            if (zc_state_txn_free_push(s, t, &cart) != 0)
+                return -1;
+        }
+        if (zc_state_txn_put_cart(s, t, &cart) != 0)
+            return -1;
+        out->count++;
+    }
+    out->status = ZC_OK;
+    return zc_state_txn_set_meta(s, t, "next_gen", next_gen);
+}
+
+/* Find the first FREE cart in free-list order. 1 if none. */
+static int first_free(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *out)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = 1;
+    if (mdb_cursor_open(t, s->free, &cur) != 0)
+        return -1;
+    if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0) {
+        char id[ZC_CART_MAX + 1];
+        size_t n = v.mv_size < ZC_CART_MAX ? v.mv_size : ZC_CART_MAX;
+        memcpy(id, v.mv_data, n);
+        id[n] = 0;
+        rc = zc_state_txn_get_cart(s, t, id, out) == 0 ? 0 : -1;
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+static int apply_assign(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_result_t *out)
+{
+    zc_state_t *s = f->state;
+    zc_session_rec_t sess;
+    int rc = zc_state_txn_get_session(s, t, c->assign.session, &sess);
+    if (rc < 0)
+        return -1;
+    if (rc == 0) {
+        /* Known session: a racing or retried first request.  Same answer. */
+        snprintf(out->cart, sizeof out->cart, "%s", sess.cart);
+        out->generation = sess.generation;
+        out->status = sess.state == ZC_SESS_LIVE     ? ZC_OK
+                      : sess.state == ZC_SESS_CLOSED ? ZC_SESSION_CLOSED
+                                                     : ZC_SESSION_EXPIRED;
+        return 0;
+    }
+    zc_cart_rec_t cart;
+    rc = first_free(s, t, &cart);
+    if (rc < 0)
+        return -1;
+    if (rc == 1) {
+        out->status = ZC_NO_FREE_CART;
+        return 0;
+    }
+    uint64_t gen = zc_state_txn_meta(s, t, "next_gen");
+    if (gen == 0)
+        gen = 1;
+    if (zc_state_txn_free_del(s, t, cart.free_pos) != 0)
+        return -1;
+    cart.state = ZC_CART_ASSIGNED;
+    cart.generation = gen;
+    cart.free_pos = 0;
+    cart.since_ms = c->time_ms;
+    memcpy(cart.session, c->assign.session, ZC_SESSION_LEN);
+    memset(&sess, 0, sizeof sess);
+    memcpy(sess.id, c->assign.session, ZC_SESSION_LEN);
+    sess.state = ZC_SESS_LIVE;
+    snprintf(sess.cart, sizeof sess.cart, "%s", cart.id);
+    sess.generation = gen;
+    sess.since_ms = c->time_ms;
+    if (zc_state_txn_put_cart(s, t, &cart) != 0 || zc_state_txn_put_session(s, t, &sess) != 0 ||
+        zc_state_txn_set_meta(s, t, "next_gen", gen + 1) != 0)
+        return -1;
+    snprintf(out->cart, sizeof out->cart, "%s", cart.id);
+    out->generation = gen;
+    out->status = ZC_OK;
+    return 0;
+}
+
+static int apply_release(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_result_t *out)
+{
+    zc_state_t *s = f->state;
+    zc_session_rec_t sess;
+    int rc = zc_state_txn_get_session(s, t, c->release.session, &sess);
+    if (rc < 0)
+        return -1;
+    out->status = ZC_OK;
+    if (rc == 1)
+        return 0; /* never had a cart: nothing to release */
+    snprintf(out->cart, sizeof out->cart, "%s", sess.cart);
+    out->generation = sess.generation;
+    if (sess.state != ZC_SESS_LIVE)
+        return 0; /* already released: closing is idempotent */
+    sess.state = c->release.why == ZC_RELEASE_EXPIRED ? ZC_SESS_EXPIRED : ZC_SESS_CLOSED;
+    sess.since_ms = c->time_ms;
+    if (zc_state_txn_put_session(s, t, &sess) != 0)
+        return -1;
+    zc_cart_rec_t cart;
+    rc = zc_state_txn_get_cart(s, t, sess.cart, &cart);
+    if (rc < 0)
+        return -1;
+    if (rc == 0 && cart.state == ZC_CART_ASSIGNED && cart.generation == sess.generation &&
+        memcmp(cart.session, sess.id, ZC_SESSION_LEN) == 0) {
+        /* The cart keeps (session, generation) while it drains: the reset
+         * the leader sends names that generation. */
+        cart.state = ZC_CART_DRAINING;
+        cart.since_ms = c->time_ms;
+        if (zc_state_txn_put_cart(s, t, &cart) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int apply_return(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_result_t *out)
+{
+    zc_state_t *s = f->state;
+    zc_cart_rec_t cart;
+    int rc = zc_state_txn_get_cart(s, t, c->ret.cart, &cart);
+    if (rc < 0)
+        return -1;
+    snprintf(out->cart, sizeof out->cart, "%s", c->ret.cart);
+    out->generation = c->ret.generation;
+    if (rc == 1 || cart.state != ZC_CART_DRAINING || cart.generation != c->ret.generation) {
+        /* A stale or duplicate return (e.g. re-proposed by a new leader). */
+        out->status = ZC_FENCED;
+        return 0;
+    }
+    cart.state = ZC_CART_FREE;
+    cart.since_ms = c->time_ms;
+    memset(cart.session, 0, ZC_SESSION_LEN);
+    if (zc_state_txn_free_push(s, t, &cart) != 0 || zc_state_txn_put_cart(s, t, &cart) != 0)
+        return -1;
+    out->status = ZC_OK;
+    return 0;
+}
+
+int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_cmd_result_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (index <= f->applied_index) {
+        out->replayed = true;
+        return 0;
+    }
+    zc_state_t *s = f->state;
+    zc_cmd_t c;
+    bool decoded = zc_cmd_decode(&c, data, len) == 0;
+    MDB_txn *t;
+    if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
+        goto err;
+    int rc = 0;
+    if (!decoded) {
+        /* Every replica sees the same bytes, so every replica skips it. */
+        zc_error("entry %llu: undecodable command (%zu bytes), skipped", (unsigned long long)index,
+                 len);
+        out->status = ZC_BAD_REQUEST;
+    } else {
+        switch (c.type) {
+        case ZC_CMD_REGISTER: rc = apply_register(f, t, &c, out); break;
+        case ZC_CMD_ASSIGN: rc = apply_assign(f, t, &c, out); break;
+        case ZC_CMD_RELEASE: rc = apply_release(f, t, &c, out); break;
+        case ZC_CMD_RETURN: rc = apply_return(f, t, &c, out); break;
+        }
+    }
+    if (rc == 0)
+        rc = zc_state_txn_set_meta(s, t, "applied_index", index);
+    if (rc == 0)
+        rc = zc_state_txn_set_meta(s, t, "applied_commands",
+                                   zc_state_txn_meta(s, t, "applied_commands") + 1);
+    if (rc != 0) {
+        mdb_txn_abort(t);
+        goto err;
+    }
+    if (mdb_txn_commit(t) != 0)
+        goto err;
+    f->applied_index = index;
+    if (decoded)
+        zc_cmd_clear(&c);
+    return 0;
+err:
+    zc_error("entry %llu: storage error while applying, not applied", (unsigned long long)index);
+    if (decoded)
+        zc_cmd_clear(&c);
+    memset(out, 0, sizeof *out);
+    out->status = ZC_INTERNAL;
+    return -1;
+}
+
+/* --- snapshots ---
+ *
+ *   "ZCSNAP" u8 version(1) u64 applied_index
+ *   then for meta, carts, free, sessions in that order:
+ *     u32 count, count * (lstr key, lstr value)
+ */
+#define SNAP_MAGIC "ZCSNAP"
+#define SNAP_VERSION 1
+#define SNAP_MAX_VALUE (16u << 20)
+
+static int dump_db(MDB_txn *t, MDB_dbi dbi, zc_wbuf_t *out)
+{
+    MDB_stat st;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (mdb_stat(t, dbi, &st) != 0 || mdb_cursor_open(t, dbi, &cur) != 0)
+        return -1;
+    zc_wbuf_u32(out, (uint32_t)st.ms_entries);
+    uint32_t n = 0;
+    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT, n++) {
+        zc_wbuf_lstr(out, k.mv_data, k.mv_size);
+        zc_wbuf_lstr(out, v.mv_data, v.mv_size);
+    }
+    mdb_cursor_close(cur);
+    return n == st.ms_entries && !out->oom ? 0 : -1;
+}
+
+int zc_fsm_snapshot(zc_fsm_t *f, zc_wbuf_t *out)
+{
+    zc_state_t *s = f->state;
+    MDB_txn *t;
+    /* Make the state durable up to the point Raft will compact its log to. */
+    mdb_env_sync(s->env, 1);
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t) != 0)
+        return -1;
+    zc_wbuf_bytes(out, SNAP_MAGIC, 6);
+    zc_wbuf_u8(out, SNAP_VERSION);
+    zc_wbuf_u64(out, zc_state_txn_meta(s, t, "applied_index"));
+    int rc = 0;
+    MDB_dbi dbis[4] = {s->meta, s->carts, s->free, s->sessions};
+    for (int i = 0; i < 4 && rc == 0; i++)
+        rc = dump_db(t, dbis[i], out);
+    mdb_txn_abort(t);
+    return rc;
+}
+
+int zc_fsm_restore(zc_fsm_t *f, const void *data, size_t len)
+{
+    zc_state_t *s = f->state;
+    zc_rbuf_t r;
+    char magic[6];
+    zc_rbuf_init(&r, data, len);
+    zc_rbuf_bytes(&r, magic, 6);
+    uint8_t version = zc_rbuf_u8(&r);
+    uint64_t index = zc_rbuf_u64(&r);
+    if (r.err || memcmp(magic, SNAP_MAGIC, 6) != 0 || version != SNAP_VERSION) {
+        zc_error("restore: not a zcart snapshot");
+        return -1;
+    }
+    if (index <= f->applied_index) {
+        zc_info("restore: snapshot at %llu not newer than state at %llu, kept state",
+                (unsigned long long)index, (unsigned long long)f->applied_index);
+        return 0;
+    }
+    /* Validate the whole body before touching the state. */
+    size_t body = r.pos;
+    for (int i = 0; i < 4; i++) {
+        uint32_t n = zc_rbuf_u32(&r);
+        for (uint32_t j = 0; j < n && !r.err; j++) {
+            size_t kl, vl;
+            zc_rbuf_lstr(&r, &kl, SNAP_MAX_VALUE);
+            zc_rbuf_lstr(&r, &vl, SNAP_MAX_VALUE);
+        }
+    }
+    if (!zc_rbuf_done(&r)) {
+        zc_error("restore: malformed snapshot body");
+        return -1;
+    }
+    r.pos = body;
+    MDB_txn *t;
+    if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
+        return -1;
+    MDB_dbi dbis[4] = {s->meta, s->carts, s->free, s->sessions};
+    int rc = 0;
+    for (int i = 0; i < 4 && rc == 0; i++) {
+        rc = mdb_drop(t, dbis[i], 0);
+        uint32_t n = zc_rbuf_u32(&r);
+        for (uint32_t j = 0; j < n && rc == 0; j++) {
+            MDB_val k, v;
+            k.mv_data = (void *)zc_rbuf_lstr(&r, &k.mv_size, SNAP_MAX_VALUE);
+            v.mv_data = (void *)zc_rbuf_lstr(&r, &v.mv_size, SNAP_MAX_VALUE);
+            rc = mdb_put(t, dbis[i], &k, &v, 0);
+        }
+    }
+    if (rc != 0 || mdb_txn_commit(t) != 0) {
+        if (rc != 0)
+            mdb_txn_abort(t);
+        zc_error("restore: storage error, state unchanged");
+        return -1;
+    }
+    mdb_env_sync(s->env, 1);
+    f->applied_index = zc_state_meta(s, "applied_index");
+    zc_info("restore: state replaced by snapshot at %llu", (unsigned long long)index);
+    return 0;
+}
+
+/* --- raft glue --- */
+
+static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    zc_fsm_t *f = fsm->data;
+    uint64_t index = f->raft ? f->raft->last_applied + 1 : f->applied_index + 1;
+    if (zc_fsm_apply(f, index, buf->base, buf->len, &f->result) != 0)
+        return RAFT_IOERR;
+    *result = &f->result;
+    return 0;
+}
+
+static int fsm_snapshot_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    zc_fsm_t *f = fsm->data;
+    zc_wbuf_t w;
+    zc_wbuf_init(&w);
+    if (zc_fsm_snapshot(f, &w) != 0) {
+        zc_wbuf_clear(&w);
+        return RAFT_IOERR;
+    }
+    struct raft_buffer *b = raft_malloc(sizeof *b);
+    void *copy = raft_malloc(w.len);
+    if (b == NULL || copy == NULL) {
+        raft_free(b);
+        raft_free(copy);
+        zc_wbuf_clear(&w);
+        return RAFT_NOMEM;
+    }
+    memcpy(copy, w.data, w.len);
+    b->base = copy;
+    b->len = w.len;
+    zc_wbuf_clear(&w);
+    *bufs = b;
+    *n_bufs = 1;
+    return 0;
+}
+
+static int fsm_restore_cb(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    zc_fsm_t *f = fsm->data;
+    int rc = zc_fsm_restore(f, buf->base, buf->len);
+    if (rc != 0)
+        return RAFT_MALFORMED;
+    /* Raft hands the buffer over on success. */
+    raft_free(buf->base);
+    return 0;
+}
+
+void zc_fsm_raft(zc_fsm_t *f, struct raft_fsm *out)
+{
+    memset(out, 0, sizeof *out);
+    out->version = 1;
+    out->data = f;
+    out->apply = fsm_apply_cb;
+    out->snapshot = fsm_snapshot_cb;
+    out->restore = fsm_restore_cb;
+}
+
+void zc_fsm_bind(zc_fsm_t *f, struct raft *r) { f->raft = r; }

@@ -1,0 +1,55 @@
+/* fsm: the replicated state machine -- apply, snapshot, restore -- on LMDB.
+ *
+ * Raft hands every committed command entry to zc_fsm_apply in log order on
+ * every replica.  The entry's index is written in the same LMDB transaction
+ * as its effects (meta.applied_index), and an entry whose index is not above
+ * it is skipped: that is how a restarted replica, whose Raft log replays
+ * entries the LMDB state already holds, never applies one twice -- without a
+ * synced LMDB commit per entry (the Raft log is the durability).
+ *
+ * Snapshots are the whole LMDB content plus the applied index it reflects.
+ * Restore replaces the state only if the snapshot is newer than what LMDB
+ * already holds; either way later entries up to the snapshot's own index are
+ * skipped.  So a snapshot that Raft labels with an older index than its
+ * content (possible right after a restart) is still applied exactly once.
+ *
+ * The apply path has no clock, no randomness and no I/O other than LMDB: the
+ * same log gives the same state and the same digest everywhere. */
+#ifndef ZC_REPLICATION_FSM_H
+#define ZC_REPLICATION_FSM_H
+
+#include <raft.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "replication/command.h"
+#include "replication/state.h"
+
+typedef struct zc_fsm zc_fsm_t;
+
+/* Open the state under dir (created if missing).  NULL with err on failure. */
+zc_fsm_t *zc_fsm_new(const char *dir, size_t map_size, char *err, size_t errlen);
+void zc_fsm_destroy(zc_fsm_t **p);
+zc_state_t *zc_fsm_state(zc_fsm_t *f);
+/* Index of the last entry whose effects are in the state. */
+uint64_t zc_fsm_applied_index(zc_fsm_t *f);
+
+/* Apply the encoded command `data` as log entry `index`.  Fills *out (also
+ * for KO outcomes, which are not errors).  Returns -1 only when storage
+ * failed, in which case nothing was applied. */
+int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_cmd_result_t *out);
+
+/* Serialize the whole state into out. */
+int zc_fsm_snapshot(zc_fsm_t *f, zc_wbuf_t *out);
+/* Replace the state with a snapshot if it is newer; -1 if malformed or on
+ * storage failure (state unchanged). */
+int zc_fsm_restore(zc_fsm_t *f, const void *data, size_t len);
+
+/* Fill a raft_fsm whose callbacks drive f.  The index of each applied entry
+ * is read from `r` (r->last_applied + 1), which must be the raft instance
+ * this fsm is registered with: call zc_fsm_bind once it exists. */
+void zc_fsm_raft(zc_fsm_t *f, struct raft_fsm *out);
+void zc_fsm_bind(zc_fsm_t *f, struct raft *r);
+
+#endif

@@ -1,0 +1,358 @@
+/* node: raft + libuv + LMDB lifecycle.  See node.h.
+ *
+ * Start-up order: state (LMDB) -> transport -> raft_uv io -> raft_init ->
+ * bootstrap (ignored when the data dir already holds a cluster) -> timeouts
+ * -> raft_start.  After start the node checks that the LMDB state is not
+ * ahead of the raft log: that would mean the raft data was lost or belongs to
+ * another cluster, and skipping "already applied" entries would then silently
+ * drop real ones. */
+#include "replication/node.h"
+
+#include <errno.h>
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "proto/status.h"
+#include "replication/fsm.h"
+
+struct zc_node {
+    uv_loop_t *loop;                     /* not owned */
+    zc_node_config_t cfg;                /* copy; replicas points to `members` */
+    zc_replica_t *members;               /* owned copy of cfg.replicas */
+    zc_fsm_t *fsm;                       /* LMDB state machine (owned) */
+    struct raft_fsm raft_fsm;            /* raft's view of fsm */
+    struct raft_uv_transport transport;  /* TCP transport */
+    struct raft_io io;                   /* libuv I/O */
+    struct raft raft;                    /* the raft instance */
+    uv_check_t check;                    /* role/readiness watcher */
+    struct raft_barrier barrier;         /* readiness barrier of this term */
+    bool barrier_pending;                /* barrier submitted, not yet applied */
+    uint64_t ready_term;                 /* term in which the barrier applied, 0 if none */
+    int last_role;                       /* role seen at the last check */
+    bool last_ready;                     /* readiness seen at the last check */
+    zc_node_role_cb role_cb;             /* broker's callback */
+    void *role_arg;                      /* its argument */
+    bool raft_inited;                    /* raft_init succeeded: close through raft */
+    bool started;                        /* raft_start succeeded */
+    void (*close_done)(void *);          /* zc_node_close callback */
+    void *close_arg;                     /* its argument */
+    char raft_dir[512];                  /* <dir>/raft */
+};
+
+/* One proposal in flight. */
+typedef struct {
+    struct raft_apply req; /* must be first: raft hands it back */
+    zc_propose_cb cb;      /* proposer's callback */
+    void *arg;             /* its argument */
+} proposal_t;
+
+const char *zc_role_name(int role)
+{
+    switch (role) {
+    case ZC_ROLE_FOLLOWER: return "follower";
+    case ZC_ROLE_CANDIDATE: return "candidate";
+    case ZC_ROLE_LEADER: return "leader";
+    default: return "unavailable";
+    }
+}
+
+static int role_of(struct raft *r)
+{
+    switch (raft_state(r)) {
+    case RAFT_FOLLOWER: return ZC_ROLE_FOLLOWER;
+    case RAFT_CANDIDATE: return ZC_ROLE_CANDIDATE;
+    case RAFT_LEADER: return ZC_ROLE_LEADER;
+    default: return ZC_ROLE_UNAVAILABLE;
+    }
+}
+
+bool zc_node_ready(zc_node_t *n)
+{
+    return n->started && raft_state(&n->raft) == RAFT_LEADER &&
+           n->ready_term == n->raft.current_term;
+}
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+    zc_node_t *n = req->data;
+    n->barrier_pending = false;
+    if (status == 0 && raft_state(&n->raft) == RAFT_LEADER) {
+        n->ready_term = n->raft.current_term;
+        zc_info("leader ready in term %llu (applied %llu)", (unsigned long long)n->ready_term,
+                (unsigned long long)zc_fsm_applied_index(n->fsm));
+    }
+}
+
+/* Runs after every loop iteration's I/O: notice role changes, start the
+ * readiness barrier of a new leader, tell the broker. */
+static void check_cb(uv_check_t *h)
+{
+    zc_node_t *n = h->data;
+    if (!n->started || n->close_done)
+        return;
+    int role = role_of(&n->raft);
+    if (role == ZC_ROLE_LEADER && n->ready_term != n->raft.current_term && !n->barrier_pending) {
+        n->barrier.data = n;
+        if (raft_barrier(&n->raft, &n->barrier, barrier_cb) == 0)
+            n->barrier_pending = true;
+    }
+    bool ready = zc_node_ready(n);
+    if (role != n->last_role || ready != n->last_ready) {
+        if (role != n->last_role)
+            zc_info("role %s -> %s (term %llu)", zc_role_name(n->last_role), zc_role_name(role),
+                    (unsigned long long)n->raft.current_term);
+        n->last_role = role;
+        n->last_ready = ready;
+        if (n->role_cb)
+            n->role_cb(n->role_arg);
+    }
+}
+
+zc_node_t *zc_node_new(uv_loop_t *loop, const zc_node_config_t *cfg, zc_node_role_cb role_cb,
+                       void *arg, char *err, size_t errlen)
+{
+    zc_node_t *n = calloc(1, sizeof *n);
+    char path[512];
+    if (n == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    n->loop = loop;
+    n->cfg = *cfg;
+    n->role_cb = role_cb;
+    n->role_arg = arg;
+    n->members = calloc(cfg->n_replicas ? cfg->n_replicas : 1, sizeof *n->members);
+    if (n->members == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto err_after_alloc;
+    }
+    memcpy(n->members, cfg->replicas, cfg->n_replicas * sizeof *n->members);
+    n->cfg.replicas = n->members;
+    if (zc_node_member(n, cfg->id) == NULL) {
+        snprintf(err, errlen, "replica %llu is not in the member list",
+                 (unsigned long long)cfg->id);
+        goto err_after_members;
+    }
+    if (mkdir(cfg->dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "create %s: %s", cfg->dir, strerror(errno));
+        goto err_after_members;
+    }
+    snprintf(path, sizeof path, "%s/state", cfg->dir);
+    n->fsm = zc_fsm_new(path, cfg->state_map_size, err, errlen);
+    if (n->fsm == NULL)
+        goto err_after_members;
+    snprintf(n->raft_dir, sizeof n->raft_dir, "%s/raft", cfg->dir);
+    if (mkdir(n->raft_dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "create %s: %s", n->raft_dir, strerror(errno));
+        goto err_after_fsm;
+    }
+    zc_fsm_raft(n->fsm, &n->raft_fsm);
+    uv_check_init(loop, &n->check);
+    n->check.data = n;
+    return n;
+
+err_after_fsm:
+    zc_fsm_destroy(&n->fsm);
+err_after_members:
+    free(n->members);
+err_after_alloc:
+    free(n);
+    return NULL;
+}
+
+int zc_node_start(zc_node_t *n, char *err, size_t errlen)
+{
+    const zc_replica_t *self = zc_node_member(n, n->cfg.id);
+    struct raft_configuration conf;
+    int rv;
+
+    if ((rv = raft_uv_tcp_init(&n->transport, n->loop)) != 0) {
+        snprintf(err, errlen, "raft transport: %s", raft_strerror(rv));
+        return -1;
+    }
+    if ((rv = raft_uv_init(&n->io, n->loop, n->raft_dir, &n->transport)) != 0) {
+        snprintf(err, errlen, "raft io %s: %s", n->raft_dir, n->io.errmsg);
+        goto err_after_transport;
+    }
+    if ((rv = raft_init(&n->raft, &n->io, &n->raft_fsm, n->cfg.id, self->raft_address)) != 0) {
+        snprintf(err, errlen, "raft init: %s", raft_errmsg(&n->raft));
+        goto err_after_io;
+    }
+    n->raft.data = n;
+    n->raft_inited = true;
+    zc_fsm_bind(n->fsm, &n->raft);
+
+    raft_configuration_init(&conf);
+    for (unsigned i = 0; i < n->cfg.n_replicas; i++) {
+        rv = raft_configuration_add(&conf, n->members[i].id, n->members[i].raft_address,
+                                    RAFT_VOTER);
+        if (rv != 0) {
+            snprintf(err, errlen, "member %llu: %s", (unsigned long long)n->members[i].id,
+                     raft_strerror(rv));
+            raft_configuration_close(&conf);
+            goto err_after_raft;
+        }
+    }
+    rv = raft_bootstrap(&n->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
+        snprintf(err, errlen, "bootstrap: %s", raft_errmsg(&n->raft));
+        goto err_after_raft;
+    }
+    if (rv == 0)
+        zc_info("bootstrapped a new cluster of %u members", n->cfg.n_replicas);
+
+    raft_set_election_timeout(&n->raft, n->cfg.election_timeout_ms);
+    raft_set_heartbeat_timeout(&n->raft, n->cfg.heartbeat_timeout_ms);
+    raft_set_snapshot_threshold(&n->raft, n->cfg.snapshot_threshold);
+    raft_set_snapshot_trailing(&n->raft, n->cfg.snapshot_trailing);
+    raft_set_pre_vote(&n->raft, n->cfg.pre_vote);
+    raft_uv_set_connect_retry_delay(&n->io, n->cfg.heartbeat_timeout_ms);
+
+    if ((rv = raft_start(&n->raft)) != 0) {
+        snprintf(err, errlen, "raft start: %s", raft_errmsg(&n->raft));
+        goto err_after_raft;
+    }
+    n->started = true;
+    uint64_t applied = zc_fsm_applied_index(n->fsm), last = raft_last_index(&n->raft);
+    if (applied > last) {
+        snprintf(err, errlen,
+                 "state in %s/state is at entry %llu but the raft log ends at %llu: the raft "
+                 "data was lost or belongs to another cluster; remove %s/state to rebuild it",
+                 n->cfg.dir, (unsigned long long)applied, (unsigned long long)last, n->cfg.dir);
+        return -1;
+    }
+    zc_info("raft started: id %llu at %s, state at entry %llu, log ends at %llu",
+            (unsigned long long)n->cfg.id, self->raft_address, (unsigned long long)applied,
+            (unsigned long long)last);
+    uv_check_start(&n->check, check_cb);
+    return 0;
+
+err_after_raft:
+    /* raft owns io and transport now; zc_node_close releases them. */
+    return -1;
+err_after_io:
+    raft_uv_close(&n->io);
+err_after_transport:
+    raft_uv_tcp_close(&n->transport);
+    return -1;
+}
+
+static void close_handle_cb(uv_handle_t *h)
+{
+    zc_node_t *n = h->data;
+    void (*done)(void *) = n->close_done;
+    void *arg = n->close_arg;
+    zc_fsm_destroy(&n->fsm);
+    free(n->members);
+    free(n);
+    if (done)
+        done(arg);
+}
+
+static void node_raft_closed(struct raft *r)
+{
+    zc_node_t *n = r->data;
+    raft_uv_close(&n->io);
+    raft_uv_tcp_close(&n->transport);
+    uv_close((uv_handle_t *)&n->check, close_handle_cb);
+}
+
+static void noop(void *arg) { (void)arg; }
+
+void zc_node_close(zc_node_t *n, void (*done)(void *arg), void *arg)
+{
+    n->close_done = done ? done : noop;
+    n->close_arg = arg;
+    uv_check_stop(&n->check);
+    if (n->raft_inited) {
+        n->raft.data = n;
+        raft_close(&n->raft, node_raft_closed);
+    } else {
+        uv_close((uv_handle_t *)&n->check, close_handle_cb);
+    }
+}
+
+void zc_node_info(zc_node_t *n, zc_node_info_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->applied_index = zc_fsm_applied_index(n->fsm);
+    if (!n->started)
+        return;
+    raft_id lid = 0;
+    const char *laddr = NULL;
+    out->role = role_of(&n->raft);
+    out->ready = zc_node_ready(n);
+    out->term = n->raft.current_term;
+    out->commit_index = n->raft.commit_index;
+    out->last_index = raft_last_index(&n->raft);
+    raft_leader(&n->raft, &lid, &laddr);
+    out->leader_id = lid;
+}
+
+const zc_replica_t *zc_node_member(zc_node_t *n, uint64_t id)
+{
+    for (unsigned i = 0; i < n->cfg.n_replicas; i++)
+        if (n->members[i].id == id)
+            return &n->members[i];
+    return NULL;
+}
+
+zc_state_t *zc_node_state(zc_node_t *n) { return zc_fsm_state(n->fsm); }
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+    proposal_t *p = (proposal_t *)req;
+    if (status == 0) {
+        p->cb(p->arg, ZC_OK, result);
+    } else {
+        zc_cmd_result_t none;
+        memset(&none, 0, sizeof none);
+        none.status = ZC_UNAVAILABLE;
+        p->cb(p->arg, ZC_UNAVAILABLE, &none);
+    }
+    free(p);
+}
+
+void zc_node_propose(zc_node_t *n, const zc_cmd_t *cmd, zc_propose_cb cb, void *arg)
+{
+    zc_cmd_result_t none;
+    memset(&none, 0, sizeof none);
+    if (!zc_node_ready(n)) {
+        none.status = ZC_NOT_LEADER;
+        cb(arg, ZC_NOT_LEADER, &none);
+        return;
+    }
+    zc_wbuf_t w;
+    zc_wbuf_init(&w);
+    proposal_t *p = calloc(1, sizeof *p);
+    void *copy = NULL;
+    if (p == NULL || zc_cmd_encode(cmd, &w) != 0 || (copy = raft_malloc(w.len)) == NULL)
+        goto err;
+    memcpy(copy, w.data, w.len);
+    struct raft_buffer buf = {copy, w.len};
+    p->cb = cb;
+    p->arg = arg;
+    int rv = raft_apply(&n->raft, &p->req, &buf, 1, apply_cb);
+    if (rv != 0) {
+        raft_free(copy);
+        zc_wbuf_clear(&w);
+        free(p);
+        none.status = rv == RAFT_NOTLEADER ? ZC_NOT_LEADER : ZC_UNAVAILABLE;
+        cb(arg, none.status, &none);
+        return;
+    }
+    zc_wbuf_clear(&w);
+    return;
+err:
+    zc_wbuf_clear(&w);
+    free(p);
+    none.status = ZC_INTERNAL;
+    cb(arg, ZC_INTERNAL, &none);
+}

@@ -1,0 +1,97 @@
+/* node: one replica's Raft node on a libuv loop, seen from the broker.
+ *
+ * Owns the raft instance, its libuv I/O and TCP transport (<dir>/raft) and
+ * the LMDB state machine (<dir>/state).  The broker proposes commands and
+ * reads the state; it never sees raft.h.
+ *
+ * Leadership.  Being raft leader is not enough to serve: a new leader may
+ * not yet have applied every entry committed by its predecessors, so its
+ * state could be stale.  On election the node appends a barrier and becomes
+ * *ready* only when the barrier is applied.  zc_node_ready() is what the
+ * broker checks before routing; the role callback fires whenever role or
+ * readiness changes (checked once per loop iteration, so no transition is
+ * missed and none costs a timer).
+ *
+ * Lifetimes: zc_node_new/start, then zc_node_close(cb) which completes
+ * asynchronously on the loop; the node frees itself before calling cb. */
+#ifndef ZC_REPLICATION_NODE_H
+#define ZC_REPLICATION_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "replication/command.h"
+#include "replication/state.h"
+
+#define ZC_ADDR_MAX 255
+
+/* One cluster member and where to reach it. */
+typedef struct {
+    uint64_t id;                            /* raft server id, > 0 */
+    char raft_address[ZC_ADDR_MAX + 1];     /* "host:port" of the raft transport */
+    char client_endpoint[ZC_ADDR_MAX + 1];  /* ZeroMQ endpoint for clients */
+    char cart_endpoint[ZC_ADDR_MAX + 1];    /* ZeroMQ endpoint for cart nodes */
+} zc_replica_t;
+
+typedef struct {
+    uint64_t id;                   /* this replica's id */
+    const char *dir;               /* data directory */
+    const zc_replica_t *replicas;  /* initial members, this one included */
+    unsigned n_replicas;           /* entries in replicas */
+    unsigned election_timeout_ms;  /* raft election timeout (randomized 1x..2x) */
+    unsigned heartbeat_timeout_ms; /* raft heartbeat, < election timeout */
+    unsigned snapshot_threshold;   /* entries between snapshots */
+    unsigned snapshot_trailing;    /* entries kept after a snapshot */
+    bool pre_vote;                 /* raft pre-vote */
+    size_t state_map_size;         /* LMDB map size, 0 = default */
+} zc_node_config_t;
+
+typedef enum {
+    ZC_ROLE_UNAVAILABLE = 0,
+    ZC_ROLE_FOLLOWER,
+    ZC_ROLE_CANDIDATE,
+    ZC_ROLE_LEADER,
+} zc_role_t;
+
+/* A replica's view of itself, for status. */
+typedef struct {
+    int role;               /* zc_role_t */
+    bool ready;             /* leader with every earlier entry applied */
+    uint64_t term;          /* current term */
+    uint64_t commit_index;  /* raft commit index */
+    uint64_t applied_index; /* last entry in the LMDB state */
+    uint64_t last_index;    /* last entry in the raft log */
+    uint64_t leader_id;     /* known leader, 0 if none */
+} zc_node_info_t;
+
+typedef struct zc_node zc_node_t;
+
+/* Called when role or readiness may have changed. */
+typedef void (*zc_node_role_cb)(void *arg);
+/* Outcome of a proposal.  status: ZC_OK with *res filled (res->status is the
+ * command's own outcome); ZC_NOT_LEADER if this node was not leader when
+ * proposing; ZC_UNAVAILABLE if leadership was lost before the entry was
+ * applied here -- the entry may or may not commit later (retry: every
+ * command is idempotent). */
+typedef void (*zc_propose_cb)(void *arg, int status, const zc_cmd_result_t *res);
+
+zc_node_t *zc_node_new(uv_loop_t *loop, const zc_node_config_t *cfg, zc_node_role_cb role_cb,
+                       void *arg, char *err, size_t errlen);
+/* 0, or -1 with err: the node is then unusable and must still be closed. */
+int zc_node_start(zc_node_t *n, char *err, size_t errlen);
+void zc_node_close(zc_node_t *n, void (*done)(void *arg), void *arg);
+
+bool zc_node_ready(zc_node_t *n);
+void zc_node_info(zc_node_t *n, zc_node_info_t *out);
+/* The member with this id, or NULL. */
+const zc_replica_t *zc_node_member(zc_node_t *n, uint64_t id);
+zc_state_t *zc_node_state(zc_node_t *n);
+const char *zc_role_name(int role);
+
+/* Propose a command; cb fires exactly once (possibly before this returns
+ * when the proposal is refused at once). */
+void zc_node_propose(zc_node_t *n, const zc_cmd_t *cmd, zc_propose_cb cb, void *arg);
+
+#endif

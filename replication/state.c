@@ -1,0 +1,397 @@
+/* state: LMDB schema and queries; see state.h for the layout.
+ *
+ * Records are encoded with lib/buf (big-endian, length-prefixed strings),
+ * led by a version octet so a later release can extend them; decoders
+ * accept trailing fields they do not know only if the version says so. */
+#include "replication/state.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lib/buf.h"
+#include "lib/hash.h"
+
+#define CART_REC_V 1
+#define SESSION_REC_V 1
+
+static void encode_cart(const zc_cart_rec_t *c, zc_wbuf_t *w)
+{
+    zc_wbuf_u8(w, CART_REC_V);
+    zc_wbuf_str(w, c->node);
+    zc_wbuf_u16(w, c->slot);
+    zc_wbuf_u8(w, c->state);
+    zc_wbuf_u64(w, c->generation);
+    zc_wbuf_bytes(w, c->session, ZC_SESSION_LEN);
+    zc_wbuf_u64(w, c->free_pos);
+    zc_wbuf_u64(w, c->since_ms);
+}
+
+static int decode_cart(const MDB_val *k, const MDB_val *v, zc_cart_rec_t *c)
+{
+    memset(c, 0, sizeof *c);
+    if (k->mv_size == 0 || k->mv_size > ZC_CART_MAX)
+        return -1;
+    memcpy(c->id, k->mv_data, k->mv_size);
+    zc_rbuf_t r;
+    zc_rbuf_init(&r, v->mv_data, v->mv_size);
+    if (zc_rbuf_u8(&r) != CART_REC_V)
+        return -1;
+    zc_rbuf_str(&r, c->node, sizeof c->node);
+    c->slot = zc_rbuf_u16(&r);
+    c->state = zc_rbuf_u8(&r);
+    c->generation = zc_rbuf_u64(&r);
+    zc_rbuf_bytes(&r, c->session, ZC_SESSION_LEN);
+    c->free_pos = zc_rbuf_u64(&r);
+    c->since_ms = zc_rbuf_u64(&r);
+    return zc_rbuf_done(&r) ? 0 : -1;
+}
+
+static void encode_session(const zc_session_rec_t *s, zc_wbuf_t *w)
+{
+    zc_wbuf_u8(w, SESSION_REC_V);
+    zc_wbuf_u8(w, s->state);
+    zc_wbuf_str(w, s->cart);
+    zc_wbuf_u64(w, s->generation);
+    zc_wbuf_u64(w, s->since_ms);
+}
+
+static int decode_session(const MDB_val *k, const MDB_val *v, zc_session_rec_t *s)
+{
+    memset(s, 0, sizeof *s);
+    if (k->mv_size != ZC_SESSION_LEN)
+        return -1;
+    memcpy(s->id, k->mv_data, ZC_SESSION_LEN);
+    zc_rbuf_t r;
+    zc_rbuf_init(&r, v->mv_data, v->mv_size);
+    if (zc_rbuf_u8(&r) != SESSION_REC_V)
+        return -1;
+    s->state = zc_rbuf_u8(&r);
+    zc_rbuf_str(&r, s->cart, sizeof s->cart);
+    s->generation = zc_rbuf_u64(&r);
+    s->since_ms = zc_rbuf_u64(&r);
+    return zc_rbuf_done(&r) ? 0 : -1;
+}
+
+zc_state_t *zc_state_open(const char *dir, size_t map_size, char *err, size_t errlen)
+{
+    zc_state_t *s = calloc(1, sizeof *s);
+    MDB_txn *t = NULL;
+    int rc;
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "create %s: %s", dir, strerror(errno));
+        goto err_after_alloc;
+    }
+    if ((rc = mdb_env_create(&s->env)) != 0)
+        goto err_lmdb;
+    mdb_env_set_maxdbs(s->env, 8);
+    mdb_env_set_mapsize(s->env, map_size ? map_size : (size_t)256 << 20);
+    if ((rc = mdb_env_open(s->env, dir, MDB_NOSYNC | MDB_NOTLS, 0644)) != 0)
+        goto err_lmdb;
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != 0)
+        goto err_lmdb;
+    if ((rc = mdb_dbi_open(t, "meta", MDB_CREATE, &s->meta)) != 0 ||
+        (rc = mdb_dbi_open(t, "carts", MDB_CREATE, &s->carts)) != 0 ||
+        (rc = mdb_dbi_open(t, "free", MDB_CREATE, &s->free)) != 0 ||
+        (rc = mdb_dbi_open(t, "sessions", MDB_CREATE, &s->sessions)) != 0) {
+        mdb_txn_abort(t);
+        goto err_lmdb;
+    }
+    if ((rc = mdb_txn_commit(t)) != 0)
+        goto err_lmdb;
+    return s;
+
+err_lmdb:
+    snprintf(err, errlen, "lmdb %s: %s", dir, mdb_strerror(rc));
+    if (s->env)
+        mdb_env_close(s->env);
+err_after_alloc:
+    free(s);
+    return NULL;
+}
+
+void zc_state_close(zc_state_t **p)
+{
+    zc_state_t *s = *p;
+    if (s == NULL)
+        return;
+    *p = NULL;
+    mdb_env_sync(s->env, 1);
+    mdb_env_close(s->env);
+    free(s);
+}
+
+/* --- transaction-level primitives --- */
+
+int zc_state_txn_get_cart(zc_state_t *s, MDB_txn *t, const char *id, zc_cart_rec_t *out)
+{
+    MDB_val k = {strlen(id), (void *)id}, v;
+    int rc = mdb_get(t, s->carts, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 1;
+    if (rc != 0)
+        return -1;
+    return decode_cart(&k, &v, out);
+}
+
+int zc_state_txn_put_cart(zc_state_t *s, MDB_txn *t, const zc_cart_rec_t *c)
+{
+    zc_wbuf_t w;
+    zc_wbuf_init(&w);
+    encode_cart(c, &w);
+    MDB_val k = {strlen(c->id), (void *)c->id}, v = {w.len, w.data};
+    int rc = w.oom ? -1 : mdb_put(t, s->carts, &k, &v, 0);
+    zc_wbuf_clear(&w);
+    return rc == 0 ? 0 : -1;
+}
+
+int zc_state_txn_get_session(zc_state_t *s, MDB_txn *t, const uint8_t id[ZC_SESSION_LEN],
+                             zc_session_rec_t *out)
+{
+    MDB_val k = {ZC_SESSION_LEN, (void *)id}, v;
+    int rc = mdb_get(t, s->sessions, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 1;
+    if (rc != 0)
+        return -1;
+    return decode_session(&k, &v, out);
+}
+
+int zc_state_txn_put_session(zc_state_t *s, MDB_txn *t, const zc_session_rec_t *r)
+{
+    zc_wbuf_t w;
+    zc_wbuf_init(&w);
+    encode_session(r, &w);
+    MDB_val k = {ZC_SESSION_LEN, (void *)r->id}, v = {w.len, w.data};
+    int rc = w.oom ? -1 : mdb_put(t, s->sessions, &k, &v, 0);
+    zc_wbuf_clear(&w);
+    return rc == 0 ? 0 : -1;
+}
+
+static void be64(uint8_t out[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        out[i] = (uint8_t)v;
+}
+
+static uint64_t from_be64(const void *p)
+{
+    const uint8_t *b = p;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | b[i];
+    return v;
+}
+
+uint64_t zc_state_txn_meta(zc_state_t *s, MDB_txn *t, const char *key)
+{
+    MDB_val k = {strlen(key), (void *)key}, v;
+    if (mdb_get(t, s->meta, &k, &v) != 0 || v.mv_size != 8)
+        return 0;
+    return from_be64(v.mv_data);
+}
+
+int zc_state_txn_set_meta(zc_state_t *s, MDB_txn *t, const char *key, uint64_t val)
+{
+    uint8_t b[8];
+    be64(b, val);
+    MDB_val k = {strlen(key), (void *)key}, v = {8, b};
+    return mdb_put(t, s->meta, &k, &v, 0) == 0 ? 0 : -1;
+}
+
+int zc_state_txn_free_push(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *c)
+{
+    uint64_t pos = zc_state_txn_meta(s, t, "free_tail");
+    uint8_t b[8];
+    be64(b, pos);
+    MDB_val k = {8, b}, v = {strlen(c->id), c->id};
+    if (mdb_put(t, s->free, &k, &v, 0) != 0)
+        return -1;
+    c->free_pos = pos;
+    return zc_state_txn_set_meta(s, t, "free_tail", pos + 1);
+}
+
+int zc_state_txn_free_del(zc_state_t *s, MDB_txn *t, uint64_t pos)
+{
+    uint8_t b[8];
+    be64(b, pos);
+    MDB_val k = {8, b};
+    int rc = mdb_del(t, s->free, &k, NULL);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : -1;
+}
+
+/* --- queries --- */
+
+static MDB_txn *rtxn(zc_state_t *s)
+{
+    MDB_txn *t = NULL;
+    return mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t) == 0 ? t : NULL;
+}
+
+int zc_state_get_session(zc_state_t *s, const uint8_t id[ZC_SESSION_LEN], zc_session_rec_t *out)
+{
+    MDB_txn *t = rtxn(s);
+    if (t == NULL)
+        return -1;
+    int rc = zc_state_txn_get_session(s, t, id, out);
+    mdb_txn_abort(t);
+    return rc;
+}
+
+int zc_state_get_cart(zc_state_t *s, const char *id, zc_cart_rec_t *out)
+{
+    MDB_txn *t = rtxn(s);
+    if (t == NULL)
+        return -1;
+    int rc = zc_state_txn_get_cart(s, t, id, out);
+    mdb_txn_abort(t);
+    return rc;
+}
+
+uint64_t zc_state_meta(zc_state_t *s, const char *key)
+{
+    MDB_txn *t = rtxn(s);
+    if (t == NULL)
+        return 0;
+    uint64_t v = zc_state_txn_meta(s, t, key);
+    mdb_txn_abort(t);
+    return v;
+}
+
+int zc_state_each_cart(zc_state_t *s, int (*fn)(const zc_cart_rec_t *c, void *arg), void *arg)
+{
+    MDB_txn *t = rtxn(s);
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = -1;
+    if (t == NULL)
+        return -1;
+    if (mdb_cursor_open(t, s->carts, &cur) != 0)
+        goto out;
+    rc = 0;
+    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        zc_cart_rec_t c;
+        if (decode_cart(&k, &v, &c) != 0) {
+            rc = -1;
+            break;
+        }
+        if (fn(&c, arg) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+out:
+    mdb_txn_abort(t);
+    return rc;
+}
+
+int zc_state_each_free(zc_state_t *s, int (*fn)(const char *cart, void *arg), void *arg)
+{
+    MDB_txn *t = rtxn(s);
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = -1;
+    if (t == NULL)
+        return -1;
+    if (mdb_cursor_open(t, s->free, &cur) != 0)
+        goto out;
+    rc = 0;
+    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        char id[ZC_CART_MAX + 1];
+        if (v.mv_size > ZC_CART_MAX) {
+            rc = -1;
+            break;
+        }
+        memcpy(id, v.mv_data, v.mv_size);
+        id[v.mv_size] = 0;
+        if (fn(id, arg) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+out:
+    mdb_txn_abort(t);
+    return rc;
+}
+
+static int count_cart(const zc_cart_rec_t *c, void *arg)
+{
+    zc_state_counts_t *n = arg;
+    n->total++;
+    if (c->state == ZC_CART_FREE)
+        n->free++;
+    else if (c->state == ZC_CART_ASSIGNED)
+        n->assigned++;
+    else if (c->state == ZC_CART_DRAINING)
+        n->draining++;
+    return 0;
+}
+
+int zc_state_counts(zc_state_t *s, zc_state_counts_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (zc_state_each_cart(s, count_cart, out) != 0)
+        return -1;
+    MDB_txn *t = rtxn(s);
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (t == NULL)
+        return -1;
+    if (mdb_cursor_open(t, s->sessions, &cur) == 0) {
+        for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+            zc_session_rec_t r;
+            if (decode_session(&k, &v, &r) != 0)
+                continue;
+            if (r.state == ZC_SESS_LIVE)
+                out->sessions_live++;
+            else
+                out->sessions_ended++;
+        }
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(t);
+    return 0;
+}
+
+/* Hash one database: every (key, value) in key order, each length-framed so
+ * different splits of the same bytes hash differently. */
+static uint64_t hash_db(MDB_txn *t, MDB_dbi dbi, uint64_t h)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (mdb_cursor_open(t, dbi, &cur) != 0)
+        return h;
+    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        uint8_t len[8];
+        be64(len, k.mv_size);
+        h = zc_fnv64(h, len, 8);
+        h = zc_fnv64(h, k.mv_data, k.mv_size);
+        be64(len, v.mv_size);
+        h = zc_fnv64(h, len, 8);
+        h = zc_fnv64(h, v.mv_data, v.mv_size);
+    }
+    mdb_cursor_close(cur);
+    return h;
+}
+
+uint64_t zc_state_digest(zc_state_t *s)
+{
+    MDB_txn *t = rtxn(s);
+    if (t == NULL)
+        return 0;
+    uint64_t h = ZC_FNV64_INIT;
+    h = hash_db(t, s->carts, h);
+    h = hash_db(t, s->free, h);
+    h = hash_db(t, s->sessions, h);
+    uint8_t b[8];
+    be64(b, zc_state_txn_meta(s, t, "next_gen"));
+    h = zc_fnv64(h, b, 8);
+    be64(b, zc_state_txn_meta(s, t, "free_tail"));
+    h = zc_fnv64(h, b, 8);
+    mdb_txn_abort(t);
+    return h;
+}

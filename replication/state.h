@@ -1,0 +1,103 @@
+/* state: the replicated state as it lives in LMDB, and read-only queries.
+ *
+ * Four LMDB databases in one environment (<data>/state):
+ *
+ *   meta      text key -> u64: applied_index, applied_commands, next_gen,
+ *             free_tail (next free-list position)
+ *   carts     cart id "<node>.<slot>" -> cart record (state FREE, ASSIGNED or
+ *             DRAINING; generation and session of the latest assignment;
+ *             free-list position while FREE)
+ *   free      u64 position (big-endian, so LMDB order = FIFO order) -> cart id
+ *   sessions  16-octet session id -> session record (LIVE, CLOSED, EXPIRED;
+ *             cart and generation)
+ *
+ * Invariant kept by every apply: registered carts = free + assigned +
+ * draining, disjoint; a cart is FREE iff it has an entry in `free`; a LIVE
+ * session's cart is ASSIGNED to it with the same generation.
+ *
+ * Only fsm.c writes (through the zc_state_put_* / del helpers, inside its
+ * own write transaction).  Everybody else reads through the query functions,
+ * each of which uses its own short read transaction.  The environment is
+ * opened MDB_NOSYNC: the Raft log is the durability, and applied_index --
+ * written in the same transaction as every change -- tells a restarted
+ * replica which entries it already holds. */
+#ifndef ZC_REPLICATION_STATE_H
+#define ZC_REPLICATION_STATE_H
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/msg.h"
+
+typedef enum { ZC_CART_FREE = 1, ZC_CART_ASSIGNED = 2, ZC_CART_DRAINING = 3 } zc_cart_state_t;
+typedef enum { ZC_SESS_LIVE = 1, ZC_SESS_CLOSED = 2, ZC_SESS_EXPIRED = 3 } zc_session_state_t;
+
+/* A registered cart. */
+typedef struct {
+    char id[ZC_CART_MAX + 1];        /* "<node>.<slot>" (the key) */
+    char node[ZC_NODE_MAX + 1];      /* cart node hosting it */
+    uint16_t slot;                   /* slot on that node */
+    uint8_t state;                   /* zc_cart_state_t */
+    uint64_t generation;             /* latest assignment (or drain) generation */
+    uint8_t session[ZC_SESSION_LEN]; /* ASSIGNED/DRAINING: that assignment's session */
+    uint64_t free_pos;               /* FREE: its key in `free` */
+    uint64_t since_ms;               /* leader time of the last state change */
+} zc_cart_rec_t;
+
+/* A session the cluster has seen. */
+typedef struct {
+    uint8_t id[ZC_SESSION_LEN]; /* the key */
+    uint8_t state;              /* zc_session_state_t */
+    char cart[ZC_CART_MAX + 1]; /* its cart */
+    uint64_t generation;        /* its assignment's generation */
+    uint64_t since_ms;          /* leader time of the last state change */
+} zc_session_rec_t;
+
+typedef struct {
+    uint32_t total, free, assigned, draining; /* carts by state */
+    uint32_t sessions_live;                   /* LIVE sessions */
+    uint32_t sessions_ended;                  /* CLOSED or EXPIRED (tombstones) */
+} zc_state_counts_t;
+
+/* The open environment and its databases. */
+typedef struct zc_state {
+    MDB_env *env;     /* LMDB environment (owned) */
+    MDB_dbi meta;     /* meta database */
+    MDB_dbi carts;    /* cart registry */
+    MDB_dbi free;     /* free list */
+    MDB_dbi sessions; /* session table */
+} zc_state_t;
+
+/* Open (creating) the state under dir.  map_size 0 = 256 MiB. */
+zc_state_t *zc_state_open(const char *dir, size_t map_size, char *err, size_t errlen);
+void zc_state_close(zc_state_t **s);
+
+/* Queries (each in its own read transaction).  0 found, 1 not found,
+ * -1 storage error. */
+int zc_state_get_session(zc_state_t *s, const uint8_t id[ZC_SESSION_LEN], zc_session_rec_t *out);
+int zc_state_get_cart(zc_state_t *s, const char *id, zc_cart_rec_t *out);
+int zc_state_counts(zc_state_t *s, zc_state_counts_t *out);
+/* Call fn for every cart in id order; stops early when fn returns non-zero. */
+int zc_state_each_cart(zc_state_t *s, int (*fn)(const zc_cart_rec_t *c, void *arg), void *arg);
+/* Call fn for every free cart id in free-list order. */
+int zc_state_each_free(zc_state_t *s, int (*fn)(const char *cart, void *arg), void *arg);
+uint64_t zc_state_meta(zc_state_t *s, const char *key);
+/* FNV-1a 64 over the canonical encoding of carts, free list, sessions and the
+ * generation counter (not the indexes): equal states, equal digests. */
+uint64_t zc_state_digest(zc_state_t *s);
+
+/* --- used by fsm.c inside its write transaction --- */
+int zc_state_txn_get_cart(zc_state_t *s, MDB_txn *t, const char *id, zc_cart_rec_t *out);
+int zc_state_txn_put_cart(zc_state_t *s, MDB_txn *t, const zc_cart_rec_t *c);
+int zc_state_txn_get_session(zc_state_t *s, MDB_txn *t, const uint8_t id[ZC_SESSION_LEN],
+                             zc_session_rec_t *out);
+int zc_state_txn_put_session(zc_state_t *s, MDB_txn *t, const zc_session_rec_t *r);
+uint64_t zc_state_txn_meta(zc_state_t *s, MDB_txn *t, const char *key);
+int zc_state_txn_set_meta(zc_state_t *s, MDB_txn *t, const char *key, uint64_t v);
+/* Free list: push at the tail (sets c->free_pos), remove one position. */
+int zc_state_txn_free_push(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *c);
+int zc_state_txn_free_del(zc_state_t *s, MDB_txn *t, uint64_t pos);
+
+#endif

@@ -1,0 +1,90 @@
+/* test_lib: lib/buf readers and writers, lib/json. */
+#include "lib/buf.h"
+#include "lib/json.h"
+#include "unit.h"
+
+TEST(buf_roundtrip_big_endian)
+{
+    zc_wbuf_t w;
+    zc_wbuf_init(&w);
+    zc_wbuf_u8(&w, 0x01);
+    zc_wbuf_u16(&w, 0x0203);
+    zc_wbuf_u32(&w, 0x04050607);
+    zc_wbuf_u64(&w, 0x08090a0b0c0d0e0full);
+    zc_wbuf_str(&w, "hi");
+    zc_wbuf_lstr(&w, "xyz", 3);
+    const uint8_t want[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 2, 'h', 'i', 0, 0, 0, 3, 'x', 'y', 'z'};
+    CHECK_EQ_U64(w.len, sizeof want);
+    CHECK(memcmp(w.data, want, sizeof want) == 0);
+    zc_rbuf_t r;
+    zc_rbuf_init(&r, w.data, w.len);
+    CHECK_EQ_U64(zc_rbuf_u8(&r), 1);
+    CHECK_EQ_U64(zc_rbuf_u16(&r), 0x0203);
+    CHECK_EQ_U64(zc_rbuf_u32(&r), 0x04050607);
+    CHECK_EQ_U64(zc_rbuf_u64(&r), 0x08090a0b0c0d0e0full);
+    char s[8];
+    zc_rbuf_str(&r, s, sizeof s);
+    CHECK_STR(s, "hi");
+    size_t n;
+    const uint8_t *p = zc_rbuf_lstr(&r, &n, 10);
+    CHECK(p && n == 3 && memcmp(p, "xyz", 3) == 0);
+    CHECK(zc_rbuf_done(&r));
+    zc_wbuf_clear(&w);
+}
+
+TEST(buf_errors_are_sticky)
+{
+    const uint8_t b[] = {0, 5, 'a'};
+    zc_rbuf_t r;
+    zc_rbuf_init(&r, b, sizeof b);
+    CHECK_EQ_U64(zc_rbuf_u8(&r), 0);
+    char s[8];
+    zc_rbuf_str(&r, s, sizeof s); /* claims 5 bytes, 1 left */
+    CHECK(r.err);
+    CHECK_STR(s, "");
+    CHECK_EQ_U64(zc_rbuf_u32(&r), 0);
+    CHECK(!zc_rbuf_done(&r));
+    /* A string that does not fit the destination is an error too. */
+    const uint8_t c[] = {4, 'a', 'b', 'c', 'd'};
+    zc_rbuf_init(&r, c, sizeof c);
+    zc_rbuf_str(&r, s, 4);
+    CHECK(r.err);
+    /* lstr over its max. */
+    const uint8_t d[] = {0, 0, 1, 0};
+    zc_rbuf_init(&r, d, sizeof d);
+    size_t n;
+    CHECK(zc_rbuf_lstr(&r, &n, 10) == NULL && r.err);
+}
+
+TEST(json_writer)
+{
+    zc_json_t j;
+    zc_json_init(&j);
+    zc_json_obj(&j);
+    zc_json_kbool(&j, "ok", true);
+    zc_json_kstr(&j, "detail", "say \"hi\"\n\x01");
+    zc_json_key(&j, "items");
+    zc_json_arr(&j);
+    zc_json_obj(&j);
+    zc_json_kstr(&j, "product", "apple");
+    zc_json_ku64(&j, "qty", 3);
+    zc_json_end(&j);
+    zc_json_u64(&j, 7);
+    zc_json_end(&j);
+    zc_json_key(&j, "empty");
+    zc_json_arr(&j);
+    zc_json_end(&j);
+    zc_json_end(&j);
+    CHECK_STR(zc_json_str(&j),
+              "{\"ok\":true,\"detail\":\"say \\\"hi\\\"\\n\\u0001\",\"items\":[{\"product\":"
+              "\"apple\",\"qty\":3},7],\"empty\":[]}");
+    zc_json_clear(&j);
+}
+
+int main(void)
+{
+    RUN(buf_roundtrip_big_endian);
+    RUN(buf_errors_are_sticky);
+    RUN(json_writer);
+    return unit_report();
+}
