@@ -292,6 +292,11 @@ void zc_node_info(zc_node_t *n, zc_node_info_t *out)
     out->term = n->raft.current_term;
     out->commit_index = n->raft.commit_index;
     out->last_index = raft_last_index(&n->raft);
+    /* Raft's count includes barriers and configuration entries; the state's
+     * own index may be ahead of it right after a restart (entries replayed
+     * from the log are skipped).  Report the larger: the state reflects it. */
+    if (raft_last_applied(&n->raft) > out->applied_index)
+        out->applied_index = raft_last_applied(&n->raft);
     raft_leader(&n->raft, &lid, &laddr);
     out->leader_id = lid;
 }

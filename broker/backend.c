@@ -1,0 +1,137 @@
+/* backend: the cart-side ROUTER.
+ *
+ * Cart nodes connect a DEALER whose routing id is their node name, so the
+ * leader can address a node as soon as its connection exists; HANDOVER lets a
+ * restarted node take its name over at once.  Every frame from a node is
+ * checked against the routing id it came with -- a node can only speak for
+ * itself -- and anything malformed is dropped and counted (a node never
+ * waits for an answer to what it sends here). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "broker/registry.h"
+#include "lib/log.h"
+
+int backend_send(broker_t *b, const char *node, const zc_msg_t *m)
+{
+    zc_wbuf_t w;
+    zc_wbuf_init(&w);
+    int rc = -1;
+    if (zc_msg_encode(m, &w) == 0)
+        rc = zc_zsend(b->back, node, strlen(node), w.data, w.len);
+    if (rc != 0)
+        zc_debug("send %s to node %s failed: %s", zc_msg_name(m->id), node,
+                 zmq_strerror(zmq_errno()));
+    zc_wbuf_clear(&w);
+    return rc;
+}
+
+static void drop(broker_t *b, const char *what, const char *node)
+{
+    b->dropped++;
+    /* Rate-limited: a flood of junk must not become a flood of log lines. */
+    if (b->dropped <= 10 || b->dropped % 1000 == 0)
+        zc_warn("dropped frame from cart side (%s, node '%s'), %llu so far", what, node,
+                (unsigned long long)b->dropped);
+}
+
+static void on_frame(broker_t *b, const char *node, const void *data, size_t len)
+{
+    zc_msg_t m;
+    const char *why;
+    zc_msg_init(&m, 0);
+    if (zc_msg_decode(&m, data, len, &why) != 0) {
+        drop(b, why, node);
+        return;
+    }
+    switch (m.id) {
+    case ZC_MSG_HELLO:
+        if (strcmp(m.node, node) != 0)
+            drop(b, "HELLO names another node", node);
+        else
+            registry_hello(b, &m);
+        break;
+    case ZC_MSG_CART_REPLY:
+        route_cart_reply(b, node, &m);
+        break;
+    case ZC_MSG_RESET_DONE:
+        if (strcmp(m.node, node) != 0)
+            drop(b, "RESET_DONE names another node", node);
+        else
+            drain_reset_done(b, node, &m);
+        break;
+    default:
+        drop(b, "unexpected message", node);
+    }
+    zc_msg_reset(&m);
+}
+
+static void on_readable(void *sock, void *arg)
+{
+    broker_t *b = arg;
+    for (int i = 0; i < ZC_ZMQX_BATCH; i++) {
+        zc_zmsg_t z;
+        if (zc_zmsg_recv(sock, &z) != 0)
+            return;
+        char node[ZC_NODE_MAX + 1] = "";
+        size_t idlen = z.n >= 1 ? zc_zmsg_size(&z, 0) : 0;
+        if (idlen > 0 && idlen <= ZC_NODE_MAX && !memchr(zc_zmsg_data(&z, 0), 0, idlen)) {
+            memcpy(node, zc_zmsg_data(&z, 0), idlen);
+            node[idlen] = 0;
+        }
+        if (node[0] == 0)
+            drop(b, "peer without a node-name routing id", "?");
+        else if (z.n != 2 || z.over)
+            drop(b, "a message must be exactly one frame", node);
+        else
+            on_frame(b, node, zc_zmsg_data(&z, 1), zc_zmsg_size(&z, 1));
+        zc_zmsg_close(&z);
+    }
+}
+
+int backend_open(broker_t *b, char *err, size_t errlen)
+{
+    int one = 1, hwm = 100000;
+    b->back = zmq_socket(b->zctx, ZMQ_ROUTER);
+    if (b->back == NULL)
+        goto err;
+    zc_zsock_defaults(b->back);
+    zmq_setsockopt(b->back, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+    zmq_setsockopt(b->back, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(b->back, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_bind(b->back, b->self->cart_endpoint) != 0)
+        goto err;
+    b->back_w = zc_watch_new(b->loop, b->back, on_readable, b);
+    if (b->back_w == NULL)
+        goto err;
+    return 0;
+err:
+    snprintf(err, errlen, "cart endpoint %s: %s", b->self->cart_endpoint,
+             zmq_strerror(zmq_errno()));
+    return -1;
+}
+
+void backend_close(broker_t *b)
+{
+    zc_watch_destroy(&b->back_w);
+    if (b->back)
+        zmq_close(b->back);
+    b->back = NULL;
+}
+
+bool broker_split_cart(const char *cart, char node[ZC_NODE_MAX + 1], uint16_t *slot)
+{
+    const char *dot = strrchr(cart, '.');
+    if (dot == NULL || dot == cart || (size_t)(dot - cart) > ZC_NODE_MAX || !dot[1])
+        return false;
+    char *end;
+    unsigned long s = strtoul(dot + 1, &end, 10);
+    if (*end != 0 || s > 65535)
+        return false;
+    memcpy(node, cart, (size_t)(dot - cart));
+    node[dot - cart] = 0;
+    *slot = (uint16_t)s;
+    return true;
+}

@@ -1,0 +1,132 @@
+/* broker: the state one broker replica process shares between its modules.
+ *
+ * A replica is one libuv loop driving three things: the raft node
+ * (replication/), the client-side ROUTER (frontend.c) and the cart-side
+ * ROUTER (backend.c).  Only a *ready* leader (replication/node.h) routes;
+ * every other replica answers clients NOT_LEADER and only reports status.
+ *
+ * A client request that cannot be answered at once becomes a breq: it waits
+ * for the leader to become ready (PARKED), for an ASSIGN or RELEASE to commit,
+ * or for its cart to answer.  Every breq sits in `inflight` (by corr, the id
+ * carts echo) and in `waiting`, a FIFO whose order is also expiry order
+ * because every wait lasts cart_timeout_ms.  Nothing else is kept per
+ * request; the assignment table itself lives only in the replicated state.
+ *
+ * Volatile per-node and per-cart state (last HELLO, RESET sent, RETURN
+ * pending) is a cache a new leader rebuilds from HELLOs and the replicated
+ * state; losing it never loses a decision. */
+#ifndef ZC_BROKER_BROKER_H
+#define ZC_BROKER_BROKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "broker/config.h"
+#include "lib/list.h"
+#include "lib/map.h"
+#include "lib/zmqx.h"
+#include "proto/msg.h"
+#include "replication/node.h"
+
+#define BROKER_CLIENT_ID_MAX 255
+
+typedef enum {
+    BREQ_PARKED = 1, /* leader not ready yet */
+    BREQ_ASSIGNING,  /* ASSIGN proposed, waiting for the commit */
+    BREQ_AT_CART,    /* CART_REQUEST sent, waiting for the CART_REPLY */
+    BREQ_RELEASING,  /* RELEASE proposed, waiting for the commit */
+} breq_state_t;
+
+/* One client request in progress. */
+typedef struct breq {
+    uint64_t corr;                              /* key in inflight; CART_REQUEST corr */
+    breq_state_t state;                         /* what it waits for */
+    uint8_t client[BROKER_CLIENT_ID_MAX];       /* client's ROUTER routing id */
+    uint8_t client_len;                         /* its length */
+    zc_msg_t req;                               /* the REQUEST (has no lists) */
+    char cart[ZC_CART_MAX + 1];                 /* assigned cart, once known */
+    uint64_t generation;                        /* its generation */
+    uint64_t expires_us;                        /* monotonic time the wait ends */
+    zc_link_t link;                             /* in broker.waiting */
+} breq_t;
+
+/* What the leader remembers about a cart node between HELLOs. */
+typedef struct {
+    char name[ZC_NODE_MAX + 1]; /* node name = its routing id */
+    uint64_t last_hello_us;     /* monotonic time of the last HELLO */
+    bool register_pending;      /* a REGISTER for it is being committed */
+} node_info_t;
+
+/* What the leader remembers about a draining cart. */
+typedef struct {
+    char id[ZC_CART_MAX + 1]; /* cart id */
+    uint64_t reset_sent_us;   /* when RESET was last sent, 0 never */
+    uint64_t reset_gen;       /* generation that RESET named */
+    bool return_pending;      /* a RETURN for it is being committed */
+} cart_info_t;
+
+typedef struct broker {
+    uv_loop_t *loop;          /* the one event loop */
+    broker_config_t cfg;      /* parsed flags */
+    zc_node_t *node;          /* raft node + replicated state */
+    const zc_replica_t *self; /* this replica in cfg.replicas */
+    void *zctx;               /* ZeroMQ context */
+    void *front;              /* client-side ROUTER */
+    void *back;               /* cart-side ROUTER */
+    zc_watch_t *front_w;      /* watcher for front */
+    zc_watch_t *back_w;       /* watcher for back */
+    uv_timer_t tick;          /* timeouts and drain retries */
+    uv_signal_t sigint;       /* shutdown */
+    uv_signal_t sigterm;      /* shutdown */
+    bool stopping;            /* shutdown started */
+    bool was_ready;           /* readiness at the last role change */
+    uint64_t next_corr;       /* corr of the next breq */
+    zc_map_t *inflight;       /* corr -> breq_t */
+    zc_link_t waiting;        /* breq_t by expiry */
+    zc_map_t *nodes;          /* node name -> node_info_t */
+    zc_map_t *carts;          /* cart id -> cart_info_t (draining carts) */
+    uint64_t last_drain_us;   /* last drain scan */
+    uint64_t bad_requests;    /* client frames answered BAD_REQUEST */
+    uint64_t dropped;         /* cart-side frames dropped */
+} broker_t;
+
+/* frontend.c: client side */
+int frontend_open(broker_t *b, char *err, size_t errlen);
+void frontend_close(broker_t *b);
+/* Send a REPLY (m) to a client routing id. */
+void frontend_send(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *m);
+/* Reply KO to a request with no cart involved. */
+void frontend_reply_ko(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req,
+                       int status, const char *detail);
+/* NOT_LEADER with the leader's client endpoint or "unknown". */
+void frontend_reply_not_leader(broker_t *b, const uint8_t *client, size_t client_len,
+                               const zc_msg_t *req);
+
+/* route.c: the decision procedure for one client REQUEST */
+void route_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req);
+/* A CART_REPLY arrived from a node. */
+void route_cart_reply(broker_t *b, const char *node, const zc_msg_t *m);
+/* Role or readiness changed: dispatch or refuse parked requests. */
+void route_role_changed(broker_t *b);
+/* Expire waits that ran out; called from the tick. */
+void route_expire(broker_t *b, uint64_t now_us);
+/* Answer and free every breq (shutdown). */
+void route_abort_all(broker_t *b);
+
+/* backend.c: cart side */
+int backend_open(broker_t *b, char *err, size_t errlen);
+void backend_close(broker_t *b);
+/* Send m to a cart node; -1 if the node is not connected. */
+int backend_send(broker_t *b, const char *node, const zc_msg_t *m);
+
+/* drain.c: released carts -> RESET -> RESET_DONE -> RETURN */
+void drain_cart(broker_t *b, const char *cart, uint64_t generation);
+void drain_scan(broker_t *b, uint64_t now_us, bool force);
+void drain_reset_done(broker_t *b, const char *node, const zc_msg_t *m);
+void drain_forget_all(broker_t *b);
+
+/* Split "node.slot"; false if malformed. */
+bool broker_split_cart(const char *cart, char node[ZC_NODE_MAX + 1], uint16_t *slot);
+
+#endif

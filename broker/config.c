@@ -1,0 +1,191 @@
+/* config: flags and their defaults.  The --help text below is the reference
+ * for every flag; keep it and the code in step. */
+#include "broker/config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: zcart-broker --id N --data DIR --replica ID=RAFT_ADDR,CLIENT_EP,CART_EP [--replica ...]\n"
+    "                    [options]\n"
+    "\n"
+    "One replica of the zcart broker cluster.  Every member, this one included, is\n"
+    "named by a --replica flag: its raft id, its raft transport address (host:port),\n"
+    "the ZeroMQ endpoint clients connect to and the one cart nodes connect to.  The\n"
+    "first start of a data directory bootstraps the cluster from these flags.\n"
+    "\n"
+    "  --id N                    this replica's raft id (must appear in a --replica)\n"
+    "  --data DIR                data directory (raft log in DIR/raft, state in DIR/state)\n"
+    "  --replica SPEC            ID=RAFT_ADDR,CLIENT_EP,CART_EP (repeat per member)\n"
+    "  --election-timeout MS     raft election timeout, randomized 1x..2x (default 300)\n"
+    "  --heartbeat-timeout MS    raft heartbeat interval (default 50)\n"
+    "  --snapshot-threshold N    raft entries between snapshots (default 1024)\n"
+    "  --snapshot-trailing N     raft entries kept after a snapshot (default 128)\n"
+    "  --cart-timeout MS         how long a request may wait for its cart or for a\n"
+    "                            commit before it is answered KO (default 2000)\n"
+    "  --drain-retry MS          resend RESET to a draining cart after MS (default 500)\n"
+    "  --log-level LEVEL         debug, info, warn or error (default info)\n"
+    "  --help                    print this text\n";
+
+bool broker_parse_replica(const char *spec, zc_replica_t *out)
+{
+    memset(out, 0, sizeof *out);
+    char buf[1024];
+    if (snprintf(buf, sizeof buf, "%s", spec) >= (int)sizeof buf)
+        return false;
+    char *eq = strchr(buf, '=');
+    if (eq == NULL)
+        return false;
+    *eq = 0;
+    char *end;
+    unsigned long long id = strtoull(buf, &end, 10);
+    if (*buf == 0 || *end != 0 || id == 0)
+        return false;
+    char *raft = eq + 1, *client = strchr(raft, ','), *cart;
+    if (client == NULL)
+        return false;
+    *client++ = 0;
+    cart = strchr(client, ',');
+    if (cart == NULL)
+        return false;
+    *cart++ = 0;
+    if (!*raft || !*client || !*cart || strchr(cart, ',') || strlen(raft) > ZC_ADDR_MAX ||
+        strlen(client) > ZC_ADDR_MAX || strlen(cart) > ZC_ADDR_MAX || !strchr(raft, ':'))
+        return false;
+    out->id = id;
+    strcpy(out->raft_address, raft);
+    strcpy(out->client_endpoint, client);
+    strcpy(out->cart_endpoint, cart);
+    return true;
+}
+
+static bool parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*s == 0 || *end != 0 || v < min || v > max)
+        return false;
+    *out = (unsigned)v;
+    return true;
+}
+
+int broker_config_parse(broker_config_t *c, int argc, char **argv)
+{
+    enum { O_ID = 1, O_DATA, O_REPLICA, O_ELECTION, O_HEARTBEAT, O_SNAP_T, O_SNAP_TR, O_CART_TO,
+           O_DRAIN, O_LOG, O_HELP };
+    static const struct option opts[] = {
+        {"id", required_argument, NULL, O_ID},
+        {"data", required_argument, NULL, O_DATA},
+        {"replica", required_argument, NULL, O_REPLICA},
+        {"election-timeout", required_argument, NULL, O_ELECTION},
+        {"heartbeat-timeout", required_argument, NULL, O_HEARTBEAT},
+        {"snapshot-threshold", required_argument, NULL, O_SNAP_T},
+        {"snapshot-trailing", required_argument, NULL, O_SNAP_TR},
+        {"cart-timeout", required_argument, NULL, O_CART_TO},
+        {"drain-retry", required_argument, NULL, O_DRAIN},
+        {"log-level", required_argument, NULL, O_LOG},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    memset(c, 0, sizeof *c);
+    c->election_timeout_ms = 300;
+    c->heartbeat_timeout_ms = 50;
+    c->snapshot_threshold = 1024;
+    c->snapshot_trailing = 128;
+    c->cart_timeout_ms = 2000;
+    c->drain_retry_ms = 500;
+    c->log_level = ZC_LOG_INFO;
+    unsigned id = 0;
+    int o;
+    opterr = 0;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        const char *bad = NULL;
+        switch (o) {
+        case O_ID:
+            if (!parse_uint(optarg, 1, 1000000, &id))
+                bad = "--id wants a positive integer";
+            c->id = id;
+            break;
+        case O_DATA:
+            if (snprintf(c->data_dir, sizeof c->data_dir, "%s", optarg) >= (int)sizeof c->data_dir)
+                bad = "--data path too long";
+            break;
+        case O_REPLICA:
+            if (c->n_replicas == BROKER_MAX_REPLICAS)
+                bad = "too many --replica flags (at most 9)";
+            else if (!broker_parse_replica(optarg, &c->replicas[c->n_replicas++]))
+                bad = "--replica wants ID=RAFT_HOST:PORT,CLIENT_EP,CART_EP";
+            break;
+        case O_ELECTION:
+            if (!parse_uint(optarg, 20, 600000, &c->election_timeout_ms))
+                bad = "--election-timeout wants 20..600000 ms";
+            break;
+        case O_HEARTBEAT:
+            if (!parse_uint(optarg, 5, 60000, &c->heartbeat_timeout_ms))
+                bad = "--heartbeat-timeout wants 5..60000 ms";
+            break;
+        case O_SNAP_T:
+            if (!parse_uint(optarg, 2, 100000000, &c->snapshot_threshold))
+                bad = "--snapshot-threshold wants an integer >= 2";
+            break;
+        case O_SNAP_TR:
+            if (!parse_uint(optarg, 0, 100000000, &c->snapshot_trailing))
+                bad = "--snapshot-trailing wants an integer";
+            break;
+        case O_CART_TO:
+            if (!parse_uint(optarg, 10, 600000, &c->cart_timeout_ms))
+                bad = "--cart-timeout wants 10..600000 ms";
+            break;
+        case O_DRAIN:
+            if (!parse_uint(optarg, 10, 600000, &c->drain_retry_ms))
+                bad = "--drain-retry wants 10..600000 ms";
+            break;
+        case O_LOG:
+            if (!zc_log_parse_level(optarg, &c->log_level))
+                bad = "--log-level wants debug, info, warn or error";
+            break;
+        case O_HELP:
+            fputs(usage, stdout);
+            return 1;
+        default:
+            fprintf(stderr, "zcart-broker: unknown or incomplete option '%s'\n%s", argv[optind - 1],
+                    usage);
+            return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "zcart-broker: %s (got '%s')\n", bad, optarg);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "zcart-broker: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (c->id == 0 || c->data_dir[0] == 0 || c->n_replicas == 0) {
+        fprintf(stderr, "zcart-broker: --id, --data and at least one --replica are required\n%s",
+                usage);
+        return 2;
+    }
+    bool self = false;
+    for (unsigned i = 0; i < c->n_replicas; i++) {
+        self |= c->replicas[i].id == c->id;
+        for (unsigned j = 0; j < i; j++)
+            if (c->replicas[i].id == c->replicas[j].id) {
+                fprintf(stderr, "zcart-broker: replica id %llu given twice\n",
+                        (unsigned long long)c->replicas[i].id);
+                return 2;
+            }
+    }
+    if (!self) {
+        fprintf(stderr, "zcart-broker: --id %llu has no --replica\n", (unsigned long long)c->id);
+        return 2;
+    }
+    if (c->heartbeat_timeout_ms >= c->election_timeout_ms) {
+        fprintf(stderr, "zcart-broker: --heartbeat-timeout must be below --election-timeout\n");
+        return 2;
+    }
+    return 0;
+}

@@ -1,0 +1,33 @@
+/* config: the broker's command line, parsed into one struct. */
+#ifndef ZC_BROKER_CONFIG_H
+#define ZC_BROKER_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/log.h"
+#include "replication/node.h"
+
+#define BROKER_MAX_REPLICAS 9
+
+typedef struct {
+    uint64_t id;                                   /* this replica's id (--id) */
+    char data_dir[400];                            /* --data */
+    zc_replica_t replicas[BROKER_MAX_REPLICAS];    /* --replica, in the order given */
+    unsigned n_replicas;                           /* entries in replicas */
+    unsigned election_timeout_ms;                  /* --election-timeout */
+    unsigned heartbeat_timeout_ms;                 /* --heartbeat-timeout */
+    unsigned snapshot_threshold;                   /* --snapshot-threshold */
+    unsigned snapshot_trailing;                    /* --snapshot-trailing */
+    unsigned cart_timeout_ms;                      /* --cart-timeout: wait for a cart or a commit */
+    unsigned drain_retry_ms;                       /* --drain-retry: resend RESET to draining carts */
+    zc_log_level_t log_level;                      /* --log-level */
+} broker_config_t;
+
+/* Parse argv.  Returns 0 to run, 1 when --help was printed, 2 on a usage
+ * error (message already printed to stderr). */
+int broker_config_parse(broker_config_t *c, int argc, char **argv);
+/* Parse "ID=RAFT_ADDR,CLIENT_EP,CART_EP"; false on a malformed spec. */
+bool broker_parse_replica(const char *spec, zc_replica_t *out);
+
+#endif

@@ -1,0 +1,159 @@
+/* drain: a released cart goes back to the free list only once it is empty.
+ *
+ *   RELEASE committed (cart DRAINING, generation g)
+ *     -> RESET(slot, g) to the cart's node, repeated every drain_retry_ms
+ *     -> RESET_DONE(node, slot, g) from the node (the slot is now empty)
+ *     -> propose RETURN(cart, g) -> committed: cart FREE at the tail
+ *
+ * The leader scans the replicated registry for DRAINING carts when it becomes
+ * ready and on every retry period, so a drain interrupted by a crash or a
+ * failover is finished by whoever leads next.  What is kept here per cart
+ * (last RESET sent, a RETURN in flight) only avoids duplicate work; the
+ * apply of RETURN refuses anything stale on its own. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+#include "proto/status.h"
+
+typedef struct {
+    broker_t *b;                /* the broker */
+    char cart[ZC_CART_MAX + 1]; /* cart being returned */
+} return_ctx_t;
+
+static cart_info_t *cart_get(broker_t *b, const char *id)
+{
+    cart_info_t *c = zc_map_get(b->carts, id, strlen(id));
+    if (c == NULL) {
+        c = calloc(1, sizeof *c);
+        if (c == NULL)
+            return NULL;
+        snprintf(c->id, sizeof c->id, "%s", id);
+        if (zc_map_put(b->carts, id, strlen(id), c) != 0) {
+            free(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+static void cart_forget(broker_t *b, const char *id)
+{
+    free(zc_map_del(b->carts, id, strlen(id)));
+}
+
+static void send_reset(broker_t *b, cart_info_t *ci, uint64_t generation, uint64_t now_us)
+{
+    char node[ZC_NODE_MAX + 1];
+    uint16_t slot;
+    if (!broker_split_cart(ci->id, node, &slot))
+        return;
+    zc_msg_t m;
+    zc_msg_init(&m, ZC_MSG_RESET);
+    m.slot = slot;
+    m.generation = generation;
+    ci->reset_sent_us = now_us;
+    ci->reset_gen = generation;
+    if (backend_send(b, node, &m) == 0)
+        zc_debug("RESET %s gen %" PRIu64 " sent", ci->id, generation);
+}
+
+void drain_cart(broker_t *b, const char *cart, uint64_t generation)
+{
+    if (!zc_node_ready(b->node))
+        return;
+    cart_info_t *ci = cart_get(b, cart);
+    if (ci)
+        send_reset(b, ci, generation, zc_mono_us());
+}
+
+typedef struct {
+    broker_t *b;     /* the broker */
+    uint64_t now_us; /* scan time */
+    bool force;      /* resend regardless of the retry period */
+} scan_t;
+
+static int scan_one(const zc_cart_rec_t *c, void *arg)
+{
+    scan_t *s = arg;
+    if (c->state != ZC_CART_DRAINING)
+        return 0;
+    cart_info_t *ci = cart_get(s->b, c->id);
+    if (ci == NULL || ci->return_pending)
+        return 0;
+    uint64_t retry_us = (uint64_t)s->b->cfg.drain_retry_ms * 1000u;
+    if (s->force || ci->reset_gen != c->generation || s->now_us - ci->reset_sent_us >= retry_us)
+        send_reset(s->b, ci, c->generation, s->now_us);
+    return 0;
+}
+
+void drain_scan(broker_t *b, uint64_t now_us, bool force)
+{
+    if (!zc_node_ready(b->node))
+        return;
+    b->last_drain_us = now_us;
+    scan_t s = {b, now_us, force};
+    zc_state_each_cart(zc_node_state(b->node), scan_one, &s);
+}
+
+static void return_done(void *arg, int status, const zc_cmd_result_t *res)
+{
+    return_ctx_t *ctx = arg;
+    broker_t *b = ctx->b;
+    if (status == ZC_OK && res->status == ZC_OK) {
+        zc_info("cart %s emptied and free again", ctx->cart);
+        cart_forget(b, ctx->cart);
+    } else {
+        cart_info_t *ci = zc_map_get(b->carts, ctx->cart, strlen(ctx->cart));
+        if (ci)
+            ci->return_pending = false;
+        if (status == ZC_OK && res->status == ZC_FENCED)
+            cart_forget(b, ctx->cart); /* already returned or re-drained: nothing to do */
+    }
+    free(ctx);
+}
+
+void drain_reset_done(broker_t *b, const char *node, const zc_msg_t *m)
+{
+    if (!zc_node_ready(b->node))
+        return;
+    char id[ZC_CART_MAX + 1];
+    zc_cart_rec_t rec;
+    snprintf(id, sizeof id, "%s.%u", node, m->slot);
+    if (zc_state_get_cart(zc_node_state(b->node), id, &rec) != 0 ||
+        rec.state != ZC_CART_DRAINING || rec.generation != m->generation)
+        return; /* stale or duplicate */
+    cart_info_t *ci = cart_get(b, id);
+    if (ci == NULL || ci->return_pending)
+        return;
+    return_ctx_t *ctx = malloc(sizeof *ctx);
+    if (ctx == NULL)
+        return;
+    ctx->b = b;
+    snprintf(ctx->cart, sizeof ctx->cart, "%s", id);
+    ci->return_pending = true;
+    zc_cmd_t c = {.type = ZC_CMD_RETURN, .time_ms = zc_wall_ms()};
+    snprintf(c.ret.cart, sizeof c.ret.cart, "%s", id);
+    c.ret.generation = m->generation;
+    zc_node_propose(b->node, &c, return_done, ctx);
+}
+
+static int free_cart(const void *k, size_t kl, void *v, void *arg)
+{
+    (void)k;
+    (void)kl;
+    (void)arg;
+    free(v);
+    return 0;
+}
+
+void drain_forget_all(broker_t *b)
+{
+    zc_map_each(b->carts, free_cart, NULL);
+    zc_map_destroy(&b->carts);
+    b->carts = zc_map_new();
+}

@@ -1,0 +1,206 @@
+/* frontend: the client-side ROUTER.
+ *
+ * Steps 1 and 2 of the decision procedure of docs/protocol.md §3 happen
+ * here (malformed frame, invalid fields -> BAD_REQUEST); a valid REQUEST goes
+ * to route.c.  STATUS is answered by every replica, leader or not, from its
+ * own raft node and state. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "lib/log.h"
+#include "proto/status.h"
+
+static void send_msg(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *m)
+{
+    zc_wbuf_t w;
+    zc_wbuf_init(&w);
+    if (zc_msg_encode(m, &w) == 0 &&
+        zc_zsend(b->front, client, client_len, w.data, w.len) != 0)
+        zc_debug("reply to a client dropped: %s", zmq_strerror(zmq_errno()));
+    zc_wbuf_clear(&w);
+}
+
+void frontend_send(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *m)
+{
+    send_msg(b, client, client_len, m);
+}
+
+void frontend_reply_ko(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req,
+                       int status, const char *detail)
+{
+    zc_msg_t r;
+    zc_msg_init(&r, ZC_MSG_REPLY);
+    if (req) {
+        memcpy(r.session, req->session, ZC_SESSION_LEN);
+        r.seq = req->seq;
+    }
+    r.status = (uint8_t)status;
+    snprintf(r.detail, sizeof r.detail, "%s", detail ? detail : "");
+    send_msg(b, client, client_len, &r);
+}
+
+void frontend_reply_not_leader(broker_t *b, const uint8_t *client, size_t client_len,
+                               const zc_msg_t *req)
+{
+    zc_node_info_t info;
+    zc_node_info(b->node, &info);
+    const zc_replica_t *leader = info.leader_id && info.leader_id != b->cfg.id
+                                     ? zc_node_member(b->node, info.leader_id)
+                                     : NULL;
+    frontend_reply_ko(b, client, client_len, req, ZC_NOT_LEADER,
+                      leader ? leader->client_endpoint : "unknown");
+}
+
+/* Step 2: field checks.  NULL if valid, else why not. */
+static const char *invalid_request(const zc_msg_t *m)
+{
+    if (zc_session_is_zero(m->session))
+        return "session id must not be zero";
+    if (m->seq == 0)
+        return "seq must be at least 1";
+    switch (m->op) {
+    case ZC_OP_ADD:
+    case ZC_OP_REMOVE:
+        if (!zc_product_valid(m->product))
+            return "product must be 1..64 printable ASCII octets without space or comma";
+        if (m->qty < 1 || m->qty > 1000000)
+            return "qty must be 1..1000000";
+        return NULL;
+    case ZC_OP_LIST:
+    case ZC_OP_CLOSE:
+        if (m->product[0] || m->qty)
+            return "list and close take no product and qty 0";
+        return NULL;
+    default:
+        return "op must be 1 (add), 2 (remove), 3 (list) or 4 (close)";
+    }
+}
+
+static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr)
+{
+    zc_node_info_t info;
+    zc_state_counts_t n;
+    zc_state_t *st = zc_node_state(b->node);
+    zc_node_info(b->node, &info);
+    if (zc_state_counts(st, &n) != 0)
+        memset(&n, 0, sizeof n);
+    const zc_replica_t *leader = info.leader_id ? zc_node_member(b->node, info.leader_id) : NULL;
+    zc_msg_t r;
+    zc_msg_init(&r, ZC_MSG_STATUS_REPLY);
+    r.corr = corr;
+    zc_msg_add_prop(&r, "id", "%" PRIu64, b->cfg.id);
+    zc_msg_add_prop(&r, "endpoint", "%s", b->self->client_endpoint);
+    zc_msg_add_prop(&r, "role", "%s", zc_role_name(info.role));
+    zc_msg_add_prop(&r, "ready", "%d", info.ready ? 1 : 0);
+    zc_msg_add_prop(&r, "term", "%" PRIu64, info.term);
+    zc_msg_add_prop(&r, "commit_index", "%" PRIu64, info.commit_index);
+    zc_msg_add_prop(&r, "applied_index", "%" PRIu64, info.applied_index);
+    zc_msg_add_prop(&r, "last_index", "%" PRIu64, info.last_index);
+    zc_msg_add_prop(&r, "applied_commands", "%" PRIu64, zc_state_meta(st, "applied_commands"));
+    zc_msg_add_prop(&r, "digest", "%016" PRIx64, zc_state_digest(st));
+    zc_msg_add_prop(&r, "leader_id", "%" PRIu64, info.leader_id);
+    zc_msg_add_prop(&r, "leader_endpoint", "%s", leader ? leader->client_endpoint : "unknown");
+    zc_msg_add_prop(&r, "carts_total", "%u", n.total);
+    zc_msg_add_prop(&r, "carts_free", "%u", n.free);
+    zc_msg_add_prop(&r, "carts_assigned", "%u", n.assigned);
+    zc_msg_add_prop(&r, "carts_draining", "%u", n.draining);
+    zc_msg_add_prop(&r, "sessions_live", "%u", n.sessions_live);
+    zc_msg_add_prop(&r, "sessions_ended", "%u", n.sessions_ended);
+    zc_msg_add_prop(&r, "inflight", "%zu", zc_map_size(b->inflight));
+    zc_msg_add_prop(&r, "bad_requests", "%" PRIu64, b->bad_requests);
+    zc_msg_add_prop(&r, "dropped", "%" PRIu64, b->dropped);
+    send_msg(b, client, client_len, &r);
+    zc_msg_reset(&r);
+}
+
+static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, const void *data,
+                     size_t len)
+{
+    zc_msg_t m;
+    const char *why;
+    zc_msg_init(&m, 0);
+    if (zc_msg_decode(&m, data, len, &why) != 0) {
+        b->bad_requests++;
+        zc_debug("malformed client frame (%zu bytes): %s", len, why);
+        frontend_reply_ko(b, client, client_len, NULL, ZC_BAD_REQUEST, why);
+        return;
+    }
+    switch (m.id) {
+    case ZC_MSG_REQUEST:
+        if ((why = invalid_request(&m)) != NULL) {
+            b->bad_requests++;
+            frontend_reply_ko(b, client, client_len, &m, ZC_BAD_REQUEST, why);
+        } else {
+            route_request(b, client, client_len, &m);
+        }
+        break;
+    case ZC_MSG_STATUS:
+        status_reply(b, client, client_len, m.corr);
+        break;
+    case ZC_MSG_ADMIN: {
+        zc_msg_t r;
+        zc_msg_init(&r, ZC_MSG_ADMIN_REPLY);
+        r.corr = m.corr;
+        r.status = ZC_BAD_REQUEST;
+        snprintf(r.detail, sizeof r.detail, "unknown admin command '%s'", m.command);
+        send_msg(b, client, client_len, &r);
+        break;
+    }
+    default:
+        b->bad_requests++;
+        frontend_reply_ko(b, client, client_len, NULL, ZC_BAD_REQUEST,
+                          "unexpected message on the client endpoint");
+    }
+    zc_msg_reset(&m);
+}
+
+static void on_readable(void *sock, void *arg)
+{
+    broker_t *b = arg;
+    for (int i = 0; i < ZC_ZMQX_BATCH; i++) {
+        zc_zmsg_t z;
+        if (zc_zmsg_recv(sock, &z) != 0)
+            return;
+        if (z.n == 2 && !z.over && zc_zmsg_size(&z, 0) <= BROKER_CLIENT_ID_MAX) {
+            on_frame(b, zc_zmsg_data(&z, 0), zc_zmsg_size(&z, 0), zc_zmsg_data(&z, 1),
+                     zc_zmsg_size(&z, 1));
+        } else if (z.n >= 1 && zc_zmsg_size(&z, 0) <= BROKER_CLIENT_ID_MAX) {
+            /* Wrong number of frames: answerable, since we have the id. */
+            b->bad_requests++;
+            frontend_reply_ko(b, zc_zmsg_data(&z, 0), zc_zmsg_size(&z, 0), NULL, ZC_BAD_REQUEST,
+                              "a message must be exactly one frame");
+        }
+        zc_zmsg_close(&z);
+    }
+}
+
+int frontend_open(broker_t *b, char *err, size_t errlen)
+{
+    b->front = zmq_socket(b->zctx, ZMQ_ROUTER);
+    if (b->front == NULL)
+        goto err;
+    zc_zsock_defaults(b->front);
+    int hwm = 100000;
+    zmq_setsockopt(b->front, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(b->front, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_bind(b->front, b->self->client_endpoint) != 0)
+        goto err;
+    b->front_w = zc_watch_new(b->loop, b->front, on_readable, b);
+    if (b->front_w == NULL)
+        goto err;
+    return 0;
+err:
+    snprintf(err, errlen, "client endpoint %s: %s", b->self->client_endpoint,
+             zmq_strerror(zmq_errno()));
+    return -1;
+}
+
+void frontend_close(broker_t *b)
+{
+    zc_watch_destroy(&b->front_w);
+    if (b->front)
+        zmq_close(b->front);
+    b->front = NULL;
+}

@@ -1,0 +1,157 @@
+/* zcart-broker: one replica of the broker cluster.
+ *
+ * Everything runs on one libuv loop: raft's I/O and timers, the two ZeroMQ
+ * ROUTERs (through lib/zmqx watchers, no busy polling), a tick timer for
+ * request timeouts and drain retries, and signal handlers.  Nothing blocks
+ * and nothing runs on another thread, so no lock protects anything. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "broker/registry.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+
+#define TICK_MS 20
+
+static void on_role_changed(void *arg)
+{
+    broker_t *b = arg;
+    if (b->stopping)
+        return;
+    bool ready = zc_node_ready(b->node);
+    route_role_changed(b);
+    if (ready && !b->was_ready)
+        drain_scan(b, zc_mono_us(), true);
+    if (!ready && b->was_ready) {
+        drain_forget_all(b);
+        registry_forget_all(b);
+    }
+    b->was_ready = ready;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    broker_t *b = t->data;
+    uint64_t now = zc_mono_us();
+    route_expire(b, now);
+    if (now - b->last_drain_us >= (uint64_t)b->cfg.drain_retry_ms * 1000u)
+        drain_scan(b, now, false);
+}
+
+static void on_node_closed(void *arg)
+{
+    broker_t *b = arg;
+    b->node = NULL;
+}
+
+static void stop(broker_t *b)
+{
+    if (b->stopping)
+        return;
+    b->stopping = true;
+    zc_info("shutting down");
+    uv_timer_stop(&b->tick);
+    uv_close((uv_handle_t *)&b->tick, NULL);
+    uv_close((uv_handle_t *)&b->sigint, NULL);
+    uv_close((uv_handle_t *)&b->sigterm, NULL);
+    route_abort_all(b);
+    frontend_close(b);
+    backend_close(b);
+    zc_node_close(b->node, on_node_closed, b);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    stop(s->data);
+}
+
+int main(int argc, char **argv)
+{
+    broker_t b;
+    char err[512];
+    int rc = 1;
+    memset(&b, 0, sizeof b);
+
+    switch (broker_config_parse(&b.cfg, argc, argv)) {
+    case 0: break;
+    case 1: return 0;
+    default: return 2;
+    }
+    /* raft's libuv transport writes to sockets whose peer may be gone. */
+    signal(SIGPIPE, SIG_IGN);
+    char name[32];
+    snprintf(name, sizeof name, "broker%llu", (unsigned long long)b.cfg.id);
+    zc_log_set_name(name);
+    zc_log_threshold = b.cfg.log_level;
+    for (unsigned i = 0; i < b.cfg.n_replicas; i++)
+        if (b.cfg.replicas[i].id == b.cfg.id)
+            b.self = &b.cfg.replicas[i];
+
+    b.loop = uv_default_loop();
+    b.inflight = zc_map_new();
+    b.nodes = zc_map_new();
+    b.carts = zc_map_new();
+    zc_link_init(&b.waiting);
+    b.zctx = zmq_ctx_new();
+    if (!b.inflight || !b.nodes || !b.carts || !b.zctx) {
+        fprintf(stderr, "zcart-broker: out of memory\n");
+        return 1;
+    }
+
+    zc_node_config_t nc = {
+        .id = b.cfg.id,
+        .dir = b.cfg.data_dir,
+        .replicas = b.cfg.replicas,
+        .n_replicas = b.cfg.n_replicas,
+        .election_timeout_ms = b.cfg.election_timeout_ms,
+        .heartbeat_timeout_ms = b.cfg.heartbeat_timeout_ms,
+        .snapshot_threshold = b.cfg.snapshot_threshold,
+        .snapshot_trailing = b.cfg.snapshot_trailing,
+        .pre_vote = true,
+    };
+    b.node = zc_node_new(b.loop, &nc, on_role_changed, &b, err, sizeof err);
+    if (b.node == NULL) {
+        zc_error("%s", err);
+        goto out;
+    }
+    if (zc_node_start(b.node, err, sizeof err) != 0) {
+        zc_error("%s", err);
+        zc_node_close(b.node, on_node_closed, &b);
+        uv_run(b.loop, UV_RUN_DEFAULT);
+        goto out;
+    }
+    if (frontend_open(&b, err, sizeof err) != 0 || backend_open(&b, err, sizeof err) != 0) {
+        zc_error("%s", err);
+        frontend_close(&b);
+        backend_close(&b);
+        zc_node_close(b.node, on_node_closed, &b);
+        uv_run(b.loop, UV_RUN_DEFAULT);
+        goto out;
+    }
+    uv_timer_init(b.loop, &b.tick);
+    b.tick.data = &b;
+    uv_timer_start(&b.tick, on_tick, TICK_MS, TICK_MS);
+    uv_signal_init(b.loop, &b.sigint);
+    uv_signal_init(b.loop, &b.sigterm);
+    b.sigint.data = b.sigterm.data = &b;
+    uv_signal_start(&b.sigint, on_signal, SIGINT);
+    uv_signal_start(&b.sigterm, on_signal, SIGTERM);
+    zc_info("replica %llu serving clients on %s, carts on %s", (unsigned long long)b.cfg.id,
+            b.self->client_endpoint, b.self->cart_endpoint);
+
+    uv_run(b.loop, UV_RUN_DEFAULT);
+    rc = 0;
+out:
+    uv_loop_close(b.loop);
+    route_abort_all(&b);
+    zc_map_destroy(&b.inflight);
+    drain_forget_all(&b);
+    zc_map_destroy(&b.carts);
+    registry_destroy(&b);
+    zmq_ctx_term(b.zctx);
+    return rc;
+}
