@@ -395,3 +395,98 @@ uint64_t zc_state_digest(zc_state_t *s)
     mdb_txn_abort(t);
     return h;
 }
+
+/* --- invariant check --- */
+
+int zc_state_check(zc_state_t *s, char *why, size_t whylen)
+{
+    MDB_txn *t = rtxn(s);
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc = 0;
+    if (t == NULL) {
+        snprintf(why, whylen, "cannot open a read transaction");
+        return -1;
+    }
+    /* Free list: each entry a FREE cart whose free_pos is that entry. */
+    size_t n_list = 0;
+    if (mdb_cursor_open(t, s->free, &cur) != 0)
+        goto storage;
+    for (int op = MDB_FIRST; rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        char id[ZC_CART_MAX + 1];
+        zc_cart_rec_t c;
+        size_t n = v.mv_size < ZC_CART_MAX ? v.mv_size : ZC_CART_MAX;
+        memcpy(id, v.mv_data, n);
+        id[n] = 0;
+        n_list++;
+        if (zc_state_txn_get_cart(s, t, id, &c) != 0) {
+            snprintf(why, whylen, "free list names unregistered cart %s", id);
+            rc = -1;
+        } else if (c.state != ZC_CART_FREE || k.mv_size != 8 || c.free_pos != from_be64(k.mv_data)) {
+            snprintf(why, whylen, "free list entry for %s but the cart is in state %u at pos %llu",
+                     id, c.state, (unsigned long long)c.free_pos);
+            rc = -1;
+        }
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+    if (rc != 0)
+        goto out;
+    /* Carts: states valid, FREE count = free list length, ASSIGNED held by a
+     * LIVE session with the same generation. */
+    size_t n_free = 0;
+    if (mdb_cursor_open(t, s->carts, &cur) != 0)
+        goto storage;
+    for (int op = MDB_FIRST; rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        zc_cart_rec_t c;
+        zc_session_rec_t r;
+        if (decode_cart(&k, &v, &c) != 0) {
+            snprintf(why, whylen, "undecodable cart record");
+            rc = -1;
+        } else if (c.state == ZC_CART_FREE) {
+            n_free++;
+        } else if (c.state == ZC_CART_ASSIGNED) {
+            if (zc_state_txn_get_session(s, t, c.session, &r) != 0 || r.state != ZC_SESS_LIVE ||
+                strcmp(r.cart, c.id) != 0 || r.generation != c.generation) {
+                snprintf(why, whylen, "cart %s is assigned but its session does not hold it", c.id);
+                rc = -1;
+            }
+        } else if (c.state != ZC_CART_DRAINING) {
+            snprintf(why, whylen, "cart %s in unknown state %u", c.id, c.state);
+            rc = -1;
+        }
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+    if (rc == 0 && n_free != n_list) {
+        snprintf(why, whylen, "%zu FREE carts but %zu free-list entries", n_free, n_list);
+        rc = -1;
+    }
+    if (rc != 0)
+        goto out;
+    /* Sessions: a LIVE one's cart is ASSIGNED to it. */
+    if (mdb_cursor_open(t, s->sessions, &cur) != 0)
+        goto storage;
+    for (int op = MDB_FIRST; rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        zc_session_rec_t r;
+        zc_cart_rec_t c;
+        if (decode_session(&k, &v, &r) != 0) {
+            snprintf(why, whylen, "undecodable session record");
+            rc = -1;
+        } else if (r.state == ZC_SESS_LIVE &&
+                   (zc_state_txn_get_cart(s, t, r.cart, &c) != 0 || c.state != ZC_CART_ASSIGNED ||
+                    memcmp(c.session, r.id, ZC_SESSION_LEN) != 0 || c.generation != r.generation)) {
+            snprintf(why, whylen, "live session's cart %s is not assigned to it", r.cart);
+            rc = -1;
+        }
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+out:
+    mdb_txn_abort(t);
+    return rc;
+storage:
+    snprintf(why, whylen, "storage error while checking");
+    mdb_txn_abort(t);
+    return -1;
+}

@@ -88,6 +88,17 @@ uint64_t zc_state_meta(zc_state_t *s, const char *key);
  * generation counter (not the indexes): equal states, equal digests. */
 uint64_t zc_state_digest(zc_state_t *s);
 
+/* Verify the structural invariants (DESIGN.md §4, items 1 and 5):
+ *   - every cart is FREE, ASSIGNED or DRAINING, and FREE iff it is on the
+ *     free list, exactly once (registered = free + assigned + draining,
+ *     disjoint);
+ *   - every free-list entry names a registered FREE cart;
+ *   - a LIVE session's cart is ASSIGNED to that session and generation, and
+ *     every ASSIGNED cart is held by such a LIVE session (so no cart has two
+ *     live sessions and no session two carts).
+ * 0 if all hold; -1 with the first violation described in why. */
+int zc_state_check(zc_state_t *s, char *why, size_t whylen);
+
 /* --- used by fsm.c inside its write transaction --- */
 int zc_state_txn_get_cart(zc_state_t *s, MDB_txn *t, const char *id, zc_cart_rec_t *out);
 int zc_state_txn_put_cart(zc_state_t *s, MDB_txn *t, const zc_cart_rec_t *c);

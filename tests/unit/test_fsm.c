@@ -107,6 +107,11 @@ static void check_invariants(zc_fsm_t *f)
     CHECK(zc_state_each_free(zc_fsm_state(f), count_free_list, &in_list) == 0);
     CHECK_EQ_U64(n.total, n.free + n.assigned + n.draining);
     CHECK_EQ_U64(in_list, n.free);
+    char why[256];
+    int rc = zc_state_check(zc_fsm_state(f), why, sizeof why);
+    if (rc != 0)
+        fprintf(stderr, "invariant: %s\n", why);
+    CHECK(rc == 0);
 }
 
 TEST(register_fills_free_list_in_order)
@@ -269,6 +274,7 @@ static void workload(zc_fsm_t *f, unsigned seed, int steps)
         case 0: do_assign(f, k); break;
         case 1: do_release(f, k); break;
         case 2: {
+            check_invariants(f);
             zc_session_rec_t s;
             uint8_t id[16];
             session_id(id, k);
@@ -361,6 +367,57 @@ TEST(command_codec_roundtrip_and_rejects_junk)
     zc_wbuf_clear(&w);
 }
 
+/* Write records behind the FSM's back and check zc_state_check notices. */
+static int corrupt(zc_fsm_t *f, int how)
+{
+    zc_state_t *st = zc_fsm_state(f);
+    MDB_txn *t;
+    if (mdb_txn_begin(st->env, NULL, 0, &t) != 0)
+        return -1;
+    zc_cart_rec_t c;
+    zc_session_rec_t r;
+    uint8_t sid[16];
+    switch (how) {
+    case 0: /* a FREE cart missing from the free list */
+        zc_state_txn_get_cart(st, t, "n.1", &c);
+        zc_state_txn_free_del(st, t, c.free_pos);
+        break;
+    case 1: /* an ASSIGNED cart nobody holds */
+        zc_state_txn_get_cart(st, t, "n.1", &c);
+        zc_state_txn_free_del(st, t, c.free_pos);
+        c.state = ZC_CART_ASSIGNED;
+        c.generation = 99;
+        zc_state_txn_put_cart(st, t, &c);
+        break;
+    case 2: /* a second live session claiming an assigned cart */
+        session_id(sid, 1);
+        zc_state_txn_get_session(st, t, sid, &r);
+        session_id(r.id, 77);
+        zc_state_txn_put_session(st, t, &r);
+        break;
+    case 3: /* a cart on the free list twice */
+        zc_state_txn_get_cart(st, t, "n.1", &c);
+        zc_state_txn_free_push(st, t, &c);
+        break;
+    }
+    return mdb_txn_commit(t) == 0 ? 0 : -1;
+}
+
+TEST(invariant_check_catches_corruption)
+{
+    for (int how = 0; how < 4; how++) {
+        char d[256], why[256] = "";
+        zc_fsm_t *f = open_fsm(d);
+        do_register(f, "n", 2, 0, false);
+        do_assign(f, 1); /* takes n.0; n.1 stays free */
+        CHECK(zc_state_check(zc_fsm_state(f), why, sizeof why) == 0);
+        CHECK(corrupt(f, how) == 0);
+        CHECK(zc_state_check(zc_fsm_state(f), why, sizeof why) == -1);
+        CHECK(why[0] != 0);
+        zc_fsm_destroy(&f);
+    }
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/zcart-test-fsm.%d", (int)getpid());
@@ -376,6 +433,7 @@ int main(void)
     RUN(same_log_same_digest);
     RUN(snapshot_restore_roundtrip);
     RUN(command_codec_roundtrip_and_rejects_junk);
+    RUN(invariant_check_catches_corruption);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)

@@ -1,0 +1,54 @@
+# zcart: the two quick-start commands and the longer runs.
+#
+#   make run    install deps, build, start a local cluster + demo session
+#   make test   install deps, build (normal + ASan/UBSan), run the whole suite
+#
+# Everything else is for developers; see README.md and docs/.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= 2
+RUN_DIR    ?= run
+CLUSTER    := deploy/local/zcart-cluster
+
+.PHONY: all deps build build-asan run stop status test test-normal test-asan unit clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DZCART_SANITIZE=ON \
+	       -DCMAKE_C_COMPILER=clang >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+# Start a local cluster (stock, brokers, cart nodes), run a scripted demo
+# session against it and leave it running.
+run: build
+	@$(CLUSTER) down --dir $(RUN_DIR) >/dev/null 2>&1 || true
+	@$(CLUSTER) up --dir $(RUN_DIR) --bin $(BUILD)/bin
+	@bash scripts/demo.sh $(RUN_DIR) $(BUILD)/bin
+
+stop:
+	@$(CLUSTER) down --dir $(RUN_DIR)
+
+status:
+	@$(CLUSTER) status --dir $(RUN_DIR)
+
+# The whole suite, in the normal build and again under ASan + UBSan.
+test: build build-asan
+	@bash scripts/run-tests.sh $(BUILD) $(ASAN_BUILD)
+
+test-normal: build
+	@bash scripts/run-tests.sh $(BUILD)
+
+unit: build
+	@ctest --test-dir $(BUILD) -L unit --output-on-failure
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
