@@ -11,7 +11,7 @@ JOBS       ?= 2
 RUN_DIR    ?= run
 CLUSTER    := deploy/local/zcart-cluster
 
-.PHONY: all deps build build-asan run stop status test test-normal test-asan unit clean
+.PHONY: all deps build build-asan run stop status test test-normal test-asan unit sim clean
 
 all: build
 
@@ -49,6 +49,13 @@ test-normal: build
 
 unit: build
 	@ctest --test-dir $(BUILD) -L unit --output-on-failure
+
+# More simulation seeds than `make test` runs: make sim SEEDS=5000 [SEED=1]
+SEEDS ?= 2000
+SEED  ?= 1
+sim: build
+	@$(BUILD)/bin/zcart-sim --servers 3 --seed $(SEED) --seeds $(SEEDS)
+	@$(BUILD)/bin/zcart-sim --servers 5 --seed $(SEED) --seeds $(SEEDS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
