@@ -80,6 +80,7 @@ typedef struct broker {
     uv_signal_t sigint;       /* shutdown */
     uv_signal_t sigterm;      /* shutdown */
     bool stopping;            /* shutdown started */
+    int exit_code;            /* process exit status once the loop ends */
     bool was_ready;           /* readiness at the last role change */
     uint64_t next_corr;       /* corr of the next breq */
     zc_map_t *inflight;       /* corr -> breq_t */

@@ -16,11 +16,20 @@
 
 #define TICK_MS 20
 
+static void stop(broker_t *b);
+
 static void on_role_changed(void *arg)
 {
     broker_t *b = arg;
     if (b->stopping)
         return;
+    if (zc_node_failed(b->node)) {
+        zc_error("raft stopped: %s; exiting so the replica restarts from its log",
+                 "storage error or internal failure");
+        b->exit_code = 1;
+        stop(b);
+        return;
+    }
     bool ready = zc_node_ready(b->node);
     route_role_changed(b);
     if (ready && !b->was_ready)
@@ -144,7 +153,7 @@ int main(int argc, char **argv)
             b.self->client_endpoint, b.self->cart_endpoint);
 
     uv_run(b.loop, UV_RUN_DEFAULT);
-    rc = 0;
+    rc = b.exit_code;
 out:
     uv_loop_close(b.loop);
     route_abort_all(&b);

@@ -78,6 +78,11 @@ bool zc_node_ready(zc_node_t *n)
            n->ready_term == n->raft.current_term;
 }
 
+bool zc_node_failed(zc_node_t *n)
+{
+    return n->started && n->close_done == NULL && raft_state(&n->raft) == RAFT_UNAVAILABLE;
+}
+
 static void barrier_cb(struct raft_barrier *req, int status)
 {
     zc_node_t *n = req->data;

@@ -84,6 +84,8 @@ int zc_node_start(zc_node_t *n, char *err, size_t errlen);
 void zc_node_close(zc_node_t *n, void (*done)(void *arg), void *arg);
 
 bool zc_node_ready(zc_node_t *n);
+/* Raft stopped on its own (a storage error): the replica must restart. */
+bool zc_node_failed(zc_node_t *n);
 void zc_node_info(zc_node_t *n, zc_node_info_t *out);
 /* The member with this id, or NULL. */
 const zc_replica_t *zc_node_member(zc_node_t *n, uint64_t id);

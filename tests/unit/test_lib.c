@@ -1,6 +1,7 @@
 /* test_lib: lib/buf readers and writers, lib/json. */
 #include "lib/buf.h"
 #include "lib/json.h"
+#include "lib/map.h"
 #include "unit.h"
 
 TEST(buf_roundtrip_big_endian)
@@ -81,8 +82,49 @@ TEST(json_writer)
     zc_json_clear(&j);
 }
 
+/* Random puts and deletes checked against a plain array model. */
+TEST(map_matches_model)
+{
+    enum { N = 512 };
+    static int model[N]; /* 0 = absent, else value */
+    static int vals[N];
+    zc_map_t *m = zc_map_new();
+    unsigned seed = 3;
+    memset(model, 0, sizeof model);
+    for (int step = 0; step < 200000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned k = (seed >> 8) % N;
+        uint64_t key = (uint64_t)k * 0x9E3779B97F4A7C15ull; /* spread, collide in low bits */
+        if ((seed >> 20) % 3 != 0) {
+            vals[k] = step + 1;
+            CHECK(zc_map_put_u64(m, key, &vals[k]) == 0);
+            model[k] = step + 1;
+        } else {
+            void *v = zc_map_del_u64(m, key);
+            CHECK((v != NULL) == (model[k] != 0));
+            model[k] = 0;
+        }
+        if (step % 1000 == 0) {
+            size_t live = 0;
+            for (unsigned i = 0; i < N; i++) {
+                int *v = zc_map_get_u64(m, (uint64_t)i * 0x9E3779B97F4A7C15ull);
+                CHECK((v != NULL) == (model[i] != 0));
+                if (v) {
+                    CHECK_EQ_U64(*v, model[i]);
+                    live++;
+                }
+            }
+            CHECK_EQ_U64(zc_map_size(m), live);
+        }
+    }
+    CHECK(zc_map_put(m, "x", ZC_MAP_KEY_MAX + 1, vals) == -1);
+    zc_map_destroy(&m);
+    CHECK(m == NULL);
+}
+
 int main(void)
 {
+    RUN(map_matches_model);
     RUN(buf_roundtrip_big_endian);
     RUN(buf_errors_are_sticky);
     RUN(json_writer);
