@@ -88,6 +88,8 @@ typedef struct broker {
     zc_map_t *nodes;          /* node name -> node_info_t */
     zc_map_t *carts;          /* cart id -> cart_info_t (draining carts) */
     uint64_t last_drain_us;   /* last drain scan */
+    struct peers *peers;      /* connection watch on the other replicas */
+    bool members_seeded;      /* directory seeded in this leadership */
     uint64_t bad_requests;    /* client frames answered BAD_REQUEST */
     uint64_t dropped;         /* cart-side frames dropped */
 } broker_t;
@@ -103,6 +105,15 @@ void frontend_reply_ko(broker_t *b, const uint8_t *client, size_t client_len, co
 /* NOT_LEADER with the leader's client endpoint or "unknown". */
 void frontend_reply_not_leader(broker_t *b, const uint8_t *client, size_t client_len,
                                const zc_msg_t *req);
+
+/* The leader's client endpoint, or "unknown" (also when this is the leader). */
+void broker_leader_endpoint(broker_t *b, char out[ZC_ADDR_MAX + 1]);
+
+/* admin.c: ADMIN requests (membership, leadership) */
+void admin_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *m);
+/* Send an ADMIN_REPLY. */
+void frontend_admin_reply(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr,
+                          int status, const char *detail);
 
 /* route.c: the decision procedure for one client REQUEST */
 void route_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req);

@@ -14,7 +14,9 @@ static const char usage[] =
     "One replica of the zcart broker cluster.  Every member, this one included, is\n"
     "named by a --replica flag: its raft id, its raft transport address (host:port),\n"
     "the ZeroMQ endpoint clients connect to and the one cart nodes connect to.  The\n"
-    "first start of a data directory bootstraps the cluster from these flags.\n"
+    "first start of a data directory bootstraps the cluster from these flags,\n"
+    "unless --join is given: a replica that joins a running cluster starts empty\n"
+    "and waits for `zcart admin add-node` on the leader (docs/operations.md).\n"
     "\n"
     "  --id N                    this replica's raft id (must appear in a --replica)\n"
     "  --data DIR                data directory (raft log in DIR/raft, state in DIR/state)\n"
@@ -26,6 +28,7 @@ static const char usage[] =
     "  --cart-timeout MS         how long a request may wait for its cart or for a\n"
     "                            commit before it is answered KO (default 2000)\n"
     "  --drain-retry MS          resend RESET to a draining cart after MS (default 500)\n"
+    "  --join                    join an existing cluster instead of bootstrapping\n"
     "  --log-level LEVEL         debug, info, warn or error (default info)\n"
     "  --help                    print this text\n";
 
@@ -74,7 +77,7 @@ static bool parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 int broker_config_parse(broker_config_t *c, int argc, char **argv)
 {
     enum { O_ID = 1, O_DATA, O_REPLICA, O_ELECTION, O_HEARTBEAT, O_SNAP_T, O_SNAP_TR, O_CART_TO,
-           O_DRAIN, O_LOG, O_HELP };
+           O_DRAIN, O_LOG, O_JOIN, O_HELP };
     static const struct option opts[] = {
         {"id", required_argument, NULL, O_ID},
         {"data", required_argument, NULL, O_DATA},
@@ -86,6 +89,7 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
         {"cart-timeout", required_argument, NULL, O_CART_TO},
         {"drain-retry", required_argument, NULL, O_DRAIN},
         {"log-level", required_argument, NULL, O_LOG},
+        {"join", no_argument, NULL, O_JOIN},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -146,6 +150,9 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
         case O_LOG:
             if (!zc_log_parse_level(optarg, &c->log_level))
                 bad = "--log-level wants debug, info, warn or error";
+            break;
+        case O_JOIN:
+            c->join = true;
             break;
         case O_HELP:
             fputs(usage, stdout);

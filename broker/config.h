@@ -22,6 +22,7 @@ typedef struct {
     unsigned cart_timeout_ms;                      /* --cart-timeout: wait for a cart or a commit */
     unsigned drain_retry_ms;                       /* --drain-retry: resend RESET to draining carts */
     zc_log_level_t log_level;                      /* --log-level */
+    bool join;                                     /* --join: never bootstrap */
 } broker_config_t;
 
 /* Parse argv.  Returns 0 to run, 1 when --help was printed, 2 on a usage

@@ -27,6 +27,17 @@ void frontend_send(broker_t *b, const uint8_t *client, size_t client_len, const 
     send_msg(b, client, client_len, m);
 }
 
+void frontend_admin_reply(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr,
+                          int status, const char *detail)
+{
+    zc_msg_t r;
+    zc_msg_init(&r, ZC_MSG_ADMIN_REPLY);
+    r.corr = corr;
+    r.status = (uint8_t)status;
+    snprintf(r.detail, sizeof r.detail, "%s", detail ? detail : "");
+    send_msg(b, client, client_len, &r);
+}
+
 void frontend_reply_ko(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req,
                        int status, const char *detail)
 {
@@ -44,13 +55,9 @@ void frontend_reply_ko(broker_t *b, const uint8_t *client, size_t client_len, co
 void frontend_reply_not_leader(broker_t *b, const uint8_t *client, size_t client_len,
                                const zc_msg_t *req)
 {
-    zc_node_info_t info;
-    zc_node_info(b->node, &info);
-    const zc_replica_t *leader = info.leader_id && info.leader_id != b->cfg.id
-                                     ? zc_node_member(b->node, info.leader_id)
-                                     : NULL;
-    frontend_reply_ko(b, client, client_len, req, ZC_NOT_LEADER,
-                      leader ? leader->client_endpoint : "unknown");
+    char ep[ZC_ADDR_MAX + 1];
+    broker_leader_endpoint(b, ep);
+    frontend_reply_ko(b, client, client_len, req, ZC_NOT_LEADER, ep);
 }
 
 /* Step 2: field checks.  NULL if valid, else why not. */
@@ -86,7 +93,10 @@ static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, 
     zc_node_info(b->node, &info);
     if (zc_state_counts(st, &n) != 0)
         memset(&n, 0, sizeof n);
-    const zc_replica_t *leader = info.leader_id ? zc_node_member(b->node, info.leader_id) : NULL;
+    char leader_ep[ZC_ADDR_MAX + 1];
+    broker_leader_endpoint(b, leader_ep);
+    if (info.role == ZC_ROLE_LEADER)
+        snprintf(leader_ep, sizeof leader_ep, "%s", b->self->client_endpoint);
     zc_msg_t r;
     zc_msg_init(&r, ZC_MSG_STATUS_REPLY);
     r.corr = corr;
@@ -101,7 +111,7 @@ static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, 
     zc_msg_add_prop(&r, "applied_commands", "%" PRIu64, zc_state_meta(st, "applied_commands"));
     zc_msg_add_prop(&r, "digest", "%016" PRIx64, zc_state_digest(st));
     zc_msg_add_prop(&r, "leader_id", "%" PRIu64, info.leader_id);
-    zc_msg_add_prop(&r, "leader_endpoint", "%s", leader ? leader->client_endpoint : "unknown");
+    zc_msg_add_prop(&r, "leader_endpoint", "%s", leader_ep);
     zc_msg_add_prop(&r, "carts_total", "%u", n.total);
     zc_msg_add_prop(&r, "carts_free", "%u", n.free);
     zc_msg_add_prop(&r, "carts_assigned", "%u", n.assigned);
@@ -111,8 +121,31 @@ static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, 
     zc_msg_add_prop(&r, "inflight", "%zu", zc_map_size(b->inflight));
     zc_msg_add_prop(&r, "bad_requests", "%" PRIu64, b->bad_requests);
     zc_msg_add_prop(&r, "dropped", "%" PRIu64, b->dropped);
+    uint64_t ids[16];
+    const char *roles[16];
+    unsigned n_conf = zc_node_configuration(b->node, ids, roles, 16);
+    for (unsigned i = 0; i < n_conf; i++) {
+        zc_replica_t m;
+        char key[32];
+        snprintf(key, sizeof key, "member.%" PRIu64, ids[i]);
+        if (zc_node_member(b->node, ids[i], &m))
+            zc_msg_add_prop(&r, key, "%s %s %s", roles[i], m.raft_address, m.client_endpoint);
+        else
+            zc_msg_add_prop(&r, key, "%s unknown unknown", roles[i]);
+    }
     send_msg(b, client, client_len, &r);
     zc_msg_reset(&r);
+}
+
+void broker_leader_endpoint(broker_t *b, char out[ZC_ADDR_MAX + 1])
+{
+    zc_node_info_t info;
+    zc_replica_t m;
+    zc_node_info(b->node, &info);
+    if (info.leader_id && info.leader_id != b->cfg.id && zc_node_member(b->node, info.leader_id, &m))
+        snprintf(out, ZC_ADDR_MAX + 1, "%s", m.client_endpoint);
+    else
+        snprintf(out, ZC_ADDR_MAX + 1, "unknown");
 }
 
 static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, const void *data,
@@ -139,15 +172,9 @@ static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, cons
     case ZC_MSG_STATUS:
         status_reply(b, client, client_len, m.corr);
         break;
-    case ZC_MSG_ADMIN: {
-        zc_msg_t r;
-        zc_msg_init(&r, ZC_MSG_ADMIN_REPLY);
-        r.corr = m.corr;
-        r.status = ZC_BAD_REQUEST;
-        snprintf(r.detail, sizeof r.detail, "unknown admin command '%s'", m.command);
-        send_msg(b, client, client_len, &r);
+    case ZC_MSG_ADMIN:
+        admin_request(b, client, client_len, &m);
         break;
-    }
     default:
         b->bad_requests++;
         frontend_reply_ko(b, client, client_len, NULL, ZC_BAD_REQUEST,

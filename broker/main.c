@@ -10,13 +10,45 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/peers.h"
 #include "broker/registry.h"
 #include "lib/clock.h"
 #include "lib/log.h"
+#include "proto/status.h"
 
 #define TICK_MS 20
 
 static void stop(broker_t *b);
+
+static void seed_done(void *arg, int status, const zc_cmd_result_t *res)
+{
+    (void)arg;
+    (void)res;
+    if (status != ZC_OK)
+        zc_debug("member directory seeding did not commit (will retry when next ready)");
+}
+
+/* The member directory starts from the command line: a new leader records
+ * the members raft knows but the directory lacks (a bootstrapped cluster's
+ * initial members; later ones come with add-node). */
+static void seed_members(broker_t *b)
+{
+    uint64_t ids[16];
+    const char *roles[16];
+    unsigned n = zc_node_configuration(b->node, ids, roles, 16);
+    for (unsigned i = 0; i < n; i++) {
+        zc_member_t m;
+        if (zc_state_get_member(zc_node_state(b->node), ids[i], &m) == 0)
+            continue;
+        for (unsigned j = 0; j < b->cfg.n_replicas; j++) {
+            if (b->cfg.replicas[j].id != ids[i])
+                continue;
+            zc_cmd_t c = {.type = ZC_CMD_MEMBER_SET, .time_ms = zc_wall_ms()};
+            c.member = b->cfg.replicas[j];
+            zc_node_propose(b->node, &c, seed_done, NULL);
+        }
+    }
+}
 
 static void on_role_changed(void *arg)
 {
@@ -32,8 +64,10 @@ static void on_role_changed(void *arg)
     }
     bool ready = zc_node_ready(b->node);
     route_role_changed(b);
-    if (ready && !b->was_ready)
+    if (ready && !b->was_ready) {
+        seed_members(b);
         drain_scan(b, zc_mono_us(), true);
+    }
     if (!ready && b->was_ready) {
         drain_forget_all(b);
         registry_forget_all(b);
@@ -46,8 +80,11 @@ static void on_tick(uv_timer_t *t)
     broker_t *b = t->data;
     uint64_t now = zc_mono_us();
     route_expire(b, now);
-    if (now - b->last_drain_us >= (uint64_t)b->cfg.drain_retry_ms * 1000u)
+    if (now - b->last_drain_us >= (uint64_t)b->cfg.drain_retry_ms * 1000u) {
         drain_scan(b, now, false);
+        if (b->peers)
+            peers_sync(b->peers); /* membership may have changed */
+    }
 }
 
 static void on_node_closed(void *arg)
@@ -67,6 +104,7 @@ static void stop(broker_t *b)
     uv_close((uv_handle_t *)&b->sigint, NULL);
     uv_close((uv_handle_t *)&b->sigterm, NULL);
     route_abort_all(b);
+    peers_destroy(&b->peers);
     frontend_close(b);
     backend_close(b);
     zc_node_close(b->node, on_node_closed, b);
@@ -121,6 +159,7 @@ int main(int argc, char **argv)
         .snapshot_threshold = b.cfg.snapshot_threshold,
         .snapshot_trailing = b.cfg.snapshot_trailing,
         .pre_vote = true,
+        .join = b.cfg.join,
     };
     b.node = zc_node_new(b.loop, &nc, on_role_changed, &b, err, sizeof err);
     if (b.node == NULL) {
@@ -141,6 +180,9 @@ int main(int argc, char **argv)
         uv_run(b.loop, UV_RUN_DEFAULT);
         goto out;
     }
+    b.peers = peers_new(&b);
+    if (b.peers)
+        peers_sync(b.peers);
     uv_timer_init(b.loop, &b.tick);
     b.tick.data = &b;
     uv_timer_start(&b.tick, on_tick, TICK_MS, TICK_MS);

@@ -11,6 +11,8 @@ const char *zc_cmd_name(int type)
     case ZC_CMD_ASSIGN: return "ASSIGN";
     case ZC_CMD_RELEASE: return "RELEASE";
     case ZC_CMD_RETURN: return "RETURN";
+    case ZC_CMD_MEMBER_SET: return "MEMBER_SET";
+    case ZC_CMD_MEMBER_DEL: return "MEMBER_DEL";
     default: return "UNKNOWN";
     }
 }
@@ -42,6 +44,15 @@ int zc_cmd_encode(const zc_cmd_t *c, zc_wbuf_t *w)
     case ZC_CMD_RETURN:
         zc_wbuf_str(w, c->ret.cart);
         zc_wbuf_u64(w, c->ret.generation);
+        break;
+    case ZC_CMD_MEMBER_SET:
+        zc_wbuf_u64(w, c->member.id);
+        zc_wbuf_str(w, c->member.raft_address);
+        zc_wbuf_str(w, c->member.client_endpoint);
+        zc_wbuf_str(w, c->member.cart_endpoint);
+        break;
+    case ZC_CMD_MEMBER_DEL:
+        zc_wbuf_u64(w, c->member.id);
         break;
     default:
         return -1;
@@ -83,6 +94,15 @@ int zc_cmd_decode(zc_cmd_t *c, const void *data, size_t len)
     case ZC_CMD_RETURN:
         zc_rbuf_str(&r, c->ret.cart, sizeof c->ret.cart);
         c->ret.generation = zc_rbuf_u64(&r);
+        break;
+    case ZC_CMD_MEMBER_SET:
+        c->member.id = zc_rbuf_u64(&r);
+        zc_rbuf_str(&r, c->member.raft_address, sizeof c->member.raft_address);
+        zc_rbuf_str(&r, c->member.client_endpoint, sizeof c->member.client_endpoint);
+        zc_rbuf_str(&r, c->member.cart_endpoint, sizeof c->member.cart_endpoint);
+        break;
+    case ZC_CMD_MEMBER_DEL:
+        c->member.id = zc_rbuf_u64(&r);
         break;
     default:
         return -1;

@@ -15,6 +15,8 @@
  *     ASSIGN    16 session
  *     RELEASE   16 session, u8 why (1 close, 2 lease expired)
  *     RETURN    str cart, u64 generation
+ *     MEMBER_SET u64 id, str raft_address, str client_endpoint, str cart_endpoint
+ *     MEMBER_DEL u64 id
  */
 #ifndef ZC_REPLICATION_COMMAND_H
 #define ZC_REPLICATION_COMMAND_H
@@ -25,12 +27,15 @@
 
 #include "lib/buf.h"
 #include "proto/msg.h"
+#include "replication/state.h"
 
 typedef enum {
     ZC_CMD_REGISTER = 1, /* a cart node announces slots the registry lacks */
     ZC_CMD_ASSIGN = 2,   /* give a session the first free cart */
     ZC_CMD_RELEASE = 3,  /* end a session: its cart starts draining */
     ZC_CMD_RETURN = 4,   /* a drained (emptied) cart rejoins the free list */
+    ZC_CMD_MEMBER_SET = 5, /* record where a replica listens */
+    ZC_CMD_MEMBER_DEL = 6, /* forget a removed replica */
 } zc_cmd_type_t;
 
 #define ZC_CMD_VERSION 1
@@ -65,6 +70,7 @@ typedef struct {
             char cart[ZC_CART_MAX + 1]; /* cart id that finished draining */
             uint64_t generation;        /* generation it drained */
         } ret;
+        zc_member_t member;             /* MEMBER_SET; MEMBER_DEL uses only id */
     };
 } zc_cmd_t;
 

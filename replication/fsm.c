@@ -219,6 +219,18 @@ static int apply_return(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resul
     return 0;
 }
 
+static int apply_member(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_result_t *out)
+{
+    out->status = ZC_OK;
+    if (c->member.id == 0) {
+        out->status = ZC_BAD_REQUEST;
+        return 0;
+    }
+    if (c->type == ZC_CMD_MEMBER_SET)
+        return zc_state_txn_put_member(f->state, t, &c->member);
+    return zc_state_txn_del_member(f->state, t, c->member.id);
+}
+
 int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_cmd_result_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -244,6 +256,8 @@ int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_c
         case ZC_CMD_ASSIGN: rc = apply_assign(f, t, &c, out); break;
         case ZC_CMD_RELEASE: rc = apply_release(f, t, &c, out); break;
         case ZC_CMD_RETURN: rc = apply_return(f, t, &c, out); break;
+        case ZC_CMD_MEMBER_SET:
+        case ZC_CMD_MEMBER_DEL: rc = apply_member(f, t, &c, out); break;
         }
     }
     if (rc == 0)
@@ -272,12 +286,13 @@ err:
 
 /* --- snapshots ---
  *
- *   "ZCSNAP" u8 version(1) u64 applied_index
- *   then for meta, carts, free, sessions in that order:
+ *   "ZCSNAP" u8 version(2) u64 applied_index
+ *   then for meta, carts, free, sessions, members in that order:
  *     u32 count, count * (lstr key, lstr value)
  */
 #define SNAP_MAGIC "ZCSNAP"
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2
+#define SNAP_DBS 5
 #define SNAP_MAX_VALUE (16u << 20)
 
 static int dump_db(MDB_txn *t, MDB_dbi dbi, zc_wbuf_t *out)
@@ -309,8 +324,8 @@ int zc_fsm_snapshot(zc_fsm_t *f, zc_wbuf_t *out)
     zc_wbuf_u8(out, SNAP_VERSION);
     zc_wbuf_u64(out, zc_state_txn_meta(s, t, "applied_index"));
     int rc = 0;
-    MDB_dbi dbis[4] = {s->meta, s->carts, s->free, s->sessions};
-    for (int i = 0; i < 4 && rc == 0; i++)
+    MDB_dbi dbis[SNAP_DBS] = {s->meta, s->carts, s->free, s->sessions, s->members};
+    for (int i = 0; i < SNAP_DBS && rc == 0; i++)
         rc = dump_db(t, dbis[i], out);
     mdb_txn_abort(t);
     return rc;
@@ -336,7 +351,7 @@ int zc_fsm_restore(zc_fsm_t *f, const void *data, size_t len)
     }
     /* Validate the whole body before touching the state. */
     size_t body = r.pos;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < SNAP_DBS; i++) {
         uint32_t n = zc_rbuf_u32(&r);
         for (uint32_t j = 0; j < n && !r.err; j++) {
             size_t kl, vl;
@@ -352,9 +367,9 @@ int zc_fsm_restore(zc_fsm_t *f, const void *data, size_t len)
     MDB_txn *t;
     if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
         return -1;
-    MDB_dbi dbis[4] = {s->meta, s->carts, s->free, s->sessions};
+    MDB_dbi dbis[SNAP_DBS] = {s->meta, s->carts, s->free, s->sessions, s->members};
     int rc = 0;
-    for (int i = 0; i < 4 && rc == 0; i++) {
+    for (int i = 0; i < SNAP_DBS && rc == 0; i++) {
         rc = mdb_drop(t, dbis[i], 0);
         uint32_t n = zc_rbuf_u32(&r);
         for (uint32_t j = 0; j < n && rc == 0; j++) {

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "lib/buf.h"
 #include "lib/log.h"
@@ -139,7 +140,8 @@ zc_node_t *zc_node_new(uv_loop_t *loop, const zc_node_config_t *cfg, zc_node_rol
     }
     memcpy(n->members, cfg->replicas, cfg->n_replicas * sizeof *n->members);
     n->cfg.replicas = n->members;
-    if (zc_node_member(n, cfg->id) == NULL) {
+    zc_replica_t me;
+    if (!zc_node_member(n, cfg->id, &me)) {
         snprintf(err, errlen, "replica %llu is not in the member list",
                  (unsigned long long)cfg->id);
         goto err_after_members;
@@ -171,12 +173,74 @@ err_after_alloc:
     return NULL;
 }
 
+/* The state may be ahead of the local raft log after a crash (a leader
+ * applies entries its followers stored before its own write completes), so
+ * "ahead" proves nothing.  What must never happen is a state from one raft
+ * history replayed against another (raft dir wiped or swapped): entries
+ * would be skipped as "already applied".  A random history id, written in a
+ * file inside the raft dir and in the state's local table, ties the two. */
+static int check_history(zc_node_t *n, char *err, size_t errlen)
+{
+    char path[600], file_id[64] = "", state_id[64] = "";
+    zc_state_t *st = zc_fsm_state(n->fsm);
+    snprintf(path, sizeof path, "%s/zcart-history", n->raft_dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%63s", file_id) != 1)
+            file_id[0] = 0;
+        fclose(f);
+    }
+    int have = zc_state_local_get(st, "history", state_id, sizeof state_id);
+    uint64_t applied = zc_fsm_applied_index(n->fsm);
+    if (file_id[0] == 0) {
+        if (applied > 0) {
+            snprintf(err, errlen,
+                     "%s has no raft history but %s/state holds entries up to %llu: the raft "
+                     "data was lost; remove %s/state (it is rebuilt from the cluster)",
+                     n->raft_dir, n->cfg.dir, (unsigned long long)applied, n->cfg.dir);
+            return -1;
+        }
+        uint8_t rnd[ZC_SESSION_LEN];
+        zc_session_random(rnd);
+        zc_session_hex(rnd, file_id);
+        f = fopen(path, "w");
+        if (f == NULL || fprintf(f, "%s\n", file_id) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+            snprintf(err, errlen, "write %s: %s", path, strerror(errno));
+            if (f)
+                fclose(f);
+            return -1;
+        }
+        fclose(f);
+    } else if (have == 0 && strcmp(state_id, file_id) != 0) {
+        snprintf(err, errlen,
+                 "%s/state belongs to raft history %s but %s holds history %s; remove %s/state "
+                 "(it is rebuilt from the cluster)",
+                 n->cfg.dir, state_id, n->raft_dir, file_id, n->cfg.dir);
+        return -1;
+    } else if (have != 0 && applied > 0) {
+        snprintf(err, errlen, "%s/state has entries but no raft history id; remove it",
+                 n->cfg.dir);
+        return -1;
+    }
+    if (have != 0 || strcmp(state_id, file_id) != 0) {
+        if (zc_state_local_set(st, "history", file_id) != 0) {
+            snprintf(err, errlen, "cannot record the raft history id in %s/state", n->cfg.dir);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int zc_node_start(zc_node_t *n, char *err, size_t errlen)
 {
-    const zc_replica_t *self = zc_node_member(n, n->cfg.id);
+    zc_replica_t me, *self = &me;
     struct raft_configuration conf;
     int rv;
 
+    zc_node_member(n, n->cfg.id, &me);
+
+    if (check_history(n, err, errlen) != 0)
+        return -1;
     if ((rv = raft_uv_tcp_init(&n->transport, n->loop)) != 0) {
         snprintf(err, errlen, "raft transport: %s", raft_strerror(rv));
         return -1;
@@ -194,7 +258,7 @@ int zc_node_start(zc_node_t *n, char *err, size_t errlen)
     zc_fsm_bind(n->fsm, &n->raft);
 
     raft_configuration_init(&conf);
-    for (unsigned i = 0; i < n->cfg.n_replicas; i++) {
+    for (unsigned i = 0; i < n->cfg.n_replicas && !n->cfg.join; i++) {
         rv = raft_configuration_add(&conf, n->members[i].id, n->members[i].raft_address,
                                     RAFT_VOTER);
         if (rv != 0) {
@@ -204,7 +268,8 @@ int zc_node_start(zc_node_t *n, char *err, size_t errlen)
             goto err_after_raft;
         }
     }
-    rv = raft_bootstrap(&n->raft, &conf);
+    /* A joining server starts empty; the leader's raft_add brings it in. */
+    rv = n->cfg.join ? RAFT_CANTBOOTSTRAP : raft_bootstrap(&n->raft, &conf);
     raft_configuration_close(&conf);
     if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
         snprintf(err, errlen, "bootstrap: %s", raft_errmsg(&n->raft));
@@ -226,13 +291,6 @@ int zc_node_start(zc_node_t *n, char *err, size_t errlen)
     }
     n->started = true;
     uint64_t applied = zc_fsm_applied_index(n->fsm), last = raft_last_index(&n->raft);
-    if (applied > last) {
-        snprintf(err, errlen,
-                 "state in %s/state is at entry %llu but the raft log ends at %llu: the raft "
-                 "data was lost or belongs to another cluster; remove %s/state to rebuild it",
-                 n->cfg.dir, (unsigned long long)applied, (unsigned long long)last, n->cfg.dir);
-        return -1;
-    }
     zc_info("raft started: id %llu at %s, state at entry %llu, log ends at %llu",
             (unsigned long long)n->cfg.id, self->raft_address, (unsigned long long)applied,
             (unsigned long long)last);
@@ -306,12 +364,184 @@ void zc_node_info(zc_node_t *n, zc_node_info_t *out)
     out->leader_id = lid;
 }
 
-const zc_replica_t *zc_node_member(zc_node_t *n, uint64_t id)
+bool zc_node_member(zc_node_t *n, uint64_t id, zc_replica_t *out)
 {
+    if (n->fsm && zc_state_get_member(zc_fsm_state(n->fsm), id, out) == 0)
+        return true;
     for (unsigned i = 0; i < n->cfg.n_replicas; i++)
-        if (n->members[i].id == id)
-            return &n->members[i];
-    return NULL;
+        if (n->members[i].id == id) {
+            *out = n->members[i];
+            return true;
+        }
+    return false;
+}
+
+unsigned zc_node_configuration(zc_node_t *n, uint64_t *ids, const char **roles, unsigned max)
+{
+    unsigned k = 0;
+    if (!n->started)
+        return 0;
+    const struct raft_configuration *c = &n->raft.configuration;
+    for (unsigned i = 0; i < c->n && k < max; i++, k++) {
+        ids[k] = c->servers[i].id;
+        roles[k] = c->servers[i].role == RAFT_VOTER     ? "voter"
+                   : c->servers[i].role == RAFT_STANDBY ? "standby"
+                                                        : "spare";
+    }
+    return k;
+}
+
+/* --- membership changes and leadership transfer --- */
+
+/* One change in flight: raft hands the request back to the callback. */
+typedef struct {
+    union {
+        struct raft_change change;     /* add / assign / remove */
+        struct raft_transfer transfer; /* transfer */
+    } req;                             /* must be first */
+    zc_node_t *node;                   /* the node */
+    uint64_t id;                       /* server concerned */
+    bool promote;                      /* add: assign voter after the add */
+    zc_change_cb cb;                   /* caller's callback */
+    void *arg;                         /* its argument */
+} change_t;
+
+static void change_finish(change_t *c, int status, const char *detail)
+{
+    c->cb(c->arg, status, detail);
+    free(c);
+}
+
+static change_t *change_new(zc_node_t *n, uint64_t id, zc_change_cb cb, void *arg)
+{
+    change_t *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        cb(arg, ZC_INTERNAL, "out of memory");
+        return NULL;
+    }
+    c->node = n;
+    c->id = id;
+    c->cb = cb;
+    c->arg = arg;
+    if (!zc_node_ready(n)) {
+        change_finish(c, ZC_NOT_LEADER, "not the leader");
+        return NULL;
+    }
+    return c;
+}
+
+static int change_status(int rv)
+{
+    switch (rv) {
+    case RAFT_NOTLEADER:
+    case RAFT_LEADERSHIPLOST: return ZC_NOT_LEADER;
+    case RAFT_BADID:
+    case RAFT_DUPLICATEID:
+    case RAFT_DUPLICATEADDRESS:
+    case RAFT_BADROLE:
+    case RAFT_NOTFOUND: return ZC_BAD_REQUEST;
+    default: return ZC_UNAVAILABLE;
+    }
+}
+
+static void transfer_cb(struct raft_transfer *req)
+{
+    change_t *c = (change_t *)req;
+    raft_id lid = 0;
+    const char *addr;
+    raft_leader(&c->node->raft, &lid, &addr);
+    if (lid != 0 && lid != c->node->cfg.id && (c->id == 0 || lid == c->id))
+        change_finish(c, ZC_OK, "leadership transferred");
+    else
+        change_finish(c, ZC_UNAVAILABLE, "the target did not take over in time");
+}
+
+void zc_node_transfer(zc_node_t *n, uint64_t id, zc_change_cb cb, void *arg)
+{
+    change_t *c = change_new(n, id, cb, arg);
+    if (c == NULL)
+        return;
+    int rv = raft_transfer(&n->raft, &c->req.transfer, id, transfer_cb);
+    if (rv != 0)
+        change_finish(c, change_status(rv), raft_errmsg(&n->raft));
+}
+
+static void assign_cb(struct raft_change *req, int status)
+{
+    change_t *c = (change_t *)req;
+    if (status != 0)
+        change_finish(c, change_status(status), raft_strerror(status));
+    else
+        change_finish(c, ZC_OK, "added as voter");
+}
+
+static void add_cb(struct raft_change *req, int status)
+{
+    change_t *c = (change_t *)req;
+    if (status != 0) {
+        change_finish(c, change_status(status), raft_strerror(status));
+        return;
+    }
+    /* Promotion replicates the log to the new server first (catch-up rounds). */
+    int rv = raft_assign(&c->node->raft, &c->req.change, c->id, RAFT_VOTER, assign_cb);
+    if (rv != 0)
+        change_finish(c, change_status(rv), raft_errmsg(&c->node->raft));
+}
+
+void zc_node_add_voter(zc_node_t *n, uint64_t id, const char *raft_address, zc_change_cb cb,
+                       void *arg)
+{
+    change_t *c = change_new(n, id, cb, arg);
+    if (c == NULL)
+        return;
+    int rv = raft_add(&n->raft, &c->req.change, id, raft_address, add_cb);
+    if (rv != 0)
+        change_finish(c, change_status(rv), raft_errmsg(&n->raft));
+}
+
+static void remove_cb(struct raft_change *req, int status)
+{
+    change_t *c = (change_t *)req;
+    if (status != 0)
+        change_finish(c, change_status(status), raft_strerror(status));
+    else
+        change_finish(c, ZC_OK, "removed");
+}
+
+void zc_node_remove(zc_node_t *n, uint64_t id, zc_change_cb cb, void *arg)
+{
+    change_t *c = change_new(n, id, cb, arg);
+    if (c == NULL)
+        return;
+    int rv = raft_remove(&n->raft, &c->req.change, id, remove_cb);
+    if (rv != 0)
+        change_finish(c, change_status(rv), raft_errmsg(&n->raft));
+}
+
+/* --- fast failover hint --- */
+
+void zc_node_peer_gone(zc_node_t *n, uint64_t id)
+{
+    struct raft *r = &n->raft;
+    if (!n->started || raft_state(r) != RAFT_FOLLOWER || r->follower_state.current_leader.id != id)
+        return;
+    /* Rank among the voters that remain: the lowest id campaigns first. */
+    unsigned rank = 0;
+    for (unsigned i = 0; i < r->configuration.n; i++) {
+        const struct raft_server *s = &r->configuration.servers[i];
+        if (s->role == RAFT_VOTER && s->id != id && s->id < r->id)
+            rank++;
+    }
+    unsigned delay = rank * n->cfg.heartbeat_timeout_ms;
+    raft_time now = r->io->time(r->io);
+    unsigned timeout = r->follower_state.randomized_election_timeout;
+    /* Forget the leader (raft's own clear keeps the address until the next
+     * leader replaces it) so this follower grants (pre-)votes right away. */
+    r->follower_state.current_leader.id = 0;
+    if (timeout > delay)
+        r->election_timer_start = now - (timeout - delay);
+    zc_info("leader %llu is gone; campaigning in %u ms unless another leader appears",
+            (unsigned long long)id, delay);
 }
 
 zc_state_t *zc_node_state(zc_node_t *n) { return zc_fsm_state(n->fsm); }

@@ -25,15 +25,8 @@
 #include "replication/command.h"
 #include "replication/state.h"
 
-#define ZC_ADDR_MAX 255
-
-/* One cluster member and where to reach it. */
-typedef struct {
-    uint64_t id;                            /* raft server id, > 0 */
-    char raft_address[ZC_ADDR_MAX + 1];     /* "host:port" of the raft transport */
-    char client_endpoint[ZC_ADDR_MAX + 1];  /* ZeroMQ endpoint for clients */
-    char cart_endpoint[ZC_ADDR_MAX + 1];    /* ZeroMQ endpoint for cart nodes */
-} zc_replica_t;
+/* One cluster member and where to reach it (see state.h). */
+typedef zc_member_t zc_replica_t;
 
 typedef struct {
     uint64_t id;                   /* this replica's id */
@@ -45,6 +38,7 @@ typedef struct {
     unsigned snapshot_threshold;   /* entries between snapshots */
     unsigned snapshot_trailing;    /* entries kept after a snapshot */
     bool pre_vote;                 /* raft pre-vote */
+    bool join;                     /* joining an existing cluster: never bootstrap */
     size_t state_map_size;         /* LMDB map size, 0 = default */
 } zc_node_config_t;
 
@@ -87,8 +81,33 @@ bool zc_node_ready(zc_node_t *n);
 /* Raft stopped on its own (a storage error): the replica must restart. */
 bool zc_node_failed(zc_node_t *n);
 void zc_node_info(zc_node_t *n, zc_node_info_t *out);
-/* The member with this id, or NULL. */
-const zc_replica_t *zc_node_member(zc_node_t *n, uint64_t id);
+/* Where member `id` listens: the replicated directory first, then the
+ * command-line members.  False if unknown. */
+bool zc_node_member(zc_node_t *n, uint64_t id, zc_replica_t *out);
+/* Ids and roles ("voter", "standby", "spare") of raft's current
+ * configuration; returns how many (at most max). */
+unsigned zc_node_configuration(zc_node_t *n, uint64_t *ids, const char **roles, unsigned max);
+
+/* --- membership and leadership (leader only) ---
+ * cb(arg, status, detail) fires once: ZC_OK, ZC_NOT_LEADER, ZC_BAD_REQUEST
+ * (unknown or invalid id), ZC_UNAVAILABLE (another change is in progress,
+ * or the change failed; detail says why). */
+typedef void (*zc_change_cb)(void *arg, int status, const char *detail);
+/* Hand leadership to `id` (0: raft picks a voter); OK once it leads. */
+void zc_node_transfer(zc_node_t *n, uint64_t id, zc_change_cb cb, void *arg);
+/* Add a server and promote it to voter once it has caught up. */
+void zc_node_add_voter(zc_node_t *n, uint64_t id, const char *raft_address, zc_change_cb cb,
+                       void *arg);
+/* Remove a server from the configuration. */
+void zc_node_remove(zc_node_t *n, uint64_t id, zc_change_cb cb, void *arg);
+
+/* A peer's process is gone (its connections dropped).  If it is the leader
+ * this follower follows, stop trusting it at once: forget it (so this
+ * follower grants votes) and fire the election timer after a delay staggered
+ * by this server's rank among the remaining voters, so the lowest-ranked
+ * follower campaigns first and split votes are rare.  Raft's safety does not
+ * depend on timers; a false alarm costs at most a rejected pre-vote. */
+void zc_node_peer_gone(zc_node_t *n, uint64_t id);
 zc_state_t *zc_node_state(zc_node_t *n);
 const char *zc_role_name(int role);
 

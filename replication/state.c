@@ -99,7 +99,9 @@ zc_state_t *zc_state_open(const char *dir, size_t map_size, char *err, size_t er
     if ((rc = mdb_dbi_open(t, "meta", MDB_CREATE, &s->meta)) != 0 ||
         (rc = mdb_dbi_open(t, "carts", MDB_CREATE, &s->carts)) != 0 ||
         (rc = mdb_dbi_open(t, "free", MDB_CREATE, &s->free)) != 0 ||
-        (rc = mdb_dbi_open(t, "sessions", MDB_CREATE, &s->sessions)) != 0) {
+        (rc = mdb_dbi_open(t, "sessions", MDB_CREATE, &s->sessions)) != 0 ||
+        (rc = mdb_dbi_open(t, "members", MDB_CREATE, &s->members)) != 0 ||
+        (rc = mdb_dbi_open(t, "local", MDB_CREATE, &s->local)) != 0) {
         mdb_txn_abort(t);
         goto err_lmdb;
     }
@@ -226,6 +228,44 @@ int zc_state_txn_free_del(zc_state_t *s, MDB_txn *t, uint64_t pos)
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : -1;
 }
 
+static int decode_member(const MDB_val *k, const MDB_val *v, zc_member_t *m)
+{
+    memset(m, 0, sizeof *m);
+    if (k->mv_size != 8)
+        return -1;
+    m->id = from_be64(k->mv_data);
+    zc_rbuf_t r;
+    zc_rbuf_init(&r, v->mv_data, v->mv_size);
+    zc_rbuf_str(&r, m->raft_address, sizeof m->raft_address);
+    zc_rbuf_str(&r, m->client_endpoint, sizeof m->client_endpoint);
+    zc_rbuf_str(&r, m->cart_endpoint, sizeof m->cart_endpoint);
+    return zc_rbuf_done(&r) ? 0 : -1;
+}
+
+int zc_state_txn_put_member(zc_state_t *s, MDB_txn *t, const zc_member_t *m)
+{
+    uint8_t key[8];
+    zc_wbuf_t w;
+    be64(key, m->id);
+    zc_wbuf_init(&w);
+    zc_wbuf_str(&w, m->raft_address);
+    zc_wbuf_str(&w, m->client_endpoint);
+    zc_wbuf_str(&w, m->cart_endpoint);
+    MDB_val k = {8, key}, v = {w.len, w.data};
+    int rc = w.oom ? -1 : mdb_put(t, s->members, &k, &v, 0);
+    zc_wbuf_clear(&w);
+    return rc == 0 ? 0 : -1;
+}
+
+int zc_state_txn_del_member(zc_state_t *s, MDB_txn *t, uint64_t id)
+{
+    uint8_t key[8];
+    be64(key, id);
+    MDB_val k = {8, key};
+    int rc = mdb_del(t, s->members, &k, NULL);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : -1;
+}
+
 /* --- queries --- */
 
 static MDB_txn *rtxn(zc_state_t *s)
@@ -262,6 +302,76 @@ uint64_t zc_state_meta(zc_state_t *s, const char *key)
     uint64_t v = zc_state_txn_meta(s, t, key);
     mdb_txn_abort(t);
     return v;
+}
+
+int zc_state_get_member(zc_state_t *s, uint64_t id, zc_member_t *out)
+{
+    MDB_txn *t = rtxn(s);
+    if (t == NULL)
+        return -1;
+    uint8_t key[8];
+    be64(key, id);
+    MDB_val k = {8, key}, v;
+    int rc = mdb_get(t, s->members, &k, &v);
+    rc = rc == MDB_NOTFOUND ? 1 : rc != 0 ? -1 : decode_member(&k, &v, out);
+    mdb_txn_abort(t);
+    return rc;
+}
+
+int zc_state_local_get(zc_state_t *s, const char *key, char *out, size_t cap)
+{
+    MDB_txn *t = rtxn(s);
+    if (t == NULL)
+        return -1;
+    MDB_val k = {strlen(key), (void *)key}, v;
+    int rc = mdb_get(t, s->local, &k, &v);
+    if (rc == 0 && v.mv_size < cap) {
+        memcpy(out, v.mv_data, v.mv_size);
+        out[v.mv_size] = 0;
+    }
+    mdb_txn_abort(t);
+    return rc == MDB_NOTFOUND ? 1 : rc == 0 && v.mv_size < cap ? 0 : -1;
+}
+
+int zc_state_local_set(zc_state_t *s, const char *key, const char *value)
+{
+    MDB_txn *t;
+    if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
+        return -1;
+    MDB_val k = {strlen(key), (void *)key}, v = {strlen(value), (void *)value};
+    if (mdb_put(t, s->local, &k, &v, 0) != 0) {
+        mdb_txn_abort(t);
+        return -1;
+    }
+    if (mdb_txn_commit(t) != 0)
+        return -1;
+    return mdb_env_sync(s->env, 1) == 0 ? 0 : -1;
+}
+
+int zc_state_each_member(zc_state_t *s, int (*fn)(const zc_member_t *m, void *arg), void *arg)
+{
+    MDB_txn *t = rtxn(s);
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = -1;
+    if (t == NULL)
+        return -1;
+    if (mdb_cursor_open(t, s->members, &cur) != 0)
+        goto out;
+    rc = 0;
+    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        zc_member_t m;
+        if (decode_member(&k, &v, &m) != 0) {
+            rc = -1;
+            break;
+        }
+        if (fn(&m, arg) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+out:
+    mdb_txn_abort(t);
+    return rc;
 }
 
 int zc_state_each_cart(zc_state_t *s, int (*fn)(const zc_cart_rec_t *c, void *arg), void *arg)

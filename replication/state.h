@@ -10,6 +10,9 @@
  *   free      u64 position (big-endian, so LMDB order = FIFO order) -> cart id
  *   sessions  16-octet session id -> session record (LIVE, CLOSED, EXPIRED;
  *             cart and generation)
+ *   members   u64 replica id -> its raft address, client and cart endpoints
+ *             (the directory behind NOT_LEADER redirects; raft's own
+ *             configuration decides who votes)
  *
  * Invariant kept by every apply: registered carts = free + assigned +
  * draining, disjoint; a cart is FREE iff it has an entry in `free`; a LIVE
@@ -55,6 +58,16 @@ typedef struct {
     uint64_t since_ms;          /* leader time of the last state change */
 } zc_session_rec_t;
 
+#define ZC_ADDR_MAX 255
+
+/* A broker replica and where to reach it. */
+typedef struct {
+    uint64_t id;                            /* raft server id, > 0 */
+    char raft_address[ZC_ADDR_MAX + 1];     /* "host:port" of the raft transport */
+    char client_endpoint[ZC_ADDR_MAX + 1];  /* ZeroMQ endpoint for clients */
+    char cart_endpoint[ZC_ADDR_MAX + 1];    /* ZeroMQ endpoint for cart nodes */
+} zc_member_t;
+
 typedef struct {
     uint32_t total, free, assigned, draining; /* carts by state */
     uint32_t sessions_live;                   /* LIVE sessions */
@@ -68,6 +81,8 @@ typedef struct zc_state {
     MDB_dbi carts;    /* cart registry */
     MDB_dbi free;     /* free list */
     MDB_dbi sessions; /* session table */
+    MDB_dbi members;  /* replica directory */
+    MDB_dbi local;    /* this replica's own facts: never replicated, snapshotted or hashed */
 } zc_state_t;
 
 /* Open (creating) the state under dir.  map_size 0 = 256 MiB. */
@@ -79,13 +94,20 @@ void zc_state_close(zc_state_t **s);
 int zc_state_get_session(zc_state_t *s, const uint8_t id[ZC_SESSION_LEN], zc_session_rec_t *out);
 int zc_state_get_cart(zc_state_t *s, const char *id, zc_cart_rec_t *out);
 int zc_state_counts(zc_state_t *s, zc_state_counts_t *out);
+int zc_state_get_member(zc_state_t *s, uint64_t id, zc_member_t *out);
+/* Local (unreplicated) text values, synced on write.  get: 0, 1 absent. */
+int zc_state_local_get(zc_state_t *s, const char *key, char *out, size_t cap);
+int zc_state_local_set(zc_state_t *s, const char *key, const char *value);
+/* Call fn for every member in id order. */
+int zc_state_each_member(zc_state_t *s, int (*fn)(const zc_member_t *m, void *arg), void *arg);
 /* Call fn for every cart in id order; stops early when fn returns non-zero. */
 int zc_state_each_cart(zc_state_t *s, int (*fn)(const zc_cart_rec_t *c, void *arg), void *arg);
 /* Call fn for every free cart id in free-list order. */
 int zc_state_each_free(zc_state_t *s, int (*fn)(const char *cart, void *arg), void *arg);
 uint64_t zc_state_meta(zc_state_t *s, const char *key);
 /* FNV-1a 64 over the canonical encoding of carts, free list, sessions and the
- * generation counter (not the indexes): equal states, equal digests. */
+ * generation counter (not the indexes, not the member directory): equal
+ * states, equal digests. */
 uint64_t zc_state_digest(zc_state_t *s);
 
 /* Verify the structural invariants (DESIGN.md §4, items 1 and 5):
@@ -110,5 +132,7 @@ int zc_state_txn_set_meta(zc_state_t *s, MDB_txn *t, const char *key, uint64_t v
 /* Free list: push at the tail (sets c->free_pos), remove one position. */
 int zc_state_txn_free_push(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *c);
 int zc_state_txn_free_del(zc_state_t *s, MDB_txn *t, uint64_t pos);
+int zc_state_txn_put_member(zc_state_t *s, MDB_txn *t, const zc_member_t *m);
+int zc_state_txn_del_member(zc_state_t *s, MDB_txn *t, uint64_t id);
 
 #endif

@@ -367,6 +367,49 @@ TEST(command_codec_roundtrip_and_rejects_junk)
     zc_wbuf_clear(&w);
 }
 
+TEST(member_directory_replicates_and_snapshots)
+{
+    char d1[256], d2[256];
+    zc_fsm_t *f = open_fsm(d1), *g = open_fsm(d2);
+    zc_cmd_t c = {.type = ZC_CMD_MEMBER_SET};
+    c.member.id = 4;
+    snprintf(c.member.raft_address, sizeof c.member.raft_address, "127.0.0.1:7014");
+    snprintf(c.member.client_endpoint, sizeof c.member.client_endpoint, "tcp://127.0.0.1:7024");
+    snprintf(c.member.cart_endpoint, sizeof c.member.cart_endpoint, "tcp://127.0.0.1:7034");
+    uint64_t digest = zc_state_digest(zc_fsm_state(f));
+    CHECK_EQ_U64(apply(f, &c).status, ZC_OK);
+    CHECK_EQ_U64(zc_state_digest(zc_fsm_state(f)), digest); /* not part of the digest */
+    zc_member_t m;
+    CHECK(zc_state_get_member(zc_fsm_state(f), 4, &m) == 0);
+    CHECK_STR(m.client_endpoint, "tcp://127.0.0.1:7024");
+    zc_wbuf_t snap;
+    zc_wbuf_init(&snap);
+    CHECK(zc_fsm_snapshot(f, &snap) == 0);
+    CHECK(zc_fsm_restore(g, snap.data, snap.len) == 0);
+    CHECK(zc_state_get_member(zc_fsm_state(g), 4, &m) == 0);
+    CHECK_STR(m.raft_address, "127.0.0.1:7014");
+    c.type = ZC_CMD_MEMBER_DEL;
+    CHECK_EQ_U64(apply(f, &c).status, ZC_OK);
+    CHECK(zc_state_get_member(zc_fsm_state(f), 4, &m) == 1);
+    c.member.id = 0;
+    CHECK_EQ_U64(apply(f, &c).status, ZC_BAD_REQUEST);
+    /* The local table is not replicated by snapshots. */
+    CHECK(zc_state_local_set(zc_fsm_state(f), "history", "abc") == 0);
+    zc_wbuf_reset(&snap);
+    CHECK(zc_fsm_snapshot(f, &snap) == 0);
+    char v[16];
+    CHECK(zc_state_local_set(zc_fsm_state(g), "history", "xyz") == 0);
+    do_register(f, "late", 1, 0, false); /* make the snapshot newer than g */
+    zc_wbuf_reset(&snap);
+    CHECK(zc_fsm_snapshot(f, &snap) == 0);
+    CHECK(zc_fsm_restore(g, snap.data, snap.len) == 0);
+    CHECK(zc_state_local_get(zc_fsm_state(g), "history", v, sizeof v) == 0);
+    CHECK_STR(v, "xyz");
+    zc_wbuf_clear(&snap);
+    zc_fsm_destroy(&f);
+    zc_fsm_destroy(&g);
+}
+
 /* Write records behind the FSM's back and check zc_state_check notices. */
 static int corrupt(zc_fsm_t *f, int how)
 {
@@ -434,6 +477,7 @@ int main(void)
     RUN(snapshot_restore_roundtrip);
     RUN(command_codec_roundtrip_and_rejects_junk);
     RUN(invariant_check_catches_corruption);
+    RUN(member_directory_replicates_and_snapshots);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)

@@ -1,0 +1,151 @@
+/* admin: operator commands, served by the leader only.
+ *
+ *   transfer-leader [id]       raft leadership transfer (id 0 or absent: any voter)
+ *   add-node id raft client cart
+ *                              record the endpoints in the replicated member
+ *                              directory, add the server to raft and promote
+ *                              it to voter once it has caught up
+ *   remove-node id             remove it from raft, then from the directory
+ *
+ * Arguments travel as ADMIN props (docs/protocol.md §3.2).  A follower
+ * answers NOT_LEADER with the leader's endpoint, like for REQUESTs.  The
+ * answer is sent when the change is done (or failed), which for add-node
+ * includes the new server's catch-up. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+#include "proto/status.h"
+
+typedef enum { ADM_TRANSFER, ADM_ADD_MEMBER, ADM_ADD_RAFT, ADM_REMOVE_RAFT, ADM_REMOVE_MEMBER } step_t;
+
+/* One admin request in progress. */
+typedef struct {
+    broker_t *b;                          /* the broker */
+    uint8_t client[BROKER_CLIENT_ID_MAX]; /* asker's routing id */
+    uint8_t client_len;                   /* its length */
+    uint64_t corr;                        /* asker's corr */
+    step_t step;                          /* where the request is */
+    zc_replica_t member;                  /* node concerned */
+} admin_t;
+
+static void finish(admin_t *a, int status, const char *detail)
+{
+    if (!a->b->stopping)
+        frontend_admin_reply(a->b, a->client, a->client_len, a->corr, status, detail);
+    zc_info("admin %s %" PRIu64 ": %s (%s)",
+            a->step == ADM_TRANSFER ? "transfer-leader"
+            : a->step <= ADM_ADD_RAFT ? "add-node"
+                                      : "remove-node",
+            a->member.id, zc_status_name(status), detail ? detail : "");
+    free(a);
+}
+
+static bool parse_id(const char *s, uint64_t *out)
+{
+    char *end;
+    if (s == NULL || *s == 0)
+        return false;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end != 0 || v == 0 || v > 1000000)
+        return false;
+    *out = v;
+    return true;
+}
+
+static void change_done(void *arg, int status, const char *detail);
+
+static void member_done(void *arg, int status, const zc_cmd_result_t *res)
+{
+    admin_t *a = arg;
+    if (status != ZC_OK || res->status != ZC_OK) {
+        finish(a, status != ZC_OK ? status : res->status, "could not update the member directory");
+        return;
+    }
+    if (a->step == ADM_ADD_MEMBER) {
+        a->step = ADM_ADD_RAFT;
+        zc_node_add_voter(a->b->node, a->member.id, a->member.raft_address, change_done, a);
+    } else {
+        finish(a, ZC_OK, "removed");
+    }
+}
+
+static void propose_member(admin_t *a, uint8_t type)
+{
+    zc_cmd_t c = {.type = type, .time_ms = zc_wall_ms()};
+    c.member = a->member;
+    zc_node_propose(a->b->node, &c, member_done, a);
+}
+
+static void change_done(void *arg, int status, const char *detail)
+{
+    admin_t *a = arg;
+    if (status == ZC_OK && a->step == ADM_REMOVE_RAFT) {
+        a->step = ADM_REMOVE_MEMBER;
+        propose_member(a, ZC_CMD_MEMBER_DEL);
+        return;
+    }
+    finish(a, status, detail);
+}
+
+void admin_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *m)
+{
+    if (!zc_node_ready(b->node)) {
+        char ep[ZC_ADDR_MAX + 1];
+        broker_leader_endpoint(b, ep);
+        frontend_admin_reply(b, client, client_len, m->corr, ZC_NOT_LEADER, ep);
+        return;
+    }
+    admin_t *a = calloc(1, sizeof *a);
+    if (a == NULL) {
+        frontend_admin_reply(b, client, client_len, m->corr, ZC_INTERNAL, "out of memory");
+        return;
+    }
+    a->b = b;
+    memcpy(a->client, client, client_len);
+    a->client_len = (uint8_t)client_len;
+    a->corr = m->corr;
+    const char *id = zc_msg_prop(m, "id");
+    if (strcmp(m->command, "transfer-leader") == 0) {
+        a->step = ADM_TRANSFER;
+        if (id && !parse_id(id, &a->member.id)) {
+            finish(a, ZC_BAD_REQUEST, "id must be a positive integer");
+            return;
+        }
+        zc_node_transfer(b->node, a->member.id, change_done, a);
+    } else if (strcmp(m->command, "add-node") == 0) {
+        a->step = ADM_ADD_MEMBER;
+        const char *raft = zc_msg_prop(m, "raft"), *cl = zc_msg_prop(m, "client"),
+                   *cart = zc_msg_prop(m, "cart");
+        if (!parse_id(id, &a->member.id) || !raft || !cl || !cart || !strchr(raft, ':') ||
+            !*cl || !*cart) {
+            finish(a, ZC_BAD_REQUEST, "add-node wants id, raft (host:port), client and cart");
+            return;
+        }
+        snprintf(a->member.raft_address, sizeof a->member.raft_address, "%s", raft);
+        snprintf(a->member.client_endpoint, sizeof a->member.client_endpoint, "%s", cl);
+        snprintf(a->member.cart_endpoint, sizeof a->member.cart_endpoint, "%s", cart);
+        propose_member(a, ZC_CMD_MEMBER_SET);
+    } else if (strcmp(m->command, "remove-node") == 0) {
+        a->step = ADM_REMOVE_RAFT;
+        if (!parse_id(id, &a->member.id)) {
+            finish(a, ZC_BAD_REQUEST, "remove-node wants an id");
+            return;
+        }
+        if (a->member.id == b->cfg.id) {
+            finish(a, ZC_BAD_REQUEST,
+                   "this replica leads: transfer leadership away first (admin transfer-leader)");
+            return;
+        }
+        zc_node_remove(b->node, a->member.id, change_done, a);
+    } else {
+        a->step = ADM_TRANSFER;
+        char why[96];
+        snprintf(why, sizeof why, "unknown admin command '%.40s'", m->command);
+        finish(a, ZC_BAD_REQUEST, why);
+    }
+}

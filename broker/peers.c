@@ -1,0 +1,150 @@
+/* peers: see peers.h. */
+#include "broker/peers.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+
+#define PEERS_MAX 16
+
+/* One watched replica. */
+typedef struct {
+    uint64_t id;                       /* its raft id */
+    char endpoint[ZC_ADDR_MAX + 1];    /* its client endpoint */
+    void *dealer;                      /* idle connection to it */
+    void *monitor;                     /* PAIR receiving the dealer's events */
+    zc_watch_t *watch;                 /* watcher on monitor */
+    struct peers *owner;               /* back pointer */
+} peer_t;
+
+struct peers {
+    broker_t *b;              /* the broker */
+    peer_t peer[PEERS_MAX];   /* watched replicas */
+    unsigned n;               /* entries in use */
+};
+
+static void on_event(void *sock, void *arg)
+{
+    peer_t *p = arg;
+    for (int i = 0; i < ZC_ZMQX_BATCH; i++) {
+        zc_zmsg_t z;
+        if (zc_zmsg_recv(sock, &z) != 0)
+            return;
+        if (z.n >= 1 && zc_zmsg_size(&z, 0) >= 2) {
+            uint16_t ev;
+            memcpy(&ev, zc_zmsg_data(&z, 0), 2);
+            if (ev == ZMQ_EVENT_DISCONNECTED) {
+                zc_debug("connection to replica %" PRIu64 " dropped", p->id);
+                zc_node_peer_gone(p->owner->b->node, p->id);
+            }
+        }
+        zc_zmsg_close(&z);
+    }
+}
+
+static void peer_close(peer_t *p)
+{
+    zc_watch_destroy(&p->watch);
+    if (p->dealer) {
+        zmq_socket_monitor(p->dealer, NULL, 0);
+        zmq_close(p->dealer);
+    }
+    if (p->monitor)
+        zmq_close(p->monitor);
+    memset(p, 0, sizeof *p);
+}
+
+static int peer_open(peers_t *ps, peer_t *p, const zc_replica_t *m)
+{
+    broker_t *b = ps->b;
+    char inproc[64];
+    int ivl = 100, zero = 0;
+    memset(p, 0, sizeof *p);
+    p->id = m->id;
+    p->owner = ps;
+    snprintf(p->endpoint, sizeof p->endpoint, "%s", m->client_endpoint);
+    snprintf(inproc, sizeof inproc, "inproc://peer-monitor-%" PRIu64, m->id);
+    p->dealer = zmq_socket(b->zctx, ZMQ_DEALER);
+    p->monitor = zmq_socket(b->zctx, ZMQ_PAIR);
+    if (!p->dealer || !p->monitor)
+        goto err;
+    zmq_setsockopt(p->dealer, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(p->monitor, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(p->dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    if (zmq_socket_monitor(p->dealer, inproc, ZMQ_EVENT_DISCONNECTED) != 0 ||
+        zmq_connect(p->monitor, inproc) != 0 || zmq_connect(p->dealer, p->endpoint) != 0)
+        goto err;
+    p->watch = zc_watch_new(b->loop, p->monitor, on_event, p);
+    if (p->watch == NULL)
+        goto err;
+    return 0;
+err:
+    zc_warn("cannot watch replica %" PRIu64 " at %s: %s", m->id, m->client_endpoint,
+            zmq_strerror(zmq_errno()));
+    peer_close(p);
+    return -1;
+}
+
+peers_t *peers_new(broker_t *b)
+{
+    peers_t *ps = calloc(1, sizeof *ps);
+    if (ps)
+        ps->b = b;
+    return ps;
+}
+
+void peers_sync(peers_t *ps)
+{
+    uint64_t ids[PEERS_MAX];
+    const char *roles[PEERS_MAX];
+    unsigned n = zc_node_configuration(ps->b->node, ids, roles, PEERS_MAX);
+    /* Drop peers no longer in the configuration or whose endpoint changed. */
+    for (unsigned i = 0; i < ps->n;) {
+        zc_replica_t m;
+        bool keep = false;
+        for (unsigned j = 0; j < n; j++)
+            if (ids[j] == ps->peer[i].id && zc_node_member(ps->b->node, ids[j], &m) &&
+                strcmp(m.client_endpoint, ps->peer[i].endpoint) == 0)
+                keep = true;
+        if (keep) {
+            i++;
+            continue;
+        }
+        peer_close(&ps->peer[i]);
+        /* Keep the array dense; watchers point at peer_t, so move by reopening. */
+        if (i != ps->n - 1) {
+            zc_replica_t last;
+            uint64_t last_id = ps->peer[ps->n - 1].id;
+            peer_close(&ps->peer[ps->n - 1]);
+            if (zc_node_member(ps->b->node, last_id, &last))
+                peer_open(ps, &ps->peer[i], &last);
+        }
+        ps->n--;
+    }
+    /* Add the missing ones. */
+    for (unsigned j = 0; j < n && ps->n < PEERS_MAX; j++) {
+        if (ids[j] == ps->b->cfg.id)
+            continue;
+        bool have = false;
+        for (unsigned i = 0; i < ps->n; i++)
+            have |= ps->peer[i].id == ids[j];
+        zc_replica_t m;
+        if (!have && zc_node_member(ps->b->node, ids[j], &m) &&
+            peer_open(ps, &ps->peer[ps->n], &m) == 0)
+            ps->n++;
+    }
+}
+
+void peers_destroy(peers_t **p)
+{
+    peers_t *ps = *p;
+    if (ps == NULL)
+        return;
+    *p = NULL;
+    for (unsigned i = 0; i < ps->n; i++)
+        peer_close(&ps->peer[i]);
+    free(ps);
+}
