@@ -1,0 +1,24 @@
+/* server: the stock service's ROUTER socket.
+ *
+ * Every CHECK is answered on its own: at once, or -- with a delay range set
+ * -- after a uniformly random delay on its own libuv timer, so answers to
+ * concurrent checks leave in any order (tests use this to prove carts match
+ * answers by corr).  Nothing blocks; thousands of checks can wait at once. */
+#ifndef ZC_STOCK_SERVER_H
+#define ZC_STOCK_SERVER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "stock/inventory.h"
+
+typedef struct server server_t;
+
+/* Bind `endpoint`; delays in ms (max 0: answer at once). */
+server_t *server_new(uv_loop_t *loop, void *zctx, const char *endpoint, inventory_t *inv,
+                     unsigned delay_min, unsigned delay_max, char *err, size_t errlen);
+/* Stop: pending delayed answers are dropped; frees once libuv closed the
+ * timers (run the loop). */
+void server_destroy(server_t **p);
+
+#endif
