@@ -1,0 +1,452 @@
+/* store: see store.h.  Keys are big-endian so LMDB order is (slot, seq)
+ * order, which makes "lowest seq of a slot" a single cursor seek. */
+#include "cart/store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lib/buf.h"
+
+#define SLOT_REC_V 1
+
+struct store {
+    MDB_env *env;     /* environment (owned), opened with full sync */
+    MDB_dbi slots;    /* slot records */
+    MDB_dbi items;    /* slot+product -> units */
+    MDB_dbi dedup;    /* slot+seq -> answer */
+    MDB_txn *txn;     /* this iteration's transaction, NULL if none */
+    bool modified;    /* txn holds changes (else commit just aborts it) */
+    unsigned n_slots; /* slots hosted */
+};
+
+store_t *store_open(const char *dir, unsigned n_slots, char *err, size_t errlen)
+{
+    store_t *s = calloc(1, sizeof *s);
+    MDB_txn *t;
+    int rc;
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->n_slots = n_slots;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "create %s: %s", dir, strerror(errno));
+        free(s);
+        return NULL;
+    }
+    if ((rc = mdb_env_create(&s->env)) != 0)
+        goto err;
+    mdb_env_set_maxdbs(s->env, 4);
+    mdb_env_set_mapsize(s->env, (size_t)256 << 20);
+    /* No NOSYNC: a commit is durable when it returns. */
+    if ((rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0644)) != 0)
+        goto err_after_env;
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != 0)
+        goto err_after_env;
+    if ((rc = mdb_dbi_open(t, "slots", MDB_CREATE, &s->slots)) != 0 ||
+        (rc = mdb_dbi_open(t, "items", MDB_CREATE, &s->items)) != 0 ||
+        (rc = mdb_dbi_open(t, "dedup", MDB_CREATE, &s->dedup)) != 0) {
+        mdb_txn_abort(t);
+        goto err_after_env;
+    }
+    if ((rc = mdb_txn_commit(t)) != 0)
+        goto err_after_env;
+    return s;
+err_after_env:
+    mdb_env_close(s->env);
+err:
+    snprintf(err, errlen, "lmdb %s: %s", dir, mdb_strerror(rc));
+    free(s);
+    return NULL;
+}
+
+void store_close(store_t **p)
+{
+    store_t *s = *p;
+    if (s == NULL)
+        return;
+    *p = NULL;
+    if (s->txn)
+        mdb_txn_abort(s->txn);
+    mdb_env_close(s->env);
+    free(s);
+}
+
+unsigned store_slots(store_t *s) { return s->n_slots; }
+bool store_dirty(store_t *s) { return s->modified; }
+
+/* The iteration's write transaction, opened on first use (reads use it too,
+ * so they see this iteration's changes). */
+static MDB_txn *wtxn(store_t *s)
+{
+    if (s->txn == NULL && mdb_txn_begin(s->env, NULL, 0, &s->txn) != 0)
+        s->txn = NULL;
+    return s->txn;
+}
+
+/* The transaction, for a write. */
+static MDB_txn *wtxn_mod(store_t *s)
+{
+    MDB_txn *t = wtxn(s);
+    if (t)
+        s->modified = true;
+    return t;
+}
+
+int store_commit(store_t *s)
+{
+    if (s->txn == NULL)
+        return 0;
+    int rc = 0;
+    if (s->modified)
+        rc = mdb_txn_commit(s->txn); /* durable on return: env not NOSYNC */
+    else
+        mdb_txn_abort(s->txn);
+    s->txn = NULL;
+    s->modified = false;
+    return rc == 0 ? 0 : -1;
+}
+
+static void put16(uint8_t *b, uint16_t v)
+{
+    b[0] = (uint8_t)(v >> 8);
+    b[1] = (uint8_t)v;
+}
+
+static void put64(uint8_t *b, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        b[i] = (uint8_t)v;
+}
+
+static uint64_t get64(const uint8_t *b)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | b[i];
+    return v;
+}
+
+int store_get_slot(store_t *s, uint16_t slot, store_slot_t *out)
+{
+    uint8_t key[2];
+    put16(key, slot);
+    MDB_val k = {2, key}, v;
+    memset(out, 0, sizeof *out);
+    MDB_txn *t = wtxn(s);
+    if (t == NULL)
+        return -1;
+    int rc = mdb_get(t, s->slots, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return -1;
+    zc_rbuf_t r;
+    zc_rbuf_init(&r, v.mv_data, v.mv_size);
+    if (zc_rbuf_u8(&r) != SLOT_REC_V)
+        return -1;
+    zc_rbuf_bytes(&r, out->owner, ZC_SESSION_LEN);
+    out->generation = zc_rbuf_u64(&r);
+    out->reset_generation = zc_rbuf_u64(&r);
+    out->dedup_count = zc_rbuf_u32(&r);
+    return zc_rbuf_done(&r) ? 0 : -1;
+}
+
+static int put_slot(store_t *s, uint16_t slot, const store_slot_t *sl)
+{
+    uint8_t key[2];
+    zc_wbuf_t w;
+    put16(key, slot);
+    zc_wbuf_init(&w);
+    zc_wbuf_u8(&w, SLOT_REC_V);
+    zc_wbuf_bytes(&w, sl->owner, ZC_SESSION_LEN);
+    zc_wbuf_u64(&w, sl->generation);
+    zc_wbuf_u64(&w, sl->reset_generation);
+    zc_wbuf_u32(&w, sl->dedup_count);
+    MDB_val k = {2, key}, v = {w.len, w.data};
+    MDB_txn *t = wtxn_mod(s);
+    int rc = t && !w.oom ? mdb_put(t, s->slots, &k, &v, 0) : -1;
+    zc_wbuf_clear(&w);
+    return rc == 0 ? 0 : -1;
+}
+
+store_fence_t store_fence(const store_slot_t *sl, const uint8_t session[ZC_SESSION_LEN],
+                          uint64_t generation, const char **why)
+{
+    if (generation <= sl->reset_generation) {
+        *why = "generation already reset";
+        return STORE_FENCED;
+    }
+    if (zc_session_is_zero(sl->owner))
+        return STORE_ADOPT;
+    if (sl->generation == generation && memcmp(sl->owner, session, ZC_SESSION_LEN) == 0)
+        return STORE_OWNER;
+    *why = generation < sl->generation ? "a newer generation owns the cart"
+           : generation > sl->generation ? "the cart still holds an older owner (not reset)"
+                                         : "the cart belongs to another session";
+    return STORE_FENCED;
+}
+
+int store_adopt(store_t *s, uint16_t slot, const uint8_t session[ZC_SESSION_LEN],
+                uint64_t generation)
+{
+    store_slot_t sl;
+    if (store_get_slot(s, slot, &sl) != 0)
+        return -1;
+    memcpy(sl.owner, session, ZC_SESSION_LEN);
+    sl.generation = generation;
+    sl.dedup_count = 0;
+    return put_slot(s, slot, &sl);
+}
+
+/* items key: slot + product bytes */
+static size_t item_key(uint8_t *buf, uint16_t slot, const char *product)
+{
+    size_t n = strlen(product);
+    put16(buf, slot);
+    memcpy(buf + 2, product, n);
+    return n + 2;
+}
+
+int store_units(store_t *s, uint16_t slot, const char *product, uint32_t *units)
+{
+    uint8_t key[2 + ZC_PRODUCT_MAX];
+    MDB_val k = {item_key(key, slot, product), key}, v;
+    MDB_txn *t = wtxn(s);
+    *units = 0;
+    if (t == NULL)
+        return -1;
+    int rc = mdb_get(t, s->items, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0 || v.mv_size != 4)
+        return -1;
+    const uint8_t *b = v.mv_data;
+    *units = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    return 0;
+}
+
+/* Visit every record of `dbi` whose key starts with the slot prefix. */
+static int each_in_slot(store_t *s, MDB_dbi dbi, uint16_t slot,
+                        int (*fn)(MDB_cursor *c, MDB_val *k, MDB_val *v, void *arg), void *arg)
+{
+    uint8_t prefix[2];
+    put16(prefix, slot);
+    MDB_txn *t = wtxn(s);
+    MDB_cursor *cur;
+    if (t == NULL || mdb_cursor_open(t, dbi, &cur) != 0)
+        return -1;
+    MDB_val k = {2, prefix}, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE), out = 0;
+    while (rc == 0 && k.mv_size >= 2 && memcmp(k.mv_data, prefix, 2) == 0) {
+        if ((out = fn(cur, &k, &v, arg)) != 0)
+            break;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        out = -1;
+    mdb_cursor_close(cur);
+    return out < 0 ? -1 : 0;
+}
+
+static int add_item(MDB_cursor *c, MDB_val *k, MDB_val *v, void *arg)
+{
+    (void)c;
+    char product[ZC_PRODUCT_MAX + 1];
+    size_t n = k->mv_size - 2;
+    if (n > ZC_PRODUCT_MAX || v->mv_size != 4)
+        return -1;
+    memcpy(product, (char *)k->mv_data + 2, n);
+    product[n] = 0;
+    const uint8_t *b = v->mv_data;
+    uint32_t q = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    return zc_msg_add_item(arg, product, q) == 0 ? 0 : -1;
+}
+
+int store_items(store_t *s, uint16_t slot, zc_msg_t *m)
+{
+    return each_in_slot(s, s->items, slot, add_item, m);
+}
+
+static int count_one(MDB_cursor *c, MDB_val *k, MDB_val *v, void *arg)
+{
+    (void)c;
+    (void)k;
+    (void)v;
+    (*(uint32_t *)arg)++;
+    return 0;
+}
+
+int store_count_items(store_t *s, uint16_t slot, uint32_t *n)
+{
+    *n = 0;
+    return each_in_slot(s, s->items, slot, count_one, n);
+}
+
+int store_change(store_t *s, uint16_t slot, const char *product, int64_t delta)
+{
+    uint32_t have;
+    if (store_units(s, slot, product, &have) != 0)
+        return -1;
+    int64_t now = (int64_t)have + delta;
+    if (now < 0)
+        return -2;
+    if (now > 0xffffffffll)
+        return -1;
+    uint8_t key[2 + ZC_PRODUCT_MAX];
+    MDB_val k = {item_key(key, slot, product), key};
+    MDB_txn *t = wtxn_mod(s);
+    if (t == NULL)
+        return -1;
+    if (now == 0) {
+        int rc = mdb_del(t, s->items, &k, NULL);
+        return rc == 0 || rc == MDB_NOTFOUND ? 0 : -1;
+    }
+    uint8_t b[4] = {(uint8_t)(now >> 24), (uint8_t)(now >> 16), (uint8_t)(now >> 8), (uint8_t)now};
+    MDB_val v = {4, b};
+    return mdb_put(t, s->items, &k, &v, 0) == 0 ? 0 : -1;
+}
+
+static void dedup_key(uint8_t key[10], uint16_t slot, uint64_t seq)
+{
+    put16(key, slot);
+    put64(key + 2, seq);
+}
+
+/* Lowest seq kept for the slot; 1 if none. */
+static int lowest_seq(store_t *s, uint16_t slot, uint64_t *seq)
+{
+    uint8_t prefix[2];
+    put16(prefix, slot);
+    MDB_txn *t = wtxn(s);
+    MDB_cursor *cur;
+    if (t == NULL || mdb_cursor_open(t, s->dedup, &cur) != 0)
+        return -1;
+    MDB_val k = {2, prefix}, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    int out = 1;
+    if (rc == 0 && k.mv_size == 10 && memcmp(k.mv_data, prefix, 2) == 0) {
+        *seq = get64((uint8_t *)k.mv_data + 2);
+        out = 0;
+    } else if (rc != 0 && rc != MDB_NOTFOUND) {
+        out = -1;
+    }
+    mdb_cursor_close(cur);
+    return out;
+}
+
+int store_dedup_get(store_t *s, uint16_t slot, uint64_t seq, store_answer_t *out)
+{
+    uint8_t key[10];
+    dedup_key(key, slot, seq);
+    MDB_val k = {10, key}, v;
+    MDB_txn *t = wtxn(s);
+    memset(out, 0, sizeof *out);
+    if (t == NULL)
+        return -1;
+    int rc = mdb_get(t, s->dedup, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        store_slot_t sl;
+        uint64_t low;
+        if (store_get_slot(s, slot, &sl) != 0)
+            return -1;
+        if (sl.dedup_count >= STORE_DEDUP_WINDOW && lowest_seq(s, slot, &low) == 0 && seq < low)
+            return 2;
+        return 1;
+    }
+    if (rc != 0)
+        return -1;
+    zc_rbuf_t r;
+    zc_rbuf_init(&r, v.mv_data, v.mv_size);
+    out->status = zc_rbuf_u8(&r);
+    zc_rbuf_str(&r, out->detail, sizeof out->detail);
+    out->n_items = zc_rbuf_u16(&r);
+    if (r.err || out->n_items > ZC_ITEMS_MAX)
+        return -1;
+    out->items = calloc(out->n_items ? out->n_items : 1, sizeof *out->items);
+    if (out->items == NULL)
+        return -1;
+    for (unsigned i = 0; i < out->n_items; i++) {
+        zc_rbuf_str(&r, out->items[i].product, sizeof out->items[i].product);
+        out->items[i].qty = zc_rbuf_u32(&r);
+    }
+    if (!zc_rbuf_done(&r)) {
+        store_answer_clear(out);
+        return -1;
+    }
+    return 0;
+}
+
+void store_answer_clear(store_answer_t *a)
+{
+    free(a->items);
+    a->items = NULL;
+    a->n_items = 0;
+}
+
+int store_dedup_put(store_t *s, uint16_t slot, uint64_t seq, const zc_msg_t *answer)
+{
+    store_slot_t sl;
+    if (store_get_slot(s, slot, &sl) != 0)
+        return -1;
+    uint8_t key[10];
+    zc_wbuf_t w;
+    dedup_key(key, slot, seq);
+    zc_wbuf_init(&w);
+    zc_wbuf_u8(&w, answer->status);
+    zc_wbuf_str(&w, answer->detail);
+    zc_wbuf_u16(&w, answer->n_items);
+    for (unsigned i = 0; i < answer->n_items; i++) {
+        zc_wbuf_str(&w, answer->items[i].product);
+        zc_wbuf_u32(&w, answer->items[i].qty);
+    }
+    MDB_val k = {10, key}, v = {w.len, w.data};
+    MDB_txn *t = wtxn_mod(s);
+    int rc = t && !w.oom ? mdb_put(t, s->dedup, &k, &v, MDB_NOOVERWRITE) : -1;
+    zc_wbuf_clear(&w);
+    if (rc == MDB_KEYEXIST)
+        return 0;
+    if (rc != 0)
+        return -1;
+    sl.dedup_count++;
+    while (sl.dedup_count > STORE_DEDUP_WINDOW) {
+        uint64_t low;
+        if (lowest_seq(s, slot, &low) != 0)
+            return -1;
+        dedup_key(key, slot, low);
+        MDB_val lk = {10, key};
+        if (mdb_del(t, s->dedup, &lk, NULL) != 0)
+            return -1;
+        sl.dedup_count--;
+    }
+    return put_slot(s, slot, &sl);
+}
+
+static int del_here(MDB_cursor *c, MDB_val *k, MDB_val *v, void *arg)
+{
+    (void)k;
+    (void)v;
+    ((store_t *)arg)->modified = true;
+    return mdb_cursor_del(c, 0) == 0 ? 0 : -1;
+}
+
+int store_reset(store_t *s, uint16_t slot, uint64_t generation)
+{
+    store_slot_t sl;
+    if (store_get_slot(s, slot, &sl) != 0)
+        return -1;
+    if (!zc_session_is_zero(sl.owner) && generation < sl.generation)
+        return 1;
+    if (each_in_slot(s, s->items, slot, del_here, s) != 0 ||
+        each_in_slot(s, s->dedup, slot, del_here, s) != 0)
+        return -1;
+    memset(sl.owner, 0, ZC_SESSION_LEN);
+    sl.generation = 0;
+    sl.dedup_count = 0;
+    if (generation > sl.reset_generation)
+        sl.reset_generation = generation;
+    return put_slot(s, slot, &sl);
+}

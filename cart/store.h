@@ -1,0 +1,97 @@
+/* store: a cart node's durable state, in LMDB.
+ *
+ *   slots  u16 slot -> owner session, owner generation, reset generation,
+ *                      dedup record count
+ *   items  u16 slot + product -> u32 units
+ *   dedup  u16 slot + u64 seq -> the stored answer (status, detail, items)
+ *
+ * All changes of one event-loop iteration go into one write transaction
+ * (store_txn), committed and fsync'd once by store_commit before any reply
+ * that depends on them is sent: group commit.  Reads inside an iteration see
+ * the uncommitted changes because they use the same transaction.
+ *
+ * Fencing (docs/protocol.md §4): a slot serves only its owner (session,
+ * generation); it adopts an owner only when it has none; a generation at or
+ * below its reset generation is refused for good.  The dedup window keeps
+ * the answers of the owner's last STORE_DEDUP_WINDOW state-changing requests,
+ * dropping the lowest seq first. */
+#ifndef ZC_CART_STORE_H
+#define ZC_CART_STORE_H
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/msg.h"
+
+#define STORE_DEDUP_WINDOW 1024
+
+typedef struct store store_t;
+
+/* A slot's ownership record. */
+typedef struct {
+    uint8_t owner[ZC_SESSION_LEN]; /* owner session, all zero if none */
+    uint64_t generation;           /* owner's generation, 0 if none */
+    uint64_t reset_generation;     /* highest generation reset so far */
+    uint32_t dedup_count;          /* dedup records kept */
+} store_slot_t;
+
+/* Outcome of a fencing check. */
+typedef enum {
+    STORE_OWNER = 0, /* (session, generation) is the owner */
+    STORE_ADOPT,     /* the slot has no owner: this one may take it */
+    STORE_FENCED,    /* refused */
+} store_fence_t;
+
+/* A stored answer. */
+typedef struct {
+    uint8_t status;                  /* zc_status_t */
+    char detail[ZC_DETAIL_MAX + 1];  /* detail text */
+    zc_item_t *items;                /* contents after the op (owned) */
+    uint16_t n_items;                /* entries */
+} store_answer_t;
+
+store_t *store_open(const char *dir, unsigned n_slots, char *err, size_t errlen);
+void store_close(store_t **p);
+unsigned store_slots(store_t *s);
+
+/* Storage errors are reported as -1 everywhere; the caller answers INTERNAL. */
+
+int store_get_slot(store_t *s, uint16_t slot, store_slot_t *out);
+/* Decide whether (session, generation) may use the slot; *why explains a refusal. */
+store_fence_t store_fence(const store_slot_t *sl, const uint8_t session[ZC_SESSION_LEN],
+                          uint64_t generation, const char **why);
+/* Make (session, generation) the owner of an ownerless slot. */
+int store_adopt(store_t *s, uint16_t slot, const uint8_t session[ZC_SESSION_LEN],
+                uint64_t generation);
+
+/* Units of a product in a slot (0 if absent). */
+int store_units(store_t *s, uint16_t slot, const char *product, uint32_t *units);
+/* The slot's contents into m's item list (zc_msg_add_item). */
+int store_items(store_t *s, uint16_t slot, zc_msg_t *m);
+/* Distinct products held. */
+int store_count_items(store_t *s, uint16_t slot, uint32_t *n);
+/* Add (delta > 0) or remove (delta < 0) units; removing to 0 deletes the
+ * line.  -2 if a removal asks for more than is held (nothing changed). */
+int store_change(store_t *s, uint16_t slot, const char *product, int64_t delta);
+
+/* Dedup: 0 found (answer filled, free with store_answer_clear), 1 not found,
+ * 2 outside the window (seq below the lowest kept while the window is full). */
+int store_dedup_get(store_t *s, uint16_t slot, uint64_t seq, store_answer_t *out);
+/* Record an answer (m's status, detail and items) for seq, evicting the
+ * lowest seq beyond the window. */
+int store_dedup_put(store_t *s, uint16_t slot, uint64_t seq, const zc_msg_t *answer);
+void store_answer_clear(store_answer_t *a);
+
+/* Empty the slot: no owner, no items, no dedup records, reset generation
+ * raised to `generation`.  1 if ignored because the owner is newer. */
+int store_reset(store_t *s, uint16_t slot, uint64_t generation);
+
+/* Commit and fsync everything written since the last commit.  0 if there
+ * was nothing to commit. */
+int store_commit(store_t *s);
+/* True when uncommitted changes exist. */
+bool store_dirty(store_t *s);
+
+#endif

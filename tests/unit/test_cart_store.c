@@ -1,0 +1,187 @@
+/* test_cart_store: the cart node's durable state without sockets. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cart/store.h"
+#include "proto/status.h"
+#include "unit.h"
+
+static char root[128];
+static int seq_no;
+
+static store_t *open_store(char *dir_out)
+{
+    char err[256];
+    snprintf(dir_out, 256, "%s/s%d", root, seq_no++);
+    store_t *s = store_open(dir_out, 4, err, sizeof err);
+    if (s == NULL)
+        fprintf(stderr, "store_open: %s\n", err);
+    return s;
+}
+
+static void sess(uint8_t out[16], int k)
+{
+    memset(out, 0, 16);
+    out[0] = 0xC0;
+    out[15] = (uint8_t)k;
+}
+
+TEST(fencing_every_branch)
+{
+    char d[256];
+    store_t *s = open_store(d);
+    store_slot_t sl;
+    uint8_t a[16], b[16];
+    const char *why = NULL;
+    sess(a, 1);
+    sess(b, 2);
+    CHECK(store_get_slot(s, 0, &sl) == 0);
+    CHECK(store_fence(&sl, a, 5, &why) == STORE_ADOPT); /* no owner */
+    CHECK(store_adopt(s, 0, a, 5) == 0);
+    CHECK(store_get_slot(s, 0, &sl) == 0);
+    CHECK(store_fence(&sl, a, 5, &why) == STORE_OWNER);
+    CHECK(store_fence(&sl, b, 5, &why) == STORE_FENCED);   /* other session */
+    CHECK(store_fence(&sl, a, 4, &why) == STORE_FENCED);   /* older generation */
+    CHECK(store_fence(&sl, b, 6, &why) == STORE_FENCED);   /* newer, but not reset */
+    CHECK(strstr(why, "not reset") != NULL);
+    CHECK(store_reset(s, 0, 5) == 0);
+    CHECK(store_get_slot(s, 0, &sl) == 0);
+    CHECK(store_fence(&sl, a, 5, &why) == STORE_FENCED);   /* reset generation */
+    CHECK(store_fence(&sl, b, 3, &why) == STORE_FENCED);   /* below reset */
+    CHECK(store_fence(&sl, b, 6, &why) == STORE_ADOPT);
+    CHECK(store_commit(s) == 0);
+    store_close(&s);
+    CHECK(s == NULL);
+}
+
+TEST(items_add_remove_and_not_in_cart)
+{
+    char d[256];
+    store_t *s = open_store(d);
+    uint32_t u;
+    CHECK(store_change(s, 1, "apple", 3) == 0);
+    CHECK(store_change(s, 1, "pear", 1) == 0);
+    CHECK(store_change(s, 2, "apple", 7) == 0); /* another slot */
+    CHECK(store_units(s, 1, "apple", &u) == 0 && u == 3);
+    CHECK(store_change(s, 1, "apple", -4) == -2); /* more than held */
+    CHECK(store_units(s, 1, "apple", &u) == 0 && u == 3);
+    CHECK(store_change(s, 1, "kiwi", -1) == -2);
+    CHECK(store_change(s, 1, "apple", -3) == 0); /* line removed at 0 */
+    zc_msg_t m;
+    zc_msg_init(&m, ZC_MSG_REPLY);
+    CHECK(store_items(s, 1, &m) == 0);
+    CHECK_EQ_U64(m.n_items, 1);
+    CHECK_STR(m.items[0].product, "pear");
+    zc_msg_reset(&m);
+    uint32_t n;
+    CHECK(store_count_items(s, 2, &n) == 0 && n == 1);
+    CHECK(store_commit(s) == 0);
+    store_close(&s);
+}
+
+TEST(dedup_replay_window_and_outside)
+{
+    char d[256];
+    store_t *s = open_store(d);
+    uint8_t a[16];
+    sess(a, 1);
+    store_adopt(s, 0, a, 1);
+    zc_msg_t ans;
+    zc_msg_init(&ans, ZC_MSG_CART_REPLY);
+    ans.status = ZC_OUT_OF_STOCK;
+    snprintf(ans.detail, sizeof ans.detail, "only 2");
+    zc_msg_add_item(&ans, "apple", 2);
+    CHECK(store_dedup_put(s, 0, 100, &ans) == 0);
+    store_answer_t got;
+    CHECK(store_dedup_get(s, 0, 100, &got) == 0);
+    CHECK_EQ_U64(got.status, ZC_OUT_OF_STOCK);
+    CHECK_STR(got.detail, "only 2");
+    CHECK(got.n_items == 1 && got.items[0].qty == 2);
+    store_answer_clear(&got);
+    CHECK(store_dedup_get(s, 0, 101, &got) == 1);
+    CHECK(store_dedup_get(s, 1, 100, &got) == 1); /* per slot */
+    /* Fill the window with sparse seqs (time-based seqs are not dense). */
+    for (uint64_t q = 1; q <= STORE_DEDUP_WINDOW + 10; q++)
+        CHECK(store_dedup_put(s, 0, 1000 + q * 7, &ans) == 0);
+    store_slot_t sl;
+    CHECK(store_get_slot(s, 0, &sl) == 0);
+    CHECK_EQ_U64(sl.dedup_count, STORE_DEDUP_WINDOW);
+    CHECK(store_dedup_get(s, 0, 100, &got) == 2);           /* evicted: outside */
+    CHECK(store_dedup_get(s, 0, 1000 + 11 * 7, &got) == 0); /* lowest kept */
+    store_answer_clear(&got);
+    CHECK(store_dedup_get(s, 0, 1000 + 10 * 7, &got) == 2); /* just evicted */
+    CHECK(store_dedup_get(s, 0, 1000 + 11 * 7 + 1, &got) == 1); /* a gap: new */
+    CHECK(store_commit(s) == 0);
+    zc_msg_reset(&ans);
+    store_close(&s);
+}
+
+TEST(reset_empties_and_older_reset_is_ignored)
+{
+    char d[256];
+    store_t *s = open_store(d);
+    uint8_t a[16];
+    sess(a, 1);
+    store_adopt(s, 3, a, 8);
+    store_change(s, 3, "apple", 2);
+    zc_msg_t ans;
+    zc_msg_init(&ans, ZC_MSG_CART_REPLY);
+    store_dedup_put(s, 3, 1, &ans);
+    CHECK(store_reset(s, 3, 7) == 1); /* older than the owner: ignored */
+    uint32_t u;
+    CHECK(store_units(s, 3, "apple", &u) == 0 && u == 2);
+    CHECK(store_reset(s, 3, 8) == 0);
+    CHECK(store_units(s, 3, "apple", &u) == 0 && u == 0);
+    store_answer_t got;
+    CHECK(store_dedup_get(s, 3, 1, &got) == 1);
+    store_slot_t sl;
+    CHECK(store_get_slot(s, 3, &sl) == 0);
+    CHECK(zc_session_is_zero(sl.owner));
+    CHECK_EQ_U64(sl.reset_generation, 8);
+    CHECK(store_reset(s, 3, 8) == 0); /* idempotent */
+    CHECK(store_commit(s) == 0);
+    store_close(&s);
+}
+
+TEST(committed_state_survives_reopen_uncommitted_does_not)
+{
+    char d[256], err[256];
+    store_t *s = open_store(d);
+    uint8_t a[16];
+    sess(a, 9);
+    store_adopt(s, 0, a, 2);
+    store_change(s, 0, "pear", 4);
+    CHECK(store_dirty(s));
+    CHECK(store_commit(s) == 0);
+    CHECK(!store_dirty(s));
+    store_change(s, 0, "pear", 100); /* never committed */
+    store_close(&s);
+    s = store_open(d, 4, err, sizeof err);
+    uint32_t u;
+    CHECK(store_units(s, 0, "pear", &u) == 0 && u == 4);
+    store_slot_t sl;
+    CHECK(store_get_slot(s, 0, &sl) == 0);
+    CHECK(memcmp(sl.owner, a, 16) == 0 && sl.generation == 2);
+    CHECK(!store_dirty(s)); /* reads alone dirty nothing */
+    CHECK(store_commit(s) == 0);
+    store_close(&s);
+}
+
+int main(void)
+{
+    snprintf(root, sizeof root, "/tmp/zcart-test-cart.%d", (int)getpid());
+    mkdir(root, 0755);
+    RUN(fencing_every_branch);
+    RUN(items_add_remove_and_not_in_cart);
+    RUN(dedup_replay_window_and_outside);
+    RUN(reset_empties_and_older_reset_is_ignored);
+    RUN(committed_state_survives_reopen_uncommitted_does_not);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    if (system(cmd) != 0)
+        return 2;
+    return unit_report();
+}
