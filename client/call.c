@@ -1,0 +1,261 @@
+/* call: the retry engine behind every libzcart call.
+ *
+ * One call = one encoded frame, sent unchanged on every try, and a
+ * deadline-bound loop over replicas:
+ *
+ *   try: open a connection to list.cur if none, forget stale monitor
+ *        events, send, wait until min(now + attempt timeout, call end) for a
+ *        frame that matches (REPLY with our session and seq, or ADMIN_REPLY
+ *        with our corr; anything else is a late answer to an earlier try
+ *        and is dropped).
+ *
+ *   outcome                         next
+ *   ------------------------------  ----------------------------------------
+ *   NOT_LEADER naming an endpoint   switch there now (added if unknown)
+ *   NOT_LEADER "unknown"            backoff, next replica
+ *   UNAVAILABLE (cart ops)          backoff, next replica; the op is in doubt
+ *   any other answer                done: ZCART_ANSWERED
+ *   no answer in time               close, next replica (admin: give up)
+ *   connection lost                 close, next replica (admin: give up)
+ *   connection refused              close, next replica (nothing was sent)
+ *
+ * Quick hops (redirects, refusals, drops) cost no wait, so a cluster whose
+ * followers still point at a dead leader could make the loop spin: after
+ * as many quick hops in a row as there are replicas the engine sleeps a
+ * backoff too.  Backoffs start at backoff_ms, grow by half each time up to
+ * backoff_max_ms, carry up to 25% random jitter (clients that lost the same
+ * leader do not come back in step) and never overrun the call's end.
+ *
+ * `in_doubt` records whether some try may have reached a leader that
+ * applied it: a try that timed out on a connection that was up at some
+ * point after the send, or lost its connection, or got UNAVAILABLE ("did
+ * not commit in time").  A try whose connection never came up (refused,
+ * or still connecting when its time ran out) was never delivered.  An EXPIRED answer after
+ * such a try does not prove the op was not applied, so it is reported as
+ * "unreachable, in doubt" rather than as a KO. */
+#include <errno.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "client/internal.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+#include "proto/status.h"
+
+/* Per-call state of the loop. */
+typedef struct {
+    zcart_t *z;         /* the client */
+    uint64_t end;       /* monotonic ms when the budget runs out */
+    int backoff;        /* next backoff, ms */
+    unsigned hops;      /* quick hops since the last wait */
+    bool in_doubt;      /* some try may have been applied */
+    char last[200];     /* what went wrong last, for the final detail */
+} loop_t;
+
+/* Record what went wrong last (cut to fit: it only feeds a message). */
+static void say(loop_t *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(loop_t *l, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->last, sizeof l->last, fmt, ap);
+    va_end(ap);
+    zc_debug("%s", l->last);
+}
+
+static void sleep_ms(uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static void backoff(loop_t *l)
+{
+    uint64_t now = zc_mono_ms();
+    uint64_t ms = (uint64_t)l->backoff;
+    ms += zcart__rand(l->z) % (ms / 4 + 1);
+    if (now + ms > l->end)
+        ms = l->end > now ? l->end - now : 0;
+    sleep_ms(ms);
+    int next = l->backoff + l->backoff / 2;
+    l->backoff = next > l->z->opt.backoff_max_ms ? l->z->opt.backoff_max_ms : next;
+    l->hops = 0;
+}
+
+/* Drop the connection and move on to the next replica. */
+static void next_replica(zcart_t *z)
+{
+    zcf_conn_close(&z->conn);
+    z->list.cur = (z->list.cur + 1) % z->list.n;
+}
+
+/* A hop that took no time: after a round of them, wait. */
+static void quick_hop(loop_t *l)
+{
+    if (++l->hops >= l->z->list.n)
+        backoff(l);
+}
+
+static bool matches(const zcart__call_t *c, const zc_msg_t *m)
+{
+    /* The broker answers a frame it could not read with an all-zero
+     * session; with one request outstanding, that is ours. */
+    if (m->id == ZC_MSG_REPLY && m->status == ZC_BAD_REQUEST && m->seq == 0 &&
+        zc_session_is_zero(m->session))
+        return true;
+    if (m->id != c->reply_id)
+        return false;
+    if (m->id == ZC_MSG_REPLY)
+        return m->seq == c->seq && memcmp(m->session, c->session, ZC_SESSION_LEN) == 0;
+    return m->corr == c->corr;
+}
+
+/* Wait for the answer to the try just sent. */
+static zcf_wait_t await(zcart_t *z, const zcart__call_t *c, uint64_t until, zc_msg_t *reply)
+{
+    for (;;) {
+        zmq_msg_t f;
+        zcf_wait_t w = zcf_conn_wait(&z->conn, until, &f);
+        if (w != ZCF_GOT)
+            return w;
+        const char *why;
+        int rc = zc_msg_decode(reply, zmq_msg_data(&f), zmq_msg_size(&f), &why);
+        zmq_msg_close(&f);
+        if (rc == 0 && matches(c, reply))
+            return ZCF_GOT;
+        if (rc != 0)
+            zc_debug("undecodable frame from %s dropped: %s", z->conn.endpoint, why);
+        else
+            zc_debug("%s from %s does not match the outstanding request, dropped",
+                     zc_msg_name(reply->id), z->conn.endpoint);
+        zc_msg_reset(reply);
+    }
+}
+
+/* A NOT_LEADER answer: follow a named leader at once, else wait and move on. */
+static void not_leader(loop_t *l, const char *from, const char *leader)
+{
+    zcart_t *z = l->z;
+    int idx = strcmp(leader, "unknown") == 0 ? -1 : zcf_list_find_or_add(&z->list, leader);
+    if (idx >= 0 && (size_t)idx != z->list.cur) {
+        say(l, "%s is not the leader, redirected to %.80s", from,
+                 leader);
+        zcf_conn_close(&z->conn);
+        z->list.cur = (size_t)idx;
+        quick_hop(l);
+        return;
+    }
+    say(l, "%s is not the leader and knows none (%.80s)", from, leader);
+    backoff(l);
+    next_replica(z);
+}
+
+int zcart__call(zcart_t *z, const zcart__call_t *c, zc_msg_t *reply, zcart_result_t *res)
+{
+    loop_t l = {.z = z, .backoff = z->opt.backoff_ms};
+    uint64_t start = zc_mono_ms();
+    l.end = start + (uint64_t)z->opt.total_timeout_ms;
+    snprintf(l.last, sizeof l.last, "nothing was tried");
+    res->attempts = 0;
+    for (;;) {
+        uint64_t now = zc_mono_ms();
+        if (now >= l.end)
+            break;
+        const char *ep = z->list.eps[z->list.cur];
+        char from[ZCART_ENDPOINT_MAX + 1];
+        snprintf(from, sizeof from, "%s", ep);
+        snprintf(res->replica, sizeof res->replica, "%s", ep);
+        if (z->conn.dealer == NULL && zcf_conn_open(&z->conn, z->ctx, ep) != 0) {
+            if (errno == ETERM || errno == ENOMEM || errno == EMFILE)
+                goto err_sys;
+            say(&l, "cannot connect to %s: %s", from, zmq_strerror(errno));
+            next_replica(z);
+            quick_hop(&l);
+            continue;
+        }
+        zcf_conn_arm(&z->conn); /* events from before this try are old news */
+        if (zmq_send(z->conn.dealer, c->frame, c->len, ZMQ_DONTWAIT) < 0) {
+            if (errno == ETERM)
+                goto err_sys;
+            say(&l, "cannot send to %s: %s", from, zmq_strerror(errno));
+            next_replica(z);
+            quick_hop(&l);
+            continue;
+        }
+        res->attempts++;
+        uint64_t until = now + (uint64_t)(c->attempt_ms ? c->attempt_ms : z->opt.attempt_timeout_ms);
+        if (until > l.end)
+            until = l.end;
+        switch (await(z, c, until, reply)) {
+        case ZCF_GOT:
+            break;
+        case ZCF_TIMEOUT:
+            /* Never connected since the send: the frame is still queued
+             * here and dies with the socket. */
+            zcf_conn_drain(&z->conn);
+            if (z->conn.touched) {
+                l.in_doubt = true;
+                say(&l, "no answer from %s within %" PRIu64 " ms", from, until - now);
+            } else {
+                say(&l, "could not connect to %s within %" PRIu64 " ms", from, until - now);
+            }
+            if (!c->resend)
+                goto unreachable;
+            next_replica(z);
+            continue;
+        case ZCF_LOST:
+            l.in_doubt = true;
+            say(&l, "connection to %s lost", from);
+            if (!c->resend)
+                goto unreachable;
+            next_replica(z);
+            quick_hop(&l);
+            continue;
+        case ZCF_REFUSED:
+            say(&l, "%s refused the connection", from);
+            next_replica(z);
+            quick_hop(&l);
+            continue;
+        case ZCF_FAIL:
+            goto err_sys;
+        }
+        /* An answer. */
+        if (reply->status == ZC_NOT_LEADER) {
+            not_leader(&l, from, reply->detail);
+            zc_msg_reset(reply);
+            continue;
+        }
+        if (reply->status == ZC_UNAVAILABLE && reply->id == ZC_MSG_REPLY) {
+            l.in_doubt = true;
+            say(&l, "%s: UNAVAILABLE: %.120s", from, reply->detail);
+            zc_msg_reset(reply);
+            backoff(&l);
+            next_replica(z);
+            continue;
+        }
+        if (reply->status == ZC_EXPIRED && l.in_doubt) {
+            say(&l, "%s: EXPIRED, after an earlier try went unanswered", from);
+            zc_msg_reset(reply);
+            goto unreachable;
+        }
+        return ZCART_ANSWERED;
+    }
+unreachable:
+    res->status = -1;
+    res->reason = "UNREACHABLE";
+    res->in_doubt = l.in_doubt;
+    snprintf(res->detail, sizeof res->detail, "no answer within %d ms (%u %s); last: %.180s",
+             z->opt.total_timeout_ms, res->attempts, res->attempts == 1 ? "try" : "tries", l.last);
+    return ZCART_EUNREACHABLE;
+err_sys:
+    res->status = -1;
+    res->reason = "LOCAL_ERROR";
+    res->in_doubt = l.in_doubt;
+    snprintf(res->detail, sizeof res->detail, "ZeroMQ: %s", zmq_strerror(errno));
+    zcf_conn_close(&z->conn);
+    return ZCART_ESYS;
+}

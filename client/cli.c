@@ -1,0 +1,456 @@
+/* cli: the zcart command (usage in HELP below; output formats in clijson.h).
+ *
+ * Everything is checked before anything is sent: flags, the command and
+ * its arguments, the broker list, the session id.  A problem there is a
+ * usage error (exit 2) and the cluster never hears of it.  Then one
+ * zcart_t runs the command; its outcome picks the exit status:
+ * 0 OK, 1 KO, 2 usage, 3 no answer within --timeout.
+ *
+ * The CLI runs one process per command, so sessions live in the user's
+ * hands: `add` without a session makes one and prints its id, and later
+ * commands pass it back with --session (or $ZCART_SESSION).  Seqs stay
+ * increasing across those processes because libzcart takes them from the
+ * wall clock in microseconds.
+ *
+ * `shell` keeps one zcart_t and one session for its whole life and reads
+ * commands from stdin, printing one result per command.  Options are
+ * accepted before the command and, for convenience, after the command's
+ * arguments (never in between: a product may well start with "-"). */
+#include "client/cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/clijson.h"
+#include "client/zcart.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "proto/msg.h"
+
+static const char HELP[] =
+    "usage: zcart [--brokers EP,EP...] [--session ID] [--json] [--timeout MS] COMMAND [ARGS]\n"
+    "\n"
+    "Talk to a zcart broker cluster, failing over between its replicas.\n"
+    "\n"
+    "Commands:\n"
+    "  add PRODUCT QTY     add QTY units of PRODUCT to the session's cart; without a\n"
+    "                      session, start a new one and print its id\n"
+    "  remove PRODUCT QTY  remove QTY units of PRODUCT (needs a session)\n"
+    "  list                show the session's cart (needs a session)\n"
+    "  close               end the session; its cart is emptied and freed (needs a\n"
+    "                      session)\n"
+    "  status              ask every replica for its state, as a table; succeeds if\n"
+    "                      at least one replica answers\n"
+    "  shell               read commands from stdin, one per line, printing one result\n"
+    "                      per command (type \"help\" in it); one session for the\n"
+    "                      life of the shell, started on the first add\n"
+    "\n"
+    "Options (before COMMAND, or after its arguments):\n"
+    "  --brokers EP,...    client endpoints of all the replicas, e.g.\n"
+    "                      tcp://127.0.0.1:7021,tcp://127.0.0.1:7022 (default:\n"
+    "                      $ZCART_BROKERS)\n"
+    "  --session ID        the session, 32 hex digits (default: $ZCART_SESSION)\n"
+    "  --json              print each result as one JSON object on one line\n"
+    "  --timeout MS        time budget of the whole command, retries and failover\n"
+    "                      included (default 5000; one try waits at most 1000)\n"
+    "  --verbose           log failover decisions on stderr\n"
+    "  -h, --help          print this help and exit\n"
+    "\n"
+    "PRODUCT: 1..64 printable ASCII characters, no space, no comma.\n"
+    "QTY: an integer from 1 to 1000000.\n"
+    "\n"
+    "Results go to stdout, one per command; diagnostics go to stderr.\n"
+    "  text   \"session <id>\" (add that started a session), then one of\n"
+    "         \"OK cart <cart> gen <n>: apple x3, pear x1\", \"OK closed cart ...\",\n"
+    "         \"KO <REASON>: <detail>\", \"UNREACHABLE: <detail>\"\n"
+    "  json   {\"ok\":true,\"session\":...,\"cart\":...,\"generation\":...,\n"
+    "          \"items\":[{\"product\":...,\"qty\":...}],...}, or {\"ok\":false,\n"
+    "          \"reason\":\"OUT_OF_STOCK\"|...|\"UNREACHABLE\"|\"USAGE\",\"detail\":...}\n"
+    "  status --json: {\"ok\":...,\"replicas\":[{\"id\",\"endpoint\",\"role\",\"term\",\n"
+    "          \"commit_index\",\"applied_index\",\"digest\",\"reachable\",...every other\n"
+    "          property}],\"carts\":{\"total\",\"free\",\"assigned\",\"draining\"},...}\n"
+    "\n"
+    "Exit status: 0 OK; 1 the cluster answered KO; 2 usage error (bad option,\n"
+    "command, PRODUCT, QTY or session, no brokers); 3 no answer within the budget\n"
+    "(then the outcome is unknown unless \"in_doubt\" is false).\n"
+    "shell exits 0 at end of input or quit, 3 if its last command got no answer.\n";
+
+static const char SHELL_HELP[] =
+    "commands: add PRODUCT QTY | remove PRODUCT QTY | list | close | status | help | "
+    "quit | exit (blank lines and lines starting with # are ignored; after close, or "
+    "an answer SESSION_CLOSED or SESSION_EXPIRED, the next add starts a new session)";
+
+/* What the command line asked for. */
+typedef struct {
+    const char *brokers; /* --brokers, or NULL */
+    const char *session; /* --session, or NULL */
+    bool json;           /* --json */
+    int timeout_ms;      /* --timeout, 0 if not given */
+    bool verbose;        /* --verbose */
+    bool help;           /* -h / --help */
+    const char *cmd;     /* the command, or NULL */
+    const char *args[2]; /* its arguments */
+    int nargs;           /* how many */
+} cli_args_t;
+
+/* Arguments a command takes; -1 for an unknown command. */
+static int arity(const char *cmd)
+{
+    if (strcmp(cmd, "add") == 0 || strcmp(cmd, "remove") == 0)
+        return 2;
+    if (strcmp(cmd, "list") == 0 || strcmp(cmd, "close") == 0 || strcmp(cmd, "status") == 0 ||
+        strcmp(cmd, "shell") == 0)
+        return 0;
+    return -1;
+}
+
+/* Parse a positive integer in [lo, hi]: digits only. */
+static bool parse_int(const char *s, long lo, long hi, long *out)
+{
+    if (s == NULL || *s == 0 || strlen(s) > 10)
+        return false;
+    long v = 0;
+    for (const char *p = s; *p; p++) {
+        if (!isdigit((unsigned char)*p))
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    if (v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* If argv[*i] is an option, consume it (and its value) and return 1; 0 if
+ * it is not an option; -1 (with why) if it is a bad one. */
+static int option(int argc, char **argv, int *i, cli_args_t *a, char *why, size_t n)
+{
+    const char *arg = argv[*i];
+    static const char *const valued[] = {"--brokers", "--session", "--timeout"};
+    if (strcmp(arg, "--json") == 0) {
+        a->json = true;
+    } else if (strcmp(arg, "--verbose") == 0) {
+        a->verbose = true;
+    } else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+        a->help = true;
+    } else {
+        for (size_t k = 0; k < 3; k++) {
+            size_t len = strlen(valued[k]);
+            if (strncmp(arg, valued[k], len) != 0 || (arg[len] != 0 && arg[len] != '='))
+                continue;
+            const char *v;
+            if (arg[len] == '=') {
+                v = arg + len + 1;
+            } else if (*i + 1 < argc) {
+                v = argv[++*i];
+            } else {
+                snprintf(why, n, "%s wants a value", valued[k]);
+                return -1;
+            }
+            if (k == 0) {
+                a->brokers = v;
+            } else if (k == 1) {
+                a->session = v;
+            } else {
+                long ms;
+                if (!parse_int(v, 1, 86400000, &ms)) {
+                    snprintf(why, n, "--timeout wants milliseconds, 1..86400000 (got '%.40s')", v);
+                    return -1;
+                }
+                a->timeout_ms = (int)ms;
+            }
+            ++*i;
+            return 1;
+        }
+        return 0;
+    }
+    ++*i;
+    return 1;
+}
+
+static int parse_args(int argc, char **argv, cli_args_t *a, char *why, size_t n)
+{
+    memset(a, 0, sizeof *a);
+    int i = 1;
+    /* Options, up to the command. */
+    while (i < argc && a->cmd == NULL) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--") == 0) {
+            i++;
+            break;
+        }
+        int r = option(argc, argv, &i, a, why, n);
+        if (r < 0)
+            return -1;
+        if (r > 0)
+            continue;
+        if (arg[0] == '-' && arg[1] != 0) {
+            snprintf(why, n, "unknown option '%.60s'", arg);
+            return -1;
+        }
+        break;
+    }
+    if (a->help)
+        return 0;
+    if (i >= argc) {
+        snprintf(why, n, "no command given");
+        return -1;
+    }
+    a->cmd = argv[i++];
+    int want = arity(a->cmd);
+    if (want < 0) {
+        snprintf(why, n, "unknown command '%.60s'", a->cmd);
+        return -1;
+    }
+    while (a->nargs < want && i < argc)
+        a->args[a->nargs++] = argv[i++];
+    if (a->nargs < want) {
+        snprintf(why, n, "%s wants PRODUCT QTY", a->cmd);
+        return -1;
+    }
+    /* Options after the arguments. */
+    while (i < argc) {
+        int r = option(argc, argv, &i, a, why, n);
+        if (r < 0)
+            return -1;
+        if (r == 0) {
+            snprintf(why, n, "unexpected argument '%.60s' after %s", argv[i], a->cmd);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Check PRODUCT QTY text; fills product/qty. */
+static bool item_args(const char *p, const char *q, uint32_t *qty, char *why, size_t n)
+{
+    long v;
+    if (!zcart_item_check(p, 1, why, n))
+        return false;
+    if (!parse_int(q, 1, ZCART_QTY_MAX, &v)) {
+        snprintf(why, n, "QTY must be an integer from 1 to %d (got '%.40s')", ZCART_QTY_MAX, q);
+        return false;
+    }
+    *qty = (uint32_t)v;
+    return true;
+}
+
+/* State shared by one-shot commands and the shell. */
+typedef struct {
+    zcart_t *z;          /* the client */
+    zcart_session_t *s;  /* current session, or NULL */
+    bool json;           /* --json */
+    FILE *out;           /* results */
+    FILE *err;           /* diagnostics */
+} cli_t;
+
+static int usage_error(cli_t *c, const char *why, bool shell)
+{
+    if (!shell)
+        fprintf(c->err, "zcart: %s\nTry 'zcart --help' for usage.\n", why);
+    if (c->json || shell)
+        zcli_print_usage(c->out, c->json, why);
+    return ZCLI_EXIT_USAGE;
+}
+
+/* Run one command with its arguments.  shell: lazily create the session
+ * and forget it after close. */
+static int run_command(cli_t *c, const char *cmd, const char *const *args, bool shell)
+{
+    char why[160];
+    zcart_result_t r = {0};
+    int rc, op;
+    uint32_t qty = 0;
+    bool created = false;
+    if (strcmp(cmd, "status") == 0) {
+        zcart_status_t st = {0};
+        rc = zcart_status(c->z, &st);
+        zcli_print_status(c->out, c->json, rc, &st);
+        zcart_status_clear(&st);
+        return rc == ZCART_ANSWERED ? ZCLI_EXIT_OK : ZCLI_EXIT_UNREACHABLE;
+    }
+    if (strcmp(cmd, "add") == 0)
+        op = ZC_OP_ADD;
+    else if (strcmp(cmd, "remove") == 0)
+        op = ZC_OP_REMOVE;
+    else if (strcmp(cmd, "list") == 0)
+        op = ZC_OP_LIST;
+    else
+        op = ZC_OP_CLOSE;
+    if ((op == ZC_OP_ADD || op == ZC_OP_REMOVE) &&
+        !item_args(args[0], args[1], &qty, why, sizeof why))
+        return usage_error(c, why, shell);
+    if (c->s == NULL) {
+        if (op != ZC_OP_ADD) {
+            snprintf(why, sizeof why, "%s needs a session: %s", cmd,
+                     shell ? "add something first" : "give --session ID or set ZCART_SESSION");
+            return usage_error(c, why, shell);
+        }
+        c->s = zcart_session_new(c->z);
+        if (c->s == NULL) {
+            fprintf(c->err, "zcart: out of memory\n");
+            return ZCLI_EXIT_UNREACHABLE;
+        }
+        created = true;
+    }
+    switch (op) {
+    case ZC_OP_ADD: rc = zcart_add(c->s, args[0], qty, &r); break;
+    case ZC_OP_REMOVE: rc = zcart_remove(c->s, args[0], qty, &r); break;
+    case ZC_OP_LIST: rc = zcart_list(c->s, &r); break;
+    default: rc = zcart_close(c->s, &r); break;
+    }
+    if (rc == ZCART_ESYS)
+        fprintf(c->err, "zcart: local error: %s\n", r.detail);
+    zcli_print_op(c->out, c->json, op, zcart_session_id(c->s), created, rc, &r);
+    int code = zcli_exit_code(rc, &r);
+    bool ended = rc == ZCART_ANSWERED &&
+                 ((op == ZC_OP_CLOSE && r.status == 0) || r.status == ZCART_STATUS_SESSION_CLOSED ||
+                  r.status == ZCART_STATUS_SESSION_EXPIRED);
+    if (shell && ended)
+        zcart_session_destroy(&c->s);
+    zcart_result_clear(&r);
+    return code;
+}
+
+/* Split line into at most max words (in place); returns the count, or
+ * max + 1 if there are more. */
+static int split(char *line, char **words, int max)
+{
+    int n = 0;
+    char *save = NULL;
+    for (char *w = strtok_r(line, " \t\r\n", &save); w; w = strtok_r(NULL, " \t\r\n", &save)) {
+        if (n == max)
+            return max + 1;
+        words[n++] = w;
+    }
+    return n;
+}
+
+static int shell(cli_t *c, FILE *in)
+{
+    bool tty = isatty(fileno(in)) && isatty(fileno(c->out));
+    char *line = NULL;
+    size_t cap = 0;
+    int last = ZCLI_EXIT_OK;
+    for (;;) {
+        if (tty) {
+            fputs("zcart> ", c->out);
+            fflush(c->out);
+        }
+        if (getline(&line, &cap, in) < 0)
+            break;
+        char *words[4];
+        int n = split(line, words, 3);
+        if (n == 0 || words[0][0] == '#')
+            continue;
+        const char *cmd = words[0];
+        if (strcmp(cmd, "quit") == 0 || strcmp(cmd, "exit") == 0)
+            break;
+        if (strcmp(cmd, "help") == 0) {
+            if (c->json) {
+                zc_json_t j;
+                zc_json_init(&j);
+                zc_json_obj(&j);
+                zc_json_kbool(&j, "ok", true);
+                zc_json_kstr(&j, "help", SHELL_HELP);
+                zc_json_end(&j);
+                fprintf(c->out, "%s\n", zc_json_str(&j));
+                zc_json_clear(&j);
+            } else {
+                fprintf(c->out, "%s\n", SHELL_HELP);
+            }
+            fflush(c->out);
+            last = ZCLI_EXIT_OK;
+            continue;
+        }
+        int want = arity(cmd);
+        char why[160];
+        if (want < 0 || strcmp(cmd, "shell") == 0) {
+            snprintf(why, sizeof why, "unknown command '%.60s' (try help)", cmd);
+            last = usage_error(c, why, true);
+            continue;
+        }
+        if (n - 1 != want) {
+            snprintf(why, sizeof why, want ? "%s wants PRODUCT QTY" : "%s takes no arguments", cmd);
+            last = usage_error(c, why, true);
+            continue;
+        }
+        last = run_command(c, cmd, (const char *const *)&words[1], true);
+    }
+    free(line);
+    return last == ZCLI_EXIT_UNREACHABLE ? ZCLI_EXIT_UNREACHABLE : ZCLI_EXIT_OK;
+}
+
+int zcli_run(int argc, char **argv, FILE *in, FILE *out, FILE *err)
+{
+    char why[200];
+    cli_args_t a;
+    cli_t c = {.out = out, .err = err};
+    int code;
+    /* Usage errors honour --json wherever it appears. */
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--json") == 0)
+            c.json = true;
+    if (parse_args(argc, argv, &a, why, sizeof why) != 0)
+        return usage_error(&c, why, false);
+    c.json = a.json;
+    if (a.help) {
+        fputs(HELP, out);
+        fflush(out);
+        return ZCLI_EXIT_OK;
+    }
+    zc_log_set_name("zcart");
+    zc_log_threshold = a.verbose ? ZC_LOG_DEBUG : ZC_LOG_WARN;
+    if (strcmp(a.cmd, "add") == 0 || strcmp(a.cmd, "remove") == 0) {
+        uint32_t qty;
+        if (!item_args(a.args[0], a.args[1], &qty, why, sizeof why))
+            return usage_error(&c, why, false);
+    }
+    const char *brokers = a.brokers ? a.brokers : getenv("ZCART_BROKERS");
+    if (brokers == NULL || *brokers == 0)
+        return usage_error(&c, "no brokers: give --brokers EP,... or set ZCART_BROKERS", false);
+    if (!zcart_brokers_check(brokers, why, sizeof why))
+        return usage_error(&c, why, false);
+    const char *session = a.session;
+    if (session == NULL) {
+        session = getenv("ZCART_SESSION");
+        if (session && *session == 0)
+            session = NULL;
+    }
+    uint8_t id[ZC_SESSION_LEN];
+    if (session && !zc_session_parse(session, id))
+        return usage_error(&c, "the session id must be 32 hex digits, not all zero", false);
+    if (session == NULL && (strcmp(a.cmd, "remove") == 0 || strcmp(a.cmd, "list") == 0 ||
+                            strcmp(a.cmd, "close") == 0)) {
+        snprintf(why, sizeof why, "%s needs a session: give --session ID or set ZCART_SESSION",
+                 a.cmd);
+        return usage_error(&c, why, false);
+    }
+    zcart_options_t o = {0};
+    o.total_timeout_ms = a.timeout_ms;
+    c.z = zcart_new(brokers, &o);
+    if (c.z == NULL) {
+        fprintf(err, "zcart: cannot start the client: %s\n", strerror(errno));
+        return ZCLI_EXIT_UNREACHABLE;
+    }
+    if (session) {
+        c.s = zcart_session_attach(c.z, session);
+        if (c.s == NULL) {
+            fprintf(err, "zcart: out of memory\n");
+            code = ZCLI_EXIT_UNREACHABLE;
+            goto out;
+        }
+    }
+    if (strcmp(a.cmd, "shell") == 0)
+        code = shell(&c, in);
+    else
+        code = run_command(&c, a.cmd, a.args, false);
+out:
+    zcart_session_destroy(&c.s);
+    zcart_destroy(&c.z);
+    return code;
+}

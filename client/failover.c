@@ -1,0 +1,295 @@
+/* failover: endpoint rotation and the watched DEALER; see failover.h.
+ *
+ * Socket lifecycle.  zcf_conn_open creates the DEALER (linger 0), starts its
+ * monitor on a process-unique inproc address, connects the PAIR to that
+ * address *before* connecting the DEALER (the monitor drops events nobody
+ * receives yet, and we must not miss the first CONNECTED or
+ * CONNECT_RETRIED), then connects the DEALER.  zcf_conn_close stops the
+ * monitor and closes both sockets; with linger 0 a request still queued
+ * for an unreachable peer is dropped, never delivered later behind the
+ * client's back.
+ *
+ * Events are read in libzmq 4.x's first monitor format: frame 1 is the
+ * 16-bit event number then a 32-bit value (host order), frame 2 the
+ * endpoint.  Each DEALER connects to one endpoint, so every event is about
+ * the current replica. */
+#include "client/failover.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/clock.h"
+
+/* --- endpoint list ------------------------------------------------------------- */
+
+bool zcf_endpoint_valid(const char *ep)
+{
+    if (ep == NULL)
+        return false;
+    size_t n = strlen(ep);
+    if (n == 0 || n > ZCART_ENDPOINT_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)ep[i] <= 0x20 || (unsigned char)ep[i] >= 0x7f || ep[i] == ',')
+            return false;
+    if (strncmp(ep, "ipc://", 6) == 0)
+        return n > 6;
+    if (strncmp(ep, "inproc://", 9) == 0)
+        return n > 9;
+    if (strncmp(ep, "tcp://", 6) != 0)
+        return false;
+    const char *host = ep + 6, *colon = strrchr(host, ':');
+    if (colon == NULL || colon == host || host[0] == '*')
+        return false;
+    const char *port = colon + 1;
+    if (*port == 0 || strlen(port) > 5)
+        return false;
+    long v = 0;
+    for (const char *p = port; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    return v >= 1 && v <= 65535;
+}
+
+static int find(const zcf_list_t *l, const char *ep)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->eps[i], ep) == 0)
+            return (int)i;
+    return -1;
+}
+
+int zcf_list_find_or_add(zcf_list_t *l, const char *ep)
+{
+    if (!zcf_endpoint_valid(ep))
+        return -1;
+    int i = find(l, ep);
+    if (i >= 0)
+        return i;
+    if (l->n == ZCART_MAX_REPLICAS)
+        return -1;
+    char *copy = strdup(ep);
+    if (copy == NULL)
+        return -1;
+    l->eps[l->n] = copy;
+    return (int)l->n++;
+}
+
+int zcf_list_parse(zcf_list_t *l, const char *csv, char *why, size_t whylen)
+{
+    char tmp[ZCART_ENDPOINT_MAX + 1];
+    const char *p = csv;
+    if (csv == NULL || *csv == 0) {
+        snprintf(why, whylen, "no broker endpoint given");
+        return -1;
+    }
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        while (len && (*p == ' ' || *p == '\t')) {
+            p++;
+            len--;
+        }
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len > 0) {
+            if (len > ZCART_ENDPOINT_MAX) {
+                snprintf(why, whylen, "broker endpoint longer than %d octets", ZCART_ENDPOINT_MAX);
+                goto err;
+            }
+            memcpy(tmp, p, len);
+            tmp[len] = 0;
+            if (!zcf_endpoint_valid(tmp)) {
+                snprintf(why, whylen,
+                         "bad broker endpoint '%.80s' (want tcp://HOST:PORT, ipc://PATH or "
+                         "inproc://NAME)",
+                         tmp);
+                goto err;
+            }
+            if (zcf_list_find_or_add(l, tmp) < 0) {
+                snprintf(why, whylen, "more than %d broker endpoints", ZCART_MAX_REPLICAS);
+                goto err;
+            }
+        }
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    if (l->n == 0) {
+        snprintf(why, whylen, "no broker endpoint given");
+        return -1;
+    }
+    l->cur = 0;
+    return 0;
+err:
+    zcf_list_clear(l);
+    return -1;
+}
+
+void zcf_list_clear(zcf_list_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->eps[i]);
+    memset(l, 0, sizeof *l);
+}
+
+/* --- connection ------------------------------------------------------------------ */
+
+/* Makes monitor addresses unique in the process (and so in any context). */
+static atomic_uint_fast64_t monitor_counter;
+
+int zcf_conn_open(zcf_conn_t *c, void *ctx, const char *ep)
+{
+    char addr[96];
+    int zero = 0, e;
+    memset(c, 0, sizeof *c);
+    snprintf(c->endpoint, sizeof c->endpoint, "%s", ep);
+    c->dealer = zmq_socket(ctx, ZMQ_DEALER);
+    if (c->dealer == NULL)
+        goto err;
+    zmq_setsockopt(c->dealer, ZMQ_LINGER, &zero, sizeof zero);
+    snprintf(addr, sizeof addr, "inproc://zcart-monitor-%d-%llu", (int)getpid(),
+             (unsigned long long)atomic_fetch_add(&monitor_counter, 1));
+    if (zmq_socket_monitor(c->dealer, addr,
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_CONNECT_RETRIED) != 0)
+        goto err_after_dealer;
+    c->monitor = zmq_socket(ctx, ZMQ_PAIR);
+    if (c->monitor == NULL)
+        goto err_after_dealer;
+    zmq_setsockopt(c->monitor, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_connect(c->monitor, addr) != 0)
+        goto err_after_monitor;
+    if (zmq_connect(c->dealer, ep) != 0)
+        goto err_after_monitor;
+    return 0;
+err_after_monitor:
+    e = errno;
+    zmq_close(c->monitor);
+    errno = e;
+err_after_dealer:
+    e = errno;
+    zmq_socket_monitor(c->dealer, NULL, 0);
+    zmq_close(c->dealer);
+    errno = e;
+err:
+    memset(c, 0, sizeof *c);
+    return -1;
+}
+
+void zcf_conn_close(zcf_conn_t *c)
+{
+    if (c->dealer) {
+        zmq_socket_monitor(c->dealer, NULL, 0);
+        zmq_close(c->dealer);
+    }
+    if (c->monitor)
+        zmq_close(c->monitor);
+    memset(c, 0, sizeof *c);
+}
+
+int zcf_conn_drain(zcf_conn_t *c)
+{
+    int seen = 0;
+    if (c->monitor == NULL)
+        return 0;
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, c->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            return seen;
+        }
+        uint16_t ev = 0;
+        if (zmq_msg_size(&m) >= 6)
+            memcpy(&ev, zmq_msg_data(&m), sizeof ev);
+        bool more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+        /* The rest of a multipart message is already here: no wait. */
+        while (more) {
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, c->monitor, 0) < 0) {
+                zmq_msg_close(&m);
+                break;
+            }
+            more = zmq_msg_more(&m);
+            zmq_msg_close(&m);
+        }
+        switch (ev) {
+        case ZMQ_EVENT_CONNECTED:
+            c->connected = true;
+            c->touched = true;
+            seen |= ZCF_EV_CONNECTED;
+            break;
+        case ZMQ_EVENT_DISCONNECTED:
+            c->connected = false;
+            seen |= ZCF_EV_DISCONNECTED;
+            break;
+        case ZMQ_EVENT_CONNECT_RETRIED:
+            seen |= ZCF_EV_RETRIED;
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+void zcf_conn_arm(zcf_conn_t *c)
+{
+    zcf_conn_drain(c);
+    c->touched = c->connected;
+}
+
+/* Receive one message without waiting: ZCF_GOT, or ZCF_TIMEOUT for "none",
+ * or ZCF_FAIL. Multipart messages are read whole and dropped. */
+static zcf_wait_t recv_now(zcf_conn_t *c, zmq_msg_t *frame)
+{
+    for (;;) {
+        zmq_msg_init(frame);
+        if (zmq_msg_recv(frame, c->dealer, ZMQ_DONTWAIT) < 0) {
+            int e = errno;
+            zmq_msg_close(frame);
+            errno = e;
+            return e == EAGAIN ? ZCF_TIMEOUT : ZCF_FAIL;
+        }
+        if (!zmq_msg_more(frame))
+            return ZCF_GOT;
+        bool more = true;
+        while (more) {
+            zmq_msg_close(frame);
+            zmq_msg_init(frame);
+            if (zmq_msg_recv(frame, c->dealer, 0) < 0)
+                break;
+            more = zmq_msg_more(frame);
+        }
+        zmq_msg_close(frame);
+    }
+}
+
+zcf_wait_t zcf_conn_wait(zcf_conn_t *c, uint64_t until_ms, zmq_msg_t *frame)
+{
+    for (;;) {
+        /* A reply that made it beats the news that the peer died after. */
+        zcf_wait_t r = recv_now(c, frame);
+        if (r != ZCF_TIMEOUT)
+            return r;
+        int ev = zcf_conn_drain(c);
+        if (ev & ZCF_EV_DISCONNECTED)
+            return ZCF_LOST;
+        if (ev & ZCF_EV_RETRIED)
+            return ZCF_REFUSED;
+        uint64_t now = zc_mono_ms();
+        if (now >= until_ms)
+            return ZCF_TIMEOUT;
+        zmq_pollitem_t items[2] = {{c->dealer, 0, ZMQ_POLLIN, 0}, {c->monitor, 0, ZMQ_POLLIN, 0}};
+        uint64_t wait = until_ms - now;
+        if (zmq_poll(items, 2, wait > 60000 ? 60000 : (long)wait) < 0 && errno != EINTR)
+            return ZCF_FAIL;
+    }
+}
