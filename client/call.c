@@ -194,17 +194,18 @@ int zcart__call(zcart_t *z, const zcart__call_t *c, zc_msg_t *reply, zcart_resul
         case ZCF_GOT:
             break;
         case ZCF_TIMEOUT:
-            /* Never connected since the send: the frame is still queued
-             * here and dies with the socket. */
+            /* A frame whose connection never came up since the send is
+             * still queued here and dies with the socket: not in doubt, and
+             * safe to send elsewhere even when resending is not. */
             zcf_conn_drain(&z->conn);
             if (z->conn.touched) {
                 l.in_doubt = true;
                 say(&l, "no answer from %s within %" PRIu64 " ms", from, until - now);
+                if (!c->resend)
+                    goto unreachable;
             } else {
                 say(&l, "could not connect to %s within %" PRIu64 " ms", from, until - now);
             }
-            if (!c->resend)
-                goto unreachable;
             next_replica(z);
             continue;
         case ZCF_LOST:

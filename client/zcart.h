@@ -250,10 +250,10 @@ ZCART_API const char *zcart_replica_prop(const zcart_replica_t *r, const char *k
 /* --- administration ---------------------------------------------------------- */
 
 /* Send ADMIN `command` with props (copied; n_props <= 512) to the leader:
- * NOT_LEADER redirects are followed and a refused connection moves on to the
- * next replica, but a try that got no answer is NOT resent (admin commands
- * are not deduplicated by the cluster): it returns ZCART_EUNREACHABLE with
- * in_doubt set.  The whole budget may be spent waiting for one answer.  The
+ * NOT_LEADER redirects are followed and a replica that cannot be connected
+ * is skipped, but a try that may have been delivered and got no answer is
+ * NOT resent (admin commands are not deduplicated by the cluster): it
+ * returns ZCART_EUNREACHABLE with in_doubt set.  The whole budget may be spent waiting for one answer.  The
  * reply's status, detail and props land in res.  Which commands exist is the
  * broker's business (docs/protocol.md). */
 ZCART_API int zcart_admin(zcart_t *z, const char *command, const zcart_prop_t *props,
