@@ -1,0 +1,702 @@
+"""harness: real zcart processes on loopback for the integration tests.
+
+Design
+------
+Every test runs against real daemons started by ``deploy/local/zcart-cluster``
+(the same tool operators use), in its own run directory under
+``/tmp/zcart-it/`` and on its own block of 100 ports, so test files can run
+in parallel (``ctest -j2``) and next to other clusters on the machine:
+
+* **Ports.**  ``allocate_ports()`` takes an exclusive flock on
+  ``/tmp/zcart-it/ports.lock``, advances a counter kept in that directory
+  over blocks [P, P+99] between 10000 and 32699 (below the kernel's
+  ephemeral range, so no outgoing connection can squat them) and returns the
+  first block whose every port bind-probes free.  Blocks of the other tests
+  are taken under the same lock, and a block stays reserved (its
+  ``owner`` file names a live pid) until the owner releases it.  A cluster
+  uses P+11..P+49 (see zcart-cluster); P+50..P+99 are for sockets a test
+  binds itself (fake brokers, fake stock), handed out by ``Cluster.port()``.
+
+* **Teardown.**  ``Cluster.down()`` runs ``zcart-cluster down`` and then
+  SIGKILLs any pid it still finds; it is registered with ``atexit`` as well
+  as called from the test's cleanup, and SIGTERM/SIGINT are turned into
+  SystemExit so a ctest timeout's TERM still tears down.  A test process
+  that died by SIGKILL leaves its run directory with a dead owner pid: the
+  next harness start sweeps such directories (``down`` + delete).
+
+* **Waiting.**  ``wait_until(cond, timeout, what)`` polls ``cond`` until it
+  returns something truthy and returns that; at the deadline it fails with
+  ``what`` and the last value or exception seen.  Tests never sleep and hope.
+
+* **Talking.**  ``Cluster.cli(...)`` runs the real ``zcart`` CLI with
+  ``--json`` and returns (exit status, parsed object).  ``Dealer`` is a raw
+  ZeroMQ DEALER speaking zcproto, for pipelining, retries with a chosen seq
+  and garbage.  ``FakeRouter`` binds a ROUTER a test controls (a fake broker
+  replica or a fake stock service for a cart node).
+
+* **Failure reports.**  ``main()`` runs unittest with a result class that,
+  when a test fails, prints the tail of every process log of every cluster
+  the test started and keeps the run directory; passing tests' run
+  directories are deleted.
+"""
+
+import atexit
+import errno
+import fcntl
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+import zmq
+
+import zcproto as zp
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+CLUSTER_TOOL = os.path.join(REPO, "deploy", "local", "zcart-cluster")
+BIN = os.path.abspath(os.environ.get("ZCART_BIN") or os.path.join(REPO, "build", "bin"))
+ROOT = os.environ.get("ZCART_IT_ROOT", "/tmp/zcart-it")
+PYTHON = "/usr/bin/python3"
+
+PORT_MIN, PORT_MAX, PORT_BLOCK = 10000, 32699, 100
+
+# Every cluster this process started, torn down at exit whatever happens.
+_live_clusters = []
+_zctx = None
+
+
+def zctx():
+    global _zctx
+    if _zctx is None:
+        _zctx = zmq.Context()
+    return _zctx
+
+
+# --- waiting ------------------------------------------------------------------------
+
+class Timeout(AssertionError):
+    pass
+
+
+def wait_until(cond, timeout, what, interval=0.02):
+    """Poll cond() until truthy; return its value.  Fail with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            v = cond()
+            if v:
+                return v
+            last = v
+        except Exception as e:  # noqa: BLE001 -- remembered and reported
+            last = e
+        if time.monotonic() >= deadline:
+            raise Timeout("timed out after %.1f s waiting for %s; last: %r" % (timeout, what, last))
+        time.sleep(interval)
+
+
+# --- ports and run directories -------------------------------------------------------------
+
+def _pid_alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def _port_free(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def _sweep_orphans():
+    """Stop and delete run dirs whose owner process is gone (called under the lock)."""
+    for entry in os.listdir(ROOT):
+        d = os.path.join(ROOT, entry)
+        owner = os.path.join(d, "owner")
+        if not os.path.isdir(d) or not os.path.exists(owner):
+            continue
+        try:
+            with open(owner) as f:
+                pid = int(f.read().split()[0])
+        except (ValueError, IndexError, FileNotFoundError):
+            continue
+        if _pid_alive(pid):
+            continue
+        subprocess.run([PYTHON, CLUSTER_TOOL, "down", "--dir", d, "--stop-timeout", "3"],
+                       stdin=subprocess.DEVNULL, capture_output=True)
+        os.unlink(owner)  # keeps the logs for a post-mortem; frees the port block
+
+
+def _reserved_bases():
+    bases = set()
+    for entry in os.listdir(ROOT):
+        owner = os.path.join(ROOT, entry, "owner")
+        try:
+            with open(owner) as f:
+                pid, base = (int(x) for x in f.read().split()[:2])
+        except (ValueError, OSError):
+            continue
+        if _pid_alive(pid):
+            bases.add(base)
+    return bases
+
+
+def allocate_run(label):
+    """(run dir, base port): a fresh directory and a free block of 100 ports."""
+    os.makedirs(ROOT, exist_ok=True)
+    with open(os.path.join(ROOT, "ports.lock"), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _sweep_orphans()
+        counter = os.path.join(ROOT, "ports.next")
+        try:
+            with open(counter) as f:
+                base = int(f.read())
+        except (FileNotFoundError, ValueError):
+            base = PORT_MIN + PORT_BLOCK * random.randrange((PORT_MAX - PORT_MIN) // PORT_BLOCK)
+        reserved = _reserved_bases()
+        for _ in range((PORT_MAX - PORT_MIN) // PORT_BLOCK):
+            if base + PORT_BLOCK - 1 > PORT_MAX or base < PORT_MIN:
+                base = PORT_MIN
+            if base not in reserved and all(_port_free(p) for p in range(base + 1, base + PORT_BLOCK)):
+                break
+            base += PORT_BLOCK
+        else:
+            raise RuntimeError("no free block of %d ports in %d..%d" % (PORT_BLOCK, PORT_MIN, PORT_MAX))
+        with open(counter, "w") as f:
+            f.write(str(base + PORT_BLOCK))
+        d = os.path.join(ROOT, "%s-%d-%d" % (label, os.getpid(), base))
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        with open(os.path.join(d, "owner"), "w") as f:
+            f.write("%d %d\n" % (os.getpid(), base))
+        return d, base
+
+
+# --- the cluster ------------------------------------------------------------------------------
+
+class Cluster:
+    """One local cluster run by zcart-cluster.  Use as a context manager, or via
+    ClusterTestCase.cluster(), which tears it down after the test."""
+
+    def __init__(self, label="it", replicas=1, cart_nodes=2, slots=4, stock=1, catalog=None,
+                 stock_delay=None, hello_interval=200, broker_args=(), cart_args=(),
+                 log_level=None):
+        self.label = label
+        self.replicas, self.cart_nodes, self.slots, self.stock = replicas, cart_nodes, slots, stock
+        self.catalog = catalog
+        self.stock_delay = stock_delay
+        self.hello_interval = hello_interval
+        self.broker_args = list(broker_args)
+        self.cart_args = list(cart_args)
+        self.log_level = log_level
+        self.dir = None
+        self.base = None
+        self.plan = None
+        self.extra = []           # Popen of processes the test started itself
+        self._next_port = 50
+        self.up_ok = False
+
+    # -- lifecycle --
+    def up(self):
+        self.dir, self.base = allocate_run(self.label)
+        _live_clusters.append(self)
+        args = ["up", "--replicas", str(self.replicas), "--cart-nodes", str(self.cart_nodes),
+                "--slots", str(self.slots), "--stock", str(self.stock),
+                "--base-port", str(self.base), "--bin", BIN,
+                "--hello-interval", str(self.hello_interval)]
+        if self.catalog:
+            args += ["--catalog", self.catalog]
+        if self.stock_delay:
+            args += ["--stock-delay", self.stock_delay]
+        if self.log_level:
+            args += ["--log-level", self.log_level]
+        args += ["--broker-arg=" + a for a in self.broker_args]
+        args += ["--cart-arg=" + a for a in self.cart_args]
+        r = self.tool(*args, check=False)
+        if r.returncode != 0:
+            raise AssertionError("zcart-cluster up failed (%d):\n%s\n%s"
+                                 % (r.returncode, r.stdout, r.stderr))
+        with open(os.path.join(self.dir, "cluster.json")) as f:
+            self.plan = json.load(f)
+        self.up_ok = True
+        return self
+
+    def down(self):
+        if self.dir is None:
+            return
+        for p in self.extra:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        self.tool("down", "--stop-timeout", "5", check=False)
+        for p in self.extra:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for name in self.names():
+            pid = self.pid(name)
+            if pid and _pid_alive(pid) and self._is_ours(pid):
+                os.kill(pid, signal.SIGKILL)
+        owner = os.path.join(self.dir, "owner")
+        if os.path.exists(owner):
+            os.unlink(owner)
+        if self in _live_clusters:
+            _live_clusters.remove(self)
+
+    def __enter__(self):
+        return self.up()
+
+    def __exit__(self, *exc):
+        self.down()
+
+    def tool(self, *args, check=True):
+        r = subprocess.run([PYTHON, CLUSTER_TOOL] + list(args) + ["--dir", self.dir],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        if check and r.returncode != 0:
+            raise AssertionError("zcart-cluster %s failed (%d): %s%s"
+                                 % (" ".join(args), r.returncode, r.stdout, r.stderr))
+        return r
+
+    # -- processes --
+    def names(self):
+        return [p["name"] for p in self.plan["procs"]] + [os.path.basename(os.path.dirname(
+            p.args[p.args.index("--data") + 1])) for p in self.extra] if self.plan else []
+
+    def pid(self, name):
+        try:
+            with open(os.path.join(self.dir, name, "pid")) as f:
+                return int(f.read())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _is_ours(self, pid):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                return (self.dir + "/").encode() in f.read()
+        except FileNotFoundError:
+            return False
+
+    def alive(self, name):
+        pid = self.pid(name)
+        return bool(pid) and _pid_alive(pid) and self._is_ours(pid)
+
+    def kill(self, name):
+        self.tool("kill", name)
+
+    def start(self, name):
+        self.tool("start", name)
+
+    def pause(self, name):
+        self.tool("pause", name)
+
+    def resume(self, name):
+        self.tool("resume", name)
+
+    def port(self):
+        """A port of this cluster's block reserved for a socket the test binds."""
+        if self._next_port >= PORT_BLOCK:
+            raise RuntimeError("out of test ports")
+        self._next_port += 1
+        return self.base + self._next_port
+
+    def start_cart_node(self, name, slots, brokers, stock, extra_args=()):
+        """Start a zcart-cart the cluster tool does not know, in DIR/NAME, with
+        the --brokers and --stock lists given (endpoints).  `down` stops it."""
+        d = os.path.join(self.dir, name)
+        os.makedirs(os.path.join(d, "data"), exist_ok=True)
+        argv = [os.path.join(BIN, "zcart-cart"), "--name", name, "--slots", str(slots),
+                "--data", os.path.join(d, "data"), "--brokers", ",".join(brokers),
+                "--stock", ",".join(stock), "--hello-interval", str(self.hello_interval)]
+        argv += list(extra_args)
+        logf = open(os.path.join(d, "log"), "ab")
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        logf.close()
+        with open(os.path.join(d, "pid"), "w") as f:
+            f.write("%d\n" % p.pid)
+        self.extra.append(p)
+        return p
+
+    # -- endpoints --
+    @property
+    def client_endpoints(self):
+        return list(self.plan["brokers"])
+
+    @property
+    def cart_endpoints(self):
+        return [p["cart_endpoint"] for p in self.plan["procs"] if p["kind"] == "broker"]
+
+    @property
+    def stock_endpoints(self):
+        return [p["endpoint"] for p in self.plan["procs"] if p["kind"] == "stock"]
+
+    def raft_ports(self):
+        return [self.base + 10 + i for i in range(1, self.replicas + 1)]
+
+    def all_ports(self):
+        return [port for p in self.plan["procs"] for port in p["ports"]]
+
+    # -- the CLI --
+    def cli(self, *args, session=None, timeout_ms=5000):
+        """Run `zcart --json ...`; (exit status, parsed JSON of the last line)."""
+        argv = [os.path.join(BIN, "zcart"), "--brokers", ",".join(self.client_endpoints),
+                "--json", "--timeout", str(timeout_ms)]
+        if session:
+            argv += ["--session", session]
+        argv += [str(a) for a in args]
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=timeout_ms / 1000.0 + 10)
+        lines = r.stdout.strip().splitlines()
+        try:
+            obj = json.loads(lines[-1]) if lines else None
+        except ValueError:
+            obj = None
+        if obj is None:
+            raise AssertionError("zcart %s: exit %d, no JSON; stdout %r stderr %r"
+                                 % (" ".join(argv[1:]), r.returncode, r.stdout, r.stderr))
+        return r.returncode, obj
+
+    def cli_popen(self, *args, session=None, timeout_ms=5000):
+        """Start `zcart --json ...` without waiting; finish with cli_result()."""
+        argv = [os.path.join(BIN, "zcart"), "--brokers", ",".join(self.client_endpoints),
+                "--json", "--timeout", str(timeout_ms)]
+        if session:
+            argv += ["--session", session]
+        argv += [str(a) for a in args]
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    @staticmethod
+    def cli_result(p, timeout=15):
+        out, err = p.communicate(timeout=timeout)
+        lines = out.strip().splitlines()
+        if not lines:
+            raise AssertionError("zcart: exit %d, no output; stderr %r" % (p.returncode, err))
+        return p.returncode, json.loads(lines[-1])
+
+    def status(self):
+        """`zcart status --json` (every replica's properties)."""
+        _, st = self.cli("status", timeout_ms=2000)
+        return st
+
+    def replica_status(self, endpoint, timeout=1.0):
+        """One replica's STATUS props as a dict (ints where decimal), via zcproto."""
+        with Dealer(endpoint) as d:
+            corr = random.getrandbits(63)
+            d.send(zp.status(corr))
+            m = d.recv(timeout)
+            if m.id != zp.STATUS_REPLY or m.corr != corr:
+                raise AssertionError("STATUS answered with %r" % (m,))
+        out = {}
+        for k, v in m.props:
+            out[k] = int(v) if v.isdigit() else v
+        return out
+
+    def all_status(self):
+        return [self.replica_status(ep) for ep in self.client_endpoints]
+
+    def leader(self):
+        """The STATUS of the ready leader, or None."""
+        for s in self.all_status_lenient():
+            if s.get("role") == "leader" and s.get("ready", 1) == 1:
+                return s
+        return None
+
+    def all_status_lenient(self):
+        out = []
+        for ep in self.client_endpoints:
+            try:
+                out.append(self.replica_status(ep, timeout=0.5))
+            except (AssertionError, Timeout, zmq.ZMQError):
+                pass
+        return out
+
+    def leader_endpoint(self, timeout=15):
+        return wait_until(lambda: (self.leader() or {}).get("endpoint"), timeout,
+                          "a ready leader")
+
+    def counts(self):
+        """(total, free, assigned, draining) as the leader sees them."""
+        s = self.leader()
+        if s is None:
+            return None
+        return (s["carts_total"], s["carts_free"], s["carts_assigned"], s["carts_draining"])
+
+    # -- logs --
+    def log_paths(self):
+        if not self.dir or not os.path.isdir(self.dir):
+            return []
+        return sorted(os.path.join(self.dir, n, "log") for n in os.listdir(self.dir)
+                      if os.path.exists(os.path.join(self.dir, n, "log")))
+
+    def dump_logs(self, lines=150, out=sys.stderr):
+        for path in self.log_paths():
+            with open(path, "rb") as f:
+                tail = f.read().decode(errors="replace").splitlines()[-lines:]
+            print("\n----- %s (last %d lines) -----" % (path, len(tail)), file=out)
+            print("\n".join(tail), file=out)
+        out.flush()
+
+    def grep_logs(self, needle):
+        """Lines containing needle in every log, as (log path, line)."""
+        hits = []
+        for path in self.log_paths():
+            with open(path, "rb") as f:
+                for line in f.read().decode(errors="replace").splitlines():
+                    if needle in line:
+                        hits.append((path, line))
+        return hits
+
+
+def _teardown_all():
+    for c in list(_live_clusters):
+        try:
+            c.down()
+        except Exception as e:  # noqa: BLE001
+            print("harness: teardown of %s failed: %s" % (c.dir, e), file=sys.stderr)
+
+
+atexit.register(_teardown_all)
+
+
+def _on_signal(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _on_signal)
+
+
+# --- raw sockets ---------------------------------------------------------------------------
+
+class Dealer:
+    """A raw DEALER to one endpoint speaking zcproto (or raw bytes)."""
+
+    def __init__(self, endpoint, routing_id=None):
+        self.endpoint = endpoint
+        self.sock = zctx().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        if routing_id:
+            self.sock.setsockopt(zmq.ROUTING_ID, routing_id)
+        self.sock.connect(endpoint)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.sock.close(0)
+
+    def send(self, msg, strict=True):
+        """Send a Msg (encoded), bytes (one frame) or a list of frames."""
+        if isinstance(msg, zp.Msg):
+            self.sock.send(zp.encode(msg, strict=strict))
+        elif isinstance(msg, (list, tuple)):
+            self.sock.send_multipart(list(msg))
+        else:
+            self.sock.send(msg)
+
+    def recv_raw(self, timeout):
+        if not self.sock.poll(int(timeout * 1000)):
+            raise Timeout("no message from %s within %.1f s" % (self.endpoint, timeout))
+        return self.sock.recv_multipart()
+
+    def recv(self, timeout=5.0):
+        frames = self.recv_raw(timeout)
+        if len(frames) != 1:
+            raise AssertionError("expected one frame, got %d: %r" % (len(frames), frames))
+        return zp.decode(frames[0])
+
+    def pending(self, timeout=0.0):
+        return bool(self.sock.poll(int(timeout * 1000)))
+
+    def request(self, session, seq, op, product="", qty=0, timeout=5.0):
+        """Send one REQUEST and wait for the REPLY of that (session, seq)."""
+        self.send(zp.request(session, seq, op, product, qty))
+        return self.reply_for(session, seq, timeout)
+
+    def reply_for(self, session, seq, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            m = self.recv(max(left, 0.0))
+            if m.id == zp.REPLY and m.session == session and m.seq == seq:
+                return m
+
+
+class FakeRouter:
+    """A ROUTER the test binds: a fake broker replica or a fake stock service."""
+
+    def __init__(self, endpoint):
+        self.endpoint = endpoint
+        self.sock = zctx().socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.sock.bind(endpoint)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.sock.close(0)
+
+    def recv(self, timeout=5.0):
+        """(routing id, frames after it)."""
+        if not self.sock.poll(int(timeout * 1000)):
+            raise Timeout("nothing on %s within %.1f s" % (self.endpoint, timeout))
+        frames = self.sock.recv_multipart()
+        return frames[0], frames[1:]
+
+    def recv_msg(self, want_id=None, timeout=5.0):
+        """(routing id, Msg): the next well-formed message (of want_id if given)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rid, frames = self.recv(max(deadline - time.monotonic(), 0.0))
+            if len(frames) != 1:
+                continue
+            try:
+                m = zp.decode(frames[0])
+            except zp.DecodeError:
+                continue
+            if want_id is None or m.id == want_id:
+                return rid, m
+
+    def send(self, rid, msg, strict=True):
+        if isinstance(msg, zp.Msg):
+            self.sock.send_multipart([rid, zp.encode(msg, strict=strict)])
+        elif isinstance(msg, (list, tuple)):
+            self.sock.send_multipart([rid] + list(msg))
+        else:
+            self.sock.send_multipart([rid, msg])
+
+
+def tcp_junk(port, payload, timeout=2.0):
+    """Connect to 127.0.0.1:port, send payload, read whatever comes for a moment, close."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(payload)
+        s.settimeout(0.05)
+        try:
+            s.recv(4096)
+        except (socket.timeout, ConnectionResetError):
+            pass
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the peer hung up on the junk: fine
+    finally:
+        s.close()
+
+
+# --- sessions through the CLI ------------------------------------------------------------------
+
+class CliSession:
+    """One client session driven through the `zcart` CLI (--json)."""
+
+    def __init__(self, cluster, session=None):
+        self.cluster = cluster
+        self.id = session
+
+    def run(self, *args, expect_ok=True, timeout_ms=5000):
+        rc, r = self.cluster.cli(*args, session=self.id, timeout_ms=timeout_ms)
+        if self.id is None and r.get("session"):
+            self.id = r["session"]
+        if expect_ok is True and (rc != 0 or not r.get("ok")):
+            raise AssertionError("zcart %s (session %s): exit %d, %r"
+                                 % (" ".join(map(str, args)), self.id, rc, r))
+        return r
+
+    def add(self, product, qty, **kw):
+        return self.run("add", product, qty, **kw)
+
+    def remove(self, product, qty, **kw):
+        return self.run("remove", product, qty, **kw)
+
+    def list(self, **kw):
+        return self.run("list", **kw)
+
+    def close(self, **kw):
+        return self.run("close", **kw)
+
+
+def items_of(reply):
+    """{product: qty} of a CLI JSON reply or a zcproto REPLY."""
+    if isinstance(reply, zp.Msg):
+        return dict(reply.items)
+    return {i["product"]: i["qty"] for i in reply.get("items", [])}
+
+
+def write_catalog(cluster_dir_hint, lines):
+    """Write a catalog file (product -> qty) in a fresh temp path; its path."""
+    os.makedirs(ROOT, exist_ok=True)
+    path = os.path.join(ROOT, "catalog-%d-%d.csv" % (os.getpid(), random.getrandbits(32)))
+    with open(path, "w") as f:
+        f.write("# written by tests/integration (%s)\n" % cluster_dir_hint)
+        for product, qty in lines.items():
+            f.write("%s,%d\n" % (product, qty))
+    atexit.register(lambda: os.path.exists(path) and os.unlink(path))
+    return path
+
+
+# --- unittest glue --------------------------------------------------------------------------
+
+class ClusterTestCase(unittest.TestCase):
+    """A TestCase whose clusters are torn down after each test, and whose
+    logs are dumped when it fails."""
+
+    def setUp(self):
+        self.clusters = []
+
+    def cluster(self, **kw):
+        kw.setdefault("label", self.id().split(".")[-1])
+        c = Cluster(**kw)
+        self.clusters.append(c)
+        self.addCleanup(c.down)
+        c.up()
+        return c
+
+    def assertAllAlive(self, c):
+        dead = [n for n in c.names() if not c.alive(n)]
+        self.assertEqual(dead, [], "processes died: %s" % dead)
+
+
+class _DumpingResult(unittest.TextTestResult):
+    def startTest(self, test):
+        self._failed_before = len(self.failures) + len(self.errors)
+        super().startTest(test)
+
+    def stopTest(self, test):
+        failed = len(self.failures) + len(self.errors) > self._failed_before
+        for c in getattr(test, "clusters", []):
+            if failed:
+                print("\n===== logs of cluster %s (kept) =====" % c.dir, file=sys.stderr)
+                c.dump_logs()
+            elif c.dir:
+                shutil.rmtree(c.dir, ignore_errors=True)
+        super().stopTest(test)
+
+
+def main():
+    """Run the calling test module's tests; exit status 0 iff all pass."""
+    runner = unittest.TextTestRunner(resultclass=_DumpingResult, verbosity=2, stream=sys.stderr)
+    unittest.main(module="__main__", testRunner=runner, exit=True)
