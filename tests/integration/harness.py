@@ -37,7 +37,7 @@ in parallel (``ctest -j2``) and next to other clusters on the machine:
 * **Failure reports.**  ``main()`` runs unittest with a result class that,
   when a test fails, prints the tail of every process log of every cluster
   the test started and keeps the run directory; passing tests' run
-  directories are deleted.
+  directories are deleted (kept too with ZCART_IT_KEEP=1).
 """
 
 import atexit
@@ -691,7 +691,7 @@ class _DumpingResult(unittest.TextTestResult):
             if failed:
                 print("\n===== logs of cluster %s (kept) =====" % c.dir, file=sys.stderr)
                 c.dump_logs()
-            elif c.dir:
+            elif c.dir and not os.environ.get("ZCART_IT_KEEP"):
                 shutil.rmtree(c.dir, ignore_errors=True)
         super().stopTest(test)
 
