@@ -104,13 +104,25 @@ def wait_until(cond, timeout, what, interval=0.02):
 
 # --- ports and run directories -------------------------------------------------------------
 
-def _pid_alive(pid):
+def _task_state(path):
     try:
-        with open("/proc/%d/stat" % pid) as f:
+        with open(path) as f:
             stat = f.read()
     except (FileNotFoundError, ProcessLookupError):
+        return "X"
+    return stat[stat.rindex(")") + 2]
+
+
+def _pid_alive(pid):
+    """False once every thread of pid is a zombie or gone (a zombie
+    thread-group leader may still have threads exiting, holding sockets)."""
+    if _task_state("/proc/%d/stat" % pid) not in "ZX":
+        return True
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except FileNotFoundError:
         return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
+    return any(_task_state("/proc/%d/task/%s/stat" % (pid, t)) not in "ZX" for t in tasks)
 
 
 def _port_free(port):
@@ -197,7 +209,7 @@ class Cluster:
 
     def __init__(self, label="it", replicas=1, cart_nodes=2, slots=4, stock=1, catalog=None,
                  stock_delay=None, hello_interval=200, broker_args=(), cart_args=(),
-                 log_level=None):
+                 stock_args=(), log_level=None):
         self.label = label
         self.replicas, self.cart_nodes, self.slots, self.stock = replicas, cart_nodes, slots, stock
         self.catalog = catalog
@@ -205,6 +217,7 @@ class Cluster:
         self.hello_interval = hello_interval
         self.broker_args = list(broker_args)
         self.cart_args = list(cart_args)
+        self.stock_args = list(stock_args)
         self.log_level = log_level
         self.dir = None
         self.base = None
@@ -229,6 +242,7 @@ class Cluster:
             args += ["--log-level", self.log_level]
         args += ["--broker-arg=" + a for a in self.broker_args]
         args += ["--cart-arg=" + a for a in self.cart_args]
+        args += ["--stock-arg=" + a for a in self.stock_args]
         r = self.tool(*args, check=False)
         if r.returncode != 0:
             raise AssertionError("zcart-cluster up failed (%d):\n%s\n%s"
@@ -300,6 +314,14 @@ class Cluster:
 
     def kill(self, name):
         self.tool("kill", name)
+
+    def sigkill(self, name):
+        """SIGKILL at once (no tool start-up delay), then wait until it is gone."""
+        pid = self.pid(name)
+        if not (pid and self.alive(name)):
+            raise AssertionError("%s is not running" % name)
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not _pid_alive(pid), 10, "%s (pid %d) gone" % (name, pid))
 
     def start(self, name):
         self.tool("start", name)
