@@ -1,0 +1,119 @@
+#!/usr/bin/python3
+"""test_replicas: a 3-replica cluster converges after a paused follower and a killed leader.
+
+Design
+------
+Invariant 6 of the design brief: after faults heal, all replicas reach the
+same applied index and the same state digest.
+
+r1. A follower is SIGSTOPped while sessions are opened (each first add is
+    one ASSIGN entry), so on SIGCONT the leader must send it several entries
+    at once.  Then every replica must reach the leader's applied index with
+    the leader's digest and registry counts, and no replica may log an entry
+    it could not decode.
+r2. The leader is SIGKILLed: a new leader takes over, every session keeps
+    its cart and contents (through the CLI, which fails over), new sessions
+    are served, and after the old leader restarts all three converge.
+r3. Raw TCP junk on every raft port does not disturb the cluster.
+"""
+
+import harness
+from harness import CliSession, items_of, wait_until
+
+
+def converged(c):
+    """The common STATUS view once every replica agrees, else None."""
+    st = c.all_status_lenient()
+    if len(st) != c.replicas:
+        return None
+    leaders = [s for s in st if s["role"] == "leader"]
+    if len(leaders) != 1:
+        return None
+    ld = leaders[0]
+    for s in st:
+        if s["applied_index"] != ld["applied_index"] or s["digest"] != ld["digest"]:
+            return None
+    return st
+
+
+def describe(c):
+    return [(s["id"], s["role"], s["applied_index"], s["digest"], s["carts_total"])
+            for s in c.all_status_lenient()]
+
+
+class Replicas(harness.ClusterTestCase):
+    def assertConverges(self, c, timeout=10):
+        try:
+            st = wait_until(lambda: converged(c), timeout, "all replicas at one index and digest")
+        except harness.Timeout:
+            self.fail("replicas did not converge: (id, role, applied, digest, carts) %r"
+                      % describe(c))
+        bad = c.grep_logs("undecodable command")
+        self.assertEqual(bad, [], "replicas skipped entries they could not decode")
+        counts = {(s["carts_total"], s["carts_free"], s["carts_assigned"]) for s in st}
+        self.assertEqual(len(counts), 1, counts)
+        return st
+
+    def follower(self, c):
+        for s in c.all_status():
+            if s["role"] == "follower":
+                return "broker%d" % s["id"]
+        self.fail("no follower")
+
+    def test_r1_paused_follower_catches_up(self):
+        c = self.cluster(replicas=3, cart_nodes=2, slots=4)
+        self.assertConverges(c)
+        f = self.follower(c)
+        c.pause(f)
+        sessions = []
+        for p in ("apple", "pear", "lemon", "mango", "grape"):
+            s = CliSession(c)
+            s.add(p, 1)
+            sessions.append(s)
+        sessions[0].close()
+        c.resume(f)
+        st = self.assertConverges(c)
+        self.assertEqual(st[0]["carts_assigned"] + st[0]["carts_free"]
+                         + st[0]["carts_draining"], 8)
+
+    def test_r2_leader_killed_and_restarted(self):
+        c = self.cluster(replicas=3, cart_nodes=2, slots=4)
+        self.assertConverges(c)
+        a, b = CliSession(c), CliSession(c)
+        ra = a.add("apple", 2)
+        rb = b.add("pear", 3)
+        leader = c.leader()
+        name = "broker%d" % leader["id"]
+        c.kill(name)
+
+        def new_leader():
+            ld = c.leader()
+            return ld if ld and ld["id"] != leader["id"] else None
+        wait_until(new_leader, 10, "a new leader after killing %s" % name)
+        for s, r in ((a, ra), (b, rb)):
+            got = wait_until(lambda: (lambda x: x if x.get("ok") else None)(
+                s.list(expect_ok=None)), 10, "session served by the new leader")
+            self.assertEqual((got["cart"], got["generation"], items_of(got)),
+                             (r["cart"], r["generation"], items_of(r)))
+        a.add("banana", 1)
+        CliSession(c).add("cherry", 1)
+        c.start(name)
+        self.assertConverges(c, timeout=15)
+        self.assertEqual(items_of(a.list()), {"apple": 2, "banana": 1})
+
+    def test_r3_junk_on_raft_ports(self):
+        import os
+        import struct
+        c = self.cluster(replicas=3, cart_nodes=1, slots=2)
+        for port in c.raft_ports():
+            for payload in (os.urandom(64), struct.pack("<QQQ", 1, 2, 1 << 40) + b"x" * 8,
+                            struct.pack("<QQQ", 1, 2, 5) + b"nohost", os.urandom(65536)):
+                harness.tcp_junk(port, payload)
+        self.assertAllAlive(c)
+        s = CliSession(c)
+        s.add("apple", 1)
+        self.assertConverges(c)
+
+
+if __name__ == "__main__":
+    harness.main()
