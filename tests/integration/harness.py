@@ -224,12 +224,22 @@ class Cluster:
         self.plan = None
         self.extra = []           # Popen of processes the test started itself
         self._next_port = 50
-        self.up_ok = False
 
     # -- lifecycle --
     def up(self):
         self.dir, self.base = allocate_run(self.label)
         _live_clusters.append(self)
+        return self._up()
+
+    def restart_all(self):
+        """`zcart-cluster down` then `up` again on the same data and ports
+        (a clean stop of every process, then the same cluster again)."""
+        r = self.tool("down", "--stop-timeout", "5", check=False)
+        if r.returncode != 0:
+            raise AssertionError("zcart-cluster down failed: %s%s" % (r.stdout, r.stderr))
+        return self._up()
+
+    def _up(self):
         args = ["up", "--replicas", str(self.replicas), "--cart-nodes", str(self.cart_nodes),
                 "--slots", str(self.slots), "--stock", str(self.stock),
                 "--base-port", str(self.base), "--bin", BIN,
@@ -249,7 +259,6 @@ class Cluster:
                                  % (r.returncode, r.stdout, r.stderr))
         with open(os.path.join(self.dir, "cluster.json")) as f:
             self.plan = json.load(f)
-        self.up_ok = True
         return self
 
     def down(self):

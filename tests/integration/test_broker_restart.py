@@ -23,6 +23,9 @@ j2. SIGKILL in the middle of a burst: a raw DEALER keeps 8 adds in flight
     every unacknowledged request is then retried with its original
     (session, seq) and must end applied exactly once; every session holds
     exactly one cart.
+
+j3. A clean stop of everything (`zcart-cluster down`, SIGTERM) and `up`
+    again on the same data: same digest, the session keeps its cart.
 """
 
 import os
@@ -97,6 +100,24 @@ class BrokerRestart(harness.ClusterTestCase):
         with self.subTest("a new session after the restart"):
             r = CliSession(c).add("grape", 1)
             self.assertNotIn(r["cart"], {lists[a.id]["cart"], lists[b.id]["cart"]})
+
+    def test_j3_clean_stop_and_start_of_everything(self):
+        c = self.cluster(cart_nodes=1, slots=2)
+        a = CliSession(c)
+        a.add("apple", 2)
+        ra = a.add("pear", 1)
+        before = wait_until(lambda: quiescent(c), 10, "a quiescent cluster")
+        c.restart_all()   # `up` fails, with every log, if a daemon refuses to start
+        after = wait_until(lambda: quiescent(c), 10, "a quiescent cluster after the restart")
+        self.assertEqual((after["digest"], after["applied_commands"]),
+                         (before["digest"], before["applied_commands"]))
+        r = wait_until(lambda: (lambda x: x if x.get("ok") else None)(a.list(expect_ok=None)),
+                       10, "the session served after the restart")
+        self.assertEqual((r["cart"], r["generation"], items_of(r)),
+                         (ra["cart"], ra["generation"], {"apple": 2, "pear": 1}))
+        b = CliSession(c)
+        rb = b.add("lemon", 1)
+        self.assertNotEqual(rb["cart"], ra["cart"])
 
     def test_j2_kill_during_a_burst(self):
         n_adds = 60
