@@ -22,7 +22,8 @@ in parallel (``ctest -j2``) and next to other clusters on the machine:
   as called from the test's cleanup, and SIGTERM/SIGINT are turned into
   SystemExit so a ctest timeout's TERM still tears down.  A test process
   that died by SIGKILL leaves its run directory with a dead owner pid: the
-  next harness start sweeps such directories (``down`` + delete).
+  next harness start sweeps such directories (``down``, logs kept).  Only
+  the newest 20 kept run directories (failed or killed tests) are kept.
 
 * **Waiting.**  ``wait_until(cond, timeout, what)`` polls ``cond`` until it
   returns something truthy and returns that; at the deadline it fails with
@@ -156,6 +157,21 @@ def _sweep_orphans():
         os.unlink(owner)  # keeps the logs for a post-mortem; frees the port block
 
 
+KEEP_FAILED = 20
+
+
+def _prune_kept():
+    """Delete all but the newest KEEP_FAILED ownerless run dirs (kept logs of
+    failed or killed tests); called under the lock."""
+    kept = []
+    for entry in os.listdir(ROOT):
+        d = os.path.join(ROOT, entry)
+        if os.path.isdir(d) and not os.path.exists(os.path.join(d, "owner")):
+            kept.append((os.path.getmtime(d), d))
+    for _, d in sorted(kept)[:-KEEP_FAILED]:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def _reserved_bases():
     bases = set()
     for entry in os.listdir(ROOT):
@@ -176,6 +192,7 @@ def allocate_run(label):
     with open(os.path.join(ROOT, "ports.lock"), "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _sweep_orphans()
+        _prune_kept()
         counter = os.path.join(ROOT, "ports.next")
         try:
             with open(counter) as f:

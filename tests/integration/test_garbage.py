@@ -206,9 +206,9 @@ class Garbage(harness.ClusterTestCase):
             self.assertAllAlive(c)
 
     def test_i2_stock_answers_a_multiframe_message(self):
-        """Sections 1 and 6: a message with more frames than expected is
-        malformed, and where the peer can be answered (stock) it gets
-        BAD_REQUEST."""
+        # Sections 1 and 6: a message with more frames than expected is
+        # malformed, and where the peer can be answered (stock) it gets
+        # BAD_REQUEST.
         c = self.cluster(cart_nodes=0)
         with Dealer(c.stock_endpoints[0]) as d:
             d.send([zp.encode(zp.Msg(zp.CHECK, corr=5, product="apple", qty=1, deadline=0)),
