@@ -7,7 +7,7 @@ Every test runs against real daemons started by ``deploy/local/zcart-cluster``
 ``/tmp/zcart-it/`` and on its own block of 100 ports, so test files can run
 in parallel (``ctest -j2``) and next to other clusters on the machine:
 
-* **Ports.**  ``allocate_ports()`` takes an exclusive flock on
+* **Ports.**  ``allocate_run()`` takes an exclusive flock on
   ``/tmp/zcart-it/ports.lock``, advances a counter kept in that directory
   over blocks [P, P+99] between 10000 and 32699 (below the kernel's
   ephemeral range, so no outgoing connection can squat them) and returns the
@@ -19,8 +19,8 @@ in parallel (``ctest -j2``) and next to other clusters on the machine:
 
 * **Teardown.**  ``Cluster.down()`` runs ``zcart-cluster down`` and then
   SIGKILLs any pid it still finds; it is registered with ``atexit`` as well
-  as called from the test's cleanup, and SIGTERM/SIGINT are turned into
-  SystemExit so a ctest timeout's TERM still tears down.  A test process
+  as called from the test's cleanup, and SIGTERM is turned into SystemExit
+  (as SIGINT already is into KeyboardInterrupt) so a TERM still tears down.  A test process
   that died by SIGKILL leaves its run directory with a dead owner pid: the
   next harness start sweeps such directories (``down``, logs kept).  Only
   the newest 20 kept run directories (failed or killed tests) are kept.
@@ -42,7 +42,6 @@ in parallel (``ctest -j2``) and next to other clusters on the machine:
 """
 
 import atexit
-import errno
 import fcntl
 import json
 import os
@@ -317,8 +316,11 @@ class Cluster:
 
     # -- processes --
     def names(self):
-        return [p["name"] for p in self.plan["procs"]] + [os.path.basename(os.path.dirname(
-            p.args[p.args.index("--data") + 1])) for p in self.extra] if self.plan else []
+        """Every process name: the tool's, then those of start_cart_node()."""
+        if not self.plan:
+            return []
+        extra = [p.args[p.args.index("--name") + 1] for p in self.extra]
+        return [p["name"] for p in self.plan["procs"]] + extra
 
     def pid(self, name):
         try:

@@ -17,6 +17,9 @@ r2. The leader is SIGKILLed: a new leader takes over, every session keeps
 r3. Raw TCP junk on every raft port does not disturb the cluster.
 """
 
+import os
+import struct
+
 import harness
 from harness import CliSession, items_of, wait_until
 
@@ -102,8 +105,6 @@ class Replicas(harness.ClusterTestCase):
         self.assertEqual(items_of(a.list()), {"apple": 2, "banana": 1})
 
     def test_r3_junk_on_raft_ports(self):
-        import os
-        import struct
         c = self.cluster(replicas=3, cart_nodes=1, slots=2)
         for port in c.raft_ports():
             for payload in (os.urandom(64), struct.pack("<QQQ", 1, 2, 1 << 40) + b"x" * 8,
