@@ -330,11 +330,18 @@ class Cluster:
             return None
 
     def _is_ours(self, pid):
-        try:
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                return (self.dir + "/").encode() in f.read()
-        except FileNotFoundError:
-            return False
+        """pid runs a command line naming this run dir.  Just after an exec
+        the cmdline can read empty for a moment: read again until it is not."""
+        deadline = time.monotonic() + 0.5
+        while True:
+            try:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    cmdline = f.read()
+            except FileNotFoundError:
+                return False
+            if cmdline or not _pid_alive(pid) or time.monotonic() >= deadline:
+                return (self.dir + "/").encode() in cmdline
+            time.sleep(0.005)
 
     def alive(self, name):
         pid = self.pid(name)
