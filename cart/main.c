@@ -1,0 +1,139 @@
+/* zcart-cart: a cart node hosting --slots cart slots. */
+#include <ctype.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cart/node.h"
+#include "lib/log.h"
+
+static const char usage[] =
+    "usage: zcart-cart --name NODE --slots N --data DIR --brokers EP[,EP...]\n"
+    "                  --stock EP[,EP...] [options]\n"
+    "\n"
+    "A cart node: hosts carts NODE.0 .. NODE.(N-1), keeps their contents and\n"
+    "per-session dedup records durably in LMDB, and asks the stock service\n"
+    "before every add (several checks in flight at once).  It connects to the\n"
+    "cart endpoint of EVERY broker replica and registers with the cluster.\n"
+    "\n"
+    "  --name NODE           node name, 1..32 of [A-Za-z0-9_-]; carts are NODE.SLOT\n"
+    "  --slots N             cart slots to host, 1..1024\n"
+    "  --data DIR            LMDB directory (contents survive restarts)\n"
+    "  --brokers EP,...      cart endpoints of all broker replicas\n"
+    "  --stock EP,...        stock service endpoints (checks spread over them)\n"
+    "  --stock-timeout MS    per-check timeout -> STOCK_TIMEOUT (default 1000)\n"
+    "  --hello-interval MS   HELLO/heartbeat period to every replica (default 1000)\n"
+    "  --log-level LEVEL     debug, info, warn or error (default info)\n"
+    "  --help                print this text\n";
+
+static cart_node_t *node;
+static uv_signal_t sigint_h, sigterm_h;
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    (void)s;
+    (void)signum;
+    zc_info("shutting down");
+    cart_node_destroy(&node);
+    uv_close((uv_handle_t *)&sigint_h, NULL);
+    uv_close((uv_handle_t *)&sigterm_h, NULL);
+}
+
+static bool name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 32)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-')
+            return false;
+    return true;
+}
+
+static bool parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*s == 0 || *end != 0 || v < lo || v > hi)
+        return false;
+    *out = (unsigned)v;
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"name", required_argument, NULL, 'n'},          {"slots", required_argument, NULL, 's'},
+        {"data", required_argument, NULL, 'd'},          {"brokers", required_argument, NULL, 'b'},
+        {"stock", required_argument, NULL, 'k'},         {"stock-timeout", required_argument, NULL, 't'},
+        {"hello-interval", required_argument, NULL, 'i'}, {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},                {NULL, 0, NULL, 0},
+    };
+    cart_config_t cfg = {.stock_timeout_ms = 1000, .hello_interval_ms = 1000};
+    zc_log_level_t level = ZC_LOG_INFO;
+    int o;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        const char *bad = NULL;
+        switch (o) {
+        case 'n':
+            cfg.name = optarg;
+            if (!name_ok(optarg))
+                bad = "--name wants 1..32 of [A-Za-z0-9_-]";
+            break;
+        case 's':
+            if (!parse_uint(optarg, 1, 1024, &cfg.slots))
+                bad = "--slots wants 1..1024";
+            break;
+        case 'd': cfg.data_dir = optarg; break;
+        case 'b': cfg.brokers = optarg; break;
+        case 'k': cfg.stock = optarg; break;
+        case 't':
+            if (!parse_uint(optarg, 1, 600000, &cfg.stock_timeout_ms))
+                bad = "--stock-timeout wants 1..600000 ms";
+            break;
+        case 'i':
+            if (!parse_uint(optarg, 10, 600000, &cfg.hello_interval_ms))
+                bad = "--hello-interval wants 10..600000 ms";
+            break;
+        case 'l':
+            if (!zc_log_parse_level(optarg, &level))
+                bad = "--log-level wants debug, info, warn or error";
+            break;
+        case 'h': fputs(usage, stdout); return 0;
+        default:
+            fprintf(stderr, "zcart-cart: unknown or incomplete option '%s'\n%s", argv[optind - 1],
+                    usage);
+            return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "zcart-cart: %s (got '%s')\n", bad, optarg);
+            return 2;
+        }
+    }
+    if (optind < argc || !cfg.name || !cfg.slots || !cfg.data_dir || !cfg.brokers || !cfg.stock) {
+        fprintf(stderr, "zcart-cart: --name, --slots, --data, --brokers and --stock are required\n%s",
+                usage);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    zc_log_set_name(cfg.name);
+    zc_log_threshold = level;
+    uv_loop_t *loop = uv_default_loop();
+    char err[512];
+    node = cart_node_new(loop, &cfg, err, sizeof err);
+    if (node == NULL) {
+        fprintf(stderr, "zcart-cart: %s\n", err);
+        return 1;
+    }
+    uv_signal_init(loop, &sigint_h);
+    uv_signal_init(loop, &sigterm_h);
+    uv_signal_start(&sigint_h, on_signal, SIGINT);
+    uv_signal_start(&sigterm_h, on_signal, SIGTERM);
+    zc_info("hosting %u carts, brokers %s, stock %s", cfg.slots, cfg.brokers, cfg.stock);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+    return 0;
+}

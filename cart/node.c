@@ -1,0 +1,565 @@
+/* node: see node.h.  The decision procedure for one CART_REQUEST:
+ *
+ *   slot unknown / fields invalid   -> BAD_REQUEST
+ *   deadline passed                 -> EXPIRED (nothing applied)
+ *   fencing refuses                 -> FENCED
+ *   no owner                        -> adopt (session, generation)
+ *   list                            -> OK + contents (not recorded)
+ *   seq answered before             -> the stored answer
+ *   seq outside the dedup window    -> BAD_REQUEST
+ *   seq in flight (add waiting)     -> wait for that answer too
+ *   remove                          -> NOT_IN_CART or OK, recorded
+ *   add                             -> stock check; on its answer re-check
+ *                                      fencing, apply on OK, record the answer
+ */
+#include "cart/node.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cart/stock_client.h"
+#include "cart/store.h"
+#include "lib/clock.h"
+#include "lib/list.h"
+#include "lib/map.h"
+#include "lib/zmqx.h"
+#include "proto/msg.h"
+#include "proto/status.h"
+
+#define BROKERS_MAX 16
+#define WAITERS_MAX 8
+
+/* One broker replica connection. */
+typedef struct {
+    void *sock;          /* DEALER, routing id = node name */
+    zc_watch_t *watch;   /* watcher */
+    char endpoint[256];  /* replica's cart endpoint */
+    cart_node_t *node;   /* back pointer */
+} broker_conn_t;
+
+/* Somebody waiting for an add's answer. */
+typedef struct {
+    void *sock;    /* the broker socket it came on */
+    uint64_t corr; /* that broker's corr */
+} waiter_t;
+
+/* An add waiting for its stock check. */
+typedef struct {
+    cart_node_t *node;                /* back pointer */
+    uint8_t key[10];                  /* slot + seq, key in inflight */
+    uint16_t slot;                    /* slot */
+    uint8_t session[ZC_SESSION_LEN];  /* requester */
+    uint64_t generation;              /* its generation */
+    uint64_t seq;                     /* its seq */
+    char product[ZC_PRODUCT_MAX + 1]; /* product */
+    uint32_t qty;                     /* units to add */
+    waiter_t waiters[WAITERS_MAX];    /* who gets the answer */
+    unsigned n_waiters;               /* entries used */
+} pending_add_t;
+
+/* A reply waiting for the commit. */
+typedef struct {
+    void *sock;       /* where it goes */
+    uint8_t *body;    /* encoded message (owned) */
+    size_t len;       /* its length */
+    zc_link_t link;   /* in node->outbox */
+} outgoing_t;
+
+struct cart_node {
+    uv_loop_t *loop;                  /* the loop */
+    cart_config_t cfg;                /* configuration (strings borrowed) */
+    void *zctx;                       /* ZeroMQ context (owned) */
+    store_t *store;                   /* durable state */
+    stock_client_t *stock;            /* stock checks */
+    broker_conn_t brokers[BROKERS_MAX]; /* one per replica */
+    unsigned n_brokers;               /* entries used */
+    uv_timer_t hello;                 /* HELLO period */
+    uv_check_t flush;                 /* commit, then send the outbox */
+    zc_map_t *inflight;               /* slot+seq -> pending_add_t */
+    zc_link_t outbox;                 /* replies waiting for the commit */
+    uint64_t dropped;                 /* malformed frames dropped */
+    int closing;                      /* handles still closing at destroy */
+};
+
+static void short_session(const uint8_t s[ZC_SESSION_LEN], char out[9])
+{
+    char hex[33];
+    zc_session_hex(s, hex);
+    memcpy(out, hex, 8);
+    out[8] = 0;
+}
+
+static void enqueue(cart_node_t *n, void *sock, const zc_msg_t *m)
+{
+    zc_wbuf_t w;
+    zc_wbuf_init(&w);
+    outgoing_t *o = calloc(1, sizeof *o);
+    if (o == NULL || zc_msg_encode(m, &w) != 0) {
+        free(o);
+        zc_wbuf_clear(&w);
+        return;
+    }
+    o->sock = sock;
+    o->body = zc_wbuf_take(&w, &o->len);
+    zc_list_push_back(&n->outbox, &o->link);
+}
+
+/* Commit every change of this iteration, then let the replies go. */
+static void on_flush(uv_check_t *h)
+{
+    cart_node_t *n = h->data;
+    if (store_commit(n->store) != 0) {
+        /* The replies would acknowledge changes that are not durable. */
+        zc_error("storage commit failed: stopping so the node restarts from durable state");
+        exit(1);
+    }
+    while (!zc_list_empty(&n->outbox)) {
+        outgoing_t *o = ZC_CONTAINER(n->outbox.next, outgoing_t, link);
+        zc_link_remove(&o->link);
+        if (zc_zsend(o->sock, NULL, 0, o->body, o->len) != 0)
+            zc_debug("reply dropped: %s", zmq_strerror(zmq_errno()));
+        free(o->body);
+        free(o);
+    }
+}
+
+static void reply(cart_node_t *n, void *sock, uint64_t corr, uint16_t slot,
+                  const uint8_t session[ZC_SESSION_LEN], uint64_t seq, int status,
+                  const char *detail, bool with_items)
+{
+    zc_msg_t r;
+    zc_msg_init(&r, ZC_MSG_CART_REPLY);
+    r.corr = corr;
+    r.slot = slot;
+    memcpy(r.session, session, ZC_SESSION_LEN);
+    r.seq = seq;
+    r.status = (uint8_t)status;
+    snprintf(r.detail, sizeof r.detail, "%s", detail ? detail : "");
+    if (with_items && store_items(n->store, slot, &r) != 0) {
+        zc_msg_reset(&r);
+        r.status = ZC_INTERNAL;
+        snprintf(r.detail, sizeof r.detail, "storage error reading the cart");
+    }
+    enqueue(n, sock, &r);
+    zc_msg_reset(&r);
+}
+
+/* Record the answer to (slot, seq) and send it to every waiter. */
+static void answer_and_record(cart_node_t *n, uint16_t slot, const uint8_t session[ZC_SESSION_LEN],
+                              uint64_t seq, int status, const char *detail,
+                              const waiter_t *w, unsigned n_w)
+{
+    zc_msg_t r;
+    zc_msg_init(&r, ZC_MSG_CART_REPLY);
+    r.slot = slot;
+    memcpy(r.session, session, ZC_SESSION_LEN);
+    r.seq = seq;
+    r.status = (uint8_t)status;
+    snprintf(r.detail, sizeof r.detail, "%s", detail ? detail : "");
+    if (store_items(n->store, slot, &r) != 0 || store_dedup_put(n->store, slot, seq, &r) != 0) {
+        zc_msg_reset(&r);
+        r.slot = slot;
+        memcpy(r.session, session, ZC_SESSION_LEN);
+        r.seq = seq;
+        r.status = ZC_INTERNAL;
+        snprintf(r.detail, sizeof r.detail, "storage error");
+    }
+    for (unsigned i = 0; i < n_w; i++) {
+        r.corr = w[i].corr;
+        enqueue(n, w[i].sock, &r);
+    }
+    zc_msg_reset(&r);
+}
+
+static void on_stock(void *arg, int status, uint32_t available)
+{
+    pending_add_t *p = arg;
+    cart_node_t *n = p->node;
+    char cart[ZC_NODE_MAX + 8], s8[9], detail[96] = "";
+    snprintf(cart, sizeof cart, "%s.%u", n->cfg.name, p->slot);
+    short_session(p->session, s8);
+    zc_map_del(n->inflight, p->key, sizeof p->key);
+
+    /* A reset may have happened while the check was out. */
+    store_slot_t sl;
+    const char *why = "";
+    int fence = store_get_slot(n->store, p->slot, &sl) != 0
+                    ? -1
+                    : (int)store_fence(&sl, p->session, p->generation, &why);
+    if (fence != STORE_OWNER) {
+        for (unsigned i = 0; i < p->n_waiters; i++)
+            reply(n, p->waiters[i].sock, p->waiters[i].corr, p->slot, p->session, p->seq,
+                  fence < 0 ? ZC_INTERNAL : ZC_FENCED, fence < 0 ? "storage error" : why, false);
+        zc_info("cart %s session %s seq %" PRIu64 ": add refused after the check: %s", cart, s8,
+                p->seq, why);
+        free(p);
+        return;
+    }
+    switch (status) {
+    case ZC_OK:
+        if (store_change(n->store, p->slot, p->product, p->qty) != 0) {
+            status = ZC_INTERNAL;
+            snprintf(detail, sizeof detail, "storage error");
+        }
+        break;
+    case ZC_OUT_OF_STOCK:
+        snprintf(detail, sizeof detail, "only %u available", available);
+        break;
+    case ZC_UNKNOWN_PRODUCT:
+        snprintf(detail, sizeof detail, "no such product in stock");
+        break;
+    case ZC_STOCK_TIMEOUT:
+        snprintf(detail, sizeof detail, "the stock check did not answer within %u ms",
+                 n->cfg.stock_timeout_ms);
+        break;
+    case ZC_STOCK_UNAVAILABLE:
+        snprintf(detail, sizeof detail, "no stock service reachable");
+        break;
+    default:
+        break;
+    }
+    zc_debug("cart %s session %s seq %" PRIu64 ": add %s x%u -> %s", cart, s8, p->seq, p->product,
+             p->qty, zc_status_name(status));
+    if (status == ZC_EXPIRED || status == ZC_BAD_REQUEST || status == ZC_INTERNAL) {
+        /* Not a decision about the cart: not recorded, a retry tries again. */
+        for (unsigned i = 0; i < p->n_waiters; i++)
+            reply(n, p->waiters[i].sock, p->waiters[i].corr, p->slot, p->session, p->seq, status,
+                  detail, true);
+    } else {
+        answer_and_record(n, p->slot, p->session, p->seq, status, detail, p->waiters,
+                          p->n_waiters);
+    }
+    free(p);
+}
+
+static void on_cart_request(cart_node_t *n, void *sock, const zc_msg_t *m)
+{
+    char cart[ZC_NODE_MAX + 8], s8[9];
+    const char *why = NULL;
+    snprintf(cart, sizeof cart, "%s.%u", n->cfg.name, m->slot);
+    short_session(m->session, s8);
+#define ANSWER(status, detail, items) \
+    reply(n, sock, m->corr, m->slot, m->session, m->seq, (status), (detail), (items))
+    if (m->slot >= store_slots(n->store)) {
+        ANSWER(ZC_BAD_REQUEST, "no such slot", false);
+        return;
+    }
+    bool changes = m->op == ZC_OP_ADD || m->op == ZC_OP_REMOVE;
+    if (zc_session_is_zero(m->session) || m->seq == 0 || m->generation == 0 ||
+        (m->op != ZC_OP_LIST && !changes) ||
+        (changes && (!zc_product_valid(m->product) || m->qty < 1 || m->qty > 1000000))) {
+        ANSWER(ZC_BAD_REQUEST, "invalid fields", false);
+        return;
+    }
+    if (m->deadline && zc_wall_ms() > m->deadline) {
+        ANSWER(ZC_EXPIRED, "picked up after its deadline", false);
+        return;
+    }
+    store_slot_t sl;
+    if (store_get_slot(n->store, m->slot, &sl) != 0) {
+        ANSWER(ZC_INTERNAL, "storage error", false);
+        return;
+    }
+    switch (store_fence(&sl, m->session, m->generation, &why)) {
+    case STORE_FENCED:
+        zc_warn("cart %s refused session %s gen %" PRIu64 " seq %" PRIu64 ": %s", cart, s8,
+                m->generation, m->seq, why);
+        ANSWER(ZC_FENCED, why, false);
+        return;
+    case STORE_ADOPT:
+        if (store_adopt(n->store, m->slot, m->session, m->generation) != 0) {
+            ANSWER(ZC_INTERNAL, "storage error", false);
+            return;
+        }
+        zc_info("cart %s now serves session %s gen %" PRIu64, cart, s8, m->generation);
+        break;
+    case STORE_OWNER:
+        break;
+    }
+    if (m->op == ZC_OP_LIST) {
+        ANSWER(ZC_OK, NULL, true);
+        return;
+    }
+    store_answer_t old;
+    switch (store_dedup_get(n->store, m->slot, m->seq, &old)) {
+    case 0: {
+        zc_msg_t r;
+        zc_msg_init(&r, ZC_MSG_CART_REPLY);
+        r.corr = m->corr;
+        r.slot = m->slot;
+        memcpy(r.session, m->session, ZC_SESSION_LEN);
+        r.seq = m->seq;
+        r.status = old.status;
+        memcpy(r.detail, old.detail, sizeof r.detail);
+        r.items = old.items;
+        r.n_items = old.n_items;
+        enqueue(n, sock, &r);
+        store_answer_clear(&old);
+        zc_debug("cart %s session %s seq %" PRIu64 ": replayed the stored answer", cart, s8,
+                 m->seq);
+        return;
+    }
+    case 2:
+        ANSWER(ZC_BAD_REQUEST, "seq outside the dedup window", false);
+        return;
+    case 1:
+        break;
+    default:
+        ANSWER(ZC_INTERNAL, "storage error", false);
+        return;
+    }
+    uint8_t key[10];
+    key[0] = (uint8_t)(m->slot >> 8);
+    key[1] = (uint8_t)m->slot;
+    for (int i = 0; i < 8; i++)
+        key[2 + i] = (uint8_t)(m->seq >> (56 - 8 * i));
+    pending_add_t *p = zc_map_get(n->inflight, key, sizeof key);
+    if (p != NULL) {
+        /* A retry of an add whose check is out: it gets the same answer. */
+        if (p->n_waiters < WAITERS_MAX && memcmp(p->session, m->session, ZC_SESSION_LEN) == 0)
+            p->waiters[p->n_waiters++] = (waiter_t){sock, m->corr};
+        return;
+    }
+    uint32_t have;
+    if (store_units(n->store, m->slot, m->product, &have) != 0) {
+        ANSWER(ZC_INTERNAL, "storage error", false);
+        return;
+    }
+    if (m->op == ZC_OP_REMOVE) {
+        waiter_t w = {sock, m->corr};
+        char detail[64] = "";
+        int rc = store_change(n->store, m->slot, m->product, -(int64_t)m->qty);
+        if (rc == -2)
+            snprintf(detail, sizeof detail, "the cart holds %u", have);
+        answer_and_record(n, m->slot, m->session, m->seq,
+                          rc == 0 ? ZC_OK : rc == -2 ? ZC_NOT_IN_CART : ZC_INTERNAL, detail, &w, 1);
+        return;
+    }
+    uint32_t distinct;
+    if (have == 0 && store_count_items(n->store, m->slot, &distinct) == 0 &&
+        distinct >= ZC_ITEMS_MAX) {
+        ANSWER(ZC_BAD_REQUEST, "the cart holds the maximum number of distinct products", true);
+        return;
+    }
+    if ((uint64_t)have + m->qty > 0xffffffffull) {
+        ANSWER(ZC_BAD_REQUEST, "quantity too large", true);
+        return;
+    }
+    p = calloc(1, sizeof *p);
+    if (p == NULL || zc_map_put(n->inflight, key, sizeof key, p) != 0) {
+        free(p);
+        ANSWER(ZC_INTERNAL, "out of memory", false);
+        return;
+    }
+    p->node = n;
+    memcpy(p->key, key, sizeof key);
+    p->slot = m->slot;
+    memcpy(p->session, m->session, ZC_SESSION_LEN);
+    p->generation = m->generation;
+    p->seq = m->seq;
+    snprintf(p->product, sizeof p->product, "%s", m->product);
+    p->qty = m->qty;
+    p->waiters[0] = (waiter_t){sock, m->corr};
+    p->n_waiters = 1;
+    /* Ask for what the cart would hold after the add. */
+    stock_client_check(n->stock, m->product, have + m->qty, m->deadline, on_stock, p);
+#undef ANSWER
+}
+
+static void on_reset(cart_node_t *n, void *sock, const zc_msg_t *m)
+{
+    if (m->slot >= store_slots(n->store))
+        return;
+    int rc = store_reset(n->store, m->slot, m->generation);
+    if (rc < 0) {
+        zc_error("cart %s.%u: storage error during reset", n->cfg.name, m->slot);
+        return;
+    }
+    if (rc == 1) {
+        zc_info("cart %s.%u: ignored a reset of gen %" PRIu64 " (a newer owner holds it)",
+                n->cfg.name, m->slot, m->generation);
+        return;
+    }
+    zc_info("cart %s.%u emptied (gen %" PRIu64 ")", n->cfg.name, m->slot, m->generation);
+    zc_msg_t r;
+    zc_msg_init(&r, ZC_MSG_RESET_DONE);
+    snprintf(r.node, sizeof r.node, "%s", n->cfg.name);
+    r.slot = m->slot;
+    r.generation = m->generation;
+    enqueue(n, sock, &r);
+}
+
+static void on_broker(void *sock, void *arg)
+{
+    broker_conn_t *b = arg;
+    cart_node_t *n = b->node;
+    for (int i = 0; i < ZC_ZMQX_BATCH; i++) {
+        zc_zmsg_t z;
+        if (zc_zmsg_recv(sock, &z) != 0)
+            return;
+        zc_msg_t m;
+        const char *why = "a message must be exactly one frame";
+        zc_msg_init(&m, 0);
+        if (z.n == 1 && !z.over &&
+            zc_msg_decode(&m, zc_zmsg_data(&z, 0), zc_zmsg_size(&z, 0), &why) == 0 &&
+            (m.id == ZC_MSG_CART_REQUEST || m.id == ZC_MSG_RESET)) {
+            if (m.id == ZC_MSG_CART_REQUEST)
+                on_cart_request(n, sock, &m);
+            else
+                on_reset(n, sock, &m);
+        } else {
+            n->dropped++;
+            if (n->dropped <= 10 || n->dropped % 1000 == 0)
+                zc_warn("dropped a frame from %s (%s), %" PRIu64 " so far", b->endpoint,
+                        m.id ? "unexpected message" : why, n->dropped);
+        }
+        zc_msg_reset(&m);
+        zc_zmsg_close(&z);
+    }
+}
+
+static void send_hello(cart_node_t *n)
+{
+    zc_msg_t h;
+    zc_msg_init(&h, ZC_MSG_HELLO);
+    snprintf(h.node, sizeof h.node, "%s", n->cfg.name);
+    for (unsigned s = 0; s < store_slots(n->store); s++) {
+        store_slot_t sl;
+        zc_slotinfo_t si = {.slot = (uint16_t)s};
+        if (store_get_slot(n->store, (uint16_t)s, &sl) == 0) {
+            memcpy(si.session, sl.owner, ZC_SESSION_LEN);
+            si.generation = sl.generation;
+            si.reset_generation = sl.reset_generation;
+            store_count_items(n->store, (uint16_t)s, &si.n_items);
+        }
+        zc_msg_add_slot(&h, &si);
+    }
+    zc_wbuf_t w;
+    zc_wbuf_init(&w);
+    if (zc_msg_encode(&h, &w) == 0)
+        for (unsigned i = 0; i < n->n_brokers; i++)
+            zc_zsend(n->brokers[i].sock, NULL, 0, w.data, w.len);
+    zc_wbuf_clear(&w);
+    zc_msg_reset(&h);
+}
+
+static void on_hello_timer(uv_timer_t *t) { send_hello(t->data); }
+
+cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err, size_t errlen)
+{
+    cart_node_t *n = calloc(1, sizeof *n);
+    char list[4096];
+    if (n == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    n->loop = loop;
+    n->cfg = *cfg;
+    zc_link_init(&n->outbox);
+    n->zctx = zmq_ctx_new();
+    n->inflight = zc_map_new();
+    if (n->zctx == NULL || n->inflight == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto err;
+    }
+    n->store = store_open(cfg->data_dir, cfg->slots, err, errlen);
+    if (n->store == NULL)
+        goto err;
+    n->stock = stock_client_new(loop, n->zctx, cfg->stock, cfg->stock_timeout_ms, err, errlen);
+    if (n->stock == NULL)
+        goto err;
+    snprintf(list, sizeof list, "%s", cfg->brokers);
+    for (char *save, *ep = strtok_r(list, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
+        if (n->n_brokers == BROKERS_MAX) {
+            snprintf(err, errlen, "at most %d broker endpoints", BROKERS_MAX);
+            goto err;
+        }
+        broker_conn_t *b = &n->brokers[n->n_brokers++];
+        int zero = 0, ivl = 100, hwm = 100000;
+        b->node = n;
+        snprintf(b->endpoint, sizeof b->endpoint, "%s", ep);
+        b->sock = zmq_socket(n->zctx, ZMQ_DEALER);
+        if (b->sock == NULL)
+            goto err_zmq;
+        zmq_setsockopt(b->sock, ZMQ_ROUTING_ID, cfg->name, strlen(cfg->name));
+        zmq_setsockopt(b->sock, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_setsockopt(b->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+        zmq_setsockopt(b->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+        zmq_setsockopt(b->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+        if (zmq_connect(b->sock, ep) != 0)
+            goto err_zmq;
+        b->watch = zc_watch_new(loop, b->sock, on_broker, b);
+        if (b->watch == NULL)
+            goto err_zmq;
+    }
+    if (n->n_brokers == 0) {
+        snprintf(err, errlen, "no broker endpoint given");
+        goto err;
+    }
+    uv_timer_init(loop, &n->hello);
+    n->hello.data = n;
+    uv_timer_start(&n->hello, on_hello_timer, 0, cfg->hello_interval_ms);
+    uv_check_init(loop, &n->flush);
+    n->flush.data = n;
+    uv_check_start(&n->flush, on_flush);
+    return n;
+err_zmq:
+    snprintf(err, errlen, "broker endpoint %s: %s", n->brokers[n->n_brokers - 1].endpoint,
+             zmq_strerror(zmq_errno()));
+err:
+    for (unsigned i = 0; i < n->n_brokers; i++) {
+        zc_watch_destroy(&n->brokers[i].watch);
+        if (n->brokers[i].sock)
+            zmq_close(n->brokers[i].sock);
+    }
+    stock_client_destroy(&n->stock);
+    store_close(&n->store);
+    zc_map_destroy(&n->inflight);
+    if (n->zctx)
+        zmq_ctx_term(n->zctx);
+    free(n);
+    return NULL;
+}
+
+static int free_pending(const void *k, size_t kl, void *v, void *arg)
+{
+    (void)k;
+    (void)kl;
+    (void)arg;
+    free(v);
+    return 0;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    cart_node_t *n = h->data;
+    if (--n->closing > 0)
+        return;
+    void *ctx = n->zctx;
+    free(n);
+    zmq_ctx_term(ctx); /* every socket is closed by now */
+}
+
+void cart_node_destroy(cart_node_t **p)
+{
+    cart_node_t *n = *p;
+    if (n == NULL)
+        return;
+    *p = NULL;
+    on_flush(&n->flush); /* what is decided is committed and sent */
+    stock_client_destroy(&n->stock);
+    zc_map_each(n->inflight, free_pending, NULL);
+    zc_map_destroy(&n->inflight);
+    for (unsigned i = 0; i < n->n_brokers; i++) {
+        zc_watch_destroy(&n->brokers[i].watch);
+        zmq_close(n->brokers[i].sock);
+    }
+    store_close(&n->store);
+    zc_info("stopped (%" PRIu64 " malformed frames dropped)", n->dropped);
+    /* n is freed when libuv has closed both handles. */
+    n->closing = 2;
+    uv_close((uv_handle_t *)&n->hello, handle_closed);
+    uv_close((uv_handle_t *)&n->flush, handle_closed);
+}

@@ -1,0 +1,37 @@
+/* node: a cart node -- N cart slots behind one DEALER per broker replica.
+ *
+ * The node speaks ZCP/1 §4 to every replica (it cannot know which one leads,
+ * and must not care: fencing by (session, generation) makes a stale leader
+ * harmless) and §7 to the stock service.  Each CART_REQUEST runs the
+ * decision procedure of docs/protocol.md §4; an add waits for its stock
+ * check, which may finish in any order with other checks.
+ *
+ * Replies never leave before the changes they report are durable: every
+ * reply goes to an outbox, and once per loop iteration (a uv_check handle)
+ * the node commits the store's transaction -- one fsync for all the changes
+ * of that iteration -- and only then sends the outbox. */
+#ifndef ZC_CART_NODE_H
+#define ZC_CART_NODE_H
+
+#include <uv.h>
+
+#include "lib/log.h"
+
+typedef struct {
+    const char *name;           /* node name, also the routing id */
+    unsigned slots;             /* cart slots hosted */
+    const char *data_dir;       /* LMDB directory */
+    const char *brokers;        /* comma-separated cart endpoints of every replica */
+    const char *stock;          /* comma-separated stock endpoints */
+    unsigned stock_timeout_ms;  /* per-check timeout */
+    unsigned hello_interval_ms; /* HELLO period */
+} cart_config_t;
+
+typedef struct cart_node cart_node_t;
+
+cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err, size_t errlen);
+/* Stop: sockets and timers close; in-flight checks are dropped unanswered
+ * (their requests time out at the broker and are retried). */
+void cart_node_destroy(cart_node_t **p);
+
+#endif
