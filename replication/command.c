@@ -57,6 +57,10 @@ int zc_cmd_encode(const zc_cmd_t *c, zc_wbuf_t *w)
     default:
         return -1;
     }
+    /* raft's libuv log stores entry data in 8-byte units and (release
+     * builds) silently corrupts the batch checksum of any other length. */
+    while (w->len % ZC_CMD_ALIGN != 0)
+        zc_wbuf_u8(w, 0);
     return w->oom ? -1 : 0;
 }
 
@@ -107,7 +111,12 @@ int zc_cmd_decode(zc_cmd_t *c, const void *data, size_t len)
     default:
         return -1;
     }
-    if (!zc_rbuf_done(&r)) {
+    /* Only the zero padding of zc_cmd_encode may follow the fields. */
+    size_t pad = zc_rbuf_left(&r);
+    bool pad_ok = !r.err && pad < ZC_CMD_ALIGN && r.len % ZC_CMD_ALIGN == 0;
+    while (pad_ok && zc_rbuf_left(&r) > 0)
+        pad_ok = zc_rbuf_u8(&r) == 0;
+    if (!pad_ok || !zc_rbuf_done(&r)) {
         zc_cmd_clear(c);
         return -1;
     }

@@ -17,6 +17,12 @@
  *     RETURN    str cart, u64 generation
  *     MEMBER_SET u64 id, str raft_address, str client_endpoint, str cart_endpoint
  *     MEMBER_DEL u64 id
+ *
+ * then zero octets up to a multiple of ZC_CMD_ALIGN (8): raft's libuv log
+ * requires every entry's length to be a multiple of 8 (an assertion that
+ * Debian's release build compiles out; other lengths get a wrong batch
+ * checksum, and the entries after them vanish when the log is reloaded).
+ * Decode accepts exactly that padding and nothing else after the fields.
  */
 #ifndef ZC_REPLICATION_COMMAND_H
 #define ZC_REPLICATION_COMMAND_H
@@ -39,6 +45,7 @@ typedef enum {
 } zc_cmd_type_t;
 
 #define ZC_CMD_VERSION 1
+#define ZC_CMD_ALIGN 8 /* encoded length is a multiple of this */
 #define ZC_REGISTER_MAX ZC_SLOTS_MAX
 
 enum { ZC_RELEASE_CLOSE = 1, ZC_RELEASE_EXPIRED = 2 };
