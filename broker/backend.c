@@ -50,8 +50,10 @@ static void on_frame(broker_t *b, const char *node, const void *data, size_t len
     case ZC_MSG_HELLO:
         if (strcmp(m.node, node) != 0)
             drop(b, "HELLO names another node", node);
-        else
+        else {
             registry_hello(b, &m);
+            route_node_connected(b, node);
+        }
         break;
     case ZC_MSG_CART_REPLY:
         route_cart_reply(b, node, &m);

@@ -7,7 +7,8 @@
  *
  * A client request that cannot be answered at once becomes a breq: it waits
  * for the leader to become ready (PARKED), for an ASSIGN or RELEASE to commit,
- * or for its cart to answer.  Every breq sits in `inflight` (by corr, the id
+ * for its cart's node to (re)connect (after a broker restart or failover a
+ * node is known only once its next HELLO arrives), or for its cart to answer.  Every breq sits in `inflight` (by corr, the id
  * carts echo) and in `waiting`, a FIFO whose order is also expiry order
  * because every wait lasts cart_timeout_ms.  Nothing else is kept per
  * request; the assignment table itself lives only in the replicated state.
@@ -36,6 +37,7 @@ typedef enum {
     BREQ_ASSIGNING,  /* ASSIGN proposed, waiting for the commit */
     BREQ_AT_CART,    /* CART_REQUEST sent, waiting for the CART_REPLY */
     BREQ_RELEASING,  /* RELEASE proposed, waiting for the commit */
+    BREQ_AT_NODE,    /* its cart's node is not connected: waiting for its HELLO */
 } breq_state_t;
 
 /* One client request in progress. */
@@ -85,6 +87,7 @@ typedef struct broker {
     uint64_t next_corr;       /* corr of the next breq */
     zc_map_t *inflight;       /* corr -> breq_t */
     zc_link_t waiting;        /* breq_t by expiry */
+    unsigned n_at_node;       /* breqs in state BREQ_AT_NODE */
     zc_map_t *nodes;          /* node name -> node_info_t */
     zc_map_t *carts;          /* cart id -> cart_info_t (draining carts) */
     uint64_t last_drain_us;   /* last drain scan */
@@ -119,6 +122,9 @@ void frontend_admin_reply(broker_t *b, const uint8_t *client, size_t client_len,
 void route_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req);
 /* A CART_REPLY arrived from a node. */
 void route_cart_reply(broker_t *b, const char *node, const zc_msg_t *m);
+/* A node said HELLO (node), or the tick (NULL: any node): forward the
+ * requests waiting for that node's connection. */
+void route_node_connected(broker_t *b, const char *node);
 /* Role or readiness changed: dispatch or refuse parked requests. */
 void route_role_changed(broker_t *b);
 /* Expire waits that ran out; called from the tick. */

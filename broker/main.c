@@ -80,6 +80,7 @@ static void on_tick(uv_timer_t *t)
     broker_t *b = t->data;
     uint64_t now = zc_mono_us();
     route_expire(b, now);
+    route_node_connected(b, NULL); /* a node's connection may be back before its HELLO */
     if (now - b->last_drain_us >= (uint64_t)b->cfg.drain_retry_ms * 1000u) {
         drain_scan(b, now, false);
         if (b->peers)

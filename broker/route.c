@@ -7,7 +7,9 @@
  *   no cart, add       -> propose ASSIGN; on commit forward the add
  *   no cart, other     -> list OK empty, remove NOT_IN_CART, close OK
  *   cart, close        -> propose RELEASE; on commit OK, then drain the cart
- *   cart, other        -> CART_REQUEST with (session, generation)
+ *   cart, other        -> CART_REQUEST with (session, generation); a node
+ *                         not connected yet is waited for (its HELLO), up
+ *                         to --cart-timeout, then CART_UNAVAILABLE
  *
  * Proposal callbacks find their request again by corr, never by pointer: a
  * request that timed out is gone, and a late commit must not touch it. */
@@ -52,6 +54,8 @@ static breq_t *breq_new(broker_t *b, const uint8_t *client, size_t client_len, c
 
 static void breq_free(broker_t *b, breq_t *q)
 {
+    if (q->state == BREQ_AT_NODE)
+        b->n_at_node--;
     zc_map_del_u64(b->inflight, q->corr);
     zc_link_remove(&q->link);
     free(q);
@@ -61,6 +65,7 @@ static void breq_free(broker_t *b, breq_t *q)
  * keeps `waiting` sorted by expiry. */
 static void breq_wait(broker_t *b, breq_t *q, breq_state_t state)
 {
+    b->n_at_node += (state == BREQ_AT_NODE) - (q->state == BREQ_AT_NODE);
     q->state = state;
     q->expires_us = zc_mono_us() + (uint64_t)b->cfg.cart_timeout_ms * 1000u;
     zc_link_remove(&q->link);
@@ -113,7 +118,10 @@ static void forward(broker_t *b, breq_t *q)
     memcpy(m.product, q->req.product, sizeof m.product);
     m.qty = q->req.qty;
     if (backend_send(b, node, &m) != 0) {
-        finish(b, q, ZC_CART_UNAVAILABLE, "the cart's node is not connected", NULL);
+        /* Not connected (yet): its HELLO forwards the request, the tick
+         * answers CART_UNAVAILABLE once the wait runs out. */
+        if (q->state != BREQ_AT_NODE)
+            breq_wait(b, q, BREQ_AT_NODE);
         return;
     }
     breq_wait(b, q, BREQ_AT_CART);
@@ -313,6 +321,11 @@ void route_expire(broker_t *b, uint64_t now_us)
                     (unsigned long long)q->req.seq, b->cfg.cart_timeout_ms);
             finish(b, q, ZC_CART_UNAVAILABLE, "the cart did not answer in time", NULL);
             break;
+        case BREQ_AT_NODE:
+            zc_warn("cart %s: its node did not connect within %u ms (seq %llu)", q->cart,
+                    b->cfg.cart_timeout_ms, (unsigned long long)q->req.seq);
+            finish(b, q, ZC_CART_UNAVAILABLE, "the cart's node is not connected", NULL);
+            break;
         case BREQ_PARKED:
             finish(b, q, ZC_UNAVAILABLE, "the new leader is still catching up", NULL);
             break;
@@ -320,6 +333,37 @@ void route_expire(broker_t *b, uint64_t now_us)
             finish(b, q, ZC_UNAVAILABLE, "the command did not commit in time", NULL);
             break;
         }
+    }
+}
+
+void route_node_connected(broker_t *b, const char *node)
+{
+    if (b->n_at_node == 0)
+        return;
+    /* Collect first: forwarding re-links (or finishes) each request. */
+    zc_link_t ready;
+    zc_link_init(&ready);
+    zc_link_t *l = b->waiting.next;
+    while (l != &b->waiting) {
+        zc_link_t *next = l->next;
+        breq_t *q = ZC_CONTAINER(l, breq_t, link);
+        char qnode[ZC_NODE_MAX + 1];
+        uint16_t slot;
+        if (q->state == BREQ_AT_NODE && broker_split_cart(q->cart, qnode, &slot) &&
+            (node == NULL || strcmp(qnode, node) == 0)) {
+            zc_link_remove(&q->link);
+            zc_list_push_back(&ready, &q->link);
+        }
+        l = next;
+    }
+    while (!zc_list_empty(&ready)) {
+        breq_t *q = ZC_CONTAINER(ready.next, breq_t, link);
+        uint64_t corr = q->corr;
+        zc_link_remove(&q->link);
+        forward(b, q); /* may answer and free q */
+        breq_t *still = zc_map_get_u64(b->inflight, corr);
+        if (still && still->state == BREQ_AT_NODE && zc_list_empty(&still->link))
+            zc_list_push_back(&b->waiting, &still->link); /* not reachable yet */
     }
 }
 
@@ -334,7 +378,9 @@ void route_role_changed(broker_t *b)
     while (l != &b->waiting) {
         zc_link_t *next = l->next;
         breq_t *q = ZC_CONTAINER(l, breq_t, link);
-        if (q->state == BREQ_PARKED && (info.ready || info.role != ZC_ROLE_LEADER)) {
+        bool deposed = info.role != ZC_ROLE_LEADER;
+        if ((q->state == BREQ_PARKED && (info.ready || deposed)) ||
+            (q->state == BREQ_AT_NODE && deposed)) {
             zc_link_remove(&q->link);
             zc_list_push_back(&parked, &q->link);
         }
