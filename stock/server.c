@@ -99,6 +99,25 @@ static void malformed(server_t *s, const char *why)
         zc_warn("malformed frame (%s), %llu so far", why, (unsigned long long)s->malformed);
 }
 
+/* Answer BAD_REQUEST to a malformed message, echoing the asker's corr when
+ * it can be read from a CHECK header in its first frame. */
+static void bad_request(server_t *s, const uint8_t *id, size_t id_len, const void *data,
+                        size_t len, const char *why)
+{
+    zc_msg_t r;
+    zc_msg_init(&r, ZC_MSG_CHECK_REPLY);
+    malformed(s, why);
+    const uint8_t *b = data;
+    if (len >= 12 && b[0] == ZC_SIG0 && b[1] == ZC_SIG1 && b[2] == ZC_VERSION &&
+        b[3] == ZC_MSG_CHECK) {
+        zc_rbuf_t rb;
+        zc_rbuf_init(&rb, b + 4, 8);
+        r.corr = zc_rbuf_u64(&rb);
+    }
+    r.status = ZC_BAD_REQUEST;
+    answer(s, id, id_len, &r);
+}
+
 static void on_check(server_t *s, const uint8_t *id, size_t id_len, const void *data, size_t len)
 {
     zc_msg_t m, r;
@@ -106,17 +125,7 @@ static void on_check(server_t *s, const uint8_t *id, size_t id_len, const void *
     zc_msg_init(&m, 0);
     zc_msg_init(&r, ZC_MSG_CHECK_REPLY);
     if (zc_msg_decode(&m, data, len, &why) != 0 || m.id != ZC_MSG_CHECK) {
-        malformed(s, why ? why : "not a CHECK");
-        /* Answer when the asker's corr can be read from a CHECK header. */
-        const uint8_t *b = data;
-        if (len >= 12 && b[0] == ZC_SIG0 && b[1] == ZC_SIG1 && b[2] == ZC_VERSION &&
-            b[3] == ZC_MSG_CHECK) {
-            zc_rbuf_t rb;
-            zc_rbuf_init(&rb, b + 4, 8);
-            r.corr = zc_rbuf_u64(&rb);
-        }
-        r.status = ZC_BAD_REQUEST;
-        answer(s, id, id_len, &r);
+        bad_request(s, id, id_len, data, len, why ? why : "not a CHECK");
         zc_msg_reset(&m);
         return;
     }
@@ -145,11 +154,14 @@ static void on_readable(void *sock, void *arg)
         zc_zmsg_t z;
         if (zc_zmsg_recv(sock, &z) != 0)
             return;
-        if (z.n == 2 && !z.over && zc_zmsg_size(&z, 0) <= ID_MAX)
+        if (z.n < 2 || zc_zmsg_size(&z, 0) > ID_MAX)
+            malformed(s, "no routing id and frame"); /* nobody to answer */
+        else if (z.n > 2 || z.over)
+            bad_request(s, zc_zmsg_data(&z, 0), zc_zmsg_size(&z, 0), zc_zmsg_data(&z, 1),
+                        zc_zmsg_size(&z, 1), "a message must be exactly one frame");
+        else
             on_check(s, zc_zmsg_data(&z, 0), zc_zmsg_size(&z, 0), zc_zmsg_data(&z, 1),
                      zc_zmsg_size(&z, 1));
-        else
-            malformed(s, "a message must be exactly one frame");
         zc_zmsg_close(&z);
     }
 }
