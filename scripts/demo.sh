@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# A short scripted session against the local cluster started by `make run`:
+# assign a cart, add and remove products, hit the stock limits, look at the
+# cluster, close the session.  Usage: scripts/demo.sh RUN_DIR BIN_DIR
+set -euo pipefail
+run_dir=${1:-run}
+bin=${2:-build/bin}
+# shellcheck disable=SC1090,SC1091
+source "$run_dir/env"
+export ZCART_BROKERS
+zcart="$bin/zcart"
+
+step() { printf '\n\033[1m$ zcart %s\033[0m\n' "$*"; }
+
+step "add apple 3        # first add: the broker assigns a free cart"
+out=$("$zcart" --json add apple 3)
+session=$(printf '%s' "$out" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["session"])')
+"$zcart" --session "$session" list
+export ZCART_SESSION=$session
+echo "(session $session)"
+
+step "add banana 2"
+"$zcart" add banana 2
+step "remove apple 1"
+"$zcart" remove apple 1
+step "add truffle 5      # only 2 in stock: KO OUT_OF_STOCK"
+"$zcart" add truffle 5 || true
+step "add unobtainium 1  # not in the catalog: KO UNKNOWN_PRODUCT"
+"$zcart" add unobtainium 1 || true
+step "list"
+"$zcart" list
+step "status"
+"$zcart" status
+step "close              # the cart is emptied and returns to the free list"
+"$zcart" close
+
+cat <<EOF
+
+The cluster keeps running (logs and data in $run_dir/).  Try:
+  source $run_dir/env
+  $bin/zcart add pear 1            # prints a new session id
+  $bin/zcart --session ID list
+  $bin/zcart shell                 # one session, commands on stdin
+  $bin/zcart status
+  deploy/local/zcart-cluster status --dir $run_dir
+  deploy/local/zcart-cluster kill broker1 --dir $run_dir   # a failover drill
+Stop it with: make stop   (or deploy/local/zcart-cluster down --dir $run_dir)
+EOF
