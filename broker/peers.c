@@ -71,7 +71,7 @@ static int peer_open(peers_t *ps, peer_t *p, const zc_replica_t *m)
     p->monitor = zmq_socket(b->zctx, ZMQ_PAIR);
     if (!p->dealer || !p->monitor)
         goto err;
-    zmq_setsockopt(p->dealer, ZMQ_LINGER, &zero, sizeof zero);
+    zc_zsock_defaults(p->dealer);
     zmq_setsockopt(p->monitor, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(p->dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     if (zmq_socket_monitor(p->dealer, inproc, ZMQ_EVENT_DISCONNECTED) != 0 ||

@@ -477,14 +477,14 @@ cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err,
             goto err;
         }
         broker_conn_t *b = &n->brokers[n->n_brokers++];
-        int zero = 0, ivl = 100, hwm = 100000;
+        int ivl = 100, hwm = 100000;
         b->node = n;
         snprintf(b->endpoint, sizeof b->endpoint, "%s", ep);
         b->sock = zmq_socket(n->zctx, ZMQ_DEALER);
         if (b->sock == NULL)
             goto err_zmq;
         zmq_setsockopt(b->sock, ZMQ_ROUTING_ID, cfg->name, strlen(cfg->name));
-        zmq_setsockopt(b->sock, ZMQ_LINGER, &zero, sizeof zero);
+        zc_zsock_defaults(b->sock);
         zmq_setsockopt(b->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
         zmq_setsockopt(b->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
         zmq_setsockopt(b->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);

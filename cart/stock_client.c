@@ -101,14 +101,14 @@ stock_client_t *stock_client_new(uv_loop_t *loop, void *zctx, const char *endpoi
             goto err;
         }
         instance_t *in = &c->inst[c->n];
-        int one = 1, zero = 0, ivl = 100;
+        int one = 1, ivl = 100;
         in->owner = c;
         snprintf(in->endpoint, sizeof in->endpoint, "%s", ep);
         in->sock = zmq_socket(zctx, ZMQ_DEALER);
         if (in->sock == NULL)
             goto err_zmq;
         c->n++;
-        zmq_setsockopt(in->sock, ZMQ_LINGER, &zero, sizeof zero);
+        zc_zsock_defaults(in->sock);
         zmq_setsockopt(in->sock, ZMQ_IMMEDIATE, &one, sizeof one);
         zmq_setsockopt(in->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
         if (zmq_connect(in->sock, ep) != 0)

@@ -153,7 +153,9 @@ void zc_zsock_defaults(void *sock)
 {
     int zero = 0, one = 1, type = 0;
     size_t len = sizeof type;
+    int64_t maxmsg = ZC_ZMQ_MAXMSG;
     zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_getsockopt(sock, ZMQ_TYPE, &type, &len);
     if (type == ZMQ_ROUTER)
         zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);

@@ -57,7 +57,12 @@ static inline size_t zc_zmsg_size(zc_zmsg_t *m, int i) { return zmq_msg_size(&m-
  * EHOSTUNREACH for an unknown ROUTER peer). */
 int zc_zsend(void *sock, const void *f0, size_t n0, const void *f1, size_t n1);
 
-/* Common socket options: linger 0, and for ROUTERs mandatory routing. */
+/* Largest ZeroMQ message part a socket accepts; a peer announcing a larger
+ * one is disconnected by libzmq before anything is allocated for it. */
+#define ZC_ZMQ_MAXMSG (1 << 20)
+
+/* Common socket options: linger 0, ZC_ZMQ_MAXMSG, and for ROUTERs
+ * mandatory routing. */
 void zc_zsock_defaults(void *sock);
 
 #endif
