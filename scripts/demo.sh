@@ -37,7 +37,7 @@ step "close              # the cart is emptied and returns to the free list"
 cat <<EOF
 
 The cluster keeps running (logs and data in $run_dir/).  Try:
-  source $run_dir/env
+  set -a; . $run_dir/env; set +a       # exports ZCART_BROKERS
   $bin/zcart add pear 1            # prints a new session id
   $bin/zcart --session ID list
   $bin/zcart shell                 # one session, commands on stdin
