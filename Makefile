@@ -11,7 +11,7 @@ JOBS       ?= 2
 RUN_DIR    ?= run
 CLUSTER    := deploy/local/zcart-cluster
 
-.PHONY: all deps build build-asan run stop status test test-normal test-asan unit sim clean
+.PHONY: all deps build build-asan run stop status test test-normal test-asan unit sim bench clean
 
 all: build
 
@@ -56,6 +56,10 @@ SEED  ?= 1
 sim: build
 	@$(BUILD)/bin/zcart-sim --servers 3 --seed $(SEED) --seeds $(SEEDS)
 	@$(BUILD)/bin/zcart-sim --servers 5 --seed $(SEED) --seeds $(SEEDS)
+
+# zcart-bench on fresh local clusters (bench/README.md): make bench [REPLICAS="1 3"] [CONC=8] [SECS=5]
+bench: build
+	@bash bench/run.sh $(BUILD)/bin
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

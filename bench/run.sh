@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# bench/run.sh: the zcart-bench figures of bench/README.md, reproducibly.
+#
+# For each cluster size in $REPLICAS (default "1 3") it starts a fresh local
+# cluster (2 cart nodes x 16 slots, 1 stock service with a large inventory)
+# on its own ports, runs the three workloads with $CONC clients for $SECS
+# seconds each, prints zcart-bench's report and a one-line summary per run,
+# and tears the cluster down (also on failure or Ctrl-C).
+#
+#   bench/run.sh [BIN_DIR]          # default build/bin
+#   REPLICAS="3" CONC=16 SECS=10 bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${1:-build/bin}
+replicas=${REPLICAS:-1 3}
+conc=${CONC:-8}
+secs=${SECS:-5}
+base=${BASE_PORT:-8600}
+cluster=deploy/local/zcart-cluster
+work=$(mktemp -d /tmp/zcart-bench.XXXXXX)
+catalog=$work/catalog.csv
+for p in apple banana cherry date elderberry fig grape kiwi; do
+  echo "$p,1000000000"
+done > "$catalog"
+
+dirs=()
+cleanup() {
+  for d in "${dirs[@]}"; do $cluster down --dir "$d" >/dev/null 2>&1 || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+echo "zcart-bench: $conc clients, $secs s per workload, replicas: $replicas"
+echo "machine: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
+summary=()
+for n in $replicas; do
+  dir=$work/r$n
+  dirs+=("$dir")
+  $cluster up --dir "$dir" --replicas "$n" --cart-nodes 2 --slots 16 \
+    --base-port "$base" --bin "$bin" --catalog "$catalog" >/dev/null
+  base=$((base + 100))
+  # shellcheck disable=SC1091
+  . "$dir/env"
+  for w in assign ops mixed; do
+    echo
+    echo "=== $n replica(s), workload $w"
+    out=$("$bin/zcart-bench" --brokers "$ZCART_BROKERS" -c "$conc" -d "$secs" -w "$w" --json)
+    printf '%s\n' "$out"
+    line=$(printf '%s' "$out" | /usr/bin/python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+parts = ["%s p50 %d p99 %d max %d" % (k, v["p50_us"], v["p99_us"], v["max_us"])
+         for k, v in r["ops"].items()]
+ko = {k: v for k, v in r["outcomes"].items() if k != "OK"}
+print("%7.0f req/s  %s%s" % (r["ops_per_s"], " | ".join(parts), ("  KO %r" % ko) if ko else ""))')
+    summary+=("$(printf '%d replica(s) %-6s %s' "$n" "$w" "$line")")
+  done
+  $cluster down --dir "$dir" >/dev/null
+done
+echo
+echo "=== summary (latencies in us)"
+printf '%s\n' "${summary[@]}"
