@@ -21,7 +21,21 @@
  *
  * Threads get ready (client created) behind one barrier; the main thread
  * then fixes the start time and releases them behind a second one, so
- * set-up is not measured.  Ctrl-C ends the run early and still reports. */
+ * set-up is not measured.  Ctrl-C ends the run early and still reports.
+ *
+ * --timeline FILE also keeps, per thread, one record per timed request:
+ * its start and end on the wall clock (CLOCK_REALTIME µs, so that a script
+ * can relate them to the moment it killed a process), its op and its
+ * outcome.  Records go to a per-thread array, preallocated like the
+ * latencies and doubled when full (no lock on the hot path); the file,
+ * opened before the run, is written after it, one line per request:
+ *
+ *   thread start_us end_us op outcome      e.g.  3 1764599000123456 1764599000125012 add OK
+ *
+ * thread is the 0-based client thread, op add/remove/list/close, outcome
+ * OK, a KO status name (NOT_IN_CART, ...), UNREACHABLE or LOCAL_ERROR.
+ * Lines are grouped by thread, each thread's in request order. */
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -29,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "client/latency.h"
@@ -43,7 +58,7 @@ static const char USAGE[] =
     "usage: zcart-bench [--brokers EP,EP...] [-c CONCURRENCY] [-d SECONDS]\n"
     "                   [-w assign|ops|mixed] [--products N]\n"
     "                   [--catalog P1,P2,... | --product-prefix PREFIX]\n"
-    "                   [--timeout MS] [--json]\n"
+    "                   [--timeout MS] [--json] [--timeline FILE]\n"
     "\n"
     "Load a zcart cluster with CONCURRENCY synchronous clients for SECONDS.\n"
     "\n"
@@ -61,11 +76,17 @@ static const char USAGE[] =
     "                        it), or N prefixed names (default 8); 1..1024\n"
     "  --timeout MS          budget of one request, failover included (default 5000)\n"
     "  --json                print the report as one JSON object\n"
+    "  --timeline FILE       after the run, write one line per timed request to FILE:\n"
+    "                        'thread start_us end_us op outcome', times on the wall\n"
+    "                        clock (CLOCK_REALTIME, µs since the epoch), op add/remove/\n"
+    "                        list/close, outcome OK, a KO reason, UNREACHABLE or\n"
+    "                        LOCAL_ERROR\n"
     "  -h, --help            print this help\n"
     "\n"
     "Report: requests and ops/s, outcomes by reason (OK, KO reasons, UNREACHABLE),\n"
     "and per op type the latency p50/p99/max in microseconds (answered requests).\n"
-    "Exit status: 0 done, 2 usage error, 3 no request was answered.\n";
+    "Exit status: 0 done, 1 the timeline could not be written, 2 usage error\n"
+    "(a --timeline FILE that cannot be created included), 3 no request was answered.\n";
 
 #define DEFAULT_CATALOG "apple,banana,cherry,date,elderberry,fig,grape,kiwi"
 #define MAX_PRODUCTS 1024
@@ -77,6 +98,22 @@ static const char USAGE[] =
 
 typedef enum { W_ASSIGN, W_OPS, W_MIXED } workload_t;
 
+/* One timed request of --timeline. */
+typedef struct {
+    uint64_t start_us; /* wall clock (CLOCK_REALTIME) when it was sent, µs */
+    uint64_t end_us;   /* wall clock when it completed (answer or give-up), µs */
+    uint8_t op;        /* ZC_OP_* */
+    uint8_t outcome;   /* outcome slot: a status, OUT_UNREACHABLE or OUT_LOCAL */
+} tl_rec_t;
+
+/* A thread's timeline: growable, touched only by its thread until the end. */
+typedef struct {
+    tl_rec_t *recs;    /* owned records, in request order */
+    size_t n;          /* records kept */
+    size_t cap;        /* records allocated */
+    uint64_t lost;     /* records dropped because an allocation failed */
+} timeline_t;
+
 /* The run, shared by every thread (read-only once started). */
 typedef struct {
     const char *brokers;          /* endpoint list */
@@ -85,6 +122,8 @@ typedef struct {
     workload_t workload;          /* what each thread does */
     int timeout_ms;               /* per request budget */
     bool json;                    /* report format */
+    const char *timeline_path;    /* --timeline FILE, or NULL */
+    FILE *timeline;               /* that file, opened before the run */
     char **products;              /* owned product names */
     int n_products;               /* entries in products */
     void *ctx;                    /* shared ZeroMQ context */
@@ -105,6 +144,7 @@ typedef struct {
     uint64_t count[N_OPS][N_OUT]; /* outcomes per op type */
     uint64_t cycles;              /* assign: add OK and close OK */
     uint64_t finish_us;           /* monotonic end of its last timed request */
+    timeline_t tl;                /* --timeline records (empty without it) */
     char error[160];              /* set if the thread could not start */
 } worker_t;
 
@@ -125,10 +165,40 @@ static uint64_t next_rand(worker_t *w)
     return w->rng = x;
 }
 
+static uint64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Room for `cap` records.  -1 if out of memory. */
+static int tl_reserve(timeline_t *tl, size_t cap)
+{
+    tl_rec_t *p = realloc(tl->recs, cap * sizeof *p);
+    if (p == NULL)
+        return -1;
+    tl->recs = p;
+    tl->cap = cap;
+    return 0;
+}
+
+static void tl_add(timeline_t *tl, uint64_t start_us, uint64_t end_us, int op, int outcome)
+{
+    if (tl->n == tl->cap && tl_reserve(tl, tl->cap ? 2 * tl->cap : 4096) != 0) {
+        tl->lost++;
+        return;
+    }
+    tl->recs[tl->n++] = (tl_rec_t){.start_us = start_us, .end_us = end_us,
+                                   .op = (uint8_t)op, .outcome = (uint8_t)outcome};
+}
+
 /* Run one op, timing it and counting its outcome; returns the zcart rc. */
 static int measure(worker_t *w, zcart_session_t *s, int op, const char *product,
                    zcart_result_t *r)
 {
+    bool tl = w->b->timeline != NULL;
+    uint64_t w0 = tl ? wall_us() : 0;
     uint64_t t0 = zc_mono_us();
     int rc;
     switch (op) {
@@ -138,12 +208,17 @@ static int measure(worker_t *w, zcart_session_t *s, int op, const char *product,
     default: rc = zcart_close(s, r); break;
     }
     uint64_t dt = zc_mono_us() - t0;
+    uint64_t w1 = tl ? wall_us() : 0;
+    int outcome;
     if (rc == ZCART_ANSWERED) {
         zlat_add(&w->lat[op], dt);
-        w->count[op][r->status >= 0 && r->status < ZC_STATUS_COUNT ? r->status : ZC_INTERNAL]++;
+        outcome = r->status >= 0 && r->status < ZC_STATUS_COUNT ? r->status : ZC_INTERNAL;
     } else {
-        w->count[op][rc == ZCART_EUNREACHABLE ? OUT_UNREACHABLE : OUT_LOCAL]++;
+        outcome = rc == ZCART_EUNREACHABLE ? OUT_UNREACHABLE : OUT_LOCAL;
     }
+    w->count[op][outcome]++;
+    if (tl)
+        tl_add(&w->tl, w0, w1, op, outcome);
     return rc;
 }
 
@@ -319,6 +394,10 @@ static int parse(int argc, char **argv, bench_t *b)
             catalog_given = true;
         } else if (strcmp(a, "--product-prefix") == 0) {
             prefix = val;
+        } else if (strcmp(a, "--timeline") == 0) {
+            if (*val == 0)
+                return usage("--timeline wants a file name");
+            b->timeline_path = val;
         } else if (strcmp(a, "--timeout") == 0) {
             if (!parse_num(val, 1, 86400000, &v))
                 return usage("--timeout wants 1..86400000 ms");
@@ -477,6 +556,34 @@ static void report_json(bench_t *b, totals_t *t, double secs)
     zc_json_clear(&j);
 }
 
+/* Write every thread's records to b->timeline and close it; false (with a
+ * message) if a record was lost or the file could not be written. */
+static bool write_timeline(bench_t *b, worker_t *ws)
+{
+    uint64_t lost = 0;
+    for (int c = 0; c < b->clients; c++) {
+        const timeline_t *tl = &ws[c].tl;
+        for (size_t i = 0; i < tl->n; i++) {
+            const tl_rec_t *e = &tl->recs[i];
+            fprintf(b->timeline, "%d %" PRIu64 " %" PRIu64 " %s %s\n", c, e->start_us, e->end_us,
+                    zc_op_name(e->op), out_name(e->outcome));
+        }
+        lost += tl->lost;
+    }
+    bool ok = !ferror(b->timeline);
+    if (fclose(b->timeline) != 0)
+        ok = false;
+    b->timeline = NULL;
+    if (!ok)
+        fprintf(stderr, "zcart-bench: --timeline %s: write failed\n", b->timeline_path);
+    if (lost) {
+        fprintf(stderr, "zcart-bench: --timeline %s: %" PRIu64 " records lost (out of memory)\n",
+                b->timeline_path, lost);
+        ok = false;
+    }
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
     bench_t b = {0};
@@ -487,6 +594,15 @@ int main(int argc, char **argv)
     }
     zc_log_set_name("zcart-bench");
     zc_log_threshold = ZC_LOG_WARN;
+    if (b.timeline_path) {
+        b.timeline = fopen(b.timeline_path, "w");
+        if (b.timeline == NULL) {
+            fprintf(stderr, "zcart-bench: --timeline %s: %s\nTry 'zcart-bench --help'.\n",
+                    b.timeline_path, strerror(errno));
+            free_products(&b);
+            return 2;
+        }
+    }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     b.ctx = zmq_ctx_new();
@@ -513,6 +629,8 @@ int main(int argc, char **argv)
         w->rng |= 1;
         for (int op = 1; op < N_OPS; op++)
             zlat_init(&w->lat[op], op == ZC_OP_ADD || b.workload != W_OPS ? prealloc : 0);
+        if (b.timeline)
+            tl_reserve(&w->tl, prealloc); /* on failure tl_add grows it from zero */
         w->z = zcart_new(b.brokers, &o);
         if (w->z == NULL)
             snprintf(w->error, sizeof w->error, "client %d: cannot create a client", c);
@@ -546,10 +664,13 @@ int main(int argc, char **argv)
         report_json(&b, &t, secs);
     else
         report_text(&b, &t, secs);
+    fflush(stdout);
+    bool timeline_ok = b.timeline == NULL || write_timeline(&b, ws);
     for (int c = 0; c < b.clients; c++) {
         zcart_destroy(&ws[c].z);
         for (int op = 1; op < N_OPS; op++)
             zlat_clear(&ws[c].lat[op]);
+        free(ws[c].tl.recs);
     }
     for (int op = 1; op < N_OPS; op++)
         zlat_clear(&t.lat[op]);
@@ -558,5 +679,5 @@ int main(int argc, char **argv)
     pthread_barrier_destroy(&b.go);
     zmq_ctx_term(b.ctx);
     free_products(&b);
-    return t.answered ? 0 : 3;
+    return !t.answered ? 3 : timeline_ok ? 0 : 1;
 }
