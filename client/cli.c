@@ -33,6 +33,8 @@
 
 static const char HELP[] =
     "usage: zcart [--brokers EP,EP...] [--session ID] [--json] [--timeout MS] COMMAND [ARGS]\n"
+    "       zcart [options] admin transfer-leader [ID] | add-node ID RAFT,CLIENT,CART |\n"
+    "                              remove-node ID\n"
     "\n"
     "Talk to a zcart broker cluster, failing over between its replicas.\n"
     "\n"
@@ -49,6 +51,19 @@ static const char HELP[] =
     "                      per command (type \"help\" in it); the session is --session's\n"
     "                      or starts on the first add, and after close the next add\n"
     "                      starts a new one\n"
+    "\n"
+    "Administration (sent to the leader; not retried once it may have arrived):\n"
+    "  admin transfer-leader [ID]\n"
+    "                      hand raft leadership to replica ID (default: any voter)\n"
+    "  admin add-node ID RAFT,CLIENT,CART\n"
+    "                      add replica ID, which must be running with --join, e.g.\n"
+    "                      4 127.0.0.1:7014,tcp://127.0.0.1:7024,tcp://127.0.0.1:7034;\n"
+    "                      answers once it has caught up and votes\n"
+    "  admin remove-node ID\n"
+    "                      remove replica ID from the cluster (not the leader itself:\n"
+    "                      transfer leadership first)\n"
+    "  ID: 1..1000000.  Results: \"OK <detail>\" / \"KO <REASON>: <detail>\"; json\n"
+    "  {\"ok\",\"op\":\"admin\",\"command\",\"reason\",\"detail\"}.\n"
     "\n"
     "Options (before COMMAND, or after its arguments):\n"
     "  --brokers EP,...    client endpoints of all the replicas, e.g.\n"
@@ -94,11 +109,27 @@ typedef struct {
     bool verbose;        /* --verbose */
     bool help;           /* -h / --help */
     const char *cmd;     /* the command, or NULL */
-    const char *args[2]; /* its arguments */
+    const char *args[3]; /* its arguments (admin: the subcommand first) */
     int nargs;           /* how many */
 } cli_args_t;
 
-/* Arguments a command takes; -1 for an unknown command. */
+/* Arguments an admin subcommand takes at least (*lo) and at most (*hi);
+ * false for an unknown one. */
+static bool admin_arity(const char *sub, int *lo, int *hi)
+{
+    if (strcmp(sub, "transfer-leader") == 0)
+        *lo = 0, *hi = 1;
+    else if (strcmp(sub, "add-node") == 0)
+        *lo = *hi = 2;
+    else if (strcmp(sub, "remove-node") == 0)
+        *lo = *hi = 1;
+    else
+        return false;
+    return true;
+}
+
+/* Arguments a command takes; -1 for an unknown command (admin: see
+ * admin_arity). */
 static int arity(const char *cmd)
 {
     if (strcmp(cmd, "add") == 0 || strcmp(cmd, "remove") == 0)
@@ -202,16 +233,33 @@ static int parse_args(int argc, char **argv, cli_args_t *a, char *why, size_t n)
         return -1;
     }
     a->cmd = argv[i++];
-    int want = arity(a->cmd);
-    if (want < 0) {
-        snprintf(why, n, "unknown command '%.60s'", a->cmd);
-        return -1;
-    }
-    while (a->nargs < want && i < argc)
+    if (strcmp(a->cmd, "admin") == 0) {
+        int lo, hi;
+        if (i >= argc || !admin_arity(argv[i], &lo, &hi)) {
+            snprintf(why, n, "admin wants transfer-leader [ID], add-node ID RAFT,CLIENT,CART "
+                             "or remove-node ID");
+            return -1;
+        }
         a->args[a->nargs++] = argv[i++];
-    if (a->nargs < want) {
-        snprintf(why, n, "%s wants PRODUCT QTY", a->cmd);
-        return -1;
+        while (a->nargs <= hi && i < argc && !(argv[i][0] == '-' && argv[i][1] == '-'))
+            a->args[a->nargs++] = argv[i++];
+        if (a->nargs <= lo) {
+            snprintf(why, n, "admin %s wants %s", a->args[0],
+                     lo == 2 ? "ID RAFT,CLIENT,CART" : "ID");
+            return -1;
+        }
+    } else {
+        int want = arity(a->cmd);
+        if (want < 0) {
+            snprintf(why, n, "unknown command '%.60s'", a->cmd);
+            return -1;
+        }
+        while (a->nargs < want && i < argc)
+            a->args[a->nargs++] = argv[i++];
+        if (a->nargs < want) {
+            snprintf(why, n, "%s wants PRODUCT QTY", a->cmd);
+            return -1;
+        }
     }
     /* Options after the arguments. */
     while (i < argc) {
@@ -237,6 +285,46 @@ static bool item_args(const char *p, const char *q, uint32_t *qty, char *why, si
         return false;
     }
     *qty = (uint32_t)v;
+    return true;
+}
+
+/* Check an admin command's arguments and turn them into ADMIN props
+ * (docs/protocol.md, admin commands); false with why on a usage error. */
+static bool admin_props(const cli_args_t *a, zcart_prop_t props[4], size_t *n, char *why,
+                        size_t wn)
+{
+    long id;
+    *n = 0;
+    if (a->nargs >= 2) {
+        if (!parse_int(a->args[1], 1, 1000000, &id)) {
+            snprintf(why, wn, "ID must be an integer from 1 to 1000000 (got '%.40s')", a->args[1]);
+            return false;
+        }
+        snprintf(props[*n].key, sizeof props[*n].key, "id");
+        snprintf(props[*n].value, sizeof props[*n].value, "%ld", id);
+        ++*n;
+    }
+    if (strcmp(a->args[0], "add-node") == 0) {
+        static const char *const keys[3] = {"raft", "client", "cart"};
+        const char *p = a->args[2];
+        for (int k = 0; k < 3; k++) {
+            const char *end = k < 2 ? strchr(p, ',') : p + strlen(p);
+            size_t len = end ? (size_t)(end - p) : 0;
+            if (end == NULL || len == 0 || len > ZCART_VALUE_MAX || (k == 2 && strchr(p, ','))) {
+                snprintf(why, wn, "ENDPOINTS must be RAFT_HOST:PORT,CLIENT_EP,CART_EP (got "
+                                  "'%.80s')", a->args[2]);
+                return false;
+            }
+            snprintf(props[*n].key, sizeof props[*n].key, "%s", keys[k]);
+            snprintf(props[*n].value, sizeof props[*n].value, "%.*s", (int)len, p);
+            ++*n;
+            p = end + 1;
+        }
+        if (!strchr(props[1].value, ':')) {
+            snprintf(why, wn, "the raft address must be HOST:PORT (got '%.60s')", props[1].value);
+            return false;
+        }
+    }
     return true;
 }
 
@@ -411,6 +499,11 @@ int zcli_run(int argc, char **argv, FILE *in, FILE *out, FILE *err)
         if (!item_args(a.args[0], a.args[1], &qty, why, sizeof why))
             return usage_error(&c, why, false);
     }
+    zcart_prop_t props[4];
+    size_t n_props = 0;
+    bool admin = strcmp(a.cmd, "admin") == 0;
+    if (admin && !admin_props(&a, props, &n_props, why, sizeof why))
+        return usage_error(&c, why, false);
     const char *brokers = a.brokers ? a.brokers : getenv("ZCART_BROKERS");
     if (brokers == NULL || *brokers == 0)
         return usage_error(&c, "no brokers: give --brokers EP,... or set ZCART_BROKERS", false);
@@ -446,10 +539,17 @@ int zcli_run(int argc, char **argv, FILE *in, FILE *out, FILE *err)
             goto out;
         }
     }
-    if (strcmp(a.cmd, "shell") == 0)
+    if (strcmp(a.cmd, "shell") == 0) {
         code = shell(&c, in);
-    else
+    } else if (admin) {
+        zcart_result_t r = {0};
+        int rc = zcart_admin(c.z, a.args[0], props, n_props, &r);
+        zcli_print_admin(c.out, c.json, a.args[0], rc, &r);
+        code = zcli_exit_code(rc, &r);
+        zcart_result_clear(&r);
+    } else {
         code = run_command(&c, a.cmd, a.args, false);
+    }
 out:
     zcart_session_destroy(&c.s);
     zcart_destroy(&c.z);

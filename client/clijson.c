@@ -189,6 +189,42 @@ void zcli_print_op(FILE *out, bool json, int op, const char *session, bool new_s
     emit(out, &j);
 }
 
+/* --- admin --------------------------------------------------------------------------- */
+
+void zcli_print_admin(FILE *out, bool json, const char *command, int rc, const zcart_result_t *r)
+{
+    if (!json) {
+        if (rc == ZCART_EINVAL)
+            fprintf(out, "USAGE: %s\n", r->detail);
+        else if (rc != ZCART_ANSWERED)
+            fprintf(out, "UNREACHABLE: %s%s\n", r->detail,
+                    r->in_doubt ? " (outcome unknown: it may have been applied)"
+                                : " (not applied)");
+        else if (r->status != 0)
+            fprintf(out, "KO %s%s%s\n", r->reason, r->detail[0] ? ": " : "", r->detail);
+        else
+            fprintf(out, "OK %s\n", r->detail[0] ? r->detail : command);
+        fflush(out);
+        return;
+    }
+    if (rc == ZCART_EINVAL) {
+        zcli_print_usage(out, true, r->detail);
+        return;
+    }
+    zc_json_t j;
+    zc_json_init(&j);
+    zc_json_obj(&j);
+    zc_json_kbool(&j, "ok", rc == ZCART_ANSWERED && r->status == 0);
+    zc_json_kstr(&j, "op", "admin");
+    zc_json_kstr(&j, "command", command);
+    zc_json_kstr(&j, "reason", rc == ZCART_ANSWERED ? r->reason : "UNREACHABLE");
+    zc_json_kstr(&j, "detail", r->detail);
+    if (rc != ZCART_ANSWERED)
+        zc_json_kbool(&j, "in_doubt", r->in_doubt);
+    zc_json_end(&j);
+    emit(out, &j);
+}
+
 /* --- status -------------------------------------------------------------------------- */
 
 /* The keys every replica object starts with, in order. */

@@ -11,6 +11,8 @@
  *              cart and generation are null when the session has no cart.
  *   no answer  {"ok":false,"op","session","new_session","seq",
  *               "reason":"UNREACHABLE","detail","in_doubt"}
+ *   admin      {"ok","op":"admin","command","reason","detail"} (+ in_doubt
+ *              when there was no answer)
  *   usage      {"ok":false,"reason":"USAGE","detail"}
  *   status     {"ok","replicas":[...],"carts":{"total","free","assigned",
  *               "draining"}|null,"leader":endpoint|null} (+ reason/detail
@@ -34,6 +36,8 @@
  * line "session <hex>" first). */
 void zcli_print_op(FILE *out, bool json, int op, const char *session, bool new_session, int rc,
                    const zcart_result_t *r);
+/* Print the answer to an admin command (rc from zcart_admin). */
+void zcli_print_admin(FILE *out, bool json, const char *command, int rc, const zcart_result_t *r);
 /* Print a status answer (rc from zcart_status). */
 void zcli_print_status(FILE *out, bool json, int rc, const zcart_status_t *st);
 /* Print a usage error as a result: JSON {"ok":false,"reason":"USAGE",...}

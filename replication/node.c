@@ -406,6 +406,14 @@ typedef struct {
     void *arg;                         /* its argument */
 } change_t;
 
+/* raft 0.15 leaves raft_errmsg empty (or stale) for some refusals, such
+ * as RAFT_NOTFOUND: the code's own text is always right. */
+static const char *refusal(zc_node_t *n, int rv)
+{
+    (void)n;
+    return raft_strerror(rv);
+}
+
 static void change_finish(change_t *c, int status, const char *detail)
 {
     c->cb(c->arg, status, detail);
@@ -463,7 +471,7 @@ void zc_node_transfer(zc_node_t *n, uint64_t id, zc_change_cb cb, void *arg)
         return;
     int rv = raft_transfer(&n->raft, &c->req.transfer, id, transfer_cb);
     if (rv != 0)
-        change_finish(c, change_status(rv), raft_errmsg(&n->raft));
+        change_finish(c, change_status(rv), refusal(n, rv));
 }
 
 static void assign_cb(struct raft_change *req, int status)
@@ -485,7 +493,7 @@ static void add_cb(struct raft_change *req, int status)
     /* Promotion replicates the log to the new server first (catch-up rounds). */
     int rv = raft_assign(&c->node->raft, &c->req.change, c->id, RAFT_VOTER, assign_cb);
     if (rv != 0)
-        change_finish(c, change_status(rv), raft_errmsg(&c->node->raft));
+        change_finish(c, change_status(rv), refusal(c->node, rv));
 }
 
 void zc_node_add_voter(zc_node_t *n, uint64_t id, const char *raft_address, zc_change_cb cb,
@@ -496,7 +504,7 @@ void zc_node_add_voter(zc_node_t *n, uint64_t id, const char *raft_address, zc_c
         return;
     int rv = raft_add(&n->raft, &c->req.change, id, raft_address, add_cb);
     if (rv != 0)
-        change_finish(c, change_status(rv), raft_errmsg(&n->raft));
+        change_finish(c, change_status(rv), refusal(n, rv));
 }
 
 static void remove_cb(struct raft_change *req, int status)
@@ -515,7 +523,7 @@ void zc_node_remove(zc_node_t *n, uint64_t id, zc_change_cb cb, void *arg)
         return;
     int rv = raft_remove(&n->raft, &c->req.change, id, remove_cb);
     if (rv != 0)
-        change_finish(c, change_status(rv), raft_errmsg(&n->raft));
+        change_finish(c, change_status(rv), refusal(n, rv));
 }
 
 /* --- fast failover hint --- */

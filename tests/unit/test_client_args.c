@@ -72,6 +72,17 @@ TEST(cli_usage_errors)
     CHECK_USAGE("no command", B);
     CHECK_USAGE("unknown command 'buy'", B, "buy");
     CHECK_USAGE("unknown option '--bogus'", "--bogus", B, "list");
+    CHECK_USAGE("admin wants transfer-leader", B, "admin");
+    CHECK_USAGE("admin wants transfer-leader", B, "admin", "reboot");
+    CHECK_USAGE("admin remove-node wants ID", B, "admin", "remove-node");
+    CHECK_USAGE("admin add-node wants ID RAFT,CLIENT,CART", B, "admin", "add-node", "4");
+    CHECK_USAGE("ID must be an integer", B, "admin", "remove-node", "0");
+    CHECK_USAGE("ID must be an integer", B, "admin", "transfer-leader", "x");
+    CHECK_USAGE("ENDPOINTS must be", B, "admin", "add-node", "4", "127.0.0.1:1,tcp://a");
+    CHECK_USAGE("ENDPOINTS must be", B, "admin", "add-node", "4", "a:1,tcp://b,tcp://c,tcp://d");
+    CHECK_USAGE("ENDPOINTS must be", B, "admin", "add-node", "4", "a:1,,tcp://c");
+    CHECK_USAGE("raft address must be HOST:PORT", B, "admin", "add-node", "4", "a,tcp://b,tcp://c");
+    CHECK_USAGE("unexpected argument '5'", B, "admin", "remove-node", "4", "5");
     CHECK_USAGE("add wants PRODUCT QTY", B, "add", "apple");
     CHECK_USAGE("add wants PRODUCT QTY", B, "add");
     CHECK_USAGE("QTY must be", B, "add", "apple", "0");

@@ -220,6 +220,48 @@ TEST(status_command)
     run_free(&r);
 }
 
+TEST(admin_commands)
+{
+    fake_t *b = fake_start(ctx, (const int[]){ACT_OK, 0});
+    fake_t *a = fake_start(ctx, (const int[]){ACT_REDIRECT, 0});
+    snprintf(a->redirect, sizeof a->redirect, "%s", b->endpoint);
+    fake_prop(b, "unused", "x");
+    char eps[200];
+    snprintf(eps, sizeof eps, "%s,%s", a->endpoint, b->endpoint);
+    run_t r = cli("", "--brokers", eps, "--json", "admin", "add-node", "4",
+                  "127.0.0.1:7014,tcp://127.0.0.1:7024,tcp://127.0.0.1:7034", NULL);
+    CHECK_EQ_U64(r.code, 0);
+    CHECK_EQ_U64(lines(r.out), 1);
+    CHECK(starts(r.out, "{\"ok\":true,\"op\":\"admin\",\"command\":\"add-node\",\"reason\":\"OK\""));
+    CHECK_STR(b->last_command, "add-node");
+    CHECK_STR(b->last_admin_props,
+              "id=4 raft=127.0.0.1:7014 client=tcp://127.0.0.1:7024 cart=tcp://127.0.0.1:7034 ");
+    CHECK_EQ_U64(a->n_admin, 1); /* redirected, not answered there */
+    run_free(&r);
+    r = cli("", "--brokers", b->endpoint, "admin", "transfer-leader", NULL);
+    CHECK_EQ_U64(r.code, 0);
+    CHECK(starts(r.out, "OK "));
+    CHECK_STR(b->last_command, "transfer-leader");
+    CHECK_STR(b->last_admin_props, "");
+    run_free(&r);
+    r = cli("", "--brokers", b->endpoint, "admin", "remove-node", "2", "--json", NULL);
+    CHECK_EQ_U64(r.code, 0);
+    CHECK_STR(b->last_admin_props, "id=2 ");
+    run_free(&r);
+    fake_stop(&a);
+    fake_stop(&b);
+    /* A silent leader: the admin command is not resent, its outcome unknown. */
+    fake_t *s = fake_start(ctx, (const int[]){ACT_SILENT, 0});
+    r = cli("", "--brokers", s->endpoint, "--timeout", "300", "--json", "admin", "transfer-leader",
+            "3", NULL);
+    CHECK_EQ_U64(r.code, 3);
+    CHECK(strstr(r.out, "\"reason\":\"UNREACHABLE\"") != NULL);
+    CHECK(strstr(r.out, "\"in_doubt\":true") != NULL);
+    CHECK_EQ_U64(s->n_admin, 1);
+    run_free(&r);
+    fake_stop(&s);
+}
+
 TEST(shell_json)
 {
     fake_t *a = fake_start(ctx, (const int[]){ACT_OK, 0});
@@ -307,6 +349,7 @@ int main(void)
     RUN(ko_and_unreachable_exit_codes);
     RUN(cli_fails_over);
     RUN(status_command);
+    RUN(admin_commands);
     RUN(shell_json);
     RUN(shell_text_and_exit_status);
     zmq_ctx_term(ctx);

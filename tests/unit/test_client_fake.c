@@ -62,6 +62,7 @@ typedef struct {
     int n_status;                            /* STATUS received */
     int n_admin;                             /* ADMIN received */
     char last_command[40];                   /* last ADMIN command */
+    char last_admin_props[200];              /* its id/raft/client/cart props, "k=v " each */
     atomic_bool stop;                        /* ask the thread to end */
 } fake_t;
 
@@ -172,6 +173,15 @@ static void *fake_main(void *arg)
             } else if (m.id == ZC_MSG_ADMIN) {
                 f->n_admin++;
                 snprintf(f->last_command, sizeof f->last_command, "%s", m.command);
+                f->last_admin_props[0] = 0;
+                static const char *const keys[] = {"id", "raft", "client", "cart"};
+                for (int k = 0; k < 4; k++) {
+                    const char *v = zc_msg_prop(&m, keys[k]);
+                    size_t used = strlen(f->last_admin_props);
+                    if (v)
+                        snprintf(f->last_admin_props + used, sizeof f->last_admin_props - used,
+                                 "%s=%s ", keys[k], v);
+                }
             }
             pthread_cond_broadcast(&f->cv);
             pthread_mutex_unlock(&f->mu);
