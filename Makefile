@@ -27,11 +27,12 @@ build-asan: deps
 	       -DCMAKE_C_COMPILER=clang >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 
-# Start a local cluster (stock, brokers, cart nodes), run a scripted demo
-# session against it and leave it running.
+# Start a fresh local cluster (stock, 3 broker replicas, cart nodes; the data
+# of an earlier `make run` is wiped), run a scripted demo session against it
+# and leave it running.
 run: build
 	@$(CLUSTER) down --dir $(RUN_DIR) >/dev/null 2>&1 || true
-	@$(CLUSTER) up --dir $(RUN_DIR) --bin $(BUILD)/bin
+	@$(CLUSTER) up --fresh --dir $(RUN_DIR) --bin $(BUILD)/bin
 	@bash scripts/demo.sh $(RUN_DIR) $(BUILD)/bin
 
 stop:

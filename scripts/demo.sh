@@ -34,6 +34,11 @@ step "status"
 step "close              # the cart is emptied and returns to the free list"
 "$zcart" close
 
+leader=$("$zcart" --json status | /usr/bin/python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print(next(("broker%d" % x["id"] for x in r["replicas"] if x.get("role") == "leader"), "broker1"))')
+
 cat <<EOF
 
 The cluster keeps running (logs and data in $run_dir/).  Try:
@@ -43,6 +48,7 @@ The cluster keeps running (logs and data in $run_dir/).  Try:
   $bin/zcart shell                 # one session, commands on stdin
   $bin/zcart status
   deploy/local/zcart-cluster status --dir $run_dir
-  deploy/local/zcart-cluster kill broker1 --dir $run_dir   # a failover drill
+  deploy/local/zcart-cluster kill $leader --dir $run_dir    # kill -9 the leader: a failover drill
+  deploy/local/zcart-cluster start $leader --dir $run_dir   # it rejoins and catches up
 Stop it with: make stop   (or deploy/local/zcart-cluster down --dir $run_dir)
 EOF
