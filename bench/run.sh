@@ -9,6 +9,7 @@
 #
 #   bench/run.sh [BIN_DIR]          # default build/bin
 #   REPLICAS="3" CONC=16 SECS=10 bench/run.sh
+#   WORKLOADS=assign BROKER_ARGS="--snapshot-threshold=8192" bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-build/bin}
@@ -16,6 +17,9 @@ replicas=${REPLICAS:-1 3}
 conc=${CONC:-8}
 secs=${SECS:-5}
 base=${BASE_PORT:-8600}
+workloads=${WORKLOADS:-assign ops mixed}
+broker_args=()
+for a in ${BROKER_ARGS:-}; do broker_args+=("--broker-arg=$a"); done
 cluster=deploy/local/zcart-cluster
 work=$(mktemp -d /tmp/zcart-bench.XXXXXX)
 catalog=$work/catalog.csv
@@ -30,18 +34,18 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "zcart-bench: $conc clients, $secs s per workload, replicas: $replicas"
+echo "zcart-bench: $conc clients, $secs s per workload, replicas: $replicas, broker args: ${BROKER_ARGS:-none}"
 echo "machine: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
 summary=()
 for n in $replicas; do
   dir=$work/r$n
   dirs+=("$dir")
   $cluster up --dir "$dir" --replicas "$n" --cart-nodes 2 --slots 16 \
-    --base-port "$base" --bin "$bin" --catalog "$catalog" >/dev/null
+    --base-port "$base" --bin "$bin" --catalog "$catalog" "${broker_args[@]}" >/dev/null
   base=$((base + 100))
   # shellcheck disable=SC1091
   . "$dir/env"
-  for w in assign ops mixed; do
+  for w in $workloads; do
     echo
     echo "=== $n replica(s), workload $w"
     out=$("$bin/zcart-bench" --brokers "$ZCART_BROKERS" -c "$conc" -d "$secs" -w "$w" --json)
