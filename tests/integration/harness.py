@@ -30,10 +30,19 @@ in parallel (``ctest -j2``) and next to other clusters on the machine:
   ``what`` and the last value or exception seen.  Tests never sleep and hope.
 
 * **Talking.**  ``Cluster.cli(...)`` runs the real ``zcart`` CLI with
-  ``--json`` and returns (exit status, parsed object).  ``Dealer`` is a raw
+  ``--json`` and returns (exit status, parsed object); ``CliShell`` keeps one
+  ``zcart --json shell`` (one session) running and feeds it commands, one
+  JSON result per line, for load that fails over the way users' does
+  (teardown kills it).  ``Dealer`` is a raw
   ZeroMQ DEALER speaking zcproto, for pipelining, retries with a chosen seq
   and garbage.  ``FakeRouter`` binds a ROUTER a test controls (a fake broker
   replica or a fake stock service for a cart node).
+
+* **Extra processes.**  ``start_cart_node`` and ``start_extra_broker`` (a
+  replica that joins with ``--join``, on ports from P+50..P+99) start
+  daemons the cluster tool does not know, in the run directory; ``down``
+  stops them whatever the test did.  ``converged(c)`` is the STATUS of
+  every replica once one leads and all share its applied index and digest.
 
 * **Failure reports.**  ``main()`` runs unittest with a result class that,
   when a test fails, prints the tail of every process log of every cluster
@@ -46,6 +55,7 @@ import fcntl
 import json
 import os
 import random
+import select
 import shutil
 import signal
 import socket
@@ -239,6 +249,7 @@ class Cluster:
         self.base = None
         self.plan = None
         self.extra = []           # Popen of processes the test started itself
+        self.clients = []         # Popen of client programs (CliShell) still to reap
         self._next_port = 50
 
     # -- lifecycle --
@@ -280,6 +291,11 @@ class Cluster:
     def down(self):
         if self.dir is None:
             return
+        for p in self.clients:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        self.clients = []
         for p in self.extra:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -316,10 +332,11 @@ class Cluster:
 
     # -- processes --
     def names(self):
-        """Every process name: the tool's, then those of start_cart_node()."""
+        """Every process name: the tool's, then those of start_cart_node() and
+        start_extra_broker()."""
         if not self.plan:
             return []
-        extra = [p.args[p.args.index("--name") + 1] for p in self.extra]
+        extra = [p.zc_name for p in self.extra]
         return [p["name"] for p in self.plan["procs"]] + extra
 
     def pid(self, name):
@@ -374,23 +391,72 @@ class Cluster:
         self._next_port += 1
         return self.base + self._next_port
 
-    def start_cart_node(self, name, slots, brokers, stock, extra_args=()):
-        """Start a zcart-cart the cluster tool does not know, in DIR/NAME, with
-        the --brokers and --stock lists given (endpoints).  `down` stops it."""
+    def _spawn_extra(self, name, argv):
+        """Start argv as process NAME in DIR/NAME (log, pid file), remembered
+        in self.extra so that `down` stops it whatever the test did."""
         d = os.path.join(self.dir, name)
         os.makedirs(os.path.join(d, "data"), exist_ok=True)
-        argv = [os.path.join(BIN, "zcart-cart"), "--name", name, "--slots", str(slots),
-                "--data", os.path.join(d, "data"), "--brokers", ",".join(brokers),
-                "--stock", ",".join(stock), "--hello-interval", str(self.hello_interval)]
-        argv += list(extra_args)
         logf = open(os.path.join(d, "log"), "ab")
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                              start_new_session=True)
         logf.close()
+        p.zc_name = name
         with open(os.path.join(d, "pid"), "w") as f:
             f.write("%d\n" % p.pid)
         self.extra.append(p)
         return p
+
+    def start_cart_node(self, name, slots, brokers, stock, extra_args=()):
+        """Start a zcart-cart the cluster tool does not know, in DIR/NAME, with
+        the --brokers and --stock lists given (endpoints).  `down` stops it."""
+        d = os.path.join(self.dir, name)
+        argv = [os.path.join(BIN, "zcart-cart"), "--name", name, "--slots", str(slots),
+                "--data", os.path.join(d, "data"), "--brokers", ",".join(brokers),
+                "--stock", ",".join(stock), "--hello-interval", str(self.hello_interval)]
+        argv += list(extra_args)
+        return self._spawn_extra(name, argv)
+
+    def start_extra_broker(self, rid, join=True, extra_args=()):
+        """Start broker replica `rid` that the cluster tool does not know, in
+        DIR/broker<rid>, on three ports of this run's test range: the tool's
+        brokers' --replica flags plus its own, the brokers' --broker-arg
+        flags, and --join (it waits for `zcart admin add-node`).  Returns
+        (name, {"id", "raft", "client", "cart"}); `down` stops it."""
+        name = "broker%d" % rid
+        me = {"id": rid, "raft": "127.0.0.1:%d" % self.port(),
+              "client": "tcp://127.0.0.1:%d" % self.port(),
+              "cart": "tcp://127.0.0.1:%d" % self.port()}
+        d = os.path.join(self.dir, name)
+        argv = [os.path.join(BIN, "zcart-broker"), "--id", str(rid),
+                "--data", os.path.join(d, "data")]
+        for p in self.plan["procs"]:
+            if p["kind"] == "broker":
+                argv += ["--replica", p["argv"][p["argv"].index("--id") + 1] + "=%s,%s,%s"
+                         % (p["raft"], p["endpoint"], p["cart_endpoint"])]
+        argv += ["--replica", "%d=%s,%s,%s" % (rid, me["raft"], me["client"], me["cart"])]
+        if join:
+            argv.append("--join")
+        if self.log_level:
+            argv += ["--log-level", self.log_level]
+        argv += self.broker_args + list(extra_args)
+        self._spawn_extra(name, argv)
+        return name, me
+
+    def stop_extra(self, name, timeout=10):
+        """SIGTERM a process started by start_cart_node/start_extra_broker and
+        wait for it; SIGKILL if it does not stop within timeout.  Its exit
+        status (negative: the signal)."""
+        for p in self.extra:
+            if p.zc_name == name:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+                try:
+                    return p.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+                    raise AssertionError("%s ignored SIGTERM for %.0f s" % (name, timeout))
+        raise AssertionError("no extra process %s" % name)
 
     # -- endpoints --
     @property
@@ -412,9 +478,10 @@ class Cluster:
         return [port for p in self.plan["procs"] for port in p["ports"]]
 
     # -- the CLI --
-    def cli(self, *args, session=None, timeout_ms=5000):
-        """Run `zcart --json ...`; (exit status, parsed JSON of the last line)."""
-        argv = [os.path.join(BIN, "zcart"), "--brokers", ",".join(self.client_endpoints),
+    def cli(self, *args, session=None, timeout_ms=5000, brokers=None):
+        """Run `zcart --json ...` (against every replica, or the endpoints in
+        `brokers`); (exit status, parsed JSON of the last line)."""
+        argv = [os.path.join(BIN, "zcart"), "--brokers", ",".join(brokers or self.client_endpoints),
                 "--json", "--timeout", str(timeout_ms)]
         if session:
             argv += ["--session", session]
@@ -521,6 +588,43 @@ class Cluster:
                     if needle in line:
                         hits.append((path, line))
         return hits
+
+
+# --- cluster views ---------------------------------------------------------------------------
+
+def converged(c, endpoints=None):
+    """The STATUS of every replica (c's client endpoints, or those given) once
+    all of them answer, exactly one leads, and every one is at the leader's
+    applied index with the leader's digest; else None."""
+    endpoints = list(endpoints or c.client_endpoints)
+    st = []
+    for ep in endpoints:
+        try:
+            st.append(c.replica_status(ep, timeout=0.5))
+        except (AssertionError, Timeout, zmq.ZMQError):
+            return None
+    leaders = [s for s in st if s["role"] == "leader"]
+    if len(leaders) != 1:
+        return None
+    ld = leaders[0]
+    for s in st:
+        if s["applied_index"] != ld["applied_index"] or s["digest"] != ld["digest"]:
+            return None
+    return st
+
+
+def describe(c, endpoints=None):
+    """(id, role, commit, applied, digest, carts) of every replica that answers."""
+    out = []
+    for ep in endpoints or c.client_endpoints:
+        try:
+            s = c.replica_status(ep, timeout=0.5)
+        except (AssertionError, Timeout, zmq.ZMQError) as e:
+            out.append((ep, "no answer: %s" % e))
+            continue
+        out.append((s["id"], s["role"], s["commit_index"], s["applied_index"], s["digest"],
+                    s["carts_total"]))
+    return out
 
 
 def _teardown_all():
@@ -694,6 +798,53 @@ class CliSession:
 
     def close(self, **kw):
         return self.run("close", **kw)
+
+
+class CliShell:
+    """One `zcart --json shell` process: one session for its whole life (the
+    first add starts it), commands written to its stdin, one JSON result per
+    line read back.  Its stderr goes to DIR/<name>/log, so a failing test
+    shows it with the daemons' logs.  The cluster kills it at teardown."""
+
+    def __init__(self, cluster, name, brokers=None, timeout_ms=None):
+        self.cluster = cluster
+        self.name = name
+        d = os.path.join(cluster.dir, name)
+        os.makedirs(d, exist_ok=True)
+        argv = [os.path.join(BIN, "zcart"), "--brokers",
+                ",".join(brokers or cluster.client_endpoints), "--json"]
+        if timeout_ms is not None:
+            argv += ["--timeout", str(timeout_ms)]
+        argv.append("shell")
+        with open(os.path.join(d, "log"), "ab") as err:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=err)
+        cluster.clients.append(self.proc)
+        self._buf = b""
+
+    def cmd(self, line, timeout=15.0):
+        """Send one command line; its result as a dict.  The CLI answers every
+        command within its own --timeout; `timeout` only catches a hung shell."""
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise Timeout("%s: no result for %r within %.0f s" % (self.name, line, timeout))
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise AssertionError("%s exited (status %r) before answering %r"
+                                     % (self.name, self.proc.poll(), line))
+            self._buf += chunk
+        out, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(out)
+
+    def quit(self, timeout=10.0):
+        """Close its stdin; its exit status."""
+        self.proc.stdin.close()
+        return self.proc.wait(timeout)
 
 
 def items_of(reply):
