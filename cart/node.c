@@ -77,6 +77,8 @@ struct cart_node {
     unsigned n_brokers;               /* entries used */
     uv_timer_t hello;                 /* HELLO period */
     uv_check_t flush;                 /* commit, then send the outbox */
+    uv_idle_t kick;                   /* active while the outbox is not empty, so the
+                                         loop does not block in poll before flush runs */
     zc_map_t *inflight;               /* slot+seq -> pending_add_t */
     zc_link_t outbox;                 /* replies waiting for the commit */
     uint64_t dropped;                 /* malformed frames dropped */
@@ -91,6 +93,8 @@ static void short_session(const uint8_t s[ZC_SESSION_LEN], char out[9])
     out[8] = 0;
 }
 
+static void on_kick(uv_idle_t *h) { (void)h; }
+
 static void enqueue(cart_node_t *n, void *sock, const zc_msg_t *m)
 {
     zc_wbuf_t w;
@@ -104,13 +108,27 @@ static void enqueue(cart_node_t *n, void *sock, const zc_msg_t *m)
     o->sock = sock;
     o->body = zc_wbuf_take(&w, &o->len);
     zc_list_push_back(&n->outbox, &o->link);
+    /* A reply queued outside the poll phase (a request handled from a
+     * watcher's idle pass, a timer) would otherwise wait for the next
+     * wake-up -- up to a HELLO interval -- before on_flush sends it. */
+    uv_idle_start(&n->kick, on_kick);
 }
+
+/* A durable commit slower than this is logged: every reply of the node
+ * waits for it. */
+#define SLOW_COMMIT_MS 100
 
 /* Commit every change of this iteration, then let the replies go. */
 static void on_flush(uv_check_t *h)
 {
     cart_node_t *n = h->data;
-    if (store_commit(n->store) != 0) {
+    uint64_t t0 = zc_mono_us();
+    int rc = store_commit(n->store);
+    uint64_t took_ms = (zc_mono_us() - t0) / 1000;
+    if (took_ms >= SLOW_COMMIT_MS)
+        zc_warn("durable commit took %" PRIu64 " ms (%s replies waited for it)", took_ms,
+                zc_list_empty(&n->outbox) ? "no" : "its");
+    if (rc != 0) {
         /* The replies would acknowledge changes that are not durable. */
         zc_error("storage commit failed: stopping so the node restarts from durable state");
         exit(1);
@@ -123,6 +141,7 @@ static void on_flush(uv_check_t *h)
         free(o->body);
         free(o);
     }
+    uv_idle_stop(&n->kick);
 }
 
 static void reply(cart_node_t *n, void *sock, uint64_t corr, uint16_t slot,
@@ -504,6 +523,8 @@ cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err,
     uv_check_init(loop, &n->flush);
     n->flush.data = n;
     uv_check_start(&n->flush, on_flush);
+    uv_idle_init(loop, &n->kick);
+    n->kick.data = n;
     return n;
 err_zmq:
     snprintf(err, errlen, "broker endpoint %s: %s", n->brokers[n->n_brokers - 1].endpoint,
@@ -558,8 +579,9 @@ void cart_node_destroy(cart_node_t **p)
     }
     store_close(&n->store);
     zc_info("stopped (%" PRIu64 " malformed frames dropped)", n->dropped);
-    /* n is freed when libuv has closed both handles. */
-    n->closing = 2;
+    /* n is freed when libuv has closed all three handles. */
+    n->closing = 3;
     uv_close((uv_handle_t *)&n->hello, handle_closed);
     uv_close((uv_handle_t *)&n->flush, handle_closed);
+    uv_close((uv_handle_t *)&n->kick, handle_closed);
 }
