@@ -516,6 +516,31 @@ class Cluster:
             raise AssertionError("zcart: exit %d, no output; stderr %r" % (p.returncode, err))
         return p.returncode, json.loads(lines[-1])
 
+    def bench_popen(self, *args, brokers=None, seconds=120):
+        """Start `zcart-bench --json -d SECONDS ARGS` against every replica (or
+        `brokers`) without waiting; stop it with bench_stop().  SECONDS is a
+        bound, not the plan: the test stops it once it has seen enough."""
+        argv = [os.path.join(BIN, "zcart-bench"), "--brokers",
+                ",".join(brokers or self.client_endpoints), "--json", "-d", str(seconds)]
+        argv += [str(a) for a in args]
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        self.clients.append(p)
+        return p
+
+    @staticmethod
+    def bench_stop(p, timeout=30):
+        """SIGTERM a bench_popen() (it finishes its requests in flight, each
+        within its --timeout, and reports); its JSON report."""
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=timeout)
+        lines = out.strip().splitlines()
+        if p.returncode != 0 or not lines:
+            raise AssertionError("zcart-bench: exit %d, stdout %r, stderr %r"
+                                 % (p.returncode, out, err))
+        return json.loads(lines[-1])
+
     def status(self):
         """`zcart status --json` (every replica's properties)."""
         _, st = self.cli("status", timeout_ms=2000)
