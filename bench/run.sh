@@ -4,7 +4,8 @@
 # For each cluster size in $REPLICAS (default "1 3") it starts a fresh local
 # cluster (2 cart nodes x 16 slots, 1 stock service with a large inventory)
 # on its own ports, runs the three workloads with $CONC clients for $SECS
-# seconds each, prints zcart-bench's report and a one-line summary per run,
+# seconds each, prints zcart-bench's report and a one-line summary per run
+# plus the raft term before and after (growth = elections caused by load),
 # and tears the cluster down (also on failure or Ctrl-C).
 #
 #   bench/run.sh [BIN_DIR]          # default build/bin
@@ -34,6 +35,15 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# The leader's raft term: a term that grows while nothing is killed is an
+# election that load caused (a spurious one).
+leader_term() {
+  "$bin/zcart" --brokers "$ZCART_BROKERS" --json status | /usr/bin/python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print(max(x.get("term") or 0 for x in r["replicas"]))'
+}
+
 echo "zcart-bench: $conc clients, $secs s per workload, replicas: $replicas, broker args: ${BROKER_ARGS:-none}"
 echo "machine: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
 summary=()
@@ -45,6 +55,7 @@ for n in $replicas; do
   base=$((base + 100))
   # shellcheck disable=SC1091
   . "$dir/env"
+  term0=$(leader_term)
   for w in $workloads; do
     echo
     echo "=== $n replica(s), workload $w"
@@ -59,6 +70,9 @@ ko = {k: v for k, v in r["outcomes"].items() if k != "OK"}
 print("%7.0f req/s  %s%s" % (r["ops_per_s"], " | ".join(parts), ("  KO %r" % ko) if ko else ""))')
     summary+=("$(printf '%d replica(s) %-6s %s' "$n" "$w" "$line")")
   done
+  term1=$(leader_term)
+  summary+=("$(printf '%d replica(s) raft term %s -> %s over the runs (elections under load: %s)' \
+    "$n" "$term0" "$term1" "$((term1 - term0))")")
   $cluster down --dir "$dir" >/dev/null
 done
 echo
