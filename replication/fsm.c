@@ -4,7 +4,11 @@
  * of state.h, all inside one LMDB write transaction that also records the
  * entry's index.  KO outcomes (no free cart, stale return, ...) change
  * nothing but are still "applied": the index advances, so every replica
- * agrees on what the entry did. */
+ * agrees on what the entry did.
+ *
+ * ZC_FSM_MUTANT (defined only by tests/sim/CMakeLists.txt for its mutant
+ * builds) compiles in a deliberate bug, so the simulation can show that its
+ * checks catch one; the product never defines it. */
 #include "replication/fsm.h"
 
 #include <stdio.h>
@@ -140,6 +144,11 @@ static int apply_assign(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resul
     uint64_t gen = zc_state_txn_meta(s, t, "next_gen");
     if (gen == 0)
         gen = 1;
+#if ZC_FSM_MUTANT == 1
+    /* Mutant for tests/sim: a generation that depends on the replica. */
+    static uint64_t mutant_calls;
+    gen += ++mutant_calls % 2;
+#endif
     if (zc_state_txn_free_del(s, t, cart.free_pos) != 0)
         return -1;
     cart.state = ZC_CART_ASSIGNED;
@@ -184,6 +193,10 @@ static int apply_release(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resu
     rc = zc_state_txn_get_cart(s, t, sess.cart, &cart);
     if (rc < 0)
         return -1;
+#if ZC_FSM_MUTANT == 2
+    /* Mutant for tests/sim: a release that forgets to drain the cart. */
+    rc = 1;
+#endif
     if (rc == 0 && cart.state == ZC_CART_ASSIGNED && cart.generation == sess.generation &&
         memcmp(cart.session, sess.id, ZC_SESSION_LEN) == 0) {
         /* The cart keeps (session, generation) while it drains: the reset
