@@ -11,7 +11,7 @@ JOBS       ?= 2
 RUN_DIR    ?= run
 CLUSTER    := deploy/local/zcart-cluster
 
-.PHONY: all deps build build-asan run stop status test test-normal test-asan unit sim bench clean
+.PHONY: all deps build build-asan run stop status test test-normal test-asan unit sim bench bench-failover clean
 
 all: build
 
@@ -61,6 +61,13 @@ sim: build
 # zcart-bench on fresh local clusters (bench/README.md): make bench [REPLICAS="1 3"] [CONC=8] [SECS=5]
 bench: build
 	@bash bench/run.sh $(BUILD)/bin
+
+# Kill-the-leader drills under zcart-bench load (bench/README.md): make bench-failover [DRILLS=10]
+# [FAILOVER_ARGS="--fresh --election-timeout 1000 --heartbeat-timeout 100"]
+DRILLS        ?= 10
+FAILOVER_ARGS ?=
+bench-failover: build
+	@/usr/bin/python3 bench/failover.py --drills $(DRILLS) --bin $(BUILD)/bin $(FAILOVER_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
