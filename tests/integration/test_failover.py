@@ -205,6 +205,7 @@ class Failover(harness.ClusterTestCase):
 
         for f in followers:
             c.resume(f)
+        c.leader_endpoint(timeout=20)  # elections with 1000 ms timeouts may take rounds
         b = CliSession(c)
         b.add("lemon", 1)
         got = wait_until(lambda: (lambda x: x if x.get("ok") else None)(a.list(expect_ok=None)),
