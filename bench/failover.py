@@ -48,6 +48,8 @@ matters).  Each drill:
      for it to converge (step 1 of the next drill); with --fresh, copies
      the brokers' logs to DIR/drills/ and takes the cluster down.
 
+DIR/drills/ (kept with --keep or --dir) holds each drill's timeline, the
+zcart-bench report and results.json, every drill's figures so far.
 The summary gives p50 (nearest rank) and max over the drills.  The cluster
 is torn down on exit, Ctrl-C and SIGTERM included.
 
@@ -587,6 +589,8 @@ def main(argv):
                 cluster(a, "down")
                 up = False
             results.append(r)
+            with open(os.path.join(workdir, "results.json"), "w") as f:
+                json.dump(results, f, indent=1)
             log("drill %d: killed %s, new leader %s; outage %s ms, worst client %s ms, "
                 "ready %s ms, not OK %d"
                 % (k, r["killed"], r["new_leader"], fmt(r["outage_ms"], 0),
