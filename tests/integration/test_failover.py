@@ -33,7 +33,10 @@ f2. A leader that loses its majority.  Both followers are SIGSTOPped
     election timeouts after it last heard from a majority), and afterwards
     an add and a list of an existing session -- cart operations that need
     no commit -- are answered NOT_LEADER too, and the CLI aimed at that
-    replica alone gets no OK (UNREACHABLE, not in doubt).  On every STATUS
+    replica alone gets no OK (UNREACHABLE, not in doubt).  (Before the
+    step-down such cart operations may still be served: they commit
+    nothing and the cart fences by (session, generation), so the test
+    sends them only after it.)  On every STATUS
     the old leader's commit_index stays at its value before the pause
     although its log grew (the ASSIGN was appended): the minority side
     never commits.  The followers are resumed: the cluster serves a new
