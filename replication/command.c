@@ -13,6 +13,7 @@ const char *zc_cmd_name(int type)
     case ZC_CMD_RETURN: return "RETURN";
     case ZC_CMD_MEMBER_SET: return "MEMBER_SET";
     case ZC_CMD_MEMBER_DEL: return "MEMBER_DEL";
+    case ZC_CMD_BREAKER: return "BREAKER";
     default: return "UNKNOWN";
     }
 }
@@ -53,6 +54,12 @@ int zc_cmd_encode(const zc_cmd_t *c, zc_wbuf_t *w)
         break;
     case ZC_CMD_MEMBER_DEL:
         zc_wbuf_u64(w, c->member.id);
+        break;
+    case ZC_CMD_BREAKER:
+        zc_wbuf_str(w, c->brk.cart);
+        zc_wbuf_u8(w, c->brk.ev);
+        zc_wbuf_u8(w, c->brk.why);
+        zc_wbuf_u16(w, c->brk.max_probes);
         break;
     default:
         return -1;
@@ -107,6 +114,12 @@ int zc_cmd_decode(zc_cmd_t *c, const void *data, size_t len)
         break;
     case ZC_CMD_MEMBER_DEL:
         c->member.id = zc_rbuf_u64(&r);
+        break;
+    case ZC_CMD_BREAKER:
+        zc_rbuf_str(&r, c->brk.cart, sizeof c->brk.cart);
+        c->brk.ev = zc_rbuf_u8(&r);
+        c->brk.why = zc_rbuf_u8(&r);
+        c->brk.max_probes = zc_rbuf_u16(&r);
         break;
     default:
         return -1;

@@ -17,6 +17,8 @@
  *     RETURN    str cart, u64 generation
  *     MEMBER_SET u64 id, str raft_address, str client_endpoint, str cart_endpoint
  *     MEMBER_DEL u64 id
+ *     BREAKER   str cart, u8 event, u8 why, u16 max_probes (time_ms is the
+ *               event's time: replication/breaker.h)
  *
  * then zero octets up to a multiple of ZC_CMD_ALIGN (8): raft's libuv log
  * requires every entry's length to be a multiple of 8 (an assertion that
@@ -42,6 +44,7 @@ typedef enum {
     ZC_CMD_RETURN = 4,   /* a drained (emptied) cart rejoins the free list */
     ZC_CMD_MEMBER_SET = 5, /* record where a replica listens */
     ZC_CMD_MEMBER_DEL = 6, /* forget a removed replica */
+    ZC_CMD_BREAKER = 7,    /* move a cart's breaker (automatic or operator event) */
 } zc_cmd_type_t;
 
 #define ZC_CMD_VERSION 1
@@ -78,6 +81,12 @@ typedef struct {
             uint64_t generation;        /* generation it drained */
         } ret;
         zc_member_t member;             /* MEMBER_SET; MEMBER_DEL uses only id */
+        struct {
+            char cart[ZC_CART_MAX + 1]; /* the cart whose breaker moves */
+            uint8_t ev;                 /* zc_brk_event_t */
+            uint8_t why;                /* zc_brk_why_t */
+            uint16_t max_probes;        /* PROBE: the limit */
+        } brk;
     };
 } zc_cmd_t;
 
@@ -87,6 +96,8 @@ typedef struct {
     char cart[ZC_CART_MAX + 1]; /* ASSIGN/RELEASE: the cart, RETURN: echo */
     uint64_t generation;        /* ASSIGN/RELEASE: the assignment's generation */
     uint32_t count;             /* REGISTER: carts added */
+    zc_breaker_t breaker;       /* BREAKER: the record after the event (or as it
+                                   stayed, when refused: status BAD_REQUEST) */
     bool replayed;              /* entry was already in the state (restart) */
 } zc_cmd_result_t;
 

@@ -77,6 +77,7 @@ static int apply_register(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_res
         if (rc == 0)
             continue; /* already registered: the registry is authoritative */
         memset(&cart, 0, sizeof cart);
+        zc_breaker_init(&cart.breaker);
         snprintf(cart.id, sizeof cart.id, "%s", id);
         snprintf(cart.node, sizeof cart.node, "%s", c->reg.node);
         cart.slot = sl->slot;
@@ -99,6 +100,9 @@ static int apply_register(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_res
 }
 
 /* Find the first FREE cart in free-list order. 1 if none. */
+/* The first cart in free-list order whose breaker is CLOSED: 0 found, 1
+ * none, -1 storage error.  A free cart with an open breaker keeps its place
+ * in the list and is handed out once its breaker closes again. */
 static int first_free(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *out)
 {
     MDB_cursor *cur;
@@ -106,12 +110,15 @@ static int first_free(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *out)
     int rc = 1;
     if (mdb_cursor_open(t, s->free, &cur) != 0)
         return -1;
-    if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0) {
+    for (int op = MDB_FIRST; rc == 1 && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
         char id[ZC_CART_MAX + 1];
         size_t n = v.mv_size < ZC_CART_MAX ? v.mv_size : ZC_CART_MAX;
         memcpy(id, v.mv_data, n);
         id[n] = 0;
-        rc = zc_state_txn_get_cart(s, t, id, out) == 0 ? 0 : -1;
+        if (zc_state_txn_get_cart(s, t, id, out) != 0)
+            rc = -1;
+        else if (out->breaker.state == ZC_BRK_CLOSED)
+            rc = 0;
     }
     mdb_cursor_close(cur);
     return rc;
@@ -232,6 +239,30 @@ static int apply_return(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resul
     return 0;
 }
 
+/* A breaker event: the transition table decides (replication/breaker.h). */
+static int apply_breaker(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_result_t *out)
+{
+    zc_cart_rec_t cart;
+    int rc = zc_state_txn_get_cart(f->state, t, c->brk.cart, &cart);
+    if (rc < 0)
+        return -1;
+    snprintf(out->cart, sizeof out->cart, "%s", c->brk.cart);
+    if (rc == 1) {
+        out->status = ZC_BAD_REQUEST; /* no such cart */
+        return 0;
+    }
+    zc_brk_input_t in = {.ev = c->brk.ev, .why = c->brk.why, .max_probes = c->brk.max_probes,
+                         .now_ms = c->time_ms};
+    if (zc_breaker_apply(&cart.breaker, &in) != 0) {
+        out->status = ZC_BAD_REQUEST; /* stale or refused: nothing changes */
+        out->breaker = cart.breaker;
+        return 0;
+    }
+    out->status = ZC_OK;
+    out->breaker = cart.breaker;
+    return zc_state_txn_put_cart(f->state, t, &cart);
+}
+
 static int apply_member(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_result_t *out)
 {
     out->status = ZC_OK;
@@ -271,6 +302,7 @@ int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_c
         case ZC_CMD_RETURN: rc = apply_return(f, t, &c, out); break;
         case ZC_CMD_MEMBER_SET:
         case ZC_CMD_MEMBER_DEL: rc = apply_member(f, t, &c, out); break;
+        case ZC_CMD_BREAKER: rc = apply_breaker(f, t, &c, out); break;
         }
     }
     if (rc == 0)

@@ -14,7 +14,7 @@
 #include "lib/buf.h"
 #include "lib/hash.h"
 
-#define CART_REC_V 1
+#define CART_REC_V 2 /* 2 added the breaker; 1 still decodes (breaker CLOSED) */
 #define SESSION_REC_V 1
 
 static void encode_cart(const zc_cart_rec_t *c, zc_wbuf_t *w)
@@ -27,6 +27,12 @@ static void encode_cart(const zc_cart_rec_t *c, zc_wbuf_t *w)
     zc_wbuf_bytes(w, c->session, ZC_SESSION_LEN);
     zc_wbuf_u64(w, c->free_pos);
     zc_wbuf_u64(w, c->since_ms);
+    zc_wbuf_u8(w, c->breaker.state);
+    zc_wbuf_u8(w, c->breaker.mode);
+    zc_wbuf_u8(w, c->breaker.why);
+    zc_wbuf_u16(w, c->breaker.trips);
+    zc_wbuf_u16(w, c->breaker.probes);
+    zc_wbuf_u64(w, c->breaker.since_ms);
 }
 
 static int decode_cart(const MDB_val *k, const MDB_val *v, zc_cart_rec_t *c)
@@ -37,7 +43,8 @@ static int decode_cart(const MDB_val *k, const MDB_val *v, zc_cart_rec_t *c)
     memcpy(c->id, k->mv_data, k->mv_size);
     zc_rbuf_t r;
     zc_rbuf_init(&r, v->mv_data, v->mv_size);
-    if (zc_rbuf_u8(&r) != CART_REC_V)
+    uint8_t version = zc_rbuf_u8(&r);
+    if (version != 1 && version != CART_REC_V)
         return -1;
     zc_rbuf_str(&r, c->node, sizeof c->node);
     c->slot = zc_rbuf_u16(&r);
@@ -46,6 +53,17 @@ static int decode_cart(const MDB_val *k, const MDB_val *v, zc_cart_rec_t *c)
     zc_rbuf_bytes(&r, c->session, ZC_SESSION_LEN);
     c->free_pos = zc_rbuf_u64(&r);
     c->since_ms = zc_rbuf_u64(&r);
+    zc_breaker_init(&c->breaker);
+    if (version >= 2) {
+        c->breaker.state = zc_rbuf_u8(&r);
+        c->breaker.mode = zc_rbuf_u8(&r);
+        c->breaker.why = zc_rbuf_u8(&r);
+        c->breaker.trips = zc_rbuf_u16(&r);
+        c->breaker.probes = zc_rbuf_u16(&r);
+        c->breaker.since_ms = zc_rbuf_u64(&r);
+        if (c->breaker.state >= ZC_BRK_N_STATES || c->breaker.mode > ZC_BRK_FORCED_CLOSED)
+            return -1;
+    }
     return zc_rbuf_done(&r) ? 0 : -1;
 }
 
@@ -542,8 +560,9 @@ int zc_state_check(zc_state_t *s, char *why, size_t whylen)
     cur = NULL;
     if (rc != 0)
         goto out;
-    /* Carts: states valid, FREE count = free list length, ASSIGNED held by a
-     * LIVE session with the same generation. */
+    /* Carts: states valid, breakers consistent with their mode, FREE count =
+     * free list length, ASSIGNED held by a LIVE session with the same
+     * generation. */
     size_t n_free = 0;
     if (mdb_cursor_open(t, s->carts, &cur) != 0)
         goto storage;
@@ -552,6 +571,12 @@ int zc_state_check(zc_state_t *s, char *why, size_t whylen)
         zc_session_rec_t r;
         if (decode_cart(&k, &v, &c) != 0) {
             snprintf(why, whylen, "undecodable cart record");
+            rc = -1;
+        } else if (c.breaker.state >= ZC_BRK_N_STATES ||
+                   (c.breaker.mode == ZC_BRK_FORCED_OPEN && c.breaker.state != ZC_BRK_OPEN) ||
+                   (c.breaker.mode == ZC_BRK_FORCED_CLOSED && c.breaker.state != ZC_BRK_CLOSED)) {
+            snprintf(why, whylen, "cart %s breaker %s in mode %s", c.id,
+                     zc_breaker_state_name(c.breaker.state), zc_breaker_mode_name(c.breaker.mode));
             rc = -1;
         } else if (c.state == ZC_CART_FREE) {
             n_free++;

@@ -6,7 +6,7 @@
  *             free_tail (next free-list position)
  *   carts     cart id "<node>.<slot>" -> cart record (state FREE, ASSIGNED or
  *             DRAINING; generation and session of the latest assignment;
- *             free-list position while FREE)
+ *             free-list position while FREE; the cart's breaker record)
  *   free      u64 position (big-endian, so LMDB order = FIFO order) -> cart id
  *   sessions  16-octet session id -> session record (LIVE, CLOSED, EXPIRED;
  *             cart and generation)
@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "proto/msg.h"
+#include "replication/breaker.h"
 
 typedef enum { ZC_CART_FREE = 1, ZC_CART_ASSIGNED = 2, ZC_CART_DRAINING = 3 } zc_cart_state_t;
 typedef enum { ZC_SESS_LIVE = 1, ZC_SESS_CLOSED = 2, ZC_SESS_EXPIRED = 3 } zc_session_state_t;
@@ -47,6 +48,7 @@ typedef struct {
     uint8_t session[ZC_SESSION_LEN]; /* ASSIGNED/DRAINING: that assignment's session */
     uint64_t free_pos;               /* FREE: its key in `free` */
     uint64_t since_ms;               /* leader time of the last state change */
+    zc_breaker_t breaker;            /* its circuit breaker (replicated with it) */
 } zc_cart_rec_t;
 
 /* A session the cluster has seen. */

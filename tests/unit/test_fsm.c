@@ -480,13 +480,18 @@ static int corrupt(zc_fsm_t *f, int how)
         zc_state_txn_get_cart(st, t, "n.1", &c);
         zc_state_txn_free_push(st, t, &c);
         break;
+    case 4: /* a breaker held open by an operator that is closed */
+        zc_state_txn_get_cart(st, t, "n.1", &c);
+        c.breaker.mode = ZC_BRK_FORCED_OPEN;
+        zc_state_txn_put_cart(st, t, &c);
+        break;
     }
     return mdb_txn_commit(t) == 0 ? 0 : -1;
 }
 
 TEST(invariant_check_catches_corruption)
 {
-    for (int how = 0; how < 4; how++) {
+    for (int how = 0; how < 5; how++) {
         char d[256], why[256] = "";
         zc_fsm_t *f = open_fsm(d);
         do_register(f, "n", 2, 0, false);
@@ -497,6 +502,70 @@ TEST(invariant_check_catches_corruption)
         CHECK(why[0] != 0);
         zc_fsm_destroy(&f);
     }
+}
+
+static zc_cmd_result_t do_breaker(zc_fsm_t *f, const char *cart, int ev, uint64_t t)
+{
+    zc_cmd_t c = {.type = ZC_CMD_BREAKER, .time_ms = t};
+    snprintf(c.brk.cart, sizeof c.brk.cart, "%s", cart);
+    c.brk.ev = (uint8_t)ev;
+    c.brk.why = ZC_BRK_WHY_HEARTBEAT;
+    c.brk.max_probes = 1;
+    return apply(f, &c);
+}
+
+TEST(breaker_events_replicate_and_gate_assignment)
+{
+    char d1[256], d2[256];
+    zc_fsm_t *f = open_fsm(d1), *g = open_fsm(d2);
+    do_register(f, "n", 2, 0, false);
+    /* The head of the free list trips: the next assignment skips it. */
+    zc_cmd_result_t r = do_breaker(f, "n.0", ZC_BRK_EV_TRIP, 5000);
+    CHECK_EQ_U64(r.status, ZC_OK);
+    CHECK_EQ_U64(r.breaker.state, ZC_BRK_OPEN);
+    zc_cart_rec_t cart;
+    CHECK(zc_state_get_cart(zc_fsm_state(f), "n.0", &cart) == 0);
+    CHECK_EQ_U64(cart.breaker.state, ZC_BRK_OPEN);
+    CHECK_EQ_U64(cart.breaker.why, ZC_BRK_WHY_HEARTBEAT);
+    CHECK_EQ_U64(cart.breaker.since_ms, 5000);
+    r = do_assign(f, 1);
+    CHECK_EQ_U64(r.status, ZC_OK);
+    CHECK_STR(r.cart, "n.1");
+    /* The only other free cart is open: none to hand out. */
+    r = do_assign(f, 2);
+    CHECK_EQ_U64(r.status, ZC_NO_FREE_CART);
+    /* A stale event is refused, changes nothing, but the index advances. */
+    uint64_t digest = zc_state_digest(zc_fsm_state(f)), idx = zc_fsm_applied_index(f);
+    r = do_breaker(f, "n.0", ZC_BRK_EV_TRIP, 6000);
+    CHECK_EQ_U64(r.status, ZC_BAD_REQUEST);
+    CHECK_EQ_U64(zc_state_digest(zc_fsm_state(f)), digest);
+    CHECK_EQ_U64(zc_fsm_applied_index(f), idx + 1);
+    r = do_breaker(f, "nope.0", ZC_BRK_EV_TRIP, 6000);
+    CHECK_EQ_U64(r.status, ZC_BAD_REQUEST);
+    /* OPEN -> HALF_OPEN -> CLOSED: n.0 is handed out again, in its place. */
+    CHECK_EQ_U64(do_breaker(f, "n.0", ZC_BRK_EV_WAIT_OVER, 7000).status, ZC_OK);
+    CHECK_EQ_U64(do_assign(f, 3).status, ZC_NO_FREE_CART); /* half-open is not closed */
+    CHECK_EQ_U64(do_breaker(f, "n.0", ZC_BRK_EV_PROBE, 7100).status, ZC_OK);
+    CHECK_EQ_U64(do_breaker(f, "n.0", ZC_BRK_EV_PROBE, 7200).status, ZC_BAD_REQUEST); /* limit 1 */
+    CHECK_EQ_U64(do_breaker(f, "n.0", ZC_BRK_EV_PROBE_OK, 7300).status, ZC_OK);
+    r = do_assign(f, 4);
+    CHECK_EQ_U64(r.status, ZC_OK);
+    CHECK_STR(r.cart, "n.0");
+    char why[200];
+    CHECK(zc_state_check(zc_fsm_state(f), why, sizeof why) == 0);
+    /* A snapshot carries the breaker records. */
+    CHECK_EQ_U64(do_breaker(f, "n.1", ZC_BRK_EV_FORCE_OPEN, 8000).status, ZC_OK);
+    zc_wbuf_t snap;
+    zc_wbuf_init(&snap);
+    CHECK(zc_fsm_snapshot(f, &snap) == 0);
+    CHECK(zc_fsm_restore(g, snap.data, snap.len) == 0);
+    CHECK_EQ_U64(zc_state_digest(zc_fsm_state(g)), zc_state_digest(zc_fsm_state(f)));
+    CHECK(zc_state_get_cart(zc_fsm_state(g), "n.1", &cart) == 0);
+    CHECK_EQ_U64(cart.breaker.state, ZC_BRK_OPEN);
+    CHECK_EQ_U64(cart.breaker.mode, ZC_BRK_FORCED_OPEN);
+    zc_wbuf_clear(&snap);
+    zc_fsm_destroy(&f);
+    zc_fsm_destroy(&g);
 }
 
 int main(void)
@@ -517,6 +586,7 @@ int main(void)
     RUN(command_encoding_is_8_byte_aligned_with_zero_padding_only);
     RUN(invariant_check_catches_corruption);
     RUN(member_directory_replicates_and_snapshots);
+    RUN(breaker_events_replicate_and_gate_assignment);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)
