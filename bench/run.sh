@@ -24,7 +24,7 @@ for a in ${BROKER_ARGS:-}; do broker_args+=("--broker-arg=$a"); done
 cluster=deploy/local/zcart-cluster
 work=$(mktemp -d /tmp/zcart-bench.XXXXXX)
 catalog=$work/catalog.csv
-for p in apple banana cherry date elderberry fig grape kiwi; do
+for p in apple banana cherry grape lemon mango orange pear; do
   echo "$p,1000000000"
 done > "$catalog"
 

@@ -70,7 +70,7 @@ static const char USAGE[] =
     "                        mixed: one session per client, 70% add, 20% list,\n"
     "                        10% remove (default ops)\n"
     "  --catalog LIST        product names, comma-separated (default the demo\n"
-    "                        catalog: apple,banana,cherry,date,elderberry,fig,grape,kiwi)\n"
+    "                        catalog: apple,banana,cherry,grape,lemon,mango,orange,pear)\n"
     "  --product-prefix P    products are P0, P1, ... P(N-1) instead of the catalog\n"
     "  --products N          products used: the first N of the catalog (default all of\n"
     "                        it), or N prefixed names (default 8); 1..1024\n"
@@ -88,7 +88,7 @@ static const char USAGE[] =
     "Exit status: 0 done, 1 the timeline could not be written, 2 usage error\n"
     "(a --timeline FILE that cannot be created included), 3 no request was answered.\n";
 
-#define DEFAULT_CATALOG "apple,banana,cherry,date,elderberry,fig,grape,kiwi"
+#define DEFAULT_CATALOG "apple,banana,cherry,grape,lemon,mango,orange,pear"
 #define MAX_PRODUCTS 1024
 /* Outcome slots: the protocol statuses, then these two. */
 #define OUT_UNREACHABLE ZC_STATUS_COUNT
