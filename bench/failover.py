@@ -407,7 +407,8 @@ def drill(a, ctx, brokers, k, workdir):
     tl_path = os.path.join(workdir, "timeline-%02d.txt" % k)
     out_path = os.path.join(workdir, "bench-%02d.json" % k)
     argv = [os.path.join(a.bin, "zcart-bench"), "--brokers", ",".join(brokers), "-w", "ops",
-            "-c", str(a.clients), "-d", str(a.duration), "--json", "--timeline", tl_path]
+            "-c", str(a.clients), "-d", str(a.duration), "--catalog", ",".join(PRODUCTS),
+            "--json", "--timeline", tl_path]
     poller = Poller(ctx, brokers)
     bench = None
     try:
