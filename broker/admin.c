@@ -6,6 +6,10 @@
  *                              directory, add the server to raft and promote
  *                              it to voter once it has caught up
  *   remove-node id             remove it from raft, then from the directory
+ *   breaker cart action        action open / close: force the cart's breaker
+ *                              open or closed and hold it there; auto: hand it
+ *                              back to the automatic events (liveness.c).  One
+ *                              committed BREAKER command, cluster-wide.
  *
  * Arguments travel as ADMIN props (docs/protocol.md §3.2).  A follower
  * answers NOT_LEADER with the leader's endpoint, like for REQUESTs.  The
@@ -17,11 +21,19 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/liveness.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "proto/status.h"
 
-typedef enum { ADM_TRANSFER, ADM_ADD_MEMBER, ADM_ADD_RAFT, ADM_REMOVE_RAFT, ADM_REMOVE_MEMBER } step_t;
+typedef enum {
+    ADM_TRANSFER,
+    ADM_ADD_MEMBER,
+    ADM_ADD_RAFT,
+    ADM_REMOVE_RAFT,
+    ADM_REMOVE_MEMBER,
+    ADM_BREAKER,
+} step_t;
 
 /* One admin request in progress. */
 typedef struct {
@@ -31,17 +43,21 @@ typedef struct {
     uint64_t corr;                        /* asker's corr */
     step_t step;                          /* where the request is */
     zc_replica_t member;                  /* node concerned */
+    char cart[ZC_CART_MAX + 1];           /* breaker: the cart */
 } admin_t;
 
 static void finish(admin_t *a, int status, const char *detail)
 {
     if (!a->b->stopping)
         frontend_admin_reply(a->b, a->client, a->client_len, a->corr, status, detail);
-    zc_info("admin %s %" PRIu64 ": %s (%s)",
-            a->step == ADM_TRANSFER ? "transfer-leader"
-            : a->step <= ADM_ADD_RAFT ? "add-node"
-                                      : "remove-node",
-            a->member.id, zc_status_name(status), detail ? detail : "");
+    if (a->step == ADM_BREAKER)
+        zc_info("admin breaker %s: %s (%s)", a->cart, zc_status_name(status), detail ? detail : "");
+    else
+        zc_info("admin %s %" PRIu64 ": %s (%s)",
+                a->step == ADM_TRANSFER     ? "transfer-leader"
+                : a->step <= ADM_ADD_RAFT ? "add-node"
+                                          : "remove-node",
+                a->member.id, zc_status_name(status), detail ? detail : "");
     free(a);
 }
 
@@ -90,6 +106,23 @@ static void change_done(void *arg, int status, const char *detail)
         return;
     }
     finish(a, status, detail);
+}
+
+static void breaker_done(void *arg, int status, const zc_cmd_result_t *res)
+{
+    admin_t *a = arg;
+    if (status != ZC_OK) {
+        finish(a, status, "the breaker change did not commit");
+        return;
+    }
+    if (res->status != ZC_OK) {
+        finish(a, res->status, "no such cart");
+        return;
+    }
+    char detail[96];
+    snprintf(detail, sizeof detail, "cart %s breaker %s (%s)", a->cart,
+             zc_breaker_state_name(res->breaker.state), zc_breaker_mode_name(res->breaker.mode));
+    finish(a, ZC_OK, detail);
 }
 
 void admin_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *m)
@@ -142,6 +175,20 @@ void admin_request(broker_t *b, const uint8_t *client, size_t client_len, const 
             return;
         }
         zc_node_remove(b->node, a->member.id, change_done, a);
+    } else if (strcmp(m->command, "breaker") == 0) {
+        a->step = ADM_BREAKER;
+        const char *cart = zc_msg_prop(m, "cart"), *action = zc_msg_prop(m, "action");
+        int ev = !action                         ? 0
+                 : strcmp(action, "open") == 0  ? ZC_BRK_EV_FORCE_OPEN
+                 : strcmp(action, "close") == 0 ? ZC_BRK_EV_FORCE_CLOSE
+                 : strcmp(action, "auto") == 0  ? ZC_BRK_EV_AUTO
+                                                : 0;
+        if (cart == NULL || *cart == 0 || strlen(cart) > ZC_CART_MAX || ev == 0) {
+            finish(a, ZC_BAD_REQUEST, "breaker wants cart and action (open, close or auto)");
+            return;
+        }
+        snprintf(a->cart, sizeof a->cart, "%s", cart);
+        liveness_propose(b, a->cart, 0, ev, ZC_BRK_WHY_OPERATOR, breaker_done, a);
     } else {
         a->step = ADM_TRANSFER;
         char why[96];

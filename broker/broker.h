@@ -38,6 +38,7 @@ typedef enum {
     BREQ_AT_CART,    /* CART_REQUEST sent, waiting for the CART_REPLY */
     BREQ_RELEASING,  /* RELEASE proposed, waiting for the commit */
     BREQ_AT_NODE,    /* its cart's node is not connected: waiting for its HELLO */
+    BREQ_PROBING,    /* HALF_OPEN breaker: PROBE proposed, waiting for the commit */
 } breq_state_t;
 
 /* One client request in progress. */
@@ -49,6 +50,7 @@ typedef struct breq {
     zc_msg_t req;                               /* the REQUEST (has no lists) */
     char cart[ZC_CART_MAX + 1];                 /* assigned cart, once known */
     uint64_t generation;                        /* its generation */
+    bool probe;                                 /* admitted as a HALF_OPEN probe */
     uint64_t expires_us;                        /* monotonic time the wait ends */
     zc_link_t link;                             /* in broker.waiting */
 } breq_t;
@@ -57,6 +59,7 @@ typedef struct breq {
 typedef struct {
     char name[ZC_NODE_MAX + 1]; /* node name = its routing id */
     uint64_t last_hello_us;     /* monotonic time of the last HELLO */
+    uint64_t last_hello_wall_ms; /* wall time of the same (breaker records use wall time) */
     bool register_pending;      /* a REGISTER for it is being committed */
 } node_info_t;
 
@@ -90,6 +93,9 @@ typedef struct broker {
     unsigned n_at_node;       /* breqs in state BREQ_AT_NODE */
     zc_map_t *nodes;          /* node name -> node_info_t */
     zc_map_t *carts;          /* cart id -> cart_info_t (draining carts) */
+    zc_map_t *breakers;       /* cart id -> liveness.c's brk_info_t (failure counts) */
+    uint64_t ready_since_us;  /* monotonic time this replica last became a ready leader */
+    uint64_t last_liveness_us; /* last liveness scan */
     uint64_t last_drain_us;   /* last drain scan */
     struct peers *peers;      /* connection watch on the other replicas */
     bool members_seeded;      /* directory seeded in this leadership */

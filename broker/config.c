@@ -28,6 +28,14 @@ static const char usage[] =
     "  --cart-timeout MS         how long a request may wait for its cart or for a\n"
     "                            commit before it is answered KO (default 2000)\n"
     "  --drain-retry MS          resend RESET to a draining cart after MS (default 500)\n"
+    "  --cart-liveness MS        a cart node not heard (HELLO) for MS trips its carts'\n"
+    "                            breakers (default 3000)\n"
+    "  --breaker-failures K      consecutive failed or timed-out operations that trip a\n"
+    "                            cart's breaker (default 3)\n"
+    "  --breaker-wait MS         OPEN wait before HALF_OPEN; doubles per repeated trip\n"
+    "                            (default 1000)\n"
+    "  --breaker-wait-max MS     cap of that wait (default 30000)\n"
+    "  --breaker-probes N        requests a HALF_OPEN breaker lets through (default 1)\n"
     "  --join                    join an existing cluster instead of bootstrapping\n"
     "  --log-level LEVEL         debug, info, warn or error (default info)\n"
     "  --help                    print this text\n";
@@ -77,7 +85,8 @@ static bool parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 int broker_config_parse(broker_config_t *c, int argc, char **argv)
 {
     enum { O_ID = 1, O_DATA, O_REPLICA, O_ELECTION, O_HEARTBEAT, O_SNAP_T, O_SNAP_TR, O_CART_TO,
-           O_DRAIN, O_LOG, O_JOIN, O_HELP };
+           O_DRAIN, O_LOG, O_JOIN, O_HELP, O_LIVENESS, O_BRK_FAIL, O_BRK_WAIT, O_BRK_WAIT_MAX,
+           O_BRK_PROBES };
     static const struct option opts[] = {
         {"id", required_argument, NULL, O_ID},
         {"data", required_argument, NULL, O_DATA},
@@ -88,6 +97,11 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
         {"snapshot-trailing", required_argument, NULL, O_SNAP_TR},
         {"cart-timeout", required_argument, NULL, O_CART_TO},
         {"drain-retry", required_argument, NULL, O_DRAIN},
+        {"cart-liveness", required_argument, NULL, O_LIVENESS},
+        {"breaker-failures", required_argument, NULL, O_BRK_FAIL},
+        {"breaker-wait", required_argument, NULL, O_BRK_WAIT},
+        {"breaker-wait-max", required_argument, NULL, O_BRK_WAIT_MAX},
+        {"breaker-probes", required_argument, NULL, O_BRK_PROBES},
         {"log-level", required_argument, NULL, O_LOG},
         {"join", no_argument, NULL, O_JOIN},
         {"help", no_argument, NULL, O_HELP},
@@ -100,6 +114,11 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
     c->snapshot_trailing = 1024;
     c->cart_timeout_ms = 2000;
     c->drain_retry_ms = 500;
+    c->cart_liveness_ms = 3000;
+    c->breaker_failures = 3;
+    c->breaker_wait_ms = 1000;
+    c->breaker_wait_max_ms = 30000;
+    c->breaker_probes = 1;
     c->log_level = ZC_LOG_INFO;
     unsigned id = 0;
     int o;
@@ -147,6 +166,26 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
             if (!parse_uint(optarg, 10, 600000, &c->drain_retry_ms))
                 bad = "--drain-retry wants 10..600000 ms";
             break;
+        case O_LIVENESS:
+            if (!parse_uint(optarg, 50, 600000, &c->cart_liveness_ms))
+                bad = "--cart-liveness wants 50..600000 ms";
+            break;
+        case O_BRK_FAIL:
+            if (!parse_uint(optarg, 1, 1000, &c->breaker_failures))
+                bad = "--breaker-failures wants 1..1000";
+            break;
+        case O_BRK_WAIT:
+            if (!parse_uint(optarg, 10, 3600000, &c->breaker_wait_ms))
+                bad = "--breaker-wait wants 10..3600000 ms";
+            break;
+        case O_BRK_WAIT_MAX:
+            if (!parse_uint(optarg, 10, 3600000, &c->breaker_wait_max_ms))
+                bad = "--breaker-wait-max wants 10..3600000 ms";
+            break;
+        case O_BRK_PROBES:
+            if (!parse_uint(optarg, 1, 1000, &c->breaker_probes))
+                bad = "--breaker-probes wants 1..1000";
+            break;
         case O_LOG:
             if (!zc_log_parse_level(optarg, &c->log_level))
                 bad = "--log-level wants debug, info, warn or error";
@@ -192,6 +231,10 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
     }
     if (c->heartbeat_timeout_ms >= c->election_timeout_ms) {
         fprintf(stderr, "zcart-broker: --heartbeat-timeout must be below --election-timeout\n");
+        return 2;
+    }
+    if (c->breaker_wait_max_ms < c->breaker_wait_ms) {
+        fprintf(stderr, "zcart-broker: --breaker-wait-max must be at least --breaker-wait\n");
         return 2;
     }
     return 0;

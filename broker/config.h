@@ -21,6 +21,13 @@ typedef struct {
     unsigned snapshot_trailing;                    /* --snapshot-trailing */
     unsigned cart_timeout_ms;                      /* --cart-timeout: wait for a cart or a commit */
     unsigned drain_retry_ms;                       /* --drain-retry: resend RESET to draining carts */
+    unsigned cart_liveness_ms;                     /* --cart-liveness: a node silent this long trips
+                                                      its carts' breakers */
+    unsigned breaker_failures;                     /* --breaker-failures: consecutive failed
+                                                      operations that trip a cart's breaker */
+    unsigned breaker_wait_ms;                      /* --breaker-wait: first OPEN wait */
+    unsigned breaker_wait_max_ms;                  /* --breaker-wait-max: cap of the doubling wait */
+    unsigned breaker_probes;                       /* --breaker-probes: probes a HALF_OPEN admits */
     zc_log_level_t log_level;                      /* --log-level */
     bool join;                                     /* --join: never bootstrap */
 } broker_config_t;

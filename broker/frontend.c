@@ -85,6 +85,31 @@ static const char *invalid_request(const zc_msg_t *m)
     }
 }
 
+/* Status lists at most this many breakers; breakers_not_closed counts all. */
+#define STATUS_BREAKERS_MAX 256
+
+/* Collects the breakers that are not CLOSED-and-automatic into a STATUS reply. */
+typedef struct {
+    zc_msg_t *r;    /* the reply */
+    unsigned count; /* such breakers seen */
+} breakers_t;
+
+static int add_breaker(const zc_cart_rec_t *c, void *arg)
+{
+    breakers_t *x = arg;
+    const zc_breaker_t *k = &c->breaker;
+    if (k->state == ZC_BRK_CLOSED && k->mode == ZC_BRK_AUTO)
+        return 0;
+    if (x->count++ < STATUS_BREAKERS_MAX) {
+        char key[ZC_CART_MAX + 16]; /* longer than ZC_KEY_MAX: add_prop refuses it */
+        snprintf(key, sizeof key, "breaker.%s", c->id);
+        zc_msg_add_prop(x->r, key, "%s %s %s since=%" PRIu64 " trips=%u probes=%u",
+                        zc_breaker_state_name(k->state), zc_breaker_mode_name(k->mode),
+                        zc_breaker_why_name(k->why), k->since_ms, k->trips, k->probes);
+    }
+    return 0;
+}
+
 static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr)
 {
     zc_node_info_t info;
@@ -121,6 +146,9 @@ static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, 
     zc_msg_add_prop(&r, "inflight", "%zu", zc_map_size(b->inflight));
     zc_msg_add_prop(&r, "bad_requests", "%" PRIu64, b->bad_requests);
     zc_msg_add_prop(&r, "dropped", "%" PRIu64, b->dropped);
+    breakers_t brk = {&r, 0};
+    zc_state_each_cart(st, add_breaker, &brk);
+    zc_msg_add_prop(&r, "breakers_not_closed", "%u", brk.count);
     uint64_t ids[16];
     const char *roles[16];
     unsigned n_conf = zc_node_configuration(b->node, ids, roles, 16);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/liveness.h"
 #include "broker/peers.h"
 #include "broker/registry.h"
 #include "lib/clock.h"
@@ -65,12 +66,14 @@ static void on_role_changed(void *arg)
     bool ready = zc_node_ready(b->node);
     route_role_changed(b);
     if (ready && !b->was_ready) {
+        b->ready_since_us = zc_mono_us(); /* every node gets a full liveness window */
         seed_members(b);
         drain_scan(b, zc_mono_us(), true);
     }
     if (!ready && b->was_ready) {
         drain_forget_all(b);
         registry_forget_all(b);
+        liveness_forget_all(b);
     }
     b->was_ready = ready;
 }
@@ -81,6 +84,10 @@ static void on_tick(uv_timer_t *t)
     uint64_t now = zc_mono_us();
     route_expire(b, now);
     route_node_connected(b, NULL); /* a node's connection may be back before its HELLO */
+    if (now - b->last_liveness_us >= LIVENESS_SCAN_MS * 1000u) {
+        b->last_liveness_us = now;
+        liveness_scan(b, now);
+    }
     if (now - b->last_drain_us >= (uint64_t)b->cfg.drain_retry_ms * 1000u) {
         drain_scan(b, now, false);
         if (b->peers)
@@ -143,9 +150,10 @@ int main(int argc, char **argv)
     b.inflight = zc_map_new();
     b.nodes = zc_map_new();
     b.carts = zc_map_new();
+    b.breakers = zc_map_new();
     zc_link_init(&b.waiting);
     b.zctx = zmq_ctx_new();
-    if (!b.inflight || !b.nodes || !b.carts || !b.zctx) {
+    if (!b.inflight || !b.nodes || !b.carts || !b.breakers || !b.zctx) {
         fprintf(stderr, "zcart-broker: out of memory\n");
         return 1;
     }
@@ -203,6 +211,7 @@ out:
     zc_map_destroy(&b.inflight);
     drain_forget_all(&b);
     zc_map_destroy(&b.carts);
+    liveness_destroy(&b);
     registry_destroy(&b);
     zmq_ctx_term(b.zctx);
     return rc;

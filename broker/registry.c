@@ -47,6 +47,7 @@ void registry_hello(broker_t *b, const zc_msg_t *hello)
     if (n == NULL)
         return;
     n->last_hello_us = zc_mono_us();
+    n->last_hello_wall_ms = zc_wall_ms();
     if (!zc_node_ready(b->node) || n->register_pending)
         return;
     zc_state_t *st = zc_node_state(b->node);

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/liveness.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "proto/status.h"
@@ -98,7 +99,45 @@ static void finish_not_leader(broker_t *b, breq_t *q)
     breq_free(b, q);
 }
 
+static void send_to_cart(broker_t *b, breq_t *q);
+static void probe_done(void *arg, int status, const zc_cmd_result_t *res);
+
+/* The cart's breaker decides first (liveness.c): OPEN fails fast, HALF_OPEN
+ * lets the request through as a probe once its PROBE committed (probes are
+ * counted in the replicated record), CLOSED sends. */
 static void forward(broker_t *b, breq_t *q)
+{
+    zc_cart_rec_t rec;
+    int rc = zc_state_get_cart(zc_node_state(b->node), q->cart, &rec);
+    if (rc < 0) {
+        finish(b, q, ZC_INTERNAL, "state read failed", NULL);
+        return;
+    }
+    if (rc == 0 && !q->probe && rec.breaker.state != ZC_BRK_CLOSED) {
+        zc_brk_policy_t p = liveness_policy(b);
+        if (!zc_breaker_passes(&rec.breaker, &p)) {
+            char detail[96];
+            snprintf(detail, sizeof detail, "the cart's breaker is %s (%s)",
+                     zc_breaker_state_name(rec.breaker.state), zc_breaker_why_name(rec.breaker.why));
+            finish(b, q, ZC_CART_UNAVAILABLE, detail, NULL);
+            return;
+        }
+        propose_ctx_t *ctx = malloc(sizeof *ctx);
+        if (ctx == NULL) {
+            finish(b, q, ZC_INTERNAL, "out of memory", NULL);
+            return;
+        }
+        ctx->b = b;
+        ctx->corr = q->corr;
+        breq_wait(b, q, BREQ_PROBING);
+        liveness_propose(b, q->cart, rec.breaker.state, ZC_BRK_EV_PROBE, ZC_BRK_WHY_NONE,
+                         probe_done, ctx);
+        return;
+    }
+    send_to_cart(b, q);
+}
+
+static void send_to_cart(broker_t *b, breq_t *q)
 {
     char node[ZC_NODE_MAX + 1];
     uint16_t slot;
@@ -168,6 +207,29 @@ static void assign_done(void *arg, int status, const zc_cmd_result_t *res)
     short_session(q->req.session, s);
     zc_info("session %s assigned cart %s gen %llu", s, q->cart, (unsigned long long)q->generation);
     forward(b, q);
+}
+
+/* The PROBE of a HALF_OPEN breaker committed (or not): send the request as
+ * the probe, or refuse it when the table had no probe left. */
+static void probe_done(void *arg, int status, const zc_cmd_result_t *res)
+{
+    broker_t *b;
+    breq_t *q = ctx_take(arg, &b, BREQ_PROBING);
+    if (q == NULL)
+        return; /* gone: liveness_scan fails the probe once its time is up */
+    if (status != ZC_OK) {
+        proposal_failed(b, q, status);
+        return;
+    }
+    if (res->status != ZC_OK) {
+        char detail[96];
+        snprintf(detail, sizeof detail, "the cart's breaker is %s and admits no more probes",
+                 zc_breaker_state_name(res->breaker.state));
+        finish(b, q, ZC_CART_UNAVAILABLE, detail, NULL);
+        return;
+    }
+    q->probe = true;
+    send_to_cart(b, q);
 }
 
 static void release_done(void *arg, int status, const zc_cmd_result_t *res)
@@ -306,6 +368,8 @@ void route_cart_reply(broker_t *b, const char *node, const zc_msg_t *m)
     if (m->status == ZC_FENCED)
         zc_warn("cart %s refused gen %llu: %s", q->cart, (unsigned long long)q->generation,
                 m->detail);
+    /* A KO the cart decided is the cart working; INTERNAL is the cart failing. */
+    liveness_op_result(b, q->cart, m->status != ZC_INTERNAL, q->probe);
     finish(b, q, m->status, m->detail, m);
 }
 
@@ -319,11 +383,14 @@ void route_expire(broker_t *b, uint64_t now_us)
         case BREQ_AT_CART:
             zc_warn("cart %s did not answer seq %llu within %u ms", q->cart,
                     (unsigned long long)q->req.seq, b->cfg.cart_timeout_ms);
+            liveness_op_result(b, q->cart, false, q->probe);
             finish(b, q, ZC_CART_UNAVAILABLE, "the cart did not answer in time", NULL);
             break;
         case BREQ_AT_NODE:
             zc_warn("cart %s: its node did not connect within %u ms (seq %llu)", q->cart,
                     b->cfg.cart_timeout_ms, (unsigned long long)q->req.seq);
+            if (q->probe)
+                liveness_op_result(b, q->cart, false, true);
             finish(b, q, ZC_CART_UNAVAILABLE, "the cart's node is not connected", NULL);
             break;
         case BREQ_PARKED:

@@ -34,7 +34,7 @@
 static const char HELP[] =
     "usage: zcart [--brokers EP,EP...] [--session ID] [--json] [--timeout MS] COMMAND [ARGS]\n"
     "       zcart [options] admin transfer-leader [ID] | add-node ID RAFT,CLIENT,CART |\n"
-    "                              remove-node ID\n"
+    "                              remove-node ID | breaker CART open|close|auto\n"
     "\n"
     "Talk to a zcart broker cluster, failing over between its replicas.\n"
     "\n"
@@ -62,6 +62,9 @@ static const char HELP[] =
     "  admin remove-node ID\n"
     "                      remove replica ID from the cluster (not the leader itself:\n"
     "                      transfer leadership first)\n"
+    "  admin breaker CART open|close|auto\n"
+    "                      force CART's circuit breaker open or closed, cluster-wide,\n"
+    "                      or hand it back to the automatic heartbeat/failure rules\n"
     "  ID: 1..1000000.  Results: \"OK <detail>\" / \"KO <REASON>: <detail>\"; json\n"
     "  {\"ok\",\"op\":\"admin\",\"command\",\"reason\",\"detail\"}.\n"
     "\n"
@@ -123,6 +126,8 @@ static bool admin_arity(const char *sub, int *lo, int *hi)
         *lo = *hi = 2;
     else if (strcmp(sub, "remove-node") == 0)
         *lo = *hi = 1;
+    else if (strcmp(sub, "breaker") == 0)
+        *lo = *hi = 2;
     else
         return false;
     return true;
@@ -236,8 +241,8 @@ static int parse_args(int argc, char **argv, cli_args_t *a, char *why, size_t n)
     if (strcmp(a->cmd, "admin") == 0) {
         int lo, hi;
         if (i >= argc || !admin_arity(argv[i], &lo, &hi)) {
-            snprintf(why, n, "admin wants transfer-leader [ID], add-node ID RAFT,CLIENT,CART "
-                             "or remove-node ID");
+            snprintf(why, n, "admin wants transfer-leader [ID], add-node ID RAFT,CLIENT,CART, "
+                             "remove-node ID or breaker CART open|close|auto");
             return -1;
         }
         a->args[a->nargs++] = argv[i++];
@@ -245,7 +250,9 @@ static int parse_args(int argc, char **argv, cli_args_t *a, char *why, size_t n)
             a->args[a->nargs++] = argv[i++];
         if (a->nargs <= lo) {
             snprintf(why, n, "admin %s wants %s", a->args[0],
-                     lo == 2 ? "ID RAFT,CLIENT,CART" : "ID");
+                     strcmp(a->args[0], "breaker") == 0 ? "CART open|close|auto"
+                     : lo == 2                          ? "ID RAFT,CLIENT,CART"
+                                                        : "ID");
             return -1;
         }
     } else {
@@ -295,6 +302,23 @@ static bool admin_props(const cli_args_t *a, zcart_prop_t props[4], size_t *n, c
 {
     long id;
     *n = 0;
+    if (strcmp(a->args[0], "breaker") == 0) {
+        const char *act = a->args[2];
+        if (strlen(a->args[1]) > ZCART_VALUE_MAX || !strchr(a->args[1], '.')) {
+            snprintf(why, wn, "CART must be a cart id like cart1.0 (got '%.40s')", a->args[1]);
+            return false;
+        }
+        if (strcmp(act, "open") != 0 && strcmp(act, "close") != 0 && strcmp(act, "auto") != 0) {
+            snprintf(why, wn, "the breaker action must be open, close or auto (got '%.40s')", act);
+            return false;
+        }
+        snprintf(props[0].key, sizeof props[0].key, "cart");
+        snprintf(props[0].value, sizeof props[0].value, "%s", a->args[1]);
+        snprintf(props[1].key, sizeof props[1].key, "action");
+        snprintf(props[1].value, sizeof props[1].value, "%s", act);
+        *n = 2;
+        return true;
+    }
     if (a->nargs >= 2) {
         if (!parse_int(a->args[1], 1, 1000000, &id)) {
             snprintf(why, wn, "ID must be an integer from 1 to 1000000 (got '%.40s')", a->args[1]);

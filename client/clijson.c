@@ -6,8 +6,10 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/json.h"
 #include "proto/msg.h"
@@ -300,6 +302,31 @@ static void json_replica(zc_json_t *j, const zcart_replica_t *r)
     zc_json_end(j);
 }
 
+/* A "breaker.<cart>" status prop, parsed ("OPEN auto heartbeat since=MS
+ * trips=N probes=N", docs/protocol.md). */
+typedef struct {
+    const char *cart;  /* points into the prop's key */
+    char state[16];    /* CLOSED, OPEN, HALF_OPEN */
+    char mode[16];     /* auto, forced-open, forced-closed */
+    char why[16];      /* none, heartbeat, failures, probe, operator */
+    uint64_t since_ms; /* leader wall clock of the last change */
+    unsigned trips;    /* trips since the last close */
+    unsigned probes;   /* probes admitted in this HALF_OPEN */
+} breaker_view_t;
+
+static bool breaker_view(const zcart_prop_t *p, breaker_view_t *v)
+{
+    unsigned long long since;
+    if (strncmp(p->key, "breaker.", 8) != 0 || p->key[8] == 0)
+        return false;
+    v->cart = p->key + 8;
+    if (sscanf(p->value, "%15s %15s %15s since=%llu trips=%u probes=%u", v->state, v->mode, v->why,
+               &since, &v->trips, &v->probes) != 6)
+        return false;
+    v->since_ms = since;
+    return true;
+}
+
 static void json_status(FILE *out, int rc, const zcart_status_t *st)
 {
     zc_json_t j;
@@ -343,6 +370,23 @@ static void json_status(FILE *out, int rc, const zcart_status_t *st)
         zc_json_string(&j, lep);
     else
         zc_json_null(&j);
+    zc_json_key(&j, "breakers");
+    zc_json_arr(&j);
+    for (size_t i = 0; best && i < best->n_props; i++) {
+        breaker_view_t v;
+        if (!breaker_view(&best->props[i], &v))
+            continue;
+        zc_json_obj(&j);
+        zc_json_kstr(&j, "cart", v.cart);
+        zc_json_kstr(&j, "state", v.state);
+        zc_json_kstr(&j, "mode", v.mode);
+        zc_json_kstr(&j, "why", v.why);
+        zc_json_ku64(&j, "since_ms", v.since_ms);
+        zc_json_ku64(&j, "trips", v.trips);
+        zc_json_ku64(&j, "probes", v.probes);
+        zc_json_end(&j);
+    }
+    zc_json_end(&j);
     zc_json_end(&j);
     emit(out, &j);
 }
@@ -402,6 +446,18 @@ static void text_status(FILE *out, int rc, const zcart_status_t *st)
         fprintf(out, "carts: total %s, free %s, assigned %s, draining %s (%s %s)\n", t ? t : "-",
                 f ? f : "-", a ? a : "-", d ? d : "-", is_leader ? "leader" : "replica",
                 best->endpoint);
+        for (size_t i = 0; i < best->n_props; i++) {
+            breaker_view_t v;
+            if (!breaker_view(&best->props[i], &v))
+                continue;
+            time_t secs = (time_t)(v.since_ms / 1000);
+            struct tm tm;
+            char when[32] = "?";
+            if (gmtime_r(&secs, &tm))
+                strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+            fprintf(out, "breaker %s: %s (%s, %s) since %s.%03uZ, trips %u\n", v.cart, v.state,
+                    v.mode, v.why, when, (unsigned)(v.since_ms % 1000), v.trips);
+        }
     } else {
         fprintf(out, "UNREACHABLE: %s\n",
                 rc == ZCART_ESYS ? "local error asking the replicas" : "no replica answered");

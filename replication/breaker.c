@@ -85,7 +85,9 @@ int zc_breaker_apply(zc_breaker_t *b, const zc_brk_input_t *in)
     case ZC_BRK_EV_PROBE_FAIL:
         if (b->trips < UINT16_MAX)
             b->trips++;
-        b->why = in->ev == ZC_BRK_EV_PROBE_FAIL ? ZC_BRK_WHY_PROBE : in->why;
+        /* A failed probe keeps the cause it names, or says "probe". */
+        b->why = in->ev == ZC_BRK_EV_PROBE_FAIL && in->why == ZC_BRK_WHY_NONE ? ZC_BRK_WHY_PROBE
+                                                                              : in->why;
         b->probes = 0;
         break;
     case ZC_BRK_EV_WAIT_OVER: b->probes = 0; break;

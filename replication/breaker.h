@@ -88,7 +88,7 @@ void zc_breaker_init(zc_breaker_t *b);
 /* One event as it is proposed and replicated: everything apply needs. */
 typedef struct {
     uint8_t ev;         /* zc_brk_event_t */
-    uint8_t why;        /* zc_brk_why_t, for TRIP and PROBE_FAIL */
+    uint8_t why;        /* zc_brk_why_t, for TRIP and PROBE_FAIL (NONE: "probe") */
     uint16_t max_probes; /* PROBE: the leader's limit (travels with the event, so
                            every replica enforces the same one) */
     uint64_t now_ms;    /* leader time at proposal */

@@ -133,9 +133,16 @@ TEST(probes_are_bounded_and_counted)
     CHECK(zc_breaker_apply(&b, &x) == -1); /* the third probe, from a racing proposal */
     CHECK_EQ_U64(b.probes, 2);
     x = in(ZC_BRK_EV_PROBE_FAIL, 30);
+    x.why = ZC_BRK_WHY_NONE;
     CHECK(zc_breaker_apply(&b, &x) == 0);
     CHECK_EQ_U64(b.state, ZC_BRK_OPEN);
     CHECK_EQ_U64(b.why, ZC_BRK_WHY_PROBE);
+    x = in(ZC_BRK_EV_WAIT_OVER, 31);
+    CHECK(zc_breaker_apply(&b, &x) == 0);
+    x = in(ZC_BRK_EV_PROBE_FAIL, 32);
+    x.why = ZC_BRK_WHY_HEARTBEAT; /* the probe failed because the node stayed silent */
+    CHECK(zc_breaker_apply(&b, &x) == 0);
+    CHECK_EQ_U64(b.why, ZC_BRK_WHY_HEARTBEAT);
     CHECK_EQ_U64(b.probes, 0);
 }
 

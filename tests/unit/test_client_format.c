@@ -176,7 +176,9 @@ static void make_status(zcart_status_t *st)
                                     "carts_draining", "1", "member.2",
                                     "voter 127.0.0.1:9002 tcp://h:2", "future", "-5", "big",
                                     "18446744073709551615", "huge", "18446744073709551616",
-                                    "odd", "007", "role", "dup", NULL});
+                                    "odd", "007", "role", "dup", "breaker.n1.0",
+                                    "OPEN auto heartbeat since=1700000000123 trips=2 probes=0",
+                                    "breaker.bad", "junk", NULL});
     st->replicas[1].rtt_us = 200;
     snprintf(st->replicas[2].error, sizeof st->replicas[2].error, "connection refused");
 }
@@ -198,18 +200,22 @@ TEST(status_json)
               "\"reachable\":true,\"contacted\":\"tcp://h:2\",\"rtt_us\":200,\"leader_id\":2,"
               "\"carts_total\":8,\"carts_free\":5,\"carts_assigned\":2,\"carts_draining\":1,"
               "\"member.2\":\"voter 127.0.0.1:9002 tcp://h:2\",\"future\":-5,"
-              "\"big\":18446744073709551615,\"huge\":\"18446744073709551616\",\"odd\":\"007\"},"
+              "\"big\":18446744073709551615,\"huge\":\"18446744073709551616\",\"odd\":\"007\","
+              "\"breaker.n1.0\":\"OPEN auto heartbeat since=1700000000123 trips=2 probes=0\","
+              "\"breaker.bad\":\"junk\"},"
               "{\"id\":null,\"endpoint\":\"tcp://h:3\",\"role\":null,\"term\":null,"
               "\"commit_index\":null,\"applied_index\":null,\"digest\":null,"
               "\"reachable\":false,\"contacted\":\"tcp://h:3\",\"error\":\"connection refused\"}"
               "],\"carts\":{\"total\":8,\"free\":5,\"assigned\":2,\"draining\":1},"
-              "\"leader\":\"tcp://h:2\"}\n");
+              "\"leader\":\"tcp://h:2\",\"breakers\":[{\"cart\":\"n1.0\",\"state\":\"OPEN\","
+              "\"mode\":\"auto\",\"why\":\"heartbeat\",\"since_ms\":1700000000123,\"trips\":2,"
+              "\"probes\":0}]}\n");
     free(s);
     /* No leader: carts from the first replica that answered. */
     snprintf(st.replicas[1].props[2].value, sizeof st.replicas[1].props[2].value, "candidate");
     CAPTURE(s, zcli_print_status(out, true, ZCART_ANSWERED, &st));
     CHECK(strstr(s, "\"carts\":{\"total\":1,\"free\":1,\"assigned\":0,\"draining\":0},"
-                    "\"leader\":null}\n") != NULL);
+                    "\"leader\":null,\"breakers\":[]}\n") != NULL);
     free(s);
     zcart_status_clear(&st);
     /* Nobody answered. */
@@ -222,7 +228,7 @@ TEST(status_json)
                  "\"replicas\":[{\"id\":null,\"endpoint\":\"tcp://h:1\",\"role\":null,"
                  "\"term\":null,\"commit_index\":null,\"applied_index\":null,\"digest\":null,"
                  "\"reachable\":false,\"contacted\":\"tcp://h:1\",\"error\":\"no answer within "
-                 "1000 ms\"}],\"carts\":null,\"leader\":null}\n");
+                 "1000 ms\"}],\"carts\":null,\"leader\":null,\"breakers\":[]}\n");
     free(s);
     zcart_status_clear(&st);
 }
@@ -239,7 +245,8 @@ TEST(status_text)
               "2   tcp://h:2  leader    3     11      11       1234567890123456  2       up\n"
               "-   tcp://h:3  -         -     -       -        -                 -       "
               "connection refused\n"
-              "carts: total 8, free 5, assigned 2, draining 1 (leader tcp://h:2)\n");
+              "carts: total 8, free 5, assigned 2, draining 1 (leader tcp://h:2)\n"
+              "breaker n1.0: OPEN (auto, heartbeat) since 2023-11-14T22:13:20.123Z, trips 2\n");
     free(s);
     zcart_status_clear(&st);
 }

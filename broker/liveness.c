@@ -1,0 +1,222 @@
+/* liveness: cart liveness and the breakers, as the leader drives them.
+ *
+ * A cart's breaker record is replicated (replication/breaker.h: every move
+ * is one committed BREAKER command, checked by the transition table on
+ * every replica).  This file only decides *when* to propose a move, from
+ * what the leader sees and nobody else needs to:
+ *
+ *   its node sent no HELLO for --cart-liveness   CLOSED    -> TRIP (heartbeat)
+ *     (counted from the later of the last HELLO and the moment this replica
+ *     became a ready leader, so a new leader gives every node a full window)
+ *   --breaker-failures consecutive operations
+ *     that timed out or failed in the cart       CLOSED    -> TRIP (failures)
+ *   OPEN for the open wait of its trip count     OPEN      -> WAIT_OVER
+ *     (leader wall clock against the record's since_ms, so a new leader
+ *     continues the wait its predecessor started)
+ *   a HELLO after the breaker went half-open,
+ *     unless it opened for failed operations     HALF_OPEN -> PROBE_OK
+ *   its node still silent for --cart-liveness    HALF_OPEN -> PROBE_FAIL (heartbeat)
+ *   a request admitted as a probe (route.c)      HALF_OPEN -> PROBE, then PROBE_OK or
+ *                                                             PROBE_FAIL (failures)
+ *
+ * At most one proposal per cart is in flight.  A proposal the table refuses
+ * when it applies (another event got there first) changes nothing, so the
+ * volatile bookkeeping here can be lost at any time -- a new leader simply
+ * starts from the committed records. */
+#include "broker/liveness.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/clock.h"
+#include "lib/log.h"
+#include "proto/status.h"
+
+/* What the leader remembers about one cart's breaker between scans. */
+typedef struct {
+    unsigned failures; /* consecutive failed operations since the last success */
+    bool pending;      /* a BREAKER proposal for it is in flight */
+} brk_info_t;
+
+/* Argument of a BREAKER proposal's callback. */
+typedef struct {
+    broker_t *b;               /* the broker */
+    char cart[ZC_CART_MAX + 1]; /* the cart */
+    uint8_t ev;                /* the event proposed */
+    uint8_t from;              /* the state it was proposed from (for the log) */
+} brk_ctx_t;
+
+static brk_info_t *info_get(broker_t *b, const char *cart)
+{
+    if (b->breakers == NULL)
+        return NULL;
+    brk_info_t *i = zc_map_get(b->breakers, cart, strlen(cart));
+    if (i == NULL) {
+        i = calloc(1, sizeof *i);
+        if (i == NULL)
+            return NULL;
+        if (zc_map_put(b->breakers, cart, strlen(cart), i) != 0) {
+            free(i);
+            return NULL;
+        }
+    }
+    return i;
+}
+
+zc_brk_policy_t liveness_policy(const broker_t *b)
+{
+    zc_brk_policy_t p = {.open_wait_ms = b->cfg.breaker_wait_ms,
+                         .open_wait_max_ms = b->cfg.breaker_wait_max_ms,
+                         .max_probes = (uint16_t)b->cfg.breaker_probes};
+    return p;
+}
+
+static void propose_done(void *arg, int status, const zc_cmd_result_t *res)
+{
+    brk_ctx_t *ctx = arg;
+    brk_info_t *i =
+        ctx->b->breakers ? zc_map_get(ctx->b->breakers, ctx->cart, strlen(ctx->cart)) : NULL;
+    if (i)
+        i->pending = false;
+    if (status == ZC_OK && res->status == ZC_OK && res->breaker.state != ctx->from) {
+        const zc_breaker_t *k = &res->breaker;
+        if (k->state == ZC_BRK_OPEN)
+            zc_warn("cart %s breaker %s -> OPEN (%s, trip %u)", ctx->cart,
+                    zc_breaker_state_name(ctx->from), zc_breaker_why_name(k->why), k->trips);
+        else
+            zc_info("cart %s breaker %s -> %s", ctx->cart, zc_breaker_state_name(ctx->from),
+                    zc_breaker_state_name(k->state));
+    }
+    free(ctx);
+}
+
+void liveness_propose(broker_t *b, const char *cart, uint8_t from, int ev, int why,
+                      zc_propose_cb cb, void *arg)
+{
+    zc_cmd_t c = {.type = ZC_CMD_BREAKER, .time_ms = zc_wall_ms()};
+    snprintf(c.brk.cart, sizeof c.brk.cart, "%s", cart);
+    c.brk.ev = (uint8_t)ev;
+    c.brk.why = (uint8_t)why;
+    c.brk.max_probes = (uint16_t)b->cfg.breaker_probes;
+    if (cb) {
+        zc_node_propose(b->node, &c, cb, arg);
+        return;
+    }
+    brk_info_t *i = info_get(b, cart);
+    brk_ctx_t *ctx = malloc(sizeof *ctx);
+    if (i == NULL || ctx == NULL || i->pending) {
+        free(ctx);
+        return;
+    }
+    ctx->b = b;
+    snprintf(ctx->cart, sizeof ctx->cart, "%s", cart);
+    ctx->ev = (uint8_t)ev;
+    ctx->from = from;
+    i->pending = true;
+    zc_node_propose(b->node, &c, propose_done, ctx);
+}
+
+/* One scan's context. */
+typedef struct {
+    broker_t *b;      /* the broker */
+    uint64_t now_us;  /* monotonic now */
+    uint64_t now_ms;  /* wall now, the clock breaker records use */
+} scan_t;
+
+static int scan_one(const zc_cart_rec_t *c, void *arg)
+{
+    scan_t *s = arg;
+    broker_t *b = s->b;
+    const zc_breaker_t *k = &c->breaker;
+    if (k->mode != ZC_BRK_AUTO)
+        return 0;
+    brk_info_t *i = b->breakers ? zc_map_get(b->breakers, c->id, strlen(c->id)) : NULL;
+    if (i && i->pending)
+        return 0;
+    const node_info_t *n = zc_map_get(b->nodes, c->node, strlen(c->node));
+    uint64_t heard_us = n && n->last_hello_us > b->ready_since_us ? n->last_hello_us
+                                                                  : b->ready_since_us;
+    bool silent = s->now_us - heard_us > (uint64_t)b->cfg.cart_liveness_ms * 1000u;
+    zc_brk_policy_t p = liveness_policy(b);
+    switch (k->state) {
+    case ZC_BRK_CLOSED:
+        if (silent)
+            liveness_propose(b, c->id, k->state, ZC_BRK_EV_TRIP, ZC_BRK_WHY_HEARTBEAT, NULL, NULL);
+        break;
+    case ZC_BRK_OPEN:
+        if (s->now_ms >= k->since_ms + zc_breaker_open_wait_ms(k, &p))
+            liveness_propose(b, c->id, k->state, ZC_BRK_EV_WAIT_OVER, ZC_BRK_WHY_NONE, NULL, NULL);
+        break;
+    case ZC_BRK_HALF_OPEN:
+        if (n && n->last_hello_wall_ms > k->since_ms && !silent && k->why != ZC_BRK_WHY_FAILURES)
+            liveness_propose(b, c->id, k->state, ZC_BRK_EV_PROBE_OK, ZC_BRK_WHY_NONE, NULL, NULL);
+        else if (silent && s->now_ms >= k->since_ms + b->cfg.cart_liveness_ms)
+            liveness_propose(b, c->id, k->state, ZC_BRK_EV_PROBE_FAIL, ZC_BRK_WHY_HEARTBEAT, NULL,
+                             NULL);
+        else if (k->probes >= p.max_probes &&
+                 s->now_ms >= k->since_ms + 2 * (uint64_t)b->cfg.cart_timeout_ms)
+            /* Every probe was admitted and none came back OK in time (its
+             * request may be gone with a previous leader): try again later. */
+            liveness_propose(b, c->id, k->state, ZC_BRK_EV_PROBE_FAIL, ZC_BRK_WHY_FAILURES, NULL,
+                             NULL);
+        break;
+    }
+    return 0;
+}
+
+void liveness_scan(broker_t *b, uint64_t now_us)
+{
+    if (!zc_node_ready(b->node))
+        return;
+    scan_t s = {b, now_us, zc_wall_ms()};
+    zc_state_each_cart(zc_node_state(b->node), scan_one, &s);
+}
+
+void liveness_op_result(broker_t *b, const char *cart, bool ok, bool probe)
+{
+    if (!zc_node_ready(b->node))
+        return;
+    brk_info_t *i = info_get(b, cart);
+    if (i == NULL)
+        return;
+    if (probe) {
+        i->failures = 0;
+        liveness_propose(b, cart, ZC_BRK_HALF_OPEN, ok ? ZC_BRK_EV_PROBE_OK : ZC_BRK_EV_PROBE_FAIL,
+                         ok ? ZC_BRK_WHY_NONE : ZC_BRK_WHY_FAILURES, NULL, NULL);
+        return;
+    }
+    if (ok) {
+        i->failures = 0;
+        return;
+    }
+    if (++i->failures < b->cfg.breaker_failures)
+        return;
+    i->failures = 0;
+    zc_warn("cart %s: %u operations in a row failed or timed out", cart, b->cfg.breaker_failures);
+    liveness_propose(b, cart, ZC_BRK_CLOSED, ZC_BRK_EV_TRIP, ZC_BRK_WHY_FAILURES, NULL, NULL);
+}
+
+static int free_info(const void *k, size_t kl, void *v, void *arg)
+{
+    (void)k;
+    (void)kl;
+    (void)arg;
+    free(v);
+    return 0;
+}
+
+void liveness_forget_all(broker_t *b)
+{
+    zc_map_each(b->breakers, free_info, NULL);
+    zc_map_destroy(&b->breakers);
+    b->breakers = zc_map_new();
+}
+
+void liveness_destroy(broker_t *b)
+{
+    if (b->breakers)
+        zc_map_each(b->breakers, free_info, NULL);
+    zc_map_destroy(&b->breakers);
+}

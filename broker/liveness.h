@@ -1,0 +1,30 @@
+/* liveness: cart liveness and breakers on the leader (see liveness.c). */
+#ifndef ZC_BROKER_LIVENESS_H
+#define ZC_BROKER_LIVENESS_H
+
+#include "broker/broker.h"
+#include "replication/breaker.h"
+
+/* How often the tick runs liveness_scan. */
+#define LIVENESS_SCAN_MS 100
+
+/* Propose TRIP / WAIT_OVER / PROBE_OK / PROBE_FAIL for every cart that
+ * needs one (leader only). */
+void liveness_scan(broker_t *b, uint64_t now_us);
+/* A forwarded operation on cart ended: ok false for a timeout or a failure
+ * inside the cart (not for a KO the cart decided).  probe: it was admitted
+ * as a HALF_OPEN probe. */
+void liveness_op_result(broker_t *b, const char *cart, bool ok, bool probe);
+/* Propose one BREAKER event for cart.  With cb NULL, at most one such
+ * proposal per cart is in flight and the outcome is only logged (from: the
+ * state it is proposed from); with cb (admin, probes) the caller gets the
+ * result and no bookkeeping is done. */
+void liveness_propose(broker_t *b, const char *cart, uint8_t from, int ev, int why,
+                      zc_propose_cb cb, void *arg);
+/* The breaker tunables from the flags. */
+zc_brk_policy_t liveness_policy(const broker_t *b);
+/* Leadership lost: forget failure counts and pending proposals. */
+void liveness_forget_all(broker_t *b);
+void liveness_destroy(broker_t *b);
+
+#endif
