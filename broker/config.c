@@ -36,6 +36,8 @@ static const char usage[] =
     "                            (default 1000)\n"
     "  --breaker-wait-max MS     cap of that wait (default 30000)\n"
     "  --breaker-probes N        requests a HALF_OPEN breaker lets through (default 1)\n"
+    "  --session-ttl MS          a session with no request for MS expires: its cart is\n"
+    "                            emptied and freed (1000..86400000, default 600000)\n"
     "  --join                    join an existing cluster instead of bootstrapping\n"
     "  --log-level LEVEL         debug, info, warn or error (default info)\n"
     "  --help                    print this text\n";
@@ -86,7 +88,7 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
 {
     enum { O_ID = 1, O_DATA, O_REPLICA, O_ELECTION, O_HEARTBEAT, O_SNAP_T, O_SNAP_TR, O_CART_TO,
            O_DRAIN, O_LOG, O_JOIN, O_HELP, O_LIVENESS, O_BRK_FAIL, O_BRK_WAIT, O_BRK_WAIT_MAX,
-           O_BRK_PROBES };
+           O_BRK_PROBES, O_TTL };
     static const struct option opts[] = {
         {"id", required_argument, NULL, O_ID},
         {"data", required_argument, NULL, O_DATA},
@@ -102,6 +104,7 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
         {"breaker-wait", required_argument, NULL, O_BRK_WAIT},
         {"breaker-wait-max", required_argument, NULL, O_BRK_WAIT_MAX},
         {"breaker-probes", required_argument, NULL, O_BRK_PROBES},
+        {"session-ttl", required_argument, NULL, O_TTL},
         {"log-level", required_argument, NULL, O_LOG},
         {"join", no_argument, NULL, O_JOIN},
         {"help", no_argument, NULL, O_HELP},
@@ -119,6 +122,7 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
     c->breaker_wait_ms = 1000;
     c->breaker_wait_max_ms = 30000;
     c->breaker_probes = 1;
+    c->session_ttl_ms = 600000;
     c->log_level = ZC_LOG_INFO;
     unsigned id = 0;
     int o;
@@ -185,6 +189,10 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
         case O_BRK_PROBES:
             if (!parse_uint(optarg, 1, 1000, &c->breaker_probes))
                 bad = "--breaker-probes wants 1..1000";
+            break;
+        case O_TTL:
+            if (!parse_uint(optarg, 1000, 86400000, &c->session_ttl_ms))
+                bad = "--session-ttl wants 1000..86400000 ms";
             break;
         case O_LOG:
             if (!zc_log_parse_level(optarg, &c->log_level))

@@ -28,6 +28,8 @@ typedef struct {
     unsigned breaker_wait_ms;                      /* --breaker-wait: first OPEN wait */
     unsigned breaker_wait_max_ms;                  /* --breaker-wait-max: cap of the doubling wait */
     unsigned breaker_probes;                       /* --breaker-probes: probes a HALF_OPEN admits */
+    unsigned session_ttl_ms;                       /* --session-ttl: a session not heard from
+                                                      this long expires */
     zc_log_level_t log_level;                      /* --log-level */
     bool join;                                     /* --join: never bootstrap */
 } broker_config_t;

@@ -77,11 +77,12 @@ static const char *invalid_request(const zc_msg_t *m)
         return NULL;
     case ZC_OP_LIST:
     case ZC_OP_CLOSE:
+    case ZC_OP_KEEPALIVE:
         if (m->product[0] || m->qty)
-            return "list and close take no product and qty 0";
+            return "list, close and keepalive take no product and qty 0";
         return NULL;
     default:
-        return "op must be 1 (add), 2 (remove), 3 (list) or 4 (close)";
+        return "op must be 1 (add), 2 (remove), 3 (list), 4 (close) or 5 (keepalive)";
     }
 }
 

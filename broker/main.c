@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/lease.h"
 #include "broker/liveness.h"
 #include "broker/peers.h"
 #include "broker/registry.h"
@@ -74,6 +75,7 @@ static void on_role_changed(void *arg)
         drain_forget_all(b);
         registry_forget_all(b);
         liveness_forget_all(b);
+        lease_forget_all(b);
     }
     b->was_ready = ready;
 }
@@ -87,6 +89,10 @@ static void on_tick(uv_timer_t *t)
     if (now - b->last_liveness_us >= LIVENESS_SCAN_MS * 1000u) {
         b->last_liveness_us = now;
         liveness_scan(b, now);
+    }
+    if (now - b->last_lease_us >= LEASE_SCAN_MS * 1000u) {
+        b->last_lease_us = now;
+        lease_scan(b, now);
     }
     if (now - b->last_drain_us >= (uint64_t)b->cfg.drain_retry_ms * 1000u) {
         drain_scan(b, now, false);
@@ -151,9 +157,10 @@ int main(int argc, char **argv)
     b.nodes = zc_map_new();
     b.carts = zc_map_new();
     b.breakers = zc_map_new();
+    b.leases = zc_map_new();
     zc_link_init(&b.waiting);
     b.zctx = zmq_ctx_new();
-    if (!b.inflight || !b.nodes || !b.carts || !b.breakers || !b.zctx) {
+    if (!b.inflight || !b.nodes || !b.carts || !b.breakers || !b.leases || !b.zctx) {
         fprintf(stderr, "zcart-broker: out of memory\n");
         return 1;
     }
@@ -212,6 +219,7 @@ out:
     drain_forget_all(&b);
     zc_map_destroy(&b.carts);
     liveness_destroy(&b);
+    lease_destroy(&b);
     registry_destroy(&b);
     zmq_ctx_term(b.zctx);
     return rc;

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/lease.h"
 #include "broker/liveness.h"
 #include "lib/clock.h"
 #include "lib/log.h"
@@ -203,6 +204,7 @@ static void assign_done(void *arg, int status, const zc_cmd_result_t *res)
     }
     snprintf(q->cart, sizeof q->cart, "%s", res->cart);
     q->generation = res->generation;
+    lease_touch(b, q->req.session);
     char s[9];
     short_session(q->req.session, s);
     zc_info("session %s assigned cart %s gen %llu", s, q->cart, (unsigned long long)q->generation);
@@ -248,6 +250,7 @@ static void release_done(void *arg, int status, const zc_cmd_result_t *res)
     }
     snprintf(q->cart, sizeof q->cart, "%s", res->cart);
     q->generation = res->generation;
+    lease_forget(b, q->req.session);
     if (res->cart[0]) {
         char s[9];
         short_session(q->req.session, s);
@@ -299,6 +302,11 @@ static void dispatch(broker_t *b, breq_t *q)
                 finish(b, q, ZC_SESSION_EXPIRED, "the session's lease expired", NULL);
             return;
         }
+        lease_touch(b, req->session);
+        if (req->op == ZC_OP_KEEPALIVE) {
+            finish(b, q, ZC_OK, NULL, NULL); /* the lease is renewed: nothing else to do */
+            return;
+        }
         if (req->op == ZC_OP_CLOSE) {
             zc_cmd_t c = {.type = ZC_CMD_RELEASE, .time_ms = zc_wall_ms()};
             memcpy(c.release.session, req->session, ZC_SESSION_LEN);
@@ -319,7 +327,7 @@ static void dispatch(broker_t *b, breq_t *q)
     case ZC_OP_REMOVE:
         finish(b, q, ZC_NOT_IN_CART, "the session has no cart", NULL);
         return;
-    default: /* list: empty; close: nothing to release */
+    default: /* list: empty; close: nothing to release; keepalive: no lease to renew */
         finish(b, q, ZC_OK, NULL, NULL);
         return;
     }

@@ -76,6 +76,9 @@ static const char HELP[] =
     "  --json              print each result as one JSON object on one line\n"
     "  --timeout MS        time budget of the whole command, retries and failover\n"
     "                      included (default 5000; one try waits at most 1000)\n"
+    "  --keepalive MS      shell: renew the session's lease every MS from a thread of\n"
+    "                      its own while the shell waits for input (default 10000;\n"
+    "                      0: never; the brokers' --session-ttl must be longer)\n"
     "  --verbose           log failover decisions on stderr\n"
     "  -h, --help          print this help and exit\n"
     "\n"
@@ -98,6 +101,9 @@ static const char HELP[] =
     "(then the outcome is unknown unless \"in_doubt\" is false).\n"
     "shell exits 0 at end of input or quit, 3 if its last command got no answer.\n";
 
+/* The shell's keepalive period unless --keepalive says otherwise. */
+#define ZCLI_DEFAULT_KEEPALIVE_MS 10000
+
 static const char SHELL_HELP[] =
     "commands: add PRODUCT QTY | remove PRODUCT QTY | list | close | status | help | "
     "quit | exit (blank lines and lines starting with # are ignored; after close, or "
@@ -109,6 +115,7 @@ typedef struct {
     const char *session; /* --session, or NULL */
     bool json;           /* --json */
     int timeout_ms;      /* --timeout, 0 if not given */
+    int keepalive_ms;    /* --keepalive (shell), -1 if not given */
     bool verbose;        /* --verbose */
     bool help;           /* -h / --help */
     const char *cmd;     /* the command, or NULL */
@@ -167,7 +174,7 @@ static bool parse_int(const char *s, long lo, long hi, long *out)
 static int option(int argc, char **argv, int *i, cli_args_t *a, char *why, size_t n)
 {
     const char *arg = argv[*i];
-    static const char *const valued[] = {"--brokers", "--session", "--timeout"};
+    static const char *const valued[] = {"--brokers", "--session", "--timeout", "--keepalive"};
     if (strcmp(arg, "--json") == 0) {
         a->json = true;
     } else if (strcmp(arg, "--verbose") == 0) {
@@ -175,7 +182,7 @@ static int option(int argc, char **argv, int *i, cli_args_t *a, char *why, size_
     } else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
         a->help = true;
     } else {
-        for (size_t k = 0; k < 3; k++) {
+        for (size_t k = 0; k < 4; k++) {
             size_t len = strlen(valued[k]);
             if (strncmp(arg, valued[k], len) != 0 || (arg[len] != 0 && arg[len] != '='))
                 continue;
@@ -192,6 +199,13 @@ static int option(int argc, char **argv, int *i, cli_args_t *a, char *why, size_
                 a->brokers = v;
             } else if (k == 1) {
                 a->session = v;
+            } else if (k == 3) {
+                long ms;
+                if (!parse_int(v, 0, 86400000, &ms)) {
+                    snprintf(why, n, "--keepalive wants milliseconds, 0..86400000 (got '%.40s')", v);
+                    return -1;
+                }
+                a->keepalive_ms = (int)ms;
             } else {
                 long ms;
                 if (!parse_int(v, 1, 86400000, &ms)) {
@@ -212,6 +226,7 @@ static int option(int argc, char **argv, int *i, cli_args_t *a, char *why, size_
 static int parse_args(int argc, char **argv, cli_args_t *a, char *why, size_t n)
 {
     memset(a, 0, sizeof *a);
+    a->keepalive_ms = -1;
     int i = 1;
     /* Options, up to the command. */
     while (i < argc && a->cmd == NULL) {
@@ -356,6 +371,11 @@ static bool admin_props(const cli_args_t *a, zcart_prop_t props[4], size_t *n, c
 typedef struct {
     zcart_t *z;          /* the client */
     zcart_session_t *s;  /* current session, or NULL */
+    const char *brokers; /* the broker list (shell keeper) */
+    zcart_options_t opt; /* the client options (shell keeper) */
+    int keepalive_ms;    /* shell: keeper period, 0 for none */
+    zcart_keeper_t *keeper; /* shell: renews s's lease while waiting for input */
+    char keeper_sid[2 * ZC_SESSION_LEN + 1]; /* the session the keeper renews */
     bool json;           /* --json */
     FILE *out;           /* results */
     FILE *err;           /* diagnostics */
@@ -443,9 +463,26 @@ static int split(char *line, char **words, int max)
     return n;
 }
 
+/* Keep a keeper running for the shell's current session, and only for it. */
+static void keeper_sync(cli_t *c)
+{
+    const char *sid = c->s ? zcart_session_id(c->s) : NULL;
+    if (c->keeper && (sid == NULL || strcmp(sid, c->keeper_sid) != 0))
+        zcart_keeper_stop(&c->keeper);
+    if (c->keeper == NULL && sid && c->keepalive_ms > 0) {
+        c->keeper = zcart_keeper_start(c->brokers, &c->opt, sid, c->keepalive_ms);
+        if (c->keeper)
+            snprintf(c->keeper_sid, sizeof c->keeper_sid, "%s", sid);
+        else
+            fprintf(c->err, "zcart: cannot start the keepalive thread; the session's lease "
+                            "is renewed only by commands\n");
+    }
+}
+
 static int shell(cli_t *c, FILE *in)
 {
     bool tty = isatty(fileno(in)) && isatty(fileno(c->out));
+    keeper_sync(c); /* an attached session is kept alive from the start */
     char *line = NULL;
     size_t cap = 0;
     int last = ZCLI_EXIT_OK;
@@ -493,7 +530,9 @@ static int shell(cli_t *c, FILE *in)
             continue;
         }
         last = run_command(c, cmd, (const char *const *)&words[1], true);
+        keeper_sync(c);
     }
+    zcart_keeper_stop(&c->keeper);
     free(line);
     return last == ZCLI_EXIT_UNREACHABLE ? ZCLI_EXIT_UNREACHABLE : ZCLI_EXIT_OK;
 }
@@ -550,6 +589,9 @@ int zcli_run(int argc, char **argv, FILE *in, FILE *out, FILE *err)
     }
     zcart_options_t o = {0};
     o.total_timeout_ms = a.timeout_ms;
+    c.brokers = brokers;
+    c.opt = o;
+    c.keepalive_ms = a.keepalive_ms < 0 ? ZCLI_DEFAULT_KEEPALIVE_MS : a.keepalive_ms;
     c.z = zcart_new(brokers, &o);
     if (c.z == NULL) {
         fprintf(err, "zcart: cannot start the client: %s\n", strerror(errno));

@@ -342,6 +342,11 @@ int zcart_remove(zcart_session_t *s, const char *product, uint32_t qty, zcart_re
 
 int zcart_list(zcart_session_t *s, zcart_result_t *res) { return cart_op(s, ZC_OP_LIST, NULL, 0, res); }
 
+int zcart_keepalive(zcart_session_t *s, zcart_result_t *res)
+{
+    return cart_op(s, ZC_OP_KEEPALIVE, NULL, 0, res);
+}
+
 int zcart_close(zcart_session_t *s, zcart_result_t *res)
 {
     return cart_op(s, ZC_OP_CLOSE, NULL, 0, res);

@@ -225,6 +225,25 @@ ZCART_API int zcart_remove(zcart_session_t *s, const char *product, uint32_t qty
 ZCART_API int zcart_list(zcart_session_t *s, zcart_result_t *res);
 /* End the session: its cart is released (emptied, then freed). */
 ZCART_API int zcart_close(zcart_session_t *s, zcart_result_t *res);
+/* Renew the session's lease without touching its cart (the broker answers
+ * it; --session-ttl on the brokers).  Every other operation renews it too.
+ * OK for a session without a cart (nothing to keep); SESSION_CLOSED or
+ * SESSION_EXPIRED once it ended. */
+ZCART_API int zcart_keepalive(zcart_session_t *s, zcart_result_t *res);
+
+/* --- keeping a session alive on its own -----------------------------------
+ * A keeper sends zcart_keepalive for one session every interval_ms from a
+ * thread of its own, with its own connection (brokers and opt as for
+ * zcart_new; opt may be NULL), so an application that sits idle -- a shell
+ * waiting for input -- keeps its cart.  It stops renewing once the session
+ * ended; zcart_keeper_stop joins the thread and frees it. */
+typedef struct zcart_keeper zcart_keeper_t;
+ZCART_API zcart_keeper_t *zcart_keeper_start(const char *brokers, const zcart_options_t *opt,
+                                             const char *session_hex, int interval_ms);
+/* Stop (waits for a keepalive in progress), free, set *p to NULL. */
+ZCART_API void zcart_keeper_stop(zcart_keeper_t **p);
+/* Keepalives the keeper sent and got OK for (for tests and diagnostics). */
+ZCART_API unsigned zcart_keeper_renewals(zcart_keeper_t *k);
 
 /* Free what res owns and zero it. */
 ZCART_API void zcart_result_clear(zcart_result_t *res);

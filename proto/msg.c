@@ -34,8 +34,8 @@ const char *zc_msg_name(int id) { return id >= 0 && id < 256 ? msgs[id].name : N
 
 const char *zc_op_name(int op)
 {
-    static const char *const names[] = {NULL, "add", "remove", "list", "close"};
-    return op >= 1 && op <= 4 ? names[op] : NULL;
+    static const char *const names[] = {NULL, "add", "remove", "list", "close", "keepalive"};
+    return op >= 1 && op <= ZC_OP_KEEPALIVE ? names[op] : NULL;
 }
 
 void zc_msg_init(zc_msg_t *m, uint8_t id)

@@ -40,7 +40,8 @@
 #define ZC_SESSION_LEN 16
 
 /* Cart operations (field `op`). */
-enum { ZC_OP_ADD = 1, ZC_OP_REMOVE = 2, ZC_OP_LIST = 3, ZC_OP_CLOSE = 4 };
+/* keepalive renews the session's lease at the broker; it never reaches a cart. */
+enum { ZC_OP_ADD = 1, ZC_OP_REMOVE = 2, ZC_OP_LIST = 3, ZC_OP_CLOSE = 4, ZC_OP_KEEPALIVE = 5 };
 /* "add", "remove", "list", "close", or NULL. */
 const char *zc_op_name(int op);
 

@@ -1,0 +1,22 @@
+/* lease: session leases on the leader (see lease.c). */
+#ifndef ZC_BROKER_LEASE_H
+#define ZC_BROKER_LEASE_H
+
+#include "broker/broker.h"
+
+/* How often the tick runs lease_scan. */
+#define LEASE_SCAN_MS 250
+
+/* A request of a live session arrived (or its ASSIGN committed): its lease
+ * starts again. */
+void lease_touch(broker_t *b, const uint8_t session[ZC_SESSION_LEN]);
+/* The session ended (closed): forget its lease. */
+void lease_forget(broker_t *b, const uint8_t session[ZC_SESSION_LEN]);
+/* Propose the expiry (a RELEASE, why "lease expired") of every live session
+ * whose lease ran out (leader only). */
+void lease_scan(broker_t *b, uint64_t now_us);
+/* Leadership lost: forget every lease (a new leader restarts them all). */
+void lease_forget_all(broker_t *b);
+void lease_destroy(broker_t *b);
+
+#endif
