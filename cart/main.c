@@ -18,12 +18,26 @@ static const char usage[] =
     "before every add (several checks in flight at once).  It connects to the\n"
     "cart endpoint of EVERY broker replica and registers with the cluster.\n"
     "\n"
+    "Checks go round-robin to the stock instances that are connected and whose\n"
+    "breaker is closed.  K failed checks in a row open an instance's breaker:\n"
+    "checks skip it, and when no instance is left an add is answered\n"
+    "STOCK_UNAVAILABLE at once.  After the open wait one probe check goes\n"
+    "through; its answer closes the breaker, its failure reopens it.  A timed-out\n"
+    "check is answered STOCK_TIMEOUT, not retried elsewhere.\n"
+    "\n"
     "  --name NODE           node name, 1..32 of [A-Za-z0-9_-]; carts are NODE.SLOT\n"
     "  --slots N             cart slots to host, 1..1024\n"
     "  --data DIR            LMDB directory (contents survive restarts)\n"
     "  --brokers EP,...      cart endpoints of all broker replicas\n"
     "  --stock EP,...        stock service endpoints (checks spread over them)\n"
-    "  --stock-timeout MS    per-check timeout -> STOCK_TIMEOUT (default 1000)\n"
+    "  --stock-timeout MS    per-check timeout -> STOCK_TIMEOUT (default 1000); keep it\n"
+    "                        below the brokers' --cart-timeout\n"
+    "  --stock-failures K    failed checks in a row (timed out or INTERNAL) that open a\n"
+    "                        stock instance's breaker (default 3)\n"
+    "  --stock-open-ms MS    how long an open breaker keeps checks off its instance\n"
+    "                        before one probe check goes through (default 1000); the\n"
+    "                        wait doubles each time the probe fails\n"
+    "  --stock-open-max-ms MS  cap of that doubling wait (default 8000)\n"
     "  --hello-interval MS   HELLO/heartbeat period to every replica (default 1000)\n"
     "  --log-level LEVEL     debug, info, warn or error (default info)\n"
     "  --help                print this text\n";
@@ -69,9 +83,15 @@ int main(int argc, char **argv)
         {"data", required_argument, NULL, 'd'},          {"brokers", required_argument, NULL, 'b'},
         {"stock", required_argument, NULL, 'k'},         {"stock-timeout", required_argument, NULL, 't'},
         {"hello-interval", required_argument, NULL, 'i'}, {"log-level", required_argument, NULL, 'l'},
+        {"stock-failures", required_argument, NULL, 'F'}, {"stock-open-ms", required_argument, NULL, 'O'},
+        {"stock-open-max-ms", required_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},                {NULL, 0, NULL, 0},
     };
-    cart_config_t cfg = {.stock_timeout_ms = 1000, .hello_interval_ms = 1000};
+    cart_config_t cfg = {.stock_timeout_ms = 1000,
+                         .stock_failures = 3,
+                         .stock_open_ms = 1000,
+                         .stock_open_max_ms = 8000,
+                         .hello_interval_ms = 1000};
     zc_log_level_t level = ZC_LOG_INFO;
     int o;
     opterr = 0;
@@ -93,6 +113,18 @@ int main(int argc, char **argv)
         case 't':
             if (!parse_uint(optarg, 1, 600000, &cfg.stock_timeout_ms))
                 bad = "--stock-timeout wants 1..600000 ms";
+            break;
+        case 'F':
+            if (!parse_uint(optarg, 1, 1000, &cfg.stock_failures))
+                bad = "--stock-failures wants 1..1000";
+            break;
+        case 'O':
+            if (!parse_uint(optarg, 1, 600000, &cfg.stock_open_ms))
+                bad = "--stock-open-ms wants 1..600000 ms";
+            break;
+        case 'M':
+            if (!parse_uint(optarg, 1, 3600000, &cfg.stock_open_max_ms))
+                bad = "--stock-open-max-ms wants 1..3600000 ms";
             break;
         case 'i':
             if (!parse_uint(optarg, 10, 600000, &cfg.hello_interval_ms))
@@ -118,6 +150,11 @@ int main(int argc, char **argv)
                 usage);
         return 2;
     }
+    if (cfg.stock_open_max_ms < cfg.stock_open_ms) {
+        fprintf(stderr, "zcart-cart: --stock-open-max-ms (%u) is below --stock-open-ms (%u)\n",
+                cfg.stock_open_max_ms, cfg.stock_open_ms);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     zc_log_set_name(cfg.name);
     zc_log_threshold = level;
@@ -132,7 +169,10 @@ int main(int argc, char **argv)
     uv_signal_init(loop, &sigterm_h);
     uv_signal_start(&sigint_h, on_signal, SIGINT);
     uv_signal_start(&sigterm_h, on_signal, SIGTERM);
-    zc_info("hosting %u carts, brokers %s, stock %s", cfg.slots, cfg.brokers, cfg.stock);
+    zc_info("hosting %u carts, brokers %s, stock %s (timeout %u ms, breaker: %u failures, "
+            "open %u..%u ms)",
+            cfg.slots, cfg.brokers, cfg.stock, cfg.stock_timeout_ms, cfg.stock_failures,
+            cfg.stock_open_ms, cfg.stock_open_max_ms);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
     return 0;

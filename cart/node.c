@@ -192,11 +192,11 @@ static void answer_and_record(cart_node_t *n, uint16_t slot, const uint8_t sessi
     zc_msg_reset(&r);
 }
 
-static void on_stock(void *arg, int status, uint32_t available)
+static void on_stock(void *arg, int status, uint32_t available, const char *sdetail)
 {
     pending_add_t *p = arg;
     cart_node_t *n = p->node;
-    char cart[ZC_NODE_MAX + 8], s8[9], detail[96] = "";
+    char cart[ZC_NODE_MAX + 8], s8[9], detail[ZC_DETAIL_MAX + 1] = "";
     snprintf(cart, sizeof cart, "%s.%u", n->cfg.name, p->slot);
     short_session(p->session, s8);
     zc_map_del(n->inflight, p->key, sizeof p->key);
@@ -229,12 +229,10 @@ static void on_stock(void *arg, int status, uint32_t available)
     case ZC_UNKNOWN_PRODUCT:
         snprintf(detail, sizeof detail, "no such product in stock");
         break;
-    case ZC_STOCK_TIMEOUT:
-        snprintf(detail, sizeof detail, "the stock check did not answer within %u ms",
-                 n->cfg.stock_timeout_ms);
-        break;
-    case ZC_STOCK_UNAVAILABLE:
-        snprintf(detail, sizeof detail, "no stock service reachable");
+    case ZC_STOCK_TIMEOUT:   /* which instance, within how long */
+    case ZC_STOCK_UNAVAILABLE: /* each instance: breaker open, probe out, not connected */
+    case ZC_INTERNAL:
+        snprintf(detail, sizeof detail, "%s", sdetail ? sdetail : "");
         break;
     default:
         break;
@@ -486,7 +484,16 @@ cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err,
     n->store = store_open(cfg->data_dir, cfg->slots, err, errlen);
     if (n->store == NULL)
         goto err;
-    n->stock = stock_client_new(loop, n->zctx, cfg->stock, cfg->stock_timeout_ms, err, errlen);
+    stock_client_config_t sc = {
+        .endpoints = cfg->stock,
+        .timeout_ms = cfg->stock_timeout_ms,
+        .breaker = {.failures = cfg->stock_failures ? cfg->stock_failures : 3,
+                    .open_ms = cfg->stock_open_ms ? cfg->stock_open_ms : 1000,
+                    .open_max_ms = cfg->stock_open_max_ms ? cfg->stock_open_max_ms : 8000},
+    };
+    if (sc.breaker.open_max_ms < sc.breaker.open_ms)
+        sc.breaker.open_max_ms = sc.breaker.open_ms;
+    n->stock = stock_client_new(loop, n->zctx, &sc, err, errlen);
     if (n->stock == NULL)
         goto err;
     snprintf(list, sizeof list, "%s", cfg->brokers);

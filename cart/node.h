@@ -24,6 +24,11 @@ typedef struct {
     const char *brokers;        /* comma-separated cart endpoints of every replica */
     const char *stock;          /* comma-separated stock endpoints */
     unsigned stock_timeout_ms;  /* per-check timeout */
+    unsigned stock_failures;    /* failed checks in a row that open an instance's breaker
+                                   (0: 3) */
+    unsigned stock_open_ms;     /* first open wait of a stock instance's breaker (0: 1000) */
+    unsigned stock_open_max_ms; /* cap of that wait, which doubles per trip in a row
+                                   (0: 8000; raised to stock_open_ms if below) */
     unsigned hello_interval_ms; /* HELLO period */
 } cart_config_t;
 

@@ -1,6 +1,7 @@
 /* stock_client: see stock_client.h. */
 #include "cart/stock_client.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,43 +16,83 @@
 
 /* One stock instance. */
 typedef struct {
-    void *sock;          /* DEALER to it */
-    zc_watch_t *watch;   /* its watcher */
-    char endpoint[256];  /* where it is */
+    void *sock;                 /* DEALER to it */
+    zc_watch_t *watch;          /* its watcher */
+    char endpoint[256];         /* where it is */
+    stock_breaker_t brk;        /* its breaker */
     struct stock_client *owner; /* back pointer */
 } instance_t;
 
-/* One check in flight. */
+/* One check in flight: a user's check, or a probe copy (cb NULL). */
 typedef struct {
-    uv_timer_t timer;             /* the check's timeout */
-    struct stock_client *owner;   /* back pointer */
-    uint64_t corr;                /* key in pending */
-    stock_cb cb;                  /* caller's callback */
-    void *arg;                    /* its argument */
+    uv_timer_t timer;           /* the check's timeout */
+    struct stock_client *owner; /* back pointer */
+    uint64_t corr;              /* key in pending */
+    instance_t *inst;           /* where it was sent */
+    uint32_t ticket;            /* inst's breaker epoch when it was sent */
+    stock_cb cb;                /* caller's callback; NULL for a probe copy */
+    void *arg;                  /* its argument */
 } check_t;
 
 struct stock_client {
-    uv_loop_t *loop;              /* the loop */
-    instance_t inst[STOCK_MAX];   /* stock instances */
-    unsigned n;                   /* instances in use */
-    unsigned next;                /* round-robin cursor */
-    unsigned timeout_ms;          /* per-check timeout */
-    uint64_t next_corr;           /* corr of the next check */
-    zc_map_t *pending;            /* corr -> check_t */
-    uint64_t dropped;             /* malformed or late answers */
+    uv_loop_t *loop;                /* the loop */
+    instance_t inst[STOCK_MAX];     /* stock instances */
+    unsigned n;                     /* instances in use */
+    unsigned next;                  /* round-robin cursor */
+    unsigned timeout_ms;            /* per-check timeout */
+    stock_breaker_policy_t policy;  /* every instance's breaker policy */
+    uint64_t next_corr;             /* corr of the next check */
+    zc_map_t *pending;              /* corr -> check_t */
+    uint64_t dropped;               /* malformed or late answers */
 };
+
+/* Log a breaker move of `in` (from -> its state now), once per move. */
+static void log_move(stock_client_t *c, instance_t *in, uint8_t from, const char *why)
+{
+    uint8_t to = in->brk.state;
+    uint64_t left = stock_breaker_wait_left_ms(&in->brk, uv_now(c->loop));
+    if (to == from)
+        return;
+    if (from == SB_CLOSED && to == SB_OPEN)
+        zc_warn("stock %s: breaker OPEN after %u failed checks in a row (the last %s); "
+                "checks skip it for %" PRIu64 " ms",
+                in->endpoint, c->policy.failures, why, left);
+    else if (to == SB_OPEN)
+        zc_warn("stock %s: breaker OPEN again, the probe check %s; next probe in %" PRIu64 " ms",
+                in->endpoint, why, left);
+    else if (to == SB_HALF_OPEN)
+        zc_info("stock %s: breaker HALF_OPEN, one probe check goes through", in->endpoint);
+    else
+        zc_info("stock %s: breaker CLOSED, the probe check was answered", in->endpoint);
+}
 
 static void check_closed(uv_handle_t *h) { free(h->data); }
 
-static void check_finish(check_t *k, int status, uint32_t available)
+/* The one way a check ends: out of pending, its result fed to its
+ * instance's breaker, then the callback (none for a probe copy). */
+static void check_finish(check_t *k, int status, uint32_t available, const char *detail)
 {
-    zc_map_del_u64(k->owner->pending, k->corr);
+    stock_client_t *c = k->owner;
+    instance_t *in = k->inst;
+    bool ok = status != ZC_STOCK_TIMEOUT && status != ZC_INTERNAL;
+    uint8_t from = in->brk.state;
+    zc_map_del_u64(c->pending, k->corr);
     uv_timer_stop(&k->timer);
     uv_close((uv_handle_t *)&k->timer, check_closed);
-    k->cb(k->arg, status, available);
+    if (stock_breaker_result(&in->brk, &c->policy, k->ticket, ok, uv_now(c->loop)) == 0)
+        log_move(c, in, from, status == ZC_STOCK_TIMEOUT ? "timed out" : "was answered INTERNAL");
+    if (k->cb)
+        k->cb(k->arg, status, available, detail);
 }
 
-static void on_timeout(uv_timer_t *t) { check_finish(t->data, ZC_STOCK_TIMEOUT, 0); }
+static void on_timeout(uv_timer_t *t)
+{
+    check_t *k = t->data;
+    char detail[ZC_DETAIL_MAX + 1];
+    snprintf(detail, sizeof detail, "stock %.200s did not answer within %u ms", k->inst->endpoint,
+             k->owner->timeout_ms);
+    check_finish(k, ZC_STOCK_TIMEOUT, 0, detail);
+}
 
 static void on_answer(void *sock, void *arg)
 {
@@ -73,7 +114,8 @@ static void on_answer(void *sock, void *arg)
         } else {
             check_t *k = zc_map_get_u64(c->pending, m.corr);
             if (k)
-                check_finish(k, m.status, m.qty);
+                check_finish(k, m.status, m.qty,
+                             m.status == ZC_INTERNAL ? "the stock service failed" : NULL);
             else
                 c->dropped++; /* late: already timed out */
         }
@@ -82,8 +124,8 @@ static void on_answer(void *sock, void *arg)
     }
 }
 
-stock_client_t *stock_client_new(uv_loop_t *loop, void *zctx, const char *endpoints,
-                                 unsigned timeout_ms, char *err, size_t errlen)
+stock_client_t *stock_client_new(uv_loop_t *loop, void *zctx, const stock_client_config_t *cfg,
+                                 char *err, size_t errlen)
 {
     stock_client_t *c = calloc(1, sizeof *c);
     char list[2048];
@@ -93,8 +135,9 @@ stock_client_t *stock_client_new(uv_loop_t *loop, void *zctx, const char *endpoi
         return NULL;
     }
     c->loop = loop;
-    c->timeout_ms = timeout_ms;
-    snprintf(list, sizeof list, "%s", endpoints);
+    c->timeout_ms = cfg->timeout_ms;
+    c->policy = cfg->breaker;
+    snprintf(list, sizeof list, "%s", cfg->endpoints);
     for (char *save, *ep = strtok_r(list, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
         if (c->n == STOCK_MAX) {
             snprintf(err, errlen, "at most %d stock endpoints", STOCK_MAX);
@@ -103,6 +146,7 @@ stock_client_t *stock_client_new(uv_loop_t *loop, void *zctx, const char *endpoi
         instance_t *in = &c->inst[c->n];
         int one = 1, ivl = 100;
         in->owner = c;
+        stock_breaker_init(&in->brk);
         snprintf(in->endpoint, sizeof in->endpoint, "%s", ep);
         in->sock = zmq_socket(zctx, ZMQ_DEALER);
         if (in->sock == NULL)
@@ -159,45 +203,121 @@ void stock_client_destroy(stock_client_t **p)
 
 unsigned stock_client_pending(stock_client_t *c) { return (unsigned)zc_map_size(c->pending); }
 
-void stock_client_check(stock_client_t *c, const char *product, uint32_t qty, uint64_t deadline,
-                        stock_cb cb, void *arg)
+/* Send CHECK m under `corr` to `in`: 0 if it went out. */
+static int send_to(instance_t *in, zc_msg_t *m, uint64_t corr)
 {
-    zc_msg_t m;
     zc_wbuf_t w;
-    zc_msg_init(&m, ZC_MSG_CHECK);
-    m.corr = ++c->next_corr;
-    snprintf(m.product, sizeof m.product, "%s", product);
-    m.qty = qty;
-    m.deadline = deadline;
     zc_wbuf_init(&w);
-    if (zc_msg_encode(&m, &w) != 0) {
-        zc_wbuf_clear(&w);
-        cb(arg, ZC_INTERNAL, 0);
-        return;
-    }
-    /* Try each instance once, starting at the round-robin cursor. */
-    bool sent = false;
-    for (unsigned i = 0; i < c->n && !sent; i++) {
-        instance_t *in = &c->inst[(c->next + i) % c->n];
-        sent = zc_zsend(in->sock, NULL, 0, w.data, w.len) == 0;
-    }
-    c->next = (c->next + 1) % c->n;
+    m->corr = corr;
+    int rc = zc_msg_encode(m, &w) == 0 ? zc_zsend(in->sock, NULL, 0, w.data, w.len) : -1;
     zc_wbuf_clear(&w);
-    if (!sent) {
-        cb(arg, ZC_STOCK_UNAVAILABLE, 0);
-        return;
-    }
-    check_t *k = calloc(1, sizeof *k);
-    if (k == NULL || zc_map_put_u64(c->pending, m.corr, k) != 0) {
-        free(k);
-        cb(arg, ZC_INTERNAL, 0);
-        return;
-    }
-    k->owner = c;
-    k->corr = m.corr;
-    k->cb = cb;
-    k->arg = arg;
+    return rc;
+}
+
+/* k went out to `in`: take its ticket (the breaker may half-open and take
+ * its probe) and start its timer. */
+static void launch(stock_client_t *c, check_t *k, instance_t *in)
+{
+    uint8_t from = in->brk.state;
+    k->inst = in;
+    k->ticket = stock_breaker_sent(&in->brk, &c->policy, uv_now(c->loop));
+    log_move(c, in, from, "");
     uv_timer_init(c->loop, &k->timer);
     k->timer.data = k;
     uv_timer_start(&k->timer, on_timeout, c->timeout_ms, 0);
+}
+
+/* A new check_t under a fresh corr, in pending; NULL if out of memory. */
+static check_t *new_check(stock_client_t *c, stock_cb cb, void *arg)
+{
+    check_t *k = calloc(1, sizeof *k);
+    if (k == NULL)
+        return NULL;
+    k->owner = c;
+    k->corr = ++c->next_corr;
+    k->cb = cb;
+    k->arg = arg;
+    if (zc_map_put_u64(c->pending, k->corr, k) != 0) {
+        free(k);
+        return NULL;
+    }
+    return k;
+}
+
+/* Try each instance once from the cursor whose breaker admits `want`;
+ * the one that took the check, or NULL. */
+static instance_t *send_first(stock_client_t *c, zc_msg_t *m, uint64_t corr,
+                              stock_breaker_admit_t want, uint64_t now)
+{
+    for (unsigned i = 0; i < c->n; i++) {
+        instance_t *in = &c->inst[(c->next + i) % c->n];
+        if (stock_breaker_admits(&in->brk, now) == want && send_to(in, m, corr) == 0)
+            return in;
+    }
+    return NULL;
+}
+
+/* Why no instance took a check: each instance's state. */
+static void unavailable_detail(stock_client_t *c, uint64_t now, char *out, size_t len)
+{
+    size_t used = (size_t)snprintf(out, len, "no stock instance takes checks:");
+    for (unsigned i = 0; i < c->n && used < len; i++) {
+        instance_t *in = &c->inst[i];
+        char state[64];
+        if (in->brk.state == SB_OPEN && stock_breaker_admits(&in->brk, now) == SB_ADMIT_NONE)
+            snprintf(state, sizeof state, "breaker open (%" PRIu64 " ms left)",
+                     stock_breaker_wait_left_ms(&in->brk, now));
+        else if (in->brk.state == SB_HALF_OPEN && in->brk.probing)
+            snprintf(state, sizeof state, "breaker half-open, probe out");
+        else
+            snprintf(state, sizeof state, "not connected");
+        used += (size_t)snprintf(out + used, len - used, "%s %s %s", i ? "," : "", in->endpoint,
+                                 state);
+    }
+}
+
+void stock_client_check(stock_client_t *c, const char *product, uint32_t qty, uint64_t deadline,
+                        stock_cb cb, void *arg)
+{
+    uint64_t now = uv_now(c->loop);
+    zc_msg_t m;
+    zc_msg_init(&m, ZC_MSG_CHECK);
+    snprintf(m.product, sizeof m.product, "%s", product);
+    m.qty = qty;
+    m.deadline = deadline;
+    check_t *k = new_check(c, cb, arg);
+    if (k == NULL) {
+        cb(arg, ZC_INTERNAL, 0, "out of memory");
+        return;
+    }
+    /* A healthy instance first; else one that takes the check as its probe. */
+    instance_t *to = send_first(c, &m, k->corr, SB_ADMIT_CHECK, now);
+    if (to == NULL)
+        to = send_first(c, &m, k->corr, SB_ADMIT_PROBE, now);
+    if (to == NULL) {
+        char detail[ZC_DETAIL_MAX + 1];
+        zc_map_del_u64(c->pending, k->corr);
+        free(k);
+        unavailable_detail(c, now, detail, sizeof detail);
+        cb(arg, ZC_STOCK_UNAVAILABLE, 0, detail);
+        return;
+    }
+    launch(c, k, to);
+    c->next = (unsigned)(to - c->inst + 1) % c->n;
+    /* Every other instance that admits a probe gets a copy of the check as
+     * its probe, so its breaker can close without a user waiting on it. */
+    for (unsigned i = 0; i < c->n; i++) {
+        instance_t *in = &c->inst[i];
+        if (in == to || stock_breaker_admits(&in->brk, now) != SB_ADMIT_PROBE)
+            continue;
+        check_t *probe = new_check(c, NULL, NULL);
+        if (probe == NULL)
+            break;
+        if (send_to(in, &m, probe->corr) != 0) {
+            zc_map_del_u64(c->pending, probe->corr);
+            free(probe);
+            continue;
+        }
+        launch(c, probe, in);
+    }
 }
