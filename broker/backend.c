@@ -53,6 +53,11 @@ static void on_frame(broker_t *b, const char *node, const void *data, size_t len
         else {
             registry_hello(b, &m);
             route_node_connected(b, node);
+            /* Every replica answers: the node watches each one's liveness. */
+            zc_msg_t hb;
+            zc_msg_init(&hb, ZC_MSG_HEARTBEAT);
+            snprintf(hb.node, sizeof hb.node, "%s", node);
+            backend_send(b, node, &hb);
         }
         break;
     case ZC_MSG_CART_REPLY:

@@ -95,9 +95,11 @@ typedef struct broker {
     zc_map_t *carts;          /* cart id -> cart_info_t (draining carts) */
     zc_map_t *breakers;       /* cart id -> liveness.c's brk_info_t (failure counts) */
     zc_map_t *leases;         /* session id -> lease.c's lease_t (last request heard) */
-    uint64_t last_lease_us;   /* last lease scan */
+    uint64_t last_lease_us;   /* last lease scan (tick gating) */
+    uint64_t lease_prev_us;   /* previous lease scan (stall detection) */
     uint64_t ready_since_us;  /* monotonic time this replica last became a ready leader */
-    uint64_t last_liveness_us; /* last liveness scan */
+    uint64_t last_liveness_us; /* last liveness scan (tick gating) */
+    uint64_t liveness_prev_us; /* previous liveness scan (stall detection) */
     uint64_t last_drain_us;   /* last drain scan */
     struct peers *peers;      /* connection watch on the other replicas */
     bool members_seeded;      /* directory seeded in this leadership */

@@ -16,7 +16,9 @@
  *   moment it became a ready leader.
  *
  * A session can therefore outlive its lease by up to one TTL across a
- * failover, and is never expired early.  Only the expiry decision itself
+ * failover, and is never expired early.  The same holds when the leader's
+ * own process stalls (SIGSTOP) for more than half a TTL: the requests of
+ * that time are still unread, so every lease starts again.  Only the expiry decision itself
  * is replicated, and it is idempotent (RELEASE of an ended session is a
  * no-op), so a decision of a deposed leader that still commits is harmless.
  *
@@ -128,6 +130,15 @@ static int scan_one(const zc_cart_rec_t *c, void *arg)
 
 void lease_scan(broker_t *b, uint64_t now_us)
 {
+    uint64_t gap = b->lease_prev_us ? now_us - b->lease_prev_us : 0;
+    b->lease_prev_us = now_us;
+    if (gap > (uint64_t)b->cfg.session_ttl_ms * 500u) {
+        /* This process stalled: the requests of that time are still queued.
+         * Every lease starts again rather than expiring unheard sessions. */
+        zc_warn("no lease scan for %llu ms: every lease restarts", (unsigned long long)(gap / 1000));
+        b->ready_since_us = now_us;
+        return;
+    }
     if (!zc_node_ready(b->node))
         return;
     scan_t s = {b, now_us};

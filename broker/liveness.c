@@ -7,7 +7,8 @@
  *
  *   its node sent no HELLO for --cart-liveness   CLOSED    -> TRIP (heartbeat)
  *     (counted from the later of the last HELLO and the moment this replica
- *     became a ready leader, so a new leader gives every node a full window)
+ *     became a ready leader, so a new leader gives every node a full window;
+ *     likewise after this process itself stalled, e.g. SIGSTOP)
  *   --breaker-failures consecutive operations
  *     that timed out or failed in the cart       CLOSED    -> TRIP (failures)
  *   OPEN for the open wait of its trip count     OPEN      -> WAIT_OVER
@@ -168,6 +169,17 @@ static int scan_one(const zc_cart_rec_t *c, void *arg)
 
 void liveness_scan(broker_t *b, uint64_t now_us)
 {
+    uint64_t gap = b->liveness_prev_us ? now_us - b->liveness_prev_us : 0;
+    b->liveness_prev_us = now_us;
+    if (gap > (uint64_t)b->cfg.cart_liveness_ms * 500u) {
+        /* This process did not run for a while (SIGSTOP, a stalled host):
+         * the HELLOs of that time are still queued, unread.  Our own
+         * pause is not the nodes' silence: give every node a new window. */
+        zc_warn("no liveness scan for %llu ms: node windows restart",
+                (unsigned long long)(gap / 1000));
+        b->ready_since_us = now_us;
+        return;
+    }
     if (!zc_node_ready(b->node))
         return;
     scan_t s = {b, now_us, zc_wall_ms()};

@@ -39,6 +39,8 @@ static const char usage[] =
     "                        wait doubles each time the probe fails\n"
     "  --stock-open-max-ms MS  cap of that doubling wait (default 8000)\n"
     "  --hello-interval MS   HELLO/heartbeat period to every replica (default 1000)\n"
+    "  --broker-liveness MS  a replica that sent nothing (heartbeat, request) for MS is\n"
+    "                        reconnected and sent a HELLO (default 3 hello intervals)\n"
     "  --log-level LEVEL     debug, info, warn or error (default info)\n"
     "  --help                print this text\n";
 
@@ -85,6 +87,7 @@ int main(int argc, char **argv)
         {"hello-interval", required_argument, NULL, 'i'}, {"log-level", required_argument, NULL, 'l'},
         {"stock-failures", required_argument, NULL, 'F'}, {"stock-open-ms", required_argument, NULL, 'O'},
         {"stock-open-max-ms", required_argument, NULL, 'M'},
+        {"broker-liveness", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},                {NULL, 0, NULL, 0},
     };
     cart_config_t cfg = {.stock_timeout_ms = 1000,
@@ -129,6 +132,10 @@ int main(int argc, char **argv)
         case 'i':
             if (!parse_uint(optarg, 10, 600000, &cfg.hello_interval_ms))
                 bad = "--hello-interval wants 10..600000 ms";
+            break;
+        case 'L':
+            if (!parse_uint(optarg, 30, 3600000, &cfg.broker_liveness_ms))
+                bad = "--broker-liveness wants 30..3600000 ms";
             break;
         case 'l':
             if (!zc_log_parse_level(optarg, &level))

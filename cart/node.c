@@ -37,6 +37,9 @@ typedef struct {
     zc_watch_t *watch;   /* watcher */
     char endpoint[256];  /* replica's cart endpoint */
     cart_node_t *node;   /* back pointer */
+    uint64_t heard_us;   /* monotonic time anything last came from this replica
+                            (or the connection was last (re)made) */
+    bool silent;         /* reported silent; logs once per outage */
 } broker_conn_t;
 
 /* Somebody waiting for an add's answer. */
@@ -421,11 +424,17 @@ static void on_broker(void *sock, void *arg)
         zc_msg_init(&m, 0);
         if (z.n == 1 && !z.over &&
             zc_msg_decode(&m, zc_zmsg_data(&z, 0), zc_zmsg_size(&z, 0), &why) == 0 &&
-            (m.id == ZC_MSG_CART_REQUEST || m.id == ZC_MSG_RESET)) {
+            (m.id == ZC_MSG_CART_REQUEST || m.id == ZC_MSG_RESET || m.id == ZC_MSG_HEARTBEAT)) {
+            b->heard_us = zc_mono_us();
+            if (b->silent) {
+                b->silent = false;
+                zc_info("replica %s answers again", b->endpoint);
+            }
             if (m.id == ZC_MSG_CART_REQUEST)
                 on_cart_request(n, sock, &m);
-            else
+            else if (m.id == ZC_MSG_RESET)
                 on_reset(n, sock, &m);
+            /* HEARTBEAT: the replica heard our hello; nothing else to do. */
         } else {
             n->dropped++;
             if (n->dropped <= 10 || n->dropped % 1000 == 0)
@@ -462,7 +471,38 @@ static void send_hello(cart_node_t *n)
     zc_msg_reset(&h);
 }
 
-static void on_hello_timer(uv_timer_t *t) { send_hello(t->data); }
+/* A replica that stayed silent (no heartbeat, request or reset) for
+ * --broker-liveness is reconnected: its TCP connection may be dead without
+ * either side having noticed (a host gone, a partition that drops packets),
+ * and only a fresh connection -- then the hello that follows at once --
+ * makes this node known to it again.  Carts and contents are untouched. */
+static void check_brokers(cart_node_t *n)
+{
+    uint64_t now = zc_mono_us(), window = (uint64_t)n->cfg.broker_liveness_ms * 1000u;
+    bool again = false;
+    for (unsigned i = 0; i < n->n_brokers; i++) {
+        broker_conn_t *b = &n->brokers[i];
+        if (now - b->heard_us <= window)
+            continue;
+        if (!b->silent)
+            zc_warn("replica %s silent for %u ms: reconnecting", b->endpoint,
+                    (unsigned)((now - b->heard_us) / 1000));
+        b->silent = true;
+        zmq_disconnect(b->sock, b->endpoint);
+        zmq_connect(b->sock, b->endpoint);
+        b->heard_us = now; /* give the new connection a full window */
+        again = true;
+    }
+    if (again)
+        send_hello(n);
+}
+
+static void on_hello_timer(uv_timer_t *t)
+{
+    cart_node_t *n = t->data;
+    send_hello(n);
+    check_brokers(n);
+}
 
 cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err, size_t errlen)
 {
@@ -474,6 +514,8 @@ cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err,
     }
     n->loop = loop;
     n->cfg = *cfg;
+    if (n->cfg.broker_liveness_ms == 0)
+        n->cfg.broker_liveness_ms = 3 * n->cfg.hello_interval_ms;
     zc_link_init(&n->outbox);
     n->zctx = zmq_ctx_new();
     n->inflight = zc_map_new();
@@ -516,6 +558,7 @@ cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err,
         zmq_setsockopt(b->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
         if (zmq_connect(b->sock, ep) != 0)
             goto err_zmq;
+        b->heard_us = zc_mono_us();
         b->watch = zc_watch_new(loop, b->sock, on_broker, b);
         if (b->watch == NULL)
             goto err_zmq;

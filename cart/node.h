@@ -30,6 +30,7 @@ typedef struct {
     unsigned stock_open_max_ms; /* cap of that wait, which doubles per trip in a row
                                    (0: 8000; raised to stock_open_ms if below) */
     unsigned hello_interval_ms; /* HELLO period */
+    unsigned broker_liveness_ms; /* a replica silent this long is reconnected; 0: 3 HELLOs */
 } cart_config_t;
 
 typedef struct cart_node cart_node_t;

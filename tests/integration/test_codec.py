@@ -94,11 +94,12 @@ class DocVectors(unittest.TestCase):
                    detail="d", items=[]),
             zp.Msg(zp.RESET, slot=4, generation=9),
             zp.Msg(zp.RESET_DONE, node="n", slot=4, generation=9),
+            zp.Msg(zp.HEARTBEAT, node="n"),
             zp.Msg(zp.CHECK, corr=3, product="p", qty=2, deadline=5),
             zp.Msg(zp.CHECK_REPLY, corr=3, status=zp.OK, qty=10),
         ]
         self.assertEqual(sorted(m.id for m in samples), sorted(zp.MESSAGES))
-        for m in samples:
+        for m in samples + [zp.request(SESSION, 2, zp.OP_KEEPALIVE)]:
             self.assertEqual(zp.decode(zp.encode(m)), m, m.name)
 
     def test_malformed_frames_are_refused(self):

@@ -53,6 +53,7 @@ CART_REQUEST = 0x11
 CART_REPLY = 0x12
 RESET = 0x13
 RESET_DONE = 0x14
+HEARTBEAT = 0x15
 CHECK = 0x20
 CHECK_REPLY = 0x21
 
@@ -61,7 +62,9 @@ OP_ADD = 1
 OP_REMOVE = 2
 OP_LIST = 3
 OP_CLOSE = 4
-OP_NAMES = {OP_ADD: "add", OP_REMOVE: "remove", OP_LIST: "list", OP_CLOSE: "close"}
+OP_KEEPALIVE = 5
+OP_NAMES = {OP_ADD: "add", OP_REMOVE: "remove", OP_LIST: "list", OP_CLOSE: "close",
+            OP_KEEPALIVE: "keepalive"}
 
 # --- status codes (section 5) -------------------------------------------------
 STATUS_NAMES = [
@@ -112,6 +115,7 @@ MESSAGES = {
     CART_REPLY: ("CART_REPLY", ["corr", "slot", "session", "seq", "status", "detail", "items"]),
     RESET: ("RESET", ["slot", "generation"]),
     RESET_DONE: ("RESET_DONE", ["node", "slot", "generation"]),
+    HEARTBEAT: ("HEARTBEAT", ["node"]),
     CHECK: ("CHECK", ["corr", "product", "qty", "deadline"]),
     CHECK_REPLY: ("CHECK_REPLY", ["corr", "status", "qty"]),
 }
