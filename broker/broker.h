@@ -39,6 +39,7 @@ typedef enum {
     BREQ_RELEASING,  /* RELEASE proposed, waiting for the commit */
     BREQ_AT_NODE,    /* its cart's node is not connected: waiting for its HELLO */
     BREQ_PROBING,    /* HALF_OPEN breaker: PROBE proposed, waiting for the commit */
+    BREQ_TELLING,    /* the session's cart was lost: LOST_TOLD proposed, waiting */
 } breq_state_t;
 
 /* One client request in progress. */

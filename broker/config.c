@@ -38,6 +38,8 @@ static const char usage[] =
     "  --breaker-probes N        requests a HALF_OPEN breaker lets through (default 1)\n"
     "  --session-ttl MS          a session with no request for MS expires: its cart is\n"
     "                            emptied and freed (1000..86400000, default 600000)\n"
+    "  --cart-lost-after MS      a cart node silent for MS is lost: its sessions move to\n"
+    "                            fresh carts and are told CART_LOST (default 60000)\n"
     "  --join                    join an existing cluster instead of bootstrapping\n"
     "  --log-level LEVEL         debug, info, warn or error (default info)\n"
     "  --help                    print this text\n";
@@ -88,7 +90,7 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
 {
     enum { O_ID = 1, O_DATA, O_REPLICA, O_ELECTION, O_HEARTBEAT, O_SNAP_T, O_SNAP_TR, O_CART_TO,
            O_DRAIN, O_LOG, O_JOIN, O_HELP, O_LIVENESS, O_BRK_FAIL, O_BRK_WAIT, O_BRK_WAIT_MAX,
-           O_BRK_PROBES, O_TTL };
+           O_BRK_PROBES, O_TTL, O_LOST };
     static const struct option opts[] = {
         {"id", required_argument, NULL, O_ID},
         {"data", required_argument, NULL, O_DATA},
@@ -105,6 +107,7 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
         {"breaker-wait-max", required_argument, NULL, O_BRK_WAIT_MAX},
         {"breaker-probes", required_argument, NULL, O_BRK_PROBES},
         {"session-ttl", required_argument, NULL, O_TTL},
+        {"cart-lost-after", required_argument, NULL, O_LOST},
         {"log-level", required_argument, NULL, O_LOG},
         {"join", no_argument, NULL, O_JOIN},
         {"help", no_argument, NULL, O_HELP},
@@ -123,6 +126,7 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
     c->breaker_wait_max_ms = 30000;
     c->breaker_probes = 1;
     c->session_ttl_ms = 600000;
+    c->cart_lost_ms = 60000;
     c->log_level = ZC_LOG_INFO;
     unsigned id = 0;
     int o;
@@ -194,6 +198,10 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
             if (!parse_uint(optarg, 1000, 86400000, &c->session_ttl_ms))
                 bad = "--session-ttl wants 1000..86400000 ms";
             break;
+        case O_LOST:
+            if (!parse_uint(optarg, 500, 86400000, &c->cart_lost_ms))
+                bad = "--cart-lost-after wants 500..86400000 ms";
+            break;
         case O_LOG:
             if (!zc_log_parse_level(optarg, &c->log_level))
                 bad = "--log-level wants debug, info, warn or error";
@@ -239,6 +247,10 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
     }
     if (c->heartbeat_timeout_ms >= c->election_timeout_ms) {
         fprintf(stderr, "zcart-broker: --heartbeat-timeout must be below --election-timeout\n");
+        return 2;
+    }
+    if (c->cart_lost_ms < c->cart_liveness_ms) {
+        fprintf(stderr, "zcart-broker: --cart-lost-after must be at least --cart-liveness\n");
         return 2;
     }
     if (c->breaker_wait_max_ms < c->breaker_wait_ms) {

@@ -20,6 +20,12 @@
  *   a request admitted as a probe (route.c)      HALF_OPEN -> PROBE, then PROBE_OK or
  *                                                             PROBE_FAIL (failures)
  *
+ * and, past breakers, cart loss: an ASSIGNED cart whose node stayed silent
+ * for --cart-lost-after is lost.  The leader commits REASSIGN: the session
+ * moves to a fresh cart (its items are gone) and its client is told
+ * CART_LOST on its next request (route.c); the lost cart drains, so it is
+ * reset by generation before anybody else gets it, whenever it returns.
+ *
  * At most one proposal per cart is in flight.  A proposal the table refuses
  * when it applies (another event got there first) changes nothing, so the
  * volatile bookkeeping here can be lost at any time -- a new leader simply
@@ -126,13 +132,44 @@ typedef struct {
     uint64_t now_ms;  /* wall now, the clock breaker records use */
 } scan_t;
 
+static void reassign_done(void *arg, int status, const zc_cmd_result_t *res)
+{
+    brk_ctx_t *ctx = arg;
+    broker_t *b = ctx->b;
+    brk_info_t *i = b->breakers ? zc_map_get(b->breakers, ctx->cart, strlen(ctx->cart)) : NULL;
+    if (i)
+        i->pending = false;
+    if (status == ZC_OK && res->status == ZC_OK)
+        zc_warn("cart %s lost (its node silent for %u ms): its session moved to %s gen %llu",
+                ctx->cart, b->cfg.cart_lost_ms, res->cart, (unsigned long long)res->generation);
+    else if (status == ZC_OK && res->status == ZC_NO_FREE_CART)
+        zc_warn("cart %s lost but no free cart to move its session to; retrying", ctx->cart);
+    free(ctx);
+}
+
+/* Commit the loss of an ASSIGNED cart (at most one proposal per cart). */
+static void reassign(broker_t *b, const zc_cart_rec_t *c)
+{
+    brk_info_t *i = info_get(b, c->id);
+    brk_ctx_t *ctx = malloc(sizeof *ctx);
+    if (i == NULL || ctx == NULL || i->pending) {
+        free(ctx);
+        return;
+    }
+    ctx->b = b;
+    snprintf(ctx->cart, sizeof ctx->cart, "%s", c->id);
+    i->pending = true;
+    zc_cmd_t cmd = {.type = ZC_CMD_REASSIGN, .time_ms = zc_wall_ms()};
+    snprintf(cmd.reassign.cart, sizeof cmd.reassign.cart, "%s", c->id);
+    cmd.reassign.generation = c->generation;
+    zc_node_propose(b->node, &cmd, reassign_done, ctx);
+}
+
 static int scan_one(const zc_cart_rec_t *c, void *arg)
 {
     scan_t *s = arg;
     broker_t *b = s->b;
     const zc_breaker_t *k = &c->breaker;
-    if (k->mode != ZC_BRK_AUTO)
-        return 0;
     brk_info_t *i = b->breakers ? zc_map_get(b->breakers, c->id, strlen(c->id)) : NULL;
     if (i && i->pending)
         return 0;
@@ -140,6 +177,13 @@ static int scan_one(const zc_cart_rec_t *c, void *arg)
     uint64_t heard_us = n && n->last_hello_us > b->ready_since_us ? n->last_hello_us
                                                                   : b->ready_since_us;
     bool silent = s->now_us - heard_us > (uint64_t)b->cfg.cart_liveness_ms * 1000u;
+    if (c->state == ZC_CART_ASSIGNED &&
+        s->now_us - heard_us > (uint64_t)b->cfg.cart_lost_ms * 1000u) {
+        reassign(b, c); /* whatever its breaker: a lost cart is lost */
+        return 0;
+    }
+    if (k->mode != ZC_BRK_AUTO)
+        return 0;
     zc_brk_policy_t p = liveness_policy(b);
     switch (k->state) {
     case ZC_BRK_CLOSED:

@@ -234,6 +234,29 @@ static void probe_done(void *arg, int status, const zc_cmd_result_t *res)
     send_to_cart(b, q);
 }
 
+/* LOST_TOLD committed: this request is the session's CART_LOST answer. */
+static void told_done(void *arg, int status, const zc_cmd_result_t *res)
+{
+    broker_t *b;
+    breq_t *q = ctx_take(arg, &b, BREQ_TELLING);
+    if (q == NULL)
+        return;
+    if (status != ZC_OK) {
+        proposal_failed(b, q, status);
+        return;
+    }
+    snprintf(q->cart, sizeof q->cart, "%s", res->cart);
+    q->generation = res->generation;
+    char s[9], detail[ZC_CART_MAX + 128];
+    short_session(q->req.session, s);
+    snprintf(detail, sizeof detail,
+             "the session's cart was lost with its items; it continues on the empty cart %s "
+             "(this request was not applied)", res->cart);
+    zc_info("session %s told CART_LOST, now on cart %s gen %llu", s, res->cart,
+            (unsigned long long)res->generation);
+    finish(b, q, ZC_CART_LOST, detail, NULL);
+}
+
 static void release_done(void *arg, int status, const zc_cmd_result_t *res)
 {
     broker_t *b;
@@ -303,6 +326,13 @@ static void dispatch(broker_t *b, breq_t *q)
             return;
         }
         lease_touch(b, req->session);
+        if (s.lost && req->op != ZC_OP_CLOSE) {
+            /* Told once, through the log: after this commit the mark is gone. */
+            zc_cmd_t c = {.type = ZC_CMD_LOST_TOLD, .time_ms = zc_wall_ms()};
+            memcpy(c.told.session, req->session, ZC_SESSION_LEN);
+            propose(b, q, &c, BREQ_TELLING, told_done);
+            return;
+        }
         if (req->op == ZC_OP_KEEPALIVE) {
             finish(b, q, ZC_OK, NULL, NULL); /* the lease is renewed: nothing else to do */
             return;

@@ -14,6 +14,8 @@ const char *zc_cmd_name(int type)
     case ZC_CMD_MEMBER_SET: return "MEMBER_SET";
     case ZC_CMD_MEMBER_DEL: return "MEMBER_DEL";
     case ZC_CMD_BREAKER: return "BREAKER";
+    case ZC_CMD_REASSIGN: return "REASSIGN";
+    case ZC_CMD_LOST_TOLD: return "LOST_TOLD";
     default: return "UNKNOWN";
     }
 }
@@ -60,6 +62,13 @@ int zc_cmd_encode(const zc_cmd_t *c, zc_wbuf_t *w)
         zc_wbuf_u8(w, c->brk.ev);
         zc_wbuf_u8(w, c->brk.why);
         zc_wbuf_u16(w, c->brk.max_probes);
+        break;
+    case ZC_CMD_REASSIGN:
+        zc_wbuf_str(w, c->reassign.cart);
+        zc_wbuf_u64(w, c->reassign.generation);
+        break;
+    case ZC_CMD_LOST_TOLD:
+        zc_wbuf_bytes(w, c->told.session, ZC_SESSION_LEN);
         break;
     default:
         return -1;
@@ -120,6 +129,13 @@ int zc_cmd_decode(zc_cmd_t *c, const void *data, size_t len)
         c->brk.ev = zc_rbuf_u8(&r);
         c->brk.why = zc_rbuf_u8(&r);
         c->brk.max_probes = zc_rbuf_u16(&r);
+        break;
+    case ZC_CMD_REASSIGN:
+        zc_rbuf_str(&r, c->reassign.cart, sizeof c->reassign.cart);
+        c->reassign.generation = zc_rbuf_u64(&r);
+        break;
+    case ZC_CMD_LOST_TOLD:
+        zc_rbuf_bytes(&r, c->told.session, ZC_SESSION_LEN);
         break;
     default:
         return -1;

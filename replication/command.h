@@ -19,6 +19,9 @@
  *     MEMBER_DEL u64 id
  *     BREAKER   str cart, u8 event, u8 why, u16 max_probes (time_ms is the
  *               event's time: replication/breaker.h)
+ *     REASSIGN  str cart, u64 generation (the lost cart and the assignment
+ *               that loses it)
+ *     LOST_TOLD 16 session
  *
  * then zero octets up to a multiple of ZC_CMD_ALIGN (8): raft's libuv log
  * requires every entry's length to be a multiple of 8 (an assertion that
@@ -45,6 +48,8 @@ typedef enum {
     ZC_CMD_MEMBER_SET = 5, /* record where a replica listens */
     ZC_CMD_MEMBER_DEL = 6, /* forget a removed replica */
     ZC_CMD_BREAKER = 7,    /* move a cart's breaker (automatic or operator event) */
+    ZC_CMD_REASSIGN = 8,   /* a lost cart's session moves to a fresh cart */
+    ZC_CMD_LOST_TOLD = 9,  /* the session's client got its CART_LOST */
 } zc_cmd_type_t;
 
 #define ZC_CMD_VERSION 1
@@ -81,6 +86,13 @@ typedef struct {
             uint64_t generation;        /* generation it drained */
         } ret;
         zc_member_t member;             /* MEMBER_SET; MEMBER_DEL uses only id */
+        struct {
+            char cart[ZC_CART_MAX + 1]; /* the lost cart */
+            uint64_t generation;        /* the assignment it loses */
+        } reassign;
+        struct {
+            uint8_t session[ZC_SESSION_LEN]; /* the session told */
+        } told;
         struct {
             char cart[ZC_CART_MAX + 1]; /* the cart whose breaker moves */
             uint8_t ev;                 /* zc_brk_event_t */

@@ -239,6 +239,76 @@ static int apply_return(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resul
     return 0;
 }
 
+/* A cart declared lost: its session moves to the first free cart with a
+ * closed breaker, under a fresh generation, marked `lost` until its client
+ * has been told; the lost cart starts draining (it keeps the old session
+ * and generation, so the reset the leader sends when its node returns
+ * fences the old assignment, and only then does it rejoin the free list). */
+static int apply_reassign(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_result_t *out)
+{
+    zc_state_t *s = f->state;
+    zc_cart_rec_t lost, fresh;
+    zc_session_rec_t sess;
+    int rc = zc_state_txn_get_cart(s, t, c->reassign.cart, &lost);
+    if (rc < 0)
+        return -1;
+    if (rc == 1 || lost.state != ZC_CART_ASSIGNED || lost.generation != c->reassign.generation) {
+        out->status = ZC_FENCED; /* stale: already moved, released or reassigned */
+        return 0;
+    }
+    if (zc_state_txn_get_session(s, t, lost.session, &sess) != 0)
+        return -1; /* the invariant says an ASSIGNED cart's session exists */
+    rc = first_free(s, t, &fresh);
+    if (rc < 0)
+        return -1;
+    if (rc == 1) {
+        out->status = ZC_NO_FREE_CART; /* nothing changes; the leader tries again */
+        return 0;
+    }
+    uint64_t gen = zc_state_txn_meta(s, t, "next_gen");
+    if (gen == 0)
+        gen = 1;
+    if (zc_state_txn_free_del(s, t, fresh.free_pos) != 0)
+        return -1;
+    fresh.state = ZC_CART_ASSIGNED;
+    fresh.generation = gen;
+    fresh.free_pos = 0;
+    fresh.since_ms = c->time_ms;
+    memcpy(fresh.session, sess.id, ZC_SESSION_LEN);
+    lost.state = ZC_CART_DRAINING;
+    lost.since_ms = c->time_ms;
+    snprintf(sess.cart, sizeof sess.cart, "%s", fresh.id);
+    sess.generation = gen;
+    sess.since_ms = c->time_ms;
+    sess.lost = true;
+    if (zc_state_txn_put_cart(s, t, &fresh) != 0 || zc_state_txn_put_cart(s, t, &lost) != 0 ||
+        zc_state_txn_put_session(s, t, &sess) != 0 ||
+        zc_state_txn_set_meta(s, t, "next_gen", gen + 1) != 0)
+        return -1;
+    snprintf(out->cart, sizeof out->cart, "%s", fresh.id);
+    out->generation = gen;
+    out->status = ZC_OK;
+    return 0;
+}
+
+/* The session's client got its CART_LOST: clear the mark (idempotent). */
+static int apply_lost_told(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_result_t *out)
+{
+    zc_session_rec_t sess;
+    int rc = zc_state_txn_get_session(f->state, t, c->told.session, &sess);
+    if (rc < 0)
+        return -1;
+    out->status = ZC_OK;
+    if (rc == 1)
+        return 0;
+    snprintf(out->cart, sizeof out->cart, "%s", sess.cart);
+    out->generation = sess.generation;
+    if (!sess.lost)
+        return 0;
+    sess.lost = false;
+    return zc_state_txn_put_session(f->state, t, &sess);
+}
+
 /* A breaker event: the transition table decides (replication/breaker.h). */
 static int apply_breaker(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_result_t *out)
 {
@@ -302,6 +372,8 @@ int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_c
         case ZC_CMD_RETURN: rc = apply_return(f, t, &c, out); break;
         case ZC_CMD_MEMBER_SET:
         case ZC_CMD_MEMBER_DEL: rc = apply_member(f, t, &c, out); break;
+        case ZC_CMD_REASSIGN: rc = apply_reassign(f, t, &c, out); break;
+        case ZC_CMD_LOST_TOLD: rc = apply_lost_told(f, t, &c, out); break;
         case ZC_CMD_BREAKER: rc = apply_breaker(f, t, &c, out); break;
         }
     }

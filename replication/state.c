@@ -15,7 +15,7 @@
 #include "lib/hash.h"
 
 #define CART_REC_V 2 /* 2 added the breaker; 1 still decodes (breaker CLOSED) */
-#define SESSION_REC_V 1
+#define SESSION_REC_V 2 /* 2 added `lost`; 1 still decodes (not lost) */
 
 static void encode_cart(const zc_cart_rec_t *c, zc_wbuf_t *w)
 {
@@ -74,6 +74,7 @@ static void encode_session(const zc_session_rec_t *s, zc_wbuf_t *w)
     zc_wbuf_str(w, s->cart);
     zc_wbuf_u64(w, s->generation);
     zc_wbuf_u64(w, s->since_ms);
+    zc_wbuf_u8(w, s->lost ? 1 : 0);
 }
 
 static int decode_session(const MDB_val *k, const MDB_val *v, zc_session_rec_t *s)
@@ -84,12 +85,19 @@ static int decode_session(const MDB_val *k, const MDB_val *v, zc_session_rec_t *
     memcpy(s->id, k->mv_data, ZC_SESSION_LEN);
     zc_rbuf_t r;
     zc_rbuf_init(&r, v->mv_data, v->mv_size);
-    if (zc_rbuf_u8(&r) != SESSION_REC_V)
+    uint8_t version = zc_rbuf_u8(&r);
+    if (version != 1 && version != SESSION_REC_V)
         return -1;
     s->state = zc_rbuf_u8(&r);
     zc_rbuf_str(&r, s->cart, sizeof s->cart);
     s->generation = zc_rbuf_u64(&r);
     s->since_ms = zc_rbuf_u64(&r);
+    if (version >= 2) {
+        uint8_t lost = zc_rbuf_u8(&r);
+        if (lost > 1)
+            return -1;
+        s->lost = lost == 1;
+    }
     return zc_rbuf_done(&r) ? 0 : -1;
 }
 

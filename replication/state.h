@@ -58,6 +58,8 @@ typedef struct {
     char cart[ZC_CART_MAX + 1]; /* its cart */
     uint64_t generation;        /* its assignment's generation */
     uint64_t since_ms;          /* leader time of the last state change */
+    bool lost;                  /* its previous cart was lost and it moved to this one;
+                                   the client has not been told (CART_LOST) yet */
 } zc_session_rec_t;
 
 #define ZC_ADDR_MAX 255

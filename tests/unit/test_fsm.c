@@ -568,6 +568,61 @@ TEST(breaker_events_replicate_and_gate_assignment)
     zc_fsm_destroy(&g);
 }
 
+TEST(lost_cart_reassigns_its_session_and_drains)
+{
+    char d[256];
+    zc_fsm_t *f = open_fsm(d);
+    do_register(f, "n", 2, 0, false);
+    do_register(f, "m", 1, 0, false);
+    zc_cmd_result_t a = do_assign(f, 1);
+    CHECK_STR(a.cart, "n.0");
+    /* n.1 held open: the session must move to m.0, the first free CLOSED one. */
+    CHECK_EQ_U64(do_breaker(f, "n.1", ZC_BRK_EV_TRIP, 4000).status, ZC_OK);
+    zc_cmd_t c = {.type = ZC_CMD_REASSIGN, .time_ms = 5000};
+    snprintf(c.reassign.cart, sizeof c.reassign.cart, "n.0");
+    c.reassign.generation = a.generation;
+    zc_cmd_result_t r = apply(f, &c);
+    CHECK_EQ_U64(r.status, ZC_OK);
+    CHECK_STR(r.cart, "m.0");
+    CHECK(r.generation > a.generation);
+    zc_session_rec_t sess;
+    uint8_t sid[16];
+    session_id(sid, 1);
+    CHECK(zc_state_get_session(zc_fsm_state(f), sid, &sess) == 0);
+    CHECK_STR(sess.cart, "m.0");
+    CHECK(sess.lost);
+    zc_cart_rec_t cart;
+    CHECK(zc_state_get_cart(zc_fsm_state(f), "n.0", &cart) == 0);
+    CHECK_EQ_U64(cart.state, ZC_CART_DRAINING);
+    CHECK_EQ_U64(cart.generation, a.generation); /* the reset fences the old assignment */
+    char why[200];
+    CHECK(zc_state_check(zc_fsm_state(f), why, sizeof why) == 0);
+    /* A second REASSIGN for the same (cart, generation) is stale. */
+    CHECK_EQ_U64(apply(f, &c).status, ZC_FENCED);
+    /* Told once: the mark clears, a repeat changes nothing. */
+    zc_cmd_t t = {.type = ZC_CMD_LOST_TOLD, .time_ms = 6000};
+    memcpy(t.told.session, sid, 16);
+    CHECK_EQ_U64(apply(f, &t).status, ZC_OK);
+    CHECK(zc_state_get_session(zc_fsm_state(f), sid, &sess) == 0 && !sess.lost);
+    uint64_t digest = zc_state_digest(zc_fsm_state(f));
+    CHECK_EQ_U64(apply(f, &t).status, ZC_OK);
+    CHECK_EQ_U64(zc_state_digest(zc_fsm_state(f)), digest);
+    /* The lost cart returns once its reset is done, then is free again. */
+    CHECK_EQ_U64(do_return(f, "n.0", a.generation).status, ZC_OK);
+    CHECK(zc_state_get_cart(zc_fsm_state(f), "n.0", &cart) == 0);
+    CHECK_EQ_U64(cart.state, ZC_CART_FREE);
+    /* No free closed cart: nothing moves. */
+    zc_cmd_result_t b = do_assign(f, 2); /* takes n.0 (n.1 is open) */
+    CHECK_STR(b.cart, "n.0");
+    snprintf(c.reassign.cart, sizeof c.reassign.cart, "n.0");
+    c.reassign.generation = b.generation;
+    digest = zc_state_digest(zc_fsm_state(f));
+    CHECK_EQ_U64(apply(f, &c).status, ZC_NO_FREE_CART);
+    CHECK_EQ_U64(zc_state_digest(zc_fsm_state(f)), digest);
+    CHECK(zc_state_check(zc_fsm_state(f), why, sizeof why) == 0);
+    zc_fsm_destroy(&f);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/zcart-test-fsm.%d", (int)getpid());
@@ -587,6 +642,7 @@ int main(void)
     RUN(invariant_check_catches_corruption);
     RUN(member_directory_replicates_and_snapshots);
     RUN(breaker_events_replicate_and_gate_assignment);
+    RUN(lost_cart_reassigns_its_session_and_drains);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)
