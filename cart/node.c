@@ -79,6 +79,7 @@ struct cart_node {
     broker_conn_t brokers[BROKERS_MAX]; /* one per replica */
     unsigned n_brokers;               /* entries used */
     uv_timer_t hello;                 /* HELLO period */
+    uint64_t last_check_us;           /* last check_brokers run (stall detection) */
     uv_check_t flush;                 /* commit, then send the outbox */
     uv_idle_t kick;                   /* active while the outbox is not empty, so the
                                          loop does not block in poll before flush runs */
@@ -479,6 +480,16 @@ static void send_hello(cart_node_t *n)
 static void check_brokers(cart_node_t *n)
 {
     uint64_t now = zc_mono_us(), window = (uint64_t)n->cfg.broker_liveness_ms * 1000u;
+    uint64_t gap = n->last_check_us ? now - n->last_check_us : 0;
+    n->last_check_us = now;
+    if (gap > window / 2) {
+        /* This process did not run for a while (SIGSTOP, a stalled host):
+         * what the replicas sent meanwhile is still unread, and a reconnect
+         * now would throw it away.  Our own pause is not their silence. */
+        for (unsigned i = 0; i < n->n_brokers; i++)
+            n->brokers[i].heard_us = now;
+        return;
+    }
     bool again = false;
     for (unsigned i = 0; i < n->n_brokers; i++) {
         broker_conn_t *b = &n->brokers[i];
