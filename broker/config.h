@@ -34,6 +34,7 @@ typedef struct {
                                                       loses its carts' sessions to fresh carts */
     zc_log_level_t log_level;                      /* --log-level */
     bool join;                                     /* --join: never bootstrap */
+    bool dump_state;                               /* --dump-state: print DIR/state, exit */
 } broker_config_t;
 
 /* Parse argv.  Returns 0 to run, 1 when --help was printed, 2 on a usage

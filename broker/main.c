@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/dump.h"
 #include "broker/lease.h"
 #include "broker/liveness.h"
 #include "broker/peers.h"
@@ -142,6 +143,8 @@ int main(int argc, char **argv)
     case 1: return 0;
     default: return 2;
     }
+    if (b.cfg.dump_state)
+        return broker_dump_state(b.cfg.data_dir);
     /* raft's libuv transport writes to sockets whose peer may be gone. */
     signal(SIGPIPE, SIG_IGN);
     char name[32];

@@ -6,12 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cart/dump.h"
 #include "cart/node.h"
 #include "lib/log.h"
 
 static const char usage[] =
     "usage: zcart-cart --name NODE --slots N --data DIR --brokers EP[,EP...]\n"
     "                  --stock EP[,EP...] [options]\n"
+    "       zcart-cart --dump-state --data DIR --slots N [--name NODE]\n"
     "\n"
     "A cart node: hosts carts NODE.0 .. NODE.(N-1), keeps their contents and\n"
     "per-session dedup records durably in LMDB, and asks the stock service\n"
@@ -42,6 +44,10 @@ static const char usage[] =
     "  --broker-liveness MS  a replica that sent nothing (heartbeat, request) for MS is\n"
     "                        reconnected and sent a HELLO (default 3 hello intervals)\n"
     "  --log-level LEVEL     debug, info, warn or error (default info)\n"
+    "  --dump-state          print slots 0..N-1 of the store in DIR (owner, generation,\n"
+    "                        reset generation, items) as one JSON object and exit;\n"
+    "                        read-only, for a stopped node's data (exit 1 if DIR holds\n"
+    "                        no readable store); --name only labels the output\n"
     "  --help                print this text\n";
 
 static cart_node_t *node;
@@ -88,6 +94,7 @@ int main(int argc, char **argv)
         {"stock-failures", required_argument, NULL, 'F'}, {"stock-open-ms", required_argument, NULL, 'O'},
         {"stock-open-max-ms", required_argument, NULL, 'M'},
         {"broker-liveness", required_argument, NULL, 'L'},
+        {"dump-state", no_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},                {NULL, 0, NULL, 0},
     };
     cart_config_t cfg = {.stock_timeout_ms = 1000,
@@ -96,6 +103,7 @@ int main(int argc, char **argv)
                          .stock_open_max_ms = 8000,
                          .hello_interval_ms = 1000};
     zc_log_level_t level = ZC_LOG_INFO;
+    bool dump = false;
     int o;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -141,6 +149,7 @@ int main(int argc, char **argv)
             if (!zc_log_parse_level(optarg, &level))
                 bad = "--log-level wants debug, info, warn or error";
             break;
+        case 'D': dump = true; break;
         case 'h': fputs(usage, stdout); return 0;
         default:
             fprintf(stderr, "zcart-cart: unknown or incomplete option '%s'\n%s", argv[optind - 1],
@@ -151,6 +160,13 @@ int main(int argc, char **argv)
             fprintf(stderr, "zcart-cart: %s (got '%s')\n", bad, optarg);
             return 2;
         }
+    }
+    if (dump) {
+        if (optind < argc || !cfg.data_dir || !cfg.slots) {
+            fprintf(stderr, "zcart-cart: --dump-state needs --data DIR and --slots N\n");
+            return 2;
+        }
+        return cart_dump_state(cfg.data_dir, cfg.slots, cfg.name);
     }
     if (optind < argc || !cfg.name || !cfg.slots || !cfg.data_dir || !cfg.brokers || !cfg.stock) {
         fprintf(stderr, "zcart-cart: --name, --slots, --data, --brokers and --stock are required\n%s",

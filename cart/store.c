@@ -20,6 +20,7 @@ struct store {
     MDB_txn *txn;     /* this iteration's transaction, NULL if none */
     bool modified;    /* txn holds changes (else commit just aborts it) */
     unsigned n_slots; /* slots hosted */
+    bool readonly;    /* opened by store_open_readonly: read transactions only */
 };
 
 store_t *store_open(const char *dir, unsigned n_slots, char *err, size_t errlen)
@@ -63,6 +64,55 @@ err:
     return NULL;
 }
 
+store_t *store_open_readonly(const char *dir, unsigned n_slots, char *err, size_t errlen)
+{
+    char path[4096];
+    struct stat st;
+    MDB_txn *t;
+    int rc;
+    /* mdb_env_open would name neither the directory nor the missing file. */
+    if (stat(dir, &st) != 0) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (!S_ISDIR(st.st_mode) || stat(path, &st) != 0) {
+        snprintf(err, errlen, "%s: no cart store here (no data.mdb)", dir);
+        return NULL;
+    }
+    store_t *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->n_slots = n_slots;
+    s->readonly = true;
+    if ((rc = mdb_env_create(&s->env)) != 0)
+        goto err;
+    mdb_env_set_maxdbs(s->env, 4);
+    if ((rc = mdb_env_open(s->env, dir, MDB_RDONLY | MDB_NOTLS, 0644)) != 0)
+        goto err_after_env;
+    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t)) != 0)
+        goto err_after_env;
+    /* Without MDB_CREATE: a database that is missing is not a cart store. */
+    if ((rc = mdb_dbi_open(t, "slots", 0, &s->slots)) != 0 ||
+        (rc = mdb_dbi_open(t, "items", 0, &s->items)) != 0 ||
+        (rc = mdb_dbi_open(t, "dedup", 0, &s->dedup)) != 0) {
+        mdb_txn_abort(t);
+        goto err_after_env;
+    }
+    /* Handles opened in a read-only transaction stay valid once it commits. */
+    if ((rc = mdb_txn_commit(t)) != 0)
+        goto err_after_env;
+    return s;
+err_after_env:
+    mdb_env_close(s->env);
+err:
+    snprintf(err, errlen, "%s: not a readable cart store (lmdb: %s)", dir, mdb_strerror(rc));
+    free(s);
+    return NULL;
+}
+
 void store_close(store_t **p)
 {
     store_t *s = *p;
@@ -82,14 +132,17 @@ bool store_dirty(store_t *s) { return s->modified; }
  * so they see this iteration's changes). */
 static MDB_txn *wtxn(store_t *s)
 {
-    if (s->txn == NULL && mdb_txn_begin(s->env, NULL, 0, &s->txn) != 0)
+    if (s->txn == NULL &&
+        mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &s->txn) != 0)
         s->txn = NULL;
     return s->txn;
 }
 
-/* The transaction, for a write. */
+/* The transaction, for a write (none in a read-only store). */
 static MDB_txn *wtxn_mod(store_t *s)
 {
+    if (s->readonly)
+        return NULL;
     MDB_txn *t = wtxn(s);
     if (t)
         s->modified = true;
@@ -271,6 +324,34 @@ int store_items(store_t *s, uint16_t slot, zc_msg_t *m)
     return each_in_slot(s, s->items, slot, add_item, m);
 }
 
+/* store_each_item's callback and its argument, for each_in_slot. */
+typedef struct {
+    int (*fn)(const char *product, uint32_t qty, void *arg); /* the caller's function */
+    void *arg;                                                /* and its argument */
+} item_visit_t;
+
+static int visit_item(MDB_cursor *c, MDB_val *k, MDB_val *v, void *arg)
+{
+    (void)c;
+    item_visit_t *iv = arg;
+    char product[ZC_PRODUCT_MAX + 1];
+    size_t n = k->mv_size - 2;
+    if (n > ZC_PRODUCT_MAX || v->mv_size != 4)
+        return -1;
+    memcpy(product, (char *)k->mv_data + 2, n);
+    product[n] = 0;
+    const uint8_t *b = v->mv_data;
+    uint32_t q = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    return iv->fn(product, q, iv->arg) != 0 ? 1 : 0;
+}
+
+int store_each_item(store_t *s, uint16_t slot,
+                    int (*fn)(const char *product, uint32_t qty, void *arg), void *arg)
+{
+    item_visit_t iv = {fn, arg};
+    return each_in_slot(s, s->items, slot, visit_item, &iv);
+}
+
 static int count_one(MDB_cursor *c, MDB_val *k, MDB_val *v, void *arg)
 {
     (void)c;
@@ -429,8 +510,10 @@ static int del_here(MDB_cursor *c, MDB_val *k, MDB_val *v, void *arg)
 {
     (void)k;
     (void)v;
+    if (mdb_cursor_del(c, 0) != 0) /* fails in a read-only store */
+        return -1;
     ((store_t *)arg)->modified = true;
-    return mdb_cursor_del(c, 0) == 0 ? 0 : -1;
+    return 0;
 }
 
 int store_reset(store_t *s, uint16_t slot, uint64_t generation)

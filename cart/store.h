@@ -53,6 +53,10 @@ typedef struct {
 } store_answer_t;
 
 store_t *store_open(const char *dir, unsigned n_slots, char *err, size_t errlen);
+/* Open an existing store read-only, for inspection (zcart-cart --dump-state):
+ * nothing is created or written; every write fails with -1.  NULL with err
+ * when dir is missing or holds no (or a corrupt) store. */
+store_t *store_open_readonly(const char *dir, unsigned n_slots, char *err, size_t errlen);
 void store_close(store_t **p);
 unsigned store_slots(store_t *s);
 
@@ -70,6 +74,11 @@ int store_adopt(store_t *s, uint16_t slot, const uint8_t session[ZC_SESSION_LEN]
 int store_units(store_t *s, uint16_t slot, const char *product, uint32_t *units);
 /* The slot's contents into m's item list (zc_msg_add_item). */
 int store_items(store_t *s, uint16_t slot, zc_msg_t *m);
+/* Call fn for every line of the slot in product order (bytewise); stops
+ * early when fn returns non-zero.  -1 on a storage error or a malformed
+ * record. */
+int store_each_item(store_t *s, uint16_t slot,
+                    int (*fn)(const char *product, uint32_t qty, void *arg), void *arg);
 /* Distinct products held. */
 int store_count_items(store_t *s, uint16_t slot, uint32_t *n);
 /* Add (delta > 0) or remove (delta < 0) units; removing to 0 deletes the

@@ -144,13 +144,72 @@ err_after_alloc:
     return NULL;
 }
 
+zc_state_t *zc_state_open_readonly(const char *dir, char *err, size_t errlen)
+{
+    char path[4096];
+    struct stat st;
+    MDB_txn *t = NULL;
+    int rc;
+    /* mdb_env_open would name neither the directory nor the missing file. */
+    if (stat(dir, &st) != 0) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a directory", dir);
+        return NULL;
+    }
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen, "%s: no zcart state here (%s: %s)", dir, path, strerror(errno));
+        return NULL;
+    }
+    zc_state_t *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->readonly = true;
+    if ((rc = mdb_env_create(&s->env)) != 0)
+        goto err_lmdb;
+    mdb_env_set_maxdbs(s->env, 8);
+    if ((rc = mdb_env_open(s->env, dir, MDB_RDONLY | MDB_NOTLS, 0644)) != 0)
+        goto err_lmdb;
+    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t)) != 0)
+        goto err_lmdb;
+    /* Without MDB_CREATE: a database that is missing is not our state. */
+    if ((rc = mdb_dbi_open(t, "meta", 0, &s->meta)) != 0 ||
+        (rc = mdb_dbi_open(t, "carts", 0, &s->carts)) != 0 ||
+        (rc = mdb_dbi_open(t, "free", 0, &s->free)) != 0 ||
+        (rc = mdb_dbi_open(t, "sessions", 0, &s->sessions)) != 0 ||
+        (rc = mdb_dbi_open(t, "members", 0, &s->members)) != 0 ||
+        (rc = mdb_dbi_open(t, "local", 0, &s->local)) != 0) {
+        mdb_txn_abort(t);
+        snprintf(err, errlen, "%s: not a zcart state (lmdb: %s)", dir, mdb_strerror(rc));
+        goto err_after_env;
+    }
+    /* Handles opened in a read-only transaction stay valid once it commits. */
+    if ((rc = mdb_txn_commit(t)) != 0)
+        goto err_lmdb;
+    return s;
+
+err_lmdb:
+    snprintf(err, errlen, "lmdb %s: %s", dir, mdb_strerror(rc));
+err_after_env:
+    if (s->env)
+        mdb_env_close(s->env);
+    free(s);
+    return NULL;
+}
+
 void zc_state_close(zc_state_t **p)
 {
     zc_state_t *s = *p;
     if (s == NULL)
         return;
     *p = NULL;
-    mdb_env_sync(s->env, 1);
+    if (!s->readonly)
+        mdb_env_sync(s->env, 1);
     mdb_env_close(s->env);
     free(s);
 }
@@ -446,6 +505,33 @@ int zc_state_each_free(zc_state_t *s, int (*fn)(const char *cart, void *arg), vo
         memcpy(id, v.mv_data, v.mv_size);
         id[v.mv_size] = 0;
         if (fn(id, arg) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+out:
+    mdb_txn_abort(t);
+    return rc;
+}
+
+int zc_state_each_session(zc_state_t *s, int (*fn)(const zc_session_rec_t *r, void *arg),
+                          void *arg)
+{
+    MDB_txn *t = rtxn(s);
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = -1;
+    if (t == NULL)
+        return -1;
+    if (mdb_cursor_open(t, s->sessions, &cur) != 0)
+        goto out;
+    rc = 0;
+    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        zc_session_rec_t r;
+        if (decode_session(&k, &v, &r) != 0) {
+            rc = -1;
+            break;
+        }
+        if (fn(&r, arg) != 0)
             break;
     }
     mdb_cursor_close(cur);

@@ -87,10 +87,16 @@ typedef struct zc_state {
     MDB_dbi sessions; /* session table */
     MDB_dbi members;  /* replica directory */
     MDB_dbi local;    /* this replica's own facts: never replicated, snapshotted or hashed */
+    bool readonly;    /* opened by zc_state_open_readonly: never written or synced */
 } zc_state_t;
 
 /* Open (creating) the state under dir.  map_size 0 = 256 MiB. */
 zc_state_t *zc_state_open(const char *dir, size_t map_size, char *err, size_t errlen);
+/* Open an existing state read-only, for inspection (zcart-broker
+ * --dump-state): nothing is created or written, and the state of a stopped
+ * replica is left exactly as it was.  NULL with err when dir is missing or
+ * holds no (or a corrupt) zcart state. */
+zc_state_t *zc_state_open_readonly(const char *dir, char *err, size_t errlen);
 void zc_state_close(zc_state_t **s);
 
 /* Queries (each in its own read transaction).  0 found, 1 not found,
@@ -106,8 +112,14 @@ int zc_state_local_set(zc_state_t *s, const char *key, const char *value);
 int zc_state_each_member(zc_state_t *s, int (*fn)(const zc_member_t *m, void *arg), void *arg);
 /* Call fn for every cart in id order; stops early when fn returns non-zero. */
 int zc_state_each_cart(zc_state_t *s, int (*fn)(const zc_cart_rec_t *c, void *arg), void *arg);
-/* Call fn for every free cart id in free-list order. */
+/* Call fn for every free cart id in free-list order; stops early when fn
+ * returns non-zero. */
 int zc_state_each_free(zc_state_t *s, int (*fn)(const char *cart, void *arg), void *arg);
+/* Call fn for every session (LIVE, CLOSED or EXPIRED) in id order; stops
+ * early when fn returns non-zero.  -1 on a storage error or an undecodable
+ * record (fn has then seen the sessions before it). */
+int zc_state_each_session(zc_state_t *s, int (*fn)(const zc_session_rec_t *r, void *arg),
+                          void *arg);
 uint64_t zc_state_meta(zc_state_t *s, const char *key);
 /* FNV-1a 64 over the canonical encoding of carts, free list, sessions and the
  * generation counter (not the indexes, not the member directory): equal

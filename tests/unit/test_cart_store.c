@@ -170,6 +170,75 @@ TEST(committed_state_survives_reopen_uncommitted_does_not)
     store_close(&s);
 }
 
+/* store_each_item visits a slot's lines in product order and stops when
+ * asked; store_open_readonly reads committed contents and refuses writes and
+ * directories that hold no store. */
+typedef struct {
+    char seen[8][ZC_PRODUCT_MAX + 1]; /* products in visiting order */
+    uint32_t qty[8];                  /* their units */
+    unsigned n;                       /* lines seen */
+    unsigned stop_after;              /* return non-zero after this many (0: never) */
+} item_walk_t;
+
+static int walk_item(const char *product, uint32_t qty, void *arg)
+{
+    item_walk_t *w = arg;
+    if (w->n < 8) {
+        snprintf(w->seen[w->n], sizeof w->seen[w->n], "%s", product);
+        w->qty[w->n] = qty;
+    }
+    w->n++;
+    return w->stop_after && w->n == w->stop_after;
+}
+
+TEST(each_item_and_readonly_open)
+{
+    char d[256], err[256];
+    store_t *s = open_store(d);
+    uint8_t a[16];
+    item_walk_t w;
+    sess(a, 3);
+    CHECK(store_adopt(s, 1, a, 7) == 0);
+    CHECK(store_change(s, 1, "pear", 2) == 0);
+    CHECK(store_change(s, 1, "apple", 5) == 0);
+    CHECK(store_change(s, 2, "fig", 1) == 0); /* another slot: not visited */
+    memset(&w, 0, sizeof w);
+    CHECK(store_each_item(s, 1, walk_item, &w) == 0);
+    CHECK_EQ_U64(w.n, 2);
+    CHECK_STR(w.seen[0], "apple");
+    CHECK_EQ_U64(w.qty[0], 5);
+    CHECK_STR(w.seen[1], "pear");
+    memset(&w, 0, sizeof w);
+    w.stop_after = 1;
+    CHECK(store_each_item(s, 1, walk_item, &w) == 0);
+    CHECK_EQ_U64(w.n, 1);
+    CHECK(store_commit(s) == 0);
+    store_close(&s);
+
+    s = store_open_readonly(d, 4, err, sizeof err);
+    CHECK(s != NULL);
+    if (s) {
+        store_slot_t sl;
+        CHECK(store_get_slot(s, 1, &sl) == 0);
+        CHECK(memcmp(sl.owner, a, 16) == 0 && sl.generation == 7);
+        memset(&w, 0, sizeof w);
+        CHECK(store_each_item(s, 1, walk_item, &w) == 0);
+        CHECK_EQ_U64(w.n, 2);
+        CHECK(store_change(s, 1, "pear", 1) == -1); /* writes are refused */
+        CHECK(store_reset(s, 1, 9) == -1);
+        CHECK(!store_dirty(s));
+        CHECK(store_commit(s) == 0);
+        store_close(&s);
+    }
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/no-such-store", root);
+    CHECK(store_open_readonly(missing, 4, err, sizeof err) == NULL);
+    struct stat st;
+    CHECK(stat(missing, &st) != 0); /* and it created nothing */
+    CHECK(store_open_readonly(root, 4, err, sizeof err) == NULL);
+    CHECK(strstr(err, "no cart store") != NULL);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/zcart-test-cart.%d", (int)getpid());
@@ -179,6 +248,7 @@ int main(void)
     RUN(dedup_replay_window_and_outside);
     RUN(reset_empties_and_older_reset_is_ignored);
     RUN(committed_state_survives_reopen_uncommitted_does_not);
+    RUN(each_item_and_readonly_open);
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)

@@ -623,6 +623,86 @@ TEST(lost_cart_reassigns_its_session_and_drains)
     zc_fsm_destroy(&f);
 }
 
+/* zc_state_each_session visits every session once in id order with its
+ * state, stops when asked; zc_state_open_readonly reads the same state (same
+ * digest, same sessions) of a closed fsm without creating or changing
+ * anything, and refuses a directory without a state. */
+typedef struct {
+    unsigned n, live, closed;     /* sessions seen, by state */
+    uint8_t last[ZC_SESSION_LEN]; /* the previous id, to check the order */
+    unsigned stop_after;          /* return non-zero after this many (0: never) */
+} sess_walk_t;
+
+static int walk_session(const zc_session_rec_t *r, void *arg)
+{
+    sess_walk_t *w = arg;
+    if (w->n > 0)
+        CHECK(memcmp(w->last, r->id, ZC_SESSION_LEN) < 0);
+    memcpy(w->last, r->id, ZC_SESSION_LEN);
+    w->n++;
+    w->live += r->state == ZC_SESS_LIVE;
+    w->closed += r->state == ZC_SESS_CLOSED;
+    if (r->state == ZC_SESS_LIVE)
+        CHECK(r->cart[0] != 0 && r->generation > 0);
+    return w->stop_after && w->n == w->stop_after;
+}
+
+TEST(each_session_and_readonly_open)
+{
+    char d[256], err[256];
+    zc_fsm_t *f = open_fsm(d);
+    sess_walk_t w;
+    memset(&w, 0, sizeof w);
+    CHECK(zc_state_each_session(zc_fsm_state(f), walk_session, &w) == 0);
+    CHECK_EQ_U64(w.n, 0);
+    do_register(f, "cartA", 4, 0, false);
+    for (int k = 4; k >= 1; k--) /* assigned out of id order */
+        CHECK_EQ_U64(do_assign(f, k).status, ZC_OK);
+    CHECK_EQ_U64(do_release(f, 2).status, ZC_OK);
+    memset(&w, 0, sizeof w);
+    CHECK(zc_state_each_session(zc_fsm_state(f), walk_session, &w) == 0);
+    CHECK_EQ_U64(w.n, 4);
+    CHECK_EQ_U64(w.live, 3);
+    CHECK_EQ_U64(w.closed, 1);
+    memset(&w, 0, sizeof w);
+    w.stop_after = 2;
+    CHECK(zc_state_each_session(zc_fsm_state(f), walk_session, &w) == 0);
+    CHECK_EQ_U64(w.n, 2);
+    uint64_t digest = zc_state_digest(zc_fsm_state(f));
+    uint64_t applied = zc_fsm_applied_index(f);
+    zc_fsm_destroy(&f);
+
+    zc_state_t *ro = zc_state_open_readonly(d, err, sizeof err);
+    CHECK(ro != NULL);
+    if (ro) {
+        CHECK_EQ_U64(zc_state_digest(ro), digest);
+        CHECK_EQ_U64(zc_state_meta(ro, "applied_index"), applied);
+        memset(&w, 0, sizeof w);
+        CHECK(zc_state_each_session(ro, walk_session, &w) == 0);
+        CHECK_EQ_U64(w.n, 4);
+        CHECK_EQ_U64(w.live, 3);
+        char why[256];
+        CHECK(zc_state_check(ro, why, sizeof why) == 0);
+        CHECK(zc_state_local_set(ro, "k", "v") != 0); /* writes are refused */
+        zc_state_close(&ro);
+    }
+    /* Reopened read-write afterwards, the state is intact. */
+    f = zc_fsm_new(d, 0, err, sizeof err);
+    CHECK(f != NULL);
+    if (f) {
+        CHECK_EQ_U64(zc_state_digest(zc_fsm_state(f)), digest);
+        zc_fsm_destroy(&f);
+    }
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/no-such-state", root);
+    CHECK(zc_state_open_readonly(missing, err, sizeof err) == NULL);
+    CHECK(strstr(err, "no-such-state") != NULL);
+    struct stat st;
+    CHECK(stat(missing, &st) != 0); /* and it created nothing */
+    CHECK(zc_state_open_readonly(root, err, sizeof err) == NULL); /* a dir without data.mdb */
+    CHECK(strstr(err, "no zcart state") != NULL);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/zcart-test-fsm.%d", (int)getpid());
@@ -643,6 +723,7 @@ int main(void)
     RUN(member_directory_replicates_and_snapshots);
     RUN(breaker_events_replicate_and_gate_assignment);
     RUN(lost_cart_reassigns_its_session_and_drains);
+    RUN(each_session_and_readonly_open);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)
