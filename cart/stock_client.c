@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/map.h"
 #include "lib/zmqx.h"
@@ -13,6 +14,8 @@
 #include "proto/status.h"
 
 #define STOCK_MAX 16
+/* Start-up: how often a check that found no instance connected yet retries. */
+#define CONNECT_RETRY_MS 10
 
 /* One stock instance. */
 typedef struct {
@@ -44,7 +47,28 @@ struct stock_client {
     uint64_t next_corr;             /* corr of the next check */
     zc_map_t *pending;              /* corr -> check_t */
     uint64_t dropped;               /* malformed or late answers */
+    uint64_t started_ms;            /* loop time at creation (start-up grace) */
+    bool connected_once;            /* some instance took a check since start */
+    zc_link_t deferred;             /* deferred_t waiting for a first connection */
 };
+
+/* A check made before any instance was ever connected (the node's first
+ * moments: ZeroMQ connects asynchronously).  It is retried every
+ * CONNECT_RETRY_MS until an instance takes it or its timeout is spent, so
+ * a node that just started does not answer STOCK_UNAVAILABLE for a
+ * connection that is still being made.  Once any instance has been
+ * connected, "not connected" means gone, and fails fast as usual. */
+typedef struct {
+    uv_timer_t timer;           /* the retry timer */
+    struct stock_client *owner; /* back pointer */
+    char product[ZC_PRODUCT_MAX + 1]; /* the check's product */
+    uint32_t qty;               /* its units */
+    uint64_t deadline;          /* its deadline (wire) */
+    uint64_t until;             /* loop time its budget ends */
+    stock_cb cb;                /* caller's callback */
+    void *arg;                  /* its argument */
+    zc_link_t link;             /* in owner->deferred */
+} deferred_t;
 
 /* Log a breaker move of `in` (from -> its state now), once per move. */
 static void log_move(stock_client_t *c, instance_t *in, uint8_t from, const char *why)
@@ -67,6 +91,7 @@ static void log_move(stock_client_t *c, instance_t *in, uint8_t from, const char
 }
 
 static void check_closed(uv_handle_t *h) { free(h->data); }
+static void deferred_closed(uv_handle_t *h) { free(h->data); }
 
 /* The one way a check ends: out of pending, its result fed to its
  * instance's breaker, then the callback (none for a probe copy). */
@@ -136,6 +161,8 @@ stock_client_t *stock_client_new(uv_loop_t *loop, void *zctx, const stock_client
     }
     c->loop = loop;
     c->timeout_ms = cfg->timeout_ms;
+    c->started_ms = uv_now(loop);
+    zc_link_init(&c->deferred);
     c->policy = cfg->breaker;
     snprintf(list, sizeof list, "%s", cfg->endpoints);
     for (char *save, *ep = strtok_r(list, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
@@ -193,6 +220,12 @@ void stock_client_destroy(stock_client_t **p)
     *p = NULL;
     zc_map_each(c->pending, drop_check, NULL);
     zc_map_destroy(&c->pending);
+    while (!zc_list_empty(&c->deferred)) {
+        deferred_t *d = ZC_CONTAINER(c->deferred.next, deferred_t, link);
+        zc_link_remove(&d->link);
+        uv_timer_stop(&d->timer);
+        uv_close((uv_handle_t *)&d->timer, deferred_closed);
+    }
     for (unsigned i = 0; i < c->n; i++) {
         zc_watch_destroy(&c->inst[i].watch);
         if (c->inst[i].sock)
@@ -216,15 +249,16 @@ static int send_to(instance_t *in, zc_msg_t *m, uint64_t corr)
 
 /* k went out to `in`: take its ticket (the breaker may half-open and take
  * its probe) and start its timer. */
-static void launch(stock_client_t *c, check_t *k, instance_t *in)
+static void launch(stock_client_t *c, check_t *k, instance_t *in, uint64_t timeout_ms)
 {
     uint8_t from = in->brk.state;
     k->inst = in;
     k->ticket = stock_breaker_sent(&in->brk, &c->policy, uv_now(c->loop));
     log_move(c, in, from, "");
+    c->connected_once = true;
     uv_timer_init(c->loop, &k->timer);
     k->timer.data = k;
-    uv_timer_start(&k->timer, on_timeout, c->timeout_ms, 0);
+    uv_timer_start(&k->timer, on_timeout, timeout_ms, 0);
 }
 
 /* A new check_t under a fresh corr, in pending; NULL if out of memory. */
@@ -276,33 +310,17 @@ static void unavailable_detail(stock_client_t *c, uint64_t now, char *out, size_
     }
 }
 
-void stock_client_check(stock_client_t *c, const char *product, uint32_t qty, uint64_t deadline,
-                        stock_cb cb, void *arg)
+/* Send one user check now, with timeout_ms left, plus probe copies:
+ * true if an instance took it (k launched), false if none could (k freed). */
+static bool try_send(stock_client_t *c, zc_msg_t *m, check_t *k, uint64_t timeout_ms, uint64_t now)
 {
-    uint64_t now = uv_now(c->loop);
-    zc_msg_t m;
-    zc_msg_init(&m, ZC_MSG_CHECK);
-    snprintf(m.product, sizeof m.product, "%s", product);
-    m.qty = qty;
-    m.deadline = deadline;
-    check_t *k = new_check(c, cb, arg);
-    if (k == NULL) {
-        cb(arg, ZC_INTERNAL, 0, "out of memory");
-        return;
-    }
     /* A healthy instance first; else one that takes the check as its probe. */
-    instance_t *to = send_first(c, &m, k->corr, SB_ADMIT_CHECK, now);
+    instance_t *to = send_first(c, m, k->corr, SB_ADMIT_CHECK, now);
     if (to == NULL)
-        to = send_first(c, &m, k->corr, SB_ADMIT_PROBE, now);
-    if (to == NULL) {
-        char detail[ZC_DETAIL_MAX + 1];
-        zc_map_del_u64(c->pending, k->corr);
-        free(k);
-        unavailable_detail(c, now, detail, sizeof detail);
-        cb(arg, ZC_STOCK_UNAVAILABLE, 0, detail);
-        return;
-    }
-    launch(c, k, to);
+        to = send_first(c, m, k->corr, SB_ADMIT_PROBE, now);
+    if (to == NULL)
+        return false;
+    launch(c, k, to, timeout_ms);
     c->next = (unsigned)(to - c->inst + 1) % c->n;
     /* Every other instance that admits a probe gets a copy of the check as
      * its probe, so its breaker can close without a user waiting on it. */
@@ -313,11 +331,95 @@ void stock_client_check(stock_client_t *c, const char *product, uint32_t qty, ui
         check_t *probe = new_check(c, NULL, NULL);
         if (probe == NULL)
             break;
-        if (send_to(in, &m, probe->corr) != 0) {
+        if (send_to(in, m, probe->corr) != 0) {
             zc_map_del_u64(c->pending, probe->corr);
             free(probe);
             continue;
         }
-        launch(c, probe, in);
+        launch(c, probe, in, c->timeout_ms);
     }
+    return true;
+}
+
+/* Start a check with timeout_ms of budget left; false (nothing called
+ * back) if no instance could take it. */
+static bool start_check(stock_client_t *c, const char *product, uint32_t qty, uint64_t deadline,
+                        uint64_t timeout_ms, stock_cb cb, void *arg, bool *oom)
+{
+    uint64_t now = uv_now(c->loop);
+    zc_msg_t m;
+    zc_msg_init(&m, ZC_MSG_CHECK);
+    snprintf(m.product, sizeof m.product, "%s", product);
+    m.qty = qty;
+    m.deadline = deadline;
+    *oom = false;
+    check_t *k = new_check(c, cb, arg);
+    if (k == NULL) {
+        *oom = true;
+        return false;
+    }
+    if (try_send(c, &m, k, timeout_ms, now))
+        return true;
+    zc_map_del_u64(c->pending, k->corr);
+    free(k);
+    return false;
+}
+
+static void unavailable(stock_client_t *c, stock_cb cb, void *arg)
+{
+    char detail[ZC_DETAIL_MAX + 1];
+    unavailable_detail(c, uv_now(c->loop), detail, sizeof detail);
+    cb(arg, ZC_STOCK_UNAVAILABLE, 0, detail);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    deferred_t *d = t->data;
+    stock_client_t *c = d->owner;
+    uint64_t now = uv_now(c->loop);
+    bool oom, sent = false;
+    if (now < d->until)
+        sent = start_check(c, d->product, d->qty, d->deadline, d->until - now, d->cb, d->arg, &oom);
+    else
+        oom = false;
+    if (!sent && !oom && now < d->until)
+        return; /* still connecting: the timer fires again */
+    zc_link_remove(&d->link);
+    uv_timer_stop(&d->timer);
+    uv_close((uv_handle_t *)&d->timer, deferred_closed);
+    if (oom)
+        d->cb(d->arg, ZC_INTERNAL, 0, "out of memory");
+    else if (!sent)
+        unavailable(c, d->cb, d->arg);
+}
+
+void stock_client_check(stock_client_t *c, const char *product, uint32_t qty, uint64_t deadline,
+                        stock_cb cb, void *arg)
+{
+    uint64_t now = uv_now(c->loop);
+    bool oom;
+    if (start_check(c, product, qty, deadline, c->timeout_ms, cb, arg, &oom))
+        return;
+    if (oom) {
+        cb(arg, ZC_INTERNAL, 0, "out of memory");
+        return;
+    }
+    if (!c->connected_once && now < c->started_ms + c->timeout_ms) {
+        deferred_t *d = calloc(1, sizeof *d);
+        if (d != NULL) {
+            d->owner = c;
+            snprintf(d->product, sizeof d->product, "%s", product);
+            d->qty = qty;
+            d->deadline = deadline;
+            d->until = now + c->timeout_ms;
+            d->cb = cb;
+            d->arg = arg;
+            uv_timer_init(c->loop, &d->timer);
+            d->timer.data = d;
+            uv_timer_start(&d->timer, on_retry, CONNECT_RETRY_MS, CONNECT_RETRY_MS);
+            zc_list_push_back(&c->deferred, &d->link);
+            return;
+        }
+    }
+    unavailable(c, cb, arg);
 }

@@ -17,6 +17,12 @@
  * ("breaker open (N ms left)", "probe out", "not connected").  An open
  * breaker therefore costs nothing: no send, no timer, no wait.
  *
+ * Start-up.  ZeroMQ connects asynchronously, so a node's first checks may
+ * find no instance connected *yet*.  Until some instance has taken a check
+ * (and for at most one check timeout after creation), such a check is
+ * retried every few ms within its own timeout instead of being answered
+ * STOCK_UNAVAILABLE; after that, "not connected" means gone and fails fast.
+ *
  * What counts against an instance.  A check sent to it that times out, or
  * that it answers INTERNAL, is a failure of that instance; any other answer
  * in time is a success.  K failures in a row open its breaker; the breaker
