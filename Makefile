@@ -11,7 +11,7 @@ JOBS       ?= 2
 RUN_DIR    ?= run
 CLUSTER    := deploy/local/zcart-cluster
 
-.PHONY: all deps build build-asan run stop status test test-normal test-asan unit sim bench bench-failover clean
+.PHONY: all deps build build-asan run stop status test test-normal test-asan unit sim bench bench-failover chaos chaos-smoke clean
 
 all: build
 
@@ -68,6 +68,24 @@ DRILLS        ?= 10
 FAILOVER_ARGS ?=
 bench-failover: build
 	@/usr/bin/python3 bench/failover.py --drills $(DRILLS) --bin $(BUILD)/bin $(FAILOVER_ARGS)
+
+# Jepsen-style chaos runs (docs/chaos.md; root: network namespaces and nft).
+#   make chaos [CHAOS_DURATION=300] [CHAOS_SEED=N] [CHAOS_NEMESES=mixed|a,b] [CHAOS_CLIENTS=10]
+#              [CHAOS_ARGS="--interval 10 --rate 2 --keep ..."]
+#   make chaos-smoke    a short mixed run (90 s of faults, under 3 minutes)
+CHAOS_DURATION ?= 300
+CHAOS_SEED     ?=
+CHAOS_NEMESES  ?= mixed
+CHAOS_CLIENTS  ?= 10
+CHAOS_ARGS     ?=
+CHAOS          := /usr/bin/python3 tests/chaos/run.py --bin $(BUILD)/bin
+chaos: build
+	@$(CHAOS) --duration $(CHAOS_DURATION) --nemeses $(CHAOS_NEMESES) --clients $(CHAOS_CLIENTS) \
+	          $(if $(CHAOS_SEED),--seed $(CHAOS_SEED)) $(CHAOS_ARGS)
+
+chaos-smoke: build
+	@$(CHAOS) --duration 90 --interval 4 --fault-duration 3:8 --converge-timeout 40 \
+	          --clients $(CHAOS_CLIENTS) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED)) $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
