@@ -371,11 +371,6 @@ static bool admin_props(const cli_args_t *a, zcart_prop_t props[4], size_t *n, c
 typedef struct {
     zcart_t *z;          /* the client */
     zcart_session_t *s;  /* current session, or NULL */
-    const char *brokers; /* the broker list (shell keeper) */
-    zcart_options_t opt; /* the client options (shell keeper) */
-    int keepalive_ms;    /* shell: keeper period, 0 for none */
-    zcart_keeper_t *keeper; /* shell: renews s's lease while waiting for input */
-    char keeper_sid[2 * ZC_SESSION_LEN + 1]; /* the session the keeper renews */
     bool json;           /* --json */
     FILE *out;           /* results */
     FILE *err;           /* diagnostics */
@@ -463,26 +458,9 @@ static int split(char *line, char **words, int max)
     return n;
 }
 
-/* Keep a keeper running for the shell's current session, and only for it. */
-static void keeper_sync(cli_t *c)
-{
-    const char *sid = c->s ? zcart_session_id(c->s) : NULL;
-    if (c->keeper && (sid == NULL || strcmp(sid, c->keeper_sid) != 0))
-        zcart_keeper_stop(&c->keeper);
-    if (c->keeper == NULL && sid && c->keepalive_ms > 0) {
-        c->keeper = zcart_keeper_start(c->brokers, &c->opt, sid, c->keepalive_ms);
-        if (c->keeper)
-            snprintf(c->keeper_sid, sizeof c->keeper_sid, "%s", sid);
-        else
-            fprintf(c->err, "zcart: cannot start the keepalive thread; the session's lease "
-                            "is renewed only by commands\n");
-    }
-}
-
 static int shell(cli_t *c, FILE *in)
 {
     bool tty = isatty(fileno(in)) && isatty(fileno(c->out));
-    keeper_sync(c); /* an attached session is kept alive from the start */
     char *line = NULL;
     size_t cap = 0;
     int last = ZCLI_EXIT_OK;
@@ -530,9 +508,7 @@ static int shell(cli_t *c, FILE *in)
             continue;
         }
         last = run_command(c, cmd, (const char *const *)&words[1], true);
-        keeper_sync(c);
     }
-    zcart_keeper_stop(&c->keeper);
     free(line);
     return last == ZCLI_EXIT_UNREACHABLE ? ZCLI_EXIT_UNREACHABLE : ZCLI_EXIT_OK;
 }
@@ -589,9 +565,8 @@ int zcli_run(int argc, char **argv, FILE *in, FILE *out, FILE *err)
     }
     zcart_options_t o = {0};
     o.total_timeout_ms = a.timeout_ms;
-    c.brokers = brokers;
-    c.opt = o;
-    c.keepalive_ms = a.keepalive_ms < 0 ? ZCLI_DEFAULT_KEEPALIVE_MS : a.keepalive_ms;
+    if (strcmp(a.cmd, "shell") == 0) /* the shell's sessions keep themselves alive */
+        o.keepalive_ms = a.keepalive_ms < 0 ? ZCLI_DEFAULT_KEEPALIVE_MS : a.keepalive_ms;
     c.z = zcart_new(brokers, &o);
     if (c.z == NULL) {
         fprintf(err, "zcart: cannot start the client: %s\n", strerror(errno));

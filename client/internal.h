@@ -22,6 +22,7 @@ struct zcart {
     zcf_conn_t conn;     /* connection to list.eps[list.cur], or closed */
     uint64_t rng;        /* xorshift state for backoff jitter */
     uint64_t next_corr;  /* corr of the next STATUS or ADMIN */
+    char *brokers;       /* the broker list given (owned), for keepers */
 };
 
 /* A session (zcart.h). */
@@ -30,6 +31,7 @@ struct zcart_session {
     uint8_t id[ZC_SESSION_LEN];            /* the 128-bit id, never all zero */
     char hex[2 * ZC_SESSION_LEN + 1];      /* id as lowercase hex */
     uint64_t last_seq;                     /* last seq sent, 0 if none */
+    zcart_keeper_t *keeper;                /* renews the lease (opt.keepalive_ms), or NULL */
 };
 
 /* The seq rule: max(last + 1, now_us).  Always > last. */

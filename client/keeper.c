@@ -66,7 +66,14 @@ zcart_keeper_t *zcart_keeper_start(const char *brokers, const zcart_options_t *o
     if (k == NULL)
         return NULL;
     k->interval_ms = interval_ms;
-    k->z = zcart_new(brokers, opt);
+    zcart_options_t o;
+    if (opt)
+        o = *opt;
+    else
+        memset(&o, 0, sizeof o);
+    o.keepalive_ms = 0;     /* the keeper's own session object keeps nothing */
+    o.zmq_context = NULL;   /* its own context: its socket lives in its thread */
+    k->z = zcart_new(brokers, &o);
     if (k->z == NULL)
         goto err_after_alloc;
     k->s = zcart_session_attach(k->z, session_hex);

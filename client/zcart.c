@@ -93,7 +93,7 @@ void zcart_options_default(zcart_options_t *o)
 static bool options_fill(zcart_options_t *o)
 {
     if (o->attempt_timeout_ms < 0 || o->total_timeout_ms < 0 || o->backoff_ms < 0 ||
-        o->backoff_max_ms < 0 || o->status_timeout_ms < 0)
+        o->backoff_max_ms < 0 || o->status_timeout_ms < 0 || o->keepalive_ms < 0)
         return false;
     if (o->attempt_timeout_ms == 0)
         o->attempt_timeout_ms = ZCART_DEFAULT_ATTEMPT_TIMEOUT_MS;
@@ -136,6 +136,9 @@ zcart_t *zcart_new(const char *brokers, const zcart_options_t *opt)
         errno = EINVAL;
         goto err_after_alloc;
     }
+    z->brokers = strdup(brokers);
+    if (z->brokers == NULL)
+        goto err_after_list;
     z->ctx = z->opt.zmq_context;
     if (z->ctx == NULL) {
         z->ctx = zmq_ctx_new();
@@ -150,6 +153,7 @@ zcart_t *zcart_new(const char *brokers, const zcart_options_t *opt)
     return z;
 err_after_list: {
     int e = errno;
+    free(z->brokers);
     zcf_list_clear(&z->list);
     errno = e;
 }
@@ -171,6 +175,7 @@ void zcart_destroy(zcart_t **p)
     if (z->own_ctx)
         zmq_ctx_term(z->ctx);
     zcf_list_clear(&z->list);
+    free(z->brokers);
     free(z);
 }
 
@@ -186,6 +191,8 @@ static zcart_session_t *session_make(zcart_t *z, const uint8_t id[ZC_SESSION_LEN
     s->z = z;
     memcpy(s->id, id, ZC_SESSION_LEN);
     zc_session_hex(s->id, s->hex);
+    if (z->opt.keepalive_ms > 0) /* best effort: without it only requests renew */
+        s->keeper = zcart_keeper_start(z->brokers, &z->opt, s->hex, z->opt.keepalive_ms);
     return s;
 }
 
@@ -208,6 +215,8 @@ zcart_session_t *zcart_session_attach(zcart_t *z, const char *hex_id)
 
 void zcart_session_destroy(zcart_session_t **p)
 {
+    if (*p)
+        zcart_keeper_stop(&(*p)->keeper);
     free(*p);
     *p = NULL;
 }
@@ -349,7 +358,10 @@ int zcart_keepalive(zcart_session_t *s, zcart_result_t *res)
 
 int zcart_close(zcart_session_t *s, zcart_result_t *res)
 {
-    return cart_op(s, ZC_OP_CLOSE, NULL, 0, res);
+    int rc = cart_op(s, ZC_OP_CLOSE, NULL, 0, res);
+    if (s && rc == ZCART_ANSWERED && res->status == 0)
+        zcart_keeper_stop(&s->keeper); /* ended: nothing left to keep */
+    return rc;
 }
 
 /* --- admin -------------------------------------------------------------------------- */

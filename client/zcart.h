@@ -117,6 +117,10 @@ typedef struct {
                                default false: deadline = call start + total budget */
     void *zmq_context;      /* ZeroMQ context to use, borrowed (must outlive the
                                zcart_t); NULL: the zcart_t creates and owns one */
+    int keepalive_ms;       /* > 0: every session object keeps its lease alive on
+                               its own -- a keeper thread (below) renews it every
+                               keepalive_ms from its creation until it is closed
+                               or destroyed; default 0: only requests renew it */
 } zcart_options_t;
 
 /* One product line of a cart. */

@@ -4,13 +4,16 @@
  * session object), so a session passed along with --session across calls
  * is exactly what a shell script does.  Checked: stdout carries one result
  * per command and nothing else, exit statuses, the session line, seqs that
- * keep increasing across "processes", status --json, and the shell. */
+ * keep increasing across "processes", status --json, the shell, and that
+ * session objects renew their lease on their own when asked to. */
 #include "tests/unit/test_client_fake.c"
 
 #include <stdarg.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "client/cli.h"
+#include "client/zcart.h"
 #include "tests/unit/unit.h"
 
 static void *ctx;
@@ -262,6 +265,49 @@ TEST(admin_commands)
     fake_stop(&s);
 }
 
+/* Count the keepalive REQUESTs (op 5) a fake saw. */
+static int keepalives(fake_t *f)
+{
+    pthread_mutex_lock(&f->mu);
+    int n = 0;
+    for (int i = 0; i < f->n_seen && i < FAKE_MAX_SEEN; i++)
+        n += f->ops[i] == ZC_OP_KEEPALIVE;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+TEST(session_objects_keep_their_lease_alive_on_their_own)
+{
+    fake_t *a = fake_start(ctx, (const int[]){ACT_OK, 0});
+    zcart_options_t o = {0};
+    o.keepalive_ms = 20;
+    zcart_t *z = zcart_new(a->endpoint, &o);
+    CHECK(z != NULL);
+    zcart_session_t *s = zcart_session_new(z);
+    /* Renewed with nothing else sent: wait (with a deadline) for several. */
+    for (int i = 0; i < 500 && keepalives(a) < 3; i++)
+        usleep(10000);
+    CHECK(keepalives(a) >= 3);
+    /* A closed session is not kept any more. */
+    zcart_result_t r = {0};
+    CHECK_EQ_U64(zcart_close(s, &r), ZCART_ANSWERED);
+    zcart_result_clear(&r);
+    int after_close = keepalives(a);
+    usleep(150000);
+    CHECK(keepalives(a) <= after_close + 1); /* at most one already under way */
+    zcart_session_destroy(&s);
+    zcart_destroy(&z);
+    /* Default: no keeper, no keepalive. */
+    int before = keepalives(a);
+    z = zcart_new(a->endpoint, NULL);
+    s = zcart_session_new(z);
+    usleep(100000);
+    CHECK_EQ_U64(keepalives(a), before);
+    zcart_session_destroy(&s);
+    zcart_destroy(&z);
+    fake_stop(&a);
+}
+
 TEST(shell_json)
 {
     fake_t *a = fake_start(ctx, (const int[]){ACT_OK, 0});
@@ -350,6 +396,7 @@ int main(void)
     RUN(cli_fails_over);
     RUN(status_command);
     RUN(admin_commands);
+    RUN(session_objects_keep_their_lease_alive_on_their_own);
     RUN(shell_json);
     RUN(shell_text_and_exit_status);
     zmq_ctx_term(ctx);
