@@ -347,6 +347,10 @@ def main(argv):
             reps = (cl.status() or {}).get("replicas") or []
         final_status = {r["id"]: r for r in reps}
         wl.close()
+        with cl.lock:
+            for name, rc in cl.unexpected_exits():  # a crash during the final phase
+                summary["anomalies"].append("%s exited on its own (status %s) after the heal"
+                                            % (name, rc))
         bad = cl.stop_all(timeout=15)
         if bad:
             summary["anomalies"].append("did not stop cleanly on SIGTERM: %s" % ", ".join(bad))
@@ -416,6 +420,7 @@ def main(argv):
             signal.signal(s, signal.SIG_IGN)
         if nem is not None:
             nem.stopping.set()
+            nem.join(15)  # it may be restarting a daemon: let it finish first
         if wl is not None:
             wl.kill()
         if cl is not None:
