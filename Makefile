@@ -41,9 +41,10 @@ stop:
 status:
 	@$(CLUSTER) status --dir $(RUN_DIR)
 
-# The whole suite, in the normal build and again under ASan + UBSan.
+# The whole suite, in the normal build and again under ASan + UBSan, then
+# a 90 s seeded chaos run (make chaos-smoke CHAOS_SEED=1 replays it).
 test: build build-asan
-	@bash scripts/run-tests.sh $(BUILD) $(ASAN_BUILD)
+	@bash scripts/run-tests.sh --chaos-smoke $(BUILD)/bin $(BUILD) $(ASAN_BUILD)
 
 test-normal: build
 	@bash scripts/run-tests.sh $(BUILD)

@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# Run the CTest suite in each build directory given, then print one closing
-# line for the whole run: "N passed, N failed".
+# Run the CTest suite in each build directory given, then (with
+# --chaos-smoke BIN_DIR, which must come first) a short seeded chaos run
+# against that build's binaries (tests/chaos, docs/chaos.md; needs root for
+# network namespaces), and print one closing line for the whole run:
+# "N passed, N failed" (each CTest test counts one, the chaos run one).
 set -u
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+chaos_bin=""
+if [ "${1:-}" = "--chaos-smoke" ]; then
+  chaos_bin=$2
+  shift 2
+fi
 passed=0
 failed=0
 for dir in "$@"; do
@@ -23,5 +31,17 @@ for dir in "$@"; do
   fi
   rm -f "$log"
 done
+if [ -n "$chaos_bin" ]; then
+  # A fixed seed, so a failure here replays with the same schedule:
+  #   make chaos-smoke CHAOS_SEED=1
+  echo "=== chaos smoke (seed 1)"
+  if /usr/bin/python3 tests/chaos/run.py --bin "$chaos_bin" --seed 1 --duration 90 --interval 4 \
+       --fault-duration 3:8 --converge-timeout 40; then
+    passed=$((passed + 1))
+  else
+    echo "run-tests: the chaos smoke run failed (its run directory is named above)" >&2
+    failed=$((failed + 1))
+  fi
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
