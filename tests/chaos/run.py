@@ -27,7 +27,8 @@ Design
        --dump-state options); record {"process": "final", "type": "dump"}.
     5. If tests/chaos/checker.py exists, run it on the history and write
        RUNDIR/verdict.json.  Print the summary (seed, faults, operations,
-       anomalies, verdict) and write RUNDIR/summary.json.
+       anomalies, verdict) and write RUNDIR/summary.json, then the page
+       RUNDIR/report.html with its plots (report.py, gnuplot).
 
 Whatever happens -- an exception, SIGINT, SIGTERM, SIGHUP -- the finally
 block kills the shells and the daemons and deletes every namespace (and
@@ -438,6 +439,14 @@ def main(argv):
                 json.dump(summary, fh, indent=2, default=str)
         except OSError:
             pass
+        # The page (report.py): shows the run, decides nothing.
+        if os.path.exists(os.path.join(rundir, "history.jsonl")):
+            try:
+                import report as chaos_report
+                page_path, perr = chaos_report.report(rundir)
+                print("chaos: report %s%s" % (page_path, " (plots: %s)" % perr if perr else ""))
+            except Exception as e:  # a broken report must not hide the verdict
+                print("chaos: no report: %s" % e)
         if status == 0 and not a.keep and cl is not None:
             for d in cl.daemons.values():
                 shutil.rmtree(d.data, ignore_errors=True)
