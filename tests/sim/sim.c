@@ -5,9 +5,15 @@
  * gets its own real zcart FSM on its own LMDB environment, exactly the code
  * the broker runs.  A seed drives everything random:
  *
- *   - client commands proposed to whoever leads: REGISTER cart nodes, ASSIGN
- *     and RELEASE sessions, RETURN draining carts (mostly with the right
- *     generation, sometimes a stale one);
+ *   - client commands proposed to whoever leads, built from the leader's
+ *     state where that helps: REGISTER cart nodes; ASSIGN (mostly new
+ *     sessions) and RELEASE sessions; RETURN draining carts; BREAKER events
+ *     (mostly the next step of the breaker's cycle, some operator events,
+ *     some the table refuses); REASSIGN a lost cart's session (mostly an
+ *     ASSIGNED cart with its generation); LOST_TOLD a lost session; each
+ *     with the right generation or target most of the time and a stale one
+ *     sometimes.  Half the runs flood the leader, half let commands wait
+ *     for the backlog (make_command, propose);
  *   - faults: kill and revive servers, cut and restore links, saturate links
  *     (silent drops), change network and disk latency, inject disk-append
  *     failures.
@@ -51,7 +57,9 @@
 #include "replication/fsm.h"
 
 #define MAX_SERVERS 5
-#define N_SESSIONS 40
+#define MAX_BACKLOG 16 /* capped runs: no command while this many wait to apply */
+#define N_RECENT 12 /* RELEASE and retried ASSIGNs pick among the latest sessions */
+#define N_LOST 64   /* lost sessions LOST_TOLD picks among */
 #define N_NODES 3
 #define SLOTS_PER_NODE 3
 #define N_CMD_TYPES 10 /* zc_cmd_type_t values are below this */
@@ -63,6 +71,7 @@ typedef struct {
     uint64_t rng;                        /* xorshift state */
     unsigned steps;                      /* steps before healing */
     bool verbose;                        /* print every action */
+    bool capped;                         /* commands wait for the backlog (MAX_BACKLOG) */
     struct raft_fixture f;               /* the simulated cluster */
     struct raft_fsm fsms[MAX_SERVERS];   /* raft's view of each FSM */
     zc_fsm_t *zfsm[MAX_SERVERS];         /* the real FSMs */
@@ -73,6 +82,7 @@ typedef struct {
     raft_id *leader_of_term;             /* leader id by term, 0 = none seen */
     size_t term_cap;                     /* entries in leader_of_term */
     uint64_t final_applied[MAX_SERVERS]; /* each replica's applied index at the end */
+    unsigned next_session;               /* sessions 0 .. next_session-1 have been used */
     unsigned proposals;                  /* commands proposed */
     unsigned applied_ok;                 /* proposals whose callback said OK */
     unsigned proposed_by_type[N_CMD_TYPES];        /* proposals by command type */
@@ -456,16 +466,97 @@ static void session_of(uint8_t out[ZC_SESSION_LEN], unsigned k)
 {
     memset(out, 0, ZC_SESSION_LEN);
     out[0] = 0x5e;
-    out[ZC_SESSION_LEN - 1] = (uint8_t)(k + 1);
+    k++;
+    out[ZC_SESSION_LEN - 4] = (uint8_t)(k >> 24);
+    out[ZC_SESSION_LEN - 3] = (uint8_t)(k >> 16);
+    out[ZC_SESSION_LEN - 2] = (uint8_t)(k >> 8);
+    out[ZC_SESSION_LEN - 1] = (uint8_t)k;
 }
 
-/* Build a random command, reading the leader's state where that helps. */
+/* One of the latest sessions (the live ones are among them). */
+static void recent_session(sim_t *s, uint8_t out[ZC_SESSION_LEN])
+{
+    unsigned w = s->next_session < N_RECENT ? s->next_session : N_RECENT;
+    session_of(out, w == 0 ? 0 : s->next_session - 1 - pick(s, w));
+}
+
+static void random_cart(sim_t *s, char *out, size_t cap)
+{
+    snprintf(out, cap, "n%u.%u", pick(s, N_NODES), pick(s, SLOTS_PER_NODE));
+}
+
+/* The leader's carts in a given state, or lost sessions, to aim commands at. */
+typedef struct {
+    uint8_t state;                      /* carts: the state wanted */
+    unsigned n;                         /* found */
+    zc_cart_rec_t carts[N_NODES * SLOTS_PER_NODE];
+    uint8_t sessions[N_LOST][ZC_SESSION_LEN];
+} found_t;
+
+static int found_cart(const zc_cart_rec_t *c, void *arg)
+{
+    found_t *f = arg;
+    if (c->state == f->state && f->n < N_NODES * SLOTS_PER_NODE)
+        f->carts[f->n++] = *c;
+    return 0;
+}
+
+static int found_lost(const zc_session_rec_t *r, void *arg)
+{
+    found_t *f = arg;
+    if (r->lost && f->n < N_LOST)
+        memcpy(f->sessions[f->n++], r->id, ZC_SESSION_LEN);
+    return 0;
+}
+
+/* A breaker event for the cart's record as the leader sees it: mostly the
+ * next step of its cycle (CLOSED -TRIP-> OPEN -WAIT_OVER-> HALF_OPEN -PROBE,
+ * PROBE_OK or PROBE_FAIL->), an operator's event now and then (AUTO most
+ * often while forced), and a fifth of the time any event at all, which the
+ * table mostly refuses (stale: a deposed leader's, or one racing another).
+ * A closed breaker trips only every other time it is picked, so carts stay
+ * usable for ASSIGN and REASSIGN much of the time. */
+static void make_breaker(sim_t *s, zc_state_t *st, zc_cmd_t *c)
+{
+    random_cart(s, c->brk.cart, sizeof c->brk.cart);
+    c->brk.max_probes = (uint16_t)(1 + pick(s, 3));
+    zc_cart_rec_t cart;
+    uint8_t ev = (uint8_t)(1 + pick(s, ZC_BRK_N_EVENTS - 1));
+    if (pick(s, 5) != 0 && zc_state_get_cart(st, c->brk.cart, &cart) == 0) {
+        static const uint8_t operator[] = {ZC_BRK_EV_FORCE_OPEN, ZC_BRK_EV_FORCE_CLOSE,
+                                           ZC_BRK_EV_AUTO};
+        static const uint8_t half_open[] = {ZC_BRK_EV_PROBE, ZC_BRK_EV_PROBE_OK,
+                                            ZC_BRK_EV_PROBE_OK, ZC_BRK_EV_PROBE_FAIL};
+        if (cart.breaker.mode != ZC_BRK_AUTO)
+            ev = pick(s, 2) ? ZC_BRK_EV_AUTO : operator[pick(s, 3)];
+        else if (pick(s, 10) == 0)
+            ev = operator[pick(s, 3)];
+        else if (cart.breaker.state == ZC_BRK_CLOSED)
+            ev = pick(s, 2) ? ZC_BRK_EV_TRIP : ZC_BRK_EV_PROBE_OK; /* the latter refused */
+        else if (cart.breaker.state == ZC_BRK_OPEN)
+            ev = ZC_BRK_EV_WAIT_OVER;
+        else
+            ev = half_open[pick(s, 4)];
+    }
+    c->brk.ev = ev;
+    if (ev == ZC_BRK_EV_TRIP)
+        c->brk.why = pick(s, 2) ? ZC_BRK_WHY_HEARTBEAT : ZC_BRK_WHY_FAILURES;
+    else if (ev == ZC_BRK_EV_PROBE_FAIL)
+        c->brk.why = pick(s, 2) ? ZC_BRK_WHY_NONE : ZC_BRK_WHY_FAILURES;
+    else
+        c->brk.why = ZC_BRK_WHY_NONE;
+}
+
+/* Build a random command, reading the leader's state where that helps.
+ * The mix, in percent: REGISTER 7, ASSIGN 33, RELEASE 20, RETURN 14,
+ * BREAKER 12, REASSIGN 9, LOST_TOLD 5. */
 static void make_command(sim_t *s, unsigned leader, zc_cmd_t *c, zc_cmd_slot_t *slots)
 {
     memset(c, 0, sizeof *c);
     c->time_ms = raft_fixture_time(&s->f);
+    zc_state_t *st = zc_fsm_state(s->zfsm[leader]);
     unsigned r = pick(s, 100);
-    if (r < 8) {
+    if (r < 7) {
         c->type = ZC_CMD_REGISTER;
         snprintf(c->reg.node, sizeof c->reg.node, "n%u", pick(s, N_NODES));
         c->reg.n = SLOTS_PER_NODE;
@@ -474,28 +565,73 @@ static void make_command(sim_t *s, unsigned leader, zc_cmd_t *c, zc_cmd_slot_t *
         for (unsigned i = 0; i < SLOTS_PER_NODE; i++)
             slots[i] = (zc_cmd_slot_t){.slot = (uint16_t)i, .generation = dirty ? pick(s, 50) : 0,
                                        .dirty = dirty};
-    } else if (r < 50) {
+    } else if (r < 40) {
+        /* Mostly a new session; else a recent one again (a retry, or a
+         * session that ended: the same answer as the first time). */
         c->type = ZC_CMD_ASSIGN;
-        session_of(c->assign.session, pick(s, N_SESSIONS));
-    } else if (r < 75) {
+        if (pick(s, 4) != 0)
+            session_of(c->assign.session, s->next_session++);
+        else
+            recent_session(s, c->assign.session);
+    } else if (r < 60) {
         c->type = ZC_CMD_RELEASE;
-        session_of(c->release.session, pick(s, N_SESSIONS));
+        recent_session(s, c->release.session);
         c->release.why = pick(s, 2) ? ZC_RELEASE_CLOSE : ZC_RELEASE_EXPIRED;
-    } else {
-        /* Return a cart the leader sees draining, or a made-up stale one. */
+    } else if (r < 74) {
+        /* Return a cart the leader sees draining (a released session's, or
+         * one a REASSIGN left behind), or a made-up stale one. */
         c->type = ZC_CMD_RETURN;
-        zc_session_rec_t rec;
-        uint8_t sid[ZC_SESSION_LEN];
-        session_of(sid, pick(s, N_SESSIONS));
-        zc_state_t *st = zc_fsm_state(s->zfsm[leader]);
-        if (zc_state_get_session(st, sid, &rec) == 0) {
-            snprintf(c->ret.cart, sizeof c->ret.cart, "%s", rec.cart);
-            c->ret.generation = pick(s, 5) ? rec.generation : rec.generation + 1 + pick(s, 3);
+        found_t *f = calloc(1, sizeof *f);
+        f->state = ZC_CART_DRAINING;
+        if (pick(s, 5) != 0)
+            zc_state_each_cart(st, found_cart, f);
+        if (f->n > 0) {
+            const zc_cart_rec_t *cart = &f->carts[pick(s, f->n)];
+            snprintf(c->ret.cart, sizeof c->ret.cart, "%s", cart->id);
+            c->ret.generation = pick(s, 6) ? cart->generation : cart->generation + 1 + pick(s, 3);
         } else {
-            snprintf(c->ret.cart, sizeof c->ret.cart, "n%u.%u", pick(s, N_NODES),
-                     pick(s, SLOTS_PER_NODE));
+            random_cart(s, c->ret.cart, sizeof c->ret.cart);
             c->ret.generation = pick(s, 20);
         }
+        free(f);
+    } else if (r < 86) {
+        c->type = ZC_CMD_BREAKER;
+        make_breaker(s, st, c);
+    } else if (r < 95) {
+        /* A lost cart: one the leader sees ASSIGNED with its generation
+         * mostly, sometimes a stale generation or any cart at all (fenced). */
+        c->type = ZC_CMD_REASSIGN;
+        found_t *f = calloc(1, sizeof *f);
+        f->state = ZC_CART_ASSIGNED;
+        unsigned how = pick(s, 10);
+        if (how < 9)
+            zc_state_each_cart(st, found_cart, f);
+        if (f->n > 0) {
+            const zc_cart_rec_t *cart = &f->carts[pick(s, f->n)];
+            uint64_t g = cart->generation;
+            snprintf(c->reassign.cart, sizeof c->reassign.cart, "%s", cart->id);
+            if (how < 7)
+                c->reassign.generation = g;
+            else if (g > 1 && pick(s, 2))
+                c->reassign.generation = 1 + pick(s, (unsigned)(g - 1)); /* an older one */
+            else
+                c->reassign.generation = g + 1 + pick(s, 3); /* one not issued yet */
+        } else {
+            random_cart(s, c->reassign.cart, sizeof c->reassign.cart);
+            c->reassign.generation = pick(s, 20);
+        }
+        free(f);
+    } else {
+        /* Tell a session the leader sees lost, mostly; else any session. */
+        c->type = ZC_CMD_LOST_TOLD;
+        found_t *f = calloc(1, sizeof *f);
+        if (pick(s, 4) != 0)
+            zc_state_each_session(st, found_lost, f);
+        if (f->n > 0)
+            memcpy(c->told.session, f->sessions[pick(s, f->n)], ZC_SESSION_LEN);
+        else
+            recent_session(s, c->told.session);
+        free(f);
     }
 }
 
@@ -506,6 +642,8 @@ static void propose(sim_t *s)
         return;
     struct raft *r = raft_fixture_get(&s->f, leader);
     if (raft_state(r) != RAFT_LEADER)
+        return;
+    if (s->capped && raft_last_index(r) >= raft_last_applied(r) + MAX_BACKLOG)
         return;
     zc_cmd_t c;
     zc_cmd_slot_t slots[SLOTS_PER_NODE];
@@ -529,7 +667,16 @@ static void propose(sim_t *s)
     }
     s->proposals++;
     s->proposed_by_type[c.type]++;
-    say(s, "propose %s via server %u", zc_cmd_name(c.type), leader);
+    char what[96] = "";
+    if (c.type == ZC_CMD_BREAKER)
+        snprintf(what, sizeof what, " %s %s", c.brk.cart, zc_breaker_event_name(c.brk.ev));
+    else if (c.type == ZC_CMD_REASSIGN)
+        snprintf(what, sizeof what, " %s gen %llu", c.reassign.cart,
+                 (unsigned long long)c.reassign.generation);
+    else if (c.type == ZC_CMD_RETURN)
+        snprintf(what, sizeof what, " %s gen %llu", c.ret.cart,
+                 (unsigned long long)c.ret.generation);
+    say(s, "propose %s%s via server %u", zc_cmd_name(c.type), what, leader);
 }
 
 static void inject_fault(sim_t *s)
@@ -788,6 +935,12 @@ static int run(sim_t *s)
     int rc = -1;
     s->rng = s->seed * 0x9E3779B97F4A7C15ull + 1;
     s->disk_victim = -1;
+    /* Half the runs flood the leader with commands (long uncommitted logs,
+     * big catch-ups); the other half let at most MAX_BACKLOG wait, as
+     * clients waiting for answers would, so commands chosen from the
+     * leader's state (RETURN, REASSIGN, BREAKER, LOST_TOLD) see a current
+     * one. */
+    s->capped = pick(s, 2) == 0;
     snprintf(s->dir, sizeof s->dir, "/tmp/zcart-sim.%d.%llu", (int)getpid(),
              (unsigned long long)s->seed);
     mkdir(s->dir, 0755);
