@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/liveness.h"
 #include "broker/registry.h"
 #include "lib/log.h"
 
@@ -66,8 +67,10 @@ static void on_frame(broker_t *b, const char *node, const void *data, size_t len
     case ZC_MSG_RESET_DONE:
         if (strcmp(m.node, node) != 0)
             drop(b, "RESET_DONE names another node", node);
-        else
+        else {
             drain_reset_done(b, node, &m);
+            liveness_reset_done(b, node, &m);
+        }
         break;
     default:
         drop(b, "unexpected message", node);

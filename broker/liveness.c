@@ -19,6 +19,23 @@
  *   its node still silent for --cart-liveness    HALF_OPEN -> PROBE_FAIL (heartbeat)
  *   a request admitted as a probe (route.c)      HALF_OPEN -> PROBE, then PROBE_OK or
  *                                                             PROBE_FAIL (failures)
+ *   a FREE cart, its node heard (no session
+ *     to send it probes): the leader probes it
+ *     itself with a RESET of the cart's
+ *     generation                                 HALF_OPEN -> PROBE, then PROBE_OK on
+ *                                                             its RESET_DONE
+ *
+ * The last rule keeps a released cart from leaking out of service: a cart
+ * whose breaker tripped for failures while a session held it is reset and
+ * freed, but free carts whose breaker is not CLOSED are never assigned and
+ * a HELLO does not close a breaker opened for failures, so without a probe
+ * of its own it would stay HALF_OPEN for ever.  The RESET is the probe
+ * because it is the one message a free cart's node must handle: it is
+ * idempotent (the slot is empty and has no owner), goes through the slot's
+ * storage like an operation, and is fenced by generation (a stale one can
+ * never empty a newer owner's cart).  It is counted by a committed PROBE like
+ * a request probe, so an unanswered one ends as they do: no RESET_DONE
+ * within 2 x --cart-timeout of the HALF_OPEN -> PROBE_FAIL (failures).
  *
  * and, past breakers, cart loss: an ASSIGNED cart whose node stayed silent
  * for --cart-lost-after is lost.  The leader commits REASSIGN: the session
@@ -43,8 +60,10 @@
 
 /* What the leader remembers about one cart's breaker between scans. */
 typedef struct {
-    unsigned failures; /* consecutive failed operations since the last success */
-    bool pending;      /* a BREAKER proposal for it is in flight */
+    unsigned failures;      /* consecutive failed operations since the last success */
+    bool pending;           /* a BREAKER proposal for it is in flight */
+    uint64_t probe_sent_us; /* a free cart's RESET probe went out then (monotonic), 0 none */
+    uint64_t probe_gen;     /* the generation that RESET named */
 } brk_info_t;
 
 /* Argument of a BREAKER proposal's callback. */
@@ -165,6 +184,73 @@ static void reassign(broker_t *b, const zc_cart_rec_t *c)
     zc_node_propose(b->node, &cmd, reassign_done, ctx);
 }
 
+/* Argument of a free cart's PROBE proposal. */
+typedef struct {
+    broker_t *b;                /* the broker */
+    char cart[ZC_CART_MAX + 1]; /* the free cart probed */
+    uint64_t generation;        /* its generation: the RESET names it */
+} free_probe_ctx_t;
+
+/* The PROBE of a free cart committed: send the RESET that is the probe. */
+static void free_probe_done(void *arg, int status, const zc_cmd_result_t *res)
+{
+    free_probe_ctx_t *ctx = arg;
+    broker_t *b = ctx->b;
+    brk_info_t *i = b->breakers ? zc_map_get(b->breakers, ctx->cart, strlen(ctx->cart)) : NULL;
+    char node[ZC_NODE_MAX + 1];
+    uint16_t slot;
+    if (i)
+        i->pending = false;
+    if (i && status == ZC_OK && res->status == ZC_OK && broker_split_cart(ctx->cart, node, &slot)) {
+        zc_msg_t m;
+        zc_msg_init(&m, ZC_MSG_RESET);
+        m.slot = slot;
+        m.generation = ctx->generation;
+        i->probe_sent_us = zc_mono_us();
+        i->probe_gen = ctx->generation;
+        if (backend_send(b, node, &m) == 0)
+            zc_info("cart %s is free and HALF_OPEN: probing it with a RESET of gen %llu", ctx->cart,
+                    (unsigned long long)ctx->generation);
+    }
+    free(ctx);
+}
+
+/* Probe a free HALF_OPEN cart (at most one probe out per cart). */
+static void probe_free(broker_t *b, const zc_cart_rec_t *c, uint64_t now_us)
+{
+    brk_info_t *i = info_get(b, c->id);
+    if (i == NULL || i->pending ||
+        (i->probe_sent_us && now_us - i->probe_sent_us < (uint64_t)b->cfg.cart_timeout_ms * 1000u))
+        return;
+    free_probe_ctx_t *ctx = malloc(sizeof *ctx);
+    if (ctx == NULL)
+        return;
+    ctx->b = b;
+    snprintf(ctx->cart, sizeof ctx->cart, "%s", c->id);
+    ctx->generation = c->generation;
+    i->pending = true;
+    i->probe_sent_us = 0;
+    liveness_propose(b, c->id, ZC_BRK_HALF_OPEN, ZC_BRK_EV_PROBE, ZC_BRK_WHY_NONE, free_probe_done,
+                     ctx);
+}
+
+void liveness_reset_done(broker_t *b, const char *node, const zc_msg_t *m)
+{
+    if (!zc_node_ready(b->node))
+        return;
+    char id[ZC_CART_MAX + 1];
+    zc_cart_rec_t rec;
+    snprintf(id, sizeof id, "%s.%u", node, m->slot);
+    brk_info_t *i = b->breakers ? zc_map_get(b->breakers, id, strlen(id)) : NULL;
+    if (i == NULL || i->probe_sent_us == 0 || i->probe_gen != m->generation ||
+        zc_state_get_cart(zc_node_state(b->node), id, &rec) != 0 || rec.state != ZC_CART_FREE ||
+        rec.generation != m->generation || rec.breaker.state != ZC_BRK_HALF_OPEN ||
+        rec.breaker.mode != ZC_BRK_AUTO)
+        return; /* not the answer to a probe of ours, or too late to matter */
+    i->probe_sent_us = 0;
+    liveness_propose(b, id, ZC_BRK_HALF_OPEN, ZC_BRK_EV_PROBE_OK, ZC_BRK_WHY_NONE, NULL, NULL);
+}
+
 static int scan_one(const zc_cart_rec_t *c, void *arg)
 {
     scan_t *s = arg;
@@ -200,6 +286,8 @@ static int scan_one(const zc_cart_rec_t *c, void *arg)
         else if (silent && s->now_ms >= k->since_ms + b->cfg.cart_liveness_ms)
             liveness_propose(b, c->id, k->state, ZC_BRK_EV_PROBE_FAIL, ZC_BRK_WHY_HEARTBEAT, NULL,
                              NULL);
+        else if (c->state == ZC_CART_FREE && !silent && n && k->probes < p.max_probes)
+            probe_free(b, c, s->now_us); /* nobody else will: see the header */
         else if (k->probes >= p.max_probes &&
                  s->now_ms >= k->since_ms + 2 * (uint64_t)b->cfg.cart_timeout_ms)
             /* Every probe was admitted and none came back OK in time (its

@@ -15,6 +15,9 @@ void liveness_scan(broker_t *b, uint64_t now_us);
  * inside the cart (not for a KO the cart decided).  probe: it was admitted
  * as a HALF_OPEN probe. */
 void liveness_op_result(broker_t *b, const char *cart, bool ok, bool probe);
+/* A RESET_DONE arrived: if it answers the RESET probe of a free HALF_OPEN
+ * cart (liveness.c), propose PROBE_OK. */
+void liveness_reset_done(broker_t *b, const char *node, const zc_msg_t *m);
 /* Propose one BREAKER event for cart.  With cb NULL, at most one such
  * proposal per cart is in flight and the outcome is only logged (from: the
  * state it is proposed from); with cb (admin, probes) the caller gets the
