@@ -104,9 +104,12 @@ static int add_breaker(const zc_cart_rec_t *c, void *arg)
     if (x->count++ < STATUS_BREAKERS_MAX) {
         char key[ZC_CART_MAX + 16]; /* longer than ZC_KEY_MAX: add_prop refuses it */
         snprintf(key, sizeof key, "breaker.%s", c->id);
-        zc_msg_add_prop(x->r, key, "%s %s %s since=%" PRIu64 " trips=%u probes=%u",
+        zc_msg_add_prop(x->r, key, "%s %s %s since=%" PRIu64 " trips=%u probes=%u cart=%s",
                         zc_breaker_state_name(k->state), zc_breaker_mode_name(k->mode),
-                        zc_breaker_why_name(k->why), k->since_ms, k->trips, k->probes);
+                        zc_breaker_why_name(k->why), k->since_ms, k->trips, k->probes,
+                        c->state == ZC_CART_FREE       ? "FREE"
+                        : c->state == ZC_CART_ASSIGNED ? "ASSIGNED"
+                                                       : "DRAINING");
     }
     return 0;
 }

@@ -303,7 +303,7 @@ static void json_replica(zc_json_t *j, const zcart_replica_t *r)
 }
 
 /* A "breaker.<cart>" status prop, parsed ("OPEN auto heartbeat since=MS
- * trips=N probes=N", docs/protocol.md). */
+ * trips=N probes=N cart=FREE", docs/protocol.md). */
 typedef struct {
     const char *cart;  /* points into the prop's key */
     char state[16];    /* CLOSED, OPEN, HALF_OPEN */
@@ -312,6 +312,7 @@ typedef struct {
     uint64_t since_ms; /* leader wall clock of the last change */
     unsigned trips;    /* trips since the last close */
     unsigned probes;   /* probes admitted in this HALF_OPEN */
+    char cart_state[16]; /* FREE, ASSIGNED, DRAINING; empty from an older replica */
 } breaker_view_t;
 
 static bool breaker_view(const zcart_prop_t *p, breaker_view_t *v)
@@ -320,8 +321,10 @@ static bool breaker_view(const zcart_prop_t *p, breaker_view_t *v)
     if (strncmp(p->key, "breaker.", 8) != 0 || p->key[8] == 0)
         return false;
     v->cart = p->key + 8;
-    if (sscanf(p->value, "%15s %15s %15s since=%llu trips=%u probes=%u", v->state, v->mode, v->why,
-               &since, &v->trips, &v->probes) != 6)
+    v->cart_state[0] = 0;
+    int n = sscanf(p->value, "%15s %15s %15s since=%llu trips=%u probes=%u cart=%15s", v->state,
+                   v->mode, v->why, &since, &v->trips, &v->probes, v->cart_state);
+    if (n < 6)
         return false;
     v->since_ms = since;
     return true;
@@ -384,6 +387,11 @@ static void json_status(FILE *out, int rc, const zcart_status_t *st)
         zc_json_ku64(&j, "since_ms", v.since_ms);
         zc_json_ku64(&j, "trips", v.trips);
         zc_json_ku64(&j, "probes", v.probes);
+        zc_json_key(&j, "cart_state");
+        if (v.cart_state[0])
+            zc_json_string(&j, v.cart_state);
+        else
+            zc_json_null(&j);
         zc_json_end(&j);
     }
     zc_json_end(&j);
@@ -455,8 +463,9 @@ static void text_status(FILE *out, int rc, const zcart_status_t *st)
             char when[32] = "?";
             if (gmtime_r(&secs, &tm))
                 strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-            fprintf(out, "breaker %s: %s (%s, %s) since %s.%03uZ, trips %u\n", v.cart, v.state,
-                    v.mode, v.why, when, (unsigned)(v.since_ms % 1000), v.trips);
+            fprintf(out, "breaker %s: %s (%s, %s) since %s.%03uZ, trips %u%s%s\n", v.cart,
+                    v.state, v.mode, v.why, when, (unsigned)(v.since_ms % 1000), v.trips,
+                    v.cart_state[0] ? ", cart " : "", v.cart_state);
         }
     } else {
         fprintf(out, "UNREACHABLE: %s\n",

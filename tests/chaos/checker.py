@@ -103,7 +103,14 @@ I7  service resumes: after the "healed" record some probe (process
     "final") succeeds within --bound seconds; and on every replica each
     session the history saw closed (an OK close) or expired (a
     SESSION_EXPIRED or SESSION_CLOSED answer) is not LIVE and no cart is
-    ASSIGNED to it or still DRAINING from it.
+    ASSIGNED to it or still DRAINING from it; and no cart of a live node
+    (one with slot dumps) stays out of service: the "service" record,
+    taken at least --bound seconds after the heal with the clients gone,
+    lists no FREE or DRAINING cart whose breaker is automatic and not
+    CLOSED (such a free cart is never assigned).  An ASSIGNED cart's
+    breaker may stay HALF_OPEN (its session's next request is the probe);
+    one held by an operator is the operator's; a record taken sooner than
+    the bound is undecided.
 
 The verdict: {"valid", "bound_s", "invariants": {"I1": {"name", "ok",
 "violations": [the first N, human-readable, naming the lines involved],
@@ -323,6 +330,8 @@ class Checker:
                             if r["process"] == "final" and r["type"] == "healed"), None)
         dumps = [r for r in self.records if r["process"] == "final" and r["type"] == "dump"]
         self.dump = Dump(dumps[0]) if dumps else None
+        self.service = next((r for r in self.records
+                             if r["process"] == "final" and r["type"] == "service"), None)
         self.windows = self._fault_windows()
         self.sessions = {}
         for op in self.ops:
@@ -786,6 +795,7 @@ class Checker:
     def check_i7(self):
         r = Result("I7")
         self._i7_probes(r)
+        self._i7_service(r)
         if self.dump is None:
             r.fail("no final dump in the history: closed sessions' carts not checked")
         else:
@@ -822,6 +832,38 @@ class Checker:
         if rec > self.bound_s:
             r.fail("the first successful probe came %.3f s after healing (line %s), over the "
                    "bound of %.3f s" % (rec, self.healed["_line"], self.bound_s))
+
+    def _i7_service(self, r):
+        """No cart of a live node stays out of service after healing."""
+        if self.service is None:
+            r.note("no \"service\" record: carts back in service not checked")
+            return
+        v = self.service["value"]
+        live = {c.get("node") for c in self.dump.slots.values()} if self.dump else None
+        out = []
+        for b in v.get("breakers") or []:
+            if b.get("mode") != "auto" or b.get("state") == "CLOSED":
+                continue  # held by an operator, or closed
+            if b.get("cart_state") not in ("FREE", "DRAINING"):
+                continue  # its session's next request is its probe: it serves
+            node = b["cart"].rsplit(".", 1)[0]
+            if live is not None and node not in live:
+                continue  # no slot dump: the node is not known to be up
+            out.append(b)
+        r.counts["out_of_service"] = len(out)
+        if not out:
+            return
+        if float(v["after_heal_s"]) < self.bound_s:
+            r.note("line %s: %d free cart(s) with a breaker not CLOSED only %.1f s after the "
+                   "heal (under the bound): undecided" % (self.service["_line"], len(out),
+                                                          float(v["after_heal_s"])))
+            return
+        for b in out:
+            r.fail("line %s: cart %s of a live node is %s with its breaker %s (%s, trips %s) "
+                   "%.1f s after the heal: out of service (a free cart whose breaker is not "
+                   "CLOSED is never assigned)"
+                   % (self.service["_line"], b["cart"], b.get("cart_state"), b.get("state"),
+                      b.get("why"), b.get("trips"), float(v["after_heal_s"])))
 
     def _i7_replica(self, rid, st, r):
         """Sessions seen closed or expired are over, and their carts freed."""

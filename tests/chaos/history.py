@@ -49,7 +49,14 @@ line.  Three kinds of record share the timeline, told apart by "process":
                             "reset_generation", "items": [...]}]}}
           the end-of-run dumps: per replica its `zcart status --json` entry
           and its `zcart-broker --dump-state` object, and every cart slot's
-          `zcart-cart --dump-state` entry.
+          `zcart-cart --dump-state` entry;
+      {"t": ..., "process": "final", "type": "service",
+       "value": {"quiet": bool, "after_heal_s": S, "why": str|null,
+                 "breakers": [{"cart", "state", "mode", "why", "cart_state", ...}]}}
+          taken before the dump with every daemon still up and the clients
+          gone: whether the cluster got quiet (no cart draining, no breaker
+          not CLOSED) within the wait, S seconds after the heal, and the
+          leader's `breakers` (`zcart status --json`) at that moment.
 
 Readers ignore fields they do not know, so the harness may add its own
 (e.g. "error", "node", "slot").  Writers and readers meet in this module:
@@ -75,7 +82,7 @@ CLIENT_TYPES = ("invoke", "ok", "fail", "info")
 COMPLETION_TYPES = ("ok", "fail", "info")
 OP_FS = ("add", "remove", "list", "close", "keepalive")
 CHANGE_FS = ("add", "remove")
-FINAL_TYPES = ("healed", "dump", "probe") + CLIENT_TYPES
+FINAL_TYPES = ("healed", "dump", "probe", "service") + CLIENT_TYPES
 PHASES = ("start", "stop")
 _SESSION_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 MAX_ERRORS = 50
@@ -173,6 +180,13 @@ class History:
         """Record the end-of-run dumps (see the module docstring)."""
         return self.append({"t": time.time() if t is None else t, "process": "final",
                             "type": "dump", "value": {"replicas": replicas, "carts": carts}})
+
+    def service(self, quiet, after_heal_s, breakers, why=None, t=None):
+        """Record the post-heal service check (see the module docstring)."""
+        return self.append({"t": time.time() if t is None else t, "process": "final",
+                            "type": "service",
+                            "value": {"quiet": bool(quiet), "after_heal_s": after_heal_s,
+                                      "why": why, "breakers": list(breakers or [])}})
 
     def close(self):
         with self._lock:
@@ -334,6 +348,26 @@ def _check_dump(rec):
     return errs
 
 
+def _check_service(rec):
+    """Problems with a final service record."""
+    v = rec.get("value")
+    if not isinstance(v, dict):
+        return ["service value is not an object"]
+    errs = []
+    if not isinstance(v.get("quiet"), bool):
+        errs.append("service value.quiet is not a boolean")
+    if not _is_num(v.get("after_heal_s")):
+        errs.append("service value.after_heal_s is not a number")
+    brk = v.get("breakers")
+    if not isinstance(brk, list):
+        errs.append("service value.breakers is not a list")
+        brk = []
+    for b in brk:
+        if not (isinstance(b, dict) and isinstance(b.get("cart"), str)):
+            errs.append("service breaker %.60r has no cart" % (b,))
+    return errs
+
+
 def _check_record(rec):
     """Problems with one record's own fields (not its place in the timeline)."""
     if not _is_num(rec.get("t")):
@@ -358,6 +392,8 @@ def _check_record(rec):
             return _check_dump(rec)
         if typ == "probe":
             return [] if isinstance(rec.get("answer"), dict) else ["a probe needs an answer"]
+        if typ == "service":
+            return _check_service(rec)
         if typ in CLIENT_TYPES:
             return _check_op_record(rec)
         return []

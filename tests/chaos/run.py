@@ -22,7 +22,10 @@ Design
        every replica converges (same applied index and digest, no cart
        draining, no breaker open); post-heal probes (fresh sessions: add,
        add, list, close; process "final"); converge again; record every
-       replica's STATUS; close the shells; stop every daemon with SIGTERM;
+       replica's STATUS; close the shells; wait once more for quiet (their
+       sessions expire within a lease) and record {"process": "final",
+       "type": "service"} (quiet or not, the leader's breakers: checker
+       I7); stop every daemon with SIGTERM;
        dump every replica's state and every cart node's slots (the
        --dump-state options); record {"process": "final", "type": "dump"}.
     5. If tests/chaos/checker.py exists, run it on the history and write
@@ -348,6 +351,16 @@ def main(argv):
             reps = (cl.status() or {}).get("replicas") or []
         final_status = {r["id"]: r for r in reps}
         wl.close()
+        # Every cart back in service (issue 11): with the clients gone their
+        # sessions end within a lease; then no cart of a live node may stay
+        # draining or keep a breaker that is not CLOSED (a free cart with one
+        # is never assigned).  The checker decides from this record (I7).
+        ok3, what3 = cl.wait_converged(a.converge_timeout, quiet=True)
+        st3 = cl.status() or {}
+        history.append({"t": time.time(), "process": "final", "type": "service", "value": {
+            "quiet": ok3, "after_heal_s": round(time.monotonic() - t_heal, 1),
+            "why": None if ok3 else str(what3), "breakers": st3.get("breakers") or []}})
+        say("service: %s" % ("every cart in service" if ok3 else "not quiet: %s" % what3))
         with cl.lock:
             for name, rc in cl.unexpected_exits():  # a crash during the final phase
                 summary["anomalies"].append("%s exited on its own (status %s) after the heal"

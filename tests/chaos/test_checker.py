@@ -317,6 +317,14 @@ class Builder:
         if saved:
             self.sess["final"] = saved
 
+    def service(self, breakers=(), after_heal_s=40.0, quiet=None):
+        """The post-heal service record: the leader's breakers list, taken
+        after_heal_s after the healed record (quiet: no breakers)."""
+        self._rec(process="final", type="service",
+                  value={"quiet": (not breakers) if quiet is None else quiet,
+                         "after_heal_s": after_heal_s, "why": None,
+                         "breakers": [dict(b) for b in breakers]})
+
     def dump(self, tamper_replicas=None, tamper_carts=None):
         reps, carts = self.world.replicas(), self.world.cart_dump()
         if tamper_replicas:
@@ -383,6 +391,7 @@ def clean_history():
         h.world.drain(k)
     h.healed()
     h.probes()
+    h.service()
     h.dump()
     return h, (a, b, c, d)
 
@@ -867,6 +876,68 @@ class Violations(Base):
         v = h.check()
         self.assertOnly(v, "I7")
         self.assertIn("DRAINING", text(v, "I7"))
+
+
+    # I7, every cart back in service (issue 11)
+    def brk(self, cart="n2.1", state="HALF_OPEN", mode="auto", why="failures",
+            cart_state="FREE"):
+        return {"cart": cart, "state": state, "mode": mode, "why": why, "since_ms": 1,
+                "trips": 1, "probes": 1, "cart_state": cart_state}
+
+    def service_history(self, breakers, after_heal_s=40.0, tamper_carts=None):
+        h = Builder()
+        h.add(1, "apple", 1)
+        h.close(1)
+        h.healed()
+        h.probes()
+        h.service(breakers, after_heal_s)
+        h.dump(tamper_carts=tamper_carts)
+        return h.check(bound_s=30)
+
+    def test_i7_free_cart_left_out_of_service(self):
+        v = self.service_history([self.brk()])
+        self.assertOnly(v, "I7")
+        self.assertIn("cart n2.1 of a live node is FREE with its breaker HALF_OPEN (failures",
+                      text(v, "I7"))
+        self.assertEqual(v["invariants"]["I7"]["counts"]["out_of_service"], 1)
+
+    def test_i7_draining_cart_left_out_of_service(self):
+        v = self.service_history([self.brk("n1.0", "OPEN", why="heartbeat",
+                                           cart_state="DRAINING")])
+        self.assertOnly(v, "I7")
+        self.assertIn("n1.0", text(v, "I7"))
+
+    def test_i7_breakers_that_leave_no_cart_out_of_service(self):
+        ok = [self.brk(cart_state="ASSIGNED"),          # its session's next request probes it
+              self.brk(state="OPEN", mode="forced-open", why="operator"),   # the operator's
+              self.brk(state="CLOSED", mode="forced-closed", why="none"),
+              self.brk(cart="n9.0")]                    # no slot dump: node not known up
+        v = self.service_history(ok)
+        self.assertValid(v)
+        self.assertEqual(v["invariants"]["I7"]["counts"]["out_of_service"], 0)
+
+    def test_i7_out_of_service_under_the_bound_is_undecided(self):
+        v = self.service_history([self.brk()], after_heal_s=12.0)
+        self.assertValid(v)
+        self.assertTrue(any("undecided" in n for n in v["invariants"]["I7"].get("notes", [])),
+                        v["invariants"]["I7"])
+
+    def test_i7_no_service_record_is_noted(self):
+        h = Builder()
+        h.finish_run()
+        v = h.check()
+        self.assertValid(v)
+        self.assertTrue(any("not checked" in n for n in v["invariants"]["I7"].get("notes", [])),
+                        v["invariants"]["I7"])
+
+    def test_service_record_is_validated(self):
+        h = Builder()
+        h.healed()
+        h._rec(process="final", type="service", value={"quiet": "yes", "breakers": {}})
+        with self.assertRaises(history.MalformedHistory) as e:
+            h.check()
+        self.assertIn("quiet", str(e.exception))
+        self.assertIn("breakers", str(e.exception))
 
 
 # --- the file format and the command line ---------------------------------------------

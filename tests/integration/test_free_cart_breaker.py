@@ -166,7 +166,7 @@ class FreeCartBreaker(harness.ClusterTestCase):
         b = breaker(self.c, self.cart)
         # Still out of service right after the release: it opened for failures.
         self.assertIsNotNone(b, "the breaker closed before any probe")
-        self.assertEqual(b["why"], "failures", b)
+        self.assertEqual((b["why"], b["cart_state"]), ("failures", "FREE"), b)
         t_free = time.monotonic()
         wait_until(lambda: breaker(self.c, self.cart) is None, 10,
                    "the free cart's breaker closed (it stayed HALF_OPEN: capacity leak)")

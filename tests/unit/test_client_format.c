@@ -178,7 +178,10 @@ static void make_status(zcart_status_t *st)
                                     "18446744073709551615", "huge", "18446744073709551616",
                                     "odd", "007", "role", "dup", "breaker.n1.0",
                                     "OPEN auto heartbeat since=1700000000123 trips=2 probes=0",
-                                    "breaker.bad", "junk", NULL});
+                                    "breaker.bad", "junk", "breaker.n2.1",
+                                    "HALF_OPEN auto failures since=1700000000456 trips=1 "
+                                    "probes=1 cart=FREE",
+                                    NULL});
     st->replicas[1].rtt_us = 200;
     snprintf(st->replicas[2].error, sizeof st->replicas[2].error, "connection refused");
 }
@@ -202,14 +205,17 @@ TEST(status_json)
               "\"member.2\":\"voter 127.0.0.1:9002 tcp://h:2\",\"future\":-5,"
               "\"big\":18446744073709551615,\"huge\":\"18446744073709551616\",\"odd\":\"007\","
               "\"breaker.n1.0\":\"OPEN auto heartbeat since=1700000000123 trips=2 probes=0\","
-              "\"breaker.bad\":\"junk\"},"
+              "\"breaker.bad\":\"junk\",\"breaker.n2.1\":\"HALF_OPEN auto failures "
+              "since=1700000000456 trips=1 probes=1 cart=FREE\"},"
               "{\"id\":null,\"endpoint\":\"tcp://h:3\",\"role\":null,\"term\":null,"
               "\"commit_index\":null,\"applied_index\":null,\"digest\":null,"
               "\"reachable\":false,\"contacted\":\"tcp://h:3\",\"error\":\"connection refused\"}"
               "],\"carts\":{\"total\":8,\"free\":5,\"assigned\":2,\"draining\":1},"
               "\"leader\":\"tcp://h:2\",\"breakers\":[{\"cart\":\"n1.0\",\"state\":\"OPEN\","
               "\"mode\":\"auto\",\"why\":\"heartbeat\",\"since_ms\":1700000000123,\"trips\":2,"
-              "\"probes\":0}]}\n");
+              "\"probes\":0,\"cart_state\":null},{\"cart\":\"n2.1\",\"state\":\"HALF_OPEN\","
+              "\"mode\":\"auto\",\"why\":\"failures\",\"since_ms\":1700000000456,\"trips\":1,"
+              "\"probes\":1,\"cart_state\":\"FREE\"}]}\n");
     free(s);
     /* No leader: carts from the first replica that answered. */
     snprintf(st.replicas[1].props[2].value, sizeof st.replicas[1].props[2].value, "candidate");
@@ -246,7 +252,9 @@ TEST(status_text)
               "-   tcp://h:3  -         -     -       -        -                 -       "
               "connection refused\n"
               "carts: total 8, free 5, assigned 2, draining 1 (leader tcp://h:2)\n"
-              "breaker n1.0: OPEN (auto, heartbeat) since 2023-11-14T22:13:20.123Z, trips 2\n");
+              "breaker n1.0: OPEN (auto, heartbeat) since 2023-11-14T22:13:20.123Z, trips 2\n"
+              "breaker n2.1: HALF_OPEN (auto, failures) since 2023-11-14T22:13:20.456Z, trips 1, "
+              "cart FREE\n");
     free(s);
     zcart_status_clear(&st);
 }
