@@ -1,0 +1,145 @@
+"""Start and steer a real zcart cluster for the conformance suite.
+
+Only deploy/local/zcart-cluster (its --help) is used: `up` with a private run
+directory under /tmp and a port block found by bind-probing, `kill / start /
+pause / resume` for faults, `down` at the end.  Port blocks are taken from
+11000-19999 (away from 20000-40000, which other suites use), under a lock
+file so two conformance files running at once (ctest -j2) cannot race.
+The plan the tool writes (DIR/cluster.json) names the endpoints.
+"""
+
+import fcntl
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+TOOL = os.path.join(REPO, "deploy", "local", "zcart-cluster")
+CATALOG = os.path.join(HERE, "catalog.csv")
+LOCK = "/tmp/zcart-conformance-ports.lock"
+
+
+def bin_dir():
+    return os.environ.get("ZCART_BIN") or os.path.join(REPO, "build", "bin")
+
+
+def port_free(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def wait_until(cond, timeout, what="condition", interval=0.05):
+    """Poll cond() until it returns a true value; fail after timeout seconds."""
+    end = time.monotonic() + timeout
+    last = None
+    while True:
+        last = cond()
+        if last:
+            return last
+        if time.monotonic() >= end:
+            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+class Cluster:
+    def __init__(self, replicas=3, cart_nodes=1, slots=4, broker_args=(), cart_args=(),
+                 stock_args=(), hello_interval=None, stock=1):
+        self.replicas, self.cart_nodes, self.slots = replicas, cart_nodes, slots
+        self.broker_args, self.cart_args, self.stock_args = broker_args, cart_args, stock_args
+        self.hello_interval = hello_interval
+        self.stock_n = stock
+        self.dir = None
+        self.plan = None
+
+    def _tool(self, *args, check=True, timeout=60):
+        r = subprocess.run([TOOL] + list(args) + ["--dir", self.dir], capture_output=True,
+                           text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise RuntimeError("zcart-cluster %s failed (%d): %s %s"
+                               % (" ".join(args), r.returncode, r.stdout, r.stderr))
+        return r
+
+    def up(self):
+        self.dir = tempfile.mkdtemp(prefix="zcart-conformance-", dir="/tmp")
+        with open(LOCK, "a+") as lk:
+            fcntl.flock(lk, fcntl.LOCK_EX)
+            base = self._pick_base()
+            args = ["up", "--fresh", "--replicas", str(self.replicas), "--cart-nodes",
+                    str(self.cart_nodes), "--slots", str(self.slots), "--stock", str(self.stock_n),
+                    "--base-port", str(base), "--bin", bin_dir(), "--catalog", CATALOG,
+                    "--log-level", "warn"]
+            if self.hello_interval:
+                args += ["--hello-interval", str(self.hello_interval)]
+            args += ["--broker-arg=" + a for a in self.broker_args]
+            args += ["--cart-arg=" + a for a in self.cart_args]
+            args += ["--stock-arg=" + a for a in self.stock_args]
+            self._tool(*args)
+        with open(os.path.join(self.dir, "cluster.json")) as f:
+            self.plan = json.load(f)
+        return self
+
+    def _pick_base(self):
+        rnd = random.Random()
+        for _ in range(200):
+            base = rnd.randrange(11000, 19900, 50)
+            if all(port_free(p) for p in range(base + 10, base + 50)):
+                return base
+        raise RuntimeError("no free port block in 11000-19999")
+
+    def down(self, keep=False):
+        if self.dir:
+            self._tool("down", "--stop-timeout", "5", check=False)
+            if not keep:
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ------------------------------------------------------------ plan
+    def procs(self, kind):
+        return [p for p in self.plan["procs"] if p["kind"] == kind]
+
+    @property
+    def client_eps(self):
+        return [p["endpoint"] for p in self.procs("broker")]
+
+    @property
+    def cart_eps(self):
+        return [p["cart_endpoint"] for p in self.procs("broker")]
+
+    @property
+    def stock_eps(self):
+        return [p["endpoint"] for p in self.procs("stock")]
+
+    def broker_name(self, client_ep):
+        return [p["name"] for p in self.procs("broker") if p["endpoint"] == client_ep][0]
+
+    def cart_proc_of_node(self, node):
+        """zcart-cluster's process name of the cart node called `node`."""
+        for p in self.procs("cart"):
+            argv = p["argv"]
+            if argv[argv.index("--name") + 1] == node:
+                return p["name"]
+        raise KeyError(node)
+
+    # ------------------------------------------------------------ faults
+    def kill(self, name):
+        self._tool("kill", name)
+
+    def start(self, name):
+        self._tool("start", name, "--wait", "0", check=False)
+
+    def pause(self, name):
+        self._tool("pause", name)
+
+    def resume(self, name):
+        self._tool("resume", name)
