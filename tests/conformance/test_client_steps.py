@@ -65,6 +65,34 @@ class ClientSteps(ClusterCase):
             with self.subTest(name):
                 self.check_malformed(ep, frame)
 
+    def test_step1_malformed_status_and_admin_get_a_reply(self):
+        """§3 step 1 / §6: a malformed status or admin is answered with a
+        `reply` (BAD_REQUEST), never a status-reply or admin-reply."""
+        ep = self.leader()
+        for name, frame in (("status cut short", zcp.encode_status(77)[:-3]),
+                            ("status with a trailing octet", zcp.encode_status(77) + b"x"),
+                            ("admin cut short", zcp.encode_admin(78, "breaker",
+                                                                 {"cart": "x.0"})[:-2])):
+            with self.subTest(name):
+                self.check_malformed(ep, frame)
+
+    def test_step1_unexpected_message_on_client_endpoint(self):
+        """§6: a well-formed message a client may not send (a reply, a hello,
+        a heartbeat, a cart-reply) gets a BAD_REQUEST `reply`, detail
+        "unexpected message on the client endpoint"."""
+        ep = self.leader()
+        sid = zclient.new_session_id()
+        for name, frame in (("reply", zcp.encode_reply(sid, 1, zcp.OK)),
+                            ("hello", zcp.encode_hello("intruder", [])),
+                            ("heartbeat", zcp.encode_heartbeat("intruder")),
+                            ("cart-reply", zcp.encode_cart_reply(1, 0, sid, 1, zcp.OK)),
+                            ("check", zcp.encode_check(1, "apple", 1, 0))):
+            with self.subTest(name):
+                m = self.check_malformed(ep, frame, readable_sid=True)
+                self.assertIn("unexpected message on the client endpoint", m["detail"])
+        p = self.leader_status()
+        self.assertNotIn("intruder", " ".join(p.values()), "no cart node registered")
+
     def test_step1_two_frame_message_is_malformed(self):
         """§1: a message with more frames than expected is malformed."""
         ep = self.leader()
@@ -184,6 +212,25 @@ class ClientSteps(ClusterCase):
                 self.assertStatus(r, "NOT_LEADER")
                 self.assertEqual(r["detail"], ld)
 
+    def test_reply_fields_steps_1_to_4_empty(self):
+        """§3 reply table: BAD_REQUEST, NOT_LEADER and EXPIRED carry an empty
+        cart, generation 0 and no items, even for a session holding a cart."""
+        s = self.session()
+        r = s.add(b"apple", 1)
+        self.assertStatus(r, "OK")
+        ld = self.leader()
+        answers = {
+            "BAD_REQUEST": self.client.once(ld, s.id, s.next_seq(), zcp.ADD, b"apple", 0),
+            "NOT_LEADER": self.client.once(self.followers()[0], s.id, s.next_seq(), zcp.LIST),
+            "EXPIRED": self.client.once(ld, s.id, s.next_seq(), zcp.LIST,
+                                        deadline=now_ms() - 10),
+        }
+        for name, m in answers.items():
+            with self.subTest(name):
+                self.assertStatus(m, name)
+                self.assertEqual((m["cart"], m["generation"], m["items"]), ("", 0, []))
+        self.assertEqual(s.list()["items"], [("apple", 1)])
+
     def test_step3_client_follows_redirect(self):
         """§3 step 3: "the client retries there": a client that starts at a
         follower ends up served by the leader."""
@@ -242,12 +289,41 @@ class ClientSteps(ClusterCase):
                 self.assertStatus(op(), "SESSION_CLOSED")
         self.assertStatus(s.close(), "OK", "closing is idempotent")
 
-    def test_step5_close_without_cart_closes_session(self):
-        """§3 steps 5-6: a close of a session with no cart is OK; the session is
-        then closed, so a later add is SESSION_CLOSED (issue 11 gap 4)."""
+    def test_step6_close_without_cart_records_nothing(self):
+        """§3 step 6: close and keepalive of a session with no cart are OK
+        (empty cart, generation 0) and record nothing: the id stays unused and
+        a later add starts the session."""
+        live = int(self.leader_status()["sessions_live"])
+        ended = int(self.leader_status()["sessions_ended"])
         s = self.session()
-        self.assertStatus(s.close(), "OK")
-        self.assertStatus(s.add(b"apple", 1), "SESSION_CLOSED")
+        for op in (s.close, s.keepalive, s.close):
+            r = op()
+            self.assertStatus(r, "OK")
+            self.assertEqual((r["cart"], r["generation"], r["items"]), ("", 0, []))
+        p = self.leader_status()
+        self.assertEqual((int(p["sessions_live"]), int(p["sessions_ended"])), (live, ended))
+        r = s.add(b"apple", 1)
+        self.assertStatus(r, "OK", "the add starts the session")
+        self.assertTrue(r["cart"])
+
+    def test_step5_retry_after_end_is_session_closed(self):
+        """§3 step 5 and Retries: once the session has ended, a retried seq gets
+        SESSION_CLOSED (not its original answer) and never takes effect;
+        step 5 replies carry the session's last cart and generation, no items."""
+        s = self.session()
+        first = s.add(b"apple", 1)
+        self.assertStatus(first, "OK")
+        c = s.close()
+        self.assertStatus(c, "OK")
+        self.assertEqual((c["cart"], c["generation"], c["items"]),
+                         (first["cart"], first["generation"], []))
+        again = self.client.call(s.id, first["seq"], zcp.ADD, b"apple", 1)
+        self.assertStatus(again, "SESSION_CLOSED")
+        self.assertEqual((again["cart"], again["generation"], again["items"]),
+                         (first["cart"], first["generation"], []))
+        c2 = s.close()
+        self.assertStatus(c2, "OK")
+        self.assertEqual((c2["cart"], c2["generation"]), (first["cart"], first["generation"]))
 
     def test_step5_session_expired_after_ttl(self):
         """§3 Leases: a session not heard from for --session-ttl is expired; its
@@ -261,7 +337,14 @@ class ClientSteps(ClusterCase):
         for name, op in (("list", s.list), ("add", lambda: s.add(b"apple", 1)),
                          ("keepalive", s.keepalive)):
             with self.subTest(name):
-                self.assertStatus(op(), "SESSION_EXPIRED")
+                x = op()
+                self.assertStatus(x, "SESSION_EXPIRED")
+                self.assertEqual((x["cart"], x["generation"], x["items"]),
+                                 (r["cart"], r["generation"], []), "step 5 fields")
+        self.assertStatus(self.client.call(s.id, r["seq"], zcp.ADD, b"apple", 3),
+                          "SESSION_EXPIRED", "a retry after the end")
+        self.assertStatus(s.close(), "OK", "a close of an expired session is OK")
+        self.assertStatus(s.list(), "SESSION_EXPIRED")
         self.wait_free(SLOTS)
 
     def test_lease_renewed_by_keepalive(self):

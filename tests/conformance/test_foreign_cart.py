@@ -359,6 +359,51 @@ class ForeignCart(unittest.TestCase):
         self.assertEqual(eps[-1], self.leader_cart_ep())
         self.assertTrue(set(eps) <= {first, self.leader_cart_ep()})
 
+    def test_hello_must_come_from_its_routing_id(self):
+        """§1: a node MUST use its name as routing id; a hello whose node
+        differs from the connection's routing id, or from a connection
+        without one, is dropped and counted: no heartbeat, no registration."""
+        import zmq
+        ld = self.leader()
+        cep = self.leader_cart_ep()
+        d0 = int(self.status(ld)["dropped"])
+        ctx = zmq.Context.instance()
+        socks = []
+        for rid in (b"impostor", None):
+            d = ctx.socket(zmq.DEALER)
+            d.setsockopt(zmq.LINGER, 0)
+            if rid:
+                d.setsockopt(zmq.ROUTING_ID, rid)
+            d.connect(cep)
+            d.send(zcp.encode_hello("victim", [(0, zcp.ZERO_SESSION, 0, 0, 0)]))
+            socks.append(d)
+        try:
+            wait_until(lambda: int(self.status(ld)["dropped"]) >= d0 + 2, 5, "2 hellos dropped")
+            for d in socks:
+                self.assertEqual(d.poll(300), 0, "no heartbeat for a hello under another name")
+            self.assertEqual(self.counts()["carts_total"], 0, "nothing registered")
+        finally:
+            for d in socks:
+                d.close(0)
+        self.node("victim", 1)
+        self.wait_counts(total=1, free=1)
+
+    def test_deadline_relayed_to_cart_and_unavailable_has_no_items(self):
+        """§3.4: the cart-request carries the client's deadline (0 when none);
+        §3 reply table: CART_UNAVAILABLE carries cart and generation, no items."""
+        n = self.node("fk", 1)
+        self.wait_counts(total=1, free=1)
+        s = zclient.Session(self.client)
+        r = s.add(b"apple", 1)
+        self.assertEqual(n.received(zcp.CART_REQUEST)[-1]["deadline"], 0)
+        dl = int(time.time() * 1000) + 60000
+        self.assertStatus(s.add(b"pear", 1, deadline=dl), "OK")
+        self.assertEqual(n.received(zcp.CART_REQUEST)[-1]["deadline"], dl)
+        n.answer_requests = False
+        u = s.list()
+        self.assertStatus(u, "CART_UNAVAILABLE")
+        self.assertEqual((u["cart"], u["generation"], u["items"]), (r["cart"], r["generation"], []))
+
     def test_malformed_and_unexpected_from_node_dropped_and_counted(self):
         """§4 end / §6: malformed frames and unexpected messages from a node are
         dropped and counted (`dropped`); nothing changes, serving goes on."""

@@ -324,8 +324,8 @@ class CartNode:
         sl.pending[m["seq"]] = [(ep, m)]
         self._checks[corr] = (slot_no, m["seq"], m["product"], m["qty"],
                               time.monotonic() + self.stock_timeout, stock[0])
-        stock[1].send(zcp.encode_check(corr, m["product"], want,
-                                       now_ms() + int(self.stock_timeout * 1000)))
+        # §3.4: the check carries the cart-request's deadline (0 = none)
+        stock[1].send(zcp.encode_check(corr, m["product"], want, m["deadline"]))
 
     def _record(self, sl, seq, res):
         sl.dedup[seq] = res
