@@ -5,7 +5,7 @@ One real cluster: 3 replicas, one zcart-cart node with 3 slots, one stock
 Each test names the section and step it checks.
 """
 
-import os
+import sys
 import time
 import unittest
 
@@ -592,6 +592,20 @@ class ClientSteps(ClusterCase):
                 m = self.client.admin_once(ld, cmd, props)
                 self.assertStatus(m, "BAD_REQUEST")
                 self.assertTrue(m["detail"])
+
+    def test_admin_remove_node_refused_for_the_leader(self):
+        """§3.2: remove-node is refused for the leader itself; the
+        configuration is unchanged. (The document does not name the status.)"""
+        ld = self.leader()
+        p = self.status(ld)
+        m = self.client.admin_once(ld, "remove-node", {"id": p["id"]})
+        print("remove-node of the leader: %s %r" % (zcp.status_name(m["status"]), m["detail"]),
+              file=sys.stderr)
+        self.assertNotEqual(m["status"], zcp.OK)
+        self.assertTrue(m["detail"])
+        after = self.status(self.leader())
+        self.assertEqual({k: v for k, v in after.items() if k.startswith("member.")},
+                         {k: v for k, v in p.items() if k.startswith("member.")})
 
     def test_admin_on_follower_is_not_leader(self):
         """§3.2: a follower answers admin NOT_LEADER with the leader's endpoint."""

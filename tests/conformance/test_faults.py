@@ -190,5 +190,37 @@ class Faults(ClusterCase):
         self.leader(timeout=20)
 
 
+class CommitTimeout(ClusterCase):
+    """§3.4 / §5: a commit that cannot finish within --cart-timeout is
+    answered UNAVAILABLE. Raft's election timeout is made long (4 s) so the
+    leader that lost its followers still leads when the 1 s wait runs out."""
+    CLUSTER = dict(replicas=3, cart_nodes=1, slots=1,
+                   broker_args=["--election-timeout=4000", "--cart-timeout=1000"])
+
+    def test_commit_wait_runs_out_unavailable(self):
+        """§3.4: a leader without its followers answers a new assignment
+        UNAVAILABLE once --cart-timeout runs out; the resent seq is applied once."""
+        ld = self.leader(timeout=30)
+        others = [self.cluster.broker_name(ep) for ep in self.cluster.client_eps if ep != ld]
+        for n in others:
+            self.cluster.pause(n)
+        try:
+            sid = zclient.new_session_id()
+            r = self.client.once(ld, sid, 1, zcp.ADD, b"apple", 1, timeout=10)
+            self.assertStatus(r, "UNAVAILABLE")
+            self.assertEqual((r["cart"], r["generation"], r["items"]), ("", 0, []))
+        finally:
+            for n in others:
+                self.cluster.resume(n)
+        # the same (session, seq) resent once the cluster serves: applied once
+        s = zclient.Session(self.client, sid)
+        self.sessions.append(s)
+        r = self.client.call(sid, 1, zcp.ADD, b"apple", 1, total=30)
+        self.assertStatus(r, "OK")
+        self.assertEqual(r["items"], [("apple", 1)])
+        s.seq = 1
+        self.assertEqual(s.list()["items"], [("apple", 1)])
+
+
 if __name__ == "__main__":
     main()
