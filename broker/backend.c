@@ -4,8 +4,10 @@
  * leader can address a node as soon as its connection exists; HANDOVER lets a
  * restarted node take its name over at once.  Every frame from a node is
  * checked against the routing id it came with -- a node can only speak for
- * itself -- and anything malformed is dropped and counted (a node never
- * waits for an answer to what it sends here). */
+ * itself -- and a HELLO whose name is outside [A-Za-z0-9_-] is refused (its
+ * cart ids "<node>.<slot>" must split one way only); anything malformed is
+ * dropped and counted (a node never waits for an answer to what it sends
+ * here). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,9 @@ static void on_frame(broker_t *b, const char *node, const void *data, size_t len
     case ZC_MSG_HELLO:
         if (strcmp(m.node, node) != 0)
             drop(b, "HELLO names another node", node);
+        else if (!zc_node_name_valid(node))
+            /* "a.b" would make cart "a.b.0", ambiguous with node "a", slot "b.0". */
+            drop(b, "node name outside 1..32 of [A-Za-z0-9_-]", node);
         else {
             registry_hello(b, &m);
             route_node_connected(b, node);

@@ -1,7 +1,8 @@
 /* frontend: the client-side ROUTER.
  *
  * Steps 1 and 2 of the decision procedure of docs/protocol.md §3 happen
- * here (malformed frame, invalid fields -> BAD_REQUEST); a valid REQUEST goes
+ * here (malformed frame, invalid fields -> BAD_REQUEST, always as a REPLY,
+ * with the session and seq of a frame that starts like a REQUEST); a valid REQUEST goes
  * to route.c.  STATUS is answered by every replica, leader or not, from its
  * own raft node and state. */
 #include <inttypes.h>
@@ -189,7 +190,12 @@ static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, cons
     if (zc_msg_decode(&m, data, len, &why) != 0) {
         b->bad_requests++;
         zc_debug("malformed client frame (%zu bytes): %s", len, why);
-        frontend_reply_ko(b, client, client_len, NULL, ZC_BAD_REQUEST, why);
+        /* A request's session and seq, when the frame holds them, let the
+         * client match this answer; anything else gets the all-zero ones. */
+        zc_msg_t echo;
+        zc_msg_init(&echo, ZC_MSG_REQUEST);
+        bool readable = zc_msg_peek_request(data, len, echo.session, &echo.seq);
+        frontend_reply_ko(b, client, client_len, readable ? &echo : NULL, ZC_BAD_REQUEST, why);
         return;
     }
     switch (m.id) {

@@ -1,5 +1,4 @@
 /* zcart-cart: a cart node hosting --slots cart slots. */
-#include <ctype.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -9,6 +8,7 @@
 #include "cart/dump.h"
 #include "cart/node.h"
 #include "lib/log.h"
+#include "proto/msg.h"
 
 static const char usage[] =
     "usage: zcart-cart --name NODE --slots N --data DIR --brokers EP[,EP...]\n"
@@ -63,17 +63,6 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&sigterm_h, NULL);
 }
 
-static bool name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 32)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-')
-            return false;
-    return true;
-}
-
 static bool parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 {
     char *end;
@@ -111,7 +100,7 @@ int main(int argc, char **argv)
         switch (o) {
         case 'n':
             cfg.name = optarg;
-            if (!name_ok(optarg))
+            if (!zc_node_name_valid(optarg))
                 bad = "--name wants 1..32 of [A-Za-z0-9_-]";
             break;
         case 's':

@@ -114,8 +114,42 @@ int zc_msg_encode(const zc_msg_t *m, zc_wbuf_t *out)
     return out->oom ? -1 : 0;
 }
 
+/* Read a str field into out (capacity cap), naming what is wrong in *why:
+ * `over` when it is longer than cap - 1 octets, `nul` when it holds a NUL.
+ * A frame that ends inside it is a truncated message. */
+static void read_str(zc_rbuf_t *r, char *out, size_t cap, const char *over, const char *nul,
+                     const char **why)
+{
+    out[0] = 0;
+    if (r->err)
+        return;
+    size_t n = zc_rbuf_u8(r);
+    if (r->err) {
+        *why = "truncated message";
+        return;
+    }
+    if (n + 1 > cap) {
+        *why = over;
+        r->err = true;
+        return;
+    }
+    if (n > zc_rbuf_left(r)) {
+        *why = "truncated message";
+        r->err = true;
+        return;
+    }
+    zc_rbuf_bytes(r, out, n);
+    out[n] = 0;
+    if (memchr(out, 0, n) != NULL) {
+        *why = nul;
+        r->err = true;
+        out[0] = 0;
+    }
+}
+
 /* Read a list header and allocate room for it; NULL (with *why) on error. */
-static void *read_list(zc_rbuf_t *r, uint16_t *n, unsigned max, size_t elem, const char **why)
+static void *read_list(zc_rbuf_t *r, uint16_t *n, unsigned max, size_t elem, const char *over,
+                       const char **why)
 {
     *n = zc_rbuf_u16(r);
     if (r->err) {
@@ -123,7 +157,7 @@ static void *read_list(zc_rbuf_t *r, uint16_t *n, unsigned max, size_t elem, con
         return NULL;
     }
     if (*n > max) {
-        *why = "list longer than its limit";
+        *why = over;
         r->err = true;
         return NULL;
     }
@@ -169,23 +203,42 @@ int zc_msg_decode(zc_msg_t *m, const void *data, size_t len, const char **why)
         case F_OP: m->op = zc_rbuf_u8(&r); break;
         case F_STATUS: m->status = zc_rbuf_u8(&r); break;
         case F_DEADLINE: m->deadline = zc_rbuf_u64(&r); break;
-        case F_PRODUCT: zc_rbuf_str(&r, m->product, sizeof m->product); break;
+        case F_PRODUCT:
+            read_str(&r, m->product, sizeof m->product, "product longer than 64 octets",
+                     "NUL octet inside product", why);
+            break;
         case F_QTY: m->qty = zc_rbuf_u32(&r); break;
-        case F_CART: zc_rbuf_str(&r, m->cart, sizeof m->cart); break;
+        case F_CART:
+            read_str(&r, m->cart, sizeof m->cart, "cart longer than 64 octets",
+                     "NUL octet inside cart", why);
+            break;
         case F_GENERATION: m->generation = zc_rbuf_u64(&r); break;
-        case F_DETAIL: zc_rbuf_str(&r, m->detail, sizeof m->detail); break;
-        case F_NODE: zc_rbuf_str(&r, m->node, sizeof m->node); break;
+        case F_DETAIL:
+            read_str(&r, m->detail, sizeof m->detail, "detail longer than 255 octets",
+                     "NUL octet inside detail", why);
+            break;
+        case F_NODE:
+            read_str(&r, m->node, sizeof m->node, "node longer than 32 octets",
+                     "NUL octet inside node", why);
+            break;
         case F_SLOT: m->slot = zc_rbuf_u16(&r); break;
-        case F_COMMAND: zc_rbuf_str(&r, m->command, sizeof m->command); break;
+        case F_COMMAND:
+            read_str(&r, m->command, sizeof m->command, "command longer than 32 octets",
+                     "NUL octet inside command", why);
+            break;
         case F_ITEMS:
-            m->items = read_list(&r, &m->n_items, ZC_ITEMS_MAX, sizeof *m->items, why);
-            for (unsigned i = 0; m->items && i < m->n_items; i++) {
-                zc_rbuf_str(&r, m->items[i].product, sizeof m->items[i].product);
+            m->items = read_list(&r, &m->n_items, ZC_ITEMS_MAX, sizeof *m->items,
+                                 "items over 256 entries", why);
+            for (unsigned i = 0; m->items && i < m->n_items && !r.err; i++) {
+                read_str(&r, m->items[i].product, sizeof m->items[i].product,
+                         "item product longer than 64 octets", "NUL octet inside an item product",
+                         why);
                 m->items[i].qty = zc_rbuf_u32(&r);
             }
             break;
         case F_SLOTS:
-            m->slots = read_list(&r, &m->n_slots, ZC_SLOTS_MAX, sizeof *m->slots, why);
+            m->slots = read_list(&r, &m->n_slots, ZC_SLOTS_MAX, sizeof *m->slots,
+                                 "slots over 1024 entries", why);
             for (unsigned i = 0; m->slots && i < m->n_slots; i++) {
                 zc_slotinfo_t *s = &m->slots[i];
                 s->slot = zc_rbuf_u16(&r);
@@ -196,17 +249,21 @@ int zc_msg_decode(zc_msg_t *m, const void *data, size_t len, const char **why)
             }
             break;
         case F_PROPS:
-            m->props = read_list(&r, &m->n_props, ZC_PROPS_MAX, sizeof *m->props, why);
-            for (unsigned i = 0; m->props && i < m->n_props; i++) {
-                zc_rbuf_str(&r, m->props[i].key, sizeof m->props[i].key);
-                zc_rbuf_str(&r, m->props[i].value, sizeof m->props[i].value);
+            m->props = read_list(&r, &m->n_props, ZC_PROPS_MAX, sizeof *m->props,
+                                 "props over 512 entries", why);
+            for (unsigned i = 0; m->props && i < m->n_props && !r.err; i++) {
+                read_str(&r, m->props[i].key, sizeof m->props[i].key,
+                         "prop key longer than 64 octets", "NUL octet inside a prop key", why);
+                read_str(&r, m->props[i].value, sizeof m->props[i].value,
+                         "prop value longer than 255 octets", "NUL octet inside a prop value",
+                         why);
             }
             break;
         }
     }
     if (r.err || !zc_rbuf_done(&r)) {
         if (*why == NULL)
-            *why = r.err ? "truncated message or field over its limit" : "trailing bytes after the last field";
+            *why = r.err ? "truncated message" : "trailing bytes after the last field";
         zc_msg_reset(m);
         m->id = 0;
         return -1;
@@ -263,6 +320,33 @@ const char *zc_msg_prop(const zc_msg_t *m, const char *key)
         if (strcmp(m->props[i].key, key) == 0)
             return m->props[i].value;
     return NULL;
+}
+
+bool zc_msg_peek_request(const void *data, size_t len, uint8_t session[ZC_SESSION_LEN],
+                         uint64_t *seq)
+{
+    zc_rbuf_t r;
+    zc_rbuf_init(&r, data, len);
+    if (zc_rbuf_u8(&r) != ZC_SIG0 || zc_rbuf_u8(&r) != ZC_SIG1 || zc_rbuf_u8(&r) != ZC_VERSION ||
+        zc_rbuf_u8(&r) != ZC_MSG_REQUEST || zc_rbuf_left(&r) < ZC_SESSION_LEN + 8)
+        return false;
+    zc_rbuf_bytes(&r, session, ZC_SESSION_LEN);
+    *seq = zc_rbuf_u64(&r);
+    return !r.err;
+}
+
+bool zc_node_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > ZC_NODE_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
 }
 
 bool zc_product_valid(const char *p)

@@ -141,7 +141,17 @@ int zc_msg_add_prop(zc_msg_t *m, const char *key, const char *fmt, ...)
 /* Value of a prop, or NULL. */
 const char *zc_msg_prop(const zc_msg_t *m, const char *key);
 
+/* The session and seq of a frame that starts like a REQUEST (header, then
+ * at least those two fields), whether or not the rest decodes: a broker
+ * echoes them in its BAD_REQUEST so the client can match the answer.
+ * False if the frame is not a REQUEST or ends before seq. */
+bool zc_msg_peek_request(const void *data, size_t len, uint8_t session[ZC_SESSION_LEN],
+                         uint64_t *seq);
+
 /* Semantic checks shared by every receiver. */
+/* A cart node name: 1..32 octets of [A-Za-z0-9_-] (no '.', which separates
+ * node and slot in a cart id). */
+bool zc_node_name_valid(const char *name);
 /* A product id: 1..64 octets of %x21-7E except ',' (catalog separator). */
 bool zc_product_valid(const char *p);
 /* True if all 16 octets are zero. */

@@ -216,6 +216,110 @@ TEST(product_and_session_rules)
     CHECK(!zc_session_parse("zz000000000000000000000000000001", p));
 }
 
+/* Encode a REQUEST whose product field is written raw (len8 + octets). */
+static void raw_request(zc_wbuf_t *w, const char *product, size_t plen)
+{
+    zc_wbuf_init(w);
+    zc_wbuf_u8(w, 'Z');
+    zc_wbuf_u8(w, 'C');
+    zc_wbuf_u8(w, 1);
+    zc_wbuf_u8(w, ZC_MSG_REQUEST);
+    for (int i = 0; i < ZC_SESSION_LEN; i++)
+        zc_wbuf_u8(w, (uint8_t)(0xB0 + i));
+    zc_wbuf_u64(w, 77);        /* seq */
+    zc_wbuf_u8(w, ZC_OP_ADD);  /* op */
+    zc_wbuf_u64(w, 0);         /* deadline */
+    zc_wbuf_u8(w, (uint8_t)plen);
+    zc_wbuf_bytes(w, product, plen);
+    zc_wbuf_u32(w, 1);         /* qty */
+}
+
+/* Issue 11, gap 12: the detail of a refused frame names the real reason. */
+TEST(decode_names_what_is_wrong)
+{
+    zc_msg_t d;
+    zc_wbuf_t w;
+    const char *why;
+    char p65[65];
+    memset(p65, 'p', sizeof p65);
+    zc_msg_init(&d, 0);
+    raw_request(&w, "apple", 5);
+    CHECK(zc_msg_decode(&d, w.data, w.len, &why) == 0);
+    CHECK(zc_msg_decode(&d, w.data, w.len - 1, &why) == -1);
+    CHECK_STR(why, "truncated message");
+    zc_wbuf_u8(&w, 0);
+    CHECK(zc_msg_decode(&d, w.data, w.len, &why) == -1);
+    CHECK_STR(why, "trailing bytes after the last field");
+    zc_wbuf_clear(&w);
+    raw_request(&w, p65, 65);
+    CHECK(zc_msg_decode(&d, w.data, w.len, &why) == -1);
+    CHECK_STR(why, "product longer than 64 octets");
+    zc_wbuf_clear(&w);
+    raw_request(&w, "a\0b", 3);
+    CHECK(zc_msg_decode(&d, w.data, w.len, &why) == -1);
+    CHECK_STR(why, "NUL octet inside product");
+    zc_wbuf_clear(&w);
+    /* A str whose length runs past the frame is a truncation. */
+    raw_request(&w, "apple", 5);
+    w.data[4 + 16 + 8 + 1 + 8] = 60; /* within the limit, past the end */
+    CHECK(zc_msg_decode(&d, w.data, w.len, &why) == -1);
+    CHECK_STR(why, "truncated message");
+    zc_wbuf_clear(&w);
+    /* A node name over 32 octets, a list over its limit. */
+    zc_wbuf_init(&w);
+    zc_wbuf_bytes(&w, "ZC\x01\x10", 4);
+    zc_wbuf_u8(&w, 33);
+    zc_wbuf_bytes(&w, p65, 33);
+    zc_wbuf_u16(&w, 0);
+    CHECK(zc_msg_decode(&d, w.data, w.len, &why) == -1);
+    CHECK_STR(why, "node longer than 32 octets");
+    zc_wbuf_clear(&w);
+    zc_wbuf_init(&w);
+    zc_wbuf_bytes(&w, "ZC\x01\x10", 4);
+    zc_wbuf_u8(&w, 1);
+    zc_wbuf_u8(&w, 'n');
+    zc_wbuf_u16(&w, 1025);
+    CHECK(zc_msg_decode(&d, w.data, w.len, &why) == -1);
+    CHECK_STR(why, "slots over 1024 entries");
+    zc_wbuf_clear(&w);
+    zc_msg_reset(&d);
+}
+
+/* Issue 11, gap 1: a malformed REQUEST's session and seq are readable. */
+TEST(peek_request_reads_session_and_seq)
+{
+    zc_wbuf_t w;
+    uint8_t s[ZC_SESSION_LEN];
+    uint64_t seq = 0;
+    raw_request(&w, "a\0b", 3); /* does not decode */
+    CHECK(zc_msg_peek_request(w.data, w.len, s, &seq));
+    CHECK_EQ_U64(seq, 77);
+    CHECK_EQ_U64(s[0], 0xB0);
+    CHECK_EQ_U64(s[15], 0xBF);
+    CHECK(zc_msg_peek_request(w.data, 4 + 16 + 8, s, &seq));     /* just the two fields */
+    CHECK(!zc_msg_peek_request(w.data, 4 + 16 + 7, s, &seq));    /* seq cut short */
+    w.data[3] = ZC_MSG_STATUS;
+    CHECK(!zc_msg_peek_request(w.data, w.len, s, &seq));         /* not a request */
+    w.data[3] = ZC_MSG_REQUEST;
+    w.data[2] = 2;
+    CHECK(!zc_msg_peek_request(w.data, w.len, s, &seq));         /* another version */
+    CHECK(!zc_msg_peek_request(NULL, 0, s, &seq));
+    zc_wbuf_clear(&w);
+}
+
+/* Issue 11, gap 8: node names are [A-Za-z0-9_-], 1..32 octets. */
+TEST(node_name_rules)
+{
+    CHECK(zc_node_name_valid("cart1"));
+    CHECK(zc_node_name_valid("A_b-9"));
+    CHECK(zc_node_name_valid("12345678901234567890123456789012"));
+    CHECK(!zc_node_name_valid("123456789012345678901234567890123"));
+    CHECK(!zc_node_name_valid(""));
+    CHECK(!zc_node_name_valid("bad.name"));
+    CHECK(!zc_node_name_valid("a b"));
+    CHECK(!zc_node_name_valid("caf\xc3\xa9"));
+}
+
 TEST(status_table)
 {
     CHECK_STR(zc_status_name(ZC_OK), "OK");
@@ -235,6 +339,9 @@ int main(void)
     RUN(over_limit_fields_are_refused);
     RUN(random_bytes_never_crash);
     RUN(product_and_session_rules);
+    RUN(decode_names_what_is_wrong);
+    RUN(peek_request_reads_session_and_seq);
+    RUN(node_name_rules);
     RUN(status_table);
     return unit_report();
 }
