@@ -15,6 +15,15 @@ g1/g12. A malformed REQUEST whose session and seq are readable (truncated by
 g2.     keepalive carries no product and qty 0, or it is BAD_REQUEST (step 2).
 g3.     A malformed `status` is answered with a `reply`, never a
         `status-reply` (section 6).
+g4.     close of a session that has no cart is OK and records nothing: a
+        later add with the same id gets a cart (section 3 step 6).
+g5.     EXPIRED is decided before the session is read: empty cart and
+        generation 0 even for a session holding a cart (the table in 3).
+g7.     A HELLO whose node differs from the connection's routing id is
+        dropped and counted, with no heartbeat back (section 1).
+g11.    After a close, a retried add (an old seq) gets SESSION_CLOSED with
+        the session's last cart, not its original answer; a close of an
+        expired session is OK (section 3 step 5).
 g8.     A node whose name is outside [A-Za-z0-9_-] (`bad.name`) says HELLO
         with a matching routing id: it is not registered (no cart
         `bad.name.0`), gets no heartbeat, and `dropped` grows; a node with
@@ -41,7 +50,8 @@ def raw_request(session, seq, product_field, qty=1, op=zp.OP_ADD):
 class ProtocolGaps(harness.ClusterTestCase):
     def setUp(self):
         super().setUp()
-        self.c = self.cluster(replicas=1, cart_nodes=1, slots=1)
+        self.c = self.cluster(replicas=1, cart_nodes=1, slots=1,
+                              broker_args=["--session-ttl=1000"])
         self.ep = self.c.leader_endpoint()
         wait_until(lambda: self.c.counts() == (1, 1, 0, 0), 10, "the cart registered")
 
@@ -94,6 +104,57 @@ class ProtocolGaps(harness.ClusterTestCase):
             d.send(zp.status(6))       # a well-formed one still gets its status-reply
             m = d.recv(5)
             self.assertEqual((m.id, m.corr), (zp.STATUS_REPLY, 6))
+
+    def test_g4_close_without_a_cart_records_nothing(self):
+        s = zp.new_session()
+        with Dealer(self.ep) as d:
+            m = d.request(s, 1, zp.OP_CLOSE)
+            self.assertEqual((m.status_name, m.cart, m.generation), ("OK", "", 0))
+            m = d.request(s, 2, zp.OP_ADD, "apple", 1)
+            self.assertEqual(m.status_name, "OK", m)
+            self.assertNotEqual(m.cart, "")
+            self.assertEqual(d.request(s, 3, zp.OP_CLOSE).status_name, "OK")
+
+    def test_g5_g11_expired_and_ended_sessions(self):
+        s = zp.new_session()
+        with Dealer(self.ep) as d:
+            first = d.request(s, 1, zp.OP_ADD, "apple", 1)
+            self.assertEqual(first.status_name, "OK", first)
+            # A past deadline: EXPIRED, without the session's cart.
+            d.send(zp.request(s, 2, zp.OP_LIST, deadline=1))
+            m = d.reply_for(s, 2)
+            self.assertEqual((m.status_name, m.cart, m.generation, m.items),
+                             ("EXPIRED", "", 0, []))
+            closed = d.request(s, 3, zp.OP_CLOSE)
+            self.assertEqual((closed.status_name, closed.cart), ("OK", first.cart))
+            # The add of seq 1, retried after the close: not its original answer.
+            m = d.request(s, 1, zp.OP_ADD, "apple", 1)
+            self.assertEqual((m.status_name, m.cart, m.generation, m.items),
+                             ("SESSION_CLOSED", first.cart, first.generation, []))
+            self.assertEqual(d.request(s, 3, zp.OP_CLOSE).status_name, "OK")
+            # An expired session: its close is OK too.
+            wait_until(lambda: self.c.counts() == (1, 1, 0, 0), 10, "the cart free again")
+            e = zp.new_session()
+            got = d.request(e, 1, zp.OP_ADD, "pear", 1)
+            self.assertEqual(got.status_name, "OK", got)
+            # Asking would renew the lease: watch the cart come back instead.
+            wait_until(lambda: self.c.counts() == (1, 1, 0, 0), 15,
+                       "the session expired and its cart freed")
+            m = d.request(e, 2, zp.OP_LIST)
+            self.assertEqual((m.status_name, m.cart, m.generation),
+                             ("SESSION_EXPIRED", got.cart, got.generation))
+            m = d.request(e, 3, zp.OP_CLOSE)
+            self.assertEqual((m.status_name, m.cart), ("OK", got.cart))
+
+    def test_g7_hello_naming_another_node_is_dropped(self):
+        cart_ep = self.c.cart_endpoints[0]
+        dropped0 = self.c.replica_status(self.ep)["dropped"]
+        with Dealer(cart_ep, routing_id=b"impostor") as d:
+            d.send(zp.Msg(zp.HELLO, node="someone", slots=[zp.SlotInfo(0)]))
+            wait_until(lambda: self.c.replica_status(self.ep)["dropped"] > dropped0, 10,
+                       "the HELLO dropped and counted")
+            self.assertFalse(d.pending(0.3), "the impostor got an answer")
+        self.assertEqual(self.c.counts(), (1, 1, 0, 0))
 
     def test_g8_node_names_outside_the_set_are_refused(self):
         cart_ep = self.c.cart_endpoints[0]
