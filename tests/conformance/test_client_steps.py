@@ -478,6 +478,32 @@ class ClientSteps(ClusterCase):
         self.assertEqual((c["cart"], c["generation"]), (r["cart"], r["generation"]))
         self.wait_free(SLOTS)
 
+    def test_cart_full_of_distinct_products(self):
+        """§2: a reply's `items` holds at most 256 entries and carries the
+        cart's full contents, so a cart cannot hold a 257th distinct product.
+        The document names no status for that add; it must not be OK, and
+        the cart keeps its 256 entries."""
+        s = self.session()
+        self.assertStatus(s.add(b"p000", 1), "OK")
+        ep = self.client.current
+        seqs = {}
+        for i in range(1, 256):
+            q = s.next_seq()
+            seqs[q] = i
+            self.client.send_raw(ep, zcp.encode_request(s.id, q, zcp.ADD, 0, b"p%03d" % i, 1))
+        for q in seqs:
+            m = self.client.wait_for(ep, self.client._reply_of(s.id, q), 15)
+            self.assertIsNotNone(m)
+            self.assertStatus(m, "OK")
+        r = s.add(b"p256", 1)
+        print("257th distinct product: %s %r" % (zcp.status_name(r["status"]), r["detail"]),
+              file=sys.stderr)
+        self.assertNotEqual(r["status"], zcp.OK)
+        self.assertEqual(len(r["items"]), 256)
+        r = s.add(b"p000", 1)
+        self.assertStatus(r, "OK", "more units of a product it holds still fit")
+        self.assertEqual(len(s.list()["items"]), 256)
+
     # ---------------------------------------------------------------- retries, pipelining
     def test_retry_same_seq_gets_original_answer(self):
         """§3 Retries: resending (session, seq) applies once and answers the original."""
@@ -669,7 +695,9 @@ class ClientSteps(ClusterCase):
         self.assertStatus(self.session().add(b"apple", 1), "OK", "a closed cart is assigned")
         # carts[0] was handed back to the automatic rules while OPEN: as a free
         # cart it is probed by the leader (reset, reset-done) and closes (§3.3)
-        self.client.admin("breaker", {"cart": carts[0], "action": "auto"})
+        m = self.client.admin("breaker", {"cart": carts[0], "action": "auto"})
+        print("auto on a forced-open free cart: %r; status %r" % (
+            m["detail"], self.leader_status().get("breaker." + carts[0])), file=sys.stderr)
         wait_until(lambda: "breaker." + carts[0] not in self.leader_status(), 15,
                    "the free cart's breaker to close by the leader's probe")
 

@@ -6,6 +6,7 @@ from the document), which talks to the cluster's real stock service.
 Broker timings are shortened with documented flags (`zcart-broker --help`).
 """
 
+import sys
 import time
 import unittest
 
@@ -329,6 +330,8 @@ class ForeignCart(unittest.TestCase):
         self.assertEqual(back.received(zcp.RESET)[0]["generation"], old_gen)
         self.wait_counts(total=2, free=1, draining=0)
         self.assertEqual((state.slots[0].owner, state.slots[0].items), (None, {}))
+        print("returned cart's breaker: %r" % self.status(self.leader()).get(
+            "breaker." + holder.cart(0), "CLOSED"), file=sys.stderr)
         # its breaker (opened while it was away) closes by a hello or, if it
         # opened for failures, by the leader's probe of a free cart (§3.3)
         wait_until(lambda: "breaker." + holder.cart(0) not in self.status(self.leader()), 15,
