@@ -45,7 +45,11 @@ class Fencing(harness.ClusterTestCase):
     def test_h_stale_generation_is_fenced(self):
         c = self.cluster(cart_nodes=0)
         with FakeRouter("tcp://127.0.0.1:%d" % c.port()) as fake:
-            c.start_cart_node(NODE, 1, c.cart_endpoints + [fake.endpoint], c.stock_endpoints)
+            # The fake never sends HEARTBEATs: without a long --broker-liveness
+            # the node would drop and remake its connection every three hello
+            # intervals, and a CART_REQUEST sent in that gap would be lost.
+            c.start_cart_node(NODE, 1, c.cart_endpoints + [fake.endpoint], c.stock_endpoints,
+                              extra_args=["--broker-liveness", "600000"])
             rid, hello = fake.recv_msg(zp.HELLO, timeout=10)
             self.assertEqual((rid, hello.node), (NODE.encode(), NODE))
             self.assertEqual([si.slot for si in hello.slots], [0])
