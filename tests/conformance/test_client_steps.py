@@ -18,8 +18,11 @@ TTL_MS = 3000
 
 
 class ClientSteps(ClusterCase):
+    # generous cart and stock timeouts: the bursts below (1024 pipelined adds)
+    # must not trip breakers on a loaded machine or under ASan
     CLUSTER = dict(replicas=3, cart_nodes=1, slots=SLOTS,
-                   broker_args=["--session-ttl=%d" % TTL_MS])
+                   broker_args=["--session-ttl=%d" % TTL_MS, "--cart-timeout=6000"],
+                   cart_args=["--stock-timeout=4000"])
 
     # ---------------------------------------------------------------- helpers
     def raw(self, ep, frames, timeout=3.0):
@@ -486,15 +489,17 @@ class ClientSteps(ClusterCase):
         s = self.session()
         self.assertStatus(s.add(b"p000", 1), "OK")
         ep = self.client.current
-        seqs = {}
-        for i in range(1, 256):
-            q = s.next_seq()
-            seqs[q] = i
-            self.client.send_raw(ep, zcp.encode_request(s.id, q, zcp.ADD, 0, b"p%03d" % i, 1))
-        for q in seqs:
-            m = self.client.wait_for(ep, self.client._reply_of(s.id, q), 15)
-            self.assertIsNotNone(m)
-            self.assertStatus(m, "OK")
+        for lo in range(1, 256, 32):          # pipelined, 32 in flight at a time
+            seqs = []
+            for i in range(lo, min(lo + 32, 256)):
+                q = s.next_seq()
+                seqs.append(q)
+                self.client.send_raw(ep, zcp.encode_request(s.id, q, zcp.ADD, 0,
+                                                            b"p%03d" % i, 1))
+            for q in seqs:
+                m = self.client.wait_for(ep, self.client._reply_of(s.id, q), 15)
+                self.assertIsNotNone(m)
+                self.assertStatus(m, "OK")
         r = s.add(b"p256", 1)
         print("257th distinct product: %s %r" % (zcp.status_name(r["status"]), r["detail"]),
               file=sys.stderr)
@@ -546,8 +551,8 @@ class ClientSteps(ClusterCase):
         self.assertStatus(s.add(b"apple", 1), "OK")
         ep = self.client.current
         base = 10 ** 6
-        for lo in range(0, 1024, 128):       # 1024 state-changing requests, pipelined
-            seqs = [base + 3 * i for i in range(lo, lo + 128)]
+        for lo in range(0, 1024, 32):        # 1024 state-changing requests, 32 in flight
+            seqs = [base + 3 * i for i in range(lo, lo + 32)]
             for q in seqs:
                 self.client.send_raw(ep, zcp.encode_request(s.id, q, zcp.ADD, 0, b"pear", 1))
             for q in seqs:
