@@ -79,7 +79,7 @@ class Cluster:
             args = ["up", "--fresh", "--replicas", str(self.replicas), "--cart-nodes",
                     str(self.cart_nodes), "--slots", str(self.slots), "--stock", str(self.stock_n),
                     "--base-port", str(base), "--bin", bin_dir(), "--catalog", CATALOG,
-                    "--log-level", "warn"]
+                    "--log-level", os.environ.get("ZCART_CONF_LOG_LEVEL", "warn")]
             if self.hello_interval:
                 args += ["--hello-interval", str(self.hello_interval)]
             args += ["--broker-arg=" + a for a in self.broker_args]
