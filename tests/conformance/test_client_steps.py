@@ -526,6 +526,18 @@ class ClientSteps(ClusterCase):
         self.assertStatus(s.add(b"pear", 1), "OK")
         self.assertStatus(self.client.call(s.id, q, zcp.REMOVE, b"pear", 1), "NOT_IN_CART")
 
+    def test_reused_seq_gets_first_answer_not_applied(self):
+        """§8.1: a seq reused for another operation gets the first operation's
+        answer, and the new operation is not applied."""
+        s = self.session()
+        first = s.add(b"apple", 2)
+        self.assertStatus(first, "OK")
+        r = self.client.call(s.id, first["seq"], zcp.ADD, b"pear", 5)
+        self.assertEqual((r["status"], r["items"]), (zcp.OK, [("apple", 2)]))
+        r = self.client.call(s.id, first["seq"], zcp.REMOVE, b"apple", 2)
+        self.assertEqual((r["status"], r["items"]), (zcp.OK, [("apple", 2)]))
+        self.assertEqual(s.list()["items"], [("apple", 2)])
+
     def test_pipelining_many_requests_in_flight(self):
         """§3: several requests of one session in flight, each answered once."""
         s = self.session()

@@ -171,6 +171,75 @@ class ForeignCart(unittest.TestCase):
         n.override = None
         self.assertStatus(s.add(b"pear", 1), "OK")
 
+    def test_internal_trips_breaker_other_kos_do_not(self):
+        """§3.3 / §8.2: --breaker-failures INTERNAL answers in a row open the
+        cart's breaker (failures); other KOs the cart decides do not."""
+        n = self.node("fl", 1)
+        self.wait_counts(total=1, free=1)
+        s = zclient.Session(self.client)
+        cart = s.add(b"apple", 1)["cart"]
+        n.override = lambda m: (zcp.OUT_OF_STOCK, "none left")
+        for _ in range(5):
+            self.assertStatus(s.add(b"pear", 1), "OUT_OF_STOCK")
+        self.assertNotIn("breaker." + cart, self.status(self.leader()), "KOs are not failures")
+        n.override = lambda m: (zcp.INTERNAL, "disk on fire")
+        for _ in range(3):
+            r = s.add(b"pear", 1)
+            self.assertStatus(r, "INTERNAL")
+            self.assertEqual(r["detail"], "disk on fire")
+        r = s.list()
+        self.assertStatus(r, "CART_UNAVAILABLE")
+        self.assertIn("breaker is OPEN (failures)", r["detail"])
+        n.override = None
+        wait_until(lambda: s.list()["status"] == zcp.OK, 10, "a probe to close the breaker")
+
+    def mismatched_reply(self, name, fields):
+        """Answer one list with a cart-reply whose fields(m) differ from the
+        request's; the client must get CART_UNAVAILABLE and the leader must
+        count the reply in `dropped` (§8.2)."""
+        n = self.node("fm", 1)
+        self.wait_counts(total=1, free=1)
+        s = zclient.Session(self.client)
+        s.add(b"apple", 1)
+        n.answer_requests = False
+        ld = self.leader()
+        cep = self.leader_cart_ep()
+        d0 = int(self.status(ld)["dropped"])
+        seen = len(n.received(zcp.CART_REQUEST))
+        self.client.send_raw(ld, zcp.encode_request(s.id, s.next_seq(), zcp.LIST, 0, b"", 0))
+        wait_until(lambda: len(n.received(zcp.CART_REQUEST)) > seen, 5, "the cart-request")
+        corr, slot, sess, seq = fields(n.received(zcp.CART_REQUEST)[-1])
+        n.call(lambda node: node._send(cep, zcp.encode_cart_reply(
+            corr, slot, sess, seq, zcp.OK, "", [("apple", 99)])))
+        u = self.client.wait_for(ld, self.client._reply_of(s.id, s.seq), 10)
+        self.assertStatus(u, "CART_UNAVAILABLE")
+        d1 = int(self.status(ld)["dropped"])
+        print("cart-reply with %s: dropped %d -> %d" % (name, d0, d1), file=sys.stderr)
+        self.assertEqual(d1, d0 + 1, "counted in dropped")
+
+    def test_mismatched_cart_reply_other_session_or_seq_dropped(self):
+        """§8.2: a cart-reply with the request's corr but another session or
+        seq is dropped and counted; the client gets CART_UNAVAILABLE."""
+        other = zclient.new_session_id()
+        self.mismatched_reply("other session and seq",
+                              lambda m: (m["corr"], m["slot"], other, m["seq"] + 1))
+
+    def test_mismatched_cart_reply_unknown_corr_dropped(self):
+        """§8.2: "a reply that does not match its request is dropped and
+        counted": a cart-reply whose corr matches no request included."""
+        self.mismatched_reply("unknown corr",
+                              lambda m: (m["corr"] + 1000, m["slot"], m["session"], m["seq"]))
+
+    def test_node_name_outside_the_set_is_refused(self):
+        """§8.2 / §2: a node name must be 1..32 octets of [A-Za-z0-9_-]; a
+        hello from `bad.name` (routing id matching) is dropped: no heartbeat,
+        no registration."""
+        n = self.node("bad.name", 1)
+        ld = self.leader()
+        wait_until(lambda: int(self.status(ld)["dropped"]) >= 2, 5, "hellos dropped")
+        self.assertEqual(n.received(zcp.HEARTBEAT), [])
+        self.assertEqual(self.counts()["carts_total"], 0)
+
     def test_dedup_retry_answer_is_the_original(self):
         """§3 Retries / §4 step 4: a resent (session, seq) is answered the
         original answer; the operation takes effect once."""
