@@ -122,6 +122,10 @@ class ClientSteps(ClusterCase):
                 m = self.check_malformed(ep, frame, readable_sid=sid)
                 self.assertEqual((m["session"], m["seq"]), (sid, 7),
                                  "session and seq were readable (§3 step 1)")
+                if name == "NUL in product":        # "detail says what was wrong"
+                    self.assertIn("nul", m["detail"].lower())
+                if name == "product of 65 octets":
+                    self.assertIn("product", m["detail"].lower())
 
     def test_step1_malformed_on_follower_is_bad_request_not_redirect(self):
         """§3: step 1 comes before step 3, so a follower answers BAD_REQUEST."""

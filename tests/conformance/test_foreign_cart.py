@@ -404,7 +404,10 @@ class ForeignCart(unittest.TestCase):
         # its breaker (opened while it was away) closes by a hello or, if it
         # opened for failures, by the leader's probe of a free cart (§3.3)
         wait_until(lambda: "breaker." + holder.cart(0) not in self.status(self.leader()), 15,
-                   "the returned cart's breaker to close")
+                   "the returned cart's breaker to close",
+                   describe=lambda: (self.status(self.leader()).get("breaker." + holder.cart(0)),
+                                     back.received_with_ep(zcp.RESET),
+                                     [m for (t, e, m) in back.sent if m["type"] == zcp.RESET_DONE]))
         r = zclient.Session(self.client).add(b"apple", 1)
         self.assertStatus(r, "OK")
         self.assertEqual((r["cart"], r["items"]), (holder.cart(0), [("apple", 1)]))

@@ -40,8 +40,9 @@ def port_free(port):
         s.close()
 
 
-def wait_until(cond, timeout, what="condition", interval=0.05):
-    """Poll cond() until it returns a true value; fail after timeout seconds."""
+def wait_until(cond, timeout, what="condition", interval=0.05, describe=None):
+    """Poll cond() until it returns a true value; fail after timeout seconds
+    (the message adds describe() when given: the state that was seen)."""
     end = time.monotonic() + timeout
     last = None
     while True:
@@ -49,7 +50,13 @@ def wait_until(cond, timeout, what="condition", interval=0.05):
         if last:
             return last
         if time.monotonic() >= end:
-            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
+            seen = ""
+            if describe:
+                try:
+                    seen = "; last seen: %s" % (describe(),)
+                except Exception as e:  # the description must not hide the timeout
+                    seen = "; (describe failed: %r)" % (e,)
+            raise AssertionError("timed out after %.1f s waiting for %s%s" % (timeout, what, seen))
         time.sleep(interval)
 
 
