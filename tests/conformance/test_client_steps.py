@@ -376,6 +376,26 @@ class ClientSteps(ClusterCase):
         self.assertStatus(r2, "OK", "the session outlived two TTLs by keepalives")
         self.assertEqual(r2["items"], [("apple", 2)])
 
+    def test_lease_full_after_failover(self):
+        """§3 Leases: a new leader gives every live session a full lease from
+        the moment it became leader: never shorter across a failover."""
+        s = self.session()
+        self.assertStatus(s.add(b"apple", 1), "OK")
+        born = time.monotonic()
+        time.sleep(TTL_MS / 1000 * 0.6)           # most of the lease used up
+        target = self.followers()[0]
+        m = self.client.admin("transfer-leader", {"id": self.status(target)["id"]})
+        self.assertStatus(m, "OK")
+        wait_until(lambda: self.leader() == target, 10, "the new leader")
+        elected = time.monotonic()
+        # past the old lease, well within the new leader's full one
+        time.sleep(max(0.0, born + TTL_MS / 1000 * 1.2 - time.monotonic()))
+        self.assertLess(time.monotonic() - elected, TTL_MS / 1000 * 0.9,
+                        "the transfer took too long for this test to mean anything")
+        r = s.list()
+        self.assertStatus(r, "OK", "the lease was renewed by the new leader")
+        self.assertEqual(r["items"], [("apple", 1)])
+
     # ---------------------------------------------------------------- section 3 step 6
     def test_step6_session_without_cart(self):
         """§3 step 6: list OK empty (no cart, generation 0), remove NOT_IN_CART,

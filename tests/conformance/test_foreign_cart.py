@@ -421,6 +421,33 @@ class ForeignCart(unittest.TestCase):
         self.assertEqual((r["cart"], r["items"]), (holder.cart(0), [("apple", 1)]))
         self.assertGreater(r["generation"], lost["generation"])
 
+    def test_lost_without_free_cart_waits_for_one(self):
+        """§3.3: when a lost cart's session cannot move (NO_FREE_CART for the
+        move) the leader tries again later: the session keeps getting
+        CART_UNAVAILABLE, and once a free cart appears it is moved and told
+        CART_LOST."""
+        a = self.node("wa", 1)
+        self.wait_counts(total=1, free=1)
+        s = zclient.Session(self.client)
+        r = s.add(b"apple", 1)
+        self.assertStatus(r, "OK")
+        a.stop()
+        self.nodes.remove(a)
+        ld = self.leader()
+        # wait until the node is past --cart-lost-after: the leader logs nothing
+        # a client can see, so wait for the breaker and then the lost window
+        wait_until(lambda: "breaker." + a.cart(0) in self.status(ld), 5, "the breaker")
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < LOST_AFTER / 1000 + 1:
+            x = s.list()
+            self.assertStatus(x, "CART_UNAVAILABLE", "no free cart to move to: not lost yet")
+            time.sleep(0.5)
+        b = self.node("wb", 1)
+        lost = wait_until(lambda: (lambda x: x["status"] == zcp.CART_LOST and x)(s.list()),
+                          10, "the move once a free cart exists", interval=0.2)
+        self.assertEqual((lost["cart"], lost["items"]), (b.cart(0), []))
+        self.assertGreater(lost["generation"], r["generation"])
+
     # ------------------------------------------------------------ leader change, bad input
     def test_cart_requests_follow_the_leader(self):
         """§4: cart-requests are sent only by a leader; after a leadership
