@@ -7,6 +7,7 @@ Each test puts back what it broke and waits until the cluster serves again.
 """
 
 import sys
+import time
 
 from base import ClusterCase, main, now_ms, wait_until
 import zcp
@@ -99,6 +100,29 @@ class Faults(ClusterCase):
         r2 = wait_until(lambda: (lambda x: x["status"] == zcp.OK and x)(s.list()), 15,
                         "the cart to serve again")
         self.assertEqual((r2["cart"], r2["items"]), (r["cart"], [("apple", 3)]))
+
+    def test_cart_expires_a_request_it_picks_up_late(self):
+        """§4 step 2 / §5 EXPIRED: a request whose deadline passes while it
+        waits at a stalled cart node is answered EXPIRED and not applied."""
+        s = self.session()
+        r = s.add(b"apple", 1)
+        proc = self.node_proc(r["cart"])
+        ld = self.leader()
+        self.cluster.pause(proc)
+        try:
+            q = s.next_seq()
+            deadline = now_ms() + 300
+            self.client.send_raw(ld, zcp.encode_request(s.id, q, zcp.ADD, deadline, b"pear", 1))
+            time.sleep(max(0.0, (deadline - now_ms()) / 1000 + 0.2))   # let it pass
+        finally:
+            self.cluster.resume(proc)
+        m = self.client.wait_for(ld, self.client._reply_of(s.id, q), 10)
+        self.assertIsNotNone(m)
+        print("late request at a stalled cart: %s %r" % (zcp.status_name(m["status"]), m["detail"]),
+              file=sys.stderr)
+        self.assertStatus(m, "EXPIRED")
+        r2 = wait_until(lambda: (lambda x: x["status"] == zcp.OK and x)(s.list()), 10, "service")
+        self.assertEqual(r2["items"], [("apple", 1)], "not applied")
 
     def test_cart_lost_session_moves_told_once(self):
         """§3 step 7 / §3.3 with a real cart node: a node dead for
