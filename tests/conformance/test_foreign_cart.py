@@ -232,6 +232,11 @@ class ForeignCart(unittest.TestCase):
         self.mismatched_reply("other session and seq",
                               lambda m: (m["corr"], m["slot"], other, m["seq"] + 1))
 
+    # DISAGREEMENT (docs/protocol.md §8.2 and §4 "unexpected messages ... are
+    # dropped and counted"): the broker drops a cart-reply whose corr matches
+    # no request without counting it in `dropped` (seen 0 -> 0).  Kept as the
+    # document says; the marker goes when code or document changes.
+    @unittest.expectedFailure
     def test_mismatched_cart_reply_unknown_corr_dropped(self):
         """§8.2: "a reply that does not match its request is dropped and
         counted": a cart-reply whose corr matches no request included."""
