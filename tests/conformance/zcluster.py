@@ -145,6 +145,11 @@ class Cluster:
     def start(self, name):
         self._tool("start", name, "--wait", "0", check=False)
 
+    def pid(self, name):
+        """The pid of one process, from `zcart-cluster status --json`."""
+        st = json.loads(self._tool("status", "--json", check=False).stdout)
+        return [p["pid"] for p in st["processes"] if p["name"] == name][0]
+
     def pause(self, name):
         self._tool("pause", name)
 
