@@ -388,10 +388,11 @@ class ClientSteps(ClusterCase):
         self.assertStatus(m, "OK")
         wait_until(lambda: self.leader() == target, 10, "the new leader")
         elected = time.monotonic()
+        if elected - born > TTL_MS / 1000 * 0.9:
+            self.skipTest("the transfer took %.1f s: the old lease may have run out "
+                          "before it (a loaded machine)" % (elected - born))
         # past the old lease, well within the new leader's full one
         time.sleep(max(0.0, born + TTL_MS / 1000 * 1.2 - time.monotonic()))
-        self.assertLess(time.monotonic() - elected, TTL_MS / 1000 * 0.9,
-                        "the transfer took too long for this test to mean anything")
         r = s.list()
         self.assertStatus(r, "OK", "the lease was renewed by the new leader")
         self.assertEqual(r["items"], [("apple", 1)])

@@ -92,10 +92,12 @@ class ForeignCart(unittest.TestCase):
         t0 = time.monotonic()
         wait_until(lambda: all(len(n.received(zcp.HEARTBEAT, ep, since=t0)) >= 5
                                for ep in self.cluster.cart_eps), 10, "5 more heartbeats each")
-        for ep in self.cluster.cart_eps:
-            hellos = [m for (t, e, m) in n.sent if e == ep and m["type"] == zcp.HELLO]
-            beats = n.received(zcp.HEARTBEAT, ep)
-            self.assertGreaterEqual(len(beats), len(hellos) - 3, ep)
+        sent = {ep: len([m for (t, e, m) in n.sent if e == ep and m["type"] == zcp.HELLO])
+                for ep in self.cluster.cart_eps}
+        wait_until(lambda: all(len(n.received(zcp.HEARTBEAT, ep)) >= sent[ep] for ep in sent), 5,
+                   "a heartbeat for every hello sent so far, from every replica",
+                   describe=lambda: {ep: (sent[ep], len(n.received(zcp.HEARTBEAT, ep)))
+                                     for ep in sent})
         self.assertFalse(n.received(zcp.CART_REQUEST) or n.received(zcp.RESET),
                          "an empty free slot gets no request and no reset")
 
