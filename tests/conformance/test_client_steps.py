@@ -75,10 +75,15 @@ class ClientSteps(ClusterCase):
         """§3 step 1 / §6: a malformed status or admin is answered with a
         `reply` (BAD_REQUEST), never a status-reply or admin-reply."""
         ep = self.leader()
+        many = [("k%d" % i, "v") for i in range(513)]
         for name, frame in (("status cut short", zcp.encode_status(77)[:-3]),
                             ("status with a trailing octet", zcp.encode_status(77) + b"x"),
                             ("admin cut short", zcp.encode_admin(78, "breaker",
-                                                                 {"cart": "x.0"})[:-2])):
+                                                                 {"cart": "x.0"})[:-2]),
+                            ("admin command of 33 octets", zcp.encode_admin(79, "c" * 33)),
+                            ("admin key of 65 octets", zcp.encode_admin(80, "breaker",
+                                                                        {"k" * 65: "v"})),
+                            ("admin with 513 props", zcp.encode_admin(81, "breaker", many))):
             with self.subTest(name):
                 self.check_malformed(ep, frame)
 
@@ -98,6 +103,25 @@ class ClientSteps(ClusterCase):
                 self.assertIn("unexpected message on the client endpoint", m["detail"])
         p = self.leader_status()
         self.assertNotIn("intruder", " ".join(p.values()), "no cart node registered")
+
+    def test_oversized_message_costs_only_its_connection(self):
+        """§1: a message part over 1 MiB makes libzmq drop the sender's
+        connection; the replica keeps serving everyone else."""
+        import zmq
+        ld = self.leader()
+        big = zmq.Context.instance().socket(zmq.DEALER)
+        big.setsockopt(zmq.LINGER, 0)
+        big.connect(ld)
+        try:
+            sid = zclient.new_session_id()
+            big.send(zcp.encode_request(sid, 1, zcp.ADD, 0, b"apple", 1) + b"x" * (1 << 20))
+            s = self.session()
+            self.assertStatus(s.add(b"apple", 1), "OK")
+            self.assertIsNotNone(self.status(ld))
+            r = self.client.once(ld, sid, 2, zcp.LIST)
+            self.assertEqual((r["cart"], r["items"]), ("", []), "the big add was not applied")
+        finally:
+            big.close(0)
 
     def test_step1_two_frame_message_is_malformed(self):
         """§1: a message with more frames than expected is malformed."""
