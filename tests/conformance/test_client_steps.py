@@ -531,10 +531,10 @@ class ClientSteps(ClusterCase):
         self.wait_free(SLOTS)
 
     def test_cart_full_of_distinct_products(self):
-        """§2: a reply's `items` holds at most 256 entries and carries the
-        cart's full contents, so a cart cannot hold a 257th distinct product.
-        The document names no status for that add; it must not be OK, and
-        the cart keeps its 256 entries."""
+        """§4 step 7 / §2: a cart holds at most 256 distinct products (the
+        `items` limit): the add of a 257th is BAD_REQUEST ("the cart holds the
+        maximum number of distinct products"), stored like any answer; more
+        units of a product it holds still fit."""
         s = self.session()
         self.assertStatus(s.add(b"p000", 1), "OK")
         ep = self.client.current
@@ -552,8 +552,12 @@ class ClientSteps(ClusterCase):
         r = s.add(b"p256", 1)
         print("257th distinct product: %s %r" % (zcp.status_name(r["status"]), r["detail"]),
               file=sys.stderr)
-        self.assertNotEqual(r["status"], zcp.OK)
+        self.assertStatus(r, "BAD_REQUEST")
+        self.assertIn("maximum number of distinct products", r["detail"])
         self.assertEqual(len(r["items"]), 256)
+        again = self.client.call(s.id, r["seq"], zcp.ADD, b"p256", 1)
+        self.assertEqual((again["status"], again["detail"]), (r["status"], r["detail"]),
+                         "stored like any answer")
         r = s.add(b"p000", 1)
         self.assertStatus(r, "OK", "more units of a product it holds still fit")
         self.assertEqual(len(s.list()["items"]), 256)
@@ -761,7 +765,10 @@ class ClientSteps(ClusterCase):
         self.assertStatus(self.session().add(b"apple", 1), "OK", "a closed cart is assigned")
         # carts[0] was handed back to the automatic rules while OPEN: as a free
         # cart it is probed by the leader (reset, reset-done) and closes (§3.3)
+        # §3.2: auto keeps the state (OPEN), which half-opens after its open wait
         m = self.client.admin("breaker", {"cart": carts[0], "action": "auto"})
+        self.assertStatus(m, "OK")
+        self.assertIn("OPEN", m["detail"], "detail names the resulting state")
         print("auto on a forced-open free cart: %r; status %r" % (
             m["detail"], self.leader_status().get("breaker." + carts[0])), file=sys.stderr)
         wait_until(lambda: "breaker." + carts[0] not in self.leader_status(), 15,
