@@ -203,10 +203,10 @@ class ForeignCart(unittest.TestCase):
         n.override = None
         wait_until(lambda: s.list()["status"] == zcp.OK, 10, "a probe to close the breaker")
 
-    def mismatched_reply(self, name, fields):
+    def mismatched_reply(self, name, fields, counted):
         """Answer one list with a cart-reply whose fields(m) differ from the
-        request's; the client must get CART_UNAVAILABLE and the leader must
-        count the reply in `dropped` (§8.2)."""
+        request's; the client must get CART_UNAVAILABLE, and the leader's
+        `dropped` must grow by `counted` (§8.2, §3.1 `dropped`)."""
         n = self.node("fm", 1)
         self.wait_counts(total=1, free=1)
         s = zclient.Session(self.client)
@@ -225,25 +225,21 @@ class ForeignCart(unittest.TestCase):
         self.assertStatus(u, "CART_UNAVAILABLE")
         d1 = int(self.status(ld)["dropped"])
         print("cart-reply with %s: dropped %d -> %d" % (name, d0, d1), file=sys.stderr)
-        self.assertEqual(d1, d0 + 1, "counted in dropped")
+        self.assertEqual(d1, d0 + counted, "dropped %s" % ("counted" if counted else "uncounted"))
 
     def test_mismatched_cart_reply_other_session_or_seq_dropped(self):
-        """§8.2: a cart-reply with the request's corr but another session or
-        seq is dropped and counted; the client gets CART_UNAVAILABLE."""
+        """§8.2: a cart-reply whose corr names a waiting request but whose
+        slot, session or seq differ is dropped and counted in `dropped`; the
+        client gets CART_UNAVAILABLE."""
         other = zclient.new_session_id()
-        self.mismatched_reply("other session and seq",
-                              lambda m: (m["corr"], m["slot"], other, m["seq"] + 1))
+        self.mismatched_reply("other slot, session and seq",
+                              lambda m: (m["corr"], m["slot"] + 1, other, m["seq"] + 1), 1)
 
-    # DISAGREEMENT (docs/protocol.md §8.2 and §4 "unexpected messages ... are
-    # dropped and counted"): the broker drops a cart-reply whose corr matches
-    # no request without counting it in `dropped` (seen 0 -> 0).  Kept as the
-    # document says; the marker goes when code or document changes.
-    @unittest.expectedFailure
-    def test_mismatched_cart_reply_unknown_corr_dropped(self):
-        """§8.2: "a reply that does not match its request is dropped and
-        counted": a cart-reply whose corr matches no request included."""
+    def test_mismatched_cart_reply_unknown_corr_not_counted(self):
+        """§4 end / §8.2: a cart-reply whose corr names no waiting request is
+        late, not malformed: dropped without counting."""
         self.mismatched_reply("unknown corr",
-                              lambda m: (m["corr"] + 1000, m["slot"], m["session"], m["seq"]))
+                              lambda m: (m["corr"] + 1000, m["slot"], m["session"], m["seq"]), 0)
 
     def test_node_name_outside_the_set_is_refused(self):
         """§8.2 / §2: a node name must be 1..32 octets of [A-Za-z0-9_-]; a

@@ -318,15 +318,13 @@ class CartNode:
         # 7. add: at most 256 distinct products (the items limit), no u32
         # overflow, else check the units after the add
         if m["product"] not in sl.items and len(sl.items) >= zcp.MAX_ITEMS:
-            res = (zcp.BAD_REQUEST, "the cart holds the maximum number of distinct products",
-                   sl.contents())
-            self._record(sl, m["seq"], res)
-            return self._answer(ep, m, *res)
+            # not recorded: nothing changed, a retry is decided again
+            return self._answer(ep, m, zcp.BAD_REQUEST,
+                                "the cart holds the maximum number of distinct products",
+                                sl.contents())
         want = sl.items.get(m["product"], 0) + m["qty"]
         if want > 0xFFFFFFFF:
-            res = (zcp.BAD_REQUEST, "quantity too large", sl.contents())
-            self._record(sl, m["seq"], res)
-            return self._answer(ep, m, *res)
+            return self._answer(ep, m, zcp.BAD_REQUEST, "quantity too large", sl.contents())
         stock = self._pick_stock()
         if stock is None:
             res = (zcp.STOCK_UNAVAILABLE, "no stock service configured", sl.contents())
