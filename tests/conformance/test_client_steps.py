@@ -581,6 +581,23 @@ class ClientSteps(ClusterCase):
         self.assertStatus(s.add(b"pear", 1), "OK")
         self.assertStatus(self.client.call(s.id, q, zcp.REMOVE, b"pear", 1), "NOT_IN_CART")
 
+    def test_retry_while_first_still_in_flight(self):
+        """§3 Retries / §4 step 4: a copy of a request sent while the first is
+        still in flight (its stock check pending) gets the same answer; the
+        add is applied once."""
+        s = self.session()
+        self.assertStatus(s.add(b"apple", 1), "OK")
+        ep = self.client.current
+        q = s.next_seq()
+        frame = zcp.encode_request(s.id, q, zcp.ADD, 0, b"pear", 2)
+        for _ in range(3):
+            self.client.send_raw(ep, frame)
+        answers = [self.client.wait_for(ep, self.client._reply_of(s.id, q), 10) for _ in range(3)]
+        self.assertTrue(all(answers), "one reply per request sent")
+        self.assertEqual({(a["status"], tuple(sorted(a["items"]))) for a in answers},
+                         {(zcp.OK, (("apple", 1), ("pear", 2)))})
+        self.assertEqual(sorted(s.list()["items"]), [("apple", 1), ("pear", 2)])
+
     def test_reused_seq_gets_first_answer_not_applied(self):
         """§8.1: a seq reused for another operation gets the first operation's
         answer, and the new operation is not applied."""
