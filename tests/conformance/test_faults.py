@@ -218,6 +218,38 @@ class Faults(ClusterCase):
         self.leader(timeout=20)
 
 
+class TwoStocks(ClusterCase):
+    """§7.1 with two stock instances: round-robin, and a hung instance
+    costs at most --stock-failures timeouts before its breaker opens and
+    checks go to the healthy one."""
+    CLUSTER = dict(replicas=1, cart_nodes=1, slots=1, stock=2,
+                   cart_args=["--stock-timeout=300", "--stock-open-ms=5000"])
+
+    def test_hung_instance_costs_at_most_k_timeouts(self):
+        """§7.1: STOCK_TIMEOUT (naming the hung instance) at most K times,
+        then every add is served by the other instance."""
+        s = self.session()
+        for _ in range(4):
+            self.assertStatus(s.add(b"apple", 1), "OK")
+        hung = self.cluster.stock_eps[0]
+        self.cluster.pause("stock1")
+        try:
+            got = []
+            for _ in range(12):
+                r = s.add(b"apple", 1)
+                got.append(zcp.status_name(r["status"]))
+                if r["status"] == zcp.STOCK_TIMEOUT:
+                    self.assertIn(hung, r["detail"], "the detail names the instance")
+                else:
+                    self.assertStatus(r, "OK")
+            self.assertGreaterEqual(got.count("STOCK_TIMEOUT"), 1, "round-robin reached it")
+            self.assertLessEqual(got.count("STOCK_TIMEOUT"), 3, got)
+            self.assertEqual(got[-6:], ["OK"] * 6, "the hung instance is skipped")
+        finally:
+            self.cluster.resume("stock1")
+        self.assertEqual(s.list()["items"], [("apple", 4 + got.count("OK"))])
+
+
 class CommitTimeout(ClusterCase):
     """§3.4 / §5: a commit that cannot finish within --cart-timeout is
     answered UNAVAILABLE. Raft's election timeout is made long (4 s) so the
