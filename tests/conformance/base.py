@@ -18,6 +18,14 @@ def now_ms():
     return int(time.time() * 1000)
 
 
+def failed_here(test, result):
+    """Did `test` (or one of its subtests) fail or error in `result`?"""
+    for t, _ in result.failures + result.errors:
+        if t is test or getattr(t, "test_case", None) is test:
+            return True
+    return False
+
+
 class ClusterCase(unittest.TestCase):
     """One real cluster for the whole class (CLUSTER holds Cluster kwargs)."""
 
@@ -39,7 +47,7 @@ class ClusterCase(unittest.TestCase):
 
     def run(self, result=None):
         r = super().run(result)
-        if result is not None and (result.failures or result.errors):
+        if result is not None and failed_here(self, result):
             type(self)._failed = True
         return r
 

@@ -10,7 +10,7 @@ import sys
 import time
 import unittest
 
-from base import main, wait_until
+from base import failed_here, main, wait_until
 import zcp
 import zclient
 import zcluster
@@ -35,9 +35,10 @@ class ForeignCart(unittest.TestCase):
         for n in self.nodes:
             n.stop()
         self.client.close()
-        failed = any(e for _, e in (self._outcome.result.failures + self._outcome.result.errors)
-                     if _ is self)
+        failed = failed_here(self, self._outcome.result)
         self.cluster.down(keep=failed)
+        if failed:
+            print("cluster data kept in", self.cluster.dir, file=sys.stderr)
 
     # ------------------------------------------------------------ helpers
     def node(self, name, nslots, state=None, **kw):
