@@ -25,8 +25,15 @@ BROKER_ARGS = ["--cart-timeout=%d" % CART_TIMEOUT, "--cart-liveness=%d" % LIVENE
 
 class ForeignCart(unittest.TestCase):
 
+    # tests that need other broker timings
+    BROKER_ARGS_FOR = {
+        "test_leader_waits_for_a_node_it_has_not_heard":
+            ["--cart-timeout=4000", "--cart-liveness=4000", "--cart-lost-after=8000"],
+    }
+
     def setUp(self):
-        self.cluster = zcluster.Cluster(replicas=3, cart_nodes=0, broker_args=BROKER_ARGS).up()
+        args = self.BROKER_ARGS_FOR.get(self._testMethodName, BROKER_ARGS)
+        self.cluster = zcluster.Cluster(replicas=3, cart_nodes=0, broker_args=args).up()
         self.client = zclient.Client(self.cluster.client_eps)
         self.nodes = []
         self.keep = False
@@ -472,6 +479,39 @@ class ForeignCart(unittest.TestCase):
         self.assertEqual(eps[0], first)
         self.assertEqual(eps[-1], self.leader_cart_ep())
         self.assertTrue(set(eps) <= {first, self.leader_cart_ep()})
+
+    def test_leader_waits_for_a_node_it_has_not_heard(self):
+        """§3 step 8: after a failover, a cart whose node has not connected to
+        the new leader yet is waited for; the node's hello arriving during
+        the wait lets the request through, from the new leader."""
+        ld = self.leader()
+        x = [ep for ep in self.cluster.client_eps if ep != ld][0]
+        x_cart = self.cluster.cart_eps[self.cluster.client_eps.index(x)]
+        n = zcartnode.CartNode("fn", 1, [ep for ep in self.cluster.cart_eps if ep != x_cart],
+                               self.cluster.stock_eps)
+        self.nodes.append(n.start())
+        self.wait_counts(total=1, free=1)
+        s = zclient.Session(self.client)
+        self.assertStatus(s.add(b"apple", 1), "OK")
+        self.assertStatus(self.client.admin("transfer-leader", {"id": self.status(x)["id"]}), "OK")
+        q = s.next_seq()
+        frame = zcp.encode_request(s.id, q, zcp.LIST, 0, b"", 0)
+        # the request reaches x as soon as x leads (NOT_LEADER before that)
+        def sent():
+            self.client.send_raw(x, frame)
+            m = self.client.wait_for(x, self.client._reply_of(s.id, q), 0.5)
+            if m is not None:
+                self.assertStatus(m, "NOT_LEADER")
+                return False
+            return True                          # no answer yet: it is waiting
+        wait_until(sent, 10, "a request waiting at the new leader", interval=0.01)
+        self.assertEqual(n.received(zcp.CART_REQUEST, x_cart), [])
+        n.call(lambda node: (node._connect(x_cart), node._hello(x_cart)))
+        m = self.client.wait_for(x, self.client._reply_of(s.id, q), 10)
+        self.assertIsNotNone(m)
+        self.assertStatus(m, "OK", "the hello arrived within the wait")
+        self.assertEqual(m["items"], [("apple", 1)])
+        self.assertEqual(n.received_with_ep(zcp.CART_REQUEST)[-1][0], x_cart)
 
     def test_hello_must_come_from_its_routing_id(self):
         """§1: a node MUST use its name as routing id; a hello whose node
