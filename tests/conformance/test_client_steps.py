@@ -7,7 +7,6 @@ Each test names the section and step it checks.
 
 import sys
 import time
-import unittest
 
 from base import ClusterCase, main, now_ms, wait_until
 import zcp

@@ -10,7 +10,7 @@ import unittest
 
 import zmq
 
-from base import main, now_ms, wait_until
+from base import main, now_ms
 import zcp
 import zcluster
 

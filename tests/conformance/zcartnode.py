@@ -173,7 +173,6 @@ class CartNode:
             s.setsockopt(zmq.LINGER, 0)
             s.connect(ep)
             self._stock.append((ep, s))
-        poller_dirty = True
         next_hello = 0.0
         last_tick = time.monotonic()
         try:
