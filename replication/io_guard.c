@@ -71,7 +71,9 @@
  *    read.  Rule: a failed append, truncate, snapshot write, term or vote
  *    write -- returned or reported in a callback -- goes to the fatal hook
  *    before raft sees it; the broker's logs the error and exits with
- *    ZC_EXIT_STORAGE, and its supervisor restarts it from its log (a hook
+ *    ZC_EXIT_STORAGE, and its supervisor restarts it from its log
+ *    (RAFT_CANCELED is no failure: libuv cancels writes when the io
+ *    closes, uv_append.c:832, uv_snapshot.c:615; a hook
  *    that returns, the sim's: see hidden_failure below).  Not
  *    seen: libuv's truncate and segment finalization run on a worker and
  *    report a failure only by setting uv->errored (uv_truncate.c:107,
@@ -207,7 +209,7 @@ static void append_done(struct raft_io_append *req, int status)
     zc_io_guard_t *g = guard_of_req(req, &p);
     raft_io_append_cb cb = (raft_io_append_cb)p->cb;
     free(p);
-    if (status != 0) {
+    if (status != 0 && status != RAFT_CANCELED) { /* canceled: the io is closing */
         storage_failed(g, "append", status);
         status = 0; /* the hook returned: see hidden_failure */
     }
@@ -225,7 +227,8 @@ static int guard_append(struct raft_io *io, struct raft_io_append *req,
     int rv = g->inner.append(io, req, entries, n, append_done);
     if (rv != 0) {
         free(pending_take(g, req));
-        storage_failed(g, "append", rv);
+        if (rv != RAFT_CANCELED)
+            storage_failed(g, "append", rv);
         return rv;
     }
     accepted(g);
@@ -247,7 +250,7 @@ static void snapshot_done(struct raft_io_snapshot_put *req, int status)
     zc_io_guard_t *g = guard_of_req(req, &p);
     raft_io_snapshot_put_cb cb = (raft_io_snapshot_put_cb)p->cb;
     free(p);
-    if (status != 0) {
+    if (status != 0 && status != RAFT_CANCELED) {
         storage_failed(g, "snapshot write", status);
         status = 0; /* the hook returned: see hidden_failure */
     }
@@ -266,7 +269,8 @@ static int guard_snapshot_put(struct raft_io *io, unsigned trailing,
     int rv = g->inner.snapshot_put(io, trailing, req, snapshot, snapshot_done);
     if (rv != 0) {
         free(pending_take(g, req));
-        storage_failed(g, "snapshot write", rv);
+        if (rv != RAFT_CANCELED) /* the io is closing */
+            storage_failed(g, "snapshot write", rv);
         return rv;
     }
     accepted(g);
