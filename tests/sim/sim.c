@@ -73,6 +73,7 @@ typedef struct {
     uint64_t rng;                        /* xorshift state */
     unsigned steps;                      /* steps before healing */
     bool verbose;                        /* print every action */
+    const char *scenario;                /* a scripted run (--scenario), NULL: random */
     bool capped;                         /* commands wait for the backlog (MAX_BACKLOG) */
     struct raft_fixture f;               /* the simulated cluster */
     struct raft_fsm fsms[MAX_SERVERS];   /* raft's view of each FSM */
@@ -607,6 +608,40 @@ static void propose(sim_t *s)
     say(s, "propose %s%s via server %u", zc_cmd_name(c.type), what, leader);
 }
 
+/* Propose a given REGISTER of node `node` on server i (scripted runs). */
+static void propose_register(sim_t *s, unsigned i, const char *node)
+{
+    zc_cmd_slot_t slots[SLOTS_PER_NODE];
+    zc_cmd_t c = {.type = ZC_CMD_REGISTER, .time_ms = raft_fixture_time(&s->f)};
+    snprintf(c.reg.node, sizeof c.reg.node, "%s", node);
+    c.reg.n = SLOTS_PER_NODE;
+    c.reg.slots = slots;
+    for (unsigned k = 0; k < SLOTS_PER_NODE; k++)
+        slots[k] = (zc_cmd_slot_t){.slot = (uint16_t)k};
+    zc_wbuf_t w;
+    zc_wbuf_init(&w);
+    if (zc_cmd_encode(&c, &w) != 0) {
+        zc_wbuf_clear(&w);
+        fail(s, "scenario: cannot encode a command");
+        return;
+    }
+    struct raft_buffer buf = {raft_malloc(w.len), w.len};
+    memcpy(buf.base, w.data, w.len);
+    zc_wbuf_clear(&w);
+    prop_t *p = calloc(1, sizeof *p);
+    p->sim = s;
+    p->type = c.type;
+    if (raft_apply(raft_fixture_get(&s->f, i), &p->req, &buf, 1, apply_cb) != 0) {
+        raft_free(buf.base);
+        free(p);
+        fail(s, "scenario: server %u refused a proposal", i);
+        return;
+    }
+    s->proposals++;
+    s->proposed_by_type[c.type]++;
+    say(s, "propose REGISTER %s via server %u", node, i);
+}
+
 static void inject_fault(sim_t *s)
 {
     unsigned i = pick(s, s->n), j = pick(s, s->n);
@@ -736,6 +771,8 @@ static void check_terms(sim_t *s)
         }
         if (s->leader_of_term[t] == 0) {
             s->leader_of_term[t] = r->id;
+            if (s->scenario != NULL)
+                continue; /* scripted: the script decides when leaders append */
             /* Like the broker: a new leader's first entry is a barrier. */
             struct raft_barrier *b = calloc(1, sizeof *b);
             if (b != NULL && raft_barrier(r, b, barrier_cb) != 0)
@@ -861,6 +898,209 @@ static bool converged(struct raft_fixture *f, void *arg)
     return true;
 }
 
+/* --- scripted runs (--scenario) --- */
+
+/* One step and every per-step check. */
+static bool sc_step(sim_t *s)
+{
+    raft_fixture_step(&s->f);
+    check_stopped(s);
+    check_terms(s);
+    check_match(s);
+    check_states(s);
+    check_available(s);
+    return !s->failure[0];
+}
+
+/* Step until pred(s, arg) or ms of simulated time have passed. */
+static bool sc_until(sim_t *s, bool (*pred)(sim_t *, unsigned), unsigned arg, unsigned ms)
+{
+    raft_time end = raft_fixture_time(&s->f) + ms;
+    while (!pred(s, arg)) {
+        if (raft_fixture_time(&s->f) >= end || !sc_step(s))
+            return false;
+    }
+    return true;
+}
+
+static bool sc_leader_among(sim_t *s, unsigned mask)
+{
+    for (unsigned i = 0; i < s->n; i++)
+        if ((mask & (1u << i)) && raft_fixture_alive(&s->f, i) &&
+            raft_state(raft_fixture_get(&s->f, i)) == RAFT_LEADER)
+            return true;
+    return false;
+}
+
+static unsigned sc_leader_of(sim_t *s, unsigned mask)
+{
+    for (unsigned i = 0; i < s->n; i++)
+        if ((mask & (1u << i)) && raft_fixture_alive(&s->f, i) &&
+            raft_state(raft_fixture_get(&s->f, i)) == RAFT_LEADER)
+            return i;
+    return s->n;
+}
+
+static raft_index sc_index; /* what sc_stored and sc_applied wait for */
+
+static bool sc_stored(sim_t *s, unsigned mask)
+{
+    for (unsigned i = 0; i < s->n; i++)
+        if ((mask & (1u << i)) && raft_fixture_get(&s->f, i)->last_stored < sc_index)
+            return false;
+    return true;
+}
+
+static bool sc_applied(sim_t *s, unsigned mask)
+{
+    for (unsigned i = 0; i < s->n; i++)
+        if ((mask & (1u << i)) && raft_last_applied(raft_fixture_get(&s->f, i)) < sc_index)
+            return false;
+    return true;
+}
+
+static bool sc_committed(sim_t *s, unsigned i)
+{
+    return raft_fixture_get(&s->f, i)->commit_index >= sc_index;
+}
+
+static bool sc_never(sim_t *s, unsigned arg)
+{
+    (void)s, (void)arg;
+    return false;
+}
+
+static void sc_link(sim_t *s, unsigned i, unsigned j, bool up)
+{
+    if (up) {
+        raft_fixture_reconnect(&s->f, i, j);
+        raft_fixture_reconnect(&s->f, j, i);
+    } else {
+        raft_fixture_disconnect(&s->f, i, j);
+        raft_fixture_disconnect(&s->f, j, i);
+    }
+}
+
+#define SC_TRY(cond, ...)                                                                    \
+    do {                                                                                     \
+        if (!(cond)) {                                                                       \
+            fail(s, "scenario: " __VA_ARGS__);                                               \
+            return;                                                                          \
+        }                                                                                    \
+    } while (0)
+
+/* Raft's figure 8 (Raft §5.4.2), 5 servers, with a leader that appends no
+ * entry of its own term (as a broker whose readiness barrier failed to
+ * start would).  Guard fix 3 is what keeps the committed entry safe:
+ *   1. leader A of term t stores X at index k on itself and B only;
+ *   2. A dies; E wins term t+1 with C and D and stores Y at k alone; E dies;
+ *   3. A (or B) wins a later term with C and D and, counting, would commit
+ *      X -- an entry of term t -- once C holds it;
+ *   4. it dies; E comes back and wins (its last term, t+1, is newer than
+ *      X's), overwriting X with Y at k on everyone.
+ * Without fix 3, step 3 commits and applies X, and step 4 loses it (the
+ * replicas disagree on index k, or raft finds a committed entry
+ * conflicting and stops). */
+static void scenario_figure8(sim_t *s)
+{
+    struct raft_fixture *f = &s->f;
+    unsigned all = (1u << s->n) - 1;
+    SC_TRY(sc_until(s, (bool (*)(sim_t *, unsigned))sc_leader_among, all, 10000), "no first leader");
+    unsigned a = sc_leader_of(s, all);
+    propose_register(s, a, "n0");
+    sc_index = raft_last_index(raft_fixture_get(f, a));
+    SC_TRY(sc_until(s, sc_applied, all, 10000), "the first entry did not reach everyone");
+    unsigned b = (a + 1) % 5, c = (a + 2) % 5, d = (a + 3) % 5, e = (a + 4) % 5;
+    /* 1. X on A and B only. */
+    sc_link(s, a, c, false);
+    sc_link(s, a, d, false);
+    sc_link(s, a, e, false);
+    propose_register(s, a, "n1");
+    sc_index = raft_last_index(raft_fixture_get(f, a));
+    raft_index k = sc_index;
+    raft_term tx = raft_fixture_get(f, a)->current_term; /* X's term */
+    SC_TRY(sc_until(s, sc_stored, (1u << a) | (1u << b), 5000), "X did not reach B");
+    raft_fixture_kill(f, a);
+    say(s, "scenario: X at %llu on servers %u and %u; server %u killed", (unsigned long long)k, a,
+        b, a);
+    /* 2. Without B (it holds X), one of C, D, E wins and stores Y alone. */
+    for (unsigned j = 0; j < 5; j++)
+        if (j != b)
+            sc_link(s, b, j, false);
+    unsigned cde = (1u << c) | (1u << d) | (1u << e);
+    SC_TRY(sc_until(s, (bool (*)(sim_t *, unsigned))sc_leader_among, cde, 20000),
+           "no leader among C, D, E");
+    e = sc_leader_of(s, cde);
+    c = (e == c) ? (a + 4) % 5 : c;
+    d = (e == d) ? (a + 4) % 5 : d;
+    sc_link(s, e, c, false);
+    sc_link(s, e, d, false);
+    propose_register(s, e, "n2");
+    sc_index = k;
+    SC_TRY(raft_last_index(raft_fixture_get(f, e)) == k, "Y is not at index %llu",
+           (unsigned long long)k);
+    SC_TRY(sc_until(s, sc_stored, 1u << e, 5000), "Y not stored");
+    raft_fixture_kill(f, e);
+    say(s, "scenario: Y at %llu on server %u alone; server %u killed", (unsigned long long)k, e, e);
+    /* 3. A back; A or B (both hold X) wins with C and D and replicates X. */
+    raft_fixture_revive(f, a);
+    unsigned abcd[4] = {a, b, c, d};
+    for (unsigned x = 0; x < 4; x++)
+        for (unsigned y = x + 1; y < 4; y++)
+            sc_link(s, abcd[x], abcd[y], true);
+    unsigned ab = (1u << a) | (1u << b);
+    SC_TRY(sc_until(s, (bool (*)(sim_t *, unsigned))sc_leader_among, ab, 20000),
+           "neither A nor B leads");
+    unsigned l = sc_leader_of(s, ab);
+    /* Give it time to replicate X; with the guard it never counts it. */
+    sc_index = k;
+    sc_until(s, sc_committed, l, 3000);
+    if (s->failure[0])
+        return;
+    say(s, "scenario: server %u leads term %llu, commit index %llu, applied %llu, state %llu (X at %llu)", l,
+        (unsigned long long)raft_fixture_get(f, l)->current_term,
+        (unsigned long long)raft_fixture_get(f, l)->commit_index,
+        (unsigned long long)raft_last_applied(raft_fixture_get(f, l)),
+        (unsigned long long)zc_fsm_applied_index(s->zfsm[l]), (unsigned long long)k);
+    /* 4. It dies; E is back and wins. */
+    raft_fixture_kill(f, l);
+    raft_fixture_revive(f, e);
+    /* Only E's links up, so only E can gather a majority. */
+    for (unsigned x = 0; x < 4; x++)
+        for (unsigned y = x + 1; y < 4; y++)
+            sc_link(s, abcd[x], abcd[y], false);
+    for (unsigned j = 0; j < 5; j++)
+        if (j != e && j != l)
+            sc_link(s, e, j, true);
+    SC_TRY(sc_until(s, (bool (*)(sim_t *, unsigned))sc_leader_among, 1u << e, 20000),
+           "server %u did not win after server %u died", e, l);
+    unsigned m = e, others = all & ~(1u << l);
+    propose_register(s, m, "n0"); /* an entry of its term commits what precedes */
+    sc_index = raft_last_index(raft_fixture_get(f, m));
+    sc_until(s, sc_applied, others, 5000);
+    sc_until(s, sc_never, 0, 2000); /* and the checks run a while longer */
+    say(s, "scenario: server %u leads, applied %llu", m,
+        (unsigned long long)raft_last_applied(raft_fixture_get(f, m)));
+    /* X registered node n1 (carts n1.*), Y node n2.  Whoever applied X
+     * (server l, if it committed it) and every server past index k must
+     * agree on it: the per-step digest check can miss the index, when a
+     * server applies it together with the next entries in one step. */
+    zc_cart_rec_t cart;
+    bool x_applied = zc_fsm_applied_index(s->zfsm[l]) >= k &&
+                     zc_state_get_cart(zc_fsm_state(s->zfsm[l]), "n1.0", &cart) == 0;
+    for (unsigned j = 0; j < 5; j++) {
+        if (j == l || zc_fsm_applied_index(s->zfsm[j]) < k)
+            continue;
+        bool has_x = zc_state_get_cart(zc_fsm_state(s->zfsm[j]), "n1.0", &cart) == 0;
+        SC_TRY(has_x == x_applied,
+               "server %u applied X (REGISTER n1, index %llu, term %llu), committed by counting "
+               "in term %llu; server %u, past index %llu, %s it",
+               l, (unsigned long long)k, (unsigned long long)tx,
+               (unsigned long long)raft_fixture_get(f, l)->current_term, j,
+               (unsigned long long)k, has_x ? "has" : "lost");
+    }
+}
+
 static int run(sim_t *s)
 {
     char err[256];
@@ -908,6 +1148,11 @@ static int run(sim_t *s)
     raft_fixture_bootstrap(&s->f, &conf);
     raft_configuration_close(&conf);
     raft_fixture_start(&s->f);
+    if (s->scenario != NULL) {
+        scenario_figure8(s);
+        rc = s->failure[0] ? -1 : 0;
+        goto out;
+    }
 
     for (unsigned step = 0; step < s->steps && !s->failure[0]; step++) {
         unsigned r = pick(s, 100);
@@ -1016,6 +1261,7 @@ static void on_crash(int sig)
 int main(int argc, char **argv)
 {
     unsigned servers = 3, seeds = 1, steps = 3000;
+    const char *scenario = NULL;
     uint64_t seed = 1;
     bool verbose = false;
     static const struct option opts[] = {
@@ -1023,6 +1269,7 @@ int main(int argc, char **argv)
         {"seeds", required_argument, NULL, 'k'},   {"steps", required_argument, NULL, 't'},
         {"verbose", no_argument, NULL, 'v'},       {"raw-raft", no_argument, NULL, 'r'},
         {"without", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
+        {"scenario", required_argument, NULL, 'c'},
         {NULL, 0, NULL, 0},
     };
     int o;
@@ -1034,6 +1281,14 @@ int main(int argc, char **argv)
         case 't': steps = (unsigned)atoi(optarg); break;
         case 'v': verbose = true; break;
         case 'r': raw_raft = true; break;
+        case 'c':
+            if (strcmp(optarg, "figure8") != 0) {
+                fprintf(stderr, "zcart-sim: --scenario wants figure8\n");
+                return 2;
+            }
+            scenario = optarg;
+            servers = 5;
+            break;
         case 'w': {
             static const char *names[] = {"1a", "1b", "2", "3", "4"};
             unsigned k = 0;
@@ -1047,13 +1302,15 @@ int main(int argc, char **argv)
         } break;
         default:
             printf("usage: zcart-sim [--servers 1..5] [--seed S] [--seeds K] [--steps N] [-v]\n"
-                   "                 [--raw-raft | --without 1a|1b|2|3|4 ...]\n"
+                   "                 [--raw-raft | --without 1a|1b|2|3|4 ...] [--scenario figure8]\n"
                    "  --raw-raft     raft 0.15 as it is: no io guard\n"
                    "  --without FIX  the io guard without one of its fixes (repeatable): 1a/1b\n"
                    "                 success results capped while handling an AppendEntries / from\n"
                    "                 write callbacks, 2 AppendEntries below a snapshot, 3 no commit\n"
                    "                 by counting before the leader stored its term, 4 refused\n"
-                   "                 pre-votes carry the refuser's term\n");
+                   "                 pre-votes carry the refuser's term\n"
+                   "  --scenario figure8  a scripted 5-server run instead of random faults: Raft's\n"
+                   "                 figure 8 with a leader that appends nothing of its term\n");
             return o == 'h' ? 0 : 2;
         }
     }
@@ -1080,6 +1337,7 @@ int main(int argc, char **argv)
         s->seed = k;
         s->steps = steps;
         s->verbose = verbose;
+        s->scenario = scenario;
         if (run(s) == 0) {
             passed++;
         } else {
@@ -1091,6 +1349,8 @@ int main(int argc, char **argv)
                 if (!(guard_fixes & (1u << b)))
                     snprintf(how + strlen(how), sizeof how - strlen(how), " --without %s",
                              (const char *[]){"1a", "1b", "2", "3", "4"}[b]);
+            if (scenario != NULL)
+                snprintf(how + strlen(how), sizeof how - strlen(how), " --scenario %s", scenario);
             printf("FAIL seed %llu: %s\n  replay: zcart-sim --servers %u --seed %llu --steps %u%s -v\n",
                    (unsigned long long)k, s->failure, servers, (unsigned long long)k, steps, how);
         }
