@@ -1,5 +1,8 @@
-/* test_node_transfer: a leadership transfer's memory outlives raft's use of
- * it (issue 9, item 6).
+/* test_node_changes: leadership transfers and membership changes of real
+ * zc_node replicas (three on one libuv loop, loopback TCP).
+ *
+ * A leadership transfer's memory outlives raft's use of it (issue 9,
+ * item 6).
  *
  * raft 0.15 sends TimeoutNow with the send request embedded in the
  * caller's struct raft_transfer (membership.c:210).  Three real zc_node
@@ -91,10 +94,12 @@ static bool caught_up(void)
 }
 static bool all_closed(void) { return closed == 3; }
 
-TEST(transfer_request_outlives_its_callback)
+/* Three replicas on one loop under root, each with its own data dir. */
+static bool cluster_up(char *root)
 {
-    char root[] = "/tmp/zcart-transfer-XXXXXX";
-    CHECK(mkdtemp(root) != NULL);
+    if (mkdtemp(root) == NULL)
+        return false;
+    closed = 0;
     zc_replica_t members[3];
     memset(members, 0, sizeof members);
     int fds[3];
@@ -126,10 +131,25 @@ TEST(transfer_request_outlives_its_callback)
         CHECK(nodes[i] != NULL);
         if (nodes[i] == NULL || zc_node_start(nodes[i], err, sizeof err) != 0) {
             fprintf(stderr, "node %u: %s\n", i + 1, err);
-            CHECK(false);
-            return;
+            return false;
         }
     }
+    return true;
+}
+
+static void cluster_down(const char *root)
+{
+    CHECK(run_until(all_closed, 10000));
+    uv_loop_close(&loop);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    CHECK(system(cmd) == 0);
+}
+
+TEST(transfer_request_outlives_its_callback)
+{
+    char root[] = "/tmp/zcart-transfer-XXXXXX";
+    CHECK(cluster_up(root));
     CHECK(run_until(some_ready, 10000));
     unsigned li = zc_node_ready(nodes[0]) ? 0 : zc_node_ready(nodes[1]) ? 1 : 2;
     unsigned ti = (li + 1) % 3;
@@ -148,11 +168,44 @@ TEST(transfer_request_outlives_its_callback)
     for (unsigned i = 0; i < 3; i++)
         if (i != li)
             zc_node_close(nodes[i], node_closed, NULL);
-    CHECK(run_until(all_closed, 10000));
-    uv_loop_close(&loop);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-    CHECK(system(cmd) == 0);
+    cluster_down(root);
+}
+
+static int change_status[2] = {-1, -1};
+static char change_detail[2][128];
+static void change_done(void *arg, int status, const char *detail)
+{
+    int k = (int)(intptr_t)arg;
+    change_status[k] = status;
+    snprintf(change_detail[k], sizeof change_detail[k], "%s", detail);
+}
+
+/* Issue 9, item 7: one membership change at a time.  An add-node whose
+ * server never catches up keeps its change open; a second change asked
+ * meanwhile is refused at once with a clear reason, and nothing changes. */
+TEST(second_membership_change_is_refused)
+{
+    char root[] = "/tmp/zcart-members-XXXXXX";
+    CHECK(cluster_up(root));
+    CHECK(run_until(some_ready, 10000));
+    unsigned li = zc_node_ready(nodes[0]) ? 0 : zc_node_ready(nodes[1]) ? 1 : 2;
+    int fd;
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", free_port(&fd)); /* bound, never listening */
+    zc_node_add_voter(nodes[li], 4, addr, change_done, (void *)(intptr_t)0);
+    zc_node_remove(nodes[li], (li + 1) % 3 + 1, change_done, (void *)(intptr_t)1);
+    CHECK_EQ_U64(change_status[1], ZC_UNAVAILABLE);
+    CHECK_STR(change_detail[1], "a configuration change is already in progress");
+    run_until(some_ready, 500);
+    uint64_t ids[8];
+    const char *roles[8];
+    unsigned n = zc_node_configuration(nodes[li], ids, roles, 8);
+    CHECK_EQ_U64(n, 4); /* replica 4 added (not yet a voter); nobody removed */
+    CHECK(change_status[0] != ZC_OK);
+    close(fd);
+    for (unsigned i = 0; i < 3; i++)
+        zc_node_close(nodes[i], node_closed, NULL);
+    cluster_down(root);
 }
 
 int main(void)
@@ -160,5 +213,6 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     zc_log_threshold = ZC_LOG_ERROR;
     RUN(transfer_request_outlives_its_callback);
+    RUN(second_membership_change_is_refused);
     return unit_report();
 }
