@@ -47,7 +47,11 @@ static const char usage[] =
     "                            digest, carts, free list, sessions) as one JSON object\n"
     "                            and exit; read-only, for a stopped replica's data\n"
     "                            (exit 1 if DIR holds no readable state)\n"
-    "  --help                    print this text\n";
+    "  --help                    print this text\n"
+    "\n"
+    "Exit status: 0 after a clean stop; 74 when a raft storage write (log append,\n"
+    "truncate, snapshot, term or vote) failed, logged as `raft storage: OP failed';\n"
+    "1 when raft stopped for another reason or on a start-up error; 2 on a usage error.\n";
 
 bool broker_parse_replica(const char *spec, zc_replica_t *out)
 {

@@ -21,6 +21,7 @@
 #include "lib/log.h"
 #include "proto/status.h"
 #include "replication/fsm.h"
+#include "replication/io_guard.h"
 
 struct zc_node {
     uv_loop_t *loop;                     /* not owned */
@@ -29,7 +30,8 @@ struct zc_node {
     zc_fsm_t *fsm;                       /* LMDB state machine (owned) */
     struct raft_fsm raft_fsm;            /* raft's view of fsm */
     struct raft_uv_transport transport;  /* TCP transport */
-    struct raft_io io;                   /* libuv I/O */
+    struct raft_io io;                   /* libuv I/O, wrapped by guard */
+    zc_io_guard_t *guard;                /* raft 0.15's bugs kept out (io_guard.h) */
     struct raft raft;                    /* the raft instance */
     uv_check_t check;                    /* role/readiness watcher */
     struct raft_barrier barrier;         /* readiness barrier of this term */
@@ -41,6 +43,7 @@ struct zc_node {
     void *role_arg;                      /* its argument */
     bool raft_inited;                    /* raft_init succeeded: close through raft */
     bool started;                        /* raft_start succeeded */
+    struct change *retired;              /* finished transfers, freed after raft_close */
     void (*close_done)(void *);          /* zc_node_close callback */
     void *close_arg;                     /* its argument */
     char raft_dir[512];                  /* <dir>/raft */
@@ -249,12 +252,21 @@ int zc_node_start(zc_node_t *n, char *err, size_t errlen)
         snprintf(err, errlen, "raft io %s: %s", n->raft_dir, n->io.errmsg);
         goto err_after_transport;
     }
+    /* A corrupt segment must stop the replica, not be renamed away with
+     * entries it may have acknowledged (raft 0.15 recovers by default). */
+    raft_uv_set_auto_recovery(&n->io, false);
+    n->guard = zc_io_guard_install(&n->io, ZC_IO_GUARD_ALL, NULL, NULL);
+    if (n->guard == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto err_after_io;
+    }
     if ((rv = raft_init(&n->raft, &n->io, &n->raft_fsm, n->cfg.id, self->raft_address)) != 0) {
         snprintf(err, errlen, "raft init: %s", raft_errmsg(&n->raft));
         goto err_after_io;
     }
     n->raft.data = n;
     n->raft_inited = true;
+    zc_io_guard_bind(n->guard, &n->raft);
     zc_fsm_bind(n->fsm, &n->raft);
 
     raft_configuration_init(&conf);
@@ -301,11 +313,14 @@ err_after_raft:
     /* raft owns io and transport now; zc_node_close releases them. */
     return -1;
 err_after_io:
+    zc_io_guard_destroy(&n->guard);
     raft_uv_close(&n->io);
 err_after_transport:
     raft_uv_tcp_close(&n->transport);
     return -1;
 }
+
+static void retired_free(zc_node_t *n);
 
 static void close_handle_cb(uv_handle_t *h)
 {
@@ -313,6 +328,8 @@ static void close_handle_cb(uv_handle_t *h)
     void (*done)(void *) = n->close_done;
     void *arg = n->close_arg;
     zc_fsm_destroy(&n->fsm);
+    zc_io_guard_destroy(&n->guard);
+    retired_free(n);
     free(n->members);
     free(n);
     if (done)
@@ -393,8 +410,16 @@ unsigned zc_node_configuration(zc_node_t *n, uint64_t *ids, const char **roles, 
 
 /* --- membership changes and leadership transfer --- */
 
-/* One change in flight: raft hands the request back to the callback. */
-typedef struct {
+/* One change in flight: raft hands the request back to the callback.
+ *
+ * A leadership transfer's request outlives its callback: raft 0.15 sends
+ * TimeoutNow with the send request embedded in struct raft_transfer
+ * (membership.c:210, no callback of its own), and libuv reads that
+ * request when the write completes or is aborted at close, possibly after
+ * raft called transfer_cb.  So the node keeps every finished transfer on
+ * n->retired and frees them only once raft_close has completed (one small
+ * struct per operator-requested transfer). */
+typedef struct change {
     union {
         struct raft_change change;     /* add / assign / remove */
         struct raft_transfer transfer; /* transfer */
@@ -404,7 +429,17 @@ typedef struct {
     bool promote;                      /* add: assign voter after the add */
     zc_change_cb cb;                   /* caller's callback */
     void *arg;                         /* its argument */
+    struct change *next;               /* next on the node's retired list */
 } change_t;
+
+static void retired_free(zc_node_t *n)
+{
+    while (n->retired != NULL) {
+        change_t *c = n->retired;
+        n->retired = c->next;
+        free(c);
+    }
+}
 
 /* raft 0.15 leaves raft_errmsg empty (or stale) for some refusals, such
  * as RAFT_NOTFOUND: the code's own text is always right. */
@@ -455,13 +490,16 @@ static int change_status(int rv)
 static void transfer_cb(struct raft_transfer *req)
 {
     change_t *c = (change_t *)req;
+    zc_node_t *n = c->node;
     raft_id lid = 0;
     const char *addr;
-    raft_leader(&c->node->raft, &lid, &addr);
-    if (lid != 0 && lid != c->node->cfg.id && (c->id == 0 || lid == c->id))
-        change_finish(c, ZC_OK, "leadership transferred");
+    raft_leader(&n->raft, &lid, &addr);
+    if (lid != 0 && lid != n->cfg.id && (c->id == 0 || lid == c->id))
+        c->cb(c->arg, ZC_OK, "leadership transferred");
     else
-        change_finish(c, ZC_UNAVAILABLE, "the target did not take over in time");
+        c->cb(c->arg, ZC_UNAVAILABLE, "the target did not take over in time");
+    c->next = n->retired; /* its TimeoutNow send may still be in flight */
+    n->retired = c;
 }
 
 void zc_node_transfer(zc_node_t *n, uint64_t id, zc_change_cb cb, void *arg)

@@ -1,0 +1,486 @@
+/* io_guard: raft 0.15's safety bugs fixed at the I/O seam.  See io_guard.h.
+ *
+ * Debian ships canonical/raft 0.15.0 (no patches, asserts compiled out),
+ * and only that version builds zcart (CMakeLists.txt checks it): the guard
+ * reads struct raft_log and struct raft fields, public in 0.15's raft.h.
+ * It sees every message raft receives (the recv callback it passes to the
+ * inner start), every message raft sends, and every storage write.  The
+ * bugs, with file:line in raft v0.15.0, and why each rule is enough:
+ *
+ * 1. Commit on a minority, two paths.  A follower's success result should
+ *    say "I hold the leader's entries up to prev_log_index + n_entries";
+ *    raft answers r->last_stored, its whole stored log, in two places:
+ *    (a) recv_append_entries.c:128, an AppendEntries accepted without a
+ *    write; (b) appendFollowerCb (replication.c:866-908), when a write
+ *    finishes, without checking that the term changed, so an append begun
+ *    for a deposed leader reports its tail to the next one.  A follower
+ *    holding a deposed leader's uncommitted tail thus makes the new leader
+ *    count it for indexes where it holds other entries (the leader caps
+ *    the answer only at its own last index, replication.c:697): an entry
+ *    committed on a minority, and a follower that never catches up.
+ *    Rule: per (leader, term) the guard keeps the highest end (prev_log_
+ *    index + n_entries, or an InstallSnapshot's last index) of any request
+ *    raft accepted -- it answered it with a success, or wrote entries or a
+ *    snapshot for it, while handling it.  Within one term only that leader
+ *    writes the follower's log and never rewrites what it sent, so the
+ *    follower holds the leader's entries up to that end for the rest of the
+ *    term.  Every success result leaving the server (both paths) is capped
+ *    at it, and dropped when the term or leader it is for accepted nothing
+ *    (a late callback after a term change).  Raft's last_stored still bounds
+ *    it from above, so a reported index is both stored and the leader's.
+ *
+ * 2. AppendEntries below the follower's snapshot (log.c:615-618: the term
+ *    of a compacted index is 0).  prev_log_index 0 passes the matching
+ *    check and the entries land at the end of the log under the wrong
+ *    indexes ("No log entries found at index 1", then a NULL dereference or
+ *    double free on the error path); a higher compacted prev_log_index is
+ *    refused, and the leader, walking back, resends a snapshot forever.
+ *    Rule: prev_log_index is raised to the follower's snapshot index and
+ *    the entries up to it are dropped: they are committed (a snapshot only
+ *    holds applied entries), so the leader's are the ones the snapshot
+ *    holds (Leader Completeness).  prev_log_term becomes the leader's term
+ *    at that index when the message carries it, so raft still compares it
+ *    with the snapshot's, else the snapshot's own.
+ *
+ * 3. Figure 8 (Raft §5.4.2): replicationQuorum (replication.c:1623-1658)
+ *    commits by counting, whatever the entry's term.  It is only ever asked
+ *    about the leader's own last stored index (replication.c:515, 746), so
+ *    it can commit an earlier-term entry only while the leader's last
+ *    stored entry is from an earlier term: a new leader that has stored
+ *    nothing of its own yet.  Rule: a leader whose last stored entry is
+ *    older than its term drops every AppendEntries result it receives (as a
+ *    lossy link would), so no match index moves and nothing is counted.
+ *    The broker's node (and the sim) append a barrier as a new leader's
+ *    first entry; once it is stored, the count is at an entry of the
+ *    leader's term, whose commitment commits the earlier ones safely.
+ *    Liveness needs that barrier (or any entry), which the node retries.
+ *
+ * 4. Pre-vote deadlock (recv_request_vote.c:111-113): a pre-vote answer
+ *    carries the asker's term, even a refusal for a stale term, and an
+ *    asker in pre-vote only adopts a term above its own + 1
+ *    (recv_request_vote_result.c).  A server that missed terms but holds
+ *    the longest log is refused for its term, and refuses the others for
+ *    their logs, forever, when no third voter is up.  Rule (etcd's): a
+ *    refused pre-vote whose refuser has a higher term than the request
+ *    carries the refuser's term, so the asker adopts it and asks again at
+ *    a term the others accept.
+ *
+ * 5. Storage errors do not stop raft: a leader keeps leading after a failed
+ *    append, a follower keeps unwritten entries in memory (replication.c
+ *    appendLeaderCb / appendFollowerCb), and libuv's uv->errored is never
+ *    read.  Rule: a failed append, truncate, snapshot write, term or vote
+ *    write -- returned or reported in a callback -- goes to the fatal hook
+ *    before raft sees it; the broker's logs the error and exits with
+ *    ZC_EXIT_STORAGE, and its supervisor restarts it from its log
+ *    (RAFT_CANCELED is no failure: libuv cancels writes when the io
+ *    closes, uv_append.c:832, uv_snapshot.c:615; a hook
+ *    that returns, the sim's: see hidden_failure below).  Not
+ *    seen: libuv's truncate and segment finalization run on a worker and
+ *    report a failure only by setting uv->errored (uv_truncate.c:107,
+ *    uv_finalize.c:84); a log left that way fails to load at the next start
+ *    (auto-recovery is off, node.c) rather than losing entries. */
+#include "replication/io_guard.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+
+/* A write in flight: raft's request and callback, so the guard sees the
+ * outcome first. */
+typedef struct pending {
+    void *req;            /* raft's raft_io_append or raft_io_snapshot_put */
+    void (*cb)(void);     /* raft's callback (cast back by kind) */
+    bool is_snapshot;     /* snapshot_put, else append */
+    struct pending *next; /* next in flight on this guard */
+} pending_t;
+
+struct zc_io_guard {
+    struct raft_io *io;         /* the wrapped io (raft's and the backend's) */
+    struct raft_io inner;       /* its methods before the guard */
+    struct raft *raft;          /* the server using io, NULL before bind */
+    unsigned fixes;             /* ZC_IO_GUARD_* bits */
+    zc_io_guard_fatal_cb fatal; /* storage failure hook, NULL: log and exit */
+    void *fatal_arg;            /* its argument */
+    raft_io_recv_cb recv;       /* raft's receive callback */
+    pending_t *pending;         /* writes in flight */
+    raft_id acc_leader;         /* fix 1: the leader of acc_term ... */
+    raft_term acc_term;         /* ... the latest term seen in its requests ... */
+    bool acc_any;               /* ... whether raft accepted any of them ... */
+    raft_index acc_end;         /* ... and the highest end it accepted */
+    bool in_req;                /* raft is handling an AppendEntries or InstallSnapshot ... */
+    raft_id req_from;           /* ... from this server ... */
+    raft_term req_term;         /* ... of this term ... */
+    raft_index req_end;         /* ... ending at this index */
+    zc_io_guard_stats_t stats;  /* what the guard changed */
+    struct zc_io_guard *next;   /* next installed guard */
+};
+
+/* raft hands the guard only the io pointer; io->data is raft's. */
+static zc_io_guard_t *guards;
+
+static zc_io_guard_t *guard_of(struct raft_io *io)
+{
+    for (zc_io_guard_t *g = guards; g != NULL; g = g->next)
+        if (g->io == io)
+            return g;
+    abort(); /* a method of an io the guard never wrapped */
+}
+
+raft_term zc_io_guard_term_at(const struct raft_log *l, raft_index index)
+{
+    size_t n = l->front <= l->back ? l->back - l->front : l->size - l->front + l->back;
+    if (index > l->offset && index <= l->offset + n)
+        return l->entries[(l->front + (size_t)(index - 1 - l->offset)) % l->size].term;
+    return index != 0 && index == l->snapshot.last_index ? l->snapshot.last_term : 0;
+}
+
+/* --- 5: storage failures --- */
+
+static void storage_failed(zc_io_guard_t *g, const char *op, int status)
+{
+    g->stats.storage_failures++;
+    const char *detail = g->io->errmsg[0] ? g->io->errmsg : raft_strerror(status);
+    if (g->fatal != NULL) {
+        g->fatal(g->fatal_arg, op, status, detail);
+        return;
+    }
+    zc_error("raft storage: %s failed: %s (%s); exiting with status %d so the replica "
+             "restarts from its log",
+             op, raft_strerror(status), detail, ZC_EXIT_STORAGE);
+    fflush(NULL);
+    exit(ZC_EXIT_STORAGE);
+}
+
+/* hidden_failure.  The broker's hook never returns.  When a hook does (the
+ * sim's, which takes the server down for good at once), a write that
+ * failed in its callback is reported to raft as done: raft's own failure
+ * paths are bug 5 itself, and on a leader they crash (appendLeaderCb,
+ * replication.c:478-487, fires whatever request sits at that index as a
+ * raft_apply, then truncates entries other writes still hold).  What raft
+ * does afterwards must then never be seen: its messages and its state are
+ * those of a process that has exited.  A failure returned by a method is
+ * passed through: raft's synchronous error paths are sound. */
+
+static pending_t *pending_take(zc_io_guard_t *g, void *req)
+{
+    for (pending_t **pp = &g->pending; *pp != NULL; pp = &(*pp)->next)
+        if ((*pp)->req == req) {
+            pending_t *p = *pp;
+            *pp = p->next;
+            return p;
+        }
+    return NULL;
+}
+
+static zc_io_guard_t *guard_of_req(void *req, pending_t **out)
+{
+    for (zc_io_guard_t *g = guards; g != NULL; g = g->next)
+        if ((*out = pending_take(g, req)) != NULL)
+            return g;
+    abort(); /* a completion the guard never saw start */
+}
+
+static bool pending_add(zc_io_guard_t *g, void *req, void (*cb)(void), bool is_snapshot)
+{
+    pending_t *p = malloc(sizeof *p);
+    if (p == NULL)
+        return false;
+    *p = (pending_t){.req = req, .cb = cb, .is_snapshot = is_snapshot, .next = g->pending};
+    g->pending = p;
+    return true;
+}
+
+/* Raft wrote entries or a snapshot while handling a leader's request:
+ * it accepted it (fix 1). */
+static void accepted(zc_io_guard_t *g)
+{
+    if (!g->in_req || g->req_term != g->acc_term || g->req_from != g->acc_leader)
+        return;
+    if (!g->acc_any || g->req_end > g->acc_end)
+        g->acc_end = g->req_end;
+    g->acc_any = true;
+}
+
+static void append_done(struct raft_io_append *req, int status)
+{
+    pending_t *p;
+    zc_io_guard_t *g = guard_of_req(req, &p);
+    raft_io_append_cb cb = (raft_io_append_cb)p->cb;
+    free(p);
+    if (status != 0 && status != RAFT_CANCELED) { /* canceled: the io is closing */
+        storage_failed(g, "append", status);
+        status = 0; /* the hook returned: see hidden_failure */
+    }
+    cb(req, status);
+}
+
+static int guard_append(struct raft_io *io, struct raft_io_append *req,
+                        const struct raft_entry entries[], unsigned n, raft_io_append_cb cb)
+{
+    zc_io_guard_t *g = guard_of(io);
+    if (!pending_add(g, req, (void (*)(void))cb, false)) {
+        storage_failed(g, "append", RAFT_NOMEM);
+        return RAFT_NOMEM;
+    }
+    int rv = g->inner.append(io, req, entries, n, append_done);
+    if (rv != 0) {
+        free(pending_take(g, req));
+        if (rv != RAFT_CANCELED)
+            storage_failed(g, "append", rv);
+        return rv;
+    }
+    accepted(g);
+    return 0;
+}
+
+static int guard_truncate(struct raft_io *io, raft_index index)
+{
+    zc_io_guard_t *g = guard_of(io);
+    int rv = g->inner.truncate(io, index);
+    if (rv != 0)
+        storage_failed(g, "truncate", rv);
+    return rv;
+}
+
+static void snapshot_done(struct raft_io_snapshot_put *req, int status)
+{
+    pending_t *p;
+    zc_io_guard_t *g = guard_of_req(req, &p);
+    raft_io_snapshot_put_cb cb = (raft_io_snapshot_put_cb)p->cb;
+    free(p);
+    if (status != 0 && status != RAFT_CANCELED) {
+        storage_failed(g, "snapshot write", status);
+        status = 0; /* the hook returned: see hidden_failure */
+    }
+    cb(req, status);
+}
+
+static int guard_snapshot_put(struct raft_io *io, unsigned trailing,
+                              struct raft_io_snapshot_put *req, const struct raft_snapshot *snapshot,
+                              raft_io_snapshot_put_cb cb)
+{
+    zc_io_guard_t *g = guard_of(io);
+    if (!pending_add(g, req, (void (*)(void))cb, true)) {
+        storage_failed(g, "snapshot write", RAFT_NOMEM);
+        return RAFT_NOMEM;
+    }
+    int rv = g->inner.snapshot_put(io, trailing, req, snapshot, snapshot_done);
+    if (rv != 0) {
+        free(pending_take(g, req));
+        if (rv != RAFT_CANCELED) /* the io is closing */
+            storage_failed(g, "snapshot write", rv);
+        return rv;
+    }
+    accepted(g);
+    return 0;
+}
+
+static int guard_set_term(struct raft_io *io, raft_term term)
+{
+    zc_io_guard_t *g = guard_of(io);
+    int rv = g->inner.set_term(io, term);
+    if (rv != 0)
+        storage_failed(g, "term write", rv);
+    return rv;
+}
+
+static int guard_set_vote(struct raft_io *io, raft_id id)
+{
+    zc_io_guard_t *g = guard_of(io);
+    int rv = g->inner.set_vote(io, id);
+    if (rv != 0)
+        storage_failed(g, "vote write", rv);
+    return rv;
+}
+
+/* --- 2: AppendEntries below the snapshot --- */
+
+static void raise_prev(zc_io_guard_t *g, struct raft_append_entries *ae)
+{
+    const struct raft_log *l = &g->raft->log;
+    raft_index snap = l->snapshot.last_index;
+    if (!(g->fixes & ZC_IO_GUARD_SNAPSHOT_PREV) || snap == 0 || ae->prev_log_index > l->offset ||
+        ae->prev_log_index >= snap)
+        return;
+    raft_index skip = snap - ae->prev_log_index; /* entries the snapshot covers */
+    ae->prev_log_index = snap;
+    if (skip <= ae->n_entries) {
+        ae->prev_log_term = ae->entries[skip - 1].term;
+    } else {
+        ae->prev_log_term = l->snapshot.last_term;
+        skip = ae->n_entries;
+    }
+    if (skip > 0 && skip == ae->n_entries) {
+        /* Every entry goes: free them as raft would (one batch in both the
+         * libuv and the fixture's decoding, shared by all entries). */
+        void *batch = ae->entries[0].batch;
+        for (unsigned k = 0; k < ae->n_entries; k++)
+            if (ae->entries[k].batch != batch && ae->entries[k].batch != NULL)
+                raft_free(ae->entries[k].batch);
+        if (batch != NULL)
+            raft_free(batch);
+        raft_free(ae->entries);
+        ae->entries = NULL;
+        ae->n_entries = 0;
+    } else if (skip > 0) {
+        ae->n_entries -= (unsigned)skip;
+        memmove(ae->entries, ae->entries + skip, ae->n_entries * sizeof *ae->entries);
+    }
+    g->stats.prev_raised++;
+}
+
+/* --- receiving: 1 (which request raft is handling), 2, 3 --- */
+
+static void note_request(zc_io_guard_t *g, raft_id from, raft_term term, raft_index end)
+{
+    if (term > g->acc_term) {
+        g->acc_term = term;
+        g->acc_leader = from;
+        g->acc_any = false;
+        g->acc_end = 0;
+    }
+    g->in_req = true;
+    g->req_from = from;
+    g->req_term = term;
+    g->req_end = end;
+}
+
+static void guard_recv(struct raft_io *io, struct raft_message *m)
+{
+    zc_io_guard_t *g = guard_of(io);
+    struct raft *r = g->raft;
+    if (r == NULL) {
+        g->recv(io, m);
+        return;
+    }
+    switch (m->type) {
+    case RAFT_IO_APPEND_ENTRIES_RESULT:
+        if ((g->fixes & ZC_IO_GUARD_OWN_TERM) && raft_state(r) == RAFT_LEADER &&
+            zc_io_guard_term_at(&r->log, r->last_stored) < r->current_term) {
+            g->stats.leader_dropped++; /* 3: nothing of this term stored yet */
+            return;
+        }
+        break;
+    case RAFT_IO_APPEND_ENTRIES: {
+        struct raft_append_entries *ae = &m->append_entries;
+        raise_prev(g, ae);
+        note_request(g, m->server_id, ae->term, ae->prev_log_index + ae->n_entries);
+        g->recv(io, m);
+        g->in_req = false;
+        return;
+    }
+    case RAFT_IO_INSTALL_SNAPSHOT:
+        note_request(g, m->server_id, m->install_snapshot.term, m->install_snapshot.last_index);
+        g->recv(io, m);
+        g->in_req = false;
+        return;
+    default: break;
+    }
+    g->recv(io, m);
+}
+
+static int guard_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                       raft_io_recv_cb recv)
+{
+    zc_io_guard_t *g = guard_of(io);
+    g->recv = recv;
+    return g->inner.start(io, msecs, tick, guard_recv);
+}
+
+/* --- sending: 1, 4 --- */
+
+static int guard_send(struct raft_io *io, struct raft_io_send *req, const struct raft_message *m,
+                      raft_io_send_cb cb)
+{
+    zc_io_guard_t *g = guard_of(io);
+    struct raft *r = g->raft;
+    if (r == NULL)
+        return g->inner.send(io, req, m, cb);
+    if (m->type == RAFT_IO_APPEND_ENTRIES_RESULT && m->append_entries_result.rejected == 0) {
+        const struct raft_append_entries_result *res = &m->append_entries_result;
+        /* A success answering the request raft is handling: accepted. */
+        if (g->in_req && m->server_id == g->req_from && res->term == g->req_term)
+            accepted(g);
+        unsigned fix = g->in_req ? ZC_IO_GUARD_CAP_RECV : ZC_IO_GUARD_CAP_CB;
+        if (g->fixes & fix) {
+            if (!g->acc_any || m->server_id != g->acc_leader || res->term != g->acc_term) {
+                g->stats.results_dropped++; /* accepted nothing of that leader and term */
+                cb(req, 0);                 /* raft's result callbacks only free req */
+                return 0;
+            }
+            if (res->last_log_index > g->acc_end) {
+                struct raft_message capped = *m; /* both backends copy or encode it now */
+                capped.append_entries_result.last_log_index = g->acc_end;
+                g->stats.results_capped++;
+                return g->inner.send(io, req, &capped, cb);
+            }
+        }
+    } else if (m->type == RAFT_IO_REQUEST_VOTE_RESULT && (g->fixes & ZC_IO_GUARD_PREVOTE_TERM) &&
+               m->request_vote_result.pre_vote == raft_tribool_true &&
+               !m->request_vote_result.vote_granted &&
+               r->current_term > m->request_vote_result.term) {
+        struct raft_message own = *m;
+        own.request_vote_result.term = r->current_term;
+        g->stats.prevote_raised++;
+        return g->inner.send(io, req, &own, cb);
+    }
+    return g->inner.send(io, req, m, cb);
+}
+
+/* --- lifecycle --- */
+
+zc_io_guard_t *zc_io_guard_install(struct raft_io *io, unsigned fixes, zc_io_guard_fatal_cb fatal,
+                                   void *arg)
+{
+    zc_io_guard_t *g = calloc(1, sizeof *g);
+    if (g == NULL)
+        return NULL;
+    g->io = io;
+    g->inner = *io;
+    g->fixes = fixes;
+    g->fatal = fatal;
+    g->fatal_arg = arg;
+    io->start = guard_start;
+    io->send = guard_send;
+    io->append = guard_append;
+    io->truncate = guard_truncate;
+    io->snapshot_put = guard_snapshot_put;
+    io->set_term = guard_set_term;
+    io->set_vote = guard_set_vote;
+    g->next = guards;
+    guards = g;
+    return g;
+}
+
+void zc_io_guard_bind(zc_io_guard_t *g, struct raft *r) { g->raft = r; }
+
+void zc_io_guard_stats(const zc_io_guard_t *g, zc_io_guard_stats_t *out) { *out = g->stats; }
+
+void zc_io_guard_destroy(zc_io_guard_t **gp)
+{
+    zc_io_guard_t *g = *gp;
+    if (g == NULL)
+        return;
+    for (zc_io_guard_t **pp = &guards; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == g) {
+            *pp = g->next;
+            break;
+        }
+    while (g->pending != NULL) {
+        pending_t *p = g->pending;
+        g->pending = p->next;
+        free(p);
+    }
+    /* Put the inner methods back (the struct may outlive the guard). */
+    g->io->start = g->inner.start;
+    g->io->send = g->inner.send;
+    g->io->append = g->inner.append;
+    g->io->truncate = g->inner.truncate;
+    g->io->snapshot_put = g->inner.snapshot_put;
+    g->io->set_term = g->inner.set_term;
+    g->io->set_vote = g->inner.set_vote;
+    free(g);
+    *gp = NULL;
+}

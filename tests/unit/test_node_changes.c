@@ -1,0 +1,218 @@
+/* test_node_changes: leadership transfers and membership changes of real
+ * zc_node replicas (three on one libuv loop, loopback TCP).
+ *
+ * A leadership transfer's memory outlives raft's use of it (issue 9,
+ * item 6).
+ *
+ * raft 0.15 sends TimeoutNow with the send request embedded in the
+ * caller's struct raft_transfer (membership.c:210).  Three real zc_node
+ * replicas on one libuv loop: the leader is asked to transfer to a
+ * caught-up follower and closed in the same loop turn, so the transfer
+ * callback fires (inside raft_close) while the TimeoutNow write is still
+ * in flight; closing the io then cancels that write, and libuv reads the
+ * request's callback field inside libraft (not instrumented by ASan).
+ * CTest runs this test with freed memory filled (MALLOC_PERTURB_, ASan's
+ * free_fill_byte), so had the node freed the request in the transfer
+ * callback, libraft would call a garbage pointer and crash here. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "lib/log.h"
+#include "proto/status.h"
+#include "replication/node.h"
+#include "unit.h"
+
+/* A free loopback port; *fd stays bound (so the next call gets another
+ * port) until the caller closes it. */
+static int free_port(int *fd)
+{
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (*fd < 0 || bind(*fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(*fd, (struct sockaddr *)&a, &len) != 0)
+        return -1;
+    return ntohs(a.sin_port);
+}
+
+static uv_loop_t loop;
+static int transfer_status = -1;
+static char transfer_detail[128];
+static unsigned closed;
+
+static void role_cb(void *arg) { (void)arg; }
+
+static void transfer_done(void *arg, int status, const char *detail)
+{
+    (void)arg;
+    transfer_status = status;
+    snprintf(transfer_detail, sizeof transfer_detail, "%s", detail);
+}
+
+static void node_closed(void *arg)
+{
+    (void)arg;
+    closed++;
+}
+
+static void deadline_cb(uv_timer_t *t) { (void)t; }
+
+/* Run the loop until cond() or about ms milliseconds have passed. */
+static bool run_until(bool (*cond)(void), unsigned ms)
+{
+    uv_timer_t tick;
+    uv_timer_init(&loop, &tick);
+    uv_timer_start(&tick, deadline_cb, 10, 10);
+    uint64_t end = uv_now(&loop) + ms;
+    while (!cond() && uv_now(&loop) < end)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return cond();
+}
+
+static zc_node_t *nodes[3];
+static zc_node_t *leader, *target;
+static bool some_ready(void)
+{
+    for (unsigned i = 0; i < 3; i++)
+        if (zc_node_ready(nodes[i]))
+            return true;
+    return false;
+}
+static bool caught_up(void)
+{
+    zc_node_info_t l, t;
+    zc_node_info(leader, &l);
+    zc_node_info(target, &t);
+    return t.last_index == l.last_index && t.commit_index == l.commit_index;
+}
+static bool all_closed(void) { return closed == 3; }
+
+/* Three replicas on one loop under root, each with its own data dir. */
+static bool cluster_up(char *root)
+{
+    if (mkdtemp(root) == NULL)
+        return false;
+    closed = 0;
+    zc_replica_t members[3];
+    memset(members, 0, sizeof members);
+    int fds[3];
+    for (unsigned i = 0; i < 3; i++) {
+        members[i].id = i + 1;
+        snprintf(members[i].raft_address, sizeof members[i].raft_address, "127.0.0.1:%d",
+                 free_port(&fds[i]));
+        snprintf(members[i].client_endpoint, sizeof members[i].client_endpoint,
+                 "tcp://127.0.0.1:1");
+        snprintf(members[i].cart_endpoint, sizeof members[i].cart_endpoint, "tcp://127.0.0.1:1");
+    }
+    for (unsigned i = 0; i < 3; i++)
+        close(fds[i]);
+    uv_loop_init(&loop);
+    for (unsigned i = 0; i < 3; i++) {
+        char dir[300], err[256];
+        snprintf(dir, sizeof dir, "%s/r%u", root, i + 1);
+        zc_node_config_t cfg = {.id = i + 1,
+                                .dir = dir,
+                                .replicas = members,
+                                .n_replicas = 3,
+                                .election_timeout_ms = 1000,
+                                .heartbeat_timeout_ms = 100,
+                                .snapshot_threshold = 1024,
+                                .snapshot_trailing = 128,
+                                .pre_vote = true,
+                                .state_map_size = 16u << 20};
+        nodes[i] = zc_node_new(&loop, &cfg, role_cb, NULL, err, sizeof err);
+        CHECK(nodes[i] != NULL);
+        if (nodes[i] == NULL || zc_node_start(nodes[i], err, sizeof err) != 0) {
+            fprintf(stderr, "node %u: %s\n", i + 1, err);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void cluster_down(const char *root)
+{
+    CHECK(run_until(all_closed, 10000));
+    uv_loop_close(&loop);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    CHECK(system(cmd) == 0);
+}
+
+TEST(transfer_request_outlives_its_callback)
+{
+    char root[] = "/tmp/zcart-transfer-XXXXXX";
+    CHECK(cluster_up(root));
+    CHECK(run_until(some_ready, 10000));
+    unsigned li = zc_node_ready(nodes[0]) ? 0 : zc_node_ready(nodes[1]) ? 1 : 2;
+    unsigned ti = (li + 1) % 3;
+    leader = nodes[li];
+    target = nodes[ti];
+    CHECK(run_until(caught_up, 10000));
+    /* The target is caught up: raft sends TimeoutNow at once, and the
+     * write is still in flight when the leader closes in the same loop
+     * turn.  raft_close ends the transfer (callback: not taken over), then
+     * closes the io, which cancels the write and reads its request. */
+    zc_node_transfer(leader, ti + 1, transfer_done, NULL);
+    CHECK_EQ_U64(transfer_status, (uint64_t)-1);
+    zc_node_close(leader, node_closed, NULL);
+    CHECK_EQ_U64(transfer_status, ZC_UNAVAILABLE);
+    CHECK_STR(transfer_detail, "the target did not take over in time");
+    for (unsigned i = 0; i < 3; i++)
+        if (i != li)
+            zc_node_close(nodes[i], node_closed, NULL);
+    cluster_down(root);
+}
+
+static int change_status[2] = {-1, -1};
+static char change_detail[2][128];
+static void change_done(void *arg, int status, const char *detail)
+{
+    int k = (int)(intptr_t)arg;
+    change_status[k] = status;
+    snprintf(change_detail[k], sizeof change_detail[k], "%s", detail);
+}
+
+/* Issue 9, item 7: one membership change at a time.  An add-node whose
+ * server never catches up keeps its change open; a second change asked
+ * meanwhile is refused at once with a clear reason, and nothing changes. */
+TEST(second_membership_change_is_refused)
+{
+    char root[] = "/tmp/zcart-members-XXXXXX";
+    CHECK(cluster_up(root));
+    CHECK(run_until(some_ready, 10000));
+    unsigned li = zc_node_ready(nodes[0]) ? 0 : zc_node_ready(nodes[1]) ? 1 : 2;
+    int fd;
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", free_port(&fd)); /* bound, never listening */
+    zc_node_add_voter(nodes[li], 4, addr, change_done, (void *)(intptr_t)0);
+    zc_node_remove(nodes[li], (li + 1) % 3 + 1, change_done, (void *)(intptr_t)1);
+    CHECK_EQ_U64(change_status[1], ZC_UNAVAILABLE);
+    CHECK_STR(change_detail[1], "a configuration change is already in progress");
+    run_until(some_ready, 500);
+    uint64_t ids[8];
+    const char *roles[8];
+    unsigned n = zc_node_configuration(nodes[li], ids, roles, 8);
+    CHECK_EQ_U64(n, 4); /* replica 4 added (not yet a voter); nobody removed */
+    CHECK(change_status[0] != ZC_OK);
+    close(fd);
+    for (unsigned i = 0; i < 3; i++)
+        zc_node_close(nodes[i], node_closed, NULL);
+    cluster_down(root);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    zc_log_threshold = ZC_LOG_ERROR;
+    RUN(transfer_request_outlives_its_callback);
+    RUN(second_membership_change_is_refused);
+    return unit_report();
+}
