@@ -318,8 +318,8 @@ static void on_cart_request(cart_node_t *n, void *sock, const zc_msg_t *m)
         r.n_items = old.n_items;
         enqueue(n, sock, &r);
         store_answer_clear(&old);
-        zc_debug("cart %s session %s seq %" PRIu64 ": replayed the stored answer", cart, s8,
-                 m->seq);
+        zc_info("cart %s session %s seq %" PRIu64 ": replayed the stored answer", cart, s8,
+                m->seq);
         return;
     }
     case 2:
@@ -339,8 +339,11 @@ static void on_cart_request(cart_node_t *n, void *sock, const zc_msg_t *m)
     pending_add_t *p = zc_map_get(n->inflight, key, sizeof key);
     if (p != NULL) {
         /* A retry of an add whose check is out: it gets the same answer. */
-        if (p->n_waiters < WAITERS_MAX && memcmp(p->session, m->session, ZC_SESSION_LEN) == 0)
+        if (p->n_waiters < WAITERS_MAX && memcmp(p->session, m->session, ZC_SESSION_LEN) == 0) {
             p->waiters[p->n_waiters++] = (waiter_t){sock, m->corr};
+            zc_info("cart %s session %s seq %" PRIu64 ": joined the add in flight", cart, s8,
+                    m->seq);
+        }
         return;
     }
     uint32_t have;

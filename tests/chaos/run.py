@@ -60,6 +60,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import cluster as clustermod  # noqa: E402
+import coverage as coveragemod  # noqa: E402
 import nemesis as nemesismod  # noqa: E402
 import net as netmod  # noqa: E402
 import workload as workloadmod  # noqa: E402
@@ -389,6 +390,7 @@ def main(argv):
         summary["skipped"] = ["%s: %s" % (f.kind, why) for f, why in nem.skipped]
         summary["workload"] = wl.summary()
         history.close() if hasattr(history, "close") else None
+        summary["coverage"] = coveragemod.gather(rundir)
         verdict, cerr = run_checker(rundir, history_path)
         if cerr:
             errors.append(cerr)
@@ -476,6 +478,12 @@ def print_summary(s, status):
             print("not ok      %s" % ", ".join("%s %d" % kv
                                                 for kv in sorted(w["not_ok_reasons"].items())))
         print("shells replaced %d" % w["shell_replacements"])
+    cov = s.get("coverage")
+    if cov:
+        print("coverage    %s" % coveragemod.line(cov))
+        z = coveragemod.zeros(cov)
+        if z:
+            print("not exercised %s (a campaign with a zero total is not a pass)" % ", ".join(z))
     if "probes" in s:
         print("probes      %d/%d ok; converged %.1f s after the heal"
               % (s["probes"]["ok"], s["probes"]["total"], s.get("converge_s", -1)))
