@@ -375,6 +375,10 @@ void route_request(broker_t *b, const uint8_t *client, size_t client_len, const 
         return;
     }
     zc_node_info(b->node, &info);
+#ifdef ZCART_MUTANT_FOLLOWER_SERVES /* chaos mutant: every replica serves as if it led */
+    info.role = ZC_ROLE_LEADER;
+    info.ready = true;
+#endif
     if (info.role != ZC_ROLE_LEADER) {
         frontend_reply_not_leader(b, client, client_len, req);
         return;
