@@ -48,8 +48,10 @@ CATALOG_PRODUCTS = ["apple", "banana", "cherry", "grape", "lemon", "mango", "ora
 #   --breaker-wait-max 8000 breakers re-probe within a fault's length
 CHAOS_BROKER_ARGS = ["--cart-liveness", "1500", "--cart-lost-after", "8000",
                      "--session-ttl", "20000", "--breaker-wait-max", "8000"]
-# Cart nodes: HELLO every 250 ms (well inside --cart-liveness).
-CHAOS_CART_ARGS = ["--hello-interval", "250"]
+# Cart nodes: HELLO every 250 ms (well inside --cart-liveness); a stock check
+# may outlive one 1 s client try (1500 ms, still inside the broker's 2 s cart
+# timeout), so a retry of an add whose check is slow joins it (in-flight joins).
+CHAOS_CART_ARGS = ["--hello-interval", "250", "--stock-timeout", "1500"]
 RAFT_PORT, CLIENT_PORT, CART_PORT, STOCK_PORT = 7011, 7021, 7031, 7041
 
 

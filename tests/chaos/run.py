@@ -110,6 +110,11 @@ examples:
     p.add_argument("--rate", type=float, default=2.0, metavar="OPS",
                    help="mean operations per second per client (default 2)")
     p.add_argument("--cart-nodes", type=int, default=2, metavar="N", help="cart nodes (default 2)")
+    p.add_argument("--replicas", type=int, default=3, metavar="N", choices=(3, 5),
+                   help="broker replicas, 3 or 5 (default 3)")
+    p.add_argument("--overlap", type=float, default=0.0, metavar="P",
+                   help="probability that a fault gets a companion fault at the same time "
+                        "(two at once; default 0)")
     p.add_argument("--slots", type=int, default=8, metavar="N",
                    help="carts per cart node (default 8)")
     p.add_argument("--dir", default=None, metavar="RUNDIR",
@@ -144,7 +149,8 @@ examples:
 
 def schedule_for(a, cart_names, stock_names):
     return nemesismod.make_schedule(a.seed, a.kinds, a.duration, a.interval, a.fault_min,
-                                    a.fault_max, list(range(1, 4)), cart_names, stock_names)
+                                    a.fault_max, list(range(1, a.replicas + 1)), cart_names,
+                                    stock_names, overlap=a.overlap)
 
 
 def do_cleanup():
@@ -262,16 +268,17 @@ def main(argv):
     summary = {"seed": a.seed, "rundir": rundir, "anomalies": [], "warnings": [],
                "options": {"duration": a.duration, "nemeses": a.nemeses, "interval": a.interval,
                            "fault_duration": a.fault_duration, "clients": a.clients,
-                           "rate": a.rate}}
+                           "rate": a.rate, "replicas": a.replicas, "overlap": a.overlap}}
     status = 2
     t_start = time.monotonic()
     old = {s: signal.signal(s, _raise_interrupt)
            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        hosts = clustermod.Cluster.hosts_for(3, a.cart_nodes, len(stocks))
+        hosts = clustermod.Cluster.hosts_for(a.replicas, a.cart_nodes, len(stocks))
         net.up(hosts)
         say("network up: %s" % ", ".join("%s=%s" % (h.ns, h.addr) for h in net.hosts.values()))
-        cl = clustermod.Cluster(net, rundir, bin_dir=a.bin, replicas=3, cart_nodes=a.cart_nodes,
+        cl = clustermod.Cluster(net, rundir, bin_dir=a.bin, replicas=a.replicas,
+                                cart_nodes=a.cart_nodes,
                                 slots=a.slots, stock=len(stocks), log=say)
         cl.build()
         cl.start_all(wait=30)
@@ -384,6 +391,9 @@ def main(argv):
                                    for r, d in dumps.items()}
         errors = nem.errors + wl.errors()
         summary["faults"] = {}
+        summary["fault_list"] = ["%s%s" % (f.kind, " (with #%d)" % f.n if f.companion is None and
+                                           any(g.companion is f for g, _ in nem.done) else "")
+                                 for f, _ in nem.done]
         for f, _ in nem.done:
             summary["faults"][f.kind] = summary["faults"].get(f.kind, 0) + 1
         summary["faults_total"] = len(nem.done)
