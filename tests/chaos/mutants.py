@@ -66,7 +66,7 @@ def build(name):
                     "-DCMAKE_BUILD_TYPE=RelWithDebInfo"], check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     subprocess.run(["cmake", "--build", d, "-j2", "--target", "zcart-broker", "zcart-cart",
-                    "zcart-stock", "zcart"], check=True, stdout=subprocess.DEVNULL)
+                    "zcart-stock", "zcart-cli"], check=True, stdout=subprocess.DEVNULL)
     return os.path.join(d, "bin")
 
 
