@@ -47,8 +47,13 @@ sys.path.insert(0, HERE)
 import coverage  # noqa: E402
 
 PYTHON = "/usr/bin/python3"
+# Faults that drive the recovery paths the mutants break: retries of applied
+# requests (delayed replies, stalled carts, stalled stock), leader changes and
+# a minority that can still reach clients; a third of them with a companion.
 DEFAULT_RUN_ARGS = ["--duration", "60", "--interval", "3", "--fault-duration", "3:6",
-                    "--overlap", "0.3", "--converge-timeout", "40"]
+                    "--overlap", "0.3", "--converge-timeout", "40", "--nemeses",
+                    "delay-cart-replies,delay-client-replies,cart-stall,stock-pause,kill-leader,"
+                    "partition-halves,cut-clients-from-leader,cart-pause"]
 
 
 def mutant_names():
