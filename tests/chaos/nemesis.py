@@ -32,6 +32,8 @@ Kinds (targets in brackets are chosen at run time):
     cart-kill / cart-pause   SIGKILL+restart / SIGSTOP+SIGCONT cart node C
     stock-kill / stock-pause the same for stock service S
     pause-follower         SIGSTOP one of [the followers] (pick drawn)
+    transfer-leader        `zcart admin transfer-leader` (from zc-ctl) under load,
+                           once at the start; nothing to heal
 
 Faults aimed at requests in flight and at recovery paths (docs/chaos.md):
 
@@ -85,11 +87,11 @@ KINDS = ["kill-leader", "kill-follower", "kill-random", "pause-leader", "pause-r
          "partition-leader", "partition-halves", "partition-bridge", "cut-cart-from-leader",
          "cut-clients-from-leader", "cart-kill", "cart-pause", "stock-kill", "stock-pause",
          "pause-follower", "delay-cart-replies", "delay-client-replies", "packet-loss",
-         "stale-leader", "split-brain", "cart-stall"]
+         "stale-leader", "split-brain", "cart-stall", "transfer-leader"]
 # Kinds that may run alongside another fault (none of them partitions).
 COMPANIONS = ["pause-follower", "delay-cart-replies", "delay-client-replies", "packet-loss",
               "cart-pause", "stock-pause", "kill-follower"]
-LEADER_KINDS = ("kill-leader", "pause-leader", "partition-leader", "cut-cart-from-leader",
+LEADER_KINDS = ("transfer-leader", "kill-leader", "pause-leader", "partition-leader", "cut-cart-from-leader",
                 "cut-clients-from-leader", "kill-follower", "pause-follower", "stale-leader")
 CART_PORT, CLIENT_PORT = 7031, 7021  # cluster.py's
 
@@ -317,6 +319,10 @@ class Nemesis(threading.Thread):
         elif k == "stale-leader":
             v, undo = self._pause(b(leader))
             v["leader"] = leader
+        elif k == "transfer-leader":
+            ans = c.cli("ctl", ["admin", "transfer-leader"], timeout_ms=5000)
+            v = {"leader": leader, "answer": (ans or {}).get("reason", "no answer")}
+            undo = lambda: None  # noqa: E731
         elif k == "delay-cart-replies":
             v, undo = self._bursts(f.params["cart"], f.params["bursts_seed"],
                                    output=["tcp dport %d" % CART_PORT])
