@@ -37,7 +37,7 @@ Kinds (targets in brackets are chosen at run time):
 
 Faults aimed at requests in flight and at recovery paths (docs/chaos.md):
 
-    delay-cart-replies     bursts (on 1.1..1.4 s, off 0.6..1.5 s) in which cart
+    delay-cart-replies     bursts (on 1.0..1.25 s, off 0.6..1.5 s) in which cart
                            node C's packets to the brokers' cart port are
                            dropped: replies of requests it already applied
                            arrive after the client's 1 s try, so the retry
@@ -53,6 +53,15 @@ Faults aimed at requests in flight and at recovery paths (docs/chaos.md):
                            their 5 s deadline, so the cart still runs them on
                            SIGCONT -- an add's check then ends after the reset
                            (refused after the check), retries meet stored answers
+    stale-requests         SIGSTOP cart node C and cut [the leader] off from the
+                           other replicas, both for 4.0..4.6 s: the leader's
+                           requests wait in C's socket for it while a new leader
+                           takes the same sessions' retries to C, gives up on
+                           them (2 s cart timeout), and -- when the client
+                           closes -- queues a RESET behind them on its own
+                           connection; on SIGCONT C reads both, and whichever
+                           old request comes after the new leader's RESET is
+                           stale (within its 5 s deadline): it must be FENCED
     stale-leader           SIGSTOP [the leader] for 2.5..4 s only: a new leader
                            is elected, sessions close and carts are reset and
                            reassigned while requests (within their 5 s
@@ -87,11 +96,11 @@ KINDS = ["kill-leader", "kill-follower", "kill-random", "pause-leader", "pause-r
          "partition-leader", "partition-halves", "partition-bridge", "cut-cart-from-leader",
          "cut-clients-from-leader", "cart-kill", "cart-pause", "stock-kill", "stock-pause",
          "pause-follower", "delay-cart-replies", "delay-client-replies", "packet-loss",
-         "stale-leader", "split-brain", "cart-stall", "transfer-leader"]
+         "stale-leader", "split-brain", "cart-stall", "transfer-leader", "stale-requests"]
 # Kinds that may run alongside another fault (none of them partitions).
 COMPANIONS = ["pause-follower", "delay-cart-replies", "delay-client-replies", "packet-loss",
               "cart-pause", "stock-pause", "kill-follower"]
-LEADER_KINDS = ("transfer-leader", "kill-leader", "pause-leader", "partition-leader", "cut-cart-from-leader",
+LEADER_KINDS = ("stale-requests", "transfer-leader", "kill-leader", "pause-leader", "partition-leader", "cut-cart-from-leader",
                 "cut-clients-from-leader", "kill-follower", "pause-follower", "stale-leader")
 CART_PORT, CLIENT_PORT = 7031, 7021  # cluster.py's
 
@@ -162,10 +171,12 @@ def draw_params(rng, kind, replicas, carts, stocks):
         p["left"] = sorted(rest[:h])
         p["right"] = sorted(rest[h:])
     elif kind in ("cut-cart-from-leader", "cart-kill", "cart-pause", "delay-cart-replies",
-                  "cart-stall"):
+                  "cart-stall", "stale-requests"):
         p["cart"] = rng.choice(carts)
         if kind == "cart-stall":
             length = round(rng.uniform(2.5, 4.5), 1)
+        elif kind == "stale-requests":
+            length = round(rng.uniform(4.0, 4.6), 1)
     elif kind in ("stock-kill", "stock-pause"):
         p["stock"] = rng.choice(stocks)
     elif kind == "packet-loss":
@@ -205,10 +216,14 @@ def make_schedule(seed, kinds, duration, interval, fault_min, fault_max, replica
 
 
 class Bursts(threading.Thread):
-    """Aimed drops switched on and off until stopped: on 1.1..1.4 s (longer
-    than the client's 1 s try, shorter than the broker's 2 s cart timeout and
-    the 1.5 s cart liveness), off 0.6..1.5 s; the lengths come from the
-    fault's own seed.  stop() removes the drops."""
+    """Aimed drops switched on and off until stopped: on 1.0..1.25 s, off
+    0.6..1.5 s, the lengths from the fault's own seed.  A packet dropped at
+    the start of a burst is resent by TCP at about 0.2, 0.6 and 1.4 s, so it
+    lands ~1.4 s late: after the client's 1 s try (the retry meets the
+    stored answer) but inside the broker's 2 s cart timeout and its 1.5 s
+    cart liveness (longer bursts push the resend to ~3 s and trip the
+    breakers instead, which then refuse the retries).  stop() removes the
+    drops."""
 
     def __init__(self, net, host, seed, input=(), output=()):
         super().__init__(name="bursts-" + host, daemon=True)
@@ -222,7 +237,7 @@ class Bursts(threading.Thread):
         while not self.done.is_set():
             self.net.drop(self.host, input=self.input, output=self.output)
             self.bursts += 1
-            if self.done.wait(self.rng.uniform(1.1, 1.4)):
+            if self.done.wait(self.rng.uniform(1.0, 1.25)):
                 break
             self.net.undrop(self.host)
             self.done.wait(self.rng.uniform(0.6, 1.5))
@@ -319,6 +334,15 @@ class Nemesis(threading.Thread):
         elif k == "stale-leader":
             v, undo = self._pause(b(leader))
             v["leader"] = leader
+        elif k == "stale-requests":
+            v, resume = self._pause(f.params["cart"])
+            others = [b(r) for r in c.replica_ids() if r != leader]
+            cut, heal = self._partition([b(leader)], others, {"leader": leader})
+            v.update(cut)
+
+            def undo(resume=resume, heal=heal):
+                resume()  # the cart reads both replicas' queues while the cut holds
+                heal()
         elif k == "transfer-leader":
             ans = c.cli("ctl", ["admin", "transfer-leader"], timeout_ms=5000)
             v = {"leader": leader, "answer": (ans or {}).get("reason", "no answer")}

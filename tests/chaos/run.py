@@ -248,8 +248,10 @@ def main(argv):
         return 2
     os.makedirs(rundir, exist_ok=True)
     say("seed %d  (reproduce the schedule: tests/chaos/run.py --seed %d --nemeses %s "
-        "--duration %g --interval %g --fault-duration %s)"
-        % (a.seed, a.seed, a.nemeses, a.duration, a.interval, a.fault_duration))
+        "--duration %g --interval %g --fault-duration %s%s%s)"
+        % (a.seed, a.seed, a.nemeses, a.duration, a.interval, a.fault_duration,
+           " --overlap %g" % a.overlap if a.overlap else "",
+           " --replicas %d" % a.replicas if a.replicas != 3 else ""))
     say("run directory %s" % rundir)
     say("schedule: %d faults" % len(sched))
     for f in sched:

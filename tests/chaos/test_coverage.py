@@ -123,9 +123,9 @@ class Schedules(unittest.TestCase):
             self.assertLess(len(f.params["minority"]), len(f.params["majority"]))
 
     def test_short_stalls_stay_inside_the_request_deadline(self):
-        for f in self.sched(9, kinds=["stale-leader", "cart-stall"]):
+        for f in self.sched(9, kinds=["stale-leader", "cart-stall", "stale-requests"]):
             self.assertGreaterEqual(f.duration, 2.5)
-            self.assertLessEqual(f.duration, 4.5)   # libzcart's 5 s budget per command
+            self.assertLess(f.duration, 5.0)   # the 5 s request deadline (libzcart budget)
 
     def test_five_replicas(self):
         s = self.sched(2, kinds=["partition-halves", "kill-random"], replicas=[1, 2, 3, 4, 5])
