@@ -53,7 +53,7 @@ PYTHON = "/usr/bin/python3"
 DEFAULT_RUN_ARGS = ["--duration", "60", "--interval", "3", "--fault-duration", "3:6",
                     "--overlap", "0.3", "--converge-timeout", "40", "--nemeses",
                     "delay-cart-replies,delay-client-replies,cart-stall,stock-pause,kill-leader,"
-                    "partition-halves,cut-clients-from-leader,cart-pause"]
+                    "partition-halves,cut-clients-from-leader,cart-pause,stale-requests"]
 
 
 def mutant_names():
