@@ -220,10 +220,10 @@ class Bursts(threading.Thread):
     0.6..1.5 s, the lengths from the fault's own seed.  A packet dropped at
     the start of a burst is resent by TCP at about 0.2, 0.6 and 1.4 s, so it
     lands ~1.4 s late: after the client's 1 s try (the retry meets the
-    stored answer) but inside the broker's 2 s cart timeout and its 1.5 s
-    cart liveness (longer bursts push the resend to ~3 s and trip the
-    breakers instead, which then refuse the retries).  stop() removes the
-    drops."""
+    stored answer) but inside the broker's 2 s cart timeout and the chaos
+    cart liveness (2.5 s, cluster.py: TCP's resend backoff sometimes pushes
+    a resend to ~3 s, and an open breaker would refuse the retries).
+    stop() removes the drops."""
 
     def __init__(self, net, host, seed, input=(), output=()):
         super().__init__(name="bursts-" + host, daemon=True)
