@@ -11,7 +11,7 @@ JOBS       ?= 2
 RUN_DIR    ?= run
 CLUSTER    := deploy/local/zcart-cluster
 
-.PHONY: all deps build build-asan run stop status test test-normal test-asan unit sim bench bench-failover chaos chaos-smoke clean
+.PHONY: all deps build build-asan run stop status test test-normal test-asan unit sim bench bench-failover chaos chaos-smoke chaos-mutants clean
 
 all: build
 
@@ -73,16 +73,34 @@ bench-failover: build
 # Jepsen-style chaos runs (docs/chaos.md; root: network namespaces and nft).
 #   make chaos [CHAOS_DURATION=300] [CHAOS_SEED=N] [CHAOS_NEMESES=mixed|a,b] [CHAOS_CLIENTS=10]
 #              [CHAOS_ARGS="--interval 10 --rate 2 --keep ..."]
+#   make chaos CHAOS_SEEDS="1,2,3" [CHAOS_FIVE_EVERY=K]   a campaign: one run per seed, a
+#              table and coverage totals; fails on an invalid run or a zero total
 #   make chaos-smoke    a short mixed run (90 s of faults, under 3 minutes)
+#   make chaos-mutants [MUTANTS=a,b] [MUTANT_SEEDS=1,2]   build each daemon mutant, run it,
+#              table of caught / not caught (tests/chaos/mutants.py)
 CHAOS_DURATION ?= 300
 CHAOS_SEED     ?=
+CHAOS_SEEDS    ?=
+CHAOS_FIVE_EVERY ?= 0
 CHAOS_NEMESES  ?= mixed
 CHAOS_CLIENTS  ?= 10
 CHAOS_ARGS     ?=
+MUTANTS        ?=
+MUTANT_SEEDS   ?= 1,2
 CHAOS          := /usr/bin/python3 tests/chaos/run.py --bin $(BUILD)/bin
 chaos: build
+ifneq ($(CHAOS_SEEDS),)
+	@/usr/bin/python3 tests/chaos/campaign.py --bin $(BUILD)/bin --seeds $(CHAOS_SEEDS) \
+	          --five-every $(CHAOS_FIVE_EVERY) -- --duration $(CHAOS_DURATION) \
+	          --nemeses $(CHAOS_NEMESES) --clients $(CHAOS_CLIENTS) $(CHAOS_ARGS)
+else
 	@$(CHAOS) --duration $(CHAOS_DURATION) --nemeses $(CHAOS_NEMESES) --clients $(CHAOS_CLIENTS) \
 	          $(if $(CHAOS_SEED),--seed $(CHAOS_SEED)) $(CHAOS_ARGS)
+endif
+
+chaos-mutants: build
+	@/usr/bin/python3 tests/chaos/mutants.py --control --seeds $(MUTANT_SEEDS) \
+	          $(if $(MUTANTS),--mutants $(MUTANTS))
 
 chaos-smoke: build
 	@$(CHAOS) --duration 90 --interval 4 --fault-duration 3:8 --converge-timeout 40 \

@@ -51,6 +51,8 @@ typedef struct breq {
     zc_msg_t req;                               /* the REQUEST (has no lists) */
     char cart[ZC_CART_MAX + 1];                 /* assigned cart, once known */
     uint64_t generation;                        /* its generation */
+    uint64_t term;                              /* term it was dispatched in as a ready
+                                                   leader (REPLY term), 0 if never */
     bool probe;                                 /* admitted as a HALF_OPEN probe */
     uint64_t expires_us;                        /* monotonic time the wait ends */
     zc_link_t link;                             /* in broker.waiting */

@@ -60,6 +60,13 @@ static void send_reset(broker_t *b, cart_info_t *ci, uint64_t generation, uint64
     ci->reset_gen = generation;
     if (backend_send(b, node, &m) == 0)
         zc_debug("RESET %s gen %" PRIu64 " sent", ci->id, generation);
+#ifdef ZCART_MUTANT_RETURN_BEFORE_RESET /* chaos mutant: RETURN without waiting for RESET_DONE */
+    zc_msg_t done;
+    zc_msg_init(&done, ZC_MSG_RESET_DONE);
+    done.slot = slot;
+    done.generation = generation;
+    drain_reset_done(b, node, &done);
+#endif
 }
 
 void drain_cart(broker_t *b, const char *cart, uint64_t generation)

@@ -17,7 +17,10 @@ static void send_msg(broker_t *b, const uint8_t *client, size_t client_len, cons
 {
     zc_wbuf_t w;
     zc_wbuf_init(&w);
-    if (zc_msg_encode(m, &w) == 0 &&
+    zc_msg_t signed_m = *m; /* shallow: the encode only reads the lists */
+    if (m->id == ZC_MSG_REPLY)
+        signed_m.replica = b->cfg.id; /* who decided it; the term comes with m */
+    if (zc_msg_encode(&signed_m, &w) == 0 &&
         zc_zsend(b->front, client, client_len, w.data, w.len) != 0)
         zc_debug("reply to a client dropped: %s", zmq_strerror(zmq_errno()));
     zc_wbuf_clear(&w);
@@ -58,6 +61,7 @@ void frontend_reply_not_leader(broker_t *b, const uint8_t *client, size_t client
 {
     char ep[ZC_ADDR_MAX + 1];
     broker_leader_endpoint(b, ep);
+    zc_info("NOT_LEADER: client redirected to %s", ep);
     frontend_reply_ko(b, client, client_len, req, ZC_NOT_LEADER, ep);
 }
 

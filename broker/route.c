@@ -84,6 +84,7 @@ static void finish(broker_t *b, breq_t *q, int status, const char *detail, const
     r.status = (uint8_t)status;
     snprintf(r.cart, sizeof r.cart, "%s", q->cart);
     r.generation = q->generation;
+    r.term = q->term;
     snprintf(r.detail, sizeof r.detail, "%s", detail ? detail : "");
     if (cart_reply) {
         /* Borrow the cart's item list for the encode. */
@@ -303,6 +304,9 @@ static void propose(broker_t *b, breq_t *q, const zc_cmd_t *cmd, breq_state_t st
 static void dispatch(broker_t *b, breq_t *q)
 {
     const zc_msg_t *req = &q->req;
+    zc_node_info_t ni;
+    zc_node_info(b->node, &ni);
+    q->term = ni.ready ? ni.term : 0; /* what the REPLY says about who decided it */
     if (req->deadline && zc_wall_ms() > req->deadline) {
         finish(b, q, ZC_EXPIRED, "picked up after its deadline", NULL);
         return;
@@ -371,6 +375,10 @@ void route_request(broker_t *b, const uint8_t *client, size_t client_len, const 
         return;
     }
     zc_node_info(b->node, &info);
+#ifdef ZCART_MUTANT_FOLLOWER_SERVES /* chaos mutant: every replica serves as if it led */
+    info.role = ZC_ROLE_LEADER;
+    info.ready = true;
+#endif
     if (info.role != ZC_ROLE_LEADER) {
         frontend_reply_not_leader(b, client, client_len, req);
         return;

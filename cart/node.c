@@ -211,6 +211,9 @@ static void on_stock(void *arg, int status, uint32_t available, const char *sdet
     int fence = store_get_slot(n->store, p->slot, &sl) != 0
                     ? -1
                     : (int)store_fence(&sl, p->session, p->generation, &why);
+#ifdef ZCART_MUTANT_FENCING_SKIPPED /* chaos mutant: the cart serves whatever it is sent */
+    fence = fence < 0 ? fence : STORE_OWNER;
+#endif
     if (fence != STORE_OWNER) {
         for (unsigned i = 0; i < p->n_waiters; i++)
             reply(n, p->waiters[i].sock, p->waiters[i].corr, p->slot, p->session, p->seq,
@@ -283,7 +286,11 @@ static void on_cart_request(cart_node_t *n, void *sock, const zc_msg_t *m)
         ANSWER(ZC_INTERNAL, "storage error", false);
         return;
     }
-    switch (store_fence(&sl, m->session, m->generation, &why)) {
+    store_fence_t fence = store_fence(&sl, m->session, m->generation, &why);
+#ifdef ZCART_MUTANT_FENCING_SKIPPED /* chaos mutant: the cart serves whatever it is sent */
+    fence = fence == STORE_FENCED ? STORE_OWNER : fence;
+#endif
+    switch (fence) {
     case STORE_FENCED:
         zc_warn("cart %s refused session %s gen %" PRIu64 " seq %" PRIu64 ": %s", cart, s8,
                 m->generation, m->seq, why);
@@ -304,7 +311,14 @@ static void on_cart_request(cart_node_t *n, void *sock, const zc_msg_t *m)
         return;
     }
     store_answer_t old;
-    switch (store_dedup_get(n->store, m->slot, m->seq, &old)) {
+    int dedup = store_dedup_get(n->store, m->slot, m->seq, &old);
+#ifdef ZCART_MUTANT_DEDUP_NEVER_FOUND /* chaos mutant: a retry never finds its stored answer */
+    if (dedup == 0) {
+        store_answer_clear(&old);
+        dedup = 1;
+    }
+#endif
+    switch (dedup) {
     case 0: {
         zc_msg_t r;
         zc_msg_init(&r, ZC_MSG_CART_REPLY);
@@ -318,8 +332,8 @@ static void on_cart_request(cart_node_t *n, void *sock, const zc_msg_t *m)
         r.n_items = old.n_items;
         enqueue(n, sock, &r);
         store_answer_clear(&old);
-        zc_debug("cart %s session %s seq %" PRIu64 ": replayed the stored answer", cart, s8,
-                 m->seq);
+        zc_info("cart %s session %s seq %" PRIu64 ": replayed the stored answer", cart, s8,
+                m->seq);
         return;
     }
     case 2:
@@ -339,8 +353,11 @@ static void on_cart_request(cart_node_t *n, void *sock, const zc_msg_t *m)
     pending_add_t *p = zc_map_get(n->inflight, key, sizeof key);
     if (p != NULL) {
         /* A retry of an add whose check is out: it gets the same answer. */
-        if (p->n_waiters < WAITERS_MAX && memcmp(p->session, m->session, ZC_SESSION_LEN) == 0)
+        if (p->n_waiters < WAITERS_MAX && memcmp(p->session, m->session, ZC_SESSION_LEN) == 0) {
             p->waiters[p->n_waiters++] = (waiter_t){sock, m->corr};
+            zc_info("cart %s session %s seq %" PRIu64 ": joined the add in flight", cart, s8,
+                    m->seq);
+        }
         return;
     }
     uint32_t have;

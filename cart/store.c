@@ -229,7 +229,11 @@ static int put_slot(store_t *s, uint16_t slot, const store_slot_t *sl)
 store_fence_t store_fence(const store_slot_t *sl, const uint8_t session[ZC_SESSION_LEN],
                           uint64_t generation, const char **why)
 {
+#ifdef ZCART_MUTANT_STALE_GENERATION_ACCEPTED /* chaos mutant: the reset generation passes */
+    if (generation < sl->reset_generation) {
+#else
     if (generation <= sl->reset_generation) {
+#endif
         *why = "generation already reset";
         return STORE_FENCED;
     }
@@ -523,7 +527,10 @@ int store_reset(store_t *s, uint16_t slot, uint64_t generation)
         return -1;
     if (!zc_session_is_zero(sl.owner) && generation < sl.generation)
         return 1;
-    if (each_in_slot(s, s->items, slot, del_here, s) != 0 ||
+    if (
+#ifndef ZCART_MUTANT_RESET_KEEPS_ITEMS /* chaos mutant: a reset that leaves the items */
+        each_in_slot(s, s->items, slot, del_here, s) != 0 ||
+#endif
         each_in_slot(s, s->dedup, slot, del_here, s) != 0)
         return -1;
     memset(sl.owner, 0, ZC_SESSION_LEN);

@@ -187,6 +187,9 @@ void zcli_print_op(FILE *out, bool json, int op, const char *session, bool new_s
         zc_json_end(&j);
     }
     zc_json_end(&j);
+    zc_json_ku64(&j, "replica_id", r->replica_id);
+    zc_json_ku64(&j, "term", r->term);
+    zc_json_ku64(&j, "attempts", r->attempts);
     zc_json_end(&j);
     emit(out, &j);
 }

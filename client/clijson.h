@@ -7,8 +7,12 @@
  *
  * JSON result objects:
  *   cart op    {"ok","op","session","new_session","seq","reason","detail",
- *               "status"(KO only),"cart","generation","items":[{"product","qty"}]}
- *              cart and generation are null when the session has no cart.
+ *               "status"(KO only),"cart","generation","items":[{"product","qty"}],
+ *               "replica_id","term","attempts"}
+ *              cart and generation are null when the session has no cart;
+ *              replica_id and term say who decided the answer (REPLY replica
+ *              and term, docs/protocol.md §3; term 0: no ready leader);
+ *              attempts counts the tries libzcart sent, retries included.
  *   no answer  {"ok":false,"op","session","new_session","seq",
  *               "reason":"UNREACHABLE","detail","in_doubt"}
  *   admin      {"ok","op":"admin","command","reason","detail"} (+ in_doubt

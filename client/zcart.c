@@ -250,6 +250,8 @@ static int result_fill(zcart_result_t *res, const zc_msg_t *m)
     if (m->id == ZC_MSG_REPLY) {
         snprintf(res->cart, sizeof res->cart, "%s", m->cart);
         res->generation = m->generation;
+        res->replica_id = m->replica;
+        res->term = m->term;
     }
     if (m->n_items) {
         res->items = calloc(m->n_items, sizeof *res->items);

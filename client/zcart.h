@@ -157,6 +157,10 @@ typedef struct {
                                             the leader, so the op may have been
                                             applied; false: surely not applied */
     char replica[ZCART_ENDPOINT_MAX + 1]; /* endpoint that answered, or last tried */
+    uint64_t replica_id;                 /* cart ops: id of the replica that decided the
+                                            answer (REPLY replica), 0 if no answer */
+    uint64_t term;                       /* cart ops: raft term in which it decided it as a
+                                            ready leader; 0: not a ready leader's answer */
 } zcart_result_t;
 
 /* What one replica said to STATUS. */

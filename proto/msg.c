@@ -14,7 +14,8 @@
 enum field {
     F_END = 0,
     F_CORR, F_SESSION, F_SEQ, F_OP, F_STATUS, F_DEADLINE, F_PRODUCT, F_QTY, F_CART,
-    F_GENERATION, F_DETAIL, F_NODE, F_SLOT, F_COMMAND, F_ITEMS, F_SLOTS, F_PROPS,
+    F_GENERATION, F_DETAIL, F_NODE, F_SLOT, F_COMMAND, F_ITEMS, F_SLOTS, F_PROPS, F_REPLICA,
+    F_TERM,
 };
 
 #define ZC_FIELDS_DEF(id, name, ...) static const unsigned char fields_##name[] = {__VA_ARGS__, F_END};
@@ -74,6 +75,8 @@ int zc_msg_encode(const zc_msg_t *m, zc_wbuf_t *out)
         case F_QTY: zc_wbuf_u32(out, m->qty); break;
         case F_CART: zc_wbuf_str(out, m->cart); break;
         case F_GENERATION: zc_wbuf_u64(out, m->generation); break;
+        case F_REPLICA: zc_wbuf_u64(out, m->replica); break;
+        case F_TERM: zc_wbuf_u64(out, m->term); break;
         case F_DETAIL: zc_wbuf_str(out, m->detail); break;
         case F_NODE: zc_wbuf_str(out, m->node); break;
         case F_SLOT: zc_wbuf_u16(out, m->slot); break;
@@ -213,6 +216,8 @@ int zc_msg_decode(zc_msg_t *m, const void *data, size_t len, const char **why)
                      "NUL octet inside cart", why);
             break;
         case F_GENERATION: m->generation = zc_rbuf_u64(&r); break;
+        case F_REPLICA: m->replica = zc_rbuf_u64(&r); break;
+        case F_TERM: m->term = zc_rbuf_u64(&r); break;
         case F_DETAIL:
             read_str(&r, m->detail, sizeof m->detail, "detail longer than 255 octets",
                      "NUL octet inside detail", why);

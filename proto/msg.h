@@ -70,7 +70,8 @@ typedef struct {
 #define ZC_MSG_TABLE(X)                                                                    \
     /* client <-> broker */                                                                \
     X(1, REQUEST, F_SESSION, F_SEQ, F_OP, F_DEADLINE, F_PRODUCT, F_QTY)                    \
-    X(2, REPLY, F_SESSION, F_SEQ, F_STATUS, F_CART, F_GENERATION, F_DETAIL, F_ITEMS)       \
+    X(2, REPLY, F_SESSION, F_SEQ, F_STATUS, F_CART, F_GENERATION, F_DETAIL, F_ITEMS,      \
+      F_REPLICA, F_TERM)                                                                   \
     X(3, STATUS, F_CORR)                                                                   \
     X(4, STATUS_REPLY, F_CORR, F_PROPS)                                                    \
     X(5, ADMIN, F_CORR, F_COMMAND, F_PROPS)                                                \
@@ -116,6 +117,10 @@ typedef struct {
     uint16_t n_slots;                 /* entries in slots */
     zc_prop_t *props;                 /* list: key/value pairs (owned) */
     uint16_t n_props;                 /* entries in props */
+    uint64_t replica;                 /* u64: REPLY: id of the replica that decided it */
+    uint64_t term;                    /* u64: REPLY: the raft term in which that replica,
+                                         as a ready leader, decided it; 0: not decided
+                                         by a ready leader (NOT_LEADER, BAD_REQUEST) */
 } zc_msg_t;
 
 /* Zero every field and set the id. */

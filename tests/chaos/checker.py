@@ -111,6 +111,17 @@ I7  service resumes: after the "healed" record some probe (process
     breaker may stay HALF_OPEN (its session's next request is the probe);
     one held by an operator is the operator's; a record taken sooner than
     the bound is undecided.
+I8  who decided: every answer carries the replica and the raft term in
+    which it, as a ready leader, decided it (REPLY replica/term; term 0 =
+    no ready leader).  An OK with term 0 is a violation, and so is a term
+    with two deciding replicas (a term has one leader).  And the broker's
+    own answers (all but the proving ones, which I1-I4 judge) agree with
+    the committed (dumped) state, which only moves
+    forward: SESSION_CLOSED / SESSION_EXPIRED name a session that is
+    CLOSED / EXPIRED there; an OK close names the cart and generation the
+    session ended on, and the session is not LIVE; any answer naming (cart,
+    generation) names a session the state has, with a generation at least
+    that.
 
 The verdict: {"valid", "bound_s", "invariants": {"I1": {"name", "ok",
 "violations": [the first N, human-readable, naming the lines involved],
@@ -150,6 +161,8 @@ NAMES = {
     "I5": "registered = free + assigned + draining, disjoint, on every replica",
     "I6": "after healing all replicas have the same applied index and digest",
     "I7": "service resumes within the bound; closed/expired sessions' carts are freed",
+    "I8": "only a ready leader's decisions are acknowledged; broker answers agree with the "
+          "committed state",
 }
 
 
@@ -183,6 +196,10 @@ class Result:
         if self.notes:
             out["notes"] = self.notes
         return out
+
+
+def _is_uint(x):
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
 
 # --- classifying operations ----------------------------------------------------------
@@ -887,6 +904,82 @@ class Checker:
                        "history ended: %s" % (rid, cid, c.get("state"), short(sid),
                                               c.get("generation"), how.describe()))
 
+    # -- I8 --
+
+    def check_i8(self):
+        """Who decided each answer (its replica_id and term), and the broker's
+        own answers against the committed (dumped) state."""
+        r = Result("I8")
+        by_term = {}  # term -> {replica: first op}
+        for op in self.ops:
+            a = op.answer
+            if op.type not in ("ok", "fail") or a is None:
+                continue
+            if not _is_uint(a.get("term")):
+                r.bump("answers_without_term")
+                continue
+            r.bump("answers_with_term")
+            term, rep = a["term"], a.get("replica_id")
+            if term == 0:
+                if op.type == "ok":
+                    r.fail("%s: acknowledged by replica %s, which was not a ready leader "
+                           "(term 0)" % (op.describe(), rep))
+                continue
+            seen = by_term.setdefault(term, {})
+            if rep not in seen:
+                seen[rep] = op
+                if len(seen) == 2:
+                    (r1, o1), (r2, o2) = sorted(seen.items(), key=lambda kv: str(kv[0]))
+                    r.fail("term %s has two deciding replicas, %s and %s (a term has one "
+                           "leader): %s; %s" % (term, r1, r2, o1.describe(), o2.describe()))
+        r.counts["terms"] = len(by_term)
+        if r.counts.get("answers_without_term"):
+            r.note("%d answer(s) carry no term (an older client?): not checked for who "
+                   "decided them" % r.counts["answers_without_term"])
+        st = self.dump.reference() if self.dump else None
+        if st is None:
+            r.note("no dumped state: broker answers not compared with the committed state")
+            return r
+        sessions = Dump.sessions(st)
+        for op in self.ops:
+            if op.type not in ("ok", "fail") or op.answer is None or not op.session \
+                    or proving(op):
+                continue  # (what a cart decided is I1-I4's)
+            why = self._i8_contradiction(op, sessions.get(op.session))
+            if why:
+                r.fail("%s: %s" % (op.describe(), why))
+            r.bump("answers_compared")
+        return r
+
+    @staticmethod
+    def _i8_contradiction(op, d):
+        """Why op's answer contradicts the session's committed record d (None
+        if it does not).  Session states only move LIVE -> CLOSED/EXPIRED and
+        generations only grow, so even a stale leader's answer agrees with the
+        final state on these points."""
+        reason = op.reason
+        pair = op.pair
+        state = d.get("state") if d else None
+        gen = d.get("generation") if d else None
+        # (A session still LIVE after an answer that ended it is I7's.)
+        if reason == "SESSION_CLOSED" and state not in ("CLOSED", "LIVE"):
+            return "the committed state has the session %s, not CLOSED" % (state or "unknown")
+        if reason == "SESSION_EXPIRED" and state not in ("EXPIRED", "LIVE"):
+            return "the committed state has the session %s, not EXPIRED" % (state or "unknown")
+        if op.type == "ok" and op.f == "close" and pair is not None:
+            if d is not None and (d.get("cart"), gen) != pair:
+                return "closed with cart %s gen %s, but the committed state ended it on " \
+                       "%s gen %s" % (pair[0], pair[1], d.get("cart"), gen)
+            return None
+        if pair is not None and pair[1] > 0:
+            if d is None:
+                return "it names cart %s gen %s, but the committed state has no such " \
+                       "session" % pair
+            if not _is_uint(gen) or gen < pair[1]:
+                return "it names cart %s gen %s, but the session's committed generation is " \
+                       "%s (generations only grow)" % (pair[0], pair[1], gen)
+        return None
+
     # -- counts and the verdict --
 
     def counts(self):
@@ -922,7 +1015,7 @@ class Checker:
         results = [self.check_i2()]  # first: it cuts the sessions into epochs
         results.append(self.check_i1())
         results.extend(self.check_items())
-        results.extend([self.check_i5(), self.check_i6(), self.check_i7()])
+        results.extend([self.check_i5(), self.check_i6(), self.check_i7(), self.check_i8()])
         inv = {res.key: res.to_json(self.max_violations)
                for res in sorted(results, key=lambda x: x.key)}
         return {"valid": all(v["ok"] for v in inv.values()), "bound_s": self.bound_s,

@@ -40,16 +40,22 @@ CATALOG_PRODUCTS = ["apple", "banana", "cherry", "grape", "lemon", "mango", "ora
                     "kiwi", "plum", "peach", "melon"]
 
 # Broker timings for chaos (docs/chaos.md, "Running it"):
-#   --cart-liveness 1500    a cart node silent 1.5 s trips its carts' breakers
+#   --cart-liveness 2500    a cart node silent 2.5 s trips its carts' breakers
+#                           (not 1.5 s: delay-cart-replies holds a node's
+#                           packets ~1.4 s, HELLOs included, and TCP's resend
+#                           backoff sometimes makes that ~3 s; a breaker open
+#                           then refuses the retries the fault is there for)
 #   --cart-lost-after 8000  silent 8 s, its sessions move to fresh carts
 #                           (CART_LOST): faults of 4..12 s land on both sides
 #   --session-ttl 20000     an abandoned session (restarted shell) expires
 #                           within a run; live shells renew every 3 s
 #   --breaker-wait-max 8000 breakers re-probe within a fault's length
-CHAOS_BROKER_ARGS = ["--cart-liveness", "1500", "--cart-lost-after", "8000",
+CHAOS_BROKER_ARGS = ["--cart-liveness", "2500", "--cart-lost-after", "8000",
                      "--session-ttl", "20000", "--breaker-wait-max", "8000"]
-# Cart nodes: HELLO every 250 ms (well inside --cart-liveness).
-CHAOS_CART_ARGS = ["--hello-interval", "250"]
+# Cart nodes: HELLO every 250 ms (well inside --cart-liveness); a stock check
+# may outlive one 1 s client try (1500 ms, still inside the broker's 2 s cart
+# timeout), so a retry of an add whose check is slow joins it (in-flight joins).
+CHAOS_CART_ARGS = ["--hello-interval", "250", "--stock-timeout", "1500"]
 RAFT_PORT, CLIENT_PORT, CART_PORT, STOCK_PORT = 7011, 7021, 7031, 7041
 
 

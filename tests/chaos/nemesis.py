@@ -31,6 +31,52 @@ Kinds (targets in brackets are chosen at run time):
     cut-clients-from-leader  cut the clients' namespace off from [the leader]
     cart-kill / cart-pause   SIGKILL+restart / SIGSTOP+SIGCONT cart node C
     stock-kill / stock-pause the same for stock service S
+    pause-follower         SIGSTOP one of [the followers] (pick drawn)
+    transfer-leader        `zcart admin transfer-leader` (from zc-ctl) under load,
+                           once at the start; nothing to heal
+
+Faults aimed at requests in flight and at recovery paths (docs/chaos.md):
+
+    delay-cart-replies     bursts (on 1.0..1.25 s, off 0.6..1.5 s) in which cart
+                           node C's packets to the brokers' cart port are
+                           dropped: replies of requests it already applied
+                           arrive after the client's 1 s try, so the retry
+                           meets the stored answer (or joins the add in flight)
+    delay-client-replies   the same bursts on every broker -> client packet
+                           (dropped as they enter the clients' namespace)
+    packet-loss            host H (a replica or a cart node) drops P% (10..30)
+                           of its packets both ways (nft numgen random)
+    cart-stall             SIGSTOP cart node C for 2.5..4.5 s only: requests
+                           forwarded into the stall outlive the broker's 2 s
+                           cart timeout (CART_UNAVAILABLE; the client may give
+                           up and close, so a RESET queues behind them) but not
+                           their 5 s deadline, so the cart still runs them on
+                           SIGCONT -- an add's check then ends after the reset
+                           (refused after the check), retries meet stored answers
+    stale-requests         SIGSTOP cart node C and cut [the leader] off from the
+                           other replicas, both for 4.0..4.6 s: the leader's
+                           requests wait in C's socket for it while a new leader
+                           takes the same sessions' retries to C, gives up on
+                           them (2 s cart timeout), and -- when the client
+                           closes -- queues a RESET behind them on its own
+                           connection; on SIGCONT C reads both, and whichever
+                           old request comes after the new leader's RESET is
+                           stale (within its 5 s deadline): it must be FENCED
+    stale-leader           SIGSTOP [the leader] for 2.5..4 s only: a new leader
+                           is elected, sessions close and carts are reset and
+                           reassigned while requests (within their 5 s
+                           deadline) and resets wait in the old leader; then
+                           SIGCONT, and it acts on them before it learns it
+                           was deposed -- fencing and stale-reset paths
+    split-brain            replicas split into minority and majority for
+                           24..30 s (past --cart-lost-after and the session
+                           TTL): the clients and cart node C with the
+                           minority, the rest with the majority, so the
+                           majority loses carts, moves and expires sessions
+
+--overlap P: each fault, with probability P, gets a companion fault of
+another kind from COMPANIONS (no second partition) that starts with it and
+is healed with it -- two faults at once.
 
 A leader-relative fault that finds no ready leader within 10 s is skipped
 (logged, not recorded).  Each applied fault is recorded in the history as
@@ -48,7 +94,15 @@ import time
 
 KINDS = ["kill-leader", "kill-follower", "kill-random", "pause-leader", "pause-random",
          "partition-leader", "partition-halves", "partition-bridge", "cut-cart-from-leader",
-         "cut-clients-from-leader", "cart-kill", "cart-pause", "stock-kill", "stock-pause"]
+         "cut-clients-from-leader", "cart-kill", "cart-pause", "stock-kill", "stock-pause",
+         "pause-follower", "delay-cart-replies", "delay-client-replies", "packet-loss",
+         "stale-leader", "split-brain", "cart-stall", "transfer-leader", "stale-requests"]
+# Kinds that may run alongside another fault (none of them partitions).
+COMPANIONS = ["pause-follower", "delay-cart-replies", "delay-client-replies", "packet-loss",
+              "cart-pause", "stock-pause", "kill-follower"]
+LEADER_KINDS = ("stale-requests", "transfer-leader", "kill-leader", "pause-leader", "partition-leader", "cut-cart-from-leader",
+                "cut-clients-from-leader", "kill-follower", "pause-follower", "stale-leader")
+CART_PORT, CLIENT_PORT = 7031, 7021  # cluster.py's
 
 
 def parse_kinds(text):
@@ -69,17 +123,74 @@ class Fault:
         self.at = at              # start offset from the run's start, s
         self.duration = duration  # s between start and heal
         self.params = params      # every drawn choice
+        self.companion = None     # a Fault started and healed with this one (--overlap)
 
     def describe(self):
         p = " ".join("%s=%s" % (k, v) for k, v in sorted(self.params.items()))
-        return "#%d at %6.1fs for %4.1fs  %-24s %s" % (self.n, self.at, self.duration, self.kind, p)
+        out = "#%d at %6.1fs for %4.1fs  %-24s %s" % (self.n, self.at, self.duration, self.kind, p)
+        if self.companion:
+            out += "  + " + self.companion.kind + " " + " ".join(
+                "%s=%s" % kv for kv in sorted(self.companion.params.items()))
+        return out
 
     def to_json(self):
-        return {"n": self.n, "kind": self.kind, "at": self.at, "duration": self.duration,
-                "params": self.params}
+        out = {"n": self.n, "kind": self.kind, "at": self.at, "duration": self.duration,
+               "params": self.params}
+        if self.companion:
+            out["companion"] = self.companion.to_json()
+        return out
 
 
-def make_schedule(seed, kinds, duration, interval, fault_min, fault_max, replicas, carts, stocks):
+def draw_params(rng, kind, replicas, carts, stocks):
+    """The random choices fault `kind` needs (and a length override, or None)."""
+    p, length = {}, None
+    if kind in ("kill-follower", "pause-follower"):
+        p["pick"] = round(rng.random(), 3)
+    elif kind in ("kill-random", "pause-random"):
+        p["replica"] = rng.choice(replicas)
+    elif kind in ("partition-halves", "split-brain"):
+        reps = list(replicas)
+        rng.shuffle(reps)
+        k = (len(reps) - 1) // 2 or 1
+        p["minority"] = sorted(reps[:k])
+        p["majority"] = sorted(reps[k:])
+        if kind == "partition-halves":
+            p["sides"] = {x: rng.choice(["minority", "majority"])
+                          for x in list(carts) + list(stocks) + ["clients"]}
+        else:
+            lost = rng.choice(carts)
+            p["sides"] = {x: "minority" if x in (lost, "clients") else "majority"
+                          for x in list(carts) + list(stocks) + ["clients"]}
+            length = round(rng.uniform(24.0, 30.0), 1)
+    elif kind == "partition-bridge":
+        b = rng.choice(replicas)
+        rest = [r for r in replicas if r != b]
+        rng.shuffle(rest)
+        h = max(1, len(rest) // 2)
+        p["bridge"] = b
+        p["left"] = sorted(rest[:h])
+        p["right"] = sorted(rest[h:])
+    elif kind in ("cut-cart-from-leader", "cart-kill", "cart-pause", "delay-cart-replies",
+                  "cart-stall", "stale-requests"):
+        p["cart"] = rng.choice(carts)
+        if kind == "cart-stall":
+            length = round(rng.uniform(2.5, 4.5), 1)
+        elif kind == "stale-requests":
+            length = round(rng.uniform(4.0, 4.6), 1)
+    elif kind in ("stock-kill", "stock-pause"):
+        p["stock"] = rng.choice(stocks)
+    elif kind == "packet-loss":
+        p["host"] = rng.choice(["broker%d" % r for r in replicas] + list(carts))
+        p["pct"] = rng.randint(10, 30)
+    elif kind == "stale-leader":
+        length = round(rng.uniform(2.5, 4.0), 1)
+    if kind in ("delay-cart-replies", "delay-client-replies"):
+        p["bursts_seed"] = rng.randrange(1 << 30)
+    return p, length
+
+
+def make_schedule(seed, kinds, duration, interval, fault_min, fault_max, replicas, carts, stocks,
+                  overlap=0.0):
     rng = random.Random(seed)
     sched = []
     t = float(interval)
@@ -90,36 +201,52 @@ def make_schedule(seed, kinds, duration, interval, fault_min, fault_max, replica
             rng.shuffle(pool)
         kind = pool.pop()
         d = round(rng.uniform(fault_min, fault_max), 1)
+        p, length = draw_params(rng, kind, replicas, carts, stocks)
+        d = length or d
         if t + d > duration:
             break
-        p = {}
-        if kind in ("kill-follower",):
-            p["pick"] = round(rng.random(), 3)
-        elif kind in ("kill-random", "pause-random"):
-            p["replica"] = rng.choice(replicas)
-        elif kind == "partition-halves":
-            reps = list(replicas)
-            rng.shuffle(reps)
-            k = (len(reps) - 1) // 2 or 1
-            p["minority"] = sorted(reps[:k])
-            p["majority"] = sorted(reps[k:])
-            p["sides"] = {x: rng.choice(["minority", "majority"])
-                          for x in list(carts) + list(stocks) + ["clients"]}
-        elif kind == "partition-bridge":
-            b = rng.choice(replicas)
-            rest = [r for r in replicas if r != b]
-            rng.shuffle(rest)
-            h = max(1, len(rest) // 2)
-            p["bridge"] = b
-            p["left"] = sorted(rest[:h])
-            p["right"] = sorted(rest[h:])
-        elif kind in ("cut-cart-from-leader", "cart-kill", "cart-pause"):
-            p["cart"] = rng.choice(carts)
-        elif kind in ("stock-kill", "stock-pause"):
-            p["stock"] = rng.choice(stocks)
-        sched.append(Fault(len(sched) + 1, kind, round(t, 1), d, p))
+        f = Fault(len(sched) + 1, kind, round(t, 1), d, p)
+        if overlap > 0 and rng.random() < overlap:
+            ck = rng.choice([k for k in COMPANIONS if k != kind])
+            cp, _ = draw_params(rng, ck, replicas, carts, stocks)
+            f.companion = Fault(f.n, ck, f.at, d, cp)
+        sched.append(f)
         t += d + interval
     return sched
+
+
+class Bursts(threading.Thread):
+    """Aimed drops switched on and off until stopped: on 1.0..1.25 s, off
+    0.6..1.5 s, the lengths from the fault's own seed.  A packet dropped at
+    the start of a burst is resent by TCP at about 0.2, 0.6 and 1.4 s, so it
+    lands ~1.4 s late: after the client's 1 s try (the retry meets the
+    stored answer) but inside the broker's 2 s cart timeout and the chaos
+    cart liveness (2.5 s, cluster.py: TCP's resend backoff sometimes pushes
+    a resend to ~3 s, and an open breaker would refuse the retries).
+    stop() removes the drops."""
+
+    def __init__(self, net, host, seed, input=(), output=()):
+        super().__init__(name="bursts-" + host, daemon=True)
+        self.net, self.host = net, host
+        self.rng = random.Random(seed)
+        self.input, self.output = list(input), list(output)
+        self.done = threading.Event()
+        self.bursts = 0
+
+    def run(self):
+        while not self.done.is_set():
+            self.net.drop(self.host, input=self.input, output=self.output)
+            self.bursts += 1
+            if self.done.wait(self.rng.uniform(1.0, 1.25)):
+                break
+            self.net.undrop(self.host)
+            self.done.wait(self.rng.uniform(0.6, 1.5))
+        self.net.undrop(self.host)
+
+    def stop(self):
+        self.done.set()
+        self.join(10)
+        self.net.undrop(self.host)
 
 
 class Nemesis(threading.Thread):
@@ -136,7 +263,8 @@ class Nemesis(threading.Thread):
         self.done = []            # (fault, targets) applied and healed
         self.skipped = []         # (fault, why)
         self.errors = []          # harness errors while applying or healing
-        self.current = None       # (fault, undo) while a fault is on
+        self.current = None       # (fault, undo, targets) while a fault is on
+        self.current2 = None      # the same for its companion (--overlap)
         self._lock = threading.Lock()
 
     def log(self, msg):
@@ -172,6 +300,11 @@ class Nemesis(threading.Thread):
                     d.resume()
         return {"node": name, "pid": d.pid}, undo
 
+    def _bursts(self, host, seed, input=(), output=()):
+        b = Bursts(self.net, host, seed, input, output)
+        b.start()
+        return {"host": host}, b.stop
+
     def _partition(self, left, right, extra):
         self.net.cut_groups(left, right)
         self.net.apply()
@@ -184,8 +317,7 @@ class Nemesis(threading.Thread):
         c = self.cluster
         b = c.broker_name
         k = f.kind
-        if k in ("kill-leader", "pause-leader", "partition-leader", "cut-cart-from-leader",
-                 "cut-clients-from-leader", "kill-follower"):
+        if k in LEADER_KINDS:
             leader = self._leader()
             if leader is None:
                 self.skipped.append((f, "no ready leader"))
@@ -194,11 +326,38 @@ class Nemesis(threading.Thread):
         if k == "kill-leader":
             v, undo = self._kill(b(leader))
             v["leader"] = leader
-        elif k == "kill-follower":
+        elif k in ("kill-follower", "pause-follower"):
             followers = [r for r in c.replica_ids() if r != leader]
             r = followers[int(f.params["pick"] * len(followers)) % len(followers)]
-            v, undo = self._kill(b(r))
+            v, undo = (self._kill if k == "kill-follower" else self._pause)(b(r))
             v["leader"] = leader
+        elif k == "stale-leader":
+            v, undo = self._pause(b(leader))
+            v["leader"] = leader
+        elif k == "stale-requests":
+            v, resume = self._pause(f.params["cart"])
+            others = [b(r) for r in c.replica_ids() if r != leader]
+            cut, heal = self._partition([b(leader)], others, {"leader": leader})
+            v.update(cut)
+
+            def undo(resume=resume, heal=heal):
+                resume()  # the cart reads both replicas' queues while the cut holds
+                heal()
+        elif k == "transfer-leader":
+            ans = c.cli("ctl", ["admin", "transfer-leader"], timeout_ms=5000)
+            v = {"leader": leader, "answer": (ans or {}).get("reason", "no answer")}
+            undo = lambda: None  # noqa: E731
+        elif k == "delay-cart-replies":
+            v, undo = self._bursts(f.params["cart"], f.params["bursts_seed"],
+                                   output=["tcp dport %d" % CART_PORT])
+        elif k == "delay-client-replies":
+            v, undo = self._bursts("clients", f.params["bursts_seed"],
+                                   input=["tcp sport %d" % CLIENT_PORT])
+        elif k == "packet-loss":
+            rule = "numgen random mod 100 < %d" % f.params["pct"]
+            self.net.drop(f.params["host"], input=[rule], output=[rule])
+            v = {"host": f.params["host"], "pct": f.params["pct"]}
+            undo = lambda h=f.params["host"]: self.net.undrop(h)  # noqa: E731
         elif k == "kill-random":
             v, undo = self._kill(b(f.params["replica"]))
         elif k == "pause-leader":
@@ -209,7 +368,7 @@ class Nemesis(threading.Thread):
         elif k == "partition-leader":
             others = [b(r) for r in c.replica_ids() if r != leader]
             v, undo = self._partition([b(leader)], others, {"leader": leader})
-        elif k == "partition-halves":
+        elif k in ("partition-halves", "split-brain"):
             left = [b(r) for r in f.params["minority"]]
             right = [b(r) for r in f.params["majority"]]
             for name, side in sorted(f.params["sides"].items()):
@@ -225,7 +384,7 @@ class Nemesis(threading.Thread):
             v, undo = self._partition(["clients"], [b(leader)], {"leader": leader})
         elif k == "cart-kill":
             v, undo = self._kill(f.params["cart"])
-        elif k == "cart-pause":
+        elif k in ("cart-pause", "cart-stall"):
             v, undo = self._pause(f.params["cart"])
         elif k == "stock-kill":
             v, undo = self._kill(f.params["stock"])
@@ -254,13 +413,29 @@ class Nemesis(threading.Thread):
             self.current = (f, undo, targets)
             self.record(f, "start", targets)
             self.log("start %s %s" % (f.kind, targets))
+            if f.companion is not None:
+                try:
+                    got2 = self.apply(f.companion)
+                except Exception as e:  # noqa: BLE001
+                    self.errors.append("applying %s: %r" % (f.companion.kind, e))
+                    self.log("ERROR applying %s: %r" % (f.companion.kind, e))
+                    got2 = None
+                if got2 is not None:
+                    self.current2 = (f.companion, got2[1], got2[0])
+                    self.record(f.companion, "start", got2[0])
+                    self.log("start %s %s (with #%d)" % (f.companion.kind, got2[0], f.n))
             self.stopping.wait(f.duration)
             self._heal_current()
 
     def _heal_current(self):
+        cur2, self.current2 = self.current2, None
+        if cur2 is not None:
+            self._heal(cur2)
         cur, self.current = self.current, None
-        if cur is None:
-            return
+        if cur is not None:
+            self._heal(cur)
+
+    def _heal(self, cur):
         f, undo, targets = cur
         try:
             undo()
@@ -287,6 +462,9 @@ def heal_all(cluster, net, log):
     if net.rules():
         net.heal()
         actions.append("removed partitions")
+    if net.drops():
+        net.heal_drops()
+        actions.append("removed aimed drops")
     for d in cluster.daemons.values():
         with cluster.lock:
             st = d.state()

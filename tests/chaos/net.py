@@ -28,6 +28,14 @@ sides, so it holds in both directions whichever side a packet starts from.
 `heal()` deletes the table everywhere.  Drop, not reject: a partitioned peer
 looks like a silent network, and TCP connections survive the cut.
 
+Aimed drops are a second table, `inet zcchaosd`, one per namespace that has
+any (`drop(host, input=[...], output=[...])`, replaced atomically): nft
+match expressions such as `tcp dport 7031` (a cart's replies to the
+brokers) or `numgen random mod 100 < 20` (random packet loss), each ending
+in `drop`.  They are kept apart from the partitions so that two faults can
+be on at once and each heals only its own (`undrop(host)`; `heal()` removes
+partitions only, `heal_drops()` every aimed drop).
+
 Clean-up: `Net` remembers every namespace it created, in creation order, in
 memory and in REGISTRY (a JSON file under /run), and `teardown()` kills any
 process still inside one (by pid, from `ip netns pids`), deletes the
@@ -49,6 +57,7 @@ PREFIX = 24
 BRIDGE = "zcbr0"
 NET_NS = "zc-net"
 TABLE = "zcchaos"
+DROP_TABLE = "zcchaosd"
 NS_PREFIX = "zc-"
 REGISTRY = "/run/zcchaos-registry.json"
 
@@ -303,6 +312,44 @@ class Net:
         left = self.rules()
         if left:
             raise NetError("zcchaos rules still present after heal: %s" % left)
+
+    # -- aimed drops --
+    def drop(self, name, input=(), output=()):
+        """Install host `name`'s aimed drops (nft match expressions; each gets
+        `drop` appended), replacing any it had: one transaction."""
+        ns = self.hosts[name].ns
+        script = ("table inet %(t)s\ndelete table inet %(t)s\ntable inet %(t)s {\n"
+                  "  chain input { type filter hook input priority -20; policy accept;%(i)s }\n"
+                  "  chain output { type filter hook output priority -20; policy accept;%(o)s }\n"
+                  "}\n" % {"t": DROP_TABLE,
+                           "i": "".join(" %s drop;" % x for x in input),
+                           "o": "".join(" %s drop;" % x for x in output)})
+        run([IP, "netns", "exec", ns, NFT, "-f", "-"], input=script)
+
+    def undrop(self, name):
+        """Remove host `name`'s aimed drops (if any)."""
+        ns = self.hosts[name].ns
+        r = run([IP, "netns", "exec", ns, NFT, "list", "tables"], check=False)
+        if (" %s" % DROP_TABLE) in r.stdout:
+            run([IP, "netns", "exec", ns, NFT, "delete", "table", "inet", DROP_TABLE],
+                check=False)
+
+    def drops(self):
+        """Namespaces that have aimed drops installed now."""
+        out = []
+        for ns in self.created:
+            r = run([IP, "netns", "exec", ns, NFT, "list", "tables"], check=False)
+            if (" %s\n" % DROP_TABLE) in r.stdout + "\n":
+                out.append(ns)
+        return out
+
+    def heal_drops(self):
+        """Remove every aimed drop of this run; raise if any is left."""
+        for name in list(self.hosts):
+            self.undrop(name)
+        left = self.drops()
+        if left:
+            raise NetError("zcchaosd rules still present after heal: %s" % left)
 
     # -- tear-down --
     def teardown(self):

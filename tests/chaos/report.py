@@ -29,6 +29,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import coverage  # noqa: E402
 import history  # noqa: E402
 
 COLORS = {"ok": "#2e7d32", "fail": "#c62828", "info": "#ef6c00"}
@@ -174,6 +175,19 @@ def page(rundir, verdict, summary, windows, counts, plot_error):
     out.append("<h2>Counts</h2><table>")
     for k, v in counts.items():
         out.append("<tr><th>%s</th><td>%s</td></tr>" % (e(k), e(str(v))))
+    out.append("</table>")
+    cov = (summary or {}).get("coverage") or coverage.gather(rundir)
+    out.append("<h2>Coverage (recovery paths exercised)</h2><table>"
+               "<tr><th>counter</th><th>count</th><th>what</th></tr>")
+    for n, _, _, what in coverage.COUNTERS:
+        v = cov.get(n) or 0
+        out.append("<tr><td>%s</td><td class='%s'>%d</td><td>%s</td></tr>"
+                   % (e(n), "ok" if v else "bad", v, e(what)))
+    out.append("<tr><td>retried_ops</td><td>%d</td><td>answers that took more than one "
+               "try</td></tr>" % (cov.get("retried_ops") or 0))
+    terms = cov.get("decided_terms") or {}
+    out.append("<tr><td>decided by</td><td colspan='2'>%s</td></tr>"
+               % e(", ".join("replica %s: %d" % kv for kv in sorted(terms.items())) or "-"))
     out.append("</table>")
     if verdict and verdict.get("invariants"):
         out.append("<h2>Invariants</h2><table><tr><th>invariant</th><th>result</th>"

@@ -63,6 +63,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import cluster as clustermod  # noqa: E402
+import coverage as coveragemod  # noqa: E402
 import nemesis as nemesismod  # noqa: E402
 import net as netmod  # noqa: E402
 import workload as workloadmod  # noqa: E402
@@ -112,6 +113,11 @@ examples:
     p.add_argument("--rate", type=float, default=2.0, metavar="OPS",
                    help="mean operations per second per client (default 2)")
     p.add_argument("--cart-nodes", type=int, default=2, metavar="N", help="cart nodes (default 2)")
+    p.add_argument("--replicas", type=int, default=3, metavar="N", choices=(3, 5),
+                   help="broker replicas, 3 or 5 (default 3)")
+    p.add_argument("--overlap", type=float, default=0.0, metavar="P",
+                   help="probability that a fault gets a companion fault at the same time "
+                        "(two at once; default 0)")
     p.add_argument("--slots", type=int, default=8, metavar="N",
                    help="carts per cart node (default 8)")
     p.add_argument("--dir", default=None, metavar="RUNDIR",
@@ -146,7 +152,8 @@ examples:
 
 def schedule_for(a, cart_names, stock_names):
     return nemesismod.make_schedule(a.seed, a.kinds, a.duration, a.interval, a.fault_min,
-                                    a.fault_max, list(range(1, 4)), cart_names, stock_names)
+                                    a.fault_max, list(range(1, a.replicas + 1)), cart_names,
+                                    stock_names, overlap=a.overlap)
 
 
 def do_cleanup():
@@ -244,8 +251,10 @@ def main(argv):
         return 2
     os.makedirs(rundir, exist_ok=True)
     say("seed %d  (reproduce the schedule: tests/chaos/run.py --seed %d --nemeses %s "
-        "--duration %g --interval %g --fault-duration %s)"
-        % (a.seed, a.seed, a.nemeses, a.duration, a.interval, a.fault_duration))
+        "--duration %g --interval %g --fault-duration %s%s%s)"
+        % (a.seed, a.seed, a.nemeses, a.duration, a.interval, a.fault_duration,
+           " --overlap %g" % a.overlap if a.overlap else "",
+           " --replicas %d" % a.replicas if a.replicas != 3 else ""))
     say("run directory %s" % rundir)
     say("schedule: %d faults" % len(sched))
     for f in sched:
@@ -264,16 +273,17 @@ def main(argv):
     summary = {"seed": a.seed, "rundir": rundir, "anomalies": [], "warnings": [],
                "options": {"duration": a.duration, "nemeses": a.nemeses, "interval": a.interval,
                            "fault_duration": a.fault_duration, "clients": a.clients,
-                           "rate": a.rate}}
+                           "rate": a.rate, "replicas": a.replicas, "overlap": a.overlap}}
     status = 2
     t_start = time.monotonic()
     old = {s: signal.signal(s, _raise_interrupt)
            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        hosts = clustermod.Cluster.hosts_for(3, a.cart_nodes, len(stocks))
+        hosts = clustermod.Cluster.hosts_for(a.replicas, a.cart_nodes, len(stocks))
         net.up(hosts)
         say("network up: %s" % ", ".join("%s=%s" % (h.ns, h.addr) for h in net.hosts.values()))
-        cl = clustermod.Cluster(net, rundir, bin_dir=a.bin, replicas=3, cart_nodes=a.cart_nodes,
+        cl = clustermod.Cluster(net, rundir, bin_dir=a.bin, replicas=a.replicas,
+                                cart_nodes=a.cart_nodes,
                                 slots=a.slots, stock=len(stocks), log=say)
         cl.build()
         cl.start_all(wait=30)
@@ -396,12 +406,16 @@ def main(argv):
                                    for r, d in dumps.items()}
         errors = nem.errors + wl.errors()
         summary["faults"] = {}
+        summary["fault_list"] = ["%s%s" % (f.kind, " (with #%d)" % f.n if f.companion is None and
+                                           any(g.companion is f for g, _ in nem.done) else "")
+                                 for f, _ in nem.done]
         for f, _ in nem.done:
             summary["faults"][f.kind] = summary["faults"].get(f.kind, 0) + 1
         summary["faults_total"] = len(nem.done)
         summary["skipped"] = ["%s: %s" % (f.kind, why) for f, why in nem.skipped]
         summary["workload"] = wl.summary()
         history.close() if hasattr(history, "close") else None
+        summary["coverage"] = coveragemod.gather(rundir)
         verdict, cerr = run_checker(rundir, history_path)
         if cerr:
             errors.append(cerr)
@@ -489,6 +503,12 @@ def print_summary(s, status):
             print("not ok      %s" % ", ".join("%s %d" % kv
                                                 for kv in sorted(w["not_ok_reasons"].items())))
         print("shells replaced %d" % w["shell_replacements"])
+    cov = s.get("coverage")
+    if cov:
+        print("coverage    %s" % coveragemod.line(cov))
+        z = coveragemod.zeros(cov)
+        if z:
+            print("not exercised %s (a campaign with a zero total is not a pass)" % ", ".join(z))
     if "probes" in s:
         print("probes      %d/%d ok; converged %.1f s after the heal"
               % (s["probes"]["ok"], s["probes"]["total"], s.get("converge_s", -1)))

@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import checker  # noqa: E402
 import history  # noqa: E402
 
-ALL = ("I1", "I2", "I3", "I4", "I5", "I6", "I7")
+ALL = ("I1", "I2", "I3", "I4", "I5", "I6", "I7", "I8")
 
 
 # --- a correct cluster, in a few lines ------------------------------------------------
@@ -204,6 +204,7 @@ class Builder:
 
     def __init__(self, world=None, t0=1700000000.0):
         self.world = world or World()
+        self.decider = (1, 2)  # (replica_id, term) every answer carries; None: no such keys
         self.records = []
         self.t = t0
         self.sess = {}      # process -> its current session
@@ -244,6 +245,9 @@ class Builder:
             return a
         a["cart"], a["generation"] = pair if pair else (None, None)
         a["items"] = items_list(items)
+        if self.decider is not None:
+            a["replica_id"], a["term"] = self.decider
+            a["attempts"] = 1
         return a
 
     def finish(self, tk, mode="ok", tamper=None):
@@ -876,6 +880,102 @@ class Violations(Base):
         v = h.check()
         self.assertOnly(v, "I7")
         self.assertIn("DRAINING", text(v, "I7"))
+
+    # -- I8: who decided, and the broker's answers against the committed state --
+
+    def test_i8_clean_history_names_one_leader_per_term(self):
+        h, _ = clean_history()
+        v = h.check()
+        self.assertValid(v)
+        c = v["invariants"]["I8"]["counts"]
+        self.assertEqual(c["terms"], 1)
+        self.assertGreater(c["answers_with_term"], 20)
+        self.assertGreater(c["answers_compared"], 0)
+
+    def test_i8_leader_change_is_fine(self):
+        h = Builder()
+        h.add(1, "apple", 1)
+        h.decider = (2, 3)                                 # a new leader, a new term
+        h.add(1, "pear", 1)
+        h.decider = (1, 2)                                 # the old one relays a late answer
+        h.list(1)
+        h.decider = (3, 0)                                 # a follower's NOT_LEADER: no term
+        h.add(2, "plum", 1, mode=("ko", "NOT_LEADER"))
+        h.decider = (2, 3)
+        h.finish_run()
+        v = h.check()
+        self.assertValid(v)
+        self.assertEqual(v["invariants"]["I8"]["counts"]["terms"], 2)
+
+    def test_i8_ok_from_a_replica_that_was_not_a_ready_leader(self):
+        h = Builder()
+        h.add(1, "apple", 1)
+        h.decider = (3, 0)                                 # a follower serving as leader
+        h.list(1)
+        h.decider = (1, 2)
+        h.finish_run()
+        v = h.check()
+        self.assertOnly(v, "I8")
+        self.assertIn("replica 3, which was not a ready leader", text(v, "I8"))
+
+    def test_i8_two_replicas_decide_in_one_term(self):
+        h = Builder()
+        h.add(1, "apple", 1)
+        h.decider = (2, 2)                                 # replica 1 leads term 2, not 2
+        h.add(1, "pear", 1)
+        h.decider = (1, 2)
+        h.finish_run()
+        v = h.check()
+        self.assertOnly(v, "I8")
+        self.assertIn("term 2 has two deciding replicas, 1 and 2", text(v, "I8"))
+
+    def test_i8_session_expired_answer_for_a_closed_session(self):
+        h = Builder()
+        h.add(1, "apple", 1)
+        h.close(1)
+        sid = h.add(2, "pear", 1)
+        h.world.release(sid, "CLOSED")                     # committed: CLOSED
+        h.list(2, mode=("ko", "SESSION_EXPIRED"))          # but a broker said EXPIRED
+        h.finish_run()
+        v = h.check()
+        self.assertOnly(v, "I8")
+        self.assertIn("CLOSED, not EXPIRED", text(v, "I8"))
+
+    def test_i8_close_names_a_cart_the_session_did_not_end_on(self):
+        h = Builder()
+        s = h.add(1, "apple", 1)
+        h.close(1)
+        h.healed()
+        h.probes()
+
+        def older(reps):                                   # committed: another generation
+            for r in reps:
+                for x in r["state"]["sessions"]:
+                    if x["id"] == s:
+                        x["generation"] += 100
+        h.dump(tamper_replicas=older)
+        v = h.check()
+        self.assertOnly(v, "I8")
+        self.assertIn("ended it on", text(v, "I8"))
+
+    def test_i8_broker_answer_names_a_generation_never_committed(self):
+        h = Builder()
+        h.add(1, "apple", 1)
+        h.add(1, "apple", 1, mode=("ko", "NO_FREE_CART"), tamper=set_cart("n1.0", 99))
+        h.finish_run()
+        v = h.check()
+        self.assertIn("I8", only(v))
+        self.assertIn("generations only grow", text(v, "I8"))
+
+    def test_i8_history_without_terms_is_noted_not_failed(self):
+        h = Builder()
+        h.decider = None                                   # an older client: no term keys
+        h.add(1, "apple", 1)
+        h.list(1)
+        h.finish_run()
+        v = h.check()
+        self.assertValid(v)
+        self.assertIn("carry no term", " ".join(v["invariants"]["I8"].get("notes", [])))
 
 
     # I7, every cart back in service (issue 11)

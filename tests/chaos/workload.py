@@ -10,6 +10,10 @@ mean 1/--rate seconds):
 
     no session yet       add PRODUCT QTY (starts a session)
     with a session       add 45%, remove 20%, list 25%, close 10%
+    after a doubtful     close 50% (a user who gives up), else as above: its
+    answer               cart is reset while the doubtful request may still
+                         wait inside the cart, which must then refuse it
+                         (CART_UNAVAILABLE, INTERNAL, UNAVAILABLE, UNREACHABLE)
 
 PRODUCT is one of the chaos catalog's products (plenty of stock), QTY 1..3;
 a remove names a product the client last saw in its cart 75% of the time
@@ -56,6 +60,7 @@ import time
 
 from cluster import CATALOG_PRODUCTS
 
+DOUBTFUL = ("CART_UNAVAILABLE", "INTERNAL", "UNAVAILABLE", "UNREACHABLE")
 HANG_S = 20.0          # a shell silent this long after a command is hung
 KEEPALIVE_MS = 3000    # --keepalive of every shell (brokers' --session-ttl is 20000)
 
@@ -182,6 +187,7 @@ class Client(threading.Thread):
         self.items = {}
         self.shell = None
         self.error = None
+        self.doubtful = False  # the last answer left its outcome unknown
 
     @property
     def process(self):
@@ -199,6 +205,8 @@ class Client(threading.Thread):
         else:
             r = self.rng.random()
             f = "add" if r < 0.45 else "remove" if r < 0.65 else "list" if r < 0.90 else "close"
+            if self.doubtful and self.rng.random() < 0.5:
+                f = "close"
         value = {}
         if f == "add":
             value = {"product": self.rng.choice(CATALOG_PRODUCTS), "qty": self.rng.randint(1, 3)}
@@ -230,6 +238,7 @@ class Client(threading.Thread):
             self._new_shell()
             return
         typ = classify(ans)
+        self.doubtful = ans.get("reason") in DOUBTFUL
         sess = ans.get("session") or self.session
         wl.history.append({"t": time.time(), "process": self.process, "type": typ, "f": f,
                            "session": sess, "value": value, "answer": ans})

@@ -49,8 +49,9 @@ class DocVectors(unittest.TestCase):
 
     def test_reply_by_hand(self):
         frame = (b"ZC\x01\x02" + SESSION + u64(9) + b"\x04" + s("n1.0") + u64(5) + s("only 2")
-                 + u16(2) + s("pear") + u32(1) + s("fig") + u32(4))
+                 + u16(2) + s("pear") + u32(1) + s("fig") + u32(4) + u64(2) + u64(3))
         m = zp.decode(frame)
+        self.assertEqual((m.replica, m.term), (2, 3))
         self.assertEqual(m.status, zp.OUT_OF_STOCK)
         self.assertEqual(m.status_name, "OUT_OF_STOCK")
         self.assertEqual((m.cart, m.generation, m.detail), ("n1.0", 5, "only 2"))
@@ -150,10 +151,15 @@ class AgainstTheDaemons(harness.ClusterTestCase):
             # session: OK, no cart, generation 0, no items; section 3 step 6).
             r = d.request(zp.new_session(), 1, zp.OP_LIST)
             self.assertEqual((r.status_name, r.cart, r.generation, r.items), ("OK", "", 0, []))
+            # Who decided it: this replica (the only one), as a ready leader
+            # of the term its STATUS reports.
+            self.assertEqual((r.replica, r.term), (int(st.prop("id")), int(st.prop("term"))))
+            self.assertGreater(r.term, 0)
             # Field checks of step 2 echo the session and seq.
             sess = zp.new_session()
             r = d.request(sess, 5, zp.OP_ADD, "apple", 0)
             self.assertEqual((r.status_name, r.session, r.seq), ("BAD_REQUEST", sess, 5))
+            self.assertEqual(r.term, 0)  # no leader decided it
         # CHECK encoded here, CHECK_REPLY decoded here.
         with harness.Dealer(c.stock_endpoints[0]) as d:
             d.send(zp.Msg(zp.CHECK, corr=77, product="apple", qty=1, deadline=0))

@@ -99,12 +99,13 @@ FIELD_TYPES = {
     "product": "str", "qty": "u32", "status": "u8", "cart": "str",
     "generation": "u64", "detail": "str", "corr": "u64", "node": "str",
     "slot": "u16", "command": "str", "items": "items", "slots": "slots",
-    "props": "props",
+    "props": "props", "replica": "u64", "term": "u64",
 }
 
 MESSAGES = {
     REQUEST: ("REQUEST", ["session", "seq", "op", "deadline", "product", "qty"]),
-    REPLY: ("REPLY", ["session", "seq", "status", "cart", "generation", "detail", "items"]),
+    REPLY: ("REPLY", ["session", "seq", "status", "cart", "generation", "detail", "items",
+                     "replica", "term"]),
     STATUS: ("STATUS", ["corr"]),
     STATUS_REPLY: ("STATUS_REPLY", ["corr", "props"]),
     ADMIN: ("ADMIN", ["corr", "command", "props"]),

@@ -91,7 +91,8 @@ TEST(session_across_processes)
     CHECK(starts(r.out, "{\"ok\":true,\"op\":\"add\",\"session\":\""));
     CHECK(strstr(r.out, "\"new_session\":true") != NULL);
     CHECK(strstr(r.out, "\"reason\":\"OK\",\"detail\":\"\",\"cart\":\"n1.0\",\"generation\":7,"
-                        "\"items\":[{\"product\":\"apple\",\"qty\":3}]}\n") != NULL);
+                        "\"items\":[{\"product\":\"apple\",\"qty\":3}],\"replica_id\":1,\"term\":3,"
+                        "\"attempts\":1}\n") != NULL);
     CHECK_STR(r.err, "");
     char sid[40];
     CHECK(json_str(r.out, "session", sid, sizeof sid));

@@ -82,6 +82,8 @@ static void fake_reply(fake_t *f, void *sock, zmq_msg_t *rid, const zc_msg_t *re
     zc_msg_init(&r, ZC_MSG_REPLY);
     memcpy(r.session, req->session, 16);
     r.seq = req->seq;
+    r.replica = 1; /* a ready leader of term 3 decided it */
+    r.term = 3;
     switch (act) {
     case ACT_STALE_THEN_OK:
         r.seq = req->seq - 1;

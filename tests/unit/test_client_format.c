@@ -32,6 +32,9 @@ static zcart_result_t answer(int status, const char *reason, const char *detail,
     snprintf(r.cart, sizeof r.cart, "%s", cart);
     r.generation = cart[0] ? 7 : 0;
     r.seq = 1700000000000001ull;
+    r.replica_id = 2; /* REPLY replica and term: who decided it */
+    r.term = 5;
+    r.attempts = 1;
     return r;
 }
 
@@ -96,20 +99,22 @@ TEST(op_json)
     CHECK_STR(s, "{\"ok\":true,\"op\":\"add\",\"session\":\"" SID "\",\"new_session\":true,"
                  "\"seq\":1700000000000001,\"reason\":\"OK\",\"detail\":\"\",\"cart\":\"cart1.2\","
                  "\"generation\":7,\"items\":[{\"product\":\"apple\",\"qty\":3},"
-                 "{\"product\":\"pe\\\"ar\",\"qty\":1}]}\n");
+                 "{\"product\":\"pe\\\"ar\",\"qty\":1}],\"replica_id\":2,\"term\":5,"
+                 "\"attempts\":1}\n");
     free(s);
     zcart_result_clear(&r);
     r = answer(4, "OUT_OF_STOCK", "only 2 left", "n1.0");
     CAPTURE(s, zcli_print_op(out, true, ZC_OP_ADD, SID, false, ZCART_ANSWERED, &r));
     CHECK_STR(s, "{\"ok\":false,\"op\":\"add\",\"session\":\"" SID "\",\"new_session\":false,"
                  "\"seq\":1700000000000001,\"reason\":\"OUT_OF_STOCK\",\"detail\":\"only 2 left\","
-                 "\"status\":4,\"cart\":\"n1.0\",\"generation\":7,\"items\":[]}\n");
+                 "\"status\":4,\"cart\":\"n1.0\",\"generation\":7,\"items\":[],\"replica_id\":2,"
+                 "\"term\":5,\"attempts\":1}\n");
     free(s);
     r = answer(0, "OK", "", "");
     CAPTURE(s, zcli_print_op(out, true, ZC_OP_LIST, SID, false, ZCART_ANSWERED, &r));
     CHECK_STR(s, "{\"ok\":true,\"op\":\"list\",\"session\":\"" SID "\",\"new_session\":false,"
                  "\"seq\":1700000000000001,\"reason\":\"OK\",\"detail\":\"\",\"cart\":null,"
-                 "\"generation\":null,\"items\":[]}\n");
+                 "\"generation\":null,\"items\":[],\"replica_id\":2,\"term\":5,\"attempts\":1}\n");
     free(s);
     r = answer(-1, "UNREACHABLE", "no answer", "");
     CAPTURE(s, zcli_print_op(out, true, ZC_OP_CLOSE, SID, false, ZCART_EUNREACHABLE, &r));

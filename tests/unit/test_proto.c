@@ -39,6 +39,8 @@ static void fill(zc_msg_t *m, uint8_t id)
     zc_msg_add_slot(m, &s);
     zc_msg_add_prop(m, "role", "%s", "leader");
     zc_msg_add_prop(m, "term", "%d", 7);
+    m->replica = 3;
+    m->term = 0x1122334455667788ull;
 }
 
 TEST(every_message_roundtrips)
@@ -53,6 +55,10 @@ TEST(every_message_roundtrips)
         zc_msg_init(&d, 0);
         CHECK(zc_msg_decode(&d, w.data, w.len, &why) == 0);
         CHECK_EQ_U64(d.id, all_ids[i]);
+        if (all_ids[i] == ZC_MSG_REPLY) { /* who decided it travels with the answer */
+            CHECK_EQ_U64(d.replica, 3);
+            CHECK_EQ_U64(d.term, 0x1122334455667788ull);
+        }
         /* Re-encoding the decoded message gives the same bytes. */
         zc_wbuf_t w2;
         zc_wbuf_init(&w2);
@@ -145,8 +151,10 @@ TEST(over_limit_fields_are_refused)
     zc_msg_init(&m, ZC_MSG_REPLY);
     zc_wbuf_reset(&w);
     zc_msg_encode(&m, &w);
-    zc_wbuf_bytes(&big, w.data, w.len - 2);
+    zc_wbuf_bytes(&big, w.data, w.len - 2 - 16); /* items count, then replica and term */
     zc_wbuf_u16(&big, ZC_ITEMS_MAX + 1);
+    zc_wbuf_u64(&big, 0);
+    zc_wbuf_u64(&big, 0);
     CHECK(zc_msg_decode(&d, big.data, big.len, &why) == -1);
     /* A NUL inside a string is refused. */
     zc_wbuf_reset(&big);
