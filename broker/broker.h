@@ -102,6 +102,10 @@ typedef struct broker {
     uint64_t last_liveness_us; /* last liveness scan (tick gating) */
     uint64_t liveness_prev_us; /* previous liveness scan (stall detection) */
     uint64_t last_drain_us;   /* last drain scan */
+    uint64_t last_purge_us;   /* last purge scan (purge.c) */
+    uint8_t purge_from[ZC_SESSION_LEN]; /* where the next purge scan starts */
+    bool purge_pending;       /* a PURGE is being committed */
+    bool purge_backlog;       /* the last scan stopped early: scan again next tick */
     struct peers *peers;      /* connection watch on the other replicas */
     bool members_seeded;      /* directory seeded in this leadership */
     uint64_t bad_requests;    /* client frames answered BAD_REQUEST */

@@ -39,6 +39,11 @@ static const char usage[] =
     "  --breaker-probes N        requests a HALF_OPEN breaker lets through (default 1)\n"
     "  --session-ttl MS          a session with no request for MS expires: its cart is\n"
     "                            emptied and freed (1000..86400000, default 600000)\n"
+    "  --session-retention MS    an ended (closed or expired) session is forgotten MS\n"
+    "                            after it ended; until then its requests get\n"
+    "                            SESSION_CLOSED/SESSION_EXPIRED, afterwards its id is\n"
+    "                            unknown again (1000..4000000000, default 3600000:\n"
+    "                            far longer than any client retry)\n"
     "  --cart-lost-after MS      a cart node silent for MS is lost: its sessions move to\n"
     "                            fresh carts and are told CART_LOST (default 60000)\n"
     "  --join                    join an existing cluster instead of bootstrapping\n"
@@ -95,7 +100,7 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
 {
     enum { O_ID = 1, O_DATA, O_REPLICA, O_ELECTION, O_HEARTBEAT, O_SNAP_T, O_SNAP_TR, O_CART_TO,
            O_DRAIN, O_LOG, O_JOIN, O_HELP, O_LIVENESS, O_BRK_FAIL, O_BRK_WAIT, O_BRK_WAIT_MAX,
-           O_BRK_PROBES, O_TTL, O_LOST, O_DUMP };
+           O_BRK_PROBES, O_TTL, O_LOST, O_DUMP, O_RETENTION };
     static const struct option opts[] = {
         {"id", required_argument, NULL, O_ID},
         {"data", required_argument, NULL, O_DATA},
@@ -113,6 +118,7 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
         {"breaker-probes", required_argument, NULL, O_BRK_PROBES},
         {"session-ttl", required_argument, NULL, O_TTL},
         {"cart-lost-after", required_argument, NULL, O_LOST},
+        {"session-retention", required_argument, NULL, O_RETENTION},
         {"log-level", required_argument, NULL, O_LOG},
         {"join", no_argument, NULL, O_JOIN},
         {"dump-state", no_argument, NULL, O_DUMP},
@@ -133,6 +139,7 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
     c->breaker_probes = 1;
     c->session_ttl_ms = 600000;
     c->cart_lost_ms = 60000;
+    c->session_retention_ms = 3600000;
     c->log_level = ZC_LOG_INFO;
     unsigned id = 0;
     int o;
@@ -207,6 +214,10 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
         case O_LOST:
             if (!parse_uint(optarg, 500, 86400000, &c->cart_lost_ms))
                 bad = "--cart-lost-after wants 500..86400000 ms";
+            break;
+        case O_RETENTION:
+            if (!parse_uint(optarg, 1000, 4000000000u, &c->session_retention_ms))
+                bad = "--session-retention wants 1000..4000000000 ms";
             break;
         case O_LOG:
             if (!zc_log_parse_level(optarg, &c->log_level))

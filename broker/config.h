@@ -30,6 +30,8 @@ typedef struct {
     unsigned breaker_probes;                       /* --breaker-probes: probes a HALF_OPEN admits */
     unsigned session_ttl_ms;                       /* --session-ttl: a session not heard from
                                                       this long expires */
+    unsigned session_retention_ms;                 /* --session-retention: an ended session is
+                                                      forgotten this long after it ended */
     unsigned cart_lost_ms;                         /* --cart-lost-after: a node silent this long
                                                       loses its carts' sessions to fresh carts */
     zc_log_level_t log_level;                      /* --log-level */

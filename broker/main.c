@@ -14,6 +14,7 @@
 #include "broker/lease.h"
 #include "broker/liveness.h"
 #include "broker/peers.h"
+#include "broker/purge.h"
 #include "broker/registry.h"
 #include "lib/clock.h"
 #include "lib/log.h"
@@ -95,6 +96,7 @@ static void on_tick(uv_timer_t *t)
         b->last_lease_us = now;
         lease_scan(b, now);
     }
+    purge_scan(b, now);
     if (now - b->last_drain_us >= (uint64_t)b->cfg.drain_retry_ms * 1000u) {
         drain_scan(b, now, false);
         if (b->peers)

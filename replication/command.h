@@ -22,6 +22,9 @@
  *     REASSIGN  str cart, u64 generation (the lost cart and the assignment
  *               that loses it)
  *     LOST_TOLD 16 session
+ *     PURGE     u64 retention_ms, u16 n, n * 16 session (n <= ZC_PURGE_MAX):
+ *               forget those sessions that ended at least retention_ms
+ *               before time_ms; any other named session is left alone
  *
  * then zero octets up to a multiple of ZC_CMD_ALIGN (8): raft's libuv log
  * requires every entry's length to be a multiple of 8 (an assertion that
@@ -50,11 +53,13 @@ typedef enum {
     ZC_CMD_BREAKER = 7,    /* move a cart's breaker (automatic or operator event) */
     ZC_CMD_REASSIGN = 8,   /* a lost cart's session moves to a fresh cart */
     ZC_CMD_LOST_TOLD = 9,  /* the session's client got its CART_LOST */
+    ZC_CMD_PURGE = 10,     /* forget sessions that ended long enough ago */
 } zc_cmd_type_t;
 
 #define ZC_CMD_VERSION 1
 #define ZC_CMD_ALIGN 8 /* encoded length is a multiple of this */
 #define ZC_REGISTER_MAX ZC_SLOTS_MAX
+#define ZC_PURGE_MAX 64 /* sessions one PURGE may name: a bounded apply */
 
 enum { ZC_RELEASE_CLOSE = 1, ZC_RELEASE_EXPIRED = 2 };
 
@@ -94,6 +99,11 @@ typedef struct {
             uint8_t session[ZC_SESSION_LEN]; /* the session told */
         } told;
         struct {
+            uint64_t retention_ms;                       /* ended at least this long ago */
+            uint16_t n;                                  /* entries in sessions */
+            uint8_t sessions[ZC_PURGE_MAX][ZC_SESSION_LEN]; /* candidates, leader-chosen */
+        } purge;
+        struct {
             char cart[ZC_CART_MAX + 1]; /* the cart whose breaker moves */
             uint8_t ev;                 /* zc_brk_event_t */
             uint8_t why;                /* zc_brk_why_t */
@@ -107,7 +117,7 @@ typedef struct {
     uint8_t status;             /* ZC_OK or a KO reason (zc_status_t) */
     char cart[ZC_CART_MAX + 1]; /* ASSIGN/RELEASE: the cart, RETURN: echo */
     uint64_t generation;        /* ASSIGN/RELEASE: the assignment's generation */
-    uint32_t count;             /* REGISTER: carts added */
+    uint32_t count;             /* REGISTER: carts added; PURGE: sessions forgotten */
     zc_breaker_t breaker;       /* BREAKER: the record after the event (or as it
                                    stayed, when refused: status BAD_REQUEST) */
     bool replayed;              /* entry was already in the state (restart) */

@@ -37,6 +37,12 @@ zc_fsm_t *zc_fsm_new(const char *dir, size_t map_size, char *err, size_t errlen)
         free(f);
         return NULL;
     }
+    if (zc_state_ensure_counts(f->state) != 0) {
+        snprintf(err, errlen, "%s: could not count the sessions of the state", dir);
+        zc_state_close(&f->state);
+        free(f);
+        return NULL;
+    }
     f->applied_index = zc_state_meta(f->state, "applied_index");
     return f;
 }
@@ -170,7 +176,8 @@ static int apply_assign(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resul
     sess.generation = gen;
     sess.since_ms = c->time_ms;
     if (zc_state_txn_put_cart(s, t, &cart) != 0 || zc_state_txn_put_session(s, t, &sess) != 0 ||
-        zc_state_txn_set_meta(s, t, "next_gen", gen + 1) != 0)
+        zc_state_txn_set_meta(s, t, "next_gen", gen + 1) != 0 ||
+        zc_state_txn_add_meta(s, t, "sessions_live", 1) != 0)
         return -1;
     snprintf(out->cart, sizeof out->cart, "%s", cart.id);
     out->generation = gen;
@@ -194,7 +201,9 @@ static int apply_release(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resu
         return 0; /* already released: closing is idempotent */
     sess.state = c->release.why == ZC_RELEASE_EXPIRED ? ZC_SESS_EXPIRED : ZC_SESS_CLOSED;
     sess.since_ms = c->time_ms;
-    if (zc_state_txn_put_session(s, t, &sess) != 0)
+    if (zc_state_txn_put_session(s, t, &sess) != 0 ||
+        zc_state_txn_add_meta(s, t, "sessions_live", -1) != 0 ||
+        zc_state_txn_add_meta(s, t, "sessions_ended", 1) != 0)
         return -1;
     zc_cart_rec_t cart;
     rc = zc_state_txn_get_cart(s, t, sess.cart, &cart);
@@ -333,6 +342,31 @@ static int apply_breaker(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resu
     return zc_state_txn_put_cart(f->state, t, &cart);
 }
 
+/* Forget sessions that ended at least retention_ms before the command's
+ * time.  The leader names the candidates; apply checks each one again, so a
+ * session that is live, unknown or ended too recently is left alone, and the
+ * same entry does the same on every replica.  A forgotten id is unknown
+ * again (docs/protocol.md §3, step 6). */
+static int apply_purge(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_result_t *out)
+{
+    zc_state_t *s = f->state;
+    out->status = ZC_OK;
+    for (unsigned i = 0; i < c->purge.n; i++) {
+        zc_session_rec_t sess;
+        int rc = zc_state_txn_get_session(s, t, c->purge.sessions[i], &sess);
+        if (rc < 0)
+            return -1;
+        if (rc == 1 || sess.state == ZC_SESS_LIVE || sess.since_ms > c->time_ms ||
+            c->time_ms - sess.since_ms < c->purge.retention_ms)
+            continue;
+        if (zc_state_txn_del_session(s, t, sess.id) != 0 ||
+            zc_state_txn_add_meta(s, t, "sessions_ended", -1) != 0)
+            return -1;
+        out->count++;
+    }
+    return 0;
+}
+
 static int apply_member(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_result_t *out)
 {
     out->status = ZC_OK;
@@ -375,6 +409,7 @@ int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_c
         case ZC_CMD_REASSIGN: rc = apply_reassign(f, t, &c, out); break;
         case ZC_CMD_LOST_TOLD: rc = apply_lost_told(f, t, &c, out); break;
         case ZC_CMD_BREAKER: rc = apply_breaker(f, t, &c, out); break;
+        case ZC_CMD_PURGE: rc = apply_purge(f, t, &c, out); break;
         }
     }
     if (rc == 0)
@@ -503,6 +538,8 @@ int zc_fsm_restore(zc_fsm_t *f, const void *data, size_t len)
         return -1;
     }
     mdb_env_sync(s->env, 1);
+    if (zc_state_ensure_counts(s) != 0)
+        zc_warn("restore: could not count the sessions; status counts may be off");
     f->applied_index = zc_state_meta(s, "applied_index");
     zc_info("restore: state replaced by snapshot at %llu", (unsigned long long)index);
     return 0;

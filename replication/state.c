@@ -261,6 +261,13 @@ int zc_state_txn_put_session(zc_state_t *s, MDB_txn *t, const zc_session_rec_t *
     return rc == 0 ? 0 : -1;
 }
 
+int zc_state_txn_del_session(zc_state_t *s, MDB_txn *t, const uint8_t id[ZC_SESSION_LEN])
+{
+    MDB_val k = {ZC_SESSION_LEN, (void *)id};
+    int rc = mdb_del(t, s->sessions, &k, NULL);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : -1;
+}
+
 static void be64(uint8_t out[8], uint64_t v)
 {
     for (int i = 7; i >= 0; i--, v >>= 8)
@@ -290,6 +297,12 @@ int zc_state_txn_set_meta(zc_state_t *s, MDB_txn *t, const char *key, uint64_t v
     be64(b, val);
     MDB_val k = {strlen(key), (void *)key}, v = {8, b};
     return mdb_put(t, s->meta, &k, &v, 0) == 0 ? 0 : -1;
+}
+
+int zc_state_txn_add_meta(zc_state_t *s, MDB_txn *t, const char *key, int64_t delta)
+{
+    uint64_t v = zc_state_txn_meta(s, t, key);
+    return zc_state_txn_set_meta(s, t, key, (uint64_t)((int64_t)v + delta));
 }
 
 int zc_state_txn_free_push(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *c)
@@ -540,6 +553,68 @@ out:
     return rc;
 }
 
+int zc_state_each_session_from(zc_state_t *s, const uint8_t from[ZC_SESSION_LEN], unsigned max,
+                               int (*fn)(const zc_session_rec_t *r, void *arg), void *arg)
+{
+    MDB_txn *t = rtxn(s);
+    MDB_cursor *cur;
+    MDB_val k = {ZC_SESSION_LEN, (void *)from}, v;
+    int n = 0;
+    if (t == NULL)
+        return -1;
+    if (mdb_cursor_open(t, s->sessions, &cur) != 0) {
+        mdb_txn_abort(t);
+        return -1;
+    }
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && (unsigned)n < max;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        zc_session_rec_t r;
+        if (decode_session(&k, &v, &r) != 0) {
+            n = -1;
+            break;
+        }
+        n++;
+        if (fn(&r, arg) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(t);
+    return n;
+}
+
+int zc_state_ensure_counts(zc_state_t *s)
+{
+    if (s->readonly || zc_state_meta(s, "counts_v") == 1)
+        return 0;
+    MDB_txn *t;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint64_t live = 0, ended = 0;
+    if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
+        return -1;
+    if (mdb_cursor_open(t, s->sessions, &cur) != 0) {
+        mdb_txn_abort(t);
+        return -1;
+    }
+    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        zc_session_rec_t r;
+        if (decode_session(&k, &v, &r) != 0)
+            continue;
+        if (r.state == ZC_SESS_LIVE)
+            live++;
+        else
+            ended++;
+    }
+    mdb_cursor_close(cur);
+    if (zc_state_txn_set_meta(s, t, "sessions_live", live) != 0 ||
+        zc_state_txn_set_meta(s, t, "sessions_ended", ended) != 0 ||
+        zc_state_txn_set_meta(s, t, "counts_v", 1) != 0) {
+        mdb_txn_abort(t);
+        return -1;
+    }
+    return mdb_txn_commit(t) == 0 ? 0 : -1;
+}
+
 static int count_cart(const zc_cart_rec_t *c, void *arg)
 {
     zc_state_counts_t *n = arg;
@@ -559,6 +634,13 @@ int zc_state_counts(zc_state_t *s, zc_state_counts_t *out)
     if (zc_state_each_cart(s, count_cart, out) != 0)
         return -1;
     MDB_txn *t = rtxn(s);
+    if (t != NULL && zc_state_txn_meta(s, t, "counts_v") == 1) {
+        /* Kept by every apply: O(1). */
+        out->sessions_live = (uint32_t)zc_state_txn_meta(s, t, "sessions_live");
+        out->sessions_ended = (uint32_t)zc_state_txn_meta(s, t, "sessions_ended");
+        mdb_txn_abort(t);
+        return 0;
+    }
     MDB_cursor *cur;
     MDB_val k, v;
     if (t == NULL)

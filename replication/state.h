@@ -3,7 +3,10 @@
  * Four LMDB databases in one environment (<data>/state):
  *
  *   meta      text key -> u64: applied_index, applied_commands, next_gen,
- *             free_tail (next free-list position)
+ *             free_tail (next free-list position), sessions_live and
+ *             sessions_ended (kept by every apply, so status and the
+ *             storage limit read them in O(1); counts_v = 1 once they are
+ *             kept -- a state from before is counted once when opened)
  *   carts     cart id "<node>.<slot>" -> cart record (state FREE, ASSIGNED or
  *             DRAINING; generation and session of the latest assignment;
  *             free-list position while FREE; the cart's breaker record)
@@ -120,6 +123,15 @@ int zc_state_each_free(zc_state_t *s, int (*fn)(const char *cart, void *arg), vo
  * record (fn has then seen the sessions before it). */
 int zc_state_each_session(zc_state_t *s, int (*fn)(const zc_session_rec_t *r, void *arg),
                           void *arg);
+/* The same from the first session id >= from (all-zero: the first), at most
+ * max sessions; returns how many fn saw, -1 on a storage error.  For scans
+ * spread over many ticks (broker/purge.c). */
+int zc_state_each_session_from(zc_state_t *s, const uint8_t from[ZC_SESSION_LEN], unsigned max,
+                               int (*fn)(const zc_session_rec_t *r, void *arg), void *arg);
+/* Count the sessions into meta (sessions_live, sessions_ended, counts_v)
+ * when counts_v is missing: a state written before the counters existed.
+ * 0, or -1 on a storage error. */
+int zc_state_ensure_counts(zc_state_t *s);
 uint64_t zc_state_meta(zc_state_t *s, const char *key);
 /* FNV-1a 64 over the canonical encoding of carts, free list, sessions and the
  * generation counter (not the indexes, not the member directory): equal
@@ -143,6 +155,9 @@ int zc_state_txn_put_cart(zc_state_t *s, MDB_txn *t, const zc_cart_rec_t *c);
 int zc_state_txn_get_session(zc_state_t *s, MDB_txn *t, const uint8_t id[ZC_SESSION_LEN],
                              zc_session_rec_t *out);
 int zc_state_txn_put_session(zc_state_t *s, MDB_txn *t, const zc_session_rec_t *r);
+int zc_state_txn_del_session(zc_state_t *s, MDB_txn *t, const uint8_t id[ZC_SESSION_LEN]);
+/* Add delta to a u64 meta counter. */
+int zc_state_txn_add_meta(zc_state_t *s, MDB_txn *t, const char *key, int64_t delta);
 uint64_t zc_state_txn_meta(zc_state_t *s, MDB_txn *t, const char *key);
 int zc_state_txn_set_meta(zc_state_t *s, MDB_txn *t, const char *key, uint64_t v);
 /* Free list: push at the tail (sets c->free_pos), remove one position. */
