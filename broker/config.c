@@ -46,6 +46,11 @@ static const char usage[] =
     "                            far longer than any client retry)\n"
     "  --cart-lost-after MS      a cart node silent for MS is lost: its sessions move to\n"
     "                            fresh carts and are told CART_LOST (default 60000)\n"
+    "  --state-map-size BYTES    LMDB map of the replicated state (suffix K, M or G;\n"
+    "                            256K..1024G, default 2G).  New sessions are refused\n"
+    "                            STORAGE_FULL once sessions + carts reach BYTES/512\n"
+    "                            records (half the map at most), so existing sessions\n"
+    "                            always fit; give every replica the same value\n"
     "  --join                    join an existing cluster instead of bootstrapping\n"
     "  --log-level LEVEL         debug, info, warn or error (default info)\n"
     "  --dump-state              print the replicated state in DIR/state (applied index,\n"
@@ -86,6 +91,30 @@ bool broker_parse_replica(const char *spec, zc_replica_t *out)
     return true;
 }
 
+bool zc_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*s == 0 || *s == '-' || end == s)
+        return false;
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30;
+    if (shift)
+        end++;
+    if (*end != 0 || v > (max >> shift))
+        return false;
+    v <<= shift;
+    if (v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
 static bool parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 {
     char *end;
@@ -100,7 +129,7 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
 {
     enum { O_ID = 1, O_DATA, O_REPLICA, O_ELECTION, O_HEARTBEAT, O_SNAP_T, O_SNAP_TR, O_CART_TO,
            O_DRAIN, O_LOG, O_JOIN, O_HELP, O_LIVENESS, O_BRK_FAIL, O_BRK_WAIT, O_BRK_WAIT_MAX,
-           O_BRK_PROBES, O_TTL, O_LOST, O_DUMP, O_RETENTION };
+           O_BRK_PROBES, O_TTL, O_LOST, O_DUMP, O_RETENTION, O_MAP };
     static const struct option opts[] = {
         {"id", required_argument, NULL, O_ID},
         {"data", required_argument, NULL, O_DATA},
@@ -119,6 +148,7 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
         {"session-ttl", required_argument, NULL, O_TTL},
         {"cart-lost-after", required_argument, NULL, O_LOST},
         {"session-retention", required_argument, NULL, O_RETENTION},
+        {"state-map-size", required_argument, NULL, O_MAP},
         {"log-level", required_argument, NULL, O_LOG},
         {"join", no_argument, NULL, O_JOIN},
         {"dump-state", no_argument, NULL, O_DUMP},
@@ -140,6 +170,7 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
     c->session_ttl_ms = 600000;
     c->cart_lost_ms = 60000;
     c->session_retention_ms = 3600000;
+    c->state_map_size = ZC_STATE_MAP_DEFAULT;
     c->log_level = ZC_LOG_INFO;
     unsigned id = 0;
     int o;
@@ -218,6 +249,10 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
         case O_RETENTION:
             if (!parse_uint(optarg, 1000, 4000000000u, &c->session_retention_ms))
                 bad = "--session-retention wants 1000..4000000000 ms";
+            break;
+        case O_MAP:
+            if (!zc_parse_size(optarg, (uint64_t)256 << 10, (uint64_t)1024 << 30, &c->state_map_size))
+                bad = "--state-map-size wants 256K..1024G (bytes, or with K, M or G)";
             break;
         case O_LOG:
             if (!zc_log_parse_level(optarg, &c->log_level))

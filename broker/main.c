@@ -181,6 +181,7 @@ int main(int argc, char **argv)
         .snapshot_trailing = b.cfg.snapshot_trailing,
         .pre_vote = true,
         .join = b.cfg.join,
+        .state_map_size = (size_t)b.cfg.state_map_size,
     };
     b.node = zc_node_new(b.loop, &nc, on_role_changed, &b, err, sizeof err);
     if (b.node == NULL) {

@@ -23,6 +23,10 @@
 #include "lib/log.h"
 #include "proto/status.h"
 
+#define STORAGE_FULL_DETAIL                                                                        \
+    "the replicated state is at its storage limit (--state-map-size): no new session until "     \
+    "ended ones are purged (--session-retention)"
+
 /* Argument of a proposal callback. */
 typedef struct {
     broker_t *b;   /* the broker */
@@ -199,7 +203,10 @@ static void assign_done(void *arg, int status, const zc_cmd_result_t *res)
     }
     if (res->status != ZC_OK) {
         finish(b, q, res->status,
-               res->status == ZC_NO_FREE_CART ? "every cart is taken or unavailable" : NULL, NULL);
+               res->status == ZC_NO_FREE_CART  ? "every cart is taken or unavailable"
+               : res->status == ZC_STORAGE_FULL ? STORAGE_FULL_DETAIL
+                                                : NULL,
+               NULL);
         return;
     }
     snprintf(q->cart, sizeof q->cart, "%s", res->cart);
@@ -349,8 +356,17 @@ static void dispatch(broker_t *b, breq_t *q)
     }
     switch (req->op) {
     case ZC_OP_ADD: {
+        /* The storage limit (replication/state.h): refused here at once when
+         * the state already holds the limit, and by apply on every replica
+         * when this ASSIGN would pass it. */
+        uint32_t limit = zc_state_max_records((size_t)b->cfg.state_map_size);
+        if (zc_state_records(zc_node_state(b->node)) >= limit) {
+            finish(b, q, ZC_STORAGE_FULL, STORAGE_FULL_DETAIL, NULL);
+            return;
+        }
         zc_cmd_t c = {.type = ZC_CMD_ASSIGN, .time_ms = zc_wall_ms()};
         memcpy(c.assign.session, req->session, ZC_SESSION_LEN);
+        c.assign.max_records = limit;
         propose(b, q, &c, BREQ_ASSIGNING, assign_done);
         return;
     }

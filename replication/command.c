@@ -40,6 +40,7 @@ int zc_cmd_encode(const zc_cmd_t *c, zc_wbuf_t *w)
         break;
     case ZC_CMD_ASSIGN:
         zc_wbuf_bytes(w, c->assign.session, ZC_SESSION_LEN);
+        zc_wbuf_u32(w, c->assign.max_records);
         break;
     case ZC_CMD_RELEASE:
         zc_wbuf_bytes(w, c->release.session, ZC_SESSION_LEN);
@@ -115,6 +116,7 @@ int zc_cmd_decode(zc_cmd_t *c, const void *data, size_t len)
         break;
     case ZC_CMD_ASSIGN:
         zc_rbuf_bytes(&r, c->assign.session, ZC_SESSION_LEN);
+        c->assign.max_records = zc_rbuf_u32(&r);
         break;
     case ZC_CMD_RELEASE:
         zc_rbuf_bytes(&r, c->release.session, ZC_SESSION_LEN);

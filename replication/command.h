@@ -12,7 +12,9 @@
  *     u8 type, u8 version (1), u64 time_ms, then the type's fields:
  *
  *     REGISTER  str node, u16 n, n * (u16 slot, u64 generation, u8 dirty)
- *     ASSIGN    16 session
+ *     ASSIGN    16 session, u32 max_records (the leader's storage limit,
+ *               state.h; 0 = none: an entry from before the field existed
+ *               decodes with 0 from its zero padding)
  *     RELEASE   16 session, u8 why (1 close, 2 lease expired)
  *     RETURN    str cart, u64 generation
  *     MEMBER_SET u64 id, str raft_address, str client_endpoint, str cart_endpoint
@@ -81,6 +83,8 @@ typedef struct {
         } reg;
         struct {
             uint8_t session[ZC_SESSION_LEN]; /* session to assign */
+            uint32_t max_records;            /* refuse a new session at this many
+                                                records (zc_state_records); 0 none */
         } assign;
         struct {
             uint8_t session[ZC_SESSION_LEN]; /* session to end */

@@ -102,6 +102,8 @@ static int apply_register(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_res
         out->count++;
     }
     out->status = ZC_OK;
+    if (zc_state_txn_add_meta(s, t, "carts_total", out->count) != 0)
+        return -1;
     return zc_state_txn_set_meta(s, t, "next_gen", next_gen);
 }
 
@@ -144,6 +146,16 @@ static int apply_assign(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resul
         out->status = sess.state == ZC_SESS_LIVE     ? ZC_OK
                       : sess.state == ZC_SESS_CLOSED ? ZC_SESSION_CLOSED
                                                      : ZC_SESSION_EXPIRED;
+        return 0;
+    }
+    /* The storage limit: the same counters and the same limit (carried in
+     * the entry) on every replica, so every replica refuses at the same
+     * entry; existing sessions never meet it. */
+    if (c->assign.max_records != 0 &&
+        zc_state_txn_meta(s, t, "sessions_live") + zc_state_txn_meta(s, t, "sessions_ended") +
+                zc_state_txn_meta(s, t, "carts_total") >=
+            c->assign.max_records) {
+        out->status = ZC_STORAGE_FULL;
         return 0;
     }
     zc_cart_rec_t cart;
@@ -379,19 +391,16 @@ static int apply_member(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resul
     return zc_state_txn_del_member(f->state, t, c->member.id);
 }
 
-int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_cmd_result_t *out)
+/* One try at applying entry `index` in one write transaction.  0 or -1
+ * (nothing applied). */
+static int apply_once(zc_fsm_t *f, uint64_t index, const zc_cmd_t *c, bool decoded, size_t len,
+                      zc_cmd_result_t *out)
 {
-    memset(out, 0, sizeof *out);
-    if (index <= f->applied_index) {
-        out->replayed = true;
-        return 0;
-    }
     zc_state_t *s = f->state;
-    zc_cmd_t c;
-    bool decoded = zc_cmd_decode(&c, data, len) == 0;
+    memset(out, 0, sizeof *out);
     MDB_txn *t;
     if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
-        goto err;
+        return -1;
     int rc = 0;
     if (!decoded) {
         /* Every replica sees the same bytes, so every replica skips it. */
@@ -399,17 +408,17 @@ int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_c
                  len);
         out->status = ZC_BAD_REQUEST;
     } else {
-        switch (c.type) {
-        case ZC_CMD_REGISTER: rc = apply_register(f, t, &c, out); break;
-        case ZC_CMD_ASSIGN: rc = apply_assign(f, t, &c, out); break;
-        case ZC_CMD_RELEASE: rc = apply_release(f, t, &c, out); break;
-        case ZC_CMD_RETURN: rc = apply_return(f, t, &c, out); break;
+        switch (c->type) {
+        case ZC_CMD_REGISTER: rc = apply_register(f, t, c, out); break;
+        case ZC_CMD_ASSIGN: rc = apply_assign(f, t, c, out); break;
+        case ZC_CMD_RELEASE: rc = apply_release(f, t, c, out); break;
+        case ZC_CMD_RETURN: rc = apply_return(f, t, c, out); break;
         case ZC_CMD_MEMBER_SET:
-        case ZC_CMD_MEMBER_DEL: rc = apply_member(f, t, &c, out); break;
-        case ZC_CMD_REASSIGN: rc = apply_reassign(f, t, &c, out); break;
-        case ZC_CMD_LOST_TOLD: rc = apply_lost_told(f, t, &c, out); break;
-        case ZC_CMD_BREAKER: rc = apply_breaker(f, t, &c, out); break;
-        case ZC_CMD_PURGE: rc = apply_purge(f, t, &c, out); break;
+        case ZC_CMD_MEMBER_DEL: rc = apply_member(f, t, c, out); break;
+        case ZC_CMD_REASSIGN: rc = apply_reassign(f, t, c, out); break;
+        case ZC_CMD_LOST_TOLD: rc = apply_lost_told(f, t, c, out); break;
+        case ZC_CMD_BREAKER: rc = apply_breaker(f, t, c, out); break;
+        case ZC_CMD_PURGE: rc = apply_purge(f, t, c, out); break;
         }
     }
     if (rc == 0)
@@ -419,21 +428,60 @@ int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_c
                                    zc_state_txn_meta(s, t, "applied_commands") + 1);
     if (rc != 0) {
         mdb_txn_abort(t);
-        goto err;
+        return -1;
     }
-    if (mdb_txn_commit(t) != 0)
-        goto err;
-    f->applied_index = index;
-    if (decoded)
-        zc_cmd_clear(&c);
-    return 0;
-err:
-    zc_error("entry %llu: storage error while applying, not applied", (unsigned long long)index);
-    if (decoded)
-        zc_cmd_clear(&c);
+    return mdb_txn_commit(t) == 0 ? 0 : -1;
+}
+
+/* The last line of defence of "apply never fails on a full map": the
+ * storage limit (state.h) keeps a state at half its map, but a replica
+ * started with a smaller --state-map-size than its leader's can still fill
+ * up.  Rather than fail the entry -- raft would stop, the broker exit and
+ * crash-loop on the same entry -- the map grows by half (LMDB allows it
+ * between transactions) and the entry is applied again.  Only when the map
+ * was not nearly full (another storage error) does apply fail. */
+static bool grow_map(zc_fsm_t *f)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(f->state->env, &info) != 0 || mdb_env_stat(f->state->env, &st) != 0)
+        return false;
+    /* The high-water mark: LMDB fails a transaction that needs pages past
+     * the map even when its free list holds some. */
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize, map = info.me_mapsize;
+    if (used < map / 4 * 3)
+        return false;
+    size_t bigger = (size_t)(map + map / 2);
+    if (mdb_env_set_mapsize(f->state->env, bigger) != 0)
+        return false;
+    zc_warn("state map nearly full (%llu of %llu bytes): grown to %zu bytes; give every replica "
+            "the same --state-map-size", (unsigned long long)used, (unsigned long long)map, bigger);
+    return true;
+}
+
+int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_cmd_result_t *out)
+{
     memset(out, 0, sizeof *out);
-    out->status = ZC_INTERNAL;
-    return -1;
+    if (index <= f->applied_index) {
+        out->replayed = true;
+        return 0;
+    }
+    zc_cmd_t c;
+    bool decoded = zc_cmd_decode(&c, data, len) == 0;
+    int rc = apply_once(f, index, &c, decoded, len, out);
+    if (rc != 0 && grow_map(f))
+        rc = apply_once(f, index, &c, decoded, len, out);
+    if (decoded)
+        zc_cmd_clear(&c);
+    if (rc != 0) {
+        zc_error("entry %llu: storage error while applying, not applied",
+                 (unsigned long long)index);
+        memset(out, 0, sizeof *out);
+        out->status = ZC_INTERNAL;
+        return -1;
+    }
+    f->applied_index = index;
+    return 0;
 }
 
 /* --- snapshots ---

@@ -117,7 +117,7 @@ zc_state_t *zc_state_open(const char *dir, size_t map_size, char *err, size_t er
     if ((rc = mdb_env_create(&s->env)) != 0)
         goto err_lmdb;
     mdb_env_set_maxdbs(s->env, 8);
-    mdb_env_set_mapsize(s->env, map_size ? map_size : (size_t)256 << 20);
+    mdb_env_set_mapsize(s->env, map_size ? map_size : ZC_STATE_MAP_DEFAULT);
     if ((rc = mdb_env_open(s->env, dir, MDB_NOSYNC | MDB_NOTLS, 0644)) != 0)
         goto err_lmdb;
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != 0)
@@ -584,7 +584,7 @@ int zc_state_each_session_from(zc_state_t *s, const uint8_t from[ZC_SESSION_LEN]
 
 int zc_state_ensure_counts(zc_state_t *s)
 {
-    if (s->readonly || zc_state_meta(s, "counts_v") == 1)
+    if (s->readonly || zc_state_meta(s, "counts_v") == ZC_STATE_COUNTS_V)
         return 0;
     MDB_txn *t;
     MDB_cursor *cur;
@@ -606,13 +606,59 @@ int zc_state_ensure_counts(zc_state_t *s)
             ended++;
     }
     mdb_cursor_close(cur);
-    if (zc_state_txn_set_meta(s, t, "sessions_live", live) != 0 ||
+    MDB_stat st;
+    if (mdb_stat(t, s->carts, &st) != 0 ||
+        zc_state_txn_set_meta(s, t, "sessions_live", live) != 0 ||
         zc_state_txn_set_meta(s, t, "sessions_ended", ended) != 0 ||
-        zc_state_txn_set_meta(s, t, "counts_v", 1) != 0) {
+        zc_state_txn_set_meta(s, t, "carts_total", st.ms_entries) != 0 ||
+        zc_state_txn_set_meta(s, t, "counts_v", ZC_STATE_COUNTS_V) != 0) {
         mdb_txn_abort(t);
         return -1;
     }
     return mdb_txn_commit(t) == 0 ? 0 : -1;
+}
+
+uint32_t zc_state_max_records(size_t map_size)
+{
+    uint64_t n = (uint64_t)map_size / ZC_STATE_RECORD_BUDGET;
+    return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
+uint64_t zc_state_records(zc_state_t *s)
+{
+    MDB_txn *t = rtxn(s);
+    if (t == NULL)
+        return 0;
+    uint64_t n = zc_state_txn_meta(s, t, "sessions_live") +
+                 zc_state_txn_meta(s, t, "sessions_ended") + zc_state_txn_meta(s, t, "carts_total");
+    mdb_txn_abort(t);
+    return n;
+}
+
+int zc_state_storage(zc_state_t *s, uint64_t *used_bytes, uint64_t *map_bytes)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0)
+        return -1;
+    MDB_txn *t = rtxn(s);
+    if (t == NULL)
+        return -1;
+    /* Pages on the free list (database 0) can be reused: not in use. */
+    uint64_t free_pages = 0;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (mdb_cursor_open(t, 0, &cur) == 0) {
+        for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT)
+            if (v.mv_size >= sizeof(size_t))
+                free_pages += *(const size_t *)v.mv_data; /* an ID list: count first */
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(t);
+    uint64_t pages = (uint64_t)info.me_last_pgno + 1;
+    *used_bytes = (pages > free_pages ? pages - free_pages : 0) * st.ms_psize;
+    *map_bytes = info.me_mapsize;
+    return 0;
 }
 
 static int count_cart(const zc_cart_rec_t *c, void *arg)
@@ -634,7 +680,7 @@ int zc_state_counts(zc_state_t *s, zc_state_counts_t *out)
     if (zc_state_each_cart(s, count_cart, out) != 0)
         return -1;
     MDB_txn *t = rtxn(s);
-    if (t != NULL && zc_state_txn_meta(s, t, "counts_v") == 1) {
+    if (t != NULL && zc_state_txn_meta(s, t, "counts_v") == ZC_STATE_COUNTS_V) {
         /* Kept by every apply: O(1). */
         out->sessions_live = (uint32_t)zc_state_txn_meta(s, t, "sessions_live");
         out->sessions_ended = (uint32_t)zc_state_txn_meta(s, t, "sessions_ended");

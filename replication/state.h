@@ -3,10 +3,11 @@
  * Four LMDB databases in one environment (<data>/state):
  *
  *   meta      text key -> u64: applied_index, applied_commands, next_gen,
- *             free_tail (next free-list position), sessions_live and
- *             sessions_ended (kept by every apply, so status and the
- *             storage limit read them in O(1); counts_v = 1 once they are
- *             kept -- a state from before is counted once when opened)
+ *             free_tail (next free-list position), sessions_live,
+ *             sessions_ended and carts_total (kept by every apply, so status
+ *             and the storage limit read them in O(1); counts_v = 2 once
+ *             they are kept -- a state from before is counted once when
+ *             opened)
  *   carts     cart id "<node>.<slot>" -> cart record (state FREE, ASSIGNED or
  *             DRAINING; generation and session of the latest assignment;
  *             free-list position while FREE; the cart's breaker record)
@@ -93,7 +94,7 @@ typedef struct zc_state {
     bool readonly;    /* opened by zc_state_open_readonly: never written or synced */
 } zc_state_t;
 
-/* Open (creating) the state under dir.  map_size 0 = 256 MiB. */
+/* Open (creating) the state under dir.  map_size 0 = ZC_STATE_MAP_DEFAULT. */
 zc_state_t *zc_state_open(const char *dir, size_t map_size, char *err, size_t errlen);
 /* Open an existing state read-only, for inspection (zcart-broker
  * --dump-state): nothing is created or written, and the state of a stopped
@@ -128,10 +129,28 @@ int zc_state_each_session(zc_state_t *s, int (*fn)(const zc_session_rec_t *r, vo
  * spread over many ticks (broker/purge.c). */
 int zc_state_each_session_from(zc_state_t *s, const uint8_t from[ZC_SESSION_LEN], unsigned max,
                                int (*fn)(const zc_session_rec_t *r, void *arg), void *arg);
-/* Count the sessions into meta (sessions_live, sessions_ended, counts_v)
- * when counts_v is missing: a state written before the counters existed.
- * 0, or -1 on a storage error. */
+/* Count the sessions and carts into meta (sessions_live, sessions_ended,
+ * carts_total, counts_v) when counts_v is not 2: a state written before the
+ * counters existed.  0, or -1 on a storage error. */
 int zc_state_ensure_counts(zc_state_t *s);
+#define ZC_STATE_COUNTS_V 2
+
+/* The storage limit.  Every record (a session, a cart) is budgeted at
+ * ZC_STATE_RECORD_BUDGET bytes of map -- several times what one takes,
+ * B-tree pages half full and copy-on-write included -- so a state of
+ * zc_state_max_records(map) records fills at most half of its map: the rest
+ * is the headroom that lets every apply of an existing session's command
+ * succeed.  An ASSIGN carries the leader's limit, and every replica refuses
+ * a new session past it (STORAGE_FULL) at the same entry. */
+#define ZC_STATE_RECORD_BUDGET 512
+#define ZC_STATE_MAP_DEFAULT ((size_t)2 << 30)
+uint32_t zc_state_max_records(size_t map_size);
+/* Records counted against that limit: sessions (live and ended) + carts.
+ * O(1) (meta counters). */
+uint64_t zc_state_records(zc_state_t *s);
+/* Bytes of the map in use (pages below the high-water mark not on LMDB's
+ * free list) and the map's size. */
+int zc_state_storage(zc_state_t *s, uint64_t *used_bytes, uint64_t *map_bytes);
 uint64_t zc_state_meta(zc_state_t *s, const char *key);
 /* FNV-1a 64 over the canonical encoding of carts, free list, sessions and the
  * generation counter (not the indexes, not the member directory): equal

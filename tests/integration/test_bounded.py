@@ -12,12 +12,49 @@ b1. Purge: with --session-retention 3000 on a 3-replica cluster, a closed
     sessions_ended) and is forgotten about 3 s later on every replica
     (sessions_ended back to 0, digests equal); its id is then unknown: a
     list gets OK with no cart.
+b2. Storage limit: 3 replicas with --state-map-size 256K (512 records:
+    sessions + carts).  Sessions are opened and closed until a new one is
+    answered STORAGE_FULL; a session opened before keeps working (add,
+    list, close); no replica exits, none logs a failed apply; once the
+    ended sessions are purged (--session-retention) new sessions are
+    served again.
+b3. Cart capacity: a cart node with --map-size 512K and long item lists
+    (256 products of 64-octet names).  Sessions add distinct products until
+    an add is answered STORAGE_FULL (the detail names --map-size); then
+    every session still lists its items and closes; the node never exits;
+    once the closed carts are reset, a new session's add is served.
 """
 
 import time
 
 import harness
-from harness import CliSession, converged, wait_until
+import zcproto as zp
+from harness import CliSession, Dealer, converged, wait_until
+
+
+def cycle(d, n, product="apple"):
+    """Open n new sessions at once (an add each), close those that got a
+    cart; the add statuses by name."""
+    ids = [zp.new_session() for _ in range(n)]
+    for s in ids:
+        d.send(zp.request(s, 1, zp.OP_ADD, product, 1))
+    got = collect(d, {(s, 1) for s in ids})
+    closing = {(s, 2) for s in ids if got[(s, 1)].status == zp.OK}
+    for s, seq in closing:
+        d.send(zp.request(s, seq, zp.OP_CLOSE))
+    for k, r in collect(d, closing).items():
+        assert r.status == zp.OK, r
+    return [zp.STATUS_NAMES[got[(s, 1)].status] for s in ids]
+
+
+def collect(d, want, timeout=15):
+    """The REPLY of every (session, seq) in want, whatever their order."""
+    out, deadline = {}, time.monotonic() + timeout
+    while len(out) < len(want):
+        m = d.recv(max(deadline - time.monotonic(), 0.0))
+        if m.id == zp.REPLY and (m.session, m.seq) in want:
+            out[(m.session, m.seq)] = m
+    return out
 
 
 class Bounded(harness.ClusterTestCase):
@@ -42,6 +79,85 @@ class Bounded(harness.ClusterTestCase):
         r = s.list()
         self.assertFalse(r.get("cart"), r)
         self.assertEqual(r["items"], [], r)
+
+    def test_b2_tiny_state_map_answers_storage_full_and_recovers(self):
+        c = self.cluster(replicas=3, cart_nodes=2, slots=16,
+                         broker_args=["--state-map-size=256K", "--session-retention=15000"])
+        pids = {n: c.pid(n) for n in c.names() if n.startswith("broker")}
+        self.assertEqual(len(pids), 3, pids)
+        keep = CliSession(c)
+        keep.add("apple", 1)
+        d = Dealer(c.leader_endpoint())
+        self.addCleanup(d.close)
+        seen, full_at = [], None
+        start = time.monotonic()
+        while full_at is None and time.monotonic() - start < 60:
+            got = cycle(d, 16)
+            seen += got
+            if "STORAGE_FULL" in got:
+                full_at = time.monotonic()
+            bad = set(got) - {"OK", "NO_FREE_CART", "STORAGE_FULL"}
+            self.assertFalse(bad, got)
+        self.assertIsNotNone(full_at, "never STORAGE_FULL after %d sessions" % seen.count("OK"))
+        self.assertLess(full_at - start, 14, "filling took longer than the retention")
+        ld = c.leader()
+        self.assertEqual(ld["sessions_live"] + ld["sessions_ended"] + ld["carts_total"], 512, ld)
+        # A new session is refused at once, again and again; the old one works.
+        self.assertEqual(cycle(d, 4), ["STORAGE_FULL"] * 4)
+        keep.add("pear", 2)
+        self.assertEqual(sorted(i["product"] for i in keep.list()["items"]), ["apple", "pear"])
+        keep.close()
+        for n, pid in pids.items():
+            self.assertTrue(c.alive(n), n)
+            self.assertEqual(c.pid(n), pid, "%s restarted" % n)
+        self.assertEqual(c.grep_logs("storage error while applying"), [])
+        st = wait_until(lambda: converged(c), 10, "replicas to agree")
+        self.assertEqual(len({x["digest"] for x in st}), 1)
+        # The purge makes room: new sessions are served again.
+        wait_until(lambda: cycle(d, 1) == ["OK"], 40, "a new session after the purge",
+                   interval=0.5)
+
+    def test_b3_cart_node_with_a_tiny_map_refuses_adds_and_keeps_serving(self):
+        names = ["%s%s" % (chr(ord("a") + i // 100), "%063d" % (i % 100)) for i in range(256)]
+        catalog = harness.write_catalog("test_b3", {n: 10 ** 6 for n in names})
+        c = self.cluster(cart_nodes=1, slots=4, catalog=catalog, cart_args=["--map-size=512K"])
+        cart_pid = c.pid("cart1")
+        d = Dealer(c.leader_endpoint())
+        self.addCleanup(d.close)
+        sessions, full = [], None
+        for _ in range(4):
+            s = zp.new_session()
+            sessions.append(s)
+            for lo in range(0, 256, 32):
+                want = {(s, 1 + i) for i in range(lo, lo + 32)}
+                for i in range(lo, lo + 32):
+                    d.send(zp.request(s, 1 + i, zp.OP_ADD, names[i], 1))
+                got = collect(d, want, 30)
+                st = {m.status_name for m in got.values()}
+                self.assertTrue(st <= {"OK", "STORAGE_FULL"}, st)
+                if "STORAGE_FULL" in st:
+                    full = next(m for m in got.values() if m.status_name == "STORAGE_FULL")
+                    break
+            if full:
+                break
+        self.assertIsNotNone(full, "a 512K map took four full carts")
+        self.assertIn("--map-size", full.detail)
+        self.assertEqual(c.pid("cart1"), cart_pid)
+        self.assertTrue(c.alive("cart1"))
+        # Lists and closes still work, for every session.
+        for s in sessions:
+            r = d.request(s, 1000, zp.OP_LIST, timeout=10)
+            self.assertEqual(r.status_name, "OK", r)
+            self.assertGreater(len(r.items), 0)
+            r = d.request(s, 1001, zp.OP_CLOSE, timeout=10)
+            self.assertEqual(r.status_name, "OK", r)
+        wait_until(lambda: c.counts() == (4, 4, 0, 0), 20, "every cart reset and free")
+        s = zp.new_session()
+        r = d.request(s, 1, zp.OP_ADD, names[0], 1, timeout=10)
+        self.assertEqual(r.status_name, "OK", r)
+        self.assertTrue(c.alive("cart1"))
+        self.assertEqual(c.pid("cart1"), cart_pid, "the cart node restarted")
+        self.assertEqual(c.grep_logs("storage commit failed"), [])
 
 
 if __name__ == "__main__":

@@ -787,6 +787,104 @@ TEST(purge_forgets_old_ended_sessions_only)
     zc_fsm_destroy(&g);
 }
 
+static zc_fsm_t *open_fsm_map(char *dir_out, size_t map)
+{
+    char err[256];
+    snprintf(dir_out, 256, "%s/fsm%d", root, dir_seq++);
+    zc_fsm_t *f = zc_fsm_new(dir_out, map, err, sizeof err);
+    if (f == NULL)
+        fprintf(stderr, "zc_fsm_new: %s\n", err);
+    return f;
+}
+
+/* One whole session on a cart: ASSIGN (with a limit), RELEASE, RETURN. */
+static int session_cycle(zc_fsm_t *f, int k, uint32_t max_records)
+{
+    zc_cmd_t c = {.type = ZC_CMD_ASSIGN, .time_ms = 2000};
+    session_id(c.assign.session, k);
+    c.assign.session[1] = (uint8_t)(k >> 8);
+    c.assign.max_records = max_records;
+    zc_cmd_result_t r = apply(f, &c);
+    if (r.status != ZC_OK)
+        return r.status;
+    zc_cmd_t rel = {.type = ZC_CMD_RELEASE, .time_ms = 3000};
+    memcpy(rel.release.session, c.assign.session, ZC_SESSION_LEN);
+    rel.release.why = ZC_RELEASE_CLOSE;
+    apply(f, &rel);
+    CHECK_EQ_U64(do_return(f, r.cart, r.generation).status, ZC_OK);
+    return ZC_OK;
+}
+
+/* A tiny map: new sessions get STORAGE_FULL at the limit the ASSIGN
+ * carries, never a failed apply; an existing session still closes; a purge
+ * makes room again; the state stays within its map. */
+TEST(storage_limit_refuses_new_sessions_and_never_fails_apply)
+{
+    char d[256];
+    size_t map = 256u << 10;
+    zc_fsm_t *f = open_fsm_map(d, map);
+    CHECK(f != NULL);
+    if (f == NULL)
+        return;
+    uint32_t limit = zc_state_max_records(map);
+    CHECK_EQ_U64(limit, map / ZC_STATE_RECORD_BUDGET);
+    do_register(f, "n", 4, 0, false);
+    zc_cmd_t keep = {.type = ZC_CMD_ASSIGN, .time_ms = 2000};
+    session_id(keep.assign.session, 0xFF);
+    keep.assign.session[1] = 0xFF;
+    keep.assign.max_records = limit;
+    CHECK_EQ_U64(apply(f, &keep).status, ZC_OK); /* a session that stays live */
+    int k = 0, st = ZC_OK;
+    while (k < 4 * (int)limit && (st = session_cycle(f, k, limit)) == ZC_OK)
+        k++;
+    CHECK_EQ_U64(st, ZC_STORAGE_FULL);
+    CHECK_EQ_U64(zc_state_records(zc_fsm_state(f)), limit);
+    CHECK_EQ_U64((uint64_t)k + 1 + 4, limit); /* sessions + the kept one + carts */
+    uint64_t used, mapb;
+    CHECK(zc_state_storage(zc_fsm_state(f), &used, &mapb) == 0);
+    CHECK(used <= mapb / 2);
+    /* The live session still closes. */
+    zc_cmd_t rel = {.type = ZC_CMD_RELEASE, .time_ms = 3000};
+    memcpy(rel.release.session, keep.assign.session, ZC_SESSION_LEN);
+    rel.release.why = ZC_RELEASE_CLOSE;
+    zc_cmd_result_t r = apply(f, &rel);
+    CHECK_EQ_U64(r.status, ZC_OK);
+    CHECK_EQ_U64(counts(f).sessions_live, 0);
+    /* Purge some, and new sessions are served again. */
+    zc_cmd_t pu = {.type = ZC_CMD_PURGE, .time_ms = 100000, .purge.retention_ms = 1000};
+    for (int i = 0; i < ZC_PURGE_MAX; i++) {
+        session_id(pu.purge.sessions[i], i);
+        pu.purge.sessions[i][1] = (uint8_t)(i >> 8);
+    }
+    pu.purge.n = ZC_PURGE_MAX;
+    CHECK_EQ_U64(apply(f, &pu).count, ZC_PURGE_MAX);
+    CHECK_EQ_U64(session_cycle(f, 5000, limit), ZC_OK);
+    check_invariants(f);
+    zc_fsm_destroy(&f);
+}
+
+/* A replica whose map is smaller than its leader's limit assumes: apply
+ * grows the map instead of failing (raft would stop and the broker
+ * crash-loop on the same entry). */
+TEST(apply_grows_a_full_map_instead_of_failing)
+{
+    char d[256];
+    size_t map = 128u << 10;
+    zc_fsm_t *f = open_fsm_map(d, map);
+    CHECK(f != NULL);
+    if (f == NULL)
+        return;
+    do_register(f, "n", 4, 0, false);
+    for (int k = 0; k < 3000; k++)
+        CHECK_EQ_U64(session_cycle(f, k, 0), ZC_OK); /* apply_at CHECKs the return code */
+    uint64_t used, mapb;
+    CHECK(zc_state_storage(zc_fsm_state(f), &used, &mapb) == 0);
+    CHECK(mapb > map);
+    CHECK_EQ_U64(counts(f).sessions_ended, 3000);
+    check_invariants(f);
+    zc_fsm_destroy(&f);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/zcart-test-fsm.%d", (int)getpid());
@@ -809,6 +907,8 @@ int main(void)
     RUN(lost_cart_reassigns_its_session_and_drains);
     RUN(each_session_and_readonly_open);
     RUN(purge_forgets_old_ended_sessions_only);
+    RUN(storage_limit_refuses_new_sessions_and_never_fails_apply);
+    RUN(apply_grows_a_full_map_instead_of_failing);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)
