@@ -92,6 +92,9 @@ typedef struct broker {
     zc_map_t *inflight;       /* corr -> breq_t */
     zc_link_t waiting;        /* breq_t by expiry */
     unsigned n_at_node;       /* breqs in state BREQ_AT_NODE */
+    unsigned n_proposing;     /* breqs waiting for their own proposal to commit
+                                 (ASSIGNING, RELEASING, PROBING, TELLING) */
+    uint64_t busy;            /* requests answered BUSY (admission control) */
     zc_map_t *nodes;          /* node name -> node_info_t */
     zc_map_t *carts;          /* cart id -> cart_info_t (draining carts) */
     zc_map_t *breakers;       /* cart id -> liveness.c's brk_info_t (failure counts) */

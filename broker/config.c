@@ -51,6 +51,12 @@ static const char usage[] =
     "                            STORAGE_FULL once sessions + carts reach BYTES/512\n"
     "                            records (half the map at most), so existing sessions\n"
     "                            always fit; give every replica the same value\n"
+    "  --max-waiting N           client requests the leader works on at once (waiting\n"
+    "                            for a commit, a node or a cart); more are answered\n"
+    "                            BUSY with a retry hint (16..1000000, default 4096)\n"
+    "  --max-proposals N         of those, requests waiting for their own raft entry\n"
+    "                            (first add, close, CART_LOST, probe); more are\n"
+    "                            answered BUSY (1..1000000, default 1024)\n"
     "  --join                    join an existing cluster instead of bootstrapping\n"
     "  --log-level LEVEL         debug, info, warn or error (default info)\n"
     "  --dump-state              print the replicated state in DIR/state (applied index,\n"
@@ -129,7 +135,7 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
 {
     enum { O_ID = 1, O_DATA, O_REPLICA, O_ELECTION, O_HEARTBEAT, O_SNAP_T, O_SNAP_TR, O_CART_TO,
            O_DRAIN, O_LOG, O_JOIN, O_HELP, O_LIVENESS, O_BRK_FAIL, O_BRK_WAIT, O_BRK_WAIT_MAX,
-           O_BRK_PROBES, O_TTL, O_LOST, O_DUMP, O_RETENTION, O_MAP };
+           O_BRK_PROBES, O_TTL, O_LOST, O_DUMP, O_RETENTION, O_MAP, O_MAX_WAIT, O_MAX_PROP };
     static const struct option opts[] = {
         {"id", required_argument, NULL, O_ID},
         {"data", required_argument, NULL, O_DATA},
@@ -149,6 +155,8 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
         {"cart-lost-after", required_argument, NULL, O_LOST},
         {"session-retention", required_argument, NULL, O_RETENTION},
         {"state-map-size", required_argument, NULL, O_MAP},
+        {"max-waiting", required_argument, NULL, O_MAX_WAIT},
+        {"max-proposals", required_argument, NULL, O_MAX_PROP},
         {"log-level", required_argument, NULL, O_LOG},
         {"join", no_argument, NULL, O_JOIN},
         {"dump-state", no_argument, NULL, O_DUMP},
@@ -171,6 +179,8 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
     c->cart_lost_ms = 60000;
     c->session_retention_ms = 3600000;
     c->state_map_size = ZC_STATE_MAP_DEFAULT;
+    c->max_waiting = 4096;
+    c->max_proposals = 1024;
     c->log_level = ZC_LOG_INFO;
     unsigned id = 0;
     int o;
@@ -253,6 +263,14 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
         case O_MAP:
             if (!zc_parse_size(optarg, (uint64_t)256 << 10, (uint64_t)1024 << 30, &c->state_map_size))
                 bad = "--state-map-size wants 256K..1024G (bytes, or with K, M or G)";
+            break;
+        case O_MAX_WAIT:
+            if (!parse_uint(optarg, 16, 1000000, &c->max_waiting))
+                bad = "--max-waiting wants 16..1000000";
+            break;
+        case O_MAX_PROP:
+            if (!parse_uint(optarg, 1, 1000000, &c->max_proposals))
+                bad = "--max-proposals wants 1..1000000";
             break;
         case O_LOG:
             if (!zc_log_parse_level(optarg, &c->log_level))

@@ -36,6 +36,10 @@ typedef struct {
                                                       loses its carts' sessions to fresh carts */
     uint64_t state_map_size;                       /* --state-map-size: LMDB map of the state,
                                                       bytes; sets the storage limit */
+    unsigned max_waiting;                          /* --max-waiting: client requests a leader
+                                                      works on at once; more get BUSY */
+    unsigned max_proposals;                        /* --max-proposals: of those, waiting for
+                                                      their own proposal to commit */
     zc_log_level_t log_level;                      /* --log-level */
     bool join;                                     /* --join: never bootstrap */
     bool dump_state;                               /* --dump-state: print DIR/state, exit */

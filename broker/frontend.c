@@ -87,6 +87,9 @@ static const char *invalid_request(const zc_msg_t *m)
     }
 }
 
+/* Messages queued per client connection, each way. */
+#define FRONT_HWM 1000
+
 /* Status lists at most this many breakers; breakers_not_closed counts all. */
 #define STATUS_BREAKERS_MAX 256
 
@@ -149,6 +152,7 @@ static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, 
     zc_msg_add_prop(&r, "sessions_live", "%u", n.sessions_live);
     zc_msg_add_prop(&r, "sessions_ended", "%u", n.sessions_ended);
     zc_msg_add_prop(&r, "inflight", "%zu", zc_map_size(b->inflight));
+    zc_msg_add_prop(&r, "busy", "%" PRIu64, b->busy);
     zc_msg_add_prop(&r, "bad_requests", "%" PRIu64, b->bad_requests);
     zc_msg_add_prop(&r, "dropped", "%" PRIu64, b->dropped);
     breakers_t brk = {&r, 0};
@@ -247,7 +251,11 @@ int frontend_open(broker_t *b, char *err, size_t errlen)
     if (b->front == NULL)
         goto err;
     zc_zsock_defaults(b->front);
-    int hwm = 100000;
+    /* Per connection: a client that does not read its replies loses the
+     * ones past FRONT_HWM (a ROUTER drops them) instead of growing the
+     * replica's memory; one that sends faster than it is served is held
+     * back by TCP past FRONT_HWM unread frames. */
+    int hwm = FRONT_HWM;
     zmq_setsockopt(b->front, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(b->front, ZMQ_RCVHWM, &hwm, sizeof hwm);
     if (zmq_bind(b->front, b->self->client_endpoint) != 0)

@@ -402,6 +402,17 @@ uint64_t zc_state_meta(zc_state_t *s, const char *key)
     return v;
 }
 
+uint64_t zc_state_free_count(zc_state_t *s)
+{
+    MDB_txn *t = rtxn(s);
+    MDB_stat st;
+    if (t == NULL)
+        return 0;
+    uint64_t n = mdb_stat(t, s->free, &st) == 0 ? st.ms_entries : 0;
+    mdb_txn_abort(t);
+    return n;
+}
+
 int zc_state_get_member(zc_state_t *s, uint64_t id, zc_member_t *out)
 {
     MDB_txn *t = rtxn(s);

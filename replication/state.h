@@ -152,6 +152,8 @@ uint64_t zc_state_records(zc_state_t *s);
  * free list) and the map's size. */
 int zc_state_storage(zc_state_t *s, uint64_t *used_bytes, uint64_t *map_bytes);
 uint64_t zc_state_meta(zc_state_t *s, const char *key);
+/* Entries on the free list (whatever their breakers), O(1). */
+uint64_t zc_state_free_count(zc_state_t *s);
 /* FNV-1a 64 over the canonical encoding of carts, free list, sessions and the
  * generation counter (not the indexes, not the member directory): equal
  * states, equal digests. */

@@ -23,8 +23,19 @@ b3. Cart capacity: a cart node with --map-size 512K and long item lists
     an add is answered STORAGE_FULL (the detail names --map-size); then
     every session still lists its items and closes; the node never exits;
     once the closed carts are reset, a new session's add is served.
+b4. Admission: --max-waiting 16 with a slow stock (200 ms per check): 64
+    pipelined adds of one session get OK or BUSY (a detail with "retry
+    after N ms"), at least one BUSY, and every BUSY add succeeds when
+    retried later; --max-proposals 1: 8 first adds at once, some BUSY;
+    with every cart taken, a new session's add is NO_FREE_CART without a
+    raft entry (the leader's applied index does not move).
+b5. A client that never reads: 60000 STATUS requests on one connection
+    whose replies are never read; the leader keeps answering others and its
+    RSS grows by less than 20 MB (each reply is ~1 KB: with a queue of
+    100,000 messages per connection it would hold ~50 MB).
 """
 
+import sys
 import time
 
 import harness
@@ -159,6 +170,83 @@ class Bounded(harness.ClusterTestCase):
         self.assertEqual(c.pid("cart1"), cart_pid, "the cart node restarted")
         self.assertEqual(c.grep_logs("storage commit failed"), [])
 
+    def test_b4_admission_control_answers_busy(self):
+        catalog = harness.write_catalog("test_b4", {"p%02d" % i: 1000 for i in range(64)})
+        c = self.cluster(cart_nodes=1, slots=2, catalog=catalog, stock_delay="200",
+                         broker_args=["--max-waiting=16", "--max-proposals=1"])
+        d = Dealer(c.leader_endpoint())
+        self.addCleanup(d.close)
+        s = zp.new_session()
+        r = d.request(s, 1, zp.OP_ADD, "p00", 1, timeout=10)
+        self.assertEqual(r.status_name, "OK", r)
+        want = {(s, 2 + i) for i in range(63)}
+        for i in range(63):
+            d.send(zp.request(s, 2 + i, zp.OP_ADD, "p%02d" % (i + 1), 1))
+        got = collect(d, want, 30)
+        names = [m.status_name for m in got.values()]
+        self.assertTrue(set(names) <= {"OK", "BUSY"}, names)
+        busy = [m for m in got.values() if m.status_name == "BUSY"]
+        self.assertTrue(busy, "64 adds at once with --max-waiting 16: no BUSY")
+        self.assertRegex(busy[0].detail, r"retry after \d+ ms")
+        for m in busy:
+            r = d.request(s, m.seq, zp.OP_ADD, "p%02d" % (m.seq - 1), 1, timeout=10)
+            self.assertEqual(r.status_name, "OK", r)
+        r = d.request(s, 100, zp.OP_LIST, timeout=10)
+        self.assertEqual(len(r.items), 64, r)
+        # --max-proposals 1: first adds of new sessions at once.
+        ids = [zp.new_session() for _ in range(8)]
+        for x in ids:
+            d.send(zp.request(x, 1, zp.OP_ADD, "p00", 1))
+        got = collect(d, {(x, 1) for x in ids}, 30)
+        names = sorted(m.status_name for m in got.values())
+        self.assertIn("BUSY", names)
+        self.assertTrue(set(names) <= {"OK", "BUSY", "NO_FREE_CART"}, names)
+        # Both carts taken: a new session is refused without a raft entry.
+        wait_until(lambda: c.counts() and c.counts()[1] == 0, 10, "no free cart")
+        before = c.leader()["applied_index"]
+        for _ in range(5):
+            r = d.request(zp.new_session(), 1, zp.OP_ADD, "p00", 1, timeout=10)
+            self.assertEqual(r.status_name, "NO_FREE_CART", r)
+        self.assertEqual(c.leader()["applied_index"], before)
+        self.assertGreater(c.leader()["busy"], 0)
+
+    def test_b5_a_client_that_never_reads_costs_bounded_memory(self):
+        c = self.cluster(cart_nodes=1, slots=1)
+        ep = c.leader_endpoint()
+        pid = c.pid("broker1")
+
+        def rss_kb():
+            with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        zmq = harness.zmq
+        sock = harness.zctx().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, 1)
+        sock.setsockopt(zmq.RCVBUF, 4096)
+        sock.setsockopt(zmq.SNDHWM, 100000)
+        sock.connect(ep)
+        self.addCleanup(sock.close, 0)
+        bad0 = c.replica_status(ep)["bad_requests"]
+        before = rss_kb()
+        n = 60000
+        for i in range(n):
+            sock.send(zp.encode(zp.status(i + 1)))
+        sock.send(b"junk")  # answered last: bad_requests moves once the flood is through
+        # Others are served meanwhile.
+        CliSession(c).add("apple", 1)
+        wait_until(lambda: c.replica_status(ep)["bad_requests"] == bad0 + 1, 60,
+                   "the replica to get through the flood")
+        grown = rss_kb() - before
+        print("b5: RSS grew by %d KB" % grown, file=sys.stderr)
+        self.assertLess(grown, 15000, "RSS grew by %d KB" % grown)
+        # What was queued for the non-reader is bounded, the rest dropped.
+        got = 0
+        while sock.poll(1000):
+            sock.recv()
+            got += 1
+        self.assertLess(got, n // 2, "%d of %d replies were queued" % (got, n))
 
 if __name__ == "__main__":
     harness.main()
