@@ -51,6 +51,11 @@ static const char usage[] =
     "                            STORAGE_FULL once sessions + carts reach BYTES/512\n"
     "                            records (half the map at most), so existing sessions\n"
     "                            always fit; give every replica the same value\n"
+    "  --placement least-loaded|fifo\n"
+    "                            which free cart a new session gets: one on the cart\n"
+    "                            node with the fewest assigned carts among those with\n"
+    "                            a free cart whose breaker is CLOSED (ties: free-list\n"
+    "                            order), or the free list's head (default least-loaded)\n"
     "  --max-waiting N           client requests the leader works on at once (waiting\n"
     "                            for a commit, a node or a cart); more are answered\n"
     "                            BUSY with a retry hint (16..1000000, default 4096)\n"
@@ -135,7 +140,7 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
 {
     enum { O_ID = 1, O_DATA, O_REPLICA, O_ELECTION, O_HEARTBEAT, O_SNAP_T, O_SNAP_TR, O_CART_TO,
            O_DRAIN, O_LOG, O_JOIN, O_HELP, O_LIVENESS, O_BRK_FAIL, O_BRK_WAIT, O_BRK_WAIT_MAX,
-           O_BRK_PROBES, O_TTL, O_LOST, O_DUMP, O_RETENTION, O_MAP, O_MAX_WAIT, O_MAX_PROP };
+           O_BRK_PROBES, O_TTL, O_LOST, O_DUMP, O_RETENTION, O_MAP, O_MAX_WAIT, O_MAX_PROP, O_PLACEMENT };
     static const struct option opts[] = {
         {"id", required_argument, NULL, O_ID},
         {"data", required_argument, NULL, O_DATA},
@@ -156,6 +161,7 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
         {"session-retention", required_argument, NULL, O_RETENTION},
         {"state-map-size", required_argument, NULL, O_MAP},
         {"max-waiting", required_argument, NULL, O_MAX_WAIT},
+        {"placement", required_argument, NULL, O_PLACEMENT},
         {"max-proposals", required_argument, NULL, O_MAX_PROP},
         {"log-level", required_argument, NULL, O_LOG},
         {"join", no_argument, NULL, O_JOIN},
@@ -180,6 +186,7 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
     c->session_retention_ms = 3600000;
     c->state_map_size = ZC_STATE_MAP_DEFAULT;
     c->max_waiting = 4096;
+    c->placement = ZC_PLACE_LEAST_LOADED;
     c->max_proposals = 1024;
     c->log_level = ZC_LOG_INFO;
     unsigned id = 0;
@@ -263,6 +270,14 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
         case O_MAP:
             if (!zc_parse_size(optarg, (uint64_t)256 << 10, (uint64_t)1024 << 30, &c->state_map_size))
                 bad = "--state-map-size wants 256K..1024G (bytes, or with K, M or G)";
+            break;
+        case O_PLACEMENT:
+            if (strcmp(optarg, "least-loaded") == 0)
+                c->placement = ZC_PLACE_LEAST_LOADED;
+            else if (strcmp(optarg, "fifo") == 0)
+                c->placement = ZC_PLACE_FIFO;
+            else
+                bad = "--placement wants least-loaded or fifo";
             break;
         case O_MAX_WAIT:
             if (!parse_uint(optarg, 16, 1000000, &c->max_waiting))

@@ -36,6 +36,7 @@ typedef struct {
                                                       loses its carts' sessions to fresh carts */
     uint64_t state_map_size;                       /* --state-map-size: LMDB map of the state,
                                                       bytes; sets the storage limit */
+    uint8_t placement;                             /* --placement: ZC_PLACE_* */
     unsigned max_waiting;                          /* --max-waiting: client requests a leader
                                                       works on at once; more get BUSY */
     unsigned max_proposals;                        /* --max-proposals: of those, waiting for

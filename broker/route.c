@@ -403,6 +403,7 @@ static void dispatch(broker_t *b, breq_t *q)
         zc_cmd_t c = {.type = ZC_CMD_ASSIGN, .time_ms = zc_wall_ms()};
         memcpy(c.assign.session, req->session, ZC_SESSION_LEN);
         c.assign.max_records = limit;
+        c.assign.placement = b->cfg.placement;
         propose(b, q, &c, BREQ_ASSIGNING, assign_done);
         return;
     }

@@ -41,6 +41,7 @@ int zc_cmd_encode(const zc_cmd_t *c, zc_wbuf_t *w)
     case ZC_CMD_ASSIGN:
         zc_wbuf_bytes(w, c->assign.session, ZC_SESSION_LEN);
         zc_wbuf_u32(w, c->assign.max_records);
+        zc_wbuf_u8(w, c->assign.placement);
         break;
     case ZC_CMD_RELEASE:
         zc_wbuf_bytes(w, c->release.session, ZC_SESSION_LEN);
@@ -117,6 +118,9 @@ int zc_cmd_decode(zc_cmd_t *c, const void *data, size_t len)
     case ZC_CMD_ASSIGN:
         zc_rbuf_bytes(&r, c->assign.session, ZC_SESSION_LEN);
         c->assign.max_records = zc_rbuf_u32(&r);
+        c->assign.placement = zc_rbuf_u8(&r);
+        if (c->assign.placement > ZC_PLACE_LEAST_LOADED)
+            return -1;
         break;
     case ZC_CMD_RELEASE:
         zc_rbuf_bytes(&r, c->release.session, ZC_SESSION_LEN);

@@ -13,8 +13,9 @@
  *
  *     REGISTER  str node, u16 n, n * (u16 slot, u64 generation, u8 dirty)
  *     ASSIGN    16 session, u32 max_records (the leader's storage limit,
- *               state.h; 0 = none: an entry from before the field existed
- *               decodes with 0 from its zero padding)
+ *               state.h; 0 = none), u8 placement (ZC_PLACE_*); an entry
+ *               from before these fields decodes with 0s from its zero
+ *               padding: no limit, FIFO
  *     RELEASE   16 session, u8 why (1 close, 2 lease expired)
  *     RETURN    str cart, u64 generation
  *     MEMBER_SET u64 id, str raft_address, str client_endpoint, str cart_endpoint
@@ -64,6 +65,11 @@ typedef enum {
 #define ZC_PURGE_MAX 64 /* sessions one PURGE may name: a bounded apply */
 
 enum { ZC_RELEASE_CLOSE = 1, ZC_RELEASE_EXPIRED = 2 };
+/* Which free cart an ASSIGN takes. */
+enum {
+    ZC_PLACE_FIFO = 0,         /* the free list's head (with a CLOSED breaker) */
+    ZC_PLACE_LEAST_LOADED = 1, /* on the node with the fewest ASSIGNED carts */
+};
 
 /* One slot in a REGISTER. */
 typedef struct {
@@ -85,6 +91,7 @@ typedef struct {
             uint8_t session[ZC_SESSION_LEN]; /* session to assign */
             uint32_t max_records;            /* refuse a new session at this many
                                                 records (zc_state_records); 0 none */
+            uint8_t placement;               /* ZC_PLACE_* */
         } assign;
         struct {
             uint8_t session[ZC_SESSION_LEN]; /* session to end */

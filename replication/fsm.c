@@ -37,7 +37,8 @@ zc_fsm_t *zc_fsm_new(const char *dir, size_t map_size, char *err, size_t errlen)
         free(f);
         return NULL;
     }
-    if (zc_state_ensure_counts(f->state) != 0) {
+    if (zc_state_ensure_counts(f->state) != 0 ||
+        (zc_state_meta(f->state, "index_v") != 1 && zc_state_rebuild_indexes(f->state) != 0)) {
         snprintf(err, errlen, "%s: could not count the sessions of the state", dir);
         zc_state_close(&f->state);
         free(f);
@@ -159,7 +160,8 @@ static int apply_assign(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resul
         return 0;
     }
     zc_cart_rec_t cart;
-    rc = first_free(s, t, &cart);
+    rc = c->assign.placement == ZC_PLACE_LEAST_LOADED ? zc_state_txn_least_loaded(s, t, &cart)
+                                                      : first_free(s, t, &cart);
     if (rc < 0)
         return -1;
     if (rc == 1) {
@@ -174,7 +176,7 @@ static int apply_assign(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resul
     static uint64_t mutant_calls;
     gen += ++mutant_calls % 2;
 #endif
-    if (zc_state_txn_free_del(s, t, cart.free_pos) != 0)
+    if (zc_state_txn_free_take(s, t, &cart) != 0 || zc_state_txn_load_add(s, t, cart.node, 1) != 0)
         return -1;
     cart.state = ZC_CART_ASSIGNED;
     cart.generation = gen;
@@ -231,7 +233,8 @@ static int apply_release(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resu
          * the leader sends names that generation. */
         cart.state = ZC_CART_DRAINING;
         cart.since_ms = c->time_ms;
-        if (zc_state_txn_put_cart(s, t, &cart) != 0)
+        if (zc_state_txn_put_cart(s, t, &cart) != 0 ||
+            zc_state_txn_load_add(s, t, cart.node, -1) != 0)
             return -1;
     }
     return 0;
@@ -289,7 +292,9 @@ static int apply_reassign(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_res
     uint64_t gen = zc_state_txn_meta(s, t, "next_gen");
     if (gen == 0)
         gen = 1;
-    if (zc_state_txn_free_del(s, t, fresh.free_pos) != 0)
+    if (zc_state_txn_free_take(s, t, &fresh) != 0 ||
+        zc_state_txn_load_add(s, t, fresh.node, 1) != 0 ||
+        zc_state_txn_load_add(s, t, lost.node, -1) != 0)
         return -1;
     fresh.state = ZC_CART_ASSIGNED;
     fresh.generation = gen;
@@ -588,6 +593,8 @@ int zc_fsm_restore(zc_fsm_t *f, const void *data, size_t len)
     mdb_env_sync(s->env, 1);
     if (zc_state_ensure_counts(s) != 0)
         zc_warn("restore: could not count the sessions; status counts may be off");
+    if (zc_state_rebuild_indexes(s) != 0)
+        zc_warn("restore: could not rebuild the placement indexes");
     f->applied_index = zc_state_meta(s, "applied_index");
     zc_info("restore: state replaced by snapshot at %llu", (unsigned long long)index);
     return 0;

@@ -116,7 +116,7 @@ zc_state_t *zc_state_open(const char *dir, size_t map_size, char *err, size_t er
     }
     if ((rc = mdb_env_create(&s->env)) != 0)
         goto err_lmdb;
-    mdb_env_set_maxdbs(s->env, 8);
+    mdb_env_set_maxdbs(s->env, 10);
     mdb_env_set_mapsize(s->env, map_size ? map_size : ZC_STATE_MAP_DEFAULT);
     if ((rc = mdb_env_open(s->env, dir, MDB_NOSYNC | MDB_NOTLS, 0644)) != 0)
         goto err_lmdb;
@@ -127,7 +127,9 @@ zc_state_t *zc_state_open(const char *dir, size_t map_size, char *err, size_t er
         (rc = mdb_dbi_open(t, "free", MDB_CREATE, &s->free)) != 0 ||
         (rc = mdb_dbi_open(t, "sessions", MDB_CREATE, &s->sessions)) != 0 ||
         (rc = mdb_dbi_open(t, "members", MDB_CREATE, &s->members)) != 0 ||
-        (rc = mdb_dbi_open(t, "local", MDB_CREATE, &s->local)) != 0) {
+        (rc = mdb_dbi_open(t, "local", MDB_CREATE, &s->local)) != 0 ||
+        (rc = mdb_dbi_open(t, "nodefree", MDB_CREATE, &s->nodefree)) != 0 ||
+        (rc = mdb_dbi_open(t, "nodeload", MDB_CREATE, &s->nodeload)) != 0) {
         mdb_txn_abort(t);
         goto err_lmdb;
     }
@@ -172,7 +174,7 @@ zc_state_t *zc_state_open_readonly(const char *dir, char *err, size_t errlen)
     s->readonly = true;
     if ((rc = mdb_env_create(&s->env)) != 0)
         goto err_lmdb;
-    mdb_env_set_maxdbs(s->env, 8);
+    mdb_env_set_maxdbs(s->env, 10);
     if ((rc = mdb_env_open(s->env, dir, MDB_RDONLY | MDB_NOTLS, 0644)) != 0)
         goto err_lmdb;
     if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t)) != 0)
@@ -305,16 +307,154 @@ int zc_state_txn_add_meta(zc_state_t *s, MDB_txn *t, const char *key, int64_t de
     return zc_state_txn_set_meta(s, t, key, (uint64_t)((int64_t)v + delta));
 }
 
+/* nodefree key: node, 0x00, be64 position. */
+static size_t nodefree_key(uint8_t *buf, const char *node, uint64_t pos)
+{
+    size_t n = strlen(node);
+    memcpy(buf, node, n);
+    buf[n] = 0;
+    be64(buf + n + 1, pos);
+    return n + 9;
+}
+
 int zc_state_txn_free_push(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *c)
 {
     uint64_t pos = zc_state_txn_meta(s, t, "free_tail");
-    uint8_t b[8];
+    uint8_t b[8], nk[ZC_NODE_MAX + 9];
     be64(b, pos);
     MDB_val k = {8, b}, v = {strlen(c->id), c->id};
     if (mdb_put(t, s->free, &k, &v, 0) != 0)
         return -1;
+    MDB_val ik = {nodefree_key(nk, c->node, pos), nk};
+    if (mdb_put(t, s->nodefree, &ik, &v, 0) != 0)
+        return -1;
     c->free_pos = pos;
     return zc_state_txn_set_meta(s, t, "free_tail", pos + 1);
+}
+
+int zc_state_txn_free_take(zc_state_t *s, MDB_txn *t, const zc_cart_rec_t *c)
+{
+    uint8_t nk[ZC_NODE_MAX + 9];
+    MDB_val ik = {nodefree_key(nk, c->node, c->free_pos), nk};
+    int rc = mdb_del(t, s->nodefree, &ik, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return -1;
+    return zc_state_txn_free_del(s, t, c->free_pos);
+}
+
+uint64_t zc_state_txn_load(zc_state_t *s, MDB_txn *t, const char *node)
+{
+    MDB_val k = {strlen(node), (void *)node}, v;
+    if (mdb_get(t, s->nodeload, &k, &v) != 0 || v.mv_size != 8)
+        return 0;
+    return from_be64(v.mv_data);
+}
+
+int zc_state_txn_load_add(zc_state_t *s, MDB_txn *t, const char *node, int64_t delta)
+{
+    uint64_t n = zc_state_txn_load(s, t, node);
+    n = delta < 0 && (uint64_t)-delta > n ? 0 : (uint64_t)((int64_t)n + delta);
+    uint8_t b[8];
+    be64(b, n);
+    MDB_val k = {strlen(node), (void *)node}, v = {8, b};
+    return mdb_put(t, s->nodeload, &k, &v, 0) == 0 ? 0 : -1;
+}
+
+int zc_state_txn_least_loaded(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *out)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(t, s->nodefree, &cur), found = 1;
+    uint64_t best_load = 0, best_pos = 0;
+    if (rc != 0)
+        return -1;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        /* k is the first entry of a node: walk that node's free carts to
+         * the first with a CLOSED breaker. */
+        char node[ZC_NODE_MAX + 1];
+        const uint8_t *kb = k.mv_data;
+        size_t nl = k.mv_size >= 9 ? k.mv_size - 9 : 0;
+        if (nl == 0 || nl > ZC_NODE_MAX || kb[nl] != 0) {
+            found = -1;
+            break;
+        }
+        memcpy(node, kb, nl);
+        node[nl] = 0;
+        uint64_t load = zc_state_txn_load(s, t, node);
+        bool better_possible = found == 1 || load <= best_load;
+        while (rc == 0 && better_possible && k.mv_size == nl + 9 &&
+               memcmp(k.mv_data, node, nl) == 0 && ((uint8_t *)k.mv_data)[nl] == 0) {
+            char id[ZC_CART_MAX + 1];
+            zc_cart_rec_t c;
+            size_t n = v.mv_size < ZC_CART_MAX ? v.mv_size : ZC_CART_MAX;
+            memcpy(id, v.mv_data, n);
+            id[n] = 0;
+            if (zc_state_txn_get_cart(s, t, id, &c) != 0) {
+                mdb_cursor_close(cur);
+                return -1;
+            }
+            if (c.breaker.state == ZC_BRK_CLOSED) {
+                if (found == 1 || load < best_load || (load == best_load && c.free_pos < best_pos)) {
+                    *out = c;
+                    best_load = load;
+                    best_pos = c.free_pos;
+                    found = 0;
+                }
+                break;
+            }
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        /* On to the next node: the first key past "node\x01". */
+        uint8_t next[ZC_NODE_MAX + 1];
+        memcpy(next, node, nl);
+        next[nl] = 1;
+        k.mv_data = next;
+        k.mv_size = nl + 1;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return -1;
+    return found;
+}
+
+int zc_state_rebuild_indexes(zc_state_t *s)
+{
+    if (s->readonly)
+        return 0;
+    MDB_txn *t;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
+        return -1;
+    int rc = mdb_drop(t, s->nodefree, 0) != 0 || mdb_drop(t, s->nodeload, 0) != 0 ||
+                     mdb_cursor_open(t, s->carts, &cur) != 0
+                 ? -1
+                 : 0;
+    if (rc == 0) {
+        for (int op = MDB_FIRST; rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+            zc_cart_rec_t c;
+            if (decode_cart(&k, &v, &c) != 0)
+                continue;
+            if (c.state == ZC_CART_FREE) {
+                uint8_t nk[ZC_NODE_MAX + 9];
+                MDB_val ik = {nodefree_key(nk, c.node, c.free_pos), nk};
+                MDB_val iv = {strlen(c.id), c.id};
+                rc = mdb_put(t, s->nodefree, &ik, &iv, 0) == 0 ? 0 : -1;
+            } else if (c.state == ZC_CART_ASSIGNED) {
+                rc = zc_state_txn_load_add(s, t, c.node, 1);
+            }
+        }
+        mdb_cursor_close(cur);
+    }
+    if (rc == 0)
+        rc = zc_state_txn_set_meta(s, t, "index_v", 1);
+    if (rc != 0) {
+        mdb_txn_abort(t);
+        return -1;
+    }
+    return mdb_txn_commit(t) == 0 ? 0 : -1;
 }
 
 int zc_state_txn_free_del(zc_state_t *s, MDB_txn *t, uint64_t pos)

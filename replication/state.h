@@ -18,6 +18,14 @@
  *             (the directory behind NOT_LEADER redirects; raft's own
  *             configuration decides who votes)
  *
+ * and two indexes derived from `carts` for least-loaded placement, kept by
+ * every apply but neither snapshotted nor hashed (rebuilt from the carts
+ * when a state is opened without them, and after every restore):
+ *
+ *   nodefree  node name, 0x00, u64 free position -> cart id: each node's
+ *             free carts in free-list order
+ *   nodeload  node name -> u64 carts ASSIGNED on that node
+ *
  * Invariant kept by every apply: registered carts = free + assigned +
  * draining, disjoint; a cart is FREE iff it has an entry in `free`; a LIVE
  * session's cart is ASSIGNED to it with the same generation.
@@ -90,6 +98,8 @@ typedef struct zc_state {
     MDB_dbi free;     /* free list */
     MDB_dbi sessions; /* session table */
     MDB_dbi members;  /* replica directory */
+    MDB_dbi nodefree; /* index: node + free position -> cart id */
+    MDB_dbi nodeload; /* index: node -> ASSIGNED carts */
     MDB_dbi local;    /* this replica's own facts: never replicated, snapshotted or hashed */
     bool readonly;    /* opened by zc_state_open_readonly: never written or synced */
 } zc_state_t;
@@ -184,6 +194,19 @@ int zc_state_txn_set_meta(zc_state_t *s, MDB_txn *t, const char *key, uint64_t v
 /* Free list: push at the tail (sets c->free_pos), remove one position. */
 int zc_state_txn_free_push(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *c);
 int zc_state_txn_free_del(zc_state_t *s, MDB_txn *t, uint64_t pos);
+/* Take a FREE cart off the free list and its node's index entry. */
+int zc_state_txn_free_take(zc_state_t *s, MDB_txn *t, const zc_cart_rec_t *c);
+/* Add delta to the ASSIGNED count of a node (nodeload). */
+int zc_state_txn_load_add(zc_state_t *s, MDB_txn *t, const char *node, int64_t delta);
+uint64_t zc_state_txn_load(zc_state_t *s, MDB_txn *t, const char *node);
+/* Least-loaded placement: among the nodes holding a free cart whose breaker
+ * is CLOSED, the one with the fewest ASSIGNED carts (ties: the one whose
+ * such cart comes first in the free list); that cart in *out.  O(nodes),
+ * plus the free carts with open breakers skipped.  0 found, 1 none, -1
+ * storage error. */
+int zc_state_txn_least_loaded(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *out);
+/* Rebuild nodefree and nodeload from the carts (open, restore). */
+int zc_state_rebuild_indexes(zc_state_t *s);
 int zc_state_txn_put_member(zc_state_t *s, MDB_txn *t, const zc_member_t *m);
 int zc_state_txn_del_member(zc_state_t *s, MDB_txn *t, uint64_t id);
 

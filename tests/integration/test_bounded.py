@@ -33,6 +33,9 @@ b5. A client that never reads: 60000 STATUS requests on one connection
     whose replies are never read; the leader keeps answering others and its
     RSS grows by less than 20 MB (each reply is ~1 KB: with a queue of
     100,000 messages per connection it would hold ~50 MB).
+b6. Placement: two cart nodes of 4 carts; 4 sessions opened one after the
+    other land 2 on each node (least-loaded, the default); with --placement
+    fifo all 4 land on the node at the free list's head.
 """
 
 import sys
@@ -247,6 +250,21 @@ class Bounded(harness.ClusterTestCase):
             sock.recv()
             got += 1
         self.assertLess(got, n // 2, "%d of %d replies were queued" % (got, n))
+    def _nodes_of_four_sessions(self, c):
+        wait_until(lambda: c.counts() and c.counts()[0] == 8, 15, "both nodes registered")
+        nodes = []
+        for _ in range(4):
+            r = CliSession(c).add("apple", 1)
+            nodes.append(r["cart"].split(".")[0])
+        return sorted(nodes.count(n) for n in set(nodes))
+
+    def test_b6_least_loaded_placement(self):
+        c = self.cluster(cart_nodes=2, slots=4)
+        self.assertEqual(self._nodes_of_four_sessions(c), [2, 2])
+        c.down()
+        c = self.cluster(cart_nodes=2, slots=4, broker_args=["--placement=fifo"])
+        self.assertEqual(self._nodes_of_four_sessions(c), [4])
+
 
 if __name__ == "__main__":
     harness.main()

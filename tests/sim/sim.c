@@ -569,6 +569,7 @@ static void make_command(sim_t *s, unsigned leader, zc_cmd_t *c, zc_cmd_slot_t *
         /* Mostly a new session; else a recent one again (a retry, or a
          * session that ended: the same answer as the first time). */
         c->type = ZC_CMD_ASSIGN;
+        c->assign.placement = (uint8_t)pick(s, 2); /* FIFO or least-loaded */
         if (pick(s, 4) != 0)
             session_of(c->assign.session, s->next_session++);
         else

@@ -885,6 +885,76 @@ TEST(apply_grows_a_full_map_instead_of_failing)
     zc_fsm_destroy(&f);
 }
 
+static zc_cmd_result_t do_assign_placed(zc_fsm_t *f, int k, uint8_t placement)
+{
+    zc_cmd_t c = {.type = ZC_CMD_ASSIGN, .time_ms = 2000};
+    session_id(c.assign.session, k);
+    c.assign.placement = placement;
+    return apply(f, &c);
+}
+
+/* Least-loaded: a new session's cart is on the node with the fewest
+ * ASSIGNED carts among those with a free cart whose breaker is CLOSED (ties:
+ * free-list order); FIFO takes the list's head.  Deterministic: a replica
+ * restored from a snapshot, or one whose indexes are rebuilt, decides the
+ * same. */
+TEST(least_loaded_placement_spreads_sessions_over_nodes)
+{
+    char d1[256], d2[256], d3[256];
+    zc_fsm_t *f = open_fsm(d1), *g = open_fsm(d2), *h = open_fsm(d3);
+    zc_fsm_t *all[3] = {f, g, h};
+    for (int i = 0; i < 3; i++) {
+        do_register(all[i], "a", 3, 0, false);
+        do_register(all[i], "b", 3, 0, false);
+        do_register(all[i], "c", 2, 0, false);
+    }
+    /* FIFO on h: the head of the list, all on node a. */
+    CHECK_STR(do_assign_placed(h, 1, ZC_PLACE_FIFO).cart, "a.0");
+    CHECK_STR(do_assign_placed(h, 2, ZC_PLACE_FIFO).cart, "a.1");
+    /* Least-loaded on f: a, b, c, then a again (ties in free-list order). */
+    CHECK_STR(do_assign_placed(f, 1, ZC_PLACE_LEAST_LOADED).cart, "a.0");
+    CHECK_STR(do_assign_placed(f, 2, ZC_PLACE_LEAST_LOADED).cart, "b.0");
+    CHECK_STR(do_assign_placed(f, 3, ZC_PLACE_LEAST_LOADED).cart, "c.0");
+    /* c.1's breaker opens: c is skipped even though it is least loaded
+     * after a release. */
+    zc_cmd_t brk = {.type = ZC_CMD_BREAKER, .time_ms = 2500};
+    snprintf(brk.brk.cart, sizeof brk.brk.cart, "c.1");
+    brk.brk.ev = ZC_BRK_EV_FORCE_OPEN;
+    brk.brk.why = ZC_BRK_WHY_OPERATOR;
+    CHECK_EQ_U64(apply(f, &brk).status, ZC_OK);
+    do_release(f, 3); /* c: 0 assigned, its only free cart held open (c.0 is draining) */
+    CHECK_STR(do_assign_placed(f, 4, ZC_PLACE_LEAST_LOADED).cart, "a.1");
+    CHECK_STR(do_assign_placed(f, 5, ZC_PLACE_LEAST_LOADED).cart, "b.1");
+    /* A release on b makes b the least loaded. */
+    do_release(f, 5);
+    CHECK_STR(do_assign_placed(f, 6, ZC_PLACE_LEAST_LOADED).cart, "b.2");
+    check_invariants(f);
+    /* g restores f's snapshot (indexes rebuilt), h... is FIFO; g and f go on alike. */
+    zc_wbuf_t snap;
+    zc_wbuf_init(&snap);
+    CHECK(zc_fsm_snapshot(f, &snap) == 0);
+    CHECK(zc_fsm_restore(g, snap.data, snap.len) == 0);
+    zc_wbuf_clear(&snap);
+    for (int k = 7; k < 9; k++) {
+        zc_cmd_result_t a = do_assign_placed(f, k, ZC_PLACE_LEAST_LOADED);
+        zc_cmd_result_t b = do_assign_placed(g, k, ZC_PLACE_LEAST_LOADED);
+        CHECK_STR(a.cart, b.cart);
+    }
+    CHECK_EQ_U64(zc_state_digest(zc_fsm_state(f)), zc_state_digest(zc_fsm_state(g)));
+    /* Codec: an unknown placement is refused. */
+    zc_cmd_t c = {.type = ZC_CMD_ASSIGN, .time_ms = 1};
+    c.assign.placement = 2;
+    zc_wbuf_t w;
+    zc_wbuf_init(&w);
+    CHECK(zc_cmd_encode(&c, &w) == 0);
+    zc_cmd_t back;
+    CHECK(zc_cmd_decode(&back, w.data, w.len) == -1);
+    zc_wbuf_clear(&w);
+    zc_fsm_destroy(&f);
+    zc_fsm_destroy(&g);
+    zc_fsm_destroy(&h);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/zcart-test-fsm.%d", (int)getpid());
@@ -909,6 +979,7 @@ int main(void)
     RUN(purge_forgets_old_ended_sessions_only);
     RUN(storage_limit_refuses_new_sessions_and_never_fails_apply);
     RUN(apply_grows_a_full_map_instead_of_failing);
+    RUN(least_loaded_placement_spreads_sessions_over_nodes);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)
