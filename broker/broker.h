@@ -95,6 +95,9 @@ typedef struct broker {
     unsigned n_proposing;     /* breqs waiting for their own proposal to commit
                                  (ASSIGNING, RELEASING, PROBING, TELLING) */
     uint64_t busy;            /* requests answered BUSY (admission control) */
+    uint64_t digest;          /* status: the state's digest at digest_index ... */
+    uint64_t digest_index;    /* ... the applied index it was computed at */
+    bool digest_valid;        /* digest/digest_index hold a computed value */
     zc_map_t *nodes;          /* node name -> node_info_t */
     zc_map_t *carts;          /* cart id -> cart_info_t (draining carts) */
     zc_map_t *breakers;       /* cart id -> liveness.c's brk_info_t (failure counts) */

@@ -176,7 +176,8 @@ static int apply_assign(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resul
     static uint64_t mutant_calls;
     gen += ++mutant_calls % 2;
 #endif
-    if (zc_state_txn_free_take(s, t, &cart) != 0 || zc_state_txn_load_add(s, t, cart.node, 1) != 0)
+    if (zc_state_txn_free_take(s, t, &cart) != 0 || zc_state_txn_load_add(s, t, cart.node, 1) != 0 ||
+        zc_state_txn_add_meta(s, t, "carts_assigned", 1) != 0)
         return -1;
     cart.state = ZC_CART_ASSIGNED;
     cart.generation = gen;
@@ -234,7 +235,8 @@ static int apply_release(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resu
         cart.state = ZC_CART_DRAINING;
         cart.since_ms = c->time_ms;
         if (zc_state_txn_put_cart(s, t, &cart) != 0 ||
-            zc_state_txn_load_add(s, t, cart.node, -1) != 0)
+            zc_state_txn_load_add(s, t, cart.node, -1) != 0 ||
+            zc_state_txn_add_meta(s, t, "carts_assigned", -1) != 0)
             return -1;
     }
     return 0;

@@ -757,8 +757,20 @@ int zc_state_ensure_counts(zc_state_t *s)
             ended++;
     }
     mdb_cursor_close(cur);
+    uint64_t assigned = 0;
+    if (mdb_cursor_open(t, s->carts, &cur) != 0) {
+        mdb_txn_abort(t);
+        return -1;
+    }
+    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        zc_cart_rec_t c;
+        if (decode_cart(&k, &v, &c) == 0 && c.state == ZC_CART_ASSIGNED)
+            assigned++;
+    }
+    mdb_cursor_close(cur);
     MDB_stat st;
     if (mdb_stat(t, s->carts, &st) != 0 ||
+        zc_state_txn_set_meta(s, t, "carts_assigned", assigned) != 0 ||
         zc_state_txn_set_meta(s, t, "sessions_live", live) != 0 ||
         zc_state_txn_set_meta(s, t, "sessions_ended", ended) != 0 ||
         zc_state_txn_set_meta(s, t, "carts_total", st.ms_entries) != 0 ||
@@ -828,16 +840,26 @@ static int count_cart(const zc_cart_rec_t *c, void *arg)
 int zc_state_counts(zc_state_t *s, zc_state_counts_t *out)
 {
     memset(out, 0, sizeof *out);
-    if (zc_state_each_cart(s, count_cart, out) != 0)
-        return -1;
     MDB_txn *t = rtxn(s);
-    if (t != NULL && zc_state_txn_meta(s, t, "counts_v") == ZC_STATE_COUNTS_V) {
+    MDB_stat fst;
+    if (t != NULL && zc_state_txn_meta(s, t, "counts_v") == ZC_STATE_COUNTS_V &&
+        mdb_stat(t, s->free, &fst) == 0) {
         /* Kept by every apply: O(1). */
         out->sessions_live = (uint32_t)zc_state_txn_meta(s, t, "sessions_live");
         out->sessions_ended = (uint32_t)zc_state_txn_meta(s, t, "sessions_ended");
+        out->total = (uint32_t)zc_state_txn_meta(s, t, "carts_total");
+        out->assigned = (uint32_t)zc_state_txn_meta(s, t, "carts_assigned");
+        out->free = (uint32_t)fst.ms_entries;
+        out->draining = out->total - out->free - out->assigned;
         mdb_txn_abort(t);
         return 0;
     }
+    if (t != NULL)
+        mdb_txn_abort(t);
+    t = NULL;
+    if (zc_state_each_cart(s, count_cart, out) != 0)
+        return -1;
+    t = rtxn(s);
     MDB_cursor *cur;
     MDB_val k, v;
     if (t == NULL)
@@ -936,12 +958,13 @@ int zc_state_check(zc_state_t *s, char *why, size_t whylen)
     /* Carts: states valid, breakers consistent with their mode, FREE count =
      * free list length, ASSIGNED held by a LIVE session with the same
      * generation. */
-    size_t n_free = 0;
+    size_t n_free = 0, n_carts = 0, n_assigned = 0, n_live = 0, n_ended = 0;
     if (mdb_cursor_open(t, s->carts, &cur) != 0)
         goto storage;
     for (int op = MDB_FIRST; rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
         zc_cart_rec_t c;
         zc_session_rec_t r;
+        n_carts++;
         if (decode_cart(&k, &v, &c) != 0) {
             snprintf(why, whylen, "undecodable cart record");
             rc = -1;
@@ -954,6 +977,7 @@ int zc_state_check(zc_state_t *s, char *why, size_t whylen)
         } else if (c.state == ZC_CART_FREE) {
             n_free++;
         } else if (c.state == ZC_CART_ASSIGNED) {
+            n_assigned++;
             if (zc_state_txn_get_session(s, t, c.session, &r) != 0 || r.state != ZC_SESS_LIVE ||
                 strcmp(r.cart, c.id) != 0 || r.generation != c.generation) {
                 snprintf(why, whylen, "cart %s is assigned but its session does not hold it", c.id);
@@ -978,6 +1002,8 @@ int zc_state_check(zc_state_t *s, char *why, size_t whylen)
     for (int op = MDB_FIRST; rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
         zc_session_rec_t r;
         zc_cart_rec_t c;
+        if (decode_session(&k, &v, &r) == 0)
+            *(r.state == ZC_SESS_LIVE ? &n_live : &n_ended) += 1;
         if (decode_session(&k, &v, &r) != 0) {
             snprintf(why, whylen, "undecodable session record");
             rc = -1;
@@ -990,6 +1016,21 @@ int zc_state_check(zc_state_t *s, char *why, size_t whylen)
     }
     mdb_cursor_close(cur);
     cur = NULL;
+    /* The O(1) counters (meta) agree with the records. */
+    if (rc == 0 && !s->readonly && zc_state_txn_meta(s, t, "counts_v") == ZC_STATE_COUNTS_V &&
+        (zc_state_txn_meta(s, t, "carts_total") != n_carts ||
+         zc_state_txn_meta(s, t, "carts_assigned") != n_assigned ||
+         zc_state_txn_meta(s, t, "sessions_live") != n_live ||
+         zc_state_txn_meta(s, t, "sessions_ended") != n_ended)) {
+        snprintf(why, whylen, "meta counters (carts %llu/%llu assigned, sessions %llu live %llu "
+                 "ended) differ from the records (%zu/%zu, %zu, %zu)",
+                 (unsigned long long)zc_state_txn_meta(s, t, "carts_total"),
+                 (unsigned long long)zc_state_txn_meta(s, t, "carts_assigned"),
+                 (unsigned long long)zc_state_txn_meta(s, t, "sessions_live"),
+                 (unsigned long long)zc_state_txn_meta(s, t, "sessions_ended"), n_carts,
+                 n_assigned, n_live, n_ended);
+        rc = -1;
+    }
 out:
     mdb_txn_abort(t);
     return rc;

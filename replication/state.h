@@ -4,10 +4,10 @@
  *
  *   meta      text key -> u64: applied_index, applied_commands, next_gen,
  *             free_tail (next free-list position), sessions_live,
- *             sessions_ended and carts_total (kept by every apply, so status
- *             and the storage limit read them in O(1); counts_v = 2 once
- *             they are kept -- a state from before is counted once when
- *             opened)
+ *             sessions_ended, carts_total and carts_assigned (kept by every
+ *             apply, so status and the storage limit read them in O(1);
+ *             counts_v = 3 once they are kept -- a state from before is
+ *             counted once when opened)
  *   carts     cart id "<node>.<slot>" -> cart record (state FREE, ASSIGNED or
  *             DRAINING; generation and session of the latest assignment;
  *             free-list position while FREE; the cart's breaker record)
@@ -143,7 +143,7 @@ int zc_state_each_session_from(zc_state_t *s, const uint8_t from[ZC_SESSION_LEN]
  * carts_total, counts_v) when counts_v is not 2: a state written before the
  * counters existed.  0, or -1 on a storage error. */
 int zc_state_ensure_counts(zc_state_t *s);
-#define ZC_STATE_COUNTS_V 2
+#define ZC_STATE_COUNTS_V 3
 
 /* The storage limit.  Every record (a session, a cart) is budgeted at
  * ZC_STATE_RECORD_BUDGET bytes of map -- several times what one takes,

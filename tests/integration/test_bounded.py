@@ -94,6 +94,26 @@ class Bounded(harness.ClusterTestCase):
         self.assertFalse(r.get("cart"), r)
         self.assertEqual(r["items"], [], r)
 
+    def test_b7_status_contract_sessions_and_storage(self):
+        """`zcart --json status`: sessions {live, ended} (counters kept in the
+        state) and per replica storage {used_bytes, map_bytes}."""
+        c = self.cluster(replicas=3, cart_nodes=1, slots=4,
+                         broker_args=["--state-map-size=64M"])
+        a, b = CliSession(c), CliSession(c)
+        a.add("apple", 1)
+        b.add("apple", 1)
+        b.close()
+        wait_until(lambda: converged(c), 10, "replicas to agree")
+        st = c.status()
+        self.assertEqual(st["sessions"], {"live": 1, "ended": 1}, st)
+        self.assertEqual(st["carts"], {"total": 4, "free": 3 - (st["carts"]["draining"]),
+                                       "assigned": 1, "draining": st["carts"]["draining"]}, st)
+        self.assertEqual(len(st["replicas"]), 3)
+        for r in st["replicas"]:
+            self.assertEqual(r["storage"]["map_bytes"], 64 << 20, r)
+            self.assertGreater(r["storage"]["used_bytes"], 0, r)
+            self.assertLess(r["storage"]["used_bytes"], 1 << 20, r)
+
     def test_b2_tiny_state_map_answers_storage_full_and_recovers(self):
         c = self.cluster(replicas=3, cart_nodes=2, slots=16,
                          broker_args=["--state-map-size=256K", "--session-retention=15000"])
