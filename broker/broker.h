@@ -94,6 +94,12 @@ typedef struct broker {
     zc_map_t *inflight;       /* corr -> breq_t */
     zc_link_t waiting;        /* breq_t by expiry */
     unsigned n_at_node;       /* breqs in state BREQ_AT_NODE */
+    unsigned n_proposing;     /* breqs waiting for their own proposal to commit
+                                 (ASSIGNING, RELEASING, PROBING, TELLING) */
+    uint64_t busy;            /* requests answered BUSY (admission control) */
+    uint64_t digest;          /* status: the state's digest at digest_index ... */
+    uint64_t digest_index;    /* ... the applied index it was computed at */
+    bool digest_valid;        /* digest/digest_index hold a computed value */
     zc_map_t *nodes;          /* node name -> node_info_t */
     zc_map_t *carts;          /* cart id -> cart_info_t (draining carts) */
     zc_map_t *breakers;       /* cart id -> liveness.c's brk_info_t (failure counts) */
@@ -104,6 +110,10 @@ typedef struct broker {
     uint64_t last_liveness_us; /* last liveness scan (tick gating) */
     uint64_t liveness_prev_us; /* previous liveness scan (stall detection) */
     uint64_t last_drain_us;   /* last drain scan */
+    uint64_t last_purge_us;   /* last purge scan (purge.c) */
+    uint8_t purge_from[ZC_SESSION_LEN]; /* where the next purge scan starts */
+    bool purge_pending;       /* a PURGE is being committed */
+    bool purge_backlog;       /* the last scan stopped early: scan again next tick */
     struct peers *peers;      /* connection watch on the other replicas */
     bool members_seeded;      /* directory seeded in this leadership */
     uint64_t bad_requests;    /* client frames answered BAD_REQUEST */

@@ -39,8 +39,29 @@ static const char usage[] =
     "  --breaker-probes N        requests a HALF_OPEN breaker lets through (default 1)\n"
     "  --session-ttl MS          a session with no request for MS expires: its cart is\n"
     "                            emptied and freed (1000..86400000, default 600000)\n"
+    "  --session-retention MS    an ended (closed or expired) session is forgotten MS\n"
+    "                            after it ended; until then its requests get\n"
+    "                            SESSION_CLOSED/SESSION_EXPIRED, afterwards its id is\n"
+    "                            unknown again (1000..4000000000, default 3600000:\n"
+    "                            far longer than any client retry)\n"
     "  --cart-lost-after MS      a cart node silent for MS is lost: its sessions move to\n"
     "                            fresh carts and are told CART_LOST (default 60000)\n"
+    "  --state-map-size BYTES    LMDB map of the replicated state (suffix K, M or G;\n"
+    "                            256K..1024G, default 2G).  New sessions are refused\n"
+    "                            STORAGE_FULL once sessions + carts reach BYTES/512\n"
+    "                            records (half the map at most), so existing sessions\n"
+    "                            always fit; give every replica the same value\n"
+    "  --placement least-loaded|fifo\n"
+    "                            which free cart a new session gets: one on the cart\n"
+    "                            node with the fewest assigned carts among those with\n"
+    "                            a free cart whose breaker is CLOSED (ties: free-list\n"
+    "                            order), or the free list's head (default least-loaded)\n"
+    "  --max-waiting N           client requests the leader works on at once (waiting\n"
+    "                            for a commit, a node or a cart); more are answered\n"
+    "                            BUSY with a retry hint (16..1000000, default 4096)\n"
+    "  --max-proposals N         of those, requests waiting for their own raft entry\n"
+    "                            (first add, close, CART_LOST, probe); more are\n"
+    "                            answered BUSY (1..1000000, default 1024)\n"
     "  --join                    join an existing cluster instead of bootstrapping\n"
     "  --log-level LEVEL         debug, info, warn or error (default info)\n"
     "  --dump-state              print the replicated state in DIR/state (applied index,\n"
@@ -85,6 +106,30 @@ bool broker_parse_replica(const char *spec, zc_replica_t *out)
     return true;
 }
 
+bool zc_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*s == 0 || *s == '-' || end == s)
+        return false;
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30;
+    if (shift)
+        end++;
+    if (*end != 0 || v > (max >> shift))
+        return false;
+    v <<= shift;
+    if (v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
 static bool parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 {
     char *end;
@@ -99,7 +144,7 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
 {
     enum { O_ID = 1, O_DATA, O_REPLICA, O_ELECTION, O_HEARTBEAT, O_SNAP_T, O_SNAP_TR, O_CART_TO,
            O_DRAIN, O_LOG, O_JOIN, O_HELP, O_LIVENESS, O_BRK_FAIL, O_BRK_WAIT, O_BRK_WAIT_MAX,
-           O_BRK_PROBES, O_TTL, O_LOST, O_DUMP };
+           O_BRK_PROBES, O_TTL, O_LOST, O_DUMP, O_RETENTION, O_MAP, O_MAX_WAIT, O_MAX_PROP, O_PLACEMENT };
     static const struct option opts[] = {
         {"id", required_argument, NULL, O_ID},
         {"data", required_argument, NULL, O_DATA},
@@ -117,6 +162,11 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
         {"breaker-probes", required_argument, NULL, O_BRK_PROBES},
         {"session-ttl", required_argument, NULL, O_TTL},
         {"cart-lost-after", required_argument, NULL, O_LOST},
+        {"session-retention", required_argument, NULL, O_RETENTION},
+        {"state-map-size", required_argument, NULL, O_MAP},
+        {"max-waiting", required_argument, NULL, O_MAX_WAIT},
+        {"placement", required_argument, NULL, O_PLACEMENT},
+        {"max-proposals", required_argument, NULL, O_MAX_PROP},
         {"log-level", required_argument, NULL, O_LOG},
         {"join", no_argument, NULL, O_JOIN},
         {"dump-state", no_argument, NULL, O_DUMP},
@@ -137,6 +187,11 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
     c->breaker_probes = 1;
     c->session_ttl_ms = 600000;
     c->cart_lost_ms = 60000;
+    c->session_retention_ms = 3600000;
+    c->state_map_size = ZC_STATE_MAP_DEFAULT;
+    c->max_waiting = 4096;
+    c->placement = ZC_PLACE_LEAST_LOADED;
+    c->max_proposals = 1024;
     c->log_level = ZC_LOG_INFO;
     unsigned id = 0;
     int o;
@@ -211,6 +266,30 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
         case O_LOST:
             if (!parse_uint(optarg, 500, 86400000, &c->cart_lost_ms))
                 bad = "--cart-lost-after wants 500..86400000 ms";
+            break;
+        case O_RETENTION:
+            if (!parse_uint(optarg, 1000, 4000000000u, &c->session_retention_ms))
+                bad = "--session-retention wants 1000..4000000000 ms";
+            break;
+        case O_MAP:
+            if (!zc_parse_size(optarg, (uint64_t)256 << 10, (uint64_t)1024 << 30, &c->state_map_size))
+                bad = "--state-map-size wants 256K..1024G (bytes, or with K, M or G)";
+            break;
+        case O_PLACEMENT:
+            if (strcmp(optarg, "least-loaded") == 0)
+                c->placement = ZC_PLACE_LEAST_LOADED;
+            else if (strcmp(optarg, "fifo") == 0)
+                c->placement = ZC_PLACE_FIFO;
+            else
+                bad = "--placement wants least-loaded or fifo";
+            break;
+        case O_MAX_WAIT:
+            if (!parse_uint(optarg, 16, 1000000, &c->max_waiting))
+                bad = "--max-waiting wants 16..1000000";
+            break;
+        case O_MAX_PROP:
+            if (!parse_uint(optarg, 1, 1000000, &c->max_proposals))
+                bad = "--max-proposals wants 1..1000000";
             break;
         case O_LOG:
             if (!zc_log_parse_level(optarg, &c->log_level))

@@ -30,8 +30,17 @@ typedef struct {
     unsigned breaker_probes;                       /* --breaker-probes: probes a HALF_OPEN admits */
     unsigned session_ttl_ms;                       /* --session-ttl: a session not heard from
                                                       this long expires */
+    unsigned session_retention_ms;                 /* --session-retention: an ended session is
+                                                      forgotten this long after it ended */
     unsigned cart_lost_ms;                         /* --cart-lost-after: a node silent this long
                                                       loses its carts' sessions to fresh carts */
+    uint64_t state_map_size;                       /* --state-map-size: LMDB map of the state,
+                                                      bytes; sets the storage limit */
+    uint8_t placement;                             /* --placement: ZC_PLACE_* */
+    unsigned max_waiting;                          /* --max-waiting: client requests a leader
+                                                      works on at once; more get BUSY */
+    unsigned max_proposals;                        /* --max-proposals: of those, waiting for
+                                                      their own proposal to commit */
     zc_log_level_t log_level;                      /* --log-level */
     bool join;                                     /* --join: never bootstrap */
     bool dump_state;                               /* --dump-state: print DIR/state, exit */
@@ -40,6 +49,8 @@ typedef struct {
 /* Parse argv.  Returns 0 to run, 1 when --help was printed, 2 on a usage
  * error (message already printed to stderr). */
 int broker_config_parse(broker_config_t *c, int argc, char **argv);
+/* Parse a byte count with an optional K, M or G suffix within [min, max]. */
+bool zc_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* Parse "ID=RAFT_ADDR,CLIENT_EP,CART_EP"; false on a malformed spec. */
 bool broker_parse_replica(const char *spec, zc_replica_t *out);
 

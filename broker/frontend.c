@@ -91,6 +91,9 @@ static const char *invalid_request(const zc_msg_t *m)
     }
 }
 
+/* Messages queued per client connection, each way. */
+#define FRONT_HWM 1000
+
 /* Status lists at most this many breakers; breakers_not_closed counts all. */
 #define STATUS_BREAKERS_MAX 256
 
@@ -143,7 +146,15 @@ static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, 
     zc_msg_add_prop(&r, "applied_index", "%" PRIu64, info.applied_index);
     zc_msg_add_prop(&r, "last_index", "%" PRIu64, info.last_index);
     zc_msg_add_prop(&r, "applied_commands", "%" PRIu64, zc_state_meta(st, "applied_commands"));
-    zc_msg_add_prop(&r, "digest", "%016" PRIx64, zc_state_digest(st));
+    /* The digest reads the whole state: computed once per applied index
+     * (the state changes only by applying entries; a restore moves the
+     * index too). */
+    if (!b->digest_valid || b->digest_index != info.applied_index) {
+        b->digest = zc_state_digest(st);
+        b->digest_index = info.applied_index;
+        b->digest_valid = true;
+    }
+    zc_msg_add_prop(&r, "digest", "%016" PRIx64, b->digest);
     zc_msg_add_prop(&r, "leader_id", "%" PRIu64, info.leader_id);
     zc_msg_add_prop(&r, "leader_endpoint", "%s", leader_ep);
     zc_msg_add_prop(&r, "carts_total", "%u", n.total);
@@ -152,7 +163,13 @@ static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, 
     zc_msg_add_prop(&r, "carts_draining", "%u", n.draining);
     zc_msg_add_prop(&r, "sessions_live", "%u", n.sessions_live);
     zc_msg_add_prop(&r, "sessions_ended", "%u", n.sessions_ended);
+    uint64_t used = 0, map = 0;
+    if (zc_state_storage(st, &used, &map) == 0) {
+        zc_msg_add_prop(&r, "storage_used_bytes", "%" PRIu64, used);
+        zc_msg_add_prop(&r, "storage_map_bytes", "%" PRIu64, map);
+    }
     zc_msg_add_prop(&r, "inflight", "%zu", zc_map_size(b->inflight));
+    zc_msg_add_prop(&r, "busy", "%" PRIu64, b->busy);
     zc_msg_add_prop(&r, "bad_requests", "%" PRIu64, b->bad_requests);
     zc_msg_add_prop(&r, "dropped", "%" PRIu64, b->dropped);
     breakers_t brk = {&r, 0};
@@ -251,7 +268,11 @@ int frontend_open(broker_t *b, char *err, size_t errlen)
     if (b->front == NULL)
         goto err;
     zc_zsock_defaults(b->front);
-    int hwm = 100000;
+    /* Per connection: a client that does not read its replies loses the
+     * ones past FRONT_HWM (a ROUTER drops them) instead of growing the
+     * replica's memory; one that sends faster than it is served is held
+     * back by TCP past FRONT_HWM unread frames. */
+    int hwm = FRONT_HWM;
     zmq_setsockopt(b->front, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(b->front, ZMQ_RCVHWM, &hwm, sizeof hwm);
     if (zmq_bind(b->front, b->self->client_endpoint) != 0)

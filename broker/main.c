@@ -14,6 +14,7 @@
 #include "broker/lease.h"
 #include "broker/liveness.h"
 #include "broker/peers.h"
+#include "broker/purge.h"
 #include "broker/registry.h"
 #include "lib/clock.h"
 #include "lib/log.h"
@@ -95,6 +96,7 @@ static void on_tick(uv_timer_t *t)
         b->last_lease_us = now;
         lease_scan(b, now);
     }
+    purge_scan(b, now);
     if (now - b->last_drain_us >= (uint64_t)b->cfg.drain_retry_ms * 1000u) {
         drain_scan(b, now, false);
         if (b->peers)
@@ -179,6 +181,7 @@ int main(int argc, char **argv)
         .snapshot_trailing = b.cfg.snapshot_trailing,
         .pre_vote = true,
         .join = b.cfg.join,
+        .state_map_size = (size_t)b.cfg.state_map_size,
     };
     b.node = zc_node_new(b.loop, &nc, on_role_changed, &b, err, sizeof err);
     if (b.node == NULL) {

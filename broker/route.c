@@ -23,6 +23,10 @@
 #include "lib/log.h"
 #include "proto/status.h"
 
+#define STORAGE_FULL_DETAIL                                                                        \
+    "the replicated state is at its storage limit (--state-map-size): no new session until "     \
+    "ended ones are purged (--session-retention)"
+
 /* Argument of a proposal callback. */
 typedef struct {
     broker_t *b;   /* the broker */
@@ -54,10 +58,18 @@ static breq_t *breq_new(broker_t *b, const uint8_t *client, size_t client_len, c
     return q;
 }
 
+/* States in which a breq waits for its own proposal (--max-proposals). */
+static bool proposing(breq_state_t s)
+{
+    return s == BREQ_ASSIGNING || s == BREQ_RELEASING || s == BREQ_PROBING || s == BREQ_TELLING;
+}
+
 static void breq_free(broker_t *b, breq_t *q)
 {
     if (q->state == BREQ_AT_NODE)
         b->n_at_node--;
+    if (proposing(q->state))
+        b->n_proposing--;
     zc_map_del_u64(b->inflight, q->corr);
     zc_link_remove(&q->link);
     free(q);
@@ -68,6 +80,7 @@ static void breq_free(broker_t *b, breq_t *q)
 static void breq_wait(broker_t *b, breq_t *q, breq_state_t state)
 {
     b->n_at_node += (state == BREQ_AT_NODE) - (q->state == BREQ_AT_NODE);
+    b->n_proposing += proposing(state) - proposing(q->state);
     q->state = state;
     q->expires_us = zc_mono_us() + (uint64_t)b->cfg.cart_timeout_ms * 1000u;
     zc_link_remove(&q->link);
@@ -200,7 +213,10 @@ static void assign_done(void *arg, int status, const zc_cmd_result_t *res)
     }
     if (res->status != ZC_OK) {
         finish(b, q, res->status,
-               res->status == ZC_NO_FREE_CART ? "every cart is taken or unavailable" : NULL, NULL);
+               res->status == ZC_NO_FREE_CART  ? "every cart is taken or unavailable"
+               : res->status == ZC_STORAGE_FULL ? STORAGE_FULL_DETAIL
+                                                : NULL,
+               NULL);
         return;
     }
     snprintf(q->cart, sizeof q->cart, "%s", res->cart);
@@ -285,9 +301,31 @@ static void release_done(void *arg, int status, const zc_cmd_result_t *res)
     finish(b, q, ZC_OK, NULL, NULL);
 }
 
+/* Admission control: BUSY, never applied, with a retry hint -- the time
+ * the oldest wait still has to run, when the leader will have room again
+ * at the latest (at least 10 ms). */
+static void busy(broker_t *b, breq_t *q, const char *what, unsigned n, unsigned limit)
+{
+    uint64_t hint_ms = 10, now = zc_mono_us();
+    if (!zc_list_empty(&b->waiting)) {
+        breq_t *old = ZC_CONTAINER(b->waiting.next, breq_t, link);
+        if (old->expires_us > now && (old->expires_us - now) / 1000 > hint_ms)
+            hint_ms = (old->expires_us - now) / 1000;
+    }
+    char detail[160];
+    snprintf(detail, sizeof detail, "the leader is busy: %u %s (limit %u); retry after %llu ms",
+             n, what, limit, (unsigned long long)hint_ms);
+    b->busy++;
+    finish(b, q, ZC_BUSY, detail, NULL);
+}
+
 static void propose(broker_t *b, breq_t *q, const zc_cmd_t *cmd, breq_state_t state,
                     zc_propose_cb cb)
 {
+    if (!proposing(q->state) && b->n_proposing >= b->cfg.max_proposals) {
+        busy(b, q, "requests waiting for a commit", b->n_proposing, b->cfg.max_proposals);
+        return;
+    }
     propose_ctx_t *ctx = malloc(sizeof *ctx);
     if (ctx == NULL) {
         finish(b, q, ZC_INTERNAL, "out of memory", NULL);
@@ -353,8 +391,23 @@ static void dispatch(broker_t *b, breq_t *q)
     }
     switch (req->op) {
     case ZC_OP_ADD: {
+        /* The storage limit (replication/state.h): refused here at once when
+         * the state already holds the limit, and by apply on every replica
+         * when this ASSIGN would pass it. */
+        uint32_t limit = zc_state_max_records((size_t)b->cfg.state_map_size);
+        if (zc_state_records(zc_node_state(b->node)) >= limit) {
+            finish(b, q, ZC_STORAGE_FULL, STORAGE_FULL_DETAIL, NULL);
+            return;
+        }
+        /* No proposal that can only say NO_FREE_CART. */
+        if (zc_state_free_count(zc_node_state(b->node)) == 0) {
+            finish(b, q, ZC_NO_FREE_CART, "every cart is taken or unavailable", NULL);
+            return;
+        }
         zc_cmd_t c = {.type = ZC_CMD_ASSIGN, .time_ms = zc_wall_ms()};
         memcpy(c.assign.session, req->session, ZC_SESSION_LEN);
+        c.assign.max_records = limit;
+        c.assign.placement = b->cfg.placement;
         propose(b, q, &c, BREQ_ASSIGNING, assign_done);
         return;
     }
@@ -381,6 +434,15 @@ void route_request(broker_t *b, const uint8_t *client, size_t client_len, const 
 #endif
     if (info.role != ZC_ROLE_LEADER) {
         frontend_reply_not_leader(b, client, client_len, req);
+        return;
+    }
+    if (zc_map_size(b->inflight) >= b->cfg.max_waiting) {
+        char detail[160];
+        snprintf(detail, sizeof detail,
+                 "the leader is busy: %zu requests waiting (limit %u); retry after %u ms",
+                 zc_map_size(b->inflight), b->cfg.max_waiting, b->cfg.cart_timeout_ms / 4);
+        b->busy++;
+        frontend_reply_ko(b, client, client_len, req, ZC_BUSY, detail);
         return;
     }
     breq_t *q = breq_new(b, client, client_len, req);

@@ -43,6 +43,11 @@ static const char usage[] =
     "  --hello-interval MS   HELLO/heartbeat period to every replica (default 1000)\n"
     "  --broker-liveness MS  a replica that sent nothing (heartbeat, request) for MS is\n"
     "                        reconnected and sent a HELLO (default 3 hello intervals)\n"
+    "  --map-size BYTES      LMDB map of the store (suffix K, M or G; 256K..1024G,\n"
+    "                        default 1G).  Adds are refused STORAGE_FULL past 70%\n"
+    "                        of it, removes past 90%; lists and resets always work.\n"
+    "                        A slot's dedup records take at most 128 KiB, so about\n"
+    "                        slots x 150 KiB is the most a node ever needs\n"
     "  --log-level LEVEL     debug, info, warn or error (default info)\n"
     "  --dump-state          print slots 0..N-1 of the store in DIR (owner, generation,\n"
     "                        reset generation, items) as one JSON object and exit;\n"
@@ -73,6 +78,24 @@ static bool parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
     return true;
 }
 
+static bool parse_size(const char *s, uint64_t lo, uint64_t hi, size_t *out)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    unsigned shift = *end == 'K' || *end == 'k'   ? 10
+                     : *end == 'M' || *end == 'm' ? 20
+                     : *end == 'G' || *end == 'g' ? 30
+                                                  : 0;
+    if (*s == 0 || *s == '-' || end == s)
+        return false;
+    if (shift)
+        end++;
+    if (*end != 0 || v > (hi >> shift) || (v << shift) < lo)
+        return false;
+    *out = (size_t)(v << shift);
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -84,6 +107,7 @@ int main(int argc, char **argv)
         {"stock-open-max-ms", required_argument, NULL, 'M'},
         {"broker-liveness", required_argument, NULL, 'L'},
         {"dump-state", no_argument, NULL, 'D'},
+        {"map-size", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},                {NULL, 0, NULL, 0},
     };
     cart_config_t cfg = {.stock_timeout_ms = 1000,
@@ -139,6 +163,10 @@ int main(int argc, char **argv)
                 bad = "--log-level wants debug, info, warn or error";
             break;
         case 'D': dump = true; break;
+        case 'm':
+            if (!parse_size(optarg, (uint64_t)256 << 10, (uint64_t)1024 << 30, &cfg.map_size))
+                bad = "--map-size wants 256K..1024G (bytes, or with K, M or G)";
+            break;
         case 'h': fputs(usage, stdout); return 0;
         default:
             fprintf(stderr, "zcart-cart: unknown or incomplete option '%s'\n%s", argv[optind - 1],

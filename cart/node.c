@@ -133,9 +133,19 @@ static void on_flush(uv_check_t *h)
         zc_warn("durable commit took %" PRIu64 " ms (%s replies waited for it)", took_ms,
                 zc_list_empty(&n->outbox) ? "no" : "its");
     if (rc != 0) {
-        /* The replies would acknowledge changes that are not durable. */
-        zc_error("storage commit failed: stopping so the node restarts from durable state");
-        exit(1);
+        /* The replies would acknowledge changes that are not durable: drop
+         * them (the broker answers CART_UNAVAILABLE, the client retries and
+         * finds nothing applied).  Exiting would not help -- a full store is
+         * still full after a restart, and the node would crash-loop while
+         * its carts are declared lost. */
+        zc_error("storage commit failed: %s replies dropped, their changes undone",
+                 zc_list_empty(&n->outbox) ? "no" : "this iteration's");
+        while (!zc_list_empty(&n->outbox)) {
+            outgoing_t *o = ZC_CONTAINER(n->outbox.next, outgoing_t, link);
+            zc_link_remove(&o->link);
+            free(o->body);
+            free(o);
+        }
     }
     while (!zc_list_empty(&n->outbox)) {
         outgoing_t *o = ZC_CONTAINER(n->outbox.next, outgoing_t, link);
@@ -196,6 +206,22 @@ static void answer_and_record(cart_node_t *n, uint16_t slot, const uint8_t sessi
     zc_msg_reset(&r);
 }
 
+/* Capacity (cart/store.h): true, with the answer's detail, when the store
+ * is past pct percent of its map (this iteration's uncommitted writes
+ * included).  Such a refusal is checked before anything is written and is
+ * not recorded, so a retry once there is room is decided again. */
+static bool storage_full(cart_node_t *n, unsigned pct, bool add, char *detail, size_t cap)
+{
+    uint64_t used, map;
+    if (store_usage(n->store, &used, &map) != 0 || used * 100 < map * pct)
+        return false;
+    snprintf(detail, cap,
+             "the cart node's storage is full (%" PRIu64 " of %" PRIu64 " bytes, --map-size): "
+             "%s refused; list and close still work",
+             used, map, add ? "adds are" : "this remove is");
+    return true;
+}
+
 static void on_stock(void *arg, int status, uint32_t available, const char *sdetail)
 {
     pending_add_t *p = arg;
@@ -223,6 +249,11 @@ static void on_stock(void *arg, int status, uint32_t available, const char *sdet
         free(p);
         return;
     }
+    if (status != ZC_EXPIRED && status != ZC_BAD_REQUEST && status != ZC_INTERNAL &&
+        storage_full(n, STORE_ADD_LIMIT_PCT, true, detail, sizeof detail)) {
+        zc_warn("cart %s: %s", cart, detail);
+        status = ZC_STORAGE_FULL; /* the answer would be recorded: refuse it instead */
+    }
     switch (status) {
     case ZC_OK:
         if (store_change(n->store, p->slot, p->product, p->qty) != 0) {
@@ -246,7 +277,8 @@ static void on_stock(void *arg, int status, uint32_t available, const char *sdet
     }
     zc_debug("cart %s session %s seq %" PRIu64 ": add %s x%u -> %s", cart, s8, p->seq, p->product,
              p->qty, zc_status_name(status));
-    if (status == ZC_EXPIRED || status == ZC_BAD_REQUEST || status == ZC_INTERNAL) {
+    if (status == ZC_EXPIRED || status == ZC_BAD_REQUEST || status == ZC_INTERNAL ||
+        status == ZC_STORAGE_FULL) {
         /* Not a decision about the cart: not recorded, a retry tries again. */
         for (unsigned i = 0; i < p->n_waiters; i++)
             reply(n, p->waiters[i].sock, p->waiters[i].corr, p->slot, p->session, p->seq, status,
@@ -363,6 +395,14 @@ static void on_cart_request(cart_node_t *n, void *sock, const zc_msg_t *m)
     uint32_t have;
     if (store_units(n->store, m->slot, m->product, &have) != 0) {
         ANSWER(ZC_INTERNAL, "storage error", false);
+        return;
+    }
+    char full[ZC_DETAIL_MAX + 1];
+    bool add = m->op == ZC_OP_ADD;
+    if (storage_full(n, add ? STORE_ADD_LIMIT_PCT : STORE_REMOVE_LIMIT_PCT, add, full,
+                     sizeof full)) {
+        zc_warn("cart %s: %s", cart, full);
+        ANSWER(ZC_STORAGE_FULL, full, true);
         return;
     }
     if (m->op == ZC_OP_REMOVE) {
@@ -551,7 +591,7 @@ cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err,
         snprintf(err, errlen, "out of memory");
         goto err;
     }
-    n->store = store_open(cfg->data_dir, cfg->slots, err, errlen);
+    n->store = store_open(cfg->data_dir, cfg->slots, cfg->map_size, err, errlen);
     if (n->store == NULL)
         goto err;
     stock_client_config_t sc = {

@@ -31,6 +31,7 @@ typedef struct {
                                    (0: 8000; raised to stock_open_ms if below) */
     unsigned hello_interval_ms; /* HELLO period */
     unsigned broker_liveness_ms; /* a replica silent this long is reconnected; 0: 3 HELLOs */
+    size_t map_size;            /* LMDB map of the store, bytes (0: STORE_MAP_DEFAULT) */
 } cart_config_t;
 
 typedef struct cart_node cart_node_t;

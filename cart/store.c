@@ -10,7 +10,7 @@
 
 #include "lib/buf.h"
 
-#define SLOT_REC_V 1
+#define SLOT_REC_V 2 /* 2 added dedup_bytes and dedup_trimmed; 1 still decodes */
 
 struct store {
     MDB_env *env;     /* environment (owned), opened with full sync */
@@ -21,9 +21,10 @@ struct store {
     bool modified;    /* txn holds changes (else commit just aborts it) */
     unsigned n_slots; /* slots hosted */
     bool readonly;    /* opened by store_open_readonly: read transactions only */
+    uint64_t pending; /* bytes put in txn so far (store_usage counts them twice) */
 };
 
-store_t *store_open(const char *dir, unsigned n_slots, char *err, size_t errlen)
+store_t *store_open(const char *dir, unsigned n_slots, size_t map_size, char *err, size_t errlen)
 {
     store_t *s = calloc(1, sizeof *s);
     MDB_txn *t;
@@ -41,7 +42,7 @@ store_t *store_open(const char *dir, unsigned n_slots, char *err, size_t errlen)
     if ((rc = mdb_env_create(&s->env)) != 0)
         goto err;
     mdb_env_set_maxdbs(s->env, 4);
-    mdb_env_set_mapsize(s->env, (size_t)256 << 20);
+    mdb_env_set_mapsize(s->env, map_size ? map_size : STORE_MAP_DEFAULT);
     /* No NOSYNC: a commit is durable when it returns. */
     if ((rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0644)) != 0)
         goto err_after_env;
@@ -126,6 +127,36 @@ void store_close(store_t **p)
 }
 
 unsigned store_slots(store_t *s) { return s->n_slots; }
+
+int store_usage(store_t *s, uint64_t *used, uint64_t *map)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    MDB_txn *t;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0)
+        return -1;
+    /* Its own read transaction (MDB_NOTLS allows one next to the
+     * iteration's write transaction): the free list (database 0) cannot be
+     * read inside a write transaction. */
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t) != 0)
+        return -1;
+    uint64_t free_pages = 0;
+    if (mdb_cursor_open(t, 0, &cur) == 0) {
+        for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT)
+            if (v.mv_size >= sizeof(size_t))
+                free_pages += *(const size_t *)v.mv_data; /* an ID list: count first */
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(t);
+    uint64_t pages = (uint64_t)info.me_last_pgno + 1;
+    /* What this iteration wrote is not committed yet: twice its size covers
+     * the pages it copies (B-tree paths, overflow pages). */
+    *used = (pages > free_pages ? pages - free_pages : 0) * st.ms_psize + 2 * s->pending;
+    *map = info.me_mapsize;
+    return 0;
+}
 bool store_dirty(store_t *s) { return s->modified; }
 
 /* The iteration's write transaction, opened on first use (reads use it too,
@@ -160,6 +191,7 @@ int store_commit(store_t *s)
         mdb_txn_abort(s->txn);
     s->txn = NULL;
     s->modified = false;
+    s->pending = 0;
     return rc == 0 ? 0 : -1;
 }
 
@@ -199,12 +231,17 @@ int store_get_slot(store_t *s, uint16_t slot, store_slot_t *out)
         return -1;
     zc_rbuf_t r;
     zc_rbuf_init(&r, v.mv_data, v.mv_size);
-    if (zc_rbuf_u8(&r) != SLOT_REC_V)
+    uint8_t version = zc_rbuf_u8(&r);
+    if (version != 1 && version != SLOT_REC_V)
         return -1;
     zc_rbuf_bytes(&r, out->owner, ZC_SESSION_LEN);
     out->generation = zc_rbuf_u64(&r);
     out->reset_generation = zc_rbuf_u64(&r);
     out->dedup_count = zc_rbuf_u32(&r);
+    if (version >= 2) {
+        out->dedup_bytes = zc_rbuf_u32(&r);
+        out->dedup_trimmed = zc_rbuf_u8(&r) != 0;
+    }
     return zc_rbuf_done(&r) ? 0 : -1;
 }
 
@@ -219,8 +256,11 @@ static int put_slot(store_t *s, uint16_t slot, const store_slot_t *sl)
     zc_wbuf_u64(&w, sl->generation);
     zc_wbuf_u64(&w, sl->reset_generation);
     zc_wbuf_u32(&w, sl->dedup_count);
+    zc_wbuf_u32(&w, sl->dedup_bytes);
+    zc_wbuf_u8(&w, sl->dedup_trimmed ? 1 : 0);
     MDB_val k = {2, key}, v = {w.len, w.data};
     MDB_txn *t = wtxn_mod(s);
+    s->pending += w.len + 16;
     int rc = t && !w.oom ? mdb_put(t, s->slots, &k, &v, 0) : -1;
     zc_wbuf_clear(&w);
     return rc == 0 ? 0 : -1;
@@ -256,6 +296,8 @@ int store_adopt(store_t *s, uint16_t slot, const uint8_t session[ZC_SESSION_LEN]
     memcpy(sl.owner, session, ZC_SESSION_LEN);
     sl.generation = generation;
     sl.dedup_count = 0;
+    sl.dedup_bytes = 0;
+    sl.dedup_trimmed = false;
     return put_slot(s, slot, &sl);
 }
 
@@ -392,6 +434,7 @@ int store_change(store_t *s, uint16_t slot, const char *product, int64_t delta)
     }
     uint8_t b[4] = {(uint8_t)(now >> 24), (uint8_t)(now >> 16), (uint8_t)(now >> 8), (uint8_t)now};
     MDB_val v = {4, b};
+    s->pending += k.mv_size + 4 + 16;
     return mdb_put(t, s->items, &k, &v, 0) == 0 ? 0 : -1;
 }
 
@@ -438,7 +481,8 @@ int store_dedup_get(store_t *s, uint16_t slot, uint64_t seq, store_answer_t *out
         uint64_t low;
         if (store_get_slot(s, slot, &sl) != 0)
             return -1;
-        if (sl.dedup_count >= STORE_DEDUP_WINDOW && lowest_seq(s, slot, &low) == 0 && seq < low)
+        if ((sl.dedup_count >= STORE_DEDUP_WINDOW || sl.dedup_trimmed) &&
+            lowest_seq(s, slot, &low) == 0 && seq < low)
             return 2;
         return 1;
     }
@@ -491,18 +535,30 @@ int store_dedup_put(store_t *s, uint16_t slot, uint64_t seq, const zc_msg_t *ans
     MDB_val k = {10, key}, v = {w.len, w.data};
     MDB_txn *t = wtxn_mod(s);
     int rc = t && !w.oom ? mdb_put(t, s->dedup, &k, &v, MDB_NOOVERWRITE) : -1;
+    uint32_t added = (uint32_t)w.len;
+    s->pending += added + 16;
     zc_wbuf_clear(&w);
     if (rc == MDB_KEYEXIST)
         return 0;
     if (rc != 0)
         return -1;
     sl.dedup_count++;
-    while (sl.dedup_count > STORE_DEDUP_WINDOW) {
+    sl.dedup_bytes += added;
+    /* Drop the lowest seqs past the window or the byte budget; the newest
+     * record always stays. */
+    while (sl.dedup_count > STORE_DEDUP_WINDOW ||
+           (sl.dedup_bytes > STORE_DEDUP_BYTES && sl.dedup_count > 1)) {
         uint64_t low;
+        MDB_val old;
         if (lowest_seq(s, slot, &low) != 0)
             return -1;
         dedup_key(key, slot, low);
         MDB_val lk = {10, key};
+        if (mdb_get(t, s->dedup, &lk, &old) != 0)
+            return -1;
+        if (sl.dedup_count <= STORE_DEDUP_WINDOW)
+            sl.dedup_trimmed = true;
+        sl.dedup_bytes -= old.mv_size < sl.dedup_bytes ? (uint32_t)old.mv_size : sl.dedup_bytes;
         if (mdb_del(t, s->dedup, &lk, NULL) != 0)
             return -1;
         sl.dedup_count--;
@@ -536,6 +592,8 @@ int store_reset(store_t *s, uint16_t slot, uint64_t generation)
     memset(sl.owner, 0, ZC_SESSION_LEN);
     sl.generation = 0;
     sl.dedup_count = 0;
+    sl.dedup_bytes = 0;
+    sl.dedup_trimmed = false;
     if (generation > sl.reset_generation)
         sl.reset_generation = generation;
     return put_slot(s, slot, &sl);

@@ -14,7 +14,17 @@
  * generation); it adopts an owner only when it has none; a generation at or
  * below its reset generation is refused for good.  The dedup window keeps
  * the answers of the owner's last STORE_DEDUP_WINDOW state-changing requests,
- * dropping the lowest seq first. */
+ * dropping the lowest seq first -- and fewer when their answers together
+ * pass STORE_DEDUP_BYTES (an answer holds the whole item list, up to ~18 KB):
+ * a slot's dedup records never take more than that, so a node's store is
+ * bounded by its slots, not by what clients send.  Once a record was dropped
+ * for bytes, the window counts as full (a seq below the lowest kept is
+ * "outside the dedup window") until the slot is reset.
+ *
+ * The map is fixed (--map-size).  Writes never run into it: the node asks
+ * store_usage before an add and refuses it (STORAGE_FULL) past
+ * STORE_ADD_LIMIT_PCT of the map, leaving the rest for what must go on
+ * working -- removes, lists, resets (cart/node.c). */
 #ifndef ZC_CART_STORE_H
 #define ZC_CART_STORE_H
 
@@ -26,6 +36,10 @@
 #include "proto/msg.h"
 
 #define STORE_DEDUP_WINDOW 1024
+#define STORE_DEDUP_BYTES (128u << 10) /* a slot's dedup records, encoded, at most */
+#define STORE_MAP_DEFAULT ((size_t)1 << 30)
+#define STORE_ADD_LIMIT_PCT 70    /* adds refused past this share of the map */
+#define STORE_REMOVE_LIMIT_PCT 90 /* removes refused past this one */
 
 typedef struct store store_t;
 
@@ -35,6 +49,8 @@ typedef struct {
     uint64_t generation;           /* owner's generation, 0 if none */
     uint64_t reset_generation;     /* highest generation reset so far */
     uint32_t dedup_count;          /* dedup records kept */
+    uint32_t dedup_bytes;          /* their encoded answers' total size */
+    bool dedup_trimmed;            /* a record was dropped for bytes: the window is full */
 } store_slot_t;
 
 /* Outcome of a fencing check. */
@@ -52,7 +68,11 @@ typedef struct {
     uint16_t n_items;                /* entries */
 } store_answer_t;
 
-store_t *store_open(const char *dir, unsigned n_slots, char *err, size_t errlen);
+/* map_size 0 = STORE_MAP_DEFAULT. */
+store_t *store_open(const char *dir, unsigned n_slots, size_t map_size, char *err, size_t errlen);
+/* Bytes of the map in use (pages below the high-water mark that are not on
+ * LMDB's free list, as of the last commit) and the map's size. */
+int store_usage(store_t *s, uint64_t *used, uint64_t *map);
 /* Open an existing store read-only, for inspection (zcart-cart --dump-state):
  * nothing is created or written; every write fails with -1.  NULL with err
  * when dir is missing or holds no (or a corrupt) store. */

@@ -238,6 +238,13 @@ int zcart__call(zcart_t *z, const zcart__call_t *c, zc_msg_t *reply, zcart_resul
             next_replica(z);
             continue;
         }
+        if (reply->status == ZC_BUSY && reply->id == ZC_MSG_REPLY && zc_mono_ms() < l.end) {
+            /* Admission control: not applied; the same replica, after a backoff. */
+            say(&l, "%s: BUSY: %.120s", from, reply->detail);
+            zc_msg_reset(reply);
+            backoff(&l);
+            continue;
+        }
         if (reply->status == ZC_EXPIRED && l.in_doubt) {
             say(&l, "%s: EXPIRED, after an earlier try went unanswered", from);
             zc_msg_reset(reply);

@@ -245,7 +245,9 @@ static bool own_key(const char *k)
         if (strcmp(k, lead_keys[i]) == 0)
             return true;
     return strcmp(k, "reachable") == 0 || strcmp(k, "contacted") == 0 ||
-           strcmp(k, "rtt_us") == 0 || strcmp(k, "error") == 0;
+           strcmp(k, "rtt_us") == 0 || strcmp(k, "error") == 0 ||
+           strcmp(k, "storage_used_bytes") == 0 || strcmp(k, "storage_map_bytes") == 0 ||
+           strcmp(k, "storage") == 0;
 }
 
 /* The replica whose view of the cluster counts: the leader with the highest
@@ -290,6 +292,19 @@ static void json_replica(zc_json_t *j, const zcart_replica_t *r)
         zc_json_ku64(j, "rtt_us", r->rtt_us);
     else
         zc_json_kstr(j, "error", r->error);
+    /* storage: {used_bytes, map_bytes} of this replica's state (null when
+     * it did not answer or does not say). */
+    const char *used = r->reachable ? zcart_replica_prop(r, "storage_used_bytes") : NULL;
+    const char *map = r->reachable ? zcart_replica_prop(r, "storage_map_bytes") : NULL;
+    zc_json_key(j, "storage");
+    if (used && map && zcli_is_integer(used) && zcli_is_integer(map)) {
+        zc_json_obj(j);
+        zc_json_ku64(j, "used_bytes", strtoull(used, NULL, 10));
+        zc_json_ku64(j, "map_bytes", strtoull(map, NULL, 10));
+        zc_json_end(j);
+    } else {
+        zc_json_null(j);
+    }
     for (size_t i = 0; i < r->n_props; i++) {
         const zcart_prop_t *p = &r->props[i];
         if (own_key(p->key))
@@ -363,6 +378,22 @@ static void json_status(FILE *out, int rc, const zcart_status_t *st)
             zc_json_key(&j, ck[i][0]);
             if (v && zcli_is_integer(v))
                 json_value(&j, ck[i][1], v);
+            else
+                zc_json_null(&j);
+        }
+        zc_json_end(&j);
+    } else {
+        zc_json_null(&j);
+    }
+    zc_json_key(&j, "sessions");
+    if (best) {
+        static const char *const sk[][2] = {{"live", "sessions_live"}, {"ended", "sessions_ended"}};
+        zc_json_obj(&j);
+        for (size_t i = 0; i < 2; i++) {
+            const char *v = zcart_replica_prop(best, sk[i][1]);
+            zc_json_key(&j, sk[i][0]);
+            if (v && zcli_is_integer(v))
+                json_value(&j, sk[i][1], v);
             else
                 zc_json_null(&j);
         }

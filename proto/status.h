@@ -24,7 +24,9 @@
     X(13, CART_LOST, "the session's cart was lost; the session moved to a new, empty cart") \
     X(14, FENCED, "the cart refused a stale (session, generation)")                 \
     X(15, INTERNAL, "a local error in a daemon (storage); detail says which")       \
-    X(16, UNAVAILABLE, "the cluster cannot serve right now (no quorum, shutting down)")
+    X(16, UNAVAILABLE, "the cluster cannot serve right now (no quorum, shutting down)") \
+    X(17, STORAGE_FULL, "storage is near its limit: no new session, or no add on that cart node") \
+    X(18, BUSY, "the leader is at its admission limit; not applied, retry after the hint")
 
 typedef enum {
 #define ZC_STATUS_ENUM(code, name, text) ZC_##name = code,

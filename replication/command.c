@@ -16,6 +16,7 @@ const char *zc_cmd_name(int type)
     case ZC_CMD_BREAKER: return "BREAKER";
     case ZC_CMD_REASSIGN: return "REASSIGN";
     case ZC_CMD_LOST_TOLD: return "LOST_TOLD";
+    case ZC_CMD_PURGE: return "PURGE";
     default: return "UNKNOWN";
     }
 }
@@ -39,6 +40,8 @@ int zc_cmd_encode(const zc_cmd_t *c, zc_wbuf_t *w)
         break;
     case ZC_CMD_ASSIGN:
         zc_wbuf_bytes(w, c->assign.session, ZC_SESSION_LEN);
+        zc_wbuf_u32(w, c->assign.max_records);
+        zc_wbuf_u8(w, c->assign.placement);
         break;
     case ZC_CMD_RELEASE:
         zc_wbuf_bytes(w, c->release.session, ZC_SESSION_LEN);
@@ -69,6 +72,14 @@ int zc_cmd_encode(const zc_cmd_t *c, zc_wbuf_t *w)
         break;
     case ZC_CMD_LOST_TOLD:
         zc_wbuf_bytes(w, c->told.session, ZC_SESSION_LEN);
+        break;
+    case ZC_CMD_PURGE:
+        if (c->purge.n > ZC_PURGE_MAX)
+            return -1;
+        zc_wbuf_u64(w, c->purge.retention_ms);
+        zc_wbuf_u16(w, c->purge.n);
+        for (unsigned i = 0; i < c->purge.n; i++)
+            zc_wbuf_bytes(w, c->purge.sessions[i], ZC_SESSION_LEN);
         break;
     default:
         return -1;
@@ -106,6 +117,10 @@ int zc_cmd_decode(zc_cmd_t *c, const void *data, size_t len)
         break;
     case ZC_CMD_ASSIGN:
         zc_rbuf_bytes(&r, c->assign.session, ZC_SESSION_LEN);
+        c->assign.max_records = zc_rbuf_u32(&r);
+        c->assign.placement = zc_rbuf_u8(&r);
+        if (c->assign.placement > ZC_PLACE_LEAST_LOADED)
+            return -1;
         break;
     case ZC_CMD_RELEASE:
         zc_rbuf_bytes(&r, c->release.session, ZC_SESSION_LEN);
@@ -136,6 +151,14 @@ int zc_cmd_decode(zc_cmd_t *c, const void *data, size_t len)
         break;
     case ZC_CMD_LOST_TOLD:
         zc_rbuf_bytes(&r, c->told.session, ZC_SESSION_LEN);
+        break;
+    case ZC_CMD_PURGE:
+        c->purge.retention_ms = zc_rbuf_u64(&r);
+        c->purge.n = zc_rbuf_u16(&r);
+        if (r.err || c->purge.n > ZC_PURGE_MAX)
+            return -1;
+        for (unsigned i = 0; i < c->purge.n; i++)
+            zc_rbuf_bytes(&r, c->purge.sessions[i], ZC_SESSION_LEN);
         break;
     default:
         return -1;

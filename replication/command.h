@@ -12,7 +12,10 @@
  *     u8 type, u8 version (1), u64 time_ms, then the type's fields:
  *
  *     REGISTER  str node, u16 n, n * (u16 slot, u64 generation, u8 dirty)
- *     ASSIGN    16 session
+ *     ASSIGN    16 session, u32 max_records (the leader's storage limit,
+ *               state.h; 0 = none), u8 placement (ZC_PLACE_*); an entry
+ *               from before these fields decodes with 0s from its zero
+ *               padding: no limit, FIFO
  *     RELEASE   16 session, u8 why (1 close, 2 lease expired)
  *     RETURN    str cart, u64 generation
  *     MEMBER_SET u64 id, str raft_address, str client_endpoint, str cart_endpoint
@@ -22,6 +25,9 @@
  *     REASSIGN  str cart, u64 generation (the lost cart and the assignment
  *               that loses it)
  *     LOST_TOLD 16 session
+ *     PURGE     u64 retention_ms, u16 n, n * 16 session (n <= ZC_PURGE_MAX):
+ *               forget those sessions that ended at least retention_ms
+ *               before time_ms; any other named session is left alone
  *
  * then zero octets up to a multiple of ZC_CMD_ALIGN (8): raft's libuv log
  * requires every entry's length to be a multiple of 8 (an assertion that
@@ -50,13 +56,20 @@ typedef enum {
     ZC_CMD_BREAKER = 7,    /* move a cart's breaker (automatic or operator event) */
     ZC_CMD_REASSIGN = 8,   /* a lost cart's session moves to a fresh cart */
     ZC_CMD_LOST_TOLD = 9,  /* the session's client got its CART_LOST */
+    ZC_CMD_PURGE = 10,     /* forget sessions that ended long enough ago */
 } zc_cmd_type_t;
 
 #define ZC_CMD_VERSION 1
 #define ZC_CMD_ALIGN 8 /* encoded length is a multiple of this */
 #define ZC_REGISTER_MAX ZC_SLOTS_MAX
+#define ZC_PURGE_MAX 64 /* sessions one PURGE may name: a bounded apply */
 
 enum { ZC_RELEASE_CLOSE = 1, ZC_RELEASE_EXPIRED = 2 };
+/* Which free cart an ASSIGN takes. */
+enum {
+    ZC_PLACE_FIFO = 0,         /* the free list's head (with a CLOSED breaker) */
+    ZC_PLACE_LEAST_LOADED = 1, /* on the node with the fewest ASSIGNED carts */
+};
 
 /* One slot in a REGISTER. */
 typedef struct {
@@ -76,6 +89,9 @@ typedef struct {
         } reg;
         struct {
             uint8_t session[ZC_SESSION_LEN]; /* session to assign */
+            uint32_t max_records;            /* refuse a new session at this many
+                                                records (zc_state_records); 0 none */
+            uint8_t placement;               /* ZC_PLACE_* */
         } assign;
         struct {
             uint8_t session[ZC_SESSION_LEN]; /* session to end */
@@ -94,6 +110,11 @@ typedef struct {
             uint8_t session[ZC_SESSION_LEN]; /* the session told */
         } told;
         struct {
+            uint64_t retention_ms;                       /* ended at least this long ago */
+            uint16_t n;                                  /* entries in sessions */
+            uint8_t sessions[ZC_PURGE_MAX][ZC_SESSION_LEN]; /* candidates, leader-chosen */
+        } purge;
+        struct {
             char cart[ZC_CART_MAX + 1]; /* the cart whose breaker moves */
             uint8_t ev;                 /* zc_brk_event_t */
             uint8_t why;                /* zc_brk_why_t */
@@ -107,7 +128,7 @@ typedef struct {
     uint8_t status;             /* ZC_OK or a KO reason (zc_status_t) */
     char cart[ZC_CART_MAX + 1]; /* ASSIGN/RELEASE: the cart, RETURN: echo */
     uint64_t generation;        /* ASSIGN/RELEASE: the assignment's generation */
-    uint32_t count;             /* REGISTER: carts added */
+    uint32_t count;             /* REGISTER: carts added; PURGE: sessions forgotten */
     zc_breaker_t breaker;       /* BREAKER: the record after the event (or as it
                                    stayed, when refused: status BAD_REQUEST) */
     bool replayed;              /* entry was already in the state (restart) */

@@ -37,6 +37,13 @@ zc_fsm_t *zc_fsm_new(const char *dir, size_t map_size, char *err, size_t errlen)
         free(f);
         return NULL;
     }
+    if (zc_state_ensure_counts(f->state) != 0 ||
+        (zc_state_meta(f->state, "index_v") != 1 && zc_state_rebuild_indexes(f->state) != 0)) {
+        snprintf(err, errlen, "%s: could not count the sessions of the state", dir);
+        zc_state_close(&f->state);
+        free(f);
+        return NULL;
+    }
     f->applied_index = zc_state_meta(f->state, "applied_index");
     return f;
 }
@@ -96,6 +103,8 @@ static int apply_register(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_res
         out->count++;
     }
     out->status = ZC_OK;
+    if (zc_state_txn_add_meta(s, t, "carts_total", out->count) != 0)
+        return -1;
     return zc_state_txn_set_meta(s, t, "next_gen", next_gen);
 }
 
@@ -140,8 +149,19 @@ static int apply_assign(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resul
                                                      : ZC_SESSION_EXPIRED;
         return 0;
     }
+    /* The storage limit: the same counters and the same limit (carried in
+     * the entry) on every replica, so every replica refuses at the same
+     * entry; existing sessions never meet it. */
+    if (c->assign.max_records != 0 &&
+        zc_state_txn_meta(s, t, "sessions_live") + zc_state_txn_meta(s, t, "sessions_ended") +
+                zc_state_txn_meta(s, t, "carts_total") >=
+            c->assign.max_records) {
+        out->status = ZC_STORAGE_FULL;
+        return 0;
+    }
     zc_cart_rec_t cart;
-    rc = first_free(s, t, &cart);
+    rc = c->assign.placement == ZC_PLACE_LEAST_LOADED ? zc_state_txn_least_loaded(s, t, &cart)
+                                                      : first_free(s, t, &cart);
     if (rc < 0)
         return -1;
     if (rc == 1) {
@@ -156,7 +176,8 @@ static int apply_assign(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resul
     static uint64_t mutant_calls;
     gen += ++mutant_calls % 2;
 #endif
-    if (zc_state_txn_free_del(s, t, cart.free_pos) != 0)
+    if (zc_state_txn_free_take(s, t, &cart) != 0 || zc_state_txn_load_add(s, t, cart.node, 1) != 0 ||
+        zc_state_txn_add_meta(s, t, "carts_assigned", 1) != 0)
         return -1;
     cart.state = ZC_CART_ASSIGNED;
     cart.generation = gen;
@@ -170,7 +191,8 @@ static int apply_assign(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resul
     sess.generation = gen;
     sess.since_ms = c->time_ms;
     if (zc_state_txn_put_cart(s, t, &cart) != 0 || zc_state_txn_put_session(s, t, &sess) != 0 ||
-        zc_state_txn_set_meta(s, t, "next_gen", gen + 1) != 0)
+        zc_state_txn_set_meta(s, t, "next_gen", gen + 1) != 0 ||
+        zc_state_txn_add_meta(s, t, "sessions_live", 1) != 0)
         return -1;
     snprintf(out->cart, sizeof out->cart, "%s", cart.id);
     out->generation = gen;
@@ -194,7 +216,9 @@ static int apply_release(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resu
         return 0; /* already released: closing is idempotent */
     sess.state = c->release.why == ZC_RELEASE_EXPIRED ? ZC_SESS_EXPIRED : ZC_SESS_CLOSED;
     sess.since_ms = c->time_ms;
-    if (zc_state_txn_put_session(s, t, &sess) != 0)
+    if (zc_state_txn_put_session(s, t, &sess) != 0 ||
+        zc_state_txn_add_meta(s, t, "sessions_live", -1) != 0 ||
+        zc_state_txn_add_meta(s, t, "sessions_ended", 1) != 0)
         return -1;
     zc_cart_rec_t cart;
     rc = zc_state_txn_get_cart(s, t, sess.cart, &cart);
@@ -210,7 +234,9 @@ static int apply_release(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resu
          * the leader sends names that generation. */
         cart.state = ZC_CART_DRAINING;
         cart.since_ms = c->time_ms;
-        if (zc_state_txn_put_cart(s, t, &cart) != 0)
+        if (zc_state_txn_put_cart(s, t, &cart) != 0 ||
+            zc_state_txn_load_add(s, t, cart.node, -1) != 0 ||
+            zc_state_txn_add_meta(s, t, "carts_assigned", -1) != 0)
             return -1;
     }
     return 0;
@@ -268,7 +294,9 @@ static int apply_reassign(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_res
     uint64_t gen = zc_state_txn_meta(s, t, "next_gen");
     if (gen == 0)
         gen = 1;
-    if (zc_state_txn_free_del(s, t, fresh.free_pos) != 0)
+    if (zc_state_txn_free_take(s, t, &fresh) != 0 ||
+        zc_state_txn_load_add(s, t, fresh.node, 1) != 0 ||
+        zc_state_txn_load_add(s, t, lost.node, -1) != 0)
         return -1;
     fresh.state = ZC_CART_ASSIGNED;
     fresh.generation = gen;
@@ -333,6 +361,31 @@ static int apply_breaker(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resu
     return zc_state_txn_put_cart(f->state, t, &cart);
 }
 
+/* Forget sessions that ended at least retention_ms before the command's
+ * time.  The leader names the candidates; apply checks each one again, so a
+ * session that is live, unknown or ended too recently is left alone, and the
+ * same entry does the same on every replica.  A forgotten id is unknown
+ * again (docs/protocol.md §3, step 6). */
+static int apply_purge(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_result_t *out)
+{
+    zc_state_t *s = f->state;
+    out->status = ZC_OK;
+    for (unsigned i = 0; i < c->purge.n; i++) {
+        zc_session_rec_t sess;
+        int rc = zc_state_txn_get_session(s, t, c->purge.sessions[i], &sess);
+        if (rc < 0)
+            return -1;
+        if (rc == 1 || sess.state == ZC_SESS_LIVE || sess.since_ms > c->time_ms ||
+            c->time_ms - sess.since_ms < c->purge.retention_ms)
+            continue;
+        if (zc_state_txn_del_session(s, t, sess.id) != 0 ||
+            zc_state_txn_add_meta(s, t, "sessions_ended", -1) != 0)
+            return -1;
+        out->count++;
+    }
+    return 0;
+}
+
 static int apply_member(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_result_t *out)
 {
     out->status = ZC_OK;
@@ -345,19 +398,16 @@ static int apply_member(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resul
     return zc_state_txn_del_member(f->state, t, c->member.id);
 }
 
-int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_cmd_result_t *out)
+/* One try at applying entry `index` in one write transaction.  0 or -1
+ * (nothing applied). */
+static int apply_once(zc_fsm_t *f, uint64_t index, const zc_cmd_t *c, bool decoded, size_t len,
+                      zc_cmd_result_t *out)
 {
-    memset(out, 0, sizeof *out);
-    if (index <= f->applied_index) {
-        out->replayed = true;
-        return 0;
-    }
     zc_state_t *s = f->state;
-    zc_cmd_t c;
-    bool decoded = zc_cmd_decode(&c, data, len) == 0;
+    memset(out, 0, sizeof *out);
     MDB_txn *t;
     if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
-        goto err;
+        return -1;
     int rc = 0;
     if (!decoded) {
         /* Every replica sees the same bytes, so every replica skips it. */
@@ -365,16 +415,17 @@ int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_c
                  len);
         out->status = ZC_BAD_REQUEST;
     } else {
-        switch (c.type) {
-        case ZC_CMD_REGISTER: rc = apply_register(f, t, &c, out); break;
-        case ZC_CMD_ASSIGN: rc = apply_assign(f, t, &c, out); break;
-        case ZC_CMD_RELEASE: rc = apply_release(f, t, &c, out); break;
-        case ZC_CMD_RETURN: rc = apply_return(f, t, &c, out); break;
+        switch (c->type) {
+        case ZC_CMD_REGISTER: rc = apply_register(f, t, c, out); break;
+        case ZC_CMD_ASSIGN: rc = apply_assign(f, t, c, out); break;
+        case ZC_CMD_RELEASE: rc = apply_release(f, t, c, out); break;
+        case ZC_CMD_RETURN: rc = apply_return(f, t, c, out); break;
         case ZC_CMD_MEMBER_SET:
-        case ZC_CMD_MEMBER_DEL: rc = apply_member(f, t, &c, out); break;
-        case ZC_CMD_REASSIGN: rc = apply_reassign(f, t, &c, out); break;
-        case ZC_CMD_LOST_TOLD: rc = apply_lost_told(f, t, &c, out); break;
-        case ZC_CMD_BREAKER: rc = apply_breaker(f, t, &c, out); break;
+        case ZC_CMD_MEMBER_DEL: rc = apply_member(f, t, c, out); break;
+        case ZC_CMD_REASSIGN: rc = apply_reassign(f, t, c, out); break;
+        case ZC_CMD_LOST_TOLD: rc = apply_lost_told(f, t, c, out); break;
+        case ZC_CMD_BREAKER: rc = apply_breaker(f, t, c, out); break;
+        case ZC_CMD_PURGE: rc = apply_purge(f, t, c, out); break;
         }
     }
     if (rc == 0)
@@ -384,21 +435,60 @@ int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_c
                                    zc_state_txn_meta(s, t, "applied_commands") + 1);
     if (rc != 0) {
         mdb_txn_abort(t);
-        goto err;
+        return -1;
     }
-    if (mdb_txn_commit(t) != 0)
-        goto err;
-    f->applied_index = index;
-    if (decoded)
-        zc_cmd_clear(&c);
-    return 0;
-err:
-    zc_error("entry %llu: storage error while applying, not applied", (unsigned long long)index);
-    if (decoded)
-        zc_cmd_clear(&c);
+    return mdb_txn_commit(t) == 0 ? 0 : -1;
+}
+
+/* The last line of defence of "apply never fails on a full map": the
+ * storage limit (state.h) keeps a state at half its map, but a replica
+ * started with a smaller --state-map-size than its leader's can still fill
+ * up.  Rather than fail the entry -- raft would stop, the broker exit and
+ * crash-loop on the same entry -- the map grows by half (LMDB allows it
+ * between transactions) and the entry is applied again.  Only when the map
+ * was not nearly full (another storage error) does apply fail. */
+static bool grow_map(zc_fsm_t *f)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(f->state->env, &info) != 0 || mdb_env_stat(f->state->env, &st) != 0)
+        return false;
+    /* The high-water mark: LMDB fails a transaction that needs pages past
+     * the map even when its free list holds some. */
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize, map = info.me_mapsize;
+    if (used < map / 4 * 3)
+        return false;
+    size_t bigger = (size_t)(map + map / 2);
+    if (mdb_env_set_mapsize(f->state->env, bigger) != 0)
+        return false;
+    zc_warn("state map nearly full (%llu of %llu bytes): grown to %zu bytes; give every replica "
+            "the same --state-map-size", (unsigned long long)used, (unsigned long long)map, bigger);
+    return true;
+}
+
+int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_cmd_result_t *out)
+{
     memset(out, 0, sizeof *out);
-    out->status = ZC_INTERNAL;
-    return -1;
+    if (index <= f->applied_index) {
+        out->replayed = true;
+        return 0;
+    }
+    zc_cmd_t c;
+    bool decoded = zc_cmd_decode(&c, data, len) == 0;
+    int rc = apply_once(f, index, &c, decoded, len, out);
+    if (rc != 0 && grow_map(f))
+        rc = apply_once(f, index, &c, decoded, len, out);
+    if (decoded)
+        zc_cmd_clear(&c);
+    if (rc != 0) {
+        zc_error("entry %llu: storage error while applying, not applied",
+                 (unsigned long long)index);
+        memset(out, 0, sizeof *out);
+        out->status = ZC_INTERNAL;
+        return -1;
+    }
+    f->applied_index = index;
+    return 0;
 }
 
 /* --- snapshots ---
@@ -503,6 +593,10 @@ int zc_fsm_restore(zc_fsm_t *f, const void *data, size_t len)
         return -1;
     }
     mdb_env_sync(s->env, 1);
+    if (zc_state_ensure_counts(s) != 0)
+        zc_warn("restore: could not count the sessions; status counts may be off");
+    if (zc_state_rebuild_indexes(s) != 0)
+        zc_warn("restore: could not rebuild the placement indexes");
     f->applied_index = zc_state_meta(s, "applied_index");
     zc_info("restore: state replaced by snapshot at %llu", (unsigned long long)index);
     return 0;

@@ -116,8 +116,8 @@ zc_state_t *zc_state_open(const char *dir, size_t map_size, char *err, size_t er
     }
     if ((rc = mdb_env_create(&s->env)) != 0)
         goto err_lmdb;
-    mdb_env_set_maxdbs(s->env, 8);
-    mdb_env_set_mapsize(s->env, map_size ? map_size : (size_t)256 << 20);
+    mdb_env_set_maxdbs(s->env, 10);
+    mdb_env_set_mapsize(s->env, map_size ? map_size : ZC_STATE_MAP_DEFAULT);
     if ((rc = mdb_env_open(s->env, dir, MDB_NOSYNC | MDB_NOTLS, 0644)) != 0)
         goto err_lmdb;
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != 0)
@@ -127,7 +127,9 @@ zc_state_t *zc_state_open(const char *dir, size_t map_size, char *err, size_t er
         (rc = mdb_dbi_open(t, "free", MDB_CREATE, &s->free)) != 0 ||
         (rc = mdb_dbi_open(t, "sessions", MDB_CREATE, &s->sessions)) != 0 ||
         (rc = mdb_dbi_open(t, "members", MDB_CREATE, &s->members)) != 0 ||
-        (rc = mdb_dbi_open(t, "local", MDB_CREATE, &s->local)) != 0) {
+        (rc = mdb_dbi_open(t, "local", MDB_CREATE, &s->local)) != 0 ||
+        (rc = mdb_dbi_open(t, "nodefree", MDB_CREATE, &s->nodefree)) != 0 ||
+        (rc = mdb_dbi_open(t, "nodeload", MDB_CREATE, &s->nodeload)) != 0) {
         mdb_txn_abort(t);
         goto err_lmdb;
     }
@@ -172,7 +174,7 @@ zc_state_t *zc_state_open_readonly(const char *dir, char *err, size_t errlen)
     s->readonly = true;
     if ((rc = mdb_env_create(&s->env)) != 0)
         goto err_lmdb;
-    mdb_env_set_maxdbs(s->env, 8);
+    mdb_env_set_maxdbs(s->env, 10);
     if ((rc = mdb_env_open(s->env, dir, MDB_RDONLY | MDB_NOTLS, 0644)) != 0)
         goto err_lmdb;
     if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t)) != 0)
@@ -261,6 +263,13 @@ int zc_state_txn_put_session(zc_state_t *s, MDB_txn *t, const zc_session_rec_t *
     return rc == 0 ? 0 : -1;
 }
 
+int zc_state_txn_del_session(zc_state_t *s, MDB_txn *t, const uint8_t id[ZC_SESSION_LEN])
+{
+    MDB_val k = {ZC_SESSION_LEN, (void *)id};
+    int rc = mdb_del(t, s->sessions, &k, NULL);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : -1;
+}
+
 static void be64(uint8_t out[8], uint64_t v)
 {
     for (int i = 7; i >= 0; i--, v >>= 8)
@@ -292,16 +301,160 @@ int zc_state_txn_set_meta(zc_state_t *s, MDB_txn *t, const char *key, uint64_t v
     return mdb_put(t, s->meta, &k, &v, 0) == 0 ? 0 : -1;
 }
 
+int zc_state_txn_add_meta(zc_state_t *s, MDB_txn *t, const char *key, int64_t delta)
+{
+    uint64_t v = zc_state_txn_meta(s, t, key);
+    return zc_state_txn_set_meta(s, t, key, (uint64_t)((int64_t)v + delta));
+}
+
+/* nodefree key: node, 0x00, be64 position. */
+static size_t nodefree_key(uint8_t *buf, const char *node, uint64_t pos)
+{
+    size_t n = strlen(node);
+    memcpy(buf, node, n);
+    buf[n] = 0;
+    be64(buf + n + 1, pos);
+    return n + 9;
+}
+
 int zc_state_txn_free_push(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *c)
 {
     uint64_t pos = zc_state_txn_meta(s, t, "free_tail");
-    uint8_t b[8];
+    uint8_t b[8], nk[ZC_NODE_MAX + 9];
     be64(b, pos);
     MDB_val k = {8, b}, v = {strlen(c->id), c->id};
     if (mdb_put(t, s->free, &k, &v, 0) != 0)
         return -1;
+    MDB_val ik = {nodefree_key(nk, c->node, pos), nk};
+    if (mdb_put(t, s->nodefree, &ik, &v, 0) != 0)
+        return -1;
     c->free_pos = pos;
     return zc_state_txn_set_meta(s, t, "free_tail", pos + 1);
+}
+
+int zc_state_txn_free_take(zc_state_t *s, MDB_txn *t, const zc_cart_rec_t *c)
+{
+    uint8_t nk[ZC_NODE_MAX + 9];
+    MDB_val ik = {nodefree_key(nk, c->node, c->free_pos), nk};
+    int rc = mdb_del(t, s->nodefree, &ik, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return -1;
+    return zc_state_txn_free_del(s, t, c->free_pos);
+}
+
+uint64_t zc_state_txn_load(zc_state_t *s, MDB_txn *t, const char *node)
+{
+    MDB_val k = {strlen(node), (void *)node}, v;
+    if (mdb_get(t, s->nodeload, &k, &v) != 0 || v.mv_size != 8)
+        return 0;
+    return from_be64(v.mv_data);
+}
+
+int zc_state_txn_load_add(zc_state_t *s, MDB_txn *t, const char *node, int64_t delta)
+{
+    uint64_t n = zc_state_txn_load(s, t, node);
+    n = delta < 0 && (uint64_t)-delta > n ? 0 : (uint64_t)((int64_t)n + delta);
+    uint8_t b[8];
+    be64(b, n);
+    MDB_val k = {strlen(node), (void *)node}, v = {8, b};
+    return mdb_put(t, s->nodeload, &k, &v, 0) == 0 ? 0 : -1;
+}
+
+int zc_state_txn_least_loaded(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *out)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(t, s->nodefree, &cur), found = 1;
+    uint64_t best_load = 0, best_pos = 0;
+    if (rc != 0)
+        return -1;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        /* k is the first entry of a node: walk that node's free carts to
+         * the first with a CLOSED breaker. */
+        char node[ZC_NODE_MAX + 1];
+        const uint8_t *kb = k.mv_data;
+        size_t nl = k.mv_size >= 9 ? k.mv_size - 9 : 0;
+        if (nl == 0 || nl > ZC_NODE_MAX || kb[nl] != 0) {
+            found = -1;
+            break;
+        }
+        memcpy(node, kb, nl);
+        node[nl] = 0;
+        uint64_t load = zc_state_txn_load(s, t, node);
+        bool better_possible = found == 1 || load <= best_load;
+        while (rc == 0 && better_possible && k.mv_size == nl + 9 &&
+               memcmp(k.mv_data, node, nl) == 0 && ((uint8_t *)k.mv_data)[nl] == 0) {
+            char id[ZC_CART_MAX + 1];
+            zc_cart_rec_t c;
+            size_t n = v.mv_size < ZC_CART_MAX ? v.mv_size : ZC_CART_MAX;
+            memcpy(id, v.mv_data, n);
+            id[n] = 0;
+            if (zc_state_txn_get_cart(s, t, id, &c) != 0) {
+                mdb_cursor_close(cur);
+                return -1;
+            }
+            if (c.breaker.state == ZC_BRK_CLOSED) {
+                if (found == 1 || load < best_load || (load == best_load && c.free_pos < best_pos)) {
+                    *out = c;
+                    best_load = load;
+                    best_pos = c.free_pos;
+                    found = 0;
+                }
+                break;
+            }
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        /* On to the next node: the first key past "node\x01". */
+        uint8_t next[ZC_NODE_MAX + 1];
+        memcpy(next, node, nl);
+        next[nl] = 1;
+        k.mv_data = next;
+        k.mv_size = nl + 1;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return -1;
+    return found;
+}
+
+int zc_state_rebuild_indexes(zc_state_t *s)
+{
+    if (s->readonly)
+        return 0;
+    MDB_txn *t;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
+        return -1;
+    int rc = mdb_drop(t, s->nodefree, 0) != 0 || mdb_drop(t, s->nodeload, 0) != 0 ||
+                     mdb_cursor_open(t, s->carts, &cur) != 0
+                 ? -1
+                 : 0;
+    if (rc == 0) {
+        for (int op = MDB_FIRST; rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+            zc_cart_rec_t c;
+            if (decode_cart(&k, &v, &c) != 0)
+                continue;
+            if (c.state == ZC_CART_FREE) {
+                uint8_t nk[ZC_NODE_MAX + 9];
+                MDB_val ik = {nodefree_key(nk, c.node, c.free_pos), nk};
+                MDB_val iv = {strlen(c.id), c.id};
+                rc = mdb_put(t, s->nodefree, &ik, &iv, 0) == 0 ? 0 : -1;
+            } else if (c.state == ZC_CART_ASSIGNED) {
+                rc = zc_state_txn_load_add(s, t, c.node, 1);
+            }
+        }
+        mdb_cursor_close(cur);
+    }
+    if (rc == 0)
+        rc = zc_state_txn_set_meta(s, t, "index_v", 1);
+    if (rc != 0) {
+        mdb_txn_abort(t);
+        return -1;
+    }
+    return mdb_txn_commit(t) == 0 ? 0 : -1;
 }
 
 int zc_state_txn_free_del(zc_state_t *s, MDB_txn *t, uint64_t pos)
@@ -387,6 +540,17 @@ uint64_t zc_state_meta(zc_state_t *s, const char *key)
     uint64_t v = zc_state_txn_meta(s, t, key);
     mdb_txn_abort(t);
     return v;
+}
+
+uint64_t zc_state_free_count(zc_state_t *s)
+{
+    MDB_txn *t = rtxn(s);
+    MDB_stat st;
+    if (t == NULL)
+        return 0;
+    uint64_t n = mdb_stat(t, s->free, &st) == 0 ? st.ms_entries : 0;
+    mdb_txn_abort(t);
+    return n;
 }
 
 int zc_state_get_member(zc_state_t *s, uint64_t id, zc_member_t *out)
@@ -540,6 +704,126 @@ out:
     return rc;
 }
 
+int zc_state_each_session_from(zc_state_t *s, const uint8_t from[ZC_SESSION_LEN], unsigned max,
+                               int (*fn)(const zc_session_rec_t *r, void *arg), void *arg)
+{
+    MDB_txn *t = rtxn(s);
+    MDB_cursor *cur;
+    MDB_val k = {ZC_SESSION_LEN, (void *)from}, v;
+    int n = 0;
+    if (t == NULL)
+        return -1;
+    if (mdb_cursor_open(t, s->sessions, &cur) != 0) {
+        mdb_txn_abort(t);
+        return -1;
+    }
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && (unsigned)n < max;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        zc_session_rec_t r;
+        if (decode_session(&k, &v, &r) != 0) {
+            n = -1;
+            break;
+        }
+        n++;
+        if (fn(&r, arg) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(t);
+    return n;
+}
+
+int zc_state_ensure_counts(zc_state_t *s)
+{
+    if (s->readonly || zc_state_meta(s, "counts_v") == ZC_STATE_COUNTS_V)
+        return 0;
+    MDB_txn *t;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint64_t live = 0, ended = 0;
+    if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
+        return -1;
+    if (mdb_cursor_open(t, s->sessions, &cur) != 0) {
+        mdb_txn_abort(t);
+        return -1;
+    }
+    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        zc_session_rec_t r;
+        if (decode_session(&k, &v, &r) != 0)
+            continue;
+        if (r.state == ZC_SESS_LIVE)
+            live++;
+        else
+            ended++;
+    }
+    mdb_cursor_close(cur);
+    uint64_t assigned = 0;
+    if (mdb_cursor_open(t, s->carts, &cur) != 0) {
+        mdb_txn_abort(t);
+        return -1;
+    }
+    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        zc_cart_rec_t c;
+        if (decode_cart(&k, &v, &c) == 0 && c.state == ZC_CART_ASSIGNED)
+            assigned++;
+    }
+    mdb_cursor_close(cur);
+    MDB_stat st;
+    if (mdb_stat(t, s->carts, &st) != 0 ||
+        zc_state_txn_set_meta(s, t, "carts_assigned", assigned) != 0 ||
+        zc_state_txn_set_meta(s, t, "sessions_live", live) != 0 ||
+        zc_state_txn_set_meta(s, t, "sessions_ended", ended) != 0 ||
+        zc_state_txn_set_meta(s, t, "carts_total", st.ms_entries) != 0 ||
+        zc_state_txn_set_meta(s, t, "counts_v", ZC_STATE_COUNTS_V) != 0) {
+        mdb_txn_abort(t);
+        return -1;
+    }
+    return mdb_txn_commit(t) == 0 ? 0 : -1;
+}
+
+uint32_t zc_state_max_records(size_t map_size)
+{
+    uint64_t n = (uint64_t)map_size / ZC_STATE_RECORD_BUDGET;
+    return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
+uint64_t zc_state_records(zc_state_t *s)
+{
+    MDB_txn *t = rtxn(s);
+    if (t == NULL)
+        return 0;
+    uint64_t n = zc_state_txn_meta(s, t, "sessions_live") +
+                 zc_state_txn_meta(s, t, "sessions_ended") + zc_state_txn_meta(s, t, "carts_total");
+    mdb_txn_abort(t);
+    return n;
+}
+
+int zc_state_storage(zc_state_t *s, uint64_t *used_bytes, uint64_t *map_bytes)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0)
+        return -1;
+    MDB_txn *t = rtxn(s);
+    if (t == NULL)
+        return -1;
+    /* Pages on the free list (database 0) can be reused: not in use. */
+    uint64_t free_pages = 0;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (mdb_cursor_open(t, 0, &cur) == 0) {
+        for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT)
+            if (v.mv_size >= sizeof(size_t))
+                free_pages += *(const size_t *)v.mv_data; /* an ID list: count first */
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(t);
+    uint64_t pages = (uint64_t)info.me_last_pgno + 1;
+    *used_bytes = (pages > free_pages ? pages - free_pages : 0) * st.ms_psize;
+    *map_bytes = info.me_mapsize;
+    return 0;
+}
+
 static int count_cart(const zc_cart_rec_t *c, void *arg)
 {
     zc_state_counts_t *n = arg;
@@ -556,9 +840,26 @@ static int count_cart(const zc_cart_rec_t *c, void *arg)
 int zc_state_counts(zc_state_t *s, zc_state_counts_t *out)
 {
     memset(out, 0, sizeof *out);
+    MDB_txn *t = rtxn(s);
+    MDB_stat fst;
+    if (t != NULL && zc_state_txn_meta(s, t, "counts_v") == ZC_STATE_COUNTS_V &&
+        mdb_stat(t, s->free, &fst) == 0) {
+        /* Kept by every apply: O(1). */
+        out->sessions_live = (uint32_t)zc_state_txn_meta(s, t, "sessions_live");
+        out->sessions_ended = (uint32_t)zc_state_txn_meta(s, t, "sessions_ended");
+        out->total = (uint32_t)zc_state_txn_meta(s, t, "carts_total");
+        out->assigned = (uint32_t)zc_state_txn_meta(s, t, "carts_assigned");
+        out->free = (uint32_t)fst.ms_entries;
+        out->draining = out->total - out->free - out->assigned;
+        mdb_txn_abort(t);
+        return 0;
+    }
+    if (t != NULL)
+        mdb_txn_abort(t);
+    t = NULL;
     if (zc_state_each_cart(s, count_cart, out) != 0)
         return -1;
-    MDB_txn *t = rtxn(s);
+    t = rtxn(s);
     MDB_cursor *cur;
     MDB_val k, v;
     if (t == NULL)
@@ -657,12 +958,13 @@ int zc_state_check(zc_state_t *s, char *why, size_t whylen)
     /* Carts: states valid, breakers consistent with their mode, FREE count =
      * free list length, ASSIGNED held by a LIVE session with the same
      * generation. */
-    size_t n_free = 0;
+    size_t n_free = 0, n_carts = 0, n_assigned = 0, n_live = 0, n_ended = 0;
     if (mdb_cursor_open(t, s->carts, &cur) != 0)
         goto storage;
     for (int op = MDB_FIRST; rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
         zc_cart_rec_t c;
         zc_session_rec_t r;
+        n_carts++;
         if (decode_cart(&k, &v, &c) != 0) {
             snprintf(why, whylen, "undecodable cart record");
             rc = -1;
@@ -675,6 +977,7 @@ int zc_state_check(zc_state_t *s, char *why, size_t whylen)
         } else if (c.state == ZC_CART_FREE) {
             n_free++;
         } else if (c.state == ZC_CART_ASSIGNED) {
+            n_assigned++;
             if (zc_state_txn_get_session(s, t, c.session, &r) != 0 || r.state != ZC_SESS_LIVE ||
                 strcmp(r.cart, c.id) != 0 || r.generation != c.generation) {
                 snprintf(why, whylen, "cart %s is assigned but its session does not hold it", c.id);
@@ -699,6 +1002,8 @@ int zc_state_check(zc_state_t *s, char *why, size_t whylen)
     for (int op = MDB_FIRST; rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
         zc_session_rec_t r;
         zc_cart_rec_t c;
+        if (decode_session(&k, &v, &r) == 0)
+            *(r.state == ZC_SESS_LIVE ? &n_live : &n_ended) += 1;
         if (decode_session(&k, &v, &r) != 0) {
             snprintf(why, whylen, "undecodable session record");
             rc = -1;
@@ -711,6 +1016,21 @@ int zc_state_check(zc_state_t *s, char *why, size_t whylen)
     }
     mdb_cursor_close(cur);
     cur = NULL;
+    /* The O(1) counters (meta) agree with the records. */
+    if (rc == 0 && !s->readonly && zc_state_txn_meta(s, t, "counts_v") == ZC_STATE_COUNTS_V &&
+        (zc_state_txn_meta(s, t, "carts_total") != n_carts ||
+         zc_state_txn_meta(s, t, "carts_assigned") != n_assigned ||
+         zc_state_txn_meta(s, t, "sessions_live") != n_live ||
+         zc_state_txn_meta(s, t, "sessions_ended") != n_ended)) {
+        snprintf(why, whylen, "meta counters (carts %llu/%llu assigned, sessions %llu live %llu "
+                 "ended) differ from the records (%zu/%zu, %zu, %zu)",
+                 (unsigned long long)zc_state_txn_meta(s, t, "carts_total"),
+                 (unsigned long long)zc_state_txn_meta(s, t, "carts_assigned"),
+                 (unsigned long long)zc_state_txn_meta(s, t, "sessions_live"),
+                 (unsigned long long)zc_state_txn_meta(s, t, "sessions_ended"), n_carts,
+                 n_assigned, n_live, n_ended);
+        rc = -1;
+    }
 out:
     mdb_txn_abort(t);
     return rc;

@@ -3,7 +3,11 @@
  * Four LMDB databases in one environment (<data>/state):
  *
  *   meta      text key -> u64: applied_index, applied_commands, next_gen,
- *             free_tail (next free-list position)
+ *             free_tail (next free-list position), sessions_live,
+ *             sessions_ended, carts_total and carts_assigned (kept by every
+ *             apply, so status and the storage limit read them in O(1);
+ *             counts_v = 3 once they are kept -- a state from before is
+ *             counted once when opened)
  *   carts     cart id "<node>.<slot>" -> cart record (state FREE, ASSIGNED or
  *             DRAINING; generation and session of the latest assignment;
  *             free-list position while FREE; the cart's breaker record)
@@ -13,6 +17,14 @@
  *   members   u64 replica id -> its raft address, client and cart endpoints
  *             (the directory behind NOT_LEADER redirects; raft's own
  *             configuration decides who votes)
+ *
+ * and two indexes derived from `carts` for least-loaded placement, kept by
+ * every apply but neither snapshotted nor hashed (rebuilt from the carts
+ * when a state is opened without them, and after every restore):
+ *
+ *   nodefree  node name, 0x00, u64 free position -> cart id: each node's
+ *             free carts in free-list order
+ *   nodeload  node name -> u64 carts ASSIGNED on that node
  *
  * Invariant kept by every apply: registered carts = free + assigned +
  * draining, disjoint; a cart is FREE iff it has an entry in `free`; a LIVE
@@ -86,11 +98,13 @@ typedef struct zc_state {
     MDB_dbi free;     /* free list */
     MDB_dbi sessions; /* session table */
     MDB_dbi members;  /* replica directory */
+    MDB_dbi nodefree; /* index: node + free position -> cart id */
+    MDB_dbi nodeload; /* index: node -> ASSIGNED carts */
     MDB_dbi local;    /* this replica's own facts: never replicated, snapshotted or hashed */
     bool readonly;    /* opened by zc_state_open_readonly: never written or synced */
 } zc_state_t;
 
-/* Open (creating) the state under dir.  map_size 0 = 256 MiB. */
+/* Open (creating) the state under dir.  map_size 0 = ZC_STATE_MAP_DEFAULT. */
 zc_state_t *zc_state_open(const char *dir, size_t map_size, char *err, size_t errlen);
 /* Open an existing state read-only, for inspection (zcart-broker
  * --dump-state): nothing is created or written, and the state of a stopped
@@ -120,7 +134,36 @@ int zc_state_each_free(zc_state_t *s, int (*fn)(const char *cart, void *arg), vo
  * record (fn has then seen the sessions before it). */
 int zc_state_each_session(zc_state_t *s, int (*fn)(const zc_session_rec_t *r, void *arg),
                           void *arg);
+/* The same from the first session id >= from (all-zero: the first), at most
+ * max sessions; returns how many fn saw, -1 on a storage error.  For scans
+ * spread over many ticks (broker/purge.c). */
+int zc_state_each_session_from(zc_state_t *s, const uint8_t from[ZC_SESSION_LEN], unsigned max,
+                               int (*fn)(const zc_session_rec_t *r, void *arg), void *arg);
+/* Count the sessions and carts into meta (sessions_live, sessions_ended,
+ * carts_total, counts_v) when counts_v is not 2: a state written before the
+ * counters existed.  0, or -1 on a storage error. */
+int zc_state_ensure_counts(zc_state_t *s);
+#define ZC_STATE_COUNTS_V 3
+
+/* The storage limit.  Every record (a session, a cart) is budgeted at
+ * ZC_STATE_RECORD_BUDGET bytes of map -- several times what one takes,
+ * B-tree pages half full and copy-on-write included -- so a state of
+ * zc_state_max_records(map) records fills at most half of its map: the rest
+ * is the headroom that lets every apply of an existing session's command
+ * succeed.  An ASSIGN carries the leader's limit, and every replica refuses
+ * a new session past it (STORAGE_FULL) at the same entry. */
+#define ZC_STATE_RECORD_BUDGET 512
+#define ZC_STATE_MAP_DEFAULT ((size_t)2 << 30)
+uint32_t zc_state_max_records(size_t map_size);
+/* Records counted against that limit: sessions (live and ended) + carts.
+ * O(1) (meta counters). */
+uint64_t zc_state_records(zc_state_t *s);
+/* Bytes of the map in use (pages below the high-water mark not on LMDB's
+ * free list) and the map's size. */
+int zc_state_storage(zc_state_t *s, uint64_t *used_bytes, uint64_t *map_bytes);
 uint64_t zc_state_meta(zc_state_t *s, const char *key);
+/* Entries on the free list (whatever their breakers), O(1). */
+uint64_t zc_state_free_count(zc_state_t *s);
 /* FNV-1a 64 over the canonical encoding of carts, free list, sessions and the
  * generation counter (not the indexes, not the member directory): equal
  * states, equal digests. */
@@ -143,11 +186,27 @@ int zc_state_txn_put_cart(zc_state_t *s, MDB_txn *t, const zc_cart_rec_t *c);
 int zc_state_txn_get_session(zc_state_t *s, MDB_txn *t, const uint8_t id[ZC_SESSION_LEN],
                              zc_session_rec_t *out);
 int zc_state_txn_put_session(zc_state_t *s, MDB_txn *t, const zc_session_rec_t *r);
+int zc_state_txn_del_session(zc_state_t *s, MDB_txn *t, const uint8_t id[ZC_SESSION_LEN]);
+/* Add delta to a u64 meta counter. */
+int zc_state_txn_add_meta(zc_state_t *s, MDB_txn *t, const char *key, int64_t delta);
 uint64_t zc_state_txn_meta(zc_state_t *s, MDB_txn *t, const char *key);
 int zc_state_txn_set_meta(zc_state_t *s, MDB_txn *t, const char *key, uint64_t v);
 /* Free list: push at the tail (sets c->free_pos), remove one position. */
 int zc_state_txn_free_push(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *c);
 int zc_state_txn_free_del(zc_state_t *s, MDB_txn *t, uint64_t pos);
+/* Take a FREE cart off the free list and its node's index entry. */
+int zc_state_txn_free_take(zc_state_t *s, MDB_txn *t, const zc_cart_rec_t *c);
+/* Add delta to the ASSIGNED count of a node (nodeload). */
+int zc_state_txn_load_add(zc_state_t *s, MDB_txn *t, const char *node, int64_t delta);
+uint64_t zc_state_txn_load(zc_state_t *s, MDB_txn *t, const char *node);
+/* Least-loaded placement: among the nodes holding a free cart whose breaker
+ * is CLOSED, the one with the fewest ASSIGNED carts (ties: the one whose
+ * such cart comes first in the free list); that cart in *out.  O(nodes),
+ * plus the free carts with open breakers skipped.  0 found, 1 none, -1
+ * storage error. */
+int zc_state_txn_least_loaded(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *out);
+/* Rebuild nodefree and nodeload from the carts (open, restore). */
+int zc_state_rebuild_indexes(zc_state_t *s);
 int zc_state_txn_put_member(zc_state_t *s, MDB_txn *t, const zc_member_t *m);
 int zc_state_txn_del_member(zc_state_t *s, MDB_txn *t, uint64_t id);
 

@@ -64,7 +64,7 @@
 #define N_LOST 64   /* lost sessions LOST_TOLD picks among */
 #define N_NODES 3
 #define SLOTS_PER_NODE 3
-#define N_CMD_TYPES 10 /* zc_cmd_type_t values are below this */
+#define N_CMD_TYPES 11 /* zc_cmd_type_t values are below this */
 
 /* One simulation run. */
 typedef struct {
@@ -478,7 +478,7 @@ static void make_breaker(sim_t *s, zc_state_t *st, zc_cmd_t *c)
 
 /* Build a random command, reading the leader's state where that helps.
  * The mix, in percent: REGISTER 7, ASSIGN 33, RELEASE 20, RETURN 14,
- * BREAKER 12, REASSIGN 9, LOST_TOLD 5. */
+ * BREAKER 12, REASSIGN 9, LOST_TOLD 3, PURGE 2. */
 static void make_command(sim_t *s, unsigned leader, zc_cmd_t *c, zc_cmd_slot_t *slots)
 {
     memset(c, 0, sizeof *c);
@@ -498,6 +498,7 @@ static void make_command(sim_t *s, unsigned leader, zc_cmd_t *c, zc_cmd_slot_t *
         /* Mostly a new session; else a recent one again (a retry, or a
          * session that ended: the same answer as the first time). */
         c->type = ZC_CMD_ASSIGN;
+        c->assign.placement = (uint8_t)pick(s, 2); /* FIFO or least-loaded */
         if (pick(s, 4) != 0)
             session_of(c->assign.session, s->next_session++);
         else
@@ -550,6 +551,11 @@ static void make_command(sim_t *s, unsigned leader, zc_cmd_t *c, zc_cmd_slot_t *
             c->reassign.generation = pick(s, 20);
         }
         free(f);
+    } else if (r >= 98) {
+        c->type = ZC_CMD_PURGE; /* recent sessions, a short retention: some ended long enough */
+        c->purge.retention_ms = pick(s, 2000);
+        for (c->purge.n = 0; c->purge.n < 4; c->purge.n++)
+            recent_session(s, c->purge.sessions[c->purge.n]);
     } else {
         /* Tell a session the leader sees lost, mostly; else any session. */
         c->type = ZC_CMD_LOST_TOLD;

@@ -16,7 +16,7 @@ static store_t *open_store(char *dir_out)
 {
     char err[256];
     snprintf(dir_out, 256, "%s/s%d", root, seq_no++);
-    store_t *s = store_open(dir_out, 4, err, sizeof err);
+    store_t *s = store_open(dir_out, 4, 0, err, sizeof err);
     if (s == NULL)
         fprintf(stderr, "store_open: %s\n", err);
     return s;
@@ -159,7 +159,7 @@ TEST(committed_state_survives_reopen_uncommitted_does_not)
     CHECK(!store_dirty(s));
     store_change(s, 0, "pear", 100); /* never committed */
     store_close(&s);
-    s = store_open(d, 4, err, sizeof err);
+    s = store_open(d, 4, 0, err, sizeof err);
     uint32_t u;
     CHECK(store_units(s, 0, "pear", &u) == 0 && u == 4);
     store_slot_t sl;
@@ -239,6 +239,52 @@ TEST(each_item_and_readonly_open)
     CHECK(strstr(err, "no cart store") != NULL);
 }
 
+/* Answers holding full item lists: a slot's dedup records stay within
+ * STORE_DEDUP_BYTES (the newest kept), a seq below the lowest kept is then
+ * outside the window even with fewer than STORE_DEDUP_WINDOW kept, and a
+ * reset clears it all; store_usage reports a map and a use below it. */
+TEST(dedup_records_are_bounded_in_bytes)
+{
+    char d[256];
+    store_t *s = open_store(d);
+    uint8_t a[16];
+    sess(a, 1);
+    CHECK(store_adopt(s, 0, a, 5) == 0);
+    zc_msg_t ans;
+    zc_msg_init(&ans, ZC_MSG_CART_REPLY);
+    ans.status = ZC_OK;
+    for (int i = 0; i < ZC_ITEMS_MAX; i++) {
+        char p[ZC_PRODUCT_MAX + 1];
+        snprintf(p, sizeof p, "%062d%02d", 0, i % 100);
+        p[0] = (char)('a' + i / 100);
+        CHECK(zc_msg_add_item(&ans, p, 1) == 0);
+    }
+    for (uint64_t q = 1; q <= 40; q++) {
+        CHECK(store_dedup_put(s, 0, q, &ans) == 0);
+        CHECK(store_commit(s) == 0);
+    }
+    store_slot_t sl;
+    CHECK(store_get_slot(s, 0, &sl) == 0);
+    CHECK(sl.dedup_bytes <= STORE_DEDUP_BYTES);
+    CHECK(sl.dedup_count >= 5 && sl.dedup_count < 40);
+    CHECK(sl.dedup_trimmed);
+    store_answer_t got;
+    CHECK(store_dedup_get(s, 0, 40, &got) == 0); /* the newest is kept, whole */
+    CHECK_EQ_U64(got.n_items, ZC_ITEMS_MAX);
+    store_answer_clear(&got);
+    CHECK(store_dedup_get(s, 0, 1, &got) == 2); /* dropped: outside the window */
+    CHECK(store_dedup_get(s, 0, 41, &got) == 1); /* new */
+    uint64_t used, map;
+    CHECK(store_usage(s, &used, &map) == 0);
+    CHECK(map == STORE_MAP_DEFAULT && used > 0 && used < (uint64_t)STORE_DEDUP_BYTES * 2);
+    CHECK(store_reset(s, 0, 5) == 0);
+    CHECK(store_get_slot(s, 0, &sl) == 0);
+    CHECK(sl.dedup_bytes == 0 && sl.dedup_count == 0 && !sl.dedup_trimmed);
+    CHECK(store_commit(s) == 0);
+    zc_msg_reset(&ans);
+    store_close(&s);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/zcart-test-cart.%d", (int)getpid());
@@ -249,6 +295,7 @@ int main(void)
     RUN(reset_empties_and_older_reset_is_ignored);
     RUN(committed_state_survives_reopen_uncommitted_does_not);
     RUN(each_item_and_readonly_open);
+    RUN(dedup_records_are_bounded_in_bytes);
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)

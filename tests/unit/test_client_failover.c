@@ -183,6 +183,26 @@ TEST(unavailable_is_retried)
     fake_stop(&a);
 }
 
+/* BUSY (admission control) is not applied: retried (same seq, same replica)
+ * after a backoff, within the budget. */
+TEST(busy_is_retried_after_a_backoff)
+{
+    fake_t *a = fake_start(ctx, (const int[]){ACT_BUSY, ACT_BUSY, ACT_OK, 0});
+    zcart_options_t o = {.backoff_ms = 10, .zmq_context = ctx};
+    zcart_t *z = zcart_new(a->endpoint, &o);
+    zcart_session_t *s = zcart_session_new(z);
+    zcart_result_t r = {0};
+    CHECK(zcart_add(s, "apple", 1, &r) == ZCART_ANSWERED);
+    CHECK_EQ_U64(r.status, 0);
+    CHECK_EQ_U64(r.attempts, 3);
+    CHECK(fake_seen(a) == 3);
+    CHECK_EQ_U64(a->seqs[0], a->seqs[2]);
+    zcart_result_clear(&r);
+    zcart_session_destroy(&s);
+    zcart_destroy(&z);
+    fake_stop(&a);
+}
+
 /* A reply that does not carry the outstanding (session, seq) is dropped. */
 TEST(stale_reply_is_discarded)
 {
@@ -459,6 +479,7 @@ int main(void)
     RUN(refused_connection_moves_on_at_once);
     RUN(unknown_leader_backs_off_then_next);
     RUN(unavailable_is_retried);
+    RUN(busy_is_retried_after_a_backoff);
     RUN(stale_reply_is_discarded);
     RUN(ko_is_an_answer);
     RUN(budget_exhausted_is_unreachable_in_doubt);

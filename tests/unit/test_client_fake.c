@@ -34,6 +34,7 @@ enum {
     ACT_STALE_THEN_OK, /* a reply with seq - 1 first, then OK */
     ACT_UNAVAILABLE,   /* UNAVAILABLE */
     ACT_EXPIRED,       /* EXPIRED */
+    ACT_BUSY,          /* BUSY with a retry hint */
 };
 
 #define FAKE_MAX_SEEN 256
@@ -123,6 +124,10 @@ static void fake_reply(fake_t *f, void *sock, zmq_msg_t *rid, const zc_msg_t *re
     case ACT_EXPIRED:
         r.status = ZC_EXPIRED;
         snprintf(r.detail, sizeof r.detail, "picked up after its deadline");
+        break;
+    case ACT_BUSY:
+        r.status = ZC_BUSY;
+        snprintf(r.detail, sizeof r.detail, "the leader is busy; retry after 10 ms");
         break;
     }
     fake_send(sock, rid, &r);

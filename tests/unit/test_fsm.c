@@ -703,6 +703,258 @@ TEST(each_session_and_readonly_open)
     CHECK(strstr(err, "no zcart state") != NULL);
 }
 
+static zc_cmd_result_t do_purge(zc_fsm_t *f, uint64_t now_ms, uint64_t retention_ms,
+                                const int *ks, unsigned n)
+{
+    zc_cmd_t c = {.type = ZC_CMD_PURGE, .time_ms = now_ms};
+    c.purge.retention_ms = retention_ms;
+    c.purge.n = (uint16_t)n;
+    for (unsigned i = 0; i < n; i++)
+        session_id(c.purge.sessions[i], ks[i]);
+    return apply(f, &c);
+}
+
+/* PURGE forgets exactly the named sessions that ended at least retention
+ * before the command's time; live, unknown and recent ones stay; counters
+ * follow; two replicas applying the same log agree; the codec bounds n. */
+TEST(purge_forgets_old_ended_sessions_only)
+{
+    char d1[256], d2[256];
+    zc_fsm_t *f = open_fsm(d1), *g = open_fsm(d2);
+    zc_fsm_t *both[2] = {f, g};
+    for (int i = 0; i < 2; i++) {
+        zc_fsm_t *x = both[i];
+        do_register(x, "n", 4, 0, false);
+        do_assign(x, 1);
+        do_assign(x, 2);
+        do_assign(x, 3);
+        do_release(x, 1); /* ended at 3000 */
+        do_release(x, 3);
+    }
+    CHECK_EQ_U64(counts(f).sessions_live, 1);
+    CHECK_EQ_U64(counts(f).sessions_ended, 2);
+    int ks[4] = {1, 2, 3, 77};
+    /* Too early: 3000 + 1000 > 3999. */
+    zc_cmd_result_t r = do_purge(f, 3999, 1000, ks, 4);
+    CHECK_EQ_U64(r.status, ZC_OK);
+    CHECK_EQ_U64(r.count, 0);
+    do_purge(g, 3999, 1000, ks, 4);
+    CHECK_EQ_U64(counts(f).sessions_ended, 2);
+    /* Old enough: 1 and 3 go, live 2 and unknown 77 stay untouched. */
+    r = do_purge(f, 4000, 1000, ks, 4);
+    CHECK_EQ_U64(r.count, 2);
+    CHECK_EQ_U64(do_purge(g, 4000, 1000, ks, 4).count, 2);
+    zc_session_rec_t rec;
+    uint8_t id[16];
+    session_id(id, 1);
+    CHECK(zc_state_get_session(zc_fsm_state(f), id, &rec) == 1);
+    session_id(id, 2);
+    CHECK(zc_state_get_session(zc_fsm_state(f), id, &rec) == 0);
+    CHECK_EQ_U64(rec.state, ZC_SESS_LIVE);
+    CHECK_EQ_U64(counts(f).sessions_live, 1);
+    CHECK_EQ_U64(counts(f).sessions_ended, 0);
+    check_invariants(f);
+    CHECK_EQ_U64(zc_state_digest(zc_fsm_state(f)), zc_state_digest(zc_fsm_state(g)));
+    /* Repeating it changes nothing but the index. */
+    uint64_t before = zc_state_digest(zc_fsm_state(f));
+    CHECK_EQ_U64(do_purge(f, 9000, 1000, ks, 4).count, 0);
+    CHECK_EQ_U64(zc_state_digest(zc_fsm_state(f)), before);
+    /* A purged id is unknown again: an ASSIGN starts a new session. */
+    r = do_assign(f, 1);
+    CHECK_EQ_U64(r.status, ZC_OK);
+    CHECK_EQ_U64(counts(f).sessions_live, 2);
+    /* The counters survive a reopen and a snapshot. */
+    zc_fsm_destroy(&f);
+    char err[256];
+    f = zc_fsm_new(d1, 0, err, sizeof err);
+    CHECK(f != NULL);
+    CHECK_EQ_U64(counts(f).sessions_live, 2);
+    /* Codec: at most ZC_PURGE_MAX sessions. */
+    zc_cmd_t big = {.type = ZC_CMD_PURGE, .time_ms = 1};
+    big.purge.n = ZC_PURGE_MAX + 1;
+    zc_wbuf_t w;
+    zc_wbuf_init(&w);
+    CHECK(zc_cmd_encode(&big, &w) == -1);
+    zc_wbuf_clear(&w);
+    big.purge.n = ZC_PURGE_MAX;
+    zc_wbuf_init(&w);
+    CHECK(zc_cmd_encode(&big, &w) == 0);
+    zc_cmd_t back;
+    CHECK(zc_cmd_decode(&back, w.data, w.len) == 0);
+    CHECK_EQ_U64(back.purge.n, ZC_PURGE_MAX);
+    zc_wbuf_clear(&w);
+    zc_fsm_destroy(&f);
+    zc_fsm_destroy(&g);
+}
+
+static zc_fsm_t *open_fsm_map(char *dir_out, size_t map)
+{
+    char err[256];
+    snprintf(dir_out, 256, "%s/fsm%d", root, dir_seq++);
+    zc_fsm_t *f = zc_fsm_new(dir_out, map, err, sizeof err);
+    if (f == NULL)
+        fprintf(stderr, "zc_fsm_new: %s\n", err);
+    return f;
+}
+
+/* One whole session on a cart: ASSIGN (with a limit), RELEASE, RETURN. */
+static int session_cycle(zc_fsm_t *f, int k, uint32_t max_records)
+{
+    zc_cmd_t c = {.type = ZC_CMD_ASSIGN, .time_ms = 2000};
+    session_id(c.assign.session, k);
+    c.assign.session[1] = (uint8_t)(k >> 8);
+    c.assign.max_records = max_records;
+    zc_cmd_result_t r = apply(f, &c);
+    if (r.status != ZC_OK)
+        return r.status;
+    zc_cmd_t rel = {.type = ZC_CMD_RELEASE, .time_ms = 3000};
+    memcpy(rel.release.session, c.assign.session, ZC_SESSION_LEN);
+    rel.release.why = ZC_RELEASE_CLOSE;
+    apply(f, &rel);
+    CHECK_EQ_U64(do_return(f, r.cart, r.generation).status, ZC_OK);
+    return ZC_OK;
+}
+
+/* A tiny map: new sessions get STORAGE_FULL at the limit the ASSIGN
+ * carries, never a failed apply; an existing session still closes; a purge
+ * makes room again; the state stays within its map. */
+TEST(storage_limit_refuses_new_sessions_and_never_fails_apply)
+{
+    char d[256];
+    size_t map = 256u << 10;
+    zc_fsm_t *f = open_fsm_map(d, map);
+    CHECK(f != NULL);
+    if (f == NULL)
+        return;
+    uint32_t limit = zc_state_max_records(map);
+    CHECK_EQ_U64(limit, map / ZC_STATE_RECORD_BUDGET);
+    do_register(f, "n", 4, 0, false);
+    zc_cmd_t keep = {.type = ZC_CMD_ASSIGN, .time_ms = 2000};
+    session_id(keep.assign.session, 0xFF);
+    keep.assign.session[1] = 0xFF;
+    keep.assign.max_records = limit;
+    CHECK_EQ_U64(apply(f, &keep).status, ZC_OK); /* a session that stays live */
+    int k = 0, st = ZC_OK;
+    while (k < 4 * (int)limit && (st = session_cycle(f, k, limit)) == ZC_OK)
+        k++;
+    CHECK_EQ_U64(st, ZC_STORAGE_FULL);
+    CHECK_EQ_U64(zc_state_records(zc_fsm_state(f)), limit);
+    CHECK_EQ_U64((uint64_t)k + 1 + 4, limit); /* sessions + the kept one + carts */
+    uint64_t used, mapb;
+    CHECK(zc_state_storage(zc_fsm_state(f), &used, &mapb) == 0);
+    CHECK(used <= mapb / 2);
+    /* The live session still closes. */
+    zc_cmd_t rel = {.type = ZC_CMD_RELEASE, .time_ms = 3000};
+    memcpy(rel.release.session, keep.assign.session, ZC_SESSION_LEN);
+    rel.release.why = ZC_RELEASE_CLOSE;
+    zc_cmd_result_t r = apply(f, &rel);
+    CHECK_EQ_U64(r.status, ZC_OK);
+    CHECK_EQ_U64(counts(f).sessions_live, 0);
+    /* Purge some, and new sessions are served again. */
+    zc_cmd_t pu = {.type = ZC_CMD_PURGE, .time_ms = 100000, .purge.retention_ms = 1000};
+    for (int i = 0; i < ZC_PURGE_MAX; i++) {
+        session_id(pu.purge.sessions[i], i);
+        pu.purge.sessions[i][1] = (uint8_t)(i >> 8);
+    }
+    pu.purge.n = ZC_PURGE_MAX;
+    CHECK_EQ_U64(apply(f, &pu).count, ZC_PURGE_MAX);
+    CHECK_EQ_U64(session_cycle(f, 5000, limit), ZC_OK);
+    check_invariants(f);
+    zc_fsm_destroy(&f);
+}
+
+/* A replica whose map is smaller than its leader's limit assumes: apply
+ * grows the map instead of failing (raft would stop and the broker
+ * crash-loop on the same entry). */
+TEST(apply_grows_a_full_map_instead_of_failing)
+{
+    char d[256];
+    size_t map = 128u << 10;
+    zc_fsm_t *f = open_fsm_map(d, map);
+    CHECK(f != NULL);
+    if (f == NULL)
+        return;
+    do_register(f, "n", 4, 0, false);
+    for (int k = 0; k < 3000; k++)
+        CHECK_EQ_U64(session_cycle(f, k, 0), ZC_OK); /* apply_at CHECKs the return code */
+    uint64_t used, mapb;
+    CHECK(zc_state_storage(zc_fsm_state(f), &used, &mapb) == 0);
+    CHECK(mapb > map);
+    CHECK_EQ_U64(counts(f).sessions_ended, 3000);
+    check_invariants(f);
+    zc_fsm_destroy(&f);
+}
+
+static zc_cmd_result_t do_assign_placed(zc_fsm_t *f, int k, uint8_t placement)
+{
+    zc_cmd_t c = {.type = ZC_CMD_ASSIGN, .time_ms = 2000};
+    session_id(c.assign.session, k);
+    c.assign.placement = placement;
+    return apply(f, &c);
+}
+
+/* Least-loaded: a new session's cart is on the node with the fewest
+ * ASSIGNED carts among those with a free cart whose breaker is CLOSED (ties:
+ * free-list order); FIFO takes the list's head.  Deterministic: a replica
+ * restored from a snapshot, or one whose indexes are rebuilt, decides the
+ * same. */
+TEST(least_loaded_placement_spreads_sessions_over_nodes)
+{
+    char d1[256], d2[256], d3[256];
+    zc_fsm_t *f = open_fsm(d1), *g = open_fsm(d2), *h = open_fsm(d3);
+    zc_fsm_t *all[3] = {f, g, h};
+    for (int i = 0; i < 3; i++) {
+        do_register(all[i], "a", 3, 0, false);
+        do_register(all[i], "b", 3, 0, false);
+        do_register(all[i], "c", 2, 0, false);
+    }
+    /* FIFO on h: the head of the list, all on node a. */
+    CHECK_STR(do_assign_placed(h, 1, ZC_PLACE_FIFO).cart, "a.0");
+    CHECK_STR(do_assign_placed(h, 2, ZC_PLACE_FIFO).cart, "a.1");
+    /* Least-loaded on f: a, b, c, then a again (ties in free-list order). */
+    CHECK_STR(do_assign_placed(f, 1, ZC_PLACE_LEAST_LOADED).cart, "a.0");
+    CHECK_STR(do_assign_placed(f, 2, ZC_PLACE_LEAST_LOADED).cart, "b.0");
+    CHECK_STR(do_assign_placed(f, 3, ZC_PLACE_LEAST_LOADED).cart, "c.0");
+    /* c.1's breaker opens: c is skipped even though it is least loaded
+     * after a release. */
+    zc_cmd_t brk = {.type = ZC_CMD_BREAKER, .time_ms = 2500};
+    snprintf(brk.brk.cart, sizeof brk.brk.cart, "c.1");
+    brk.brk.ev = ZC_BRK_EV_FORCE_OPEN;
+    brk.brk.why = ZC_BRK_WHY_OPERATOR;
+    CHECK_EQ_U64(apply(f, &brk).status, ZC_OK);
+    do_release(f, 3); /* c: 0 assigned, its only free cart held open (c.0 is draining) */
+    CHECK_STR(do_assign_placed(f, 4, ZC_PLACE_LEAST_LOADED).cart, "a.1");
+    CHECK_STR(do_assign_placed(f, 5, ZC_PLACE_LEAST_LOADED).cart, "b.1");
+    /* A release on b makes b the least loaded. */
+    do_release(f, 5);
+    CHECK_STR(do_assign_placed(f, 6, ZC_PLACE_LEAST_LOADED).cart, "b.2");
+    check_invariants(f);
+    /* g restores f's snapshot (indexes rebuilt), h... is FIFO; g and f go on alike. */
+    zc_wbuf_t snap;
+    zc_wbuf_init(&snap);
+    CHECK(zc_fsm_snapshot(f, &snap) == 0);
+    CHECK(zc_fsm_restore(g, snap.data, snap.len) == 0);
+    zc_wbuf_clear(&snap);
+    for (int k = 7; k < 9; k++) {
+        zc_cmd_result_t a = do_assign_placed(f, k, ZC_PLACE_LEAST_LOADED);
+        zc_cmd_result_t b = do_assign_placed(g, k, ZC_PLACE_LEAST_LOADED);
+        CHECK_STR(a.cart, b.cart);
+    }
+    CHECK_EQ_U64(zc_state_digest(zc_fsm_state(f)), zc_state_digest(zc_fsm_state(g)));
+    /* Codec: an unknown placement is refused. */
+    zc_cmd_t c = {.type = ZC_CMD_ASSIGN, .time_ms = 1};
+    c.assign.placement = 2;
+    zc_wbuf_t w;
+    zc_wbuf_init(&w);
+    CHECK(zc_cmd_encode(&c, &w) == 0);
+    zc_cmd_t back;
+    CHECK(zc_cmd_decode(&back, w.data, w.len) == -1);
+    zc_wbuf_clear(&w);
+    zc_fsm_destroy(&f);
+    zc_fsm_destroy(&g);
+    zc_fsm_destroy(&h);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/zcart-test-fsm.%d", (int)getpid());
@@ -724,6 +976,10 @@ int main(void)
     RUN(breaker_events_replicate_and_gate_assignment);
     RUN(lost_cart_reassigns_its_session_and_drains);
     RUN(each_session_and_readonly_open);
+    RUN(purge_forgets_old_ended_sessions_only);
+    RUN(storage_limit_refuses_new_sessions_and_never_fails_apply);
+    RUN(apply_grows_a_full_map_instead_of_failing);
+    RUN(least_loaded_placement_spreads_sessions_over_nodes);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)
