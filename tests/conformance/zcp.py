@@ -96,9 +96,10 @@ def encode_request(session, seq, op, deadline=0, product=b"", qty=0):
     return head(REQUEST) + session + u64(seq) + u8(op) + u64(deadline) + s(product) + u32(qty)
 
 
-def encode_reply(session, seq, status, cart=b"", generation=0, detail=b"", items=()):
+def encode_reply(session, seq, status, cart=b"", generation=0, detail=b"", items=(), replica=0,
+                 term=0):
     return (head(REPLY) + session + u64(seq) + u8(status) + s(cart) + u64(generation)
-            + s(detail) + items_enc(items))
+            + s(detail) + items_enc(items) + u64(replica) + u64(term))
 
 
 def encode_status(corr):
@@ -218,7 +219,7 @@ def decode(frame):
     elif t == REPLY:
         m.update(session=r.take(16), seq=r.u64(), status=r.u8(), cart=r.str(MAX_CART).decode(),
                  generation=r.u64(), detail=r.str(MAX_VALUE).decode(errors="replace"),
-                 items=r.items())
+                 items=r.items(), replica=r.u64(), term=r.u64())
     elif t == STATUS:
         m.update(corr=r.u64())
     elif t == STATUS_REPLY:
