@@ -16,7 +16,8 @@
  *     for the backlog (make_command, propose);
  *   - faults: kill and revive servers, cut and restore links, saturate links
  *     (silent drops), change network and disk latency, inject disk-append
- *     failures.
+ *     failures (returned or in the write's callback); with --transfers,
+ *     leadership transfers too (maybe_transfer).
  *
  * After every step, and while the healed cluster converges, the checker
  * asserts:
@@ -38,7 +39,8 @@
  * change raft's behaviour off, to show what they avoid.
  *
  * Usage: zcart-sim [--servers N] [--seed S] [--seeds K] [--steps N] [-v]
- *                  [--raw-raft]
+ *                  [--raw-raft | --without FIX ...] [--scenario figure8]
+ *                  [--transfers]
  * runs seeds S .. S+K-1; a failing seed prints the command that replays it.
  * Prints "N passed, N failed" (seeds) at the end. */
 #include <getopt.h>
@@ -74,6 +76,11 @@ typedef struct {
     unsigned steps;                      /* steps before healing */
     bool verbose;                        /* print every action */
     const char *scenario;                /* a scripted run (--scenario), NULL: random */
+    bool transfers;                      /* --transfers: leadership transfers join the faults */
+    uint64_t trng;                       /* their own xorshift state (the main stream stays) */
+    struct transfer_rec *transfer_recs;  /* every transfer started, freed after close */
+    unsigned transfers_started;          /* raft_transfer accepted */
+    unsigned transfers_done;             /* their callbacks */
     bool capped;                         /* commands wait for the backlog (MAX_BACKLOG) */
     struct raft_fixture f;               /* the simulated cluster */
     struct raft_fsm fsms[MAX_SERVERS];   /* raft's view of each FSM */
@@ -608,6 +615,52 @@ static void propose(sim_t *s)
     say(s, "propose %s%s via server %u", zc_cmd_name(c.type), what, leader);
 }
 
+/* A leadership transfer.  raft 0.15 keeps its TimeoutNow send inside the
+ * request, so, as the broker's node does, the run keeps every one until
+ * raft_fixture_close. */
+struct transfer_rec {
+    struct raft_transfer req;  /* raft's request (must be first) */
+    sim_t *sim;                /* the run */
+    struct transfer_rec *next; /* next started */
+};
+
+static void transfer_done(struct raft_transfer *req)
+{
+    struct transfer_rec *t = (struct transfer_rec *)req;
+    t->sim->transfers_done++;
+    say(t->sim, "transfer finished");
+}
+
+/* Now and then (--transfers), hand leadership to a random voter (or let
+ * raft pick one), on the transfers' own random stream. */
+static void maybe_transfer(sim_t *s)
+{
+    s->trng ^= s->trng << 13;
+    s->trng ^= s->trng >> 7;
+    s->trng ^= s->trng << 17;
+    if (!s->transfers || s->trng % 100 != 0)
+        return;
+    unsigned leader = raft_fixture_leader_index(&s->f);
+    if (leader >= s->n)
+        return;
+    struct raft *r = raft_fixture_get(&s->f, leader);
+    if (raft_state(r) != RAFT_LEADER)
+        return;
+    raft_id id = (raft_id)((s->trng >> 8) % (s->n + 1)); /* 0: raft picks */
+    if (id == r->id)
+        id = 0;
+    struct transfer_rec *t = calloc(1, sizeof *t);
+    t->sim = s;
+    if (raft_transfer(r, &t->req, id, transfer_done) != 0) {
+        free(t); /* refused before any send */
+        return;
+    }
+    t->next = s->transfer_recs;
+    s->transfer_recs = t;
+    s->transfers_started++;
+    say(s, "transfer leadership from server %u to %llu", leader, (unsigned long long)id);
+}
+
 /* Propose a given REGISTER of node `node` on server i (scripted runs). */
 static void propose_register(sim_t *s, unsigned i, const char *node)
 {
@@ -1107,6 +1160,7 @@ static int run(sim_t *s)
     struct raft_configuration conf;
     int rc = -1;
     s->rng = s->seed * 0x9E3779B97F4A7C15ull + 1;
+    s->trng = s->seed * 0xD1B54A32D192ED03ull + 7;
     s->disk_victim = -1;
     /* Half the runs flood the leader with commands (long uncommitted logs,
      * big catch-ups); the other half let at most MAX_BACKLOG wait, as
@@ -1160,6 +1214,7 @@ static int run(sim_t *s)
             propose(s);
         else if (r < 33)
             inject_fault(s);
+        maybe_transfer(s);
         raft_fixture_step(&s->f);
         check_stopped(s);
         reap_crashed(s);
@@ -1217,6 +1272,11 @@ out:
             s->final_applied[i] = zc_fsm_applied_index(s->zfsm[i]);
     s->closing = true;
     raft_fixture_close(&s->f);
+    while (s->transfer_recs != NULL) {
+        struct transfer_rec *t = s->transfer_recs;
+        s->transfer_recs = t->next;
+        free(t);
+    }
     for (unsigned i = 0; i < s->n; i++) {
         s->truncates_dropped += shims[i].truncates_dropped;
         if (shims[i].guard != NULL) {
@@ -1262,6 +1322,7 @@ int main(int argc, char **argv)
 {
     unsigned servers = 3, seeds = 1, steps = 3000;
     const char *scenario = NULL;
+    bool transfers = false;
     uint64_t seed = 1;
     bool verbose = false;
     static const struct option opts[] = {
@@ -1269,7 +1330,7 @@ int main(int argc, char **argv)
         {"seeds", required_argument, NULL, 'k'},   {"steps", required_argument, NULL, 't'},
         {"verbose", no_argument, NULL, 'v'},       {"raw-raft", no_argument, NULL, 'r'},
         {"without", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
-        {"scenario", required_argument, NULL, 'c'},
+        {"scenario", required_argument, NULL, 'c'}, {"transfers", no_argument, NULL, 'x'},
         {NULL, 0, NULL, 0},
     };
     int o;
@@ -1281,6 +1342,7 @@ int main(int argc, char **argv)
         case 't': steps = (unsigned)atoi(optarg); break;
         case 'v': verbose = true; break;
         case 'r': raw_raft = true; break;
+        case 'x': transfers = true; break;
         case 'c':
             if (strcmp(optarg, "figure8") != 0) {
                 fprintf(stderr, "zcart-sim: --scenario wants figure8\n");
@@ -1303,6 +1365,7 @@ int main(int argc, char **argv)
         default:
             printf("usage: zcart-sim [--servers 1..5] [--seed S] [--seeds K] [--steps N] [-v]\n"
                    "                 [--raw-raft | --without 1a|1b|2|3|4 ...] [--scenario figure8]\n"
+                   "                 [--transfers]\n"
                    "  --raw-raft     raft 0.15 as it is: no io guard\n"
                    "  --without FIX  the io guard without one of its fixes (repeatable): 1a/1b\n"
                    "                 success results capped while handling an AppendEntries / from\n"
@@ -1310,7 +1373,8 @@ int main(int argc, char **argv)
                    "                 by counting before the leader stored its term, 4 refused\n"
                    "                 pre-votes carry the refuser's term\n"
                    "  --scenario figure8  a scripted 5-server run instead of random faults: Raft's\n"
-                   "                 figure 8 with a leader that appends nothing of its term\n");
+                   "                 figure 8 with a leader that appends nothing of its term\n"
+                   "  --transfers    leadership transfers join the faults (about one step in 100)\n");
             return o == 'h' ? 0 : 2;
         }
     }
@@ -1320,7 +1384,7 @@ int main(int argc, char **argv)
     }
     zc_log_threshold = verbose ? ZC_LOG_INFO : ZC_LOG_ERROR + 1;
     unsigned passed = 0, failed = 0;
-    unsigned long long proposals = 0, faults = 0, dropped = 0;
+    unsigned long long proposals = 0, faults = 0, dropped = 0, tr_started = 0, tr_done = 0;
     zc_io_guard_stats_t g = {0};
     unsigned long long by_type[N_CMD_TYPES] = {0}, ok_by_type[N_CMD_TYPES] = {0};
     struct sigaction sa = {.sa_handler = on_crash};
@@ -1338,6 +1402,7 @@ int main(int argc, char **argv)
         s->steps = steps;
         s->verbose = verbose;
         s->scenario = scenario;
+        s->transfers = transfers;
         if (run(s) == 0) {
             passed++;
         } else {
@@ -1349,6 +1414,8 @@ int main(int argc, char **argv)
                 if (!(guard_fixes & (1u << b)))
                     snprintf(how + strlen(how), sizeof how - strlen(how), " --without %s",
                              (const char *[]){"1a", "1b", "2", "3", "4"}[b]);
+            if (transfers)
+                snprintf(how + strlen(how), sizeof how - strlen(how), " --transfers");
             if (scenario != NULL)
                 snprintf(how + strlen(how), sizeof how - strlen(how), " --scenario %s", scenario);
             printf("FAIL seed %llu: %s\n  replay: zcart-sim --servers %u --seed %llu --steps %u%s -v\n",
@@ -1357,6 +1424,8 @@ int main(int argc, char **argv)
         proposals += s->proposals;
         faults += s->faults;
         dropped += s->truncates_dropped;
+        tr_started += s->transfers_started;
+        tr_done += s->transfers_done;
         g.results_capped += s->guard.results_capped;
         g.results_dropped += s->guard.results_dropped;
         g.prev_raised += s->guard.prev_raised;
@@ -1380,6 +1449,8 @@ int main(int argc, char **argv)
         if (by_type[t] > 0)
             printf(" %s %llu (%llu)", zc_cmd_name((int)t), by_type[t], ok_by_type[t]);
     printf("\nfixture: %llu truncations dropped (F2)\n", dropped);
+    if (transfers)
+        printf("leadership transfers: %llu started, %llu finished\n", tr_started, tr_done);
     if (raw_raft)
         printf("guard: off (--raw-raft)\n");
     else
