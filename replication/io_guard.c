@@ -77,8 +77,9 @@
  *    that returns, the sim's: see hidden_failure below).  Not
  *    seen: libuv's truncate and segment finalization run on a worker and
  *    report a failure only by setting uv->errored (uv_truncate.c:107,
- *    uv_finalize.c:84); a log left that way fails to load at the next start
- *    (auto-recovery is off, node.c) rather than losing entries. */
+ *    uv_finalize.c:84), so the replica goes on; the log is looked at again
+ *    at the next start, where, auto-recovery being off (node.c), a segment
+ *    that fails to load stops the replica instead of being renamed away. */
 #include "replication/io_guard.h"
 
 #include <stdio.h>
