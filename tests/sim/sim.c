@@ -1559,7 +1559,7 @@ int main(int argc, char **argv)
         printf("guard: off (--raw-raft)\n");
     else
         printf("guard: %llu success results capped and %llu dropped (1), %llu AppendEntries "
-               "raised to a snapshot (2), %llu results dropped before a new leader stored its "
+               "raised to a snapshot (2), %llu results held back before a new leader stored its "
                "term (3), %llu refused pre-votes given the refuser's term (4), %llu storage "
                "failures stopped a server (5)\n",
                (unsigned long long)g.results_capped, (unsigned long long)g.results_dropped,
