@@ -48,8 +48,10 @@
  *    it can commit an earlier-term entry only while the leader's last
  *    stored entry is from an earlier term: a new leader that has stored
  *    nothing of its own yet.  Rule: a leader whose last stored entry is
- *    older than its term drops every AppendEntries result it receives (as a
- *    lossy link would), so no match index moves and nothing is counted.
+ *    older than its term holds back every AppendEntries result it receives
+ *    (the first HELD_MAX; later ones are dropped, as a lossy link would),
+ *    so no match index moves and nothing is counted; once its own entry is
+ *    stored, raft gets those of its current term.
  *    The broker's node (and the sim) append a barrier as a new leader's
  *    first entry; once it is stored, the count is at an entry of the
  *    leader's term, whose commitment commits the earlier ones safely.
@@ -77,8 +79,9 @@
  *    that returns, the sim's: see hidden_failure below).  Not
  *    seen: libuv's truncate and segment finalization run on a worker and
  *    report a failure only by setting uv->errored (uv_truncate.c:107,
- *    uv_finalize.c:84); a log left that way fails to load at the next start
- *    (auto-recovery is off, node.c) rather than losing entries. */
+ *    uv_finalize.c:84), so the replica goes on; the log is looked at again
+ *    at the next start, where, auto-recovery being off (node.c), a segment
+ *    that fails to load stops the replica instead of being renamed away. */
 #include "replication/io_guard.h"
 
 #include <stdio.h>
@@ -95,6 +98,14 @@ typedef struct pending {
     bool is_snapshot;     /* snapshot_put, else append */
     struct pending *next; /* next in flight on this guard */
 } pending_t;
+
+/* An AppendEntries result a new leader held back (fix 3). */
+typedef struct {
+    struct raft_message m; /* the result */
+    char address[256];     /* its sender's address (m.server_address points here) */
+} held_t;
+
+#define HELD_MAX 16 /* results held per leader change; more are dropped */
 
 struct zc_io_guard {
     struct raft_io *io;         /* the wrapped io (raft's and the backend's) */
@@ -113,6 +124,8 @@ struct zc_io_guard {
     raft_id req_from;           /* ... from this server ... */
     raft_term req_term;         /* ... of this term ... */
     raft_index req_end;         /* ... ending at this index */
+    held_t held[HELD_MAX];      /* fix 3: results held until the leader stores its term */
+    unsigned n_held;            /* entries in held */
     zc_io_guard_stats_t stats;  /* what the guard changed */
     struct zc_io_guard *next;   /* next installed guard */
 };
@@ -203,6 +216,28 @@ static void accepted(zc_io_guard_t *g)
     g->acc_any = true;
 }
 
+/* Fix 3: once the leader has stored an entry of its term, hand raft the
+ * results it held back meanwhile (those of its term), so it need not wait
+ * for the next heartbeat's answers to move on. */
+static void release_held(zc_io_guard_t *g)
+{
+    struct raft *r = g->raft;
+    if (g->n_held == 0 || r == NULL)
+        return;
+    if (raft_state(r) == RAFT_LEADER &&
+        zc_io_guard_term_at(&r->log, r->last_stored) < r->current_term)
+        return; /* still nothing of its term stored */
+    unsigned n = g->n_held;
+    g->n_held = 0;
+    for (unsigned k = 0; k < n; k++) {
+        held_t *h = &g->held[k];
+        if (raft_state(r) != RAFT_LEADER || h->m.append_entries_result.term != r->current_term)
+            continue; /* stale now: dropped, as a lossy link would */
+        h->m.server_address = h->address;
+        g->recv(g->io, &h->m);
+    }
+}
+
 static void append_done(struct raft_io_append *req, int status)
 {
     pending_t *p;
@@ -214,6 +249,7 @@ static void append_done(struct raft_io_append *req, int status)
         status = 0; /* the hook returned: see hidden_failure */
     }
     cb(req, status);
+    release_held(g);
 }
 
 static int guard_append(struct raft_io *io, struct raft_io_append *req,
@@ -355,11 +391,20 @@ static void guard_recv(struct raft_io *io, struct raft_message *m)
         g->recv(io, m);
         return;
     }
+    release_held(g);
     switch (m->type) {
     case RAFT_IO_APPEND_ENTRIES_RESULT:
         if ((g->fixes & ZC_IO_GUARD_OWN_TERM) && raft_state(r) == RAFT_LEADER &&
             zc_io_guard_term_at(&r->log, r->last_stored) < r->current_term) {
-            g->stats.leader_dropped++; /* 3: nothing of this term stored yet */
+            /* 3: nothing of this term stored yet: hold it back (or drop it
+             * when too many are held), raft sees it once its entry is. */
+            g->stats.leader_dropped++;
+            if (g->n_held < HELD_MAX && m->server_address != NULL &&
+                strlen(m->server_address) < sizeof g->held[0].address) {
+                held_t *h = &g->held[g->n_held++];
+                h->m = *m;
+                snprintf(h->address, sizeof h->address, "%s", m->server_address);
+            }
             return;
         }
         break;

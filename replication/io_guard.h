@@ -49,7 +49,7 @@ typedef struct {
     uint64_t results_capped;   /* 1: success results lowered to the accepted prefix */
     uint64_t results_dropped;  /* 1: success results with nothing accepted in their term */
     uint64_t prev_raised;      /* 2: AppendEntries moved up to the snapshot */
-    uint64_t leader_dropped;   /* 3: results dropped before the leader stored its term */
+    uint64_t leader_dropped;   /* 3: results held back (or dropped) before the leader stored its term */
     uint64_t prevote_raised;   /* 4: refused pre-votes given the refuser's term */
     uint64_t storage_failures; /* 5: storage failures reported to the hook */
 } zc_io_guard_stats_t;

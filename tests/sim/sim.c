@@ -16,7 +16,8 @@
  *     for the backlog (make_command, propose);
  *   - faults: kill and revive servers, cut and restore links, saturate links
  *     (silent drops), change network and disk latency, inject disk-append
- *     failures.
+ *     failures (returned or in the write's callback); with --transfers,
+ *     leadership transfers too (maybe_transfer).
  *
  * After every step, and while the healed cluster converges, the checker
  * asserts:
@@ -38,7 +39,8 @@
  * change raft's behaviour off, to show what they avoid.
  *
  * Usage: zcart-sim [--servers N] [--seed S] [--seeds K] [--steps N] [-v]
- *                  [--raw-raft]
+ *                  [--raw-raft | --without FIX ...] [--scenario figure8|late-append]
+ *                  [--transfers]
  * runs seeds S .. S+K-1; a failing seed prints the command that replays it.
  * Prints "N passed, N failed" (seeds) at the end. */
 #include <getopt.h>
@@ -74,6 +76,12 @@ typedef struct {
     unsigned steps;                      /* steps before healing */
     bool verbose;                        /* print every action */
     const char *scenario;                /* a scripted run (--scenario), NULL: random */
+    bool transfers;                      /* --transfers: leadership transfers join the faults */
+    unsigned sc_leader;                  /* scripted runs: the leader a step waits on */
+    uint64_t trng;                       /* their own xorshift state (the main stream stays) */
+    struct transfer_rec *transfer_recs;  /* every transfer started, freed after close */
+    unsigned transfers_started;          /* raft_transfer accepted */
+    unsigned transfers_done;             /* their callbacks */
     bool capped;                         /* commands wait for the backlog (MAX_BACKLOG) */
     struct raft_fixture f;               /* the simulated cluster */
     struct raft_fsm fsms[MAX_SERVERS];   /* raft's view of each FSM */
@@ -163,6 +171,7 @@ typedef struct {
                   const struct raft_entry entries[], unsigned n, raft_io_append_cb cb);
     int (*truncate)(struct raft_io *io, raft_index index);
     uint64_t rng;               /* F3: this server's xorshift state */
+    int fixed_random;           /* scripted runs: io->random returns this, 0: draw */
     pending_append_t *pending;  /* appends in flight */
     size_t disk_n;              /* slots the fixture's disk array holds */
     unsigned armed;             /* appends still to fail */
@@ -252,6 +261,8 @@ static int shim_truncate(struct raft_io *io, raft_index index)
 static int shim_random(struct raft_io *io, int min, int max)
 {
     io_shim_t *sh = shim_of(io);
+    if (sh->fixed_random != 0)
+        return sh->fixed_random;
     sh->rng ^= sh->rng << 13;
     sh->rng ^= sh->rng >> 7;
     sh->rng ^= sh->rng << 17;
@@ -614,6 +625,52 @@ static void propose(sim_t *s)
     say(s, "propose %s%s via server %u", zc_cmd_name(c.type), what, leader);
 }
 
+/* A leadership transfer.  raft 0.15 keeps its TimeoutNow send inside the
+ * request, so, as the broker's node does, the run keeps every one until
+ * raft_fixture_close. */
+struct transfer_rec {
+    struct raft_transfer req;  /* raft's request (must be first) */
+    sim_t *sim;                /* the run */
+    struct transfer_rec *next; /* next started */
+};
+
+static void transfer_done(struct raft_transfer *req)
+{
+    struct transfer_rec *t = (struct transfer_rec *)req;
+    t->sim->transfers_done++;
+    say(t->sim, "transfer finished");
+}
+
+/* Now and then (--transfers), hand leadership to a random voter (or let
+ * raft pick one), on the transfers' own random stream. */
+static void maybe_transfer(sim_t *s)
+{
+    s->trng ^= s->trng << 13;
+    s->trng ^= s->trng >> 7;
+    s->trng ^= s->trng << 17;
+    if (!s->transfers || s->trng % 100 != 0)
+        return;
+    unsigned leader = raft_fixture_leader_index(&s->f);
+    if (leader >= s->n)
+        return;
+    struct raft *r = raft_fixture_get(&s->f, leader);
+    if (raft_state(r) != RAFT_LEADER)
+        return;
+    raft_id id = (raft_id)((s->trng >> 8) % (s->n + 1)); /* 0: raft picks */
+    if (id == r->id)
+        id = 0;
+    struct transfer_rec *t = calloc(1, sizeof *t);
+    t->sim = s;
+    if (raft_transfer(r, &t->req, id, transfer_done) != 0) {
+        free(t); /* refused before any send */
+        return;
+    }
+    t->next = s->transfer_recs;
+    s->transfer_recs = t;
+    s->transfers_started++;
+    say(s, "transfer leadership from server %u to %llu", leader, (unsigned long long)id);
+}
+
 /* Propose a given REGISTER of node `node` on server i (scripted runs). */
 static void propose_register(sim_t *s, unsigned i, const char *node)
 {
@@ -970,6 +1027,17 @@ static bool sc_committed(sim_t *s, unsigned i)
     return raft_fixture_get(&s->f, i)->commit_index >= sc_index;
 }
 
+static bool sc_has_in_memory(sim_t *s, unsigned i)
+{
+    return raft_last_index(raft_fixture_get(&s->f, i)) >= sc_index + 3;
+}
+
+static bool sc_follows(sim_t *s, unsigned i)
+{
+    struct raft *r = raft_fixture_get(&s->f, i);
+    return raft_state(r) == RAFT_FOLLOWER && r->follower_state.current_leader.id == s->sc_leader + 1;
+}
+
 static bool sc_never(sim_t *s, unsigned arg)
 {
     (void)s, (void)arg;
@@ -1107,12 +1175,96 @@ static void scenario_figure8(sim_t *s)
     }
 }
 
+/* The second path of bug 1 (guard fix 1b), 5 servers: a follower's write
+ * begun for a deposed leader finishes after the next leader's first
+ * AppendEntries was accepted, and raft 0.15 (appendFollowerCb) reports its
+ * stored tail, in the new term, to the new leader:
+ *   1. leader A sends entries k..k+2 to F only, whose disk takes 5 s;
+ *      A dies while F's write is in flight;
+ *   2. B, C, D elect N without F; N's heartbeat to F (below k) is accepted;
+ *   3. N appends an entry at k (its term); its AppendEntries to F are lost;
+ *   4. F's old write completes: F answers "up to k+2" in N's term, and N
+ *      counts F as holding its own entry at k (F holds A's there).
+ * Without fix 1b the per-step match check fails at step 4. */
+static void scenario_late_append(sim_t *s)
+{
+    struct raft_fixture *f = &s->f;
+    unsigned all = (1u << s->n) - 1;
+    SC_TRY(sc_until(s, (bool (*)(sim_t *, unsigned))sc_leader_among, all, 10000), "no first leader");
+    unsigned a = sc_leader_of(s, all);
+    propose_register(s, a, "n0");
+    sc_index = raft_last_index(raft_fixture_get(f, a));
+    SC_TRY(sc_until(s, sc_applied, all, 10000), "the first entry did not reach everyone");
+    unsigned fo = (a + 1) % 5;
+    raft_fixture_set_disk_latency(f, fo, 5000);
+    for (unsigned j = 0; j < 5; j++)
+        if (j != a && j != fo)
+            sc_link(s, a, j, false);
+    raft_index k = raft_last_index(raft_fixture_get(f, a)) + 1;
+    propose_register(s, a, "n1");
+    propose_register(s, a, "n2");
+    propose_register(s, a, "n0");
+    SC_TRY(sc_until(s, sc_has_in_memory, fo, 3000), "the entries did not reach F");
+    SC_TRY(raft_fixture_get(f, fo)->last_stored < k, "F stored them already");
+    raft_fixture_kill(f, a);
+    for (unsigned j = 0; j < 5; j++)
+        if (j != fo)
+            sc_link(s, fo, j, false);
+    say(s, "scenario: entries %llu..%llu on server %u, written slowly; server %u killed",
+        (unsigned long long)k, (unsigned long long)k + 2, fo, a);
+    unsigned bcd = all & ~(1u << a) & ~(1u << fo);
+    SC_TRY(sc_until(s, (bool (*)(sim_t *, unsigned))sc_leader_among, bcd, 20000),
+           "no leader among B, C, D");
+    unsigned n = sc_leader_of(s, bcd);
+    sc_link(s, n, fo, true);
+    s->sc_leader = n;
+    SC_TRY(sc_until(s, sc_follows, fo, 2000), "F did not accept server %u's heartbeat", n);
+    SC_TRY(raft_fixture_get(f, fo)->last_stored < k, "F's write finished too early");
+    /* Its next AppendEntries to F are lost, and F, a follower, waits. */
+    raft_fixture_saturate(f, n, fo);
+    shims[fo].fixed_random = 1000000;
+    raft_fixture_get(f, fo)->follower_state.randomized_election_timeout = 1000000;
+    propose_register(s, n, "n2");
+    SC_TRY(raft_last_index(raft_fixture_get(f, n)) == k, "server %u's entry is not at %llu", n,
+           (unsigned long long)k);
+    say(s, "scenario: server %u leads term %llu, its entry at %llu; F follows it", n,
+        (unsigned long long)raft_fixture_get(f, n)->current_term, (unsigned long long)k);
+    sc_index = k + 2;
+    sc_until(s, sc_stored, 1u << fo, 8000); /* F's old write completes */
+    sc_until(s, sc_never, 0, 500);          /* its answer reaches the leader */
+    if (s->failure[0])
+        return;
+    {
+        struct raft *nr = raft_fixture_get(f, n), *fr = raft_fixture_get(f, fo);
+        unsigned fi = 0;
+        while (fi < nr->configuration.n && nr->configuration.servers[fi].id != fo + 1)
+            fi++;
+        say(s, "scenario: F stored %llu (term %llu at %llu), follows %llu in term %llu; leader %u "
+               "(term %llu, state %d) counts F up to %llu",
+            (unsigned long long)fr->last_stored,
+            (unsigned long long)zc_io_guard_term_at(&fr->log, k), (unsigned long long)k,
+            (unsigned long long)fr->follower_state.current_leader.id,
+            (unsigned long long)fr->current_term, n, (unsigned long long)nr->current_term,
+            raft_state(nr),
+            (unsigned long long)(raft_state(nr) == RAFT_LEADER ? nr->leader_state.progress[fi].match_index : 0));
+    }
+    raft_fixture_desaturate(f, n, fo);
+    shims[fo].fixed_random = 0;
+    for (unsigned j = 0; j < 5; j++)
+        if (j != a && j != fo)
+            sc_link(s, fo, j, true);
+    raft_fixture_set_disk_latency(f, fo, 10);
+    sc_index = raft_last_index(raft_fixture_get(f, n));
+    sc_until(s, sc_applied, all & ~(1u << a), 10000);
+}
+
 static int run(sim_t *s)
 {
     char err[256];
     struct raft_configuration conf;
     int rc = -1;
     s->rng = s->seed * 0x9E3779B97F4A7C15ull + 1;
+    s->trng = s->seed * 0xD1B54A32D192ED03ull + 7;
     s->disk_victim = -1;
     /* Half the runs flood the leader with commands (long uncommitted logs,
      * big catch-ups); the other half let at most MAX_BACKLOG wait, as
@@ -1155,7 +1307,10 @@ static int run(sim_t *s)
     raft_configuration_close(&conf);
     raft_fixture_start(&s->f);
     if (s->scenario != NULL) {
-        scenario_figure8(s);
+        if (strcmp(s->scenario, "figure8") == 0)
+            scenario_figure8(s);
+        else
+            scenario_late_append(s);
         rc = s->failure[0] ? -1 : 0;
         goto out;
     }
@@ -1166,6 +1321,7 @@ static int run(sim_t *s)
             propose(s);
         else if (r < 33)
             inject_fault(s);
+        maybe_transfer(s);
         raft_fixture_step(&s->f);
         check_stopped(s);
         reap_crashed(s);
@@ -1223,6 +1379,11 @@ out:
             s->final_applied[i] = zc_fsm_applied_index(s->zfsm[i]);
     s->closing = true;
     raft_fixture_close(&s->f);
+    while (s->transfer_recs != NULL) {
+        struct transfer_rec *t = s->transfer_recs;
+        s->transfer_recs = t->next;
+        free(t);
+    }
     for (unsigned i = 0; i < s->n; i++) {
         s->truncates_dropped += shims[i].truncates_dropped;
         if (shims[i].guard != NULL) {
@@ -1268,6 +1429,7 @@ int main(int argc, char **argv)
 {
     unsigned servers = 3, seeds = 1, steps = 3000;
     const char *scenario = NULL;
+    bool transfers = false;
     uint64_t seed = 1;
     bool verbose = false;
     static const struct option opts[] = {
@@ -1275,7 +1437,7 @@ int main(int argc, char **argv)
         {"seeds", required_argument, NULL, 'k'},   {"steps", required_argument, NULL, 't'},
         {"verbose", no_argument, NULL, 'v'},       {"raw-raft", no_argument, NULL, 'r'},
         {"without", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
-        {"scenario", required_argument, NULL, 'c'},
+        {"scenario", required_argument, NULL, 'c'}, {"transfers", no_argument, NULL, 'x'},
         {NULL, 0, NULL, 0},
     };
     int o;
@@ -1287,9 +1449,10 @@ int main(int argc, char **argv)
         case 't': steps = (unsigned)atoi(optarg); break;
         case 'v': verbose = true; break;
         case 'r': raw_raft = true; break;
+        case 'x': transfers = true; break;
         case 'c':
-            if (strcmp(optarg, "figure8") != 0) {
-                fprintf(stderr, "zcart-sim: --scenario wants figure8\n");
+            if (strcmp(optarg, "figure8") != 0 && strcmp(optarg, "late-append") != 0) {
+                fprintf(stderr, "zcart-sim: --scenario wants figure8 or late-append\n");
                 return 2;
             }
             scenario = optarg;
@@ -1308,15 +1471,20 @@ int main(int argc, char **argv)
         } break;
         default:
             printf("usage: zcart-sim [--servers 1..5] [--seed S] [--seeds K] [--steps N] [-v]\n"
-                   "                 [--raw-raft | --without 1a|1b|2|3|4 ...] [--scenario figure8]\n"
+                   "                 [--raw-raft | --without 1a|1b|2|3|4 ...]\n"
+                   "                 [--scenario figure8|late-append]\n"
+                   "                 [--transfers]\n"
                    "  --raw-raft     raft 0.15 as it is: no io guard\n"
                    "  --without FIX  the io guard without one of its fixes (repeatable): 1a/1b\n"
                    "                 success results capped while handling an AppendEntries / from\n"
                    "                 write callbacks, 2 AppendEntries below a snapshot, 3 no commit\n"
                    "                 by counting before the leader stored its term, 4 refused\n"
                    "                 pre-votes carry the refuser's term\n"
-                   "  --scenario figure8  a scripted 5-server run instead of random faults: Raft's\n"
-                   "                 figure 8 with a leader that appends nothing of its term\n");
+                   "  --scenario S   a scripted 5-server run instead of random faults: figure8,\n"
+                   "                 Raft's figure 8 with a leader that appends nothing of its\n"
+                   "                 term; late-append, a write begun for a deposed leader that\n"
+                   "                 completes after the next leader's first AppendEntries\n"
+                   "  --transfers    leadership transfers join the faults (about one step in 100)\n");
             return o == 'h' ? 0 : 2;
         }
     }
@@ -1326,7 +1494,7 @@ int main(int argc, char **argv)
     }
     zc_log_threshold = verbose ? ZC_LOG_INFO : ZC_LOG_ERROR + 1;
     unsigned passed = 0, failed = 0;
-    unsigned long long proposals = 0, faults = 0, dropped = 0;
+    unsigned long long proposals = 0, faults = 0, dropped = 0, tr_started = 0, tr_done = 0;
     zc_io_guard_stats_t g = {0};
     unsigned long long by_type[N_CMD_TYPES] = {0}, ok_by_type[N_CMD_TYPES] = {0};
     struct sigaction sa = {.sa_handler = on_crash};
@@ -1344,6 +1512,7 @@ int main(int argc, char **argv)
         s->steps = steps;
         s->verbose = verbose;
         s->scenario = scenario;
+        s->transfers = transfers;
         if (run(s) == 0) {
             passed++;
         } else {
@@ -1355,6 +1524,8 @@ int main(int argc, char **argv)
                 if (!(guard_fixes & (1u << b)))
                     snprintf(how + strlen(how), sizeof how - strlen(how), " --without %s",
                              (const char *[]){"1a", "1b", "2", "3", "4"}[b]);
+            if (transfers)
+                snprintf(how + strlen(how), sizeof how - strlen(how), " --transfers");
             if (scenario != NULL)
                 snprintf(how + strlen(how), sizeof how - strlen(how), " --scenario %s", scenario);
             printf("FAIL seed %llu: %s\n  replay: zcart-sim --servers %u --seed %llu --steps %u%s -v\n",
@@ -1363,6 +1534,8 @@ int main(int argc, char **argv)
         proposals += s->proposals;
         faults += s->faults;
         dropped += s->truncates_dropped;
+        tr_started += s->transfers_started;
+        tr_done += s->transfers_done;
         g.results_capped += s->guard.results_capped;
         g.results_dropped += s->guard.results_dropped;
         g.prev_raised += s->guard.prev_raised;
@@ -1386,11 +1559,13 @@ int main(int argc, char **argv)
         if (by_type[t] > 0)
             printf(" %s %llu (%llu)", zc_cmd_name((int)t), by_type[t], ok_by_type[t]);
     printf("\nfixture: %llu truncations dropped (F2)\n", dropped);
+    if (transfers)
+        printf("leadership transfers: %llu started, %llu finished\n", tr_started, tr_done);
     if (raw_raft)
         printf("guard: off (--raw-raft)\n");
     else
         printf("guard: %llu success results capped and %llu dropped (1), %llu AppendEntries "
-               "raised to a snapshot (2), %llu results dropped before a new leader stored its "
+               "raised to a snapshot (2), %llu results held back before a new leader stored its "
                "term (3), %llu refused pre-votes given the refuser's term (4), %llu storage "
                "failures stopped a server (5)\n",
                (unsigned long long)g.results_capped, (unsigned long long)g.results_dropped,

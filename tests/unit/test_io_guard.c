@@ -6,7 +6,8 @@
  *          accepted, dropped when it accepted none in that term, both while
  *          handling an AppendEntries and from a later write callback;
  *   2      an AppendEntries below the snapshot raised to it;
- *   3      a new leader drops results until it stored an entry of its term;
+ *   3      a new leader holds results back until it stored an entry of its
+ *          term, then hands raft those of its term;
  *   4      a refused pre-vote carries the refuser's term;
  *   5      storage failures, returned or in a callback, reach the hook, and
  *          the broker's default hook exits with ZC_EXIT_STORAGE and a log
@@ -333,12 +334,26 @@ TEST(new_leader_counts_nothing_before_its_own_entry)
     raft.current_term = 6;
     set_log(1, 40, 5);
     deliver_result();
-    CHECK_EQ_U64(fake.n_got, 0);
+    deliver_result();
+    CHECK_EQ_U64(fake.n_got, 0); /* held back */
+    CHECK(io.append(&io, &raft_append_req, NULL, 1, raft_append_cb) == 0);
     log_entries[40].term = 6; /* its barrier, index 41, stored */
     raft.log.back = 41;
     raft.last_stored = 41;
+    fake.append_cb(fake.append_req, 0); /* ... and raft hears of it */
+    CHECK_EQ_U64(fake.n_got, 2);        /* now it gets the two held results */
     deliver_result();
-    CHECK_EQ_U64(fake.n_got, 1);
+    CHECK_EQ_U64(fake.n_got, 3);
+    /* Held results of an older term are dropped when released. */
+    raft.current_term = 7;
+    set_log(1, 40, 5);
+    deliver_result(); /* term 7, held */
+    raft.current_term = 8;
+    log_entries[40].term = 8;
+    raft.log.back = 41;
+    raft.last_stored = 41;
+    deliver_result(); /* releases (drops) the term-7 one, then this one */
+    CHECK_EQ_U64(fake.n_got, 4);
     zc_io_guard_destroy(&g);
 
     g = setup(ZC_IO_GUARD_ALL & ~ZC_IO_GUARD_OWN_TERM, NULL, NULL);

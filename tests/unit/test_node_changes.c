@@ -1,5 +1,5 @@
-/* test_node_changes: leadership transfers and membership changes of real
- * zc_node replicas (three on one libuv loop, loopback TCP).
+/* test_node_changes: leadership transfers, membership changes and a
+ * corrupt log of real zc_node replicas (on one libuv loop, loopback TCP).
  *
  * A leadership transfer's memory outlives raft's use of it (issue 9,
  * item 6).
@@ -93,6 +93,7 @@ static bool caught_up(void)
     return t.last_index == l.last_index && t.commit_index == l.commit_index;
 }
 static bool all_closed(void) { return closed == 3; }
+static bool some_ready_one(void) { return zc_node_ready(nodes[0]); }
 
 /* Three replicas on one loop under root, each with its own data dir. */
 static bool cluster_up(char *root)
@@ -208,11 +209,99 @@ TEST(second_membership_change_is_refused)
     cluster_down(root);
 }
 
+static unsigned proposals_ok;
+static void proposed(void *arg, int status, const zc_cmd_result_t *res)
+{
+    (void)arg, (void)res;
+    if (status == ZC_OK)
+        proposals_ok++;
+}
+static bool ten_applied(void) { return proposals_ok == 10; }
+static bool one_closed(void) { return closed == 1; }
+
+static zc_node_t *start_single(const char *root, const zc_replica_t *me, char *err, size_t errlen)
+{
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/r1", root);
+    zc_node_config_t cfg = {.id = 1, .dir = dir, .replicas = me, .n_replicas = 1,
+                            .election_timeout_ms = 200, .heartbeat_timeout_ms = 50,
+                            .snapshot_threshold = 1024, .snapshot_trailing = 128,
+                            .pre_vote = true, .state_map_size = 16u << 20};
+    zc_node_t *n = zc_node_new(&loop, &cfg, role_cb, NULL, err, errlen);
+    if (n != NULL && zc_node_start(n, err, errlen) == 0)
+        return n;
+    if (n != NULL) {
+        zc_node_close(n, node_closed, NULL);
+        run_until(one_closed, 10000);
+    }
+    return NULL;
+}
+
+/* Issue 9, item 8: raft 0.15's libuv backend renames a corrupt log
+ * segment away and starts without its entries unless auto-recovery is
+ * off.  The node turns it off: a replica whose closed segment is corrupt
+ * refuses to start, and the segment stays where it was. */
+TEST(corrupt_segment_stops_the_replica)
+{
+    char root[] = "/tmp/zcart-corrupt-XXXXXX";
+    CHECK(mkdtemp(root) != NULL);
+    int fd;
+    zc_replica_t me;
+    memset(&me, 0, sizeof me);
+    me.id = 1;
+    snprintf(me.raft_address, sizeof me.raft_address, "127.0.0.1:%d", free_port(&fd));
+    snprintf(me.client_endpoint, sizeof me.client_endpoint, "tcp://127.0.0.1:1");
+    snprintf(me.cart_endpoint, sizeof me.cart_endpoint, "tcp://127.0.0.1:1");
+    close(fd);
+    uv_loop_init(&loop);
+    closed = 0;
+    char err[512] = "";
+    zc_node_t *n = start_single(root, &me, err, sizeof err);
+    CHECK(n != NULL);
+    if (n == NULL)
+        return;
+    nodes[0] = n;
+    CHECK(run_until(some_ready_one, 10000));
+    for (unsigned i = 0; i < 10; i++) {
+        zc_cmd_t c = {.type = ZC_CMD_REGISTER};
+        zc_cmd_slot_t slot = {.slot = 0};
+        snprintf(c.reg.node, sizeof c.reg.node, "n%u", i);
+        c.reg.n = 1;
+        c.reg.slots = &slot;
+        zc_node_propose(n, &c, proposed, NULL);
+    }
+    CHECK(run_until(ten_applied, 10000));
+    zc_node_close(n, node_closed, NULL);
+    CHECK(run_until(one_closed, 10000));
+    /* Flip a byte inside the entries of the closed segment(s). */
+    char cmd[800];
+    snprintf(cmd, sizeof cmd,
+             "cd %s/r1/raft && f=$(ls | grep -E '^[0-9]{16}-[0-9]{16}$' | tail -1) && "
+             "test -n \"$f\" && printf '\\377\\377\\377\\377' | "
+             "dd of=\"$f\" bs=1 seek=$(( $(stat -c %%s \"$f\") - 12 )) conv=notrunc 2>/dev/null",
+             root);
+    CHECK(system(cmd) == 0);
+    closed = 0;
+    n = start_single(root, &me, err, sizeof err);
+    CHECK(n == NULL); /* with auto-recovery, raft renames the segment and starts */
+    if (n != NULL) {
+        zc_node_close(n, node_closed, NULL);
+        run_until(one_closed, 10000);
+    }
+    fprintf(stderr, "start refused: %s\n", err);
+    snprintf(cmd, sizeof cmd, "ls %s/r1/raft | grep -q -i corrupt", root);
+    CHECK(system(cmd) != 0); /* nothing renamed away */
+    uv_loop_close(&loop);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     zc_log_threshold = ZC_LOG_ERROR;
     RUN(transfer_request_outlives_its_callback);
     RUN(second_membership_change_is_refused);
+    RUN(corrupt_segment_stops_the_replica);
     return unit_report();
 }
