@@ -36,6 +36,12 @@ b5. A client that never reads: 60000 STATUS requests on one connection
 b6. Placement: two cart nodes of 4 carts; 4 sessions opened one after the
     other land 2 on each node (least-loaded, the default); with --placement
     fifo all 4 land on the node at the free list's head.
+b8. Late commits keep leases right: with the followers paused past the
+    --cart-timeout, a first add is answered UNAVAILABLE and its ASSIGN
+    commits once they resume: the session then has a full lease (it is
+    still live 1.5 s later with --session-ttl 3000, although the leader
+    has been ready for longer than that) and the leader holds one lease;
+    a close committed late the same way leaves no lease behind.
 """
 
 import sys
@@ -284,6 +290,37 @@ class Bounded(harness.ClusterTestCase):
         c.down()
         c = self.cluster(cart_nodes=2, slots=4, broker_args=["--placement=fifo"])
         self.assertEqual(self._nodes_of_four_sessions(c), [4])
+
+    def test_b8_late_commits_keep_leases_right(self):
+        c = self.cluster(replicas=3, cart_nodes=1, slots=2,
+                         broker_args=["--session-ttl=3000", "--cart-timeout=500",
+                                      "--election-timeout=3000", "--heartbeat-timeout=100"])
+        ld = wait_until(c.leader, 15, "a ready leader")
+        followers = ["broker%d" % x["id"] for x in c.all_status() if x["id"] != ld["id"]]
+        time.sleep(3.5)  # the leader has been ready for longer than a lease
+        d = Dealer(ld["endpoint"])
+        self.addCleanup(d.close)
+
+        def late(session, seq, op, product="", qty=0):
+            """The request answered while the followers are paused, then resumed."""
+            for f in followers:
+                c.pause(f)
+            try:
+                r = d.request(session, seq, op, product, qty, timeout=10)
+            finally:
+                for f in followers:
+                    c.resume(f)
+            self.assertEqual(r.status_name, "UNAVAILABLE", r)
+
+        s = zp.new_session()
+        late(s, 1, zp.OP_ADD, "apple", 1)
+        wait_until(lambda: (c.leader() or {}).get("sessions_live") == 1, 10, "the late ASSIGN")
+        self.assertEqual(c.leader()["leases"], 1)
+        time.sleep(1.5)  # half a lease: it must not have expired
+        self.assertEqual(c.leader()["sessions_live"], 1, "expired early")
+        late(s, 2, zp.OP_CLOSE)
+        wait_until(lambda: (c.leader() or {}).get("sessions_live") == 0, 10, "the late RELEASE")
+        self.assertEqual(c.leader()["leases"], 0, "a lease leaked")
 
 
 if __name__ == "__main__":
