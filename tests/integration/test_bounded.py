@@ -31,7 +31,7 @@ b4. Admission: --max-waiting 16 with a slow stock (200 ms per check): 64
     raft entry (the leader's applied index does not move).
 b5. A client that never reads: 60000 STATUS requests on one connection
     whose replies are never read; the leader keeps answering others and its
-    RSS grows by less than 20 MB (each reply is ~1 KB: with a queue of
+    RSS grows by less than 15 MB (normal build; each reply is ~1 KB: with a queue of
     100,000 messages per connection it would hold ~50 MB).
 b6. Placement: two cart nodes of 4 carts; 4 sessions opened one after the
     other land 2 on each node (least-loaded, the default); with --placement
@@ -44,6 +44,7 @@ b8. Late commits keep leases right: with the followers paused past the
     a close committed late the same way leaves no lease behind.
 """
 
+import os
 import sys
 import time
 
@@ -269,7 +270,10 @@ class Bounded(harness.ClusterTestCase):
                    "the replica to get through the flood")
         grown = rss_kb() - before
         print("b5: RSS grew by %d KB" % grown, file=sys.stderr)
-        self.assertLess(grown, 15000, "RSS grew by %d KB" % grown)
+        # ASan's quarantine and shadow memory dwarf the queue: the bound is
+        # for the normal build; the queued-replies bound below holds in both.
+        if os.environ.get("ZCART_SANITIZE", "OFF").upper() not in ("ON", "1", "TRUE"):
+            self.assertLess(grown, 15000, "RSS grew by %d KB" % grown)
         # What was queued for the non-reader is bounded, the rest dropped.
         got = 0
         while sock.poll(1000):
