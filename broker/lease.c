@@ -24,7 +24,12 @@
  *
  * The scan walks the ASSIGNED carts of the registry (every live session
  * holds exactly one), not the session table, which also keeps every ended
- * session. */
+ * session.
+ *
+ * A commit can come after its request timed out (route.c): a late ASSIGN
+ * still starts the session's lease (without one it would count from when
+ * this replica became leader and could expire at once), and a late RELEASE
+ * still forgets it (else the entry would stay for good). */
 #include "broker/lease.h"
 
 #include <stdio.h>

@@ -29,8 +29,10 @@
 
 /* Argument of a proposal callback. */
 typedef struct {
-    broker_t *b;   /* the broker */
-    uint64_t corr; /* the request that proposed */
+    broker_t *b;                     /* the broker */
+    uint64_t corr;                   /* the request that proposed */
+    uint8_t session[ZC_SESSION_LEN]; /* its session: a late commit still
+                                        keeps the session's lease right */
 } propose_ctx_t;
 
 static void short_session(const uint8_t s[ZC_SESSION_LEN], char out[9])
@@ -87,6 +89,18 @@ static void breq_wait(broker_t *b, breq_t *q, breq_state_t state)
     zc_list_push_back(&b->waiting, &q->link);
 }
 
+/* Put q back into `waiting` at the place its (unchanged) expiry gives it:
+ * appended at the tail, an older wait would sit behind later ones and
+ * expire only after them. */
+static void waiting_insert(broker_t *b, breq_t *q)
+{
+    zc_link_t *pos = &b->waiting; /* insert before pos */
+    while (pos->prev != &b->waiting &&
+           ZC_CONTAINER(pos->prev, breq_t, link)->expires_us > q->expires_us)
+        pos = pos->prev;
+    zc_list_push_back(pos, &q->link);
+}
+
 /* Answer and forget. */
 static void finish(broker_t *b, breq_t *q, int status, const char *detail, const zc_msg_t *cart_reply)
 {
@@ -117,6 +131,22 @@ static void finish_not_leader(broker_t *b, breq_t *q)
 static void send_to_cart(broker_t *b, breq_t *q);
 static void probe_done(void *arg, int status, const zc_cmd_result_t *res);
 
+/* The request a proposal callback belongs to, if it still waits in state
+ * `want` (NULL when it timed out meanwhile); its session into session
+ * (when not NULL) either way.  Frees the context. */
+static breq_t *ctx_take_session(void *arg, broker_t **bp, breq_state_t want,
+                                uint8_t session[ZC_SESSION_LEN])
+{
+    propose_ctx_t *ctx = arg;
+    broker_t *b = ctx->b;
+    breq_t *q = zc_map_get_u64(b->inflight, ctx->corr);
+    if (session)
+        memcpy(session, ctx->session, ZC_SESSION_LEN);
+    free(ctx);
+    *bp = b;
+    return q && q->state == want ? q : NULL;
+}
+
 /* The cart's breaker decides first (liveness.c): OPEN fails fast, HALF_OPEN
  * lets the request through as a probe once its PROBE committed (probes are
  * counted in the replicated record), CLOSED sends. */
@@ -144,6 +174,7 @@ static void forward(broker_t *b, breq_t *q)
         }
         ctx->b = b;
         ctx->corr = q->corr;
+        memcpy(ctx->session, q->req.session, ZC_SESSION_LEN);
         breq_wait(b, q, BREQ_PROBING);
         liveness_propose(b, q->cart, rec.breaker.state, ZC_BRK_EV_PROBE, ZC_BRK_WHY_NONE,
                          probe_done, ctx);
@@ -183,12 +214,7 @@ static void send_to_cart(broker_t *b, breq_t *q)
 
 static breq_t *ctx_take(void *arg, broker_t **bp, breq_state_t want)
 {
-    propose_ctx_t *ctx = arg;
-    broker_t *b = ctx->b;
-    breq_t *q = zc_map_get_u64(b->inflight, ctx->corr);
-    free(ctx);
-    *bp = b;
-    return q && q->state == want ? q : NULL;
+    return ctx_take_session(arg, bp, want, NULL);
 }
 
 /* A proposal that did not apply here: the client retries, and since every
@@ -204,9 +230,16 @@ static void proposal_failed(broker_t *b, breq_t *q, int status)
 static void assign_done(void *arg, int status, const zc_cmd_result_t *res)
 {
     broker_t *b;
-    breq_t *q = ctx_take(arg, &b, BREQ_ASSIGNING);
-    if (q == NULL)
+    uint8_t session[ZC_SESSION_LEN];
+    breq_t *q = ctx_take_session(arg, &b, BREQ_ASSIGNING, session);
+    if (q == NULL) {
+        /* The client gave up, but the session now holds a cart: its lease
+         * starts now (without an entry it would count from when this
+         * replica became leader, and could expire at once). */
+        if (status == ZC_OK && res->status == ZC_OK && !res->replayed)
+            lease_touch(b, session);
         return;
+    }
     if (status != ZC_OK) {
         proposal_failed(b, q, status);
         return;
@@ -277,11 +310,16 @@ static void told_done(void *arg, int status, const zc_cmd_result_t *res)
 static void release_done(void *arg, int status, const zc_cmd_result_t *res)
 {
     broker_t *b;
-    breq_t *q = ctx_take(arg, &b, BREQ_RELEASING);
+    uint8_t session[ZC_SESSION_LEN];
+    breq_t *q = ctx_take_session(arg, &b, BREQ_RELEASING, session);
     if (q == NULL) {
-        /* The client gave up, but the cart still needs draining. */
-        if (status == ZC_OK && res->cart[0])
-            drain_cart(b, res->cart, res->generation);
+        /* The client gave up, but the cart still needs draining and the
+         * ended session no lease. */
+        if (status == ZC_OK) {
+            lease_forget(b, session);
+            if (res->cart[0])
+                drain_cart(b, res->cart, res->generation);
+        }
         return;
     }
     if (status != ZC_OK) {
@@ -333,6 +371,7 @@ static void propose(broker_t *b, breq_t *q, const zc_cmd_t *cmd, breq_state_t st
     }
     ctx->b = b;
     ctx->corr = q->corr;
+    memcpy(ctx->session, q->req.session, ZC_SESSION_LEN);
     breq_wait(b, q, state);
     /* May call back before returning: q must not be used after this. */
     zc_node_propose(b->node, cmd, cb, ctx);
@@ -538,7 +577,7 @@ void route_node_connected(broker_t *b, const char *node)
         forward(b, q); /* may answer and free q */
         breq_t *still = zc_map_get_u64(b->inflight, corr);
         if (still && still->state == BREQ_AT_NODE && zc_list_empty(&still->link))
-            zc_list_push_back(&b->waiting, &still->link); /* not reachable yet */
+            waiting_insert(b, still); /* not reachable yet: back in its place */
     }
 }
 

@@ -91,6 +91,8 @@ enum {
     ZCART_STATUS_FENCED = 14,
     ZCART_STATUS_INTERNAL = 15,
     ZCART_STATUS_UNAVAILABLE = 16,
+    ZCART_STATUS_STORAGE_FULL = 17, /* no new session (state) / no add (cart node) */
+    ZCART_STATUS_BUSY = 18,         /* admission control; retried within the budget */
 };
 
 /* What a call returns.  Only ZCART_ANSWERED means the cluster answered;

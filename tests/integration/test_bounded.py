@@ -31,13 +31,20 @@ b4. Admission: --max-waiting 16 with a slow stock (200 ms per check): 64
     raft entry (the leader's applied index does not move).
 b5. A client that never reads: 60000 STATUS requests on one connection
     whose replies are never read; the leader keeps answering others and its
-    RSS grows by less than 20 MB (each reply is ~1 KB: with a queue of
+    RSS grows by less than 15 MB (normal build; each reply is ~1 KB: with a queue of
     100,000 messages per connection it would hold ~50 MB).
 b6. Placement: two cart nodes of 4 carts; 4 sessions opened one after the
     other land 2 on each node (least-loaded, the default); with --placement
     fifo all 4 land on the node at the free list's head.
+b8. Late commits keep leases right: with the followers paused past the
+    --cart-timeout, a first add is answered UNAVAILABLE and its ASSIGN
+    commits once they resume: the session then has a full lease (it is
+    still live 1.5 s later with --session-ttl 3000, although the leader
+    has been ready for longer than that) and the leader holds one lease;
+    a close committed late the same way leaves no lease behind.
 """
 
+import os
 import sys
 import time
 
@@ -263,7 +270,10 @@ class Bounded(harness.ClusterTestCase):
                    "the replica to get through the flood")
         grown = rss_kb() - before
         print("b5: RSS grew by %d KB" % grown, file=sys.stderr)
-        self.assertLess(grown, 15000, "RSS grew by %d KB" % grown)
+        # ASan's quarantine and shadow memory dwarf the queue: the bound is
+        # for the normal build; the queued-replies bound below holds in both.
+        if os.environ.get("ZCART_SANITIZE", "OFF").upper() not in ("ON", "1", "TRUE"):
+            self.assertLess(grown, 15000, "RSS grew by %d KB" % grown)
         # What was queued for the non-reader is bounded, the rest dropped.
         got = 0
         while sock.poll(1000):
@@ -284,6 +294,37 @@ class Bounded(harness.ClusterTestCase):
         c.down()
         c = self.cluster(cart_nodes=2, slots=4, broker_args=["--placement=fifo"])
         self.assertEqual(self._nodes_of_four_sessions(c), [4])
+
+    def test_b8_late_commits_keep_leases_right(self):
+        c = self.cluster(replicas=3, cart_nodes=1, slots=2,
+                         broker_args=["--session-ttl=3000", "--cart-timeout=500",
+                                      "--election-timeout=3000", "--heartbeat-timeout=100"])
+        ld = wait_until(c.leader, 15, "a ready leader")
+        followers = ["broker%d" % x["id"] for x in c.all_status() if x["id"] != ld["id"]]
+        time.sleep(3.5)  # the leader has been ready for longer than a lease
+        d = Dealer(ld["endpoint"])
+        self.addCleanup(d.close)
+
+        def late(session, seq, op, product="", qty=0):
+            """The request answered while the followers are paused, then resumed."""
+            for f in followers:
+                c.pause(f)
+            try:
+                r = d.request(session, seq, op, product, qty, timeout=10)
+            finally:
+                for f in followers:
+                    c.resume(f)
+            self.assertEqual(r.status_name, "UNAVAILABLE", r)
+
+        s = zp.new_session()
+        late(s, 1, zp.OP_ADD, "apple", 1)
+        wait_until(lambda: (c.leader() or {}).get("sessions_live") == 1, 10, "the late ASSIGN")
+        self.assertEqual(c.leader()["leases"], 1)
+        time.sleep(1.5)  # half a lease: it must not have expired
+        self.assertEqual(c.leader()["sessions_live"], 1, "expired early")
+        late(s, 2, zp.OP_CLOSE)
+        wait_until(lambda: (c.leader() or {}).get("sessions_live") == 0, 10, "the late RELEASE")
+        self.assertEqual(c.leader()["leases"], 0, "a lease leaked")
 
 
 if __name__ == "__main__":

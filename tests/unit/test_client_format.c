@@ -201,11 +201,11 @@ TEST(status_json)
               "{\"ok\":true,\"replicas\":["
               "{\"id\":1,\"endpoint\":\"tcp://h:1\",\"role\":\"follower\",\"term\":3,"
               "\"commit_index\":10,\"applied_index\":10,\"digest\":\"0000000000000123\","
-              "\"reachable\":true,\"contacted\":\"tcp://h:1\",\"rtt_us\":100,\"leader_id\":2,"
+              "\"reachable\":true,\"contacted\":\"tcp://h:1\",\"rtt_us\":100,\"storage\":null,\"leader_id\":2,"
               "\"carts_total\":1,\"carts_free\":1,\"carts_assigned\":0,\"carts_draining\":0},"
               "{\"id\":2,\"endpoint\":\"tcp://h:2\",\"role\":\"leader\",\"term\":3,"
               "\"commit_index\":11,\"applied_index\":11,\"digest\":\"1234567890123456\","
-              "\"reachable\":true,\"contacted\":\"tcp://h:2\",\"rtt_us\":200,\"leader_id\":2,"
+              "\"reachable\":true,\"contacted\":\"tcp://h:2\",\"rtt_us\":200,\"storage\":null,\"leader_id\":2,"
               "\"carts_total\":8,\"carts_free\":5,\"carts_assigned\":2,\"carts_draining\":1,"
               "\"member.2\":\"voter 127.0.0.1:9002 tcp://h:2\",\"future\":-5,"
               "\"big\":18446744073709551615,\"huge\":\"18446744073709551616\",\"odd\":\"007\","
@@ -214,8 +214,9 @@ TEST(status_json)
               "since=1700000000456 trips=1 probes=1 cart=FREE\"},"
               "{\"id\":null,\"endpoint\":\"tcp://h:3\",\"role\":null,\"term\":null,"
               "\"commit_index\":null,\"applied_index\":null,\"digest\":null,"
-              "\"reachable\":false,\"contacted\":\"tcp://h:3\",\"error\":\"connection refused\"}"
+              "\"reachable\":false,\"contacted\":\"tcp://h:3\",\"error\":\"connection refused\",\"storage\":null}"
               "],\"carts\":{\"total\":8,\"free\":5,\"assigned\":2,\"draining\":1},"
+                  "\"sessions\":{\"live\":null,\"ended\":null},"
               "\"leader\":\"tcp://h:2\",\"breakers\":[{\"cart\":\"n1.0\",\"state\":\"OPEN\","
               "\"mode\":\"auto\",\"why\":\"heartbeat\",\"since_ms\":1700000000123,\"trips\":2,"
               "\"probes\":0,\"cart_state\":null},{\"cart\":\"n2.1\",\"state\":\"HALF_OPEN\","
@@ -226,6 +227,7 @@ TEST(status_json)
     snprintf(st.replicas[1].props[2].value, sizeof st.replicas[1].props[2].value, "candidate");
     CAPTURE(s, zcli_print_status(out, true, ZCART_ANSWERED, &st));
     CHECK(strstr(s, "\"carts\":{\"total\":1,\"free\":1,\"assigned\":0,\"draining\":0},"
+                    "\"sessions\":{\"live\":null,\"ended\":null},"
                     "\"leader\":null,\"breakers\":[]}\n") != NULL);
     free(s);
     zcart_status_clear(&st);
@@ -239,7 +241,8 @@ TEST(status_json)
                  "\"replicas\":[{\"id\":null,\"endpoint\":\"tcp://h:1\",\"role\":null,"
                  "\"term\":null,\"commit_index\":null,\"applied_index\":null,\"digest\":null,"
                  "\"reachable\":false,\"contacted\":\"tcp://h:1\",\"error\":\"no answer within "
-                 "1000 ms\"}],\"carts\":null,\"leader\":null,\"breakers\":[]}\n");
+                 "1000 ms\",\"storage\":null}],\"carts\":null,\"sessions\":null,\"leader\":null,"
+                  "\"breakers\":[]}\n");
     free(s);
     zcart_status_clear(&st);
 }
