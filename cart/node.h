@@ -31,6 +31,9 @@ typedef struct {
                                    (0: 8000; raised to stock_open_ms if below) */
     unsigned hello_interval_ms; /* HELLO period */
     unsigned broker_liveness_ms; /* a replica silent this long is reconnected; 0: 3 HELLOs */
+    const struct zc_sec *sec;   /* CurveZMQ keys (lib/zsec.h; a no-op with --insecure) */
+    const char *broker_key;     /* the replicas' public key, z85 (secure) */
+    const char *stock_key;      /* the stock service's public key, z85 (secure) */
 } cart_config_t;
 
 typedef struct cart_node cart_node_t;

@@ -24,7 +24,8 @@
     X(13, CART_LOST, "the session's cart was lost; the session moved to a new, empty cart") \
     X(14, FENCED, "the cart refused a stale (session, generation)")                 \
     X(15, INTERNAL, "a local error in a daemon (storage); detail says which")       \
-    X(16, UNAVAILABLE, "the cluster cannot serve right now (no quorum, shutting down)")
+    X(16, UNAVAILABLE, "the cluster cannot serve right now (no quorum, shutting down)") \
+    X(17, FORBIDDEN, "the caller's key may not do this (an admin command without an admin key)")
 
 typedef enum {
 #define ZC_STATUS_ENUM(code, name, text) ZC_##name = code,
