@@ -64,6 +64,7 @@ static void on_frame(broker_t *b, const char *node, zmq_msg_t *body)
     size_t len = zmq_msg_size(body);
     if (!key_is_node(b, body, node)) {
         b->forbidden++;
+        b->dropped++; /* a dropped frame like any other, and counted as forbidden */
         const char *uid = zc_sec_peer(body, "User-Id"), *kn = zc_sec_peer(body, "name");
         char u[64], k[80], nn[4 * ZC_NODE_MAX + 1];
         if (b->forbidden <= 20 || b->forbidden % 1000 == 0)

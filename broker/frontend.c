@@ -151,6 +151,8 @@ static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, 
     zc_msg_add_prop(&r, "inflight", "%zu", zc_map_size(b->inflight));
     zc_msg_add_prop(&r, "bad_requests", "%" PRIu64, b->bad_requests);
     zc_msg_add_prop(&r, "dropped", "%" PRIu64, b->dropped);
+    zc_msg_add_prop(&r, "forbidden", "%" PRIu64, b->forbidden);
+    zc_msg_add_prop(&r, "secure", "%d", zc_sec_insecure(b->sec) ? 0 : 1);
     breakers_t brk = {&r, 0};
     zc_state_each_cart(st, add_breaker, &brk);
     zc_msg_add_prop(&r, "breakers_not_closed", "%u", brk.count);
@@ -209,7 +211,11 @@ static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, zmq_
     const void *data = zmq_msg_data(body);
     size_t len = zmq_msg_size(body);
     if (!zc_sec_role_ok(b->sec, body, FRONT_ROLES)) {
-        forbid(b, client, client_len, body, NULL, ZC_MSG_REQUEST,
+        /* Echo a request's session and seq when the frame holds them. */
+        zc_msg_t echo;
+        zc_msg_init(&echo, ZC_MSG_REQUEST);
+        bool readable = zc_msg_peek_request(data, len, echo.session, &echo.seq);
+        forbid(b, client, client_len, body, readable ? &echo : NULL, ZC_MSG_REQUEST,
                "this key's role may not use the client port");
         return;
     }

@@ -58,7 +58,8 @@ static const char HELP[] =
     "  keygen DIR [NODE...] write a cluster's CurveZMQ certificates into DIR: replica,\n"
     "                      stock, admin, client and cart-NODE per cart node (czmq\n"
     "                      zcert files, NAME.cert + NAME.cert_secret) and the\n"
-    "                      allow-lists DIR/allow/ROLE/; prints ZCART_SERVER_KEY\n"
+    "                      allow-lists DIR/allow/ROLE/; keeps keys that exist (run it\n"
+    "                      again to add a cart node); prints ZCART_SERVER_KEY\n"
     "\n"
     "Administration (needs an admin key, --cert KEYS/admin.cert_secret; sent to the\n"
     "leader; not retried once it may have arrived):\n"
@@ -555,23 +556,34 @@ static int keygen(int argc, char **argv, FILE *out, FILE *err)
                     zc_escape(argv[i], strlen(argv[i]), e, sizeof e));
             return ZCLI_EXIT_USAGE;
         }
+    /* Keys that exist are kept: running it again adds new cart nodes' keys. */
     static const char *const fixed[][2] = {
         {"replica", "replica"}, {"stock", "stock"}, {"admin", "admin"}, {"client", "client"}};
-    for (size_t k = 0; k < 4; k++)
+    char path[4200], key[ZC_KEY_Z85];
+    int made = 0;
+    for (size_t k = 0; k < 4; k++) {
+        snprintf(path, sizeof path, "%s/%s.cert", dir, fixed[k][1]);
+        if (access(path, F_OK) == 0)
+            continue;
         if (zc_sec_keygen(dir, fixed[k][0], fixed[k][1], fixed[k][1], why, sizeof why) != 0)
             goto fail;
+        made++;
+    }
     for (int i = 1; i < argc; i++) {
         char file[64];
         snprintf(file, sizeof file, "cart-%s", argv[i]);
+        snprintf(path, sizeof path, "%s/%s.cert", dir, file);
+        if (access(path, F_OK) == 0)
+            continue;
         if (zc_sec_keygen(dir, "cart", argv[i], file, why, sizeof why) != 0)
             goto fail;
+        made++;
     }
-    char path[4200], key[ZC_KEY_Z85];
     snprintf(path, sizeof path, "%s/replica.cert", dir);
     if (zc_sec_key_arg(path, key, why, sizeof why) != 0)
         goto fail;
-    fprintf(out, "keys in %s: replica, stock, admin, client and %d cart node(s); allow-lists in "
-                 "%s/allow\nZCART_SERVER_KEY=%s\n", dir, argc - 1, dir, key);
+    fprintf(out, "%d new key(s) in %s (replica, stock, admin, client, cart-NODE; existing ones "
+                 "kept); allow-lists in %s/allow\nZCART_SERVER_KEY=%s\n", made, dir, dir, key);
     return ZCLI_EXIT_OK;
 fail:
     fprintf(err, "zcart: keygen: %s\n", why);
