@@ -631,6 +631,9 @@ int main(int argc, char **argv)
     zmq_ctx_set(b.ctx, ZMQ_MAX_SOCKETS, 8 * b.clients + 64);
     zcart_options_t o = {.total_timeout_ms = b.timeout_ms, .zmq_context = b.ctx};
     char keys[3][ZC_KEY_Z85];
+    const char *insecure_env = getenv("ZCART_INSECURE");
+    if (insecure_env && strcmp(insecure_env, "1") == 0)
+        b.insecure = true;
     if (!b.insecure) {
         char why[300];
         const char *sk = b.server_key ? b.server_key : getenv("ZCART_SERVER_KEY");

@@ -89,7 +89,8 @@ static const char HELP[] =
     "  --cert FILE         this client's secret certificate, e.g. KEYS/client.cert_secret\n"
     "                      or, for admin commands, KEYS/admin.cert_secret (default:\n"
     "                      $ZCART_CERT)\n"
-    "  --insecure          plain connections to an --insecure cluster (experiments only)\n"
+    "  --insecure          plain connections to an --insecure cluster (experiments only;\n"
+    "                      also ZCART_INSECURE=1, which an insecure cluster's RUN/env sets)\n"
     "  --json              print each result as one JSON object on one line\n"
     "  --timeout MS        time budget of the whole command, retries and failover\n"
     "                      included (default 5000; one try waits at most 1000)\n"
@@ -595,8 +596,10 @@ fail:
 static bool client_keys(const cli_args_t *a, zcart_options_t *o, char keys[3][ZC_KEY_Z85],
                         char *why, size_t n)
 {
-    if (a->insecure) {
-        zc_warn("*** INSECURE: --insecure given: plain connections, no server key ***");
+    const char *env = getenv("ZCART_INSECURE");
+    if (a->insecure || (env && strcmp(env, "1") == 0)) {
+        zc_warn("*** INSECURE: --insecure (or ZCART_INSECURE=1): plain connections, no server "
+                "key ***");
         return true;
     }
     const char *sk = a->server_key ? a->server_key : getenv("ZCART_SERVER_KEY");

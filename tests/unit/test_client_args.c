@@ -154,6 +154,7 @@ TEST(cli_secure_by_default)
 {
     unsetenv("ZCART_SERVER_KEY");
     unsetenv("ZCART_CERT");
+    unsetenv("ZCART_INSECURE");
     run_t r = cli("", "--brokers", "tcp://127.0.0.1:1", "add", "apple", "1", NULL);
     CHECK_EQ_U64(r.code, 2);
     CHECK(strstr(r.err, "secure by default") != NULL);
