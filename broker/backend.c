@@ -87,6 +87,10 @@ static void on_frame(broker_t *b, const char *node, zmq_msg_t *body)
         else if (!zc_node_name_valid(node))
             /* "a.b" would make cart "a.b.0", ambiguous with node "a", slot "b.0". */
             drop(b, "node name outside 1..32 of [A-Za-z0-9_-]", node);
+        else if (zc_map_get(b->nodes, node, strlen(node)) == NULL &&
+                 zc_map_size(b->nodes) >= BROKER_NODES_MAX)
+            /* The node map never forgets a name: bound what names can cost. */
+            drop(b, "too many cart nodes (BROKER_NODES_MAX)", node);
         else {
             registry_hello(b, &m);
             route_node_connected(b, node);

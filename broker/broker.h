@@ -32,6 +32,9 @@
 #include "replication/node.h"
 
 #define BROKER_CLIENT_ID_MAX 255
+/* Distinct cart node names a replica accepts HELLOs from (its node map never
+ * forgets a name); a HELLO under one more new name is dropped and counted. */
+#define BROKER_NODES_MAX 256
 
 typedef enum {
     BREQ_PARKED = 1, /* leader not ready yet */

@@ -16,7 +16,11 @@
   s6  a hostile cart (a valid cart key) answering NOT_LEADER tcp://elsewhere
       never gets that status to a client: the client sees INTERNAL
 
-Secure only: the whole file is skipped with ZCART_IT_INSECURE=1.
+  b1  (any mode; run --insecure, where a name costs nothing) a replica takes
+      HELLOs from at most BROKER_NODES_MAX (256) distinct node names: the
+      257th new name registers nothing and is counted in `dropped`
+
+Secure tests are skipped with ZCART_IT_INSECURE=1.
 """
 import os
 import threading
@@ -233,6 +237,31 @@ class Security(harness.ClusterTestCase):
         # libzcart (the CLI) sees the same and never follows the redirect.
         rc, r = c.cli("add", "apple", 1, timeout_ms=3000)
         self.assertNotEqual(r.get("reason"), "NOT_LEADER", r)
+
+
+class NodeBound(harness.ClusterTestCase):
+    def test_b1_at_most_256_cart_node_names(self):
+        c = self.cluster(replicas=1, cart_nodes=0, secure=False)
+        ep = c.cart_endpoints[0]
+        dealers = []
+        try:
+            for i in range(260):
+                name = "n%03d" % i
+                d = Dealer(ep, routing_id=name.encode(), cert=False)
+                dealers.append(d)
+                d.send(zp.Msg(zp.HELLO, node=name, slots=[zp.SlotInfo(0)]))
+            wait_until(lambda: c.counts() == (256, 256, 0, 0), 60, "256 nodes registered")
+            st = c.replica_status(c.client_endpoints[0])
+            self.assertGreaterEqual(st["dropped"], 4, st)
+            # Their HELLOs again: still 256 (known names pass, new ones do not).
+            for k, d in enumerate(dealers):
+                d.send(zp.Msg(zp.HELLO, node="n%03d" % k, slots=[zp.SlotInfo(0)]))
+            wait_until(lambda: c.replica_status(c.client_endpoints[0])["dropped"]
+                       >= st["dropped"] + 4, 10, "the 4 extra names dropped again")
+            self.assertEqual(c.counts(), (256, 256, 0, 0))
+        finally:
+            for d in dealers:
+                d.close()
 
 
 if __name__ == "__main__":
