@@ -175,14 +175,44 @@ def wait_converged(a, brokers, timeout=60.0):
     raise RuntimeError("replicas did not converge within %.0f s: %r" % (timeout, last))
 
 
+def load_env(run_dir):
+    """RUN/env into os.environ, so the zcart CLI and zcart-bench started from
+    here get the cluster's keys (ZCART_SERVER_KEY, ZCART_CERT; or
+    ZCART_INSECURE for an --insecure cluster)."""
+    with open(os.path.join(run_dir, "env")) as f:
+        for line in f:
+            k, _, v = line.strip().partition("=")
+            if k:
+                os.environ[k] = v.strip("'")
+
+
+def read_cert(path):
+    """(public, secret) z85 bytes of a czmq certificate file."""
+    pub, sec = b"", b""
+    with open(path) as f:
+        for line in f:
+            k, _, v = line.strip().partition("=")
+            if k.strip() == "public-key":
+                pub = v.strip().strip('"').encode()
+            elif k.strip() == "secret-key":
+                sec = v.strip().strip('"').encode()
+    return pub, sec
+
+
 class Poller:
-    """A raw DEALER per replica endpoint sending ZCP STATUS requests."""
+    """A raw DEALER per replica endpoint sending ZCP STATUS requests (CURVE
+    with the client key of a secure cluster, from $ZCART_KEYS)."""
 
     def __init__(self, ctx, endpoints):
         self.socks = {}
+        keys = os.environ.get("ZCART_KEYS")
         for ep in endpoints:
             s = ctx.socket(zmq.DEALER)
             s.setsockopt(zmq.LINGER, 0)
+            if keys and os.environ.get("ZCART_INSECURE") != "1":
+                s.curve_serverkey = read_cert(os.path.join(keys, "replica.cert"))[0]
+                s.curve_publickey, s.curve_secretkey = read_cert(
+                    os.path.join(keys, "client.cert_secret"))
             s.connect(ep)
             self.socks[ep] = s
         self.poller = zmq.Poller()
@@ -576,6 +606,7 @@ def main(argv):
             if not up:
                 up = True
                 cluster(a, *up_args)
+                load_env(a.dir)
                 with open(os.path.join(a.dir, "cluster.json")) as f:
                     brokers = json.load(f)["brokers"]
                 if k == 1:

@@ -1,10 +1,17 @@
 /* backend: the cart-side ROUTER.
  *
  * Cart nodes connect a DEALER whose routing id is their node name, so the
- * leader can address a node as soon as its connection exists; HANDOVER lets a
- * restarted node take its name over at once.  Every frame from a node is
- * checked against the routing id it came with -- a node can only speak for
- * itself -- and a HELLO whose name is outside [A-Za-z0-9_-] is refused (its
+ * leader can address a node as soon as its connection exists.  Every frame
+ * from a node is checked against the routing id it came with -- a node can
+ * only speak for itself -- and, secure (lib/zsec.h), against the key it
+ * connected with: the key's certificate must have role "cart" and name the
+ * node, so no other key can HELLO as a node or answer for it.  A second
+ * connection under a taken routing id is ignored (no ROUTER_HANDOVER), so no
+ * key can take over a connected node's requests; ZMQ heartbeats end a dead
+ * node's connection within seconds so its restart can take its name back.
+ * --insecure keeps the old HANDOVER (a restarted node takes its name at once,
+ * and so does anyone else).  A HELLO whose name is outside [A-Za-z0-9_-] is
+ * refused (its
  * cart ids "<node>.<slot>" must split one way only); anything malformed is
  * dropped and counted (a node never waits for an answer to what it sends
  * here). */
@@ -35,13 +42,37 @@ static void drop(broker_t *b, const char *what, const char *node)
 {
     b->dropped++;
     /* Rate-limited: a flood of junk must not become a flood of log lines. */
+    char nn[4 * ZC_NODE_MAX + 1];
     if (b->dropped <= 10 || b->dropped % 1000 == 0)
-        zc_warn("dropped frame from cart side (%s, node '%s'), %llu so far", what, node,
+        zc_warn("dropped frame from cart side (%s, node '%s'), %llu so far", what,
+                zc_escape(node, ZC_NODE_MAX, nn, sizeof nn),
                 (unsigned long long)b->dropped);
 }
 
-static void on_frame(broker_t *b, const char *node, const void *data, size_t len)
+/* Secure: does the key this frame came with belong to cart node `node`? */
+static bool key_is_node(broker_t *b, zmq_msg_t *body, const char *node)
 {
+    if (zc_sec_insecure(b->sec))
+        return true;
+    const char *name = zc_sec_peer(body, "name");
+    return zc_sec_role_ok(b->sec, body, "cart") && name != NULL && strcmp(name, node) == 0;
+}
+
+static void on_frame(broker_t *b, const char *node, zmq_msg_t *body)
+{
+    const void *data = zmq_msg_data(body);
+    size_t len = zmq_msg_size(body);
+    if (!key_is_node(b, body, node)) {
+        b->forbidden++;
+        b->dropped++; /* a dropped frame like any other, and counted as forbidden */
+        const char *uid = zc_sec_peer(body, "User-Id"), *kn = zc_sec_peer(body, "name");
+        char u[64], k[80], nn[4 * ZC_NODE_MAX + 1];
+        if (b->forbidden <= 20 || b->forbidden % 1000 == 0)
+            zc_warn("FORBIDDEN cart-port frame for node '%s' from key %s (cert name '%s'), "
+                    "%llu refused so far", zc_escape(node, ZC_NODE_MAX, nn, sizeof nn), zc_escape(uid ? uid : "?", 40, u, sizeof u),
+                    zc_escape(kn ? kn : "", 64, k, sizeof k), (unsigned long long)b->forbidden);
+        return;
+    }
     zc_msg_t m;
     const char *why;
     zc_msg_init(&m, 0);
@@ -56,6 +87,10 @@ static void on_frame(broker_t *b, const char *node, const void *data, size_t len
         else if (!zc_node_name_valid(node))
             /* "a.b" would make cart "a.b.0", ambiguous with node "a", slot "b.0". */
             drop(b, "node name outside 1..32 of [A-Za-z0-9_-]", node);
+        else if (zc_map_get(b->nodes, node, strlen(node)) == NULL &&
+                 zc_map_size(b->nodes) >= BROKER_NODES_MAX)
+            /* The node map never forgets a name: bound what names can cost. */
+            drop(b, "too many cart nodes (BROKER_NODES_MAX)", node);
         else {
             registry_hello(b, &m);
             route_node_connected(b, node);
@@ -101,7 +136,7 @@ static void on_readable(void *sock, void *arg)
         else if (z.n != 2 || z.over)
             drop(b, "a message must be exactly one frame", node);
         else
-            on_frame(b, node, zc_zmsg_data(&z, 1), zc_zmsg_size(&z, 1));
+            on_frame(b, node, &z.part[1]);
         zc_zmsg_close(&z);
     }
 }
@@ -113,7 +148,15 @@ int backend_open(broker_t *b, char *err, size_t errlen)
     if (b->back == NULL)
         goto err;
     zc_zsock_defaults(b->back);
-    zmq_setsockopt(b->back, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+    if (zc_sec_server(b->sec, b->back) != 0)
+        goto err;
+    if (zc_sec_insecure(b->sec)) {
+        zmq_setsockopt(b->back, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+    } else {
+        int ivl = 1000, ttl = 3000;
+        zmq_setsockopt(b->back, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+        zmq_setsockopt(b->back, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
+    }
     zmq_setsockopt(b->back, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(b->back, ZMQ_RCVHWM, &hwm, sizeof hwm);
     if (zmq_bind(b->back, b->self->cart_endpoint) != 0)

@@ -27,10 +27,14 @@
 #include "lib/list.h"
 #include "lib/map.h"
 #include "lib/zmqx.h"
+#include "lib/zsec.h"
 #include "proto/msg.h"
 #include "replication/node.h"
 
 #define BROKER_CLIENT_ID_MAX 255
+/* Distinct cart node names a replica accepts HELLOs from (its node map never
+ * forgets a name); a HELLO under one more new name is dropped and counted. */
+#define BROKER_NODES_MAX 256
 
 typedef enum {
     BREQ_PARKED = 1, /* leader not ready yet */
@@ -79,7 +83,9 @@ typedef struct broker {
     broker_config_t cfg;      /* parsed flags */
     zc_node_t *node;          /* raft node + replicated state */
     const zc_replica_t *self; /* this replica in cfg.replicas */
-    void *zctx;               /* ZeroMQ context */
+    void *zctx;               /* ZeroMQ context: czmq's, where zauth answers (lib/zsec.h) */
+    zc_sec_t *sec;            /* CurveZMQ keys and zauth; --insecure: a no-op */
+    uint64_t forbidden;       /* frames refused for their key's role or name */
     void *front;              /* client-side ROUTER */
     void *back;               /* cart-side ROUTER */
     zc_watch_t *front_w;      /* watcher for front */

@@ -62,6 +62,13 @@ static const char usage[] =
     "  --max-proposals N         of those, requests waiting for their own raft entry\n"
     "                            (first add, close, CART_LOST, probe); more are\n"
     "                            answered BUSY (1..1000000, default 1024)\n"
+    "  --cert FILE               this replica's secret certificate (KEYS/replica.cert_secret\n"
+    "                            from `zcart keygen`); every replica may share one\n"
+    "  --allow DIR               allow-list: public certificates by role (KEYS/allow); the\n"
+    "                            client port admits client, admin and replica keys, the\n"
+    "                            cart port cart keys, a cart node only under its own name\n"
+    "  --insecure                no CurveZMQ and no key checks: anyone who reaches a port\n"
+    "                            owns the cluster; for experiments only (logged loudly)\n"
     "  --join                    join an existing cluster instead of bootstrapping\n"
     "  --log-level LEVEL         debug, info, warn or error (default info)\n"
     "  --dump-state              print the replicated state in DIR/state (applied index,\n"
@@ -144,7 +151,8 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
 {
     enum { O_ID = 1, O_DATA, O_REPLICA, O_ELECTION, O_HEARTBEAT, O_SNAP_T, O_SNAP_TR, O_CART_TO,
            O_DRAIN, O_LOG, O_JOIN, O_HELP, O_LIVENESS, O_BRK_FAIL, O_BRK_WAIT, O_BRK_WAIT_MAX,
-           O_BRK_PROBES, O_TTL, O_LOST, O_DUMP, O_RETENTION, O_MAP, O_MAX_WAIT, O_MAX_PROP, O_PLACEMENT };
+           O_BRK_PROBES, O_TTL, O_LOST, O_DUMP, O_RETENTION, O_MAP, O_MAX_WAIT, O_MAX_PROP,
+           O_PLACEMENT, O_CERT, O_ALLOW, O_INSECURE };
     static const struct option opts[] = {
         {"id", required_argument, NULL, O_ID},
         {"data", required_argument, NULL, O_DATA},
@@ -169,6 +177,9 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
         {"max-proposals", required_argument, NULL, O_MAX_PROP},
         {"log-level", required_argument, NULL, O_LOG},
         {"join", no_argument, NULL, O_JOIN},
+        {"cert", required_argument, NULL, O_CERT},
+        {"allow", required_argument, NULL, O_ALLOW},
+        {"insecure", no_argument, NULL, O_INSECURE},
         {"dump-state", no_argument, NULL, O_DUMP},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
@@ -301,6 +312,17 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
         case O_DUMP:
             c->dump_state = true;
             break;
+        case O_CERT:
+            if (snprintf(c->cert, sizeof c->cert, "%s", optarg) >= (int)sizeof c->cert)
+                bad = "--cert path too long";
+            break;
+        case O_ALLOW:
+            if (snprintf(c->allow, sizeof c->allow, "%s", optarg) >= (int)sizeof c->allow)
+                bad = "--allow path too long";
+            break;
+        case O_INSECURE:
+            c->insecure = true;
+            break;
         case O_HELP:
             fputs(usage, stdout);
             return 1;
@@ -342,6 +364,11 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
     }
     if (!self) {
         fprintf(stderr, "zcart-broker: --id %llu has no --replica\n", (unsigned long long)c->id);
+        return 2;
+    }
+    if (!c->insecure && (c->cert[0] == 0 || c->allow[0] == 0)) {
+        fprintf(stderr, "zcart-broker: secure by default: give --cert FILE and --allow DIR "
+                        "(`zcart keygen`), or --insecure\n");
         return 2;
     }
     if (c->heartbeat_timeout_ms >= c->election_timeout_ms) {

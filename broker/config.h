@@ -44,6 +44,9 @@ typedef struct {
     zc_log_level_t log_level;                      /* --log-level */
     bool join;                                     /* --join: never bootstrap */
     bool dump_state;                               /* --dump-state: print DIR/state, exit */
+    char cert[400];                                /* --cert: this replica's secret certificate */
+    char allow[400];                               /* --allow: directory of trusted public certs */
+    bool insecure;                                 /* --insecure: no CurveZMQ, no key checks */
 } broker_config_t;
 
 /* Parse argv.  Returns 0 to run, 1 when --help was printed, 2 on a usage

@@ -173,6 +173,8 @@ static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, 
     zc_msg_add_prop(&r, "leases", "%zu", b->leases ? zc_map_size(b->leases) : (size_t)0);
     zc_msg_add_prop(&r, "bad_requests", "%" PRIu64, b->bad_requests);
     zc_msg_add_prop(&r, "dropped", "%" PRIu64, b->dropped);
+    zc_msg_add_prop(&r, "forbidden", "%" PRIu64, b->forbidden);
+    zc_msg_add_prop(&r, "secure", "%d", zc_sec_insecure(b->sec) ? 0 : 1);
     breakers_t brk = {&r, 0};
     zc_state_each_cart(st, add_breaker, &brk);
     zc_msg_add_prop(&r, "breakers_not_closed", "%u", brk.count);
@@ -203,9 +205,42 @@ void broker_leader_endpoint(broker_t *b, char out[ZC_ADDR_MAX + 1])
         snprintf(out, ZC_ADDR_MAX + 1, "unknown");
 }
 
-static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, const void *data,
-                     size_t len)
+/* Roles the client port admits: a replica key only holds the idle
+ * connections of peers.c (and may ask STATUS). */
+#define FRONT_ROLES "client,admin,replica"
+
+/* Refuses a message for its key's role: answered KO FORBIDDEN, counted and
+ * logged (rate-limited) with the key that tried. */
+static void forbid(broker_t *b, const uint8_t *client, size_t client_len, zmq_msg_t *body,
+                   const zc_msg_t *req, int id, const char *what)
 {
+    b->forbidden++;
+    if (b->forbidden <= 20 || b->forbidden % 1000 == 0) {
+        const char *uid = zc_sec_peer(body, "User-Id"), *role = zc_sec_peer(body, "role");
+        char u[64], r[64];
+        zc_warn("FORBIDDEN %s from key %s (role %s), %llu refused so far", what,
+                zc_escape(uid ? uid : "?", 40, u, sizeof u),
+                zc_escape(role ? role : "none", 16, r, sizeof r), (unsigned long long)b->forbidden);
+    }
+    if (id == ZC_MSG_ADMIN || id == ZC_MSG_STATUS)
+        frontend_admin_reply(b, client, client_len, req ? req->corr : 0, ZC_FORBIDDEN, what);
+    else
+        frontend_reply_ko(b, client, client_len, req, ZC_FORBIDDEN, what);
+}
+
+static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, zmq_msg_t *body)
+{
+    const void *data = zmq_msg_data(body);
+    size_t len = zmq_msg_size(body);
+    if (!zc_sec_role_ok(b->sec, body, FRONT_ROLES)) {
+        /* Echo a request's session and seq when the frame holds them. */
+        zc_msg_t echo;
+        zc_msg_init(&echo, ZC_MSG_REQUEST);
+        bool readable = zc_msg_peek_request(data, len, echo.session, &echo.seq);
+        forbid(b, client, client_len, body, readable ? &echo : NULL, ZC_MSG_REQUEST,
+               "this key's role may not use the client port");
+        return;
+    }
     zc_msg_t m;
     const char *why;
     zc_msg_init(&m, 0);
@@ -222,7 +257,9 @@ static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, cons
     }
     switch (m.id) {
     case ZC_MSG_REQUEST:
-        if ((why = invalid_request(&m)) != NULL) {
+        if (!zc_sec_role_ok(b->sec, body, "client,admin"))
+            forbid(b, client, client_len, body, &m, m.id, "requests need a client key");
+        else if ((why = invalid_request(&m)) != NULL) {
             b->bad_requests++;
             frontend_reply_ko(b, client, client_len, &m, ZC_BAD_REQUEST, why);
         } else {
@@ -233,7 +270,12 @@ static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, cons
         status_reply(b, client, client_len, m.corr);
         break;
     case ZC_MSG_ADMIN:
-        admin_request(b, client, client_len, &m);
+        /* Only an admin key: the role is the allow-list certificate's
+         * metadata, which zauth attached to this connection. */
+        if (!zc_sec_role_ok(b->sec, body, "admin"))
+            forbid(b, client, client_len, body, &m, m.id, "admin commands need an admin key");
+        else
+            admin_request(b, client, client_len, &m);
         break;
     default:
         b->bad_requests++;
@@ -251,8 +293,7 @@ static void on_readable(void *sock, void *arg)
         if (zc_zmsg_recv(sock, &z) != 0)
             return;
         if (z.n == 2 && !z.over && zc_zmsg_size(&z, 0) <= BROKER_CLIENT_ID_MAX) {
-            on_frame(b, zc_zmsg_data(&z, 0), zc_zmsg_size(&z, 0), zc_zmsg_data(&z, 1),
-                     zc_zmsg_size(&z, 1));
+            on_frame(b, zc_zmsg_data(&z, 0), zc_zmsg_size(&z, 0), &z.part[1]);
         } else if (z.n >= 1 && zc_zmsg_size(&z, 0) <= BROKER_CLIENT_ID_MAX) {
             /* Wrong number of frames: answerable, since we have the id. */
             b->bad_requests++;
@@ -269,6 +310,8 @@ int frontend_open(broker_t *b, char *err, size_t errlen)
     if (b->front == NULL)
         goto err;
     zc_zsock_defaults(b->front);
+    if (zc_sec_server(b->sec, b->front) != 0)
+        goto err;
     /* Per connection: a client that does not read its replies loses the
      * ones past FRONT_HWM (a ROUTER drops them) instead of growing the
      * replica's memory; one that sends faster than it is served is held

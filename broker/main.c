@@ -164,7 +164,12 @@ int main(int argc, char **argv)
     b.breakers = zc_map_new();
     b.leases = zc_map_new();
     zc_link_init(&b.waiting);
-    b.zctx = zmq_ctx_new();
+    b.sec = zc_sec_new(b.cfg.cert, b.cfg.allow, b.cfg.insecure, err, sizeof err);
+    if (b.sec == NULL) {
+        zc_error("%s", err);
+        return 2;
+    }
+    b.zctx = zc_sec_context();
     if (!b.inflight || !b.nodes || !b.carts || !b.breakers || !b.leases || !b.zctx) {
         fprintf(stderr, "zcart-broker: out of memory\n");
         return 1;
@@ -227,6 +232,6 @@ out:
     liveness_destroy(&b);
     lease_destroy(&b);
     registry_destroy(&b);
-    zmq_ctx_term(b.zctx);
+    zc_sec_destroy(&b.sec); /* czmq's context itself ends at exit (zsys_shutdown) */
     return rc;
 }

@@ -74,6 +74,9 @@ static int peer_open(peers_t *ps, peer_t *p, const zc_replica_t *m)
     zc_zsock_defaults(p->dealer);
     zmq_setsockopt(p->monitor, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(p->dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    /* Replicas share the replica certificate: its public key is the server's. */
+    if (zc_sec_client(b->sec, p->dealer, zc_sec_public(b->sec)) != 0)
+        goto err;
     if (zmq_socket_monitor(p->dealer, inproc, ZMQ_EVENT_DISCONNECTED) != 0 ||
         zmq_connect(p->monitor, inproc) != 0 || zmq_connect(p->dealer, p->endpoint) != 0)
         goto err;

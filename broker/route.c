@@ -496,6 +496,28 @@ void route_request(broker_t *b, const uint8_t *client, size_t client_len, const 
     dispatch(b, q);
 }
 
+/* The statuses a cart may decide (docs/protocol.md section 4).  Anything
+ * else -- NOT_LEADER above all, whose detail would move the client and its
+ * session id to an endpoint the cart picked -- is the cart misbehaving. */
+static bool cart_may_say(int status)
+{
+    switch (status) {
+    case ZC_OK:
+    case ZC_BAD_REQUEST:
+    case ZC_OUT_OF_STOCK:
+    case ZC_UNKNOWN_PRODUCT:
+    case ZC_STOCK_TIMEOUT:
+    case ZC_STOCK_UNAVAILABLE:
+    case ZC_NOT_IN_CART:
+    case ZC_FENCED:
+    case ZC_EXPIRED:
+    case ZC_INTERNAL:
+        return true;
+    default:
+        return false;
+    }
+}
+
 void route_cart_reply(broker_t *b, const char *node, const zc_msg_t *m)
 {
     breq_t *q = zc_map_get_u64(b->inflight, m->corr);
@@ -512,9 +534,21 @@ void route_cart_reply(broker_t *b, const char *node, const zc_msg_t *m)
                 (unsigned long long)m->corr, node);
         return;
     }
-    if (m->status == ZC_FENCED)
+    if (!cart_may_say(m->status)) {
+        /* Never forwarded: the client gets INTERNAL, and it counts against
+         * the cart's breaker like any failure of the cart. */
+        b->dropped++;
+        zc_warn("cart %s answered status %d (%s), which a cart must not: INTERNAL to the client",
+                q->cart, m->status, zc_status_name(m->status));
+        liveness_op_result(b, q->cart, false, q->probe);
+        finish(b, q, ZC_INTERNAL, "the cart answered a status a cart must not", NULL);
+        return;
+    }
+    if (m->status == ZC_FENCED) {
+        char d[4 * ZC_DETAIL_MAX + 1];
         zc_warn("cart %s refused gen %llu: %s", q->cart, (unsigned long long)q->generation,
-                m->detail);
+                zc_escape(m->detail, sizeof m->detail, d, sizeof d));
+    }
     /* A KO the cart decided is the cart working; INTERNAL is the cart failing. */
     liveness_op_result(b, q->cart, m->status != ZC_INTERNAL, q->probe);
     finish(b, q, m->status, m->detail, m);

@@ -8,6 +8,7 @@
 #include "cart/dump.h"
 #include "cart/node.h"
 #include "lib/log.h"
+#include "lib/zsec.h"
 #include "proto/msg.h"
 
 static const char usage[] =
@@ -48,6 +49,12 @@ static const char usage[] =
     "                        of it, removes past 90%; lists and resets always work.\n"
     "                        A slot's dedup records take at most 128 KiB, so about\n"
     "                        slots x 150 KiB is the most a node ever needs\n"
+    "  --cert FILE           this node's secret certificate (KEYS/NODE.cert_secret from\n"
+    "                        `zcart keygen`: role cart, name NODE)\n"
+    "  --broker-key KEY      the replicas' public key: 40 z85 characters or a certificate\n"
+    "                        file (KEYS/replica.cert)\n"
+    "  --stock-key KEY       the stock service's public key (KEYS/stock.cert)\n"
+    "  --insecure            no CurveZMQ: for experiments only (logged loudly)\n"
     "  --log-level LEVEL     debug, info, warn or error (default info)\n"
     "  --dump-state          print slots 0..N-1 of the store in DIR (owner, generation,\n"
     "                        reset generation, items) as one JSON object and exit;\n"
@@ -108,6 +115,8 @@ int main(int argc, char **argv)
         {"broker-liveness", required_argument, NULL, 'L'},
         {"dump-state", no_argument, NULL, 'D'},
         {"map-size", required_argument, NULL, 'm'},
+        {"cert", required_argument, NULL, 'C'},          {"broker-key", required_argument, NULL, 'B'},
+        {"stock-key", required_argument, NULL, 'K'},     {"insecure", no_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},                {NULL, 0, NULL, 0},
     };
     cart_config_t cfg = {.stock_timeout_ms = 1000,
@@ -116,7 +125,8 @@ int main(int argc, char **argv)
                          .stock_open_max_ms = 8000,
                          .hello_interval_ms = 1000};
     zc_log_level_t level = ZC_LOG_INFO;
-    bool dump = false;
+    bool dump = false, insecure = false;
+    const char *cert = NULL, *broker_key = NULL, *stock_key = NULL;
     int o;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -167,6 +177,10 @@ int main(int argc, char **argv)
             if (!parse_size(optarg, (uint64_t)256 << 10, (uint64_t)1024 << 30, &cfg.map_size))
                 bad = "--map-size wants 256K..1024G (bytes, or with K, M or G)";
             break;
+        case 'C': cert = optarg; break;
+        case 'B': broker_key = optarg; break;
+        case 'K': stock_key = optarg; break;
+        case 'I': insecure = true; break;
         case 'h': fputs(usage, stdout); return 0;
         default:
             fprintf(stderr, "zcart-cart: unknown or incomplete option '%s'\n%s", argv[optind - 1],
@@ -199,7 +213,25 @@ int main(int argc, char **argv)
     zc_log_set_name(cfg.name);
     zc_log_threshold = level;
     uv_loop_t *loop = uv_default_loop();
-    char err[512];
+    char err[512], bkey[ZC_KEY_Z85], skey[ZC_KEY_Z85];
+    if (!insecure && (cert == NULL || broker_key == NULL || stock_key == NULL)) {
+        fprintf(stderr, "zcart-cart: secure by default: give --cert, --broker-key and --stock-key "
+                        "(`zcart keygen`), or --insecure\n");
+        return 2;
+    }
+    if (!insecure && (zc_sec_key_arg(broker_key, bkey, err, sizeof err) != 0 ||
+                      zc_sec_key_arg(stock_key, skey, err, sizeof err) != 0)) {
+        fprintf(stderr, "zcart-cart: %s\n", err);
+        return 2;
+    }
+    zc_sec_t *sec = zc_sec_new(cert, NULL, insecure, err, sizeof err);
+    if (sec == NULL) {
+        fprintf(stderr, "zcart-cart: %s\n", err);
+        return 2;
+    }
+    cfg.sec = sec;
+    cfg.broker_key = bkey;
+    cfg.stock_key = skey;
     node = cart_node_new(loop, &cfg, err, sizeof err);
     if (node == NULL) {
         fprintf(stderr, "zcart-cart: %s\n", err);
@@ -215,5 +247,6 @@ int main(int argc, char **argv)
             cfg.stock_open_ms, cfg.stock_open_max_ms);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
+    zc_sec_destroy(&sec);
     return 0;
 }

@@ -25,6 +25,7 @@
 #include "lib/list.h"
 #include "lib/map.h"
 #include "lib/zmqx.h"
+#include "lib/zsec.h"
 #include "proto/msg.h"
 #include "proto/status.h"
 
@@ -585,7 +586,7 @@ cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err,
     if (n->cfg.broker_liveness_ms == 0)
         n->cfg.broker_liveness_ms = 3 * n->cfg.hello_interval_ms;
     zc_link_init(&n->outbox);
-    n->zctx = zmq_ctx_new();
+    n->zctx = zc_sec_context(); /* czmq's: lib/zsec.h says why */
     n->inflight = zc_map_new();
     if (n->zctx == NULL || n->inflight == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -597,6 +598,8 @@ cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err,
     stock_client_config_t sc = {
         .endpoints = cfg->stock,
         .timeout_ms = cfg->stock_timeout_ms,
+        .sec = cfg->sec,
+        .stock_key = cfg->stock_key,
         .breaker = {.failures = cfg->stock_failures ? cfg->stock_failures : 3,
                     .open_ms = cfg->stock_open_ms ? cfg->stock_open_ms : 1000,
                     .open_max_ms = cfg->stock_open_max_ms ? cfg->stock_open_max_ms : 8000},
@@ -624,6 +627,8 @@ cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err,
         zmq_setsockopt(b->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
         zmq_setsockopt(b->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
         zmq_setsockopt(b->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+        if (zc_sec_client(cfg->sec, b->sock, cfg->broker_key) != 0)
+            goto err_zmq;
         if (zmq_connect(b->sock, ep) != 0)
             goto err_zmq;
         b->heard_us = zc_mono_us();
@@ -656,8 +661,6 @@ err:
     stock_client_destroy(&n->stock);
     store_close(&n->store);
     zc_map_destroy(&n->inflight);
-    if (n->zctx)
-        zmq_ctx_term(n->zctx);
     free(n);
     return NULL;
 }
@@ -676,9 +679,7 @@ static void handle_closed(uv_handle_t *h)
     cart_node_t *n = h->data;
     if (--n->closing > 0)
         return;
-    void *ctx = n->zctx;
-    free(n);
-    zmq_ctx_term(ctx); /* every socket is closed by now */
+    free(n); /* czmq's context ends at exit (zsys_shutdown) */
 }
 
 void cart_node_destroy(cart_node_t **p)

@@ -32,6 +32,9 @@ typedef struct {
     unsigned hello_interval_ms; /* HELLO period */
     unsigned broker_liveness_ms; /* a replica silent this long is reconnected; 0: 3 HELLOs */
     size_t map_size;            /* LMDB map of the store, bytes (0: STORE_MAP_DEFAULT) */
+    const struct zc_sec *sec;   /* CurveZMQ keys (lib/zsec.h; a no-op with --insecure) */
+    const char *broker_key;     /* the replicas' public key, z85 (secure) */
+    const char *stock_key;      /* the stock service's public key, z85 (secure) */
 } cart_config_t;
 
 typedef struct cart_node cart_node_t;

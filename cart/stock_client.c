@@ -8,6 +8,7 @@
 
 #include "lib/list.h"
 #include "lib/log.h"
+#include "lib/zsec.h"
 #include "lib/map.h"
 #include "lib/zmqx.h"
 #include "proto/msg.h"
@@ -182,6 +183,8 @@ stock_client_t *stock_client_new(uv_loop_t *loop, void *zctx, const stock_client
         zc_zsock_defaults(in->sock);
         zmq_setsockopt(in->sock, ZMQ_IMMEDIATE, &one, sizeof one);
         zmq_setsockopt(in->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+        if (cfg->sec && zc_sec_client(cfg->sec, in->sock, cfg->stock_key) != 0)
+            goto err_zmq;
         if (zmq_connect(in->sock, ep) != 0)
             goto err_zmq;
         in->watch = zc_watch_new(loop, in->sock, on_answer, in);

@@ -68,6 +68,9 @@ typedef struct {
     const char *endpoints;          /* comma-separated stock endpoints (at most 16) */
     unsigned timeout_ms;            /* per-check timeout -> STOCK_TIMEOUT */
     stock_breaker_policy_t breaker; /* every instance's breaker */
+    const struct zc_sec *sec;       /* CurveZMQ keys (lib/zsec.h); NULL: plain sockets
+                                       (unit tests only) */
+    const char *stock_key;          /* the stock service's public key, z85 (secure) */
 } stock_client_config_t;
 
 /* NULL with err on failure (strings in cfg are copied). */

@@ -48,6 +48,8 @@
 
 #include "client/latency.h"
 #include "client/zcart.h"
+#include "lib/zsec.h"
+#include <czmq.h>
 #include "lib/clock.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -63,6 +65,10 @@ static const char USAGE[] =
     "Load a zcart cluster with CONCURRENCY synchronous clients for SECONDS.\n"
     "\n"
     "  --brokers EP,...      client endpoints of the replicas (default: $ZCART_BROKERS)\n"
+    "  --server-key KEY      the cluster's public key, z85 or a certificate file\n"
+    "                        (default: $ZCART_SERVER_KEY)\n"
+    "  --cert FILE           the client's secret certificate (default: $ZCART_CERT)\n"
+    "  --insecure            plain connections to an --insecure cluster\n"
     "  -c N                  client threads, 1..1024 (default 8)\n"
     "  -d SECONDS            duration, 1..86400 (default 10)\n"
     "  -w WORKLOAD           assign: new session, add, close, repeat;\n"
@@ -117,6 +123,9 @@ typedef struct {
 /* The run, shared by every thread (read-only once started). */
 typedef struct {
     const char *brokers;          /* endpoint list */
+    const char *server_key;       /* --server-key or $ZCART_SERVER_KEY */
+    const char *cert;             /* --cert or $ZCART_CERT */
+    bool insecure;                /* --insecure: plain connections */
     int clients;                  /* threads */
     int seconds;                  /* duration */
     workload_t workload;          /* what each thread does */
@@ -361,6 +370,13 @@ static int parse(int argc, char **argv, bench_t *b)
         if (strcmp(a, "--json") == 0) {
             b->json = true;
             takes = false;
+        } else if (strcmp(a, "--insecure") == 0) {
+            b->insecure = true;
+            takes = false;
+        } else if (val != NULL && strcmp(a, "--server-key") == 0) {
+            b->server_key = val;
+        } else if (val != NULL && strcmp(a, "--cert") == 0) {
+            b->cert = val;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(USAGE, stdout);
             return 1;
@@ -614,6 +630,28 @@ int main(int argc, char **argv)
     zmq_ctx_set(b.ctx, ZMQ_IO_THREADS, b.clients > 16 ? 2 : 1);
     zmq_ctx_set(b.ctx, ZMQ_MAX_SOCKETS, 8 * b.clients + 64);
     zcart_options_t o = {.total_timeout_ms = b.timeout_ms, .zmq_context = b.ctx};
+    char keys[3][ZC_KEY_Z85];
+    const char *insecure_env = getenv("ZCART_INSECURE");
+    if (insecure_env && strcmp(insecure_env, "1") == 0)
+        b.insecure = true;
+    if (!b.insecure) {
+        char why[300];
+        const char *sk = b.server_key ? b.server_key : getenv("ZCART_SERVER_KEY");
+        const char *cert = b.cert ? b.cert : getenv("ZCART_CERT");
+        zcert_t *zc = cert ? zcert_load(cert) : NULL;
+        if (sk == NULL || zc_sec_key_arg(sk, keys[0], why, sizeof why) != 0 || zc == NULL) {
+            fprintf(stderr, "zcart-bench: secure by default: give --server-key and --cert (or "
+                            "ZCART_SERVER_KEY, ZCART_CERT), or --insecure\n");
+            zcert_destroy(&zc);
+            return 2;
+        }
+        snprintf(keys[1], ZC_KEY_Z85, "%s", zcert_public_txt(zc));
+        snprintf(keys[2], ZC_KEY_Z85, "%s", zcert_secret_txt(zc));
+        zcert_destroy(&zc);
+        o.server_key = keys[0];
+        o.public_key = keys[1];
+        o.secret_key = keys[2];
+    }
     pthread_barrier_init(&b.ready, NULL, (unsigned)b.clients + 1);
     pthread_barrier_init(&b.go, NULL, (unsigned)b.clients + 1);
     /* Samples preallocated per thread and op type: ~20k req/s spread over

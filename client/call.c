@@ -169,7 +169,7 @@ int zcart__call(zcart_t *z, const zcart__call_t *c, zc_msg_t *reply, zcart_resul
         char from[ZCART_ENDPOINT_MAX + 1];
         snprintf(from, sizeof from, "%s", ep);
         snprintf(res->replica, sizeof res->replica, "%s", ep);
-        if (z->conn.dealer == NULL && zcf_conn_open(&z->conn, z->ctx, ep) != 0) {
+        if (z->conn.dealer == NULL && zcf_conn_open(&z->conn, z->ctx, ep, &z->opt) != 0) {
             if (errno == ETERM || errno == ENOMEM || errno == EMFILE)
                 goto err_sys;
             say(&l, "cannot connect to %s: %s", from, zmq_strerror(errno));

@@ -29,6 +29,8 @@
 #include "client/zcart.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/zsec.h"
+#include <czmq.h>
 #include "proto/msg.h"
 
 static const char HELP[] =
@@ -52,7 +54,15 @@ static const char HELP[] =
     "                      or starts on the first add, and after close the next add\n"
     "                      starts a new one\n"
     "\n"
-    "Administration (sent to the leader; not retried once it may have arrived):\n"
+    "Keys:\n"
+    "  keygen DIR [NODE...] write a cluster's CurveZMQ certificates into DIR: replica,\n"
+    "                      stock, admin, client and cart-NODE per cart node (czmq\n"
+    "                      zcert files, NAME.cert + NAME.cert_secret) and the\n"
+    "                      allow-lists DIR/allow/ROLE/; keeps keys that exist (run it\n"
+    "                      again to add a cart node); prints ZCART_SERVER_KEY\n"
+    "\n"
+    "Administration (needs an admin key, --cert KEYS/admin.cert_secret; sent to the\n"
+    "leader; not retried once it may have arrived):\n"
     "  admin transfer-leader [ID]\n"
     "                      hand raft leadership to replica ID (default: any voter)\n"
     "  admin add-node ID RAFT,CLIENT,CART\n"
@@ -73,6 +83,14 @@ static const char HELP[] =
     "                      tcp://127.0.0.1:7021,tcp://127.0.0.1:7022 (default:\n"
     "                      $ZCART_BROKERS)\n"
     "  --session ID        the session, 32 hex digits (default: $ZCART_SESSION)\n"
+    "  --server-key KEY    the cluster's public key: 40 z85 characters or a certificate\n"
+    "                      file (default: $ZCART_SERVER_KEY); every connection is\n"
+    "                      CurveZMQ to exactly this key\n"
+    "  --cert FILE         this client's secret certificate, e.g. KEYS/client.cert_secret\n"
+    "                      or, for admin commands, KEYS/admin.cert_secret (default:\n"
+    "                      $ZCART_CERT)\n"
+    "  --insecure          plain connections to an --insecure cluster (experiments only;\n"
+    "                      also ZCART_INSECURE=1, which an insecure cluster's RUN/env sets)\n"
     "  --json              print each result as one JSON object on one line\n"
     "  --timeout MS        time budget of the whole command, retries and failover\n"
     "                      included (default 5000; one try waits at most 1000)\n"
@@ -120,6 +138,9 @@ typedef struct {
     int keepalive_ms;    /* --keepalive (shell), -1 if not given */
     bool verbose;        /* --verbose */
     bool help;           /* -h / --help */
+    const char *server_key; /* --server-key, or NULL */
+    const char *cert;    /* --cert, or NULL */
+    bool insecure;       /* --insecure */
     const char *cmd;     /* the command, or NULL */
     const char *args[3]; /* its arguments (admin: the subcommand first) */
     int nargs;           /* how many */
@@ -176,15 +197,18 @@ static bool parse_int(const char *s, long lo, long hi, long *out)
 static int option(int argc, char **argv, int *i, cli_args_t *a, char *why, size_t n)
 {
     const char *arg = argv[*i];
-    static const char *const valued[] = {"--brokers", "--session", "--timeout", "--keepalive"};
+    static const char *const valued[] = {"--brokers", "--session", "--timeout", "--keepalive",
+                                         "--server-key", "--cert"};
     if (strcmp(arg, "--json") == 0) {
         a->json = true;
     } else if (strcmp(arg, "--verbose") == 0) {
         a->verbose = true;
     } else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
         a->help = true;
+    } else if (strcmp(arg, "--insecure") == 0) {
+        a->insecure = true;
     } else {
-        for (size_t k = 0; k < 4; k++) {
+        for (size_t k = 0; k < 6; k++) {
             size_t len = strlen(valued[k]);
             if (strncmp(arg, valued[k], len) != 0 || (arg[len] != 0 && arg[len] != '='))
                 continue;
@@ -201,6 +225,10 @@ static int option(int argc, char **argv, int *i, cli_args_t *a, char *why, size_
                 a->brokers = v;
             } else if (k == 1) {
                 a->session = v;
+            } else if (k == 4) {
+                a->server_key = v;
+            } else if (k == 5) {
+                a->cert = v;
             } else if (k == 3) {
                 long ms;
                 if (!parse_int(v, 0, 86400000, &ms)) {
@@ -515,11 +543,101 @@ static int shell(cli_t *c, FILE *in)
     return last == ZCLI_EXIT_UNREACHABLE ? ZCLI_EXIT_UNREACHABLE : ZCLI_EXIT_OK;
 }
 
+/* zcart keygen DIR [NODE...]: a cluster's certificates (lib/zsec.h). */
+static int keygen(int argc, char **argv, FILE *out, FILE *err)
+{
+    char why[300];
+    if (argc < 1 || argv[0][0] == '-') {
+        fprintf(err, "zcart: keygen wants DIR [CART-NODE...]\nTry 'zcart --help' for usage.\n");
+        return ZCLI_EXIT_USAGE;
+    }
+    const char *dir = argv[0];
+    for (int i = 1; i < argc; i++)
+        if (!zc_node_name_valid(argv[i])) {
+            char e[200];
+            fprintf(err, "zcart: cart node name '%s' is not 1..32 of [A-Za-z0-9_-]\n",
+                    zc_escape(argv[i], strlen(argv[i]), e, sizeof e));
+            return ZCLI_EXIT_USAGE;
+        }
+    /* Keys that exist are kept: running it again adds new cart nodes' keys. */
+    static const char *const fixed[][2] = {
+        {"replica", "replica"}, {"stock", "stock"}, {"admin", "admin"}, {"client", "client"}};
+    char path[4200], key[ZC_KEY_Z85];
+    int made = 0;
+    for (size_t k = 0; k < 4; k++) {
+        snprintf(path, sizeof path, "%s/%s.cert", dir, fixed[k][1]);
+        if (access(path, F_OK) == 0)
+            continue;
+        if (zc_sec_keygen(dir, fixed[k][0], fixed[k][1], fixed[k][1], why, sizeof why) != 0)
+            goto fail;
+        made++;
+    }
+    for (int i = 1; i < argc; i++) {
+        char file[64];
+        snprintf(file, sizeof file, "cart-%s", argv[i]);
+        snprintf(path, sizeof path, "%s/%s.cert", dir, file);
+        if (access(path, F_OK) == 0)
+            continue;
+        if (zc_sec_keygen(dir, "cart", argv[i], file, why, sizeof why) != 0)
+            goto fail;
+        made++;
+    }
+    snprintf(path, sizeof path, "%s/replica.cert", dir);
+    if (zc_sec_key_arg(path, key, why, sizeof why) != 0)
+        goto fail;
+    fprintf(out, "%d new key(s) in %s (replica, stock, admin, client, cart-NODE; existing ones "
+                 "kept); allow-lists in %s/allow\nZCART_SERVER_KEY=%s\n", made, dir, dir, key);
+    return ZCLI_EXIT_OK;
+fail:
+    fprintf(err, "zcart: keygen: %s\n", why);
+    return ZCLI_EXIT_UNREACHABLE;
+}
+
+/* Fills o's keys from --server-key/--cert or $ZCART_SERVER_KEY/$ZCART_CERT;
+ * keys[] holds the strings.  false with why when secure and missing. */
+static bool client_keys(const cli_args_t *a, zcart_options_t *o, char keys[3][ZC_KEY_Z85],
+                        char *why, size_t n)
+{
+    const char *env = getenv("ZCART_INSECURE");
+    if (a->insecure || (env && strcmp(env, "1") == 0)) {
+        zc_warn("*** INSECURE: --insecure (or ZCART_INSECURE=1): plain connections, no server "
+                "key ***");
+        return true;
+    }
+    const char *sk = a->server_key ? a->server_key : getenv("ZCART_SERVER_KEY");
+    const char *cert = a->cert ? a->cert : getenv("ZCART_CERT");
+    if (sk == NULL || *sk == 0 || cert == NULL || *cert == 0) {
+        snprintf(why, n, "secure by default: give --server-key KEY and --cert FILE (or set "
+                         "ZCART_SERVER_KEY and ZCART_CERT, e.g. from RUN/env), or --insecure");
+        return false;
+    }
+    if (zc_sec_key_arg(sk, keys[0], why, n) != 0)
+        return false;
+    zcert_t *c = zcert_load(cert);
+    if (c == NULL) {
+        snprintf(why, n, "cannot load certificate '%.100s'", cert);
+        return false;
+    }
+    snprintf(keys[1], ZC_KEY_Z85, "%s", zcert_public_txt(c));
+    snprintf(keys[2], ZC_KEY_Z85, "%s", zcert_secret_txt(c));
+    zcert_destroy(&c);
+    if (strcmp(keys[2], "0000000000000000000000000000000000000000") == 0) {
+        snprintf(why, n, "'%.100s' holds no secret key (give the .cert_secret file)", cert);
+        return false;
+    }
+    o->server_key = keys[0];
+    o->public_key = keys[1];
+    o->secret_key = keys[2];
+    return true;
+}
+
 int zcli_run(int argc, char **argv, FILE *in, FILE *out, FILE *err)
 {
     char why[200];
     cli_args_t a;
     cli_t c = {.out = out, .err = err};
+    if (argc >= 2 && strcmp(argv[1], "keygen") == 0)
+        return keygen(argc - 2, argv + 2, out, err);
     int code;
     /* Usage errors honour --json wherever it appears. */
     for (int i = 1; i < argc; i++)
@@ -566,6 +684,9 @@ int zcli_run(int argc, char **argv, FILE *in, FILE *out, FILE *err)
         return usage_error(&c, why, false);
     }
     zcart_options_t o = {0};
+    char keys[3][ZC_KEY_Z85];
+    if (!client_keys(&a, &o, keys, why, sizeof why))
+        return usage_error(&c, why, false);
     o.total_timeout_ms = a.timeout_ms;
     if (strcmp(a.cmd, "shell") == 0) /* the shell's sessions keep themselves alive */
         o.keepalive_ms = a.keepalive_ms < 0 ? ZCLI_DEFAULT_KEEPALIVE_MS : a.keepalive_ms;

@@ -12,7 +12,19 @@
 #include <time.h>
 
 #include "lib/json.h"
+#include "lib/zsec.h"
 #include "proto/msg.h"
+
+/* Text output of strings the cluster sent (details, products, cart ids):
+ * control bytes as \xHH, so no peer can drive the terminal or forge lines.
+ * Rotating buffers: up to four in one printf. */
+static const char *esc(const char *s)
+{
+    static char buf[4][4 * 256 + 1];
+    static unsigned k;
+    char *b = buf[k++ % 4];
+    return zc_escape(s, strlen(s), b, sizeof buf[0]);
+}
 
 bool zcli_is_integer(const char *s)
 {
@@ -103,7 +115,7 @@ static void text_items(FILE *out, const zcart_result_t *r)
         return;
     }
     for (size_t i = 0; i < r->n_items; i++)
-        fprintf(out, "%s%s x%" PRIu32, i ? ", " : "", r->items[i].product, r->items[i].qty);
+        fprintf(out, "%s%s x%" PRIu32, i ? ", " : "", esc(r->items[i].product), r->items[i].qty);
 }
 
 static void text_op(FILE *out, int op, const char *session, bool new_session, int rc,
@@ -112,21 +124,21 @@ static void text_op(FILE *out, int op, const char *session, bool new_session, in
     if (new_session)
         fprintf(out, "session %s\n", session);
     if (rc == ZCART_EINVAL) {
-        fprintf(out, "USAGE: %s\n", r->detail);
+        fprintf(out, "USAGE: %s\n", esc(r->detail));
     } else if (rc != ZCART_ANSWERED) {
-        fprintf(out, "UNREACHABLE: %s%s\n", r->detail,
+        fprintf(out, "UNREACHABLE: %s%s\n", esc(r->detail),
                 r->in_doubt ? " (outcome unknown: it may have been applied)"
                             : " (not applied)");
     } else if (r->status != 0) {
-        fprintf(out, "KO %s%s%s\n", r->reason, r->detail[0] ? ": " : "", r->detail);
+        fprintf(out, "KO %s%s%s\n", r->reason, r->detail[0] ? ": " : "", esc(r->detail));
     } else if (op == ZC_OP_CLOSE) {
         if (r->cart[0])
-            fprintf(out, "OK closed cart %s gen %" PRIu64 "\n", r->cart, r->generation);
+            fprintf(out, "OK closed cart %s gen %" PRIu64 "\n", esc(r->cart), r->generation);
         else
             fprintf(out, "OK closed (no cart)\n");
     } else {
         if (r->cart[0])
-            fprintf(out, "OK cart %s gen %" PRIu64 ": ", r->cart, r->generation);
+            fprintf(out, "OK cart %s gen %" PRIu64 ": ", esc(r->cart), r->generation);
         else
             fprintf(out, "OK no cart: ");
         text_items(out, r);
@@ -200,15 +212,15 @@ void zcli_print_admin(FILE *out, bool json, const char *command, int rc, const z
 {
     if (!json) {
         if (rc == ZCART_EINVAL)
-            fprintf(out, "USAGE: %s\n", r->detail);
+            fprintf(out, "USAGE: %s\n", esc(r->detail));
         else if (rc != ZCART_ANSWERED)
-            fprintf(out, "UNREACHABLE: %s%s\n", r->detail,
+            fprintf(out, "UNREACHABLE: %s%s\n", esc(r->detail),
                     r->in_doubt ? " (outcome unknown: it may have been applied)"
                                 : " (not applied)");
         else if (r->status != 0)
-            fprintf(out, "KO %s%s%s\n", r->reason, r->detail[0] ? ": " : "", r->detail);
+            fprintf(out, "KO %s%s%s\n", r->reason, r->detail[0] ? ": " : "", esc(r->detail));
         else
-            fprintf(out, "OK %s\n", r->detail[0] ? r->detail : command);
+            fprintf(out, "OK %s\n", r->detail[0] ? esc(r->detail) : command);
         fflush(out);
         return;
     }
@@ -497,7 +509,7 @@ static void text_status(FILE *out, int rc, const zcart_status_t *st)
             char when[32] = "?";
             if (gmtime_r(&secs, &tm))
                 strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-            fprintf(out, "breaker %s: %s (%s, %s) since %s.%03uZ, trips %u%s%s\n", v.cart,
+            fprintf(out, "breaker %s: %s (%s, %s) since %s.%03uZ, trips %u%s%s\n", esc(v.cart),
                     v.state, v.mode, v.why, when, (unsigned)(v.since_ms % 1000), v.trips,
                     v.cart_state[0] ? ", cart " : "", v.cart_state);
         }

@@ -144,8 +144,9 @@ void zcf_list_clear(zcf_list_t *l)
 /* Makes monitor addresses unique in the process (and so in any context). */
 static atomic_uint_fast64_t monitor_counter;
 
-int zcf_conn_open(zcf_conn_t *c, void *ctx, const char *ep)
+int zcf_conn_open(zcf_conn_t *c, void *ctx, const char *ep, const zcart_options_t *opt)
 {
+    int64_t maxmsg = 1 << 20; /* a replica's answer is far smaller: bound what we allocate */
     char addr[96];
     int zero = 0, e;
     memset(c, 0, sizeof *c);
@@ -154,6 +155,14 @@ int zcf_conn_open(zcf_conn_t *c, void *ctx, const char *ep)
     if (c->dealer == NULL)
         goto err;
     zmq_setsockopt(c->dealer, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(c->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    /* Pinned key: the handshake fails unless the peer holds the cluster's
+     * secret key, wherever a redirect pointed us. */
+    if (opt && opt->server_key &&
+        (zmq_setsockopt(c->dealer, ZMQ_CURVE_SERVERKEY, opt->server_key, 40) != 0 ||
+         zmq_setsockopt(c->dealer, ZMQ_CURVE_PUBLICKEY, opt->public_key, 40) != 0 ||
+         zmq_setsockopt(c->dealer, ZMQ_CURVE_SECRETKEY, opt->secret_key, 40) != 0))
+        goto err_after_dealer;
     snprintf(addr, sizeof addr, "inproc://zcart-monitor-%d-%llu", (int)getpid(),
              (unsigned long long)atomic_fetch_add(&monitor_counter, 1));
     if (zmq_socket_monitor(c->dealer, addr,

@@ -62,7 +62,7 @@ typedef struct {
 
 /* Open c (which must be closed) to ep in ctx.  -1 with errno on failure
  * (c stays closed). */
-int zcf_conn_open(zcf_conn_t *c, void *ctx, const char *ep);
+int zcf_conn_open(zcf_conn_t *c, void *ctx, const char *ep, const zcart_options_t *opt);
 /* Close both sockets without lingering; a closed c is left alone. */
 void zcf_conn_close(zcf_conn_t *c);
 /* Read every pending monitor event without blocking; returns the

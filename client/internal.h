@@ -23,6 +23,7 @@ struct zcart {
     uint64_t rng;        /* xorshift state for backoff jitter */
     uint64_t next_corr;  /* corr of the next STATUS or ADMIN */
     char *brokers;       /* the broker list given (owned), for keepers */
+    char keys[3][41];    /* copies of opt's server, public and secret keys */
 };
 
 /* A session (zcart.h). */

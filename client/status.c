@@ -118,7 +118,7 @@ int zcart_status(zcart_t *z, zcart_status_t *st)
         zcart_replica_t *r = &st->replicas[i];
         probe_t *p = &probes[i];
         snprintf(r->endpoint, sizeof r->endpoint, "%s", z->list.eps[i]);
-        if (zcf_conn_open(&p->conn, z->ctx, r->endpoint) != 0) {
+        if (zcf_conn_open(&p->conn, z->ctx, r->endpoint, &z->opt) != 0) {
             snprintf(r->error, sizeof r->error, "cannot connect: %s", zmq_strerror(errno));
             continue;
         }

@@ -136,6 +136,22 @@ zcart_t *zcart_new(const char *brokers, const zcart_options_t *opt)
         errno = EINVAL;
         goto err_after_alloc;
     }
+    /* Keys: copied, so the caller's strings need not outlive z. */
+    const char **kp[3] = {&z->opt.server_key, &z->opt.public_key, &z->opt.secret_key};
+    for (int k = 0; k < 3; k++) {
+        if (*kp[k] == NULL)
+            continue;
+        if (strlen(*kp[k]) != 40 || z->opt.server_key == NULL) {
+            errno = EINVAL;
+            goto err_after_list;
+        }
+        memcpy(z->keys[k], *kp[k], 41);
+        *kp[k] = z->keys[k];
+    }
+    if (z->opt.server_key && (!z->opt.public_key || !z->opt.secret_key)) {
+        errno = EINVAL;
+        goto err_after_list;
+    }
     z->brokers = strdup(brokers);
     if (z->brokers == NULL)
         goto err_after_list;

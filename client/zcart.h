@@ -93,6 +93,7 @@ enum {
     ZCART_STATUS_UNAVAILABLE = 16,
     ZCART_STATUS_STORAGE_FULL = 17, /* no new session (state) / no add (cart node) */
     ZCART_STATUS_BUSY = 18,         /* admission control; retried within the budget */
+    ZCART_STATUS_FORBIDDEN = 19,    /* the caller's key may not do this (admin) */
 };
 
 /* What a call returns.  Only ZCART_ANSWERED means the cluster answered;
@@ -123,6 +124,13 @@ typedef struct {
                                its own -- a keeper thread (below) renews it every
                                keepalive_ms from its creation until it is closed
                                or destroyed; default 0: only requests renew it */
+    const char *server_key; /* the cluster's public key, 40 z85 characters: every
+                               connection is CurveZMQ to exactly this key, so a
+                               redirect to an endpoint without it fails closed
+                               (no answer); NULL: plain sockets, for an --insecure
+                               cluster only (docs/security.md) */
+    const char *public_key; /* this client's public key, z85 (with server_key) */
+    const char *secret_key; /* this client's secret key, z85 (with server_key) */
 } zcart_options_t;
 
 /* One product line of a cart. */

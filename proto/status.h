@@ -26,7 +26,8 @@
     X(15, INTERNAL, "a local error in a daemon (storage); detail says which")       \
     X(16, UNAVAILABLE, "the cluster cannot serve right now (no quorum, shutting down)") \
     X(17, STORAGE_FULL, "storage is near its limit: no new session, or no add on that cart node") \
-    X(18, BUSY, "the leader is at its admission limit; not applied, retry after the hint")
+    X(18, BUSY, "the leader is at its admission limit; not applied, retry after the hint") \
+    X(19, FORBIDDEN, "the caller's key may not do this (an admin command without an admin key)")
 
 typedef enum {
 #define ZC_STATUS_ENUM(code, name, text) ZC_##name = code,

@@ -6,8 +6,9 @@ set -euo pipefail
 run_dir=${1:-run}
 bin=${2:-build/bin}
 # shellcheck disable=SC1090,SC1091
+set -a   # ZCART_BROKERS, ZCART_SERVER_KEY, ZCART_CERT (secure by default)
 source "$run_dir/env"
-export ZCART_BROKERS
+set +a
 zcart="$bin/zcart"
 
 step() { printf '\n\033[1m$ zcart %s\033[0m\n' "$*"; }
@@ -42,11 +43,12 @@ print(next(("broker%d" % x["id"] for x in r["replicas"] if x.get("role") == "lea
 cat <<EOF
 
 The cluster keeps running (logs and data in $run_dir/).  Try:
-  set -a; . $run_dir/env; set +a       # exports ZCART_BROKERS
+  set -a; . $run_dir/env; set +a       # exports ZCART_BROKERS, ZCART_SERVER_KEY, ZCART_CERT
   $bin/zcart add pear 1            # prints a new session id
   $bin/zcart --session ID list
   $bin/zcart shell                 # one session, commands on stdin
   $bin/zcart status
+  $bin/zcart --cert $run_dir/keys/admin.cert_secret admin transfer-leader   # admin key only
   deploy/local/zcart-cluster status --dir $run_dir
   deploy/local/zcart-cluster kill $leader --dir $run_dir    # kill -9 the leader: a failover drill
   deploy/local/zcart-cluster start $leader --dir $run_dir   # it rejoins and catches up

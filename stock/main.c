@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "lib/zsec.h"
 #include "lib/zmqx.h"
 #include "stock/inventory.h"
 #include "stock/server.h"
@@ -24,6 +25,11 @@ static const char usage[] =
     "                     once the inventory holds products (restarts keep stock)\n"
     "  --delay MIN[:MAX]  answer each check after a random delay of MIN..MAX ms\n"
     "                     (default 0: at once); answers then leave out of order\n"
+    "  --cert FILE        the stock service's secret certificate (KEYS/stock.cert_secret\n"
+    "                     from `zcart keygen`)\n"
+    "  --allow DIR        allow-list of public certificates (KEYS/allow); only cart keys\n"
+    "                     may ask, anything else is dropped and logged\n"
+    "  --insecure         no CurveZMQ, anyone may ask: for experiments only (logged)\n"
     "  --log-level LEVEL  debug, info, warn or error (default info)\n"
     "  --help             print this text\n";
 
@@ -67,9 +73,12 @@ int main(int argc, char **argv)
         {"bind", required_argument, NULL, 'b'},  {"data", required_argument, NULL, 'd'},
         {"catalog", required_argument, NULL, 'c'}, {"delay", required_argument, NULL, 'y'},
         {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+        {"cert", required_argument, NULL, 'C'}, {"allow", required_argument, NULL, 'A'},
+        {"insecure", no_argument, NULL, 'I'},
         {NULL, 0, NULL, 0},
     };
-    const char *bind = NULL, *data = NULL, *catalog = NULL;
+    const char *bind = NULL, *data = NULL, *catalog = NULL, *cert = NULL, *allow = NULL;
+    bool insecure = false;
     unsigned dmin = 0, dmax = 0;
     zc_log_level_t level = ZC_LOG_INFO;
     int o;
@@ -93,6 +102,9 @@ int main(int argc, char **argv)
             }
             break;
         case 'h': fputs(usage, stdout); return 0;
+        case 'C': cert = optarg; break;
+        case 'A': allow = optarg; break;
+        case 'I': insecure = true; break;
         default:
             fprintf(stderr, "zcart-stock: unknown or incomplete option '%s'\n%s", argv[optind - 1],
                     usage);
@@ -103,10 +115,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "zcart-stock: --bind and --data are required\n%s", usage);
         return 2;
     }
+    if (!insecure && (cert == NULL || allow == NULL)) {
+        fprintf(stderr, "zcart-stock: secure by default: give --cert FILE and --allow DIR "
+                        "(`zcart keygen`), or --insecure\n");
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     zc_log_set_name("stock");
     zc_log_threshold = level;
     char err[512];
+    zc_sec_t *sec = zc_sec_new(cert, allow, insecure, err, sizeof err);
+    if (sec == NULL) {
+        fprintf(stderr, "zcart-stock: %s\n", err);
+        return 2;
+    }
     inventory_t *inv = inventory_open(data, err, sizeof err);
     if (inv == NULL) {
         fprintf(stderr, "zcart-stock: %s\n", err);
@@ -126,8 +148,8 @@ int main(int argc, char **argv)
                     inventory_count(inv), catalog);
     }
     uv_loop_t *loop = uv_default_loop();
-    void *zctx = zmq_ctx_new();
-    srv = server_new(loop, zctx, bind, inv, dmin, dmax, err, sizeof err);
+    void *zctx = zc_sec_context(); /* czmq's: lib/zsec.h says why */
+    srv = server_new(loop, zctx, sec, bind, inv, dmin, dmax, err, sizeof err);
     if (srv == NULL) {
         fprintf(stderr, "zcart-stock: %s\n", err);
         inventory_close(&inv);
@@ -141,7 +163,7 @@ int main(int argc, char **argv)
             dmax ? " with random delays" : "");
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
-    zmq_ctx_term(zctx);
+    zc_sec_destroy(&sec);
     inventory_close(&inv);
     return 0;
 }

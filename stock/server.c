@@ -9,6 +9,7 @@
 #include "lib/clock.h"
 #include "lib/list.h"
 #include "lib/log.h"
+#include "lib/zsec.h"
 #include "lib/zmqx.h"
 #include "proto/msg.h"
 #include "proto/status.h"
@@ -26,6 +27,8 @@ struct server {
     zc_link_t pending;      /* delayed answers */
     uint64_t checks;        /* checks answered */
     uint64_t malformed;     /* malformed frames */
+    const zc_sec_t *sec;    /* CurveZMQ keys, not owned; only cart keys may ask */
+    uint64_t forbidden;     /* checks refused for their key's role */
 };
 
 /* One answer waiting for its delay. */
@@ -156,6 +159,17 @@ static void on_readable(void *sock, void *arg)
             return;
         if (z.n < 2 || zc_zmsg_size(&z, 0) > ID_MAX)
             malformed(s, "no routing id and frame"); /* nobody to answer */
+        else if (!zc_sec_role_ok(s->sec, &z.part[1], "cart")) {
+            /* Only cart nodes ask the stock service; anything else is
+             * dropped unanswered (an answer would confirm products). */
+            if (++s->forbidden <= 20 || s->forbidden % 1000 == 0) {
+                const char *uid = zc_sec_peer(&z.part[1], "User-Id");
+                char u[64];
+                zc_warn("FORBIDDEN check from key %s (not a cart key), %llu refused so far",
+                        zc_escape(uid ? uid : "?", 40, u, sizeof u),
+                        (unsigned long long)s->forbidden);
+            }
+        }
         else if (z.n > 2 || z.over)
             bad_request(s, zc_zmsg_data(&z, 0), zc_zmsg_size(&z, 0), zc_zmsg_data(&z, 1),
                         zc_zmsg_size(&z, 1), "a message must be exactly one frame");
@@ -166,7 +180,7 @@ static void on_readable(void *sock, void *arg)
     }
 }
 
-server_t *server_new(uv_loop_t *loop, void *zctx, const char *endpoint, inventory_t *inv,
+server_t *server_new(uv_loop_t *loop, void *zctx, const struct zc_sec *sec, const char *endpoint, inventory_t *inv,
                      unsigned delay_min, unsigned delay_max, char *err, size_t errlen)
 {
     server_t *s = calloc(1, sizeof *s);
@@ -178,6 +192,7 @@ server_t *server_new(uv_loop_t *loop, void *zctx, const char *endpoint, inventor
     s->inv = inv;
     s->delay_min = delay_min;
     s->delay_max = delay_max;
+    s->sec = sec;
     s->rng = zc_mono_us() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ull;
     zc_link_init(&s->pending);
     int hwm = 100000;
@@ -185,6 +200,8 @@ server_t *server_new(uv_loop_t *loop, void *zctx, const char *endpoint, inventor
     if (s->sock == NULL)
         goto err;
     zc_zsock_defaults(s->sock);
+    if (zc_sec_server(sec, s->sock) != 0)
+        goto err;
     zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     if (zmq_bind(s->sock, endpoint) != 0)

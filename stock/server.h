@@ -10,12 +10,13 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lib/zsec.h"
 #include "stock/inventory.h"
 
 typedef struct server server_t;
 
 /* Bind `endpoint`; delays in ms (max 0: answer at once). */
-server_t *server_new(uv_loop_t *loop, void *zctx, const char *endpoint, inventory_t *inv,
+server_t *server_new(uv_loop_t *loop, void *zctx, const struct zc_sec *sec, const char *endpoint, inventory_t *inv,
                      unsigned delay_min, unsigned delay_max, char *err, size_t errlen);
 /* Stop: pending delayed answers are dropped; frees once libuv closed the
  * timers (run the loop). */

@@ -242,9 +242,33 @@ class Cluster:
             for p in CATALOG_PRODUCTS:
                 f.write("%s,1000000000\n" % p)
 
+    def _keys(self):
+        """Secure by default (docs/security.md): `zcart keygen DIR/keys` and
+        ZCART_SERVER_KEY / ZCART_CERT (the client key) in this process's
+        environment, which every zcart CLI it starts (status, the workload's
+        shells) inherits.  ZCART_CHAOS_INSECURE=1 runs every daemon with
+        --insecure instead.  Returns the flags per kind."""
+        if os.environ.get("ZCART_CHAOS_INSECURE") == "1":
+            os.environ["ZCART_INSECURE"] = "1"  # the CLI: plain connections
+            return {"stock": ["--insecure"], "broker": ["--insecure"], "cart": lambda c: ["--insecure"]}
+        k = os.path.join(self.dir, "keys")
+        r = subprocess.run([os.path.join(self.bin, "zcart"), "keygen", k] + list(self.cart_names()),
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ClusterError("zcart keygen failed: %s" % r.stderr.strip())
+        os.environ["ZCART_SERVER_KEY"] = os.path.join(k, "replica.cert")
+        os.environ["ZCART_CERT"] = os.path.join(k, "client.cert_secret")
+        allow = os.path.join(k, "allow")
+        return {"stock": ["--cert", os.path.join(k, "stock.cert_secret"), "--allow", allow],
+                "broker": ["--cert", os.path.join(k, "replica.cert_secret"), "--allow", allow],
+                "cart": lambda c: ["--cert", os.path.join(k, "cart-%s.cert_secret" % c),
+                                   "--broker-key", os.path.join(k, "replica.cert"),
+                                   "--stock-key", os.path.join(k, "stock.cert")]}
+
     def build(self):
         """Create the Daemon objects (nothing runs yet)."""
         self._write_catalog()
+        sec = self._keys()
         ep = {}
         for r in self.replica_ids():
             a = self.net.host(self.broker_name(r)).addr
@@ -254,7 +278,7 @@ class Cluster:
         for s, e in zip(self.stock_names(), stocks):
             d = os.path.join(self.dir, s, "data")
             argv = [os.path.join(self.bin, "zcart-stock"), "--bind", e, "--data", d,
-                    "--catalog", self.catalog]
+                    "--catalog", self.catalog] + sec["stock"]
             self.daemons[s] = Daemon(s, "stock", self.net.host(s), argv, self.dir, self.net)
         for r in self.replica_ids():
             name = self.broker_name(r)
@@ -262,14 +286,14 @@ class Cluster:
             argv = [os.path.join(self.bin, "zcart-broker"), "--id", str(r), "--data", d]
             for m in self.replica_ids():
                 argv += ["--replica", "%d=%s,%s,%s" % ((m,) + ep[m])]
-            argv += self.broker_args
+            argv += sec["broker"] + self.broker_args
             self.daemons[name] = Daemon(name, "broker", self.net.host(name), argv, self.dir,
                                         self.net)
         for c in self.cart_names():
             d = os.path.join(self.dir, c, "data")
             argv = [os.path.join(self.bin, "zcart-cart"), "--name", c, "--slots", str(self.slots),
                     "--data", d, "--brokers", ",".join(ep[r][2] for r in self.replica_ids()),
-                    "--stock", ",".join(stocks)] + self.cart_args
+                    "--stock", ",".join(stocks)] + sec["cart"](c) + self.cart_args
             self.daemons[c] = Daemon(c, "cart", self.net.host(c), argv, self.dir, self.net)
         for d in self.daemons.values():
             if not os.access(d.argv[0], os.X_OK):

@@ -11,6 +11,7 @@ import time
 from base import ClusterCase, main, now_ms, wait_until
 import zcp
 import zclient
+import zcluster
 
 SLOTS = 3
 TTL_MS = 3000
@@ -110,6 +111,7 @@ class ClientSteps(ClusterCase):
         ld = self.leader()
         big = zmq.Context.instance().socket(zmq.DEALER)
         big.setsockopt(zmq.LINGER, 0)
+        zcluster.curve(big, "admin")
         big.connect(ld)
         try:
             sid = zclient.new_session_id()

@@ -528,6 +528,7 @@ class ForeignCart(unittest.TestCase):
             d.setsockopt(zmq.LINGER, 0)
             if rid:
                 d.setsockopt(zmq.ROUTING_ID, rid)
+            zcluster.curve(d, "client")
             d.connect(cep)
             d.send(zcp.encode_hello("victim", [(0, zcp.ZERO_SESSION, 0, 0, 0)]))
             socks.append(d)

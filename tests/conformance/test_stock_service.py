@@ -22,6 +22,7 @@ class StockService(unittest.TestCase):
         cls.cluster = zcluster.Cluster(replicas=1, cart_nodes=0).up()
         cls.sock = zmq.Context.instance().socket(zmq.DEALER)
         cls.sock.setsockopt(zmq.LINGER, 0)
+        zcluster.curve(cls.sock, zcluster.cart_key("cart1"), "stock")
         cls.sock.connect(cls.cluster.stock_eps[0])
 
     @classmethod

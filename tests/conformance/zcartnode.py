@@ -28,6 +28,7 @@ import time
 import zmq
 
 import zcp
+import zcluster
 
 DEDUP_WINDOW = 1024
 
@@ -128,6 +129,7 @@ class CartNode:
         s = self.ctx.socket(zmq.DEALER)
         s.setsockopt(zmq.LINGER, 0)
         s.setsockopt(zmq.ROUTING_ID, self.name.encode())
+        zcluster.curve(s, zcluster.cart_key(self.name))
         s.connect(ep)
         self._socks[ep] = s
         self._by_sock[s] = ep
@@ -171,6 +173,7 @@ class CartNode:
         for ep in self.stock_eps:
             s = self.ctx.socket(zmq.DEALER)
             s.setsockopt(zmq.LINGER, 0)
+            zcluster.curve(s, zcluster.cart_key(self.name), "stock")
             s.connect(ep)
             self._stock.append((ep, s))
         next_hello = 0.0

@@ -17,6 +17,7 @@ import time
 import zmq
 
 import zcp
+import zcluster
 
 
 class NoAnswer(Exception):
@@ -40,6 +41,7 @@ class Client:
         if s is None:
             s = self.ctx.socket(zmq.DEALER)
             s.setsockopt(zmq.LINGER, 0)
+            zcluster.curve(s, "admin")
             s.connect(ep)
             self.socks[ep] = s
             self.stash[ep] = []

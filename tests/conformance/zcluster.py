@@ -6,6 +6,13 @@ pause / resume` for faults, `down` at the end.  Port blocks are taken from
 11000-19999 (away from 20000-40000, which other suites use), under a lock
 file so two conformance files running at once (ctest -j2) cannot race.
 The plan the tool writes (DIR/cluster.json) names the endpoints.
+
+Security: clusters run secure (CurveZMQ, keys per role, docs/security.md)
+unless ZCART_CONF_INSECURE=1.  The suite's sockets then use the cluster's
+certificates from DIR/keys, read as the plain text czmq writes them:
+`curve(sock, key, server)` makes a socket a CURVE client with one of them.
+The client uses the admin key (admin commands need it; requests take it
+too), a cart node its own cart key (made with `zcart keygen` on demand).
 """
 
 import fcntl
@@ -23,6 +30,45 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 TOOL = os.path.join(REPO, "deploy", "local", "zcart-cluster")
 CATALOG = os.path.join(HERE, "catalog.csv")
 LOCK = "/tmp/zcart-conformance-ports.lock"
+SECURE = os.environ.get("ZCART_CONF_INSECURE") != "1"
+_keys = None   # DIR/keys of the newest cluster started (secure), else None
+
+
+def read_cert(path):
+    """(public, secret) z85 bytes of a czmq certificate file."""
+    pub, sec = b"", b""
+    with open(path) as f:
+        for line in f:
+            k, _, v = line.strip().partition("=")
+            if k.strip() == "public-key":
+                pub = v.strip().strip('"').encode()
+            elif k.strip() == "secret-key":
+                sec = v.strip().strip('"').encode()
+    return pub, sec
+
+
+def cart_key(name):
+    """The key name ("cart-NAME") of cart node NAME, made if missing; a name
+    keygen refuses (outside [A-Za-z0-9_-]) gets the client key, which the
+    cart port refuses like the name itself."""
+    if _keys and not os.path.exists(os.path.join(_keys, "cart-%s.cert_secret" % name)):
+        r = subprocess.run([os.path.join(bin_dir(), "zcart"), "keygen", _keys, name],
+                           capture_output=True)
+        if r.returncode != 0:
+            return "client"
+    return "cart-" + name
+
+
+def curve(sock, key, server="replica"):
+    """Make sock (not yet connected) a CURVE client with KEYS/<key>.cert_secret
+    of the newest secure cluster, to its `server` key ("replica" or "stock");
+    nothing for an insecure one."""
+    if _keys is None:
+        return
+    pub, sec = read_cert(os.path.join(_keys, key + ".cert_secret"))
+    sock.curve_serverkey = read_cert(os.path.join(_keys, server + ".cert"))[0]
+    sock.curve_publickey = pub
+    sock.curve_secretkey = sec
 
 
 def bin_dir():
@@ -92,9 +138,13 @@ class Cluster:
             args += ["--broker-arg=" + a for a in self.broker_args]
             args += ["--cart-arg=" + a for a in self.cart_args]
             args += ["--stock-arg=" + a for a in self.stock_args]
+            if not SECURE:
+                args.append("--insecure")
             self._tool(*args)
         with open(os.path.join(self.dir, "cluster.json")) as f:
             self.plan = json.load(f)
+        global _keys
+        _keys = self.plan.get("keys") if SECURE else None
         return self
 
     def _pick_base(self):

@@ -44,6 +44,14 @@ in parallel (``ctest -j2``) and next to other clusters on the machine:
   stops them whatever the test did.  ``converged(c)`` is the STATUS of
   every replica once one leads and all share its applied index and digest.
 
+* **Security.**  Clusters run secure (CurveZMQ, keys per role) unless
+  ``ZCART_IT_INSECURE=1`` or ``Cluster(secure=False)``.  The CLI, the bench
+  and ``CliShell`` get the client key (the admin key for ``admin``
+  commands); ``Dealer`` and ``FakeRouter`` take the key of the newest live
+  cluster that fits their endpoint (client port: client; cart port: the
+  cart node named by the routing id, else cart1's; stock: cart1's) unless
+  given ``cert=``; ``Cluster.cart_key(name)`` makes a key for a new cart node.
+
 * **Failure reports.**  ``main()`` runs unittest with a result class that,
   when a test fails, prints the tail of every process log of every cluster
   the test started and keeps the run directory; passing tests' run
@@ -70,6 +78,7 @@ import zcproto as zp
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+SECURE = os.environ.get("ZCART_IT_INSECURE") != "1"
 CLUSTER_TOOL = os.path.join(REPO, "deploy", "local", "zcart-cluster")
 BIN = os.path.abspath(os.environ.get("ZCART_BIN") or os.path.join(REPO, "build", "bin"))
 ROOT = os.environ.get("ZCART_IT_ROOT", "/tmp/zcart-it")
@@ -235,8 +244,9 @@ class Cluster:
 
     def __init__(self, label="it", replicas=1, cart_nodes=2, slots=4, stock=1, catalog=None,
                  stock_delay=None, hello_interval=200, broker_args=(), cart_args=(),
-                 stock_args=(), log_level=None):
+                 stock_args=(), log_level=None, secure=None):
         self.label = label
+        self.secure = SECURE if secure is None else secure
         self.replicas, self.cart_nodes, self.slots, self.stock = replicas, cart_nodes, slots, stock
         self.catalog = catalog
         self.stock_delay = stock_delay
@@ -280,6 +290,8 @@ class Cluster:
         args += ["--broker-arg=" + a for a in self.broker_args]
         args += ["--cart-arg=" + a for a in self.cart_args]
         args += ["--stock-arg=" + a for a in self.stock_args]
+        if not self.secure:
+            args.append("--insecure")
         r = self.tool(*args, check=False)
         if r.returncode != 0:
             raise AssertionError("zcart-cluster up failed (%d):\n%s\n%s"
@@ -413,8 +425,38 @@ class Cluster:
         argv = [os.path.join(BIN, "zcart-cart"), "--name", name, "--slots", str(slots),
                 "--data", os.path.join(d, "data"), "--brokers", ",".join(brokers),
                 "--stock", ",".join(stock), "--hello-interval", str(self.hello_interval)]
+        if self.secure:
+            argv += ["--cert", self.cart_key(name), "--broker-key", self.key_file("replica"),
+                     "--stock-key", self.key_file("stock")]
+        else:
+            argv.append("--insecure")
         argv += list(extra_args)
         return self._spawn_extra(name, argv)
+
+    # -- keys --
+    @property
+    def keys(self):
+        return self.plan.get("keys") if self.plan else None
+
+    def key_file(self, name, secret=False):
+        """KEYS/NAME.cert (or .cert_secret)."""
+        return os.path.join(self.keys, name + (".cert_secret" if secret else ".cert"))
+
+    def cart_key(self, name):
+        """The secret certificate of cart node `name`, made if missing."""
+        path = self.key_file("cart-" + name, secret=True)
+        if not os.path.exists(path):
+            r = subprocess.run([os.path.join(BIN, "zcart"), "keygen", self.keys, name],
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise AssertionError("zcart keygen: %s" % r.stderr)
+        return path
+
+    def sec_args(self, cert="client"):
+        """The zcart CLI/bench flags for this cluster with key `cert`."""
+        if not self.secure:
+            return ["--insecure"]
+        return ["--server-key", self.key_file("replica"), "--cert", self.key_file(cert, True)]
 
     def start_extra_broker(self, rid, join=True, extra_args=()):
         """Start broker replica `rid` that the cluster tool does not know, in
@@ -438,6 +480,11 @@ class Cluster:
             argv.append("--join")
         if self.log_level:
             argv += ["--log-level", self.log_level]
+        if self.secure:
+            argv += ["--cert", self.key_file("replica", True),
+                     "--allow", os.path.join(self.keys, "allow")]
+        else:
+            argv.append("--insecure")
         argv += self.broker_args + list(extra_args)
         self._spawn_extra(name, argv)
         return name, me
@@ -478,11 +525,12 @@ class Cluster:
         return [port for p in self.plan["procs"] for port in p["ports"]]
 
     # -- the CLI --
-    def cli(self, *args, session=None, timeout_ms=5000, brokers=None):
+    def cli(self, *args, session=None, timeout_ms=5000, brokers=None, cert=None):
         """Run `zcart --json ...` (against every replica, or the endpoints in
         `brokers`); (exit status, parsed JSON of the last line)."""
         argv = [os.path.join(BIN, "zcart"), "--brokers", ",".join(brokers or self.client_endpoints),
                 "--json", "--timeout", str(timeout_ms)]
+        argv += self.sec_args(cert or ("admin" if args and args[0] == "admin" else "client"))
         if session:
             argv += ["--session", session]
         argv += [str(a) for a in args]
@@ -502,6 +550,7 @@ class Cluster:
         """Start `zcart --json ...` without waiting; finish with cli_result()."""
         argv = [os.path.join(BIN, "zcart"), "--brokers", ",".join(self.client_endpoints),
                 "--json", "--timeout", str(timeout_ms)]
+        argv += self.sec_args("admin" if args and args[0] == "admin" else "client")
         if session:
             argv += ["--session", session]
         argv += [str(a) for a in args]
@@ -522,6 +571,7 @@ class Cluster:
         bound, not the plan: the test stops it once it has seen enough."""
         argv = [os.path.join(BIN, "zcart-bench"), "--brokers",
                 ",".join(brokers or self.client_endpoints), "--json", "-d", str(seconds)]
+        argv += self.sec_args()
         argv += [str(a) for a in args]
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
@@ -548,7 +598,7 @@ class Cluster:
 
     def replica_status(self, endpoint, timeout=1.0):
         """One replica's STATUS props as a dict (ints where decimal), via zcproto."""
-        with Dealer(endpoint) as d:
+        with Dealer(endpoint, cluster=self) as d:
             corr = random.getrandbits(63)
             d.send(zp.status(corr))
             m = d.recv(timeout)
@@ -672,15 +722,65 @@ signal.signal(signal.SIGTERM, _on_signal)
 
 # --- raw sockets ---------------------------------------------------------------------------
 
-class Dealer:
-    """A raw DEALER to one endpoint speaking zcproto (or raw bytes)."""
+def read_cert(path):
+    """(public, secret) z85 bytes of a czmq certificate file (secret b"" if absent)."""
+    pub, sec = b"", b""
+    with open(path) as f:
+        for line in f:
+            k, _, v = line.strip().partition("=")
+            if k.strip() == "public-key":
+                pub = v.strip().strip('"').encode()
+            elif k.strip() == "secret-key":
+                sec = v.strip().strip('"').encode()
+    return pub, sec
 
-    def __init__(self, endpoint, routing_id=None):
+
+def cluster_for(endpoint):
+    """The newest live secure cluster that owns `endpoint`, or None."""
+    for c in reversed(_live_clusters):
+        if c.secure and c.plan and (endpoint in c.client_endpoints or endpoint in c.cart_endpoints
+                                    or endpoint in c.stock_endpoints):
+            return c
+    return None
+
+
+def curve_client(sock, endpoint, routing_id=None, cert=None, cluster=None):
+    """Make `sock` a CURVE client fitting `endpoint` of a secure cluster (see
+    the module doc); a no-op for an insecure one.  cert: a key name in KEYS
+    (e.g. "admin", "cart-cart1") or a path."""
+    c = cluster or cluster_for(endpoint)
+    if c is None or not c.secure:
+        return
+    if cert is None:
+        if endpoint in c.cart_endpoints:
+            rid = routing_id.decode(errors="replace") if routing_id else ""
+            cand = c.key_file("cart-" + rid, True)
+            cert = cand if rid and os.path.exists(cand) else c.cart_key("cart1")
+        elif endpoint in c.stock_endpoints:
+            cert = c.cart_key("cart1")
+        else:
+            cert = "client"
+    path = cert if os.path.sep in cert else c.key_file(cert, True)
+    pub, sec = read_cert(path)
+    server = "stock" if endpoint in c.stock_endpoints else "replica"
+    sock.curve_serverkey = read_cert(c.key_file(server))[0]
+    sock.curve_publickey = pub
+    sock.curve_secretkey = sec
+
+
+class Dealer:
+    """A raw DEALER to one endpoint speaking zcproto (or raw bytes); CURVE
+    with a fitting key when the endpoint is a secure cluster's (cert= picks
+    the key: a name in KEYS or a path; cert=False: plain)."""
+
+    def __init__(self, endpoint, routing_id=None, cert=None, cluster=None):
         self.endpoint = endpoint
         self.sock = zctx().socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         if routing_id:
             self.sock.setsockopt(zmq.ROUTING_ID, routing_id)
+        if cert is not False:
+            curve_client(self.sock, endpoint, routing_id, cert, cluster)
         self.sock.connect(endpoint)
 
     def __enter__(self):
@@ -730,13 +830,19 @@ class Dealer:
 
 
 class FakeRouter:
-    """A ROUTER the test binds: a fake broker replica or a fake stock service."""
+    """A ROUTER the test binds: a fake broker replica or a fake stock service.
+    With a secure cluster, `as_key` ("replica" or "stock") makes it a CURVE
+    server with that key, so the cluster's cart nodes can connect (pyzmq has
+    no ZAP handler here: it admits any client key, which is what a fake may)."""
 
-    def __init__(self, endpoint):
+    def __init__(self, endpoint, cluster=None, as_key=None):
         self.endpoint = endpoint
         self.sock = zctx().socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        if cluster is not None and cluster.secure and as_key:
+            self.sock.curve_server = True
+            self.sock.curve_secretkey = read_cert(cluster.key_file(as_key, True))[1]
         self.sock.bind(endpoint)
 
     def __enter__(self):
@@ -837,7 +943,7 @@ class CliShell:
         d = os.path.join(cluster.dir, name)
         os.makedirs(d, exist_ok=True)
         argv = [os.path.join(BIN, "zcart"), "--brokers",
-                ",".join(brokers or cluster.client_endpoints), "--json"]
+                ",".join(brokers or cluster.client_endpoints), "--json"] + cluster.sec_args()
         if timeout_ms is not None:
             argv += ["--timeout", str(timeout_ms)]
         argv.append("shell")

@@ -44,7 +44,7 @@ class Fencing(harness.ClusterTestCase):
 
     def test_h_stale_generation_is_fenced(self):
         c = self.cluster(cart_nodes=0)
-        with FakeRouter("tcp://127.0.0.1:%d" % c.port()) as fake:
+        with FakeRouter("tcp://127.0.0.1:%d" % c.port(), c, "replica") as fake:
             # The fake never sends HEARTBEATs: without a long --broker-liveness
             # the node would drop and remake its connection every three hello
             # intervals, and a CART_REQUEST sent in that gap would be lost.

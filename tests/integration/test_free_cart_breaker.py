@@ -52,10 +52,13 @@ class FakeNode(threading.Thread):
     answer spends one).  Every RESET received is recorded in `resets` as
     (monotonic time, generation)."""
 
-    def __init__(self, endpoint, name=NODE):
+    def __init__(self, endpoint, name=NODE, cluster=None):
         super().__init__(daemon=True)
         self.name_ = name
         self.endpoint = endpoint
+        self.cluster = cluster
+        if cluster is not None and cluster.secure:
+            cluster.cart_key(name)  # its own key: the broker binds a node's name to its key
         self.mode = "ok"
         self.reset_budget = None
         self.owner, self.generation, self.reset_generation = zp.ZERO_SESSION, 0, 0
@@ -72,6 +75,7 @@ class FakeNode(threading.Thread):
         sock = harness.zctx().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ROUTING_ID, self.name_.encode())
+        harness.curve_client(sock, self.endpoint, self.name_.encode(), cluster=self.cluster)
         sock.connect(self.endpoint)
         next_hello = 0.0
         try:
@@ -140,7 +144,7 @@ class FreeCartBreaker(harness.ClusterTestCase):
     def setUp(self):
         super().setUp()
         self.c = self.cluster(replicas=1, cart_nodes=0, broker_args=ARGS)
-        self.node = FakeNode(self.c.cart_endpoints[0])
+        self.node = FakeNode(self.c.cart_endpoints[0], cluster=self.c)
         self.node.start()
         self.addCleanup(self.node.join, 5)
         self.addCleanup(self.node.stop.set)

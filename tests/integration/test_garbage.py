@@ -79,8 +79,8 @@ def invalid_requests():
 class Garbage(harness.ClusterTestCase):
     def test_i_garbage_everywhere_leaves_every_daemon_serving(self):
         c = self.cluster(cart_nodes=1, slots=1)
-        with FakeRouter("tcp://127.0.0.1:%d" % c.port()) as fbroker, \
-                FakeRouter("tcp://127.0.0.1:%d" % c.port()) as fstock:
+        with FakeRouter("tcp://127.0.0.1:%d" % c.port(), c, "replica") as fbroker, \
+                FakeRouter("tcp://127.0.0.1:%d" % c.port(), c, "stock") as fstock:
             c.start_cart_node("spy", 1, c.cart_endpoints + [fbroker.endpoint], [fstock.endpoint])
             wait_until(lambda: c.counts() == (2, 2, 0, 0), 10, "node spy registered")
             rid, _ = fbroker.recv_msg(zp.HELLO, timeout=10)

@@ -60,7 +60,7 @@ class KillLoop(harness.ClusterTestCase):
         wait_until(lambda: converged(c), 15, "a converged cluster")
         bench = subprocess.Popen(
             [os.path.join(harness.BIN, "zcart-bench"), "--brokers", ",".join(c.client_endpoints),
-             "-c", "4", "-d", "12", "-w", "assign", "--json"],
+             "-c", "4", "-d", "12", "-w", "assign", "--json"] + c.sec_args(),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             time.sleep(1.0)   # load first, then faults

@@ -56,7 +56,7 @@ class Leases(harness.ClusterTestCase):
     def test_l2_shell_keepalive_keeps_the_lease(self):
         c = self.cluster(cart_nodes=1, slots=1, broker_args=["--session-ttl=1500"])
         argv = [harness.BIN + "/zcart", "--brokers", ",".join(c.client_endpoints), "--json",
-                "--keepalive", "300", "shell"]
+                "--keepalive", "300", "shell"] + c.sec_args()
         p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
             p.stdin.write("add apple 1\n")

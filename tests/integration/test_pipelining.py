@@ -63,7 +63,7 @@ class Pipelining(harness.ClusterTestCase):
     def test_f2_sixteen_checks_in_flight_matched_by_corr(self):
         products, _ = self.catalog()
         c = self.cluster(cart_nodes=0)
-        with FakeRouter("tcp://127.0.0.1:%d" % c.port()) as stock:
+        with FakeRouter("tcp://127.0.0.1:%d" % c.port(), c, "stock") as stock:
             c.start_cart_node("pipe", 1, c.cart_endpoints, [stock.endpoint])
             wait_until(lambda: c.counts() == (1, 1, 0, 0), 10, "node pipe registered")
             session = zp.new_session()

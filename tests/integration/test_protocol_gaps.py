@@ -165,6 +165,7 @@ class ProtocolGaps(harness.ClusterTestCase):
             wait_until(lambda: self.c.replica_status(self.ep)["dropped"] > dropped0, 10,
                        "the HELLO of bad.name dropped and counted")
             self.assertFalse(bad.pending(0.3), "bad.name got an answer (a heartbeat?)")
+            self.c.cart_key("good_name-1")  # secure: a node speaks only under its own key
             with Dealer(cart_ep, routing_id=b"good_name-1") as good:
                 good.send(hello("good_name-1"))
                 m = good.recv(5)

@@ -148,16 +148,36 @@ TEST(cli_help)
     run_free(&r);
 }
 
+/* Secure by default: without a server key and a certificate (flags or
+ * $ZCART_SERVER_KEY/$ZCART_CERT) nothing is sent, unless --insecure. */
+TEST(cli_secure_by_default)
+{
+    unsetenv("ZCART_SERVER_KEY");
+    unsetenv("ZCART_CERT");
+    unsetenv("ZCART_INSECURE");
+    run_t r = cli("", "--brokers", "tcp://127.0.0.1:1", "add", "apple", "1", NULL);
+    CHECK_EQ_U64(r.code, 2);
+    CHECK(strstr(r.err, "secure by default") != NULL);
+    run_free(&r);
+    r = cli("", "--brokers", "tcp://127.0.0.1:1", "--server-key", "short", "--cert", "/nonexistent",
+            "add", "apple", "1", NULL);
+    CHECK_EQ_U64(r.code, 2);
+    run_free(&r);
+    r = cli("", "keygen", NULL);
+    CHECK_EQ_U64(r.code, 2);
+    run_free(&r);
+}
+
 /* Options after the command's arguments; a product that looks like a flag. */
 TEST(cli_option_positions)
 {
     /* Port 1 refuses: exit 3 proves the parse went through. */
     run_t r = cli("", "add", "apple", "1", "--brokers", "tcp://127.0.0.1:1", "--json",
-                  "--timeout", "200", NULL);
+                  "--timeout", "200", "--insecure", NULL);
     CHECK_EQ_U64(r.code, 3);
     CHECK(strstr(r.out, "\"reason\":\"UNREACHABLE\"") != NULL);
     run_free(&r);
-    r = cli("", B, "--timeout", "200", "--json", "add", "--json", "1", NULL);
+    r = cli("", B, "--insecure", "--timeout", "200", "--json", "add", "--json", "1", NULL);
     CHECK_EQ_U64(r.code, 3); /* "--json" was the product */
     run_free(&r);
     r = cli("", B, "--timeout=200", "--", "list", NULL);
@@ -237,7 +257,8 @@ TEST(status_numbers_match_protocol)
     CHECK_EQ_U64(ZCART_STATUS_UNAVAILABLE, ZC_UNAVAILABLE);
     CHECK_EQ_U64(ZCART_STATUS_STORAGE_FULL, ZC_STORAGE_FULL);
     CHECK_EQ_U64(ZCART_STATUS_BUSY, ZC_BUSY);
-    CHECK_EQ_U64(ZCART_STATUS_BUSY + 1, ZC_STATUS_COUNT);
+    CHECK_EQ_U64(ZCART_STATUS_FORBIDDEN, ZC_FORBIDDEN);
+    CHECK_EQ_U64(ZCART_STATUS_FORBIDDEN + 1, ZC_STATUS_COUNT);
     CHECK_EQ_U64(ZCART_PRODUCT_MAX, ZC_PRODUCT_MAX);
     CHECK_EQ_U64(ZCART_DETAIL_MAX, ZC_DETAIL_MAX);
     CHECK_EQ_U64(ZCART_CART_MAX, ZC_CART_MAX);
@@ -249,6 +270,7 @@ int main(void)
     RUN(cli_usage_text_mode);
     RUN(cli_help);
     RUN(cli_option_positions);
+    RUN(cli_secure_by_default);
     RUN(library_checks);
     RUN(seq_rule);
     RUN(status_numbers_match_protocol);

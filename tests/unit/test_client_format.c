@@ -90,6 +90,26 @@ TEST(op_text)
     free(s);
 }
 
+/* Text output escapes control bytes in what the cluster sent: no peer can
+ * forge an output line or drive the terminal. */
+TEST(op_text_escapes_control_bytes)
+{
+    char *s;
+    zcart_result_t r = answer(14, "FENCED", "stale\n\x1b[2Jowner", "n1.0");
+    CAPTURE(s, zcli_print_op(out, false, ZC_OP_ADD, SID, false, ZCART_ANSWERED, &r));
+    CHECK_STR(s, "KO FENCED: stale\\x0a\\x1b[2Jowner\n");
+    free(s);
+    r = answer(0, "OK", "", "n1.0");
+    r.items = calloc(1, sizeof *r.items);
+    snprintf(r.items[0].product, sizeof r.items[0].product, "ap\rple");
+    r.items[0].qty = 1;
+    r.n_items = 1;
+    CAPTURE(s, zcli_print_op(out, false, ZC_OP_LIST, SID, false, ZCART_ANSWERED, &r));
+    CHECK_STR(s, "OK cart n1.0 gen 7: ap\\x0dple x1\n");
+    free(s);
+    zcart_result_clear(&r);
+}
+
 TEST(op_json)
 {
     char *s;
@@ -323,6 +343,7 @@ TEST(latency_percentiles)
 int main(void)
 {
     RUN(op_text);
+    RUN(op_text_escapes_control_bytes);
     RUN(op_json);
     RUN(exit_codes);
     RUN(status_json);
