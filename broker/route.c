@@ -512,6 +512,7 @@ static bool cart_may_say(int status)
     case ZC_FENCED:
     case ZC_EXPIRED:
     case ZC_INTERNAL:
+    case ZC_STORAGE_FULL:
         return true;
     default:
         return false;

@@ -256,6 +256,7 @@ class Bounded(harness.ClusterTestCase):
         sock.setsockopt(zmq.RCVHWM, 1)
         sock.setsockopt(zmq.RCVBUF, 4096)
         sock.setsockopt(zmq.SNDHWM, 100000)
+        harness.curve_client(sock, ep, cluster=c)  # a client key on a secure cluster
         sock.connect(ep)
         self.addCleanup(sock.close, 0)
         bad0 = c.replica_status(ep)["bad_requests"]
