@@ -310,6 +310,9 @@ class Bounded(harness.ClusterTestCase):
             """The request answered while the followers are paused, then resumed."""
             for f in followers:
                 c.pause(f)
+            for f in followers:  # stopped for sure before the request goes out
+                wait_until(lambda: harness._task_state("/proc/%d/stat" % c.pid(f)) == "T", 5,
+                           "%s stopped" % f)
             try:
                 r = d.request(session, seq, op, product, qty, timeout=10)
             finally:
