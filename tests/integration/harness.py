@@ -443,7 +443,10 @@ class Cluster:
         return os.path.join(self.keys, name + (".cert_secret" if secret else ".cert"))
 
     def cart_key(self, name):
-        """The secret certificate of cart node `name`, made if missing."""
+        """The secret certificate of cart node `name`, made if missing (None
+        for an insecure cluster: there are no keys)."""
+        if not self.secure:
+            return None
         path = self.key_file("cart-" + name, secret=True)
         if not os.path.exists(path):
             r = subprocess.run([os.path.join(BIN, "zcart"), "keygen", self.keys, name],
