@@ -655,6 +655,17 @@ static int broker_conn_open(cart_node_t *n, broker_conn_t *b, const char *ep)
     return b->watch != NULL ? 0 : -1;
 }
 
+void cart_config_defaults(cart_config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->stock_timeout_ms = 1000;
+    c->stock_failures = 3;
+    c->stock_open_ms = 1000;
+    c->stock_open_max_ms = 8000;
+    c->hello_interval_ms = 1000;
+    c->map_size = STORE_MAP_DEFAULT;
+}
+
 cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err, size_t errlen)
 {
     cart_node_t *n = calloc(1, sizeof *n);
@@ -674,7 +685,7 @@ cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err,
         snprintf(err, errlen, "out of memory");
         goto err;
     }
-    n->store = store_open(cfg->data_dir, cfg->slots, cfg->map_size, err, errlen);
+    n->store = store_open(cfg->data_dir, cfg->slots, (size_t)cfg->map_size, err, errlen);
     if (n->store == NULL)
         goto err;
     stock_client_config_t sc = {
@@ -682,12 +693,10 @@ cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err,
         .timeout_ms = cfg->stock_timeout_ms,
         .sec = cfg->sec,
         .stock_key = cfg->stock_key,
-        .breaker = {.failures = cfg->stock_failures ? cfg->stock_failures : 3,
-                    .open_ms = cfg->stock_open_ms ? cfg->stock_open_ms : 1000,
-                    .open_max_ms = cfg->stock_open_max_ms ? cfg->stock_open_max_ms : 8000},
+        .breaker = {.failures = cfg->stock_failures,
+                    .open_ms = cfg->stock_open_ms,
+                    .open_max_ms = cfg->stock_open_max_ms},
     };
-    if (sc.breaker.open_max_ms < sc.breaker.open_ms)
-        sc.breaker.open_max_ms = sc.breaker.open_ms;
     n->stock = stock_client_new(loop, n->zctx, &sc, err, errlen);
     if (n->stock == NULL)
         goto err;
