@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/flags.h"
+
 static const char usage[] =
     "usage: zcart-broker --id N --data DIR --replica ID=RAFT_ADDR,CLIENT_EP,CART_EP [--replica ...]\n"
     "                    [options]\n"
@@ -110,30 +112,6 @@ bool broker_parse_replica(const char *spec, zc_replica_t *out)
     strcpy(out->raft_address, raft);
     strcpy(out->client_endpoint, client);
     strcpy(out->cart_endpoint, cart);
-    return true;
-}
-
-bool zc_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*s == 0 || *s == '-' || end == s)
-        return false;
-    unsigned shift = 0;
-    if (*end == 'K' || *end == 'k')
-        shift = 10;
-    else if (*end == 'M' || *end == 'm')
-        shift = 20;
-    else if (*end == 'G' || *end == 'g')
-        shift = 30;
-    if (shift)
-        end++;
-    if (*end != 0 || v > (max >> shift))
-        return false;
-    v <<= shift;
-    if (v < min || v > max)
-        return false;
-    *out = v;
     return true;
 }
 

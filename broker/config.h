@@ -52,8 +52,6 @@ typedef struct {
 /* Parse argv.  Returns 0 to run, 1 when --help was printed, 2 on a usage
  * error (message already printed to stderr). */
 int broker_config_parse(broker_config_t *c, int argc, char **argv);
-/* Parse a byte count with an optional K, M or G suffix within [min, max]. */
-bool zc_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* Parse "ID=RAFT_ADDR,CLIENT_EP,CART_EP"; false on a malformed spec. */
 bool broker_parse_replica(const char *spec, zc_replica_t *out);
 

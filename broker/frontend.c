@@ -77,8 +77,8 @@ static const char *invalid_request(const zc_msg_t *m)
     case ZC_OP_REMOVE:
         if (!zc_product_valid(m->product))
             return "product must be 1..64 printable ASCII octets without space or comma";
-        if (m->qty < 1 || m->qty > 1000000)
-            return "qty must be 1..1000000";
+        if (m->qty < 1 || m->qty > ZC_QTY_MAX)
+            return "qty must be 1.." ZC_QTY_MAX_TEXT;
         return NULL;
     case ZC_OP_LIST:
     case ZC_OP_CLOSE:

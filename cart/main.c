@@ -1,5 +1,4 @@
 /* zcart-cart: a cart node hosting --slots cart slots. */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +6,7 @@
 
 #include "cart/dump.h"
 #include "cart/node.h"
+#include "lib/flags.h"
 #include "lib/log.h"
 #include "lib/zsec.h"
 #include "proto/msg.h"
@@ -27,40 +27,92 @@ static const char usage[] =
     "STOCK_UNAVAILABLE at once.  After the open wait one probe check goes\n"
     "through; its answer closes the breaker, its failure reopens it.  A timed-out\n"
     "check is answered STOCK_TIMEOUT, not retried elsewhere.\n"
-    "\n"
-    "  --name NODE           node name, 1..32 of [A-Za-z0-9_-]; carts are NODE.SLOT\n"
-    "  --slots N             cart slots to host, 1..1024\n"
-    "  --data DIR            LMDB directory (contents survive restarts)\n"
-    "  --brokers EP,...      cart endpoints of all broker replicas\n"
-    "  --stock EP,...        stock service endpoints (checks spread over them)\n"
-    "  --stock-timeout MS    per-check timeout -> STOCK_TIMEOUT (default 1000); keep it\n"
-    "                        below the brokers' --cart-timeout\n"
-    "  --stock-failures K    failed checks in a row (timed out or INTERNAL) that open a\n"
-    "                        stock instance's breaker (default 3)\n"
-    "  --stock-open-ms MS    how long an open breaker keeps checks off its instance\n"
-    "                        before one probe check goes through (default 1000); the\n"
-    "                        wait doubles each time the probe fails\n"
-    "  --stock-open-max-ms MS  cap of that doubling wait (default 8000)\n"
-    "  --hello-interval MS   HELLO/heartbeat period to every replica (default 1000)\n"
-    "  --broker-liveness MS  a replica that sent nothing (heartbeat, request) for MS is\n"
-    "                        reconnected and sent a HELLO (default 3 hello intervals)\n"
-    "  --map-size BYTES      LMDB map of the store (suffix K, M or G; 256K..1024G,\n"
-    "                        default 1G).  Adds are refused STORAGE_FULL past 70%\n"
-    "                        of it, removes past 90%; lists and resets always work.\n"
-    "                        A slot's dedup records take at most 128 KiB, so about\n"
-    "                        slots x 150 KiB is the most a node ever needs\n"
-    "  --cert FILE           this node's secret certificate (KEYS/NODE.cert_secret from\n"
-    "                        `zcart keygen`: role cart, name NODE)\n"
-    "  --broker-key KEY      the replicas' public key: 40 z85 characters or a certificate\n"
-    "                        file (KEYS/replica.cert)\n"
-    "  --stock-key KEY       the stock service's public key (KEYS/stock.cert)\n"
-    "  --insecure            no CurveZMQ: for experiments only (logged loudly)\n"
-    "  --log-level LEVEL     debug, info, warn or error (default info)\n"
-    "  --dump-state          print slots 0..N-1 of the store in DIR (owner, generation,\n"
-    "                        reset generation, items) as one JSON object and exit;\n"
-    "                        read-only, for a stopped node's data (exit 1 if DIR holds\n"
-    "                        no readable store); --name only labels the output\n"
-    "  --help                print this text\n";
+    "\n";
+
+/* What the flags fill in besides the node's configuration. */
+static struct {
+    zc_log_level_t level; /* --log-level */
+    bool dump;            /* --dump-state */
+    bool insecure;        /* --insecure */
+    const char *cert;     /* --cert */
+    const char *broker_key; /* --broker-key */
+    const char *stock_key;  /* --stock-key */
+} opt = {.level = ZC_LOG_INFO};
+
+static const char *read_name(const char *arg, void *target)
+{
+    if (!zc_node_name_valid(arg))
+        return "a node name is 1..32 of [A-Za-z0-9_-]";
+    *(const char **)target = arg;
+    return NULL;
+}
+
+static const char *read_level(const char *arg, void *target)
+{
+    return zc_log_parse_level(arg, target) ? NULL : "debug, info, warn or error";
+}
+
+static cart_config_t cfg;
+
+static const zc_flag_t flags[] = {
+    {"name", "NODE", ZC_FLAG_CALL, &cfg.name, 0, 0, read_name,
+     "node name, 1..32 of [A-Za-z0-9_-]; carts are NODE.SLOT"},
+    {"slots", "N", ZC_FLAG_UINT, &cfg.slots, 1, ZC_SLOTS_MAX, NULL, "cart slots to host, 1..1024"},
+    {"data", "DIR", ZC_FLAG_STR, &cfg.data_dir, 0, 0, NULL,
+     "LMDB directory (contents survive restarts)"},
+    {"brokers", "EP,...", ZC_FLAG_STR, &cfg.brokers, 0, 0, NULL,
+     "cart endpoints of all broker replicas"},
+    {"stock", "EP,...", ZC_FLAG_STR, &cfg.stock, 0, 0, NULL,
+     "stock service endpoints (checks spread over them)"},
+    {"stock-timeout", "MS", ZC_FLAG_UINT, &cfg.stock_timeout_ms, 1, 600000, NULL,
+     "per-check timeout -> STOCK_TIMEOUT (default 1000); keep it\n"
+     "below the brokers' --cart-timeout"},
+    {"stock-failures", "K", ZC_FLAG_UINT, &cfg.stock_failures, 1, 1000, NULL,
+     "failed checks in a row (timed out or INTERNAL) that open a\n"
+     "stock instance's breaker (default 3)"},
+    {"stock-open-ms", "MS", ZC_FLAG_UINT, &cfg.stock_open_ms, 1, 600000, NULL,
+     "how long an open breaker keeps checks off its instance\n"
+     "before one probe check goes through (default 1000); the\n"
+     "wait doubles each time the probe fails"},
+    {"stock-open-max-ms", "MS", ZC_FLAG_UINT, &cfg.stock_open_max_ms, 1, 3600000, NULL,
+     "cap of that doubling wait (default 8000)"},
+    {"hello-interval", "MS", ZC_FLAG_UINT, &cfg.hello_interval_ms, 10, 600000, NULL,
+     "HELLO/heartbeat period to every replica (default 1000)"},
+    {"broker-liveness", "MS", ZC_FLAG_UINT, &cfg.broker_liveness_ms, 30, 3600000, NULL,
+     "a replica that sent nothing (heartbeat, request) for MS is\n"
+     "reconnected and sent a HELLO (default 3 hello intervals)"},
+    {"map-size", "BYTES", ZC_FLAG_SIZE, &cfg.map_size, (uint64_t)256 << 10, (uint64_t)1024 << 30,
+     NULL,
+     "LMDB map of the store (suffix K, M or G; 256K..1024G,\n"
+     "default 1G).  Adds are refused STORAGE_FULL past 70%\n"
+     "of it, removes past 90%; lists and resets always work.\n"
+     "A slot's dedup records take at most 128 KiB, so about\n"
+     "slots x 150 KiB is the most a node ever needs"},
+    {"cert", "FILE", ZC_FLAG_STR, &opt.cert, 0, 0, NULL,
+     "this node's secret certificate (KEYS/NODE.cert_secret from\n"
+     "`zcart keygen`: role cart, name NODE)"},
+    {"broker-key", "KEY", ZC_FLAG_STR, &opt.broker_key, 0, 0, NULL,
+     "the replicas' public key: 40 z85 characters or a certificate\n"
+     "file (KEYS/replica.cert)"},
+    {"stock-key", "KEY", ZC_FLAG_STR, &opt.stock_key, 0, 0, NULL,
+     "the stock service's public key (KEYS/stock.cert)"},
+    {"insecure", NULL, ZC_FLAG_BOOL, &opt.insecure, 0, 0, NULL,
+     "no CurveZMQ: for experiments only (logged loudly)"},
+    {"log-level", "LEVEL", ZC_FLAG_CALL, &opt.level, 0, 0, read_level,
+     "debug, info, warn or error (default info)"},
+    {"dump-state", NULL, ZC_FLAG_BOOL, &opt.dump, 0, 0, NULL,
+     "print slots 0..N-1 of the store in DIR (owner, generation,\n"
+     "reset generation, items) as one JSON object and exit;\n"
+     "read-only, for a stopped node's data (exit 1 if DIR holds\n"
+     "no readable store); --name only labels the output"},
+    ZC_FLAGS_END,
+};
+
+static void print_usage(FILE *out)
+{
+    fputs(usage, out);
+    zc_flags_help(out, flags);
+}
 
 static cart_node_t *node;
 static uv_signal_t sigint_h, sigterm_h;
@@ -75,133 +127,30 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&sigterm_h, NULL);
 }
 
-static bool parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
-{
-    char *end;
-    unsigned long v = strtoul(s, &end, 10);
-    if (*s == 0 || *end != 0 || v < lo || v > hi)
-        return false;
-    *out = (unsigned)v;
-    return true;
-}
-
-static bool parse_size(const char *s, uint64_t lo, uint64_t hi, size_t *out)
-{
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    unsigned shift = *end == 'K' || *end == 'k'   ? 10
-                     : *end == 'M' || *end == 'm' ? 20
-                     : *end == 'G' || *end == 'g' ? 30
-                                                  : 0;
-    if (*s == 0 || *s == '-' || end == s)
-        return false;
-    if (shift)
-        end++;
-    if (*end != 0 || v > (hi >> shift) || (v << shift) < lo)
-        return false;
-    *out = (size_t)(v << shift);
-    return true;
-}
-
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"name", required_argument, NULL, 'n'},          {"slots", required_argument, NULL, 's'},
-        {"data", required_argument, NULL, 'd'},          {"brokers", required_argument, NULL, 'b'},
-        {"stock", required_argument, NULL, 'k'},         {"stock-timeout", required_argument, NULL, 't'},
-        {"hello-interval", required_argument, NULL, 'i'}, {"log-level", required_argument, NULL, 'l'},
-        {"stock-failures", required_argument, NULL, 'F'}, {"stock-open-ms", required_argument, NULL, 'O'},
-        {"stock-open-max-ms", required_argument, NULL, 'M'},
-        {"broker-liveness", required_argument, NULL, 'L'},
-        {"dump-state", no_argument, NULL, 'D'},
-        {"map-size", required_argument, NULL, 'm'},
-        {"cert", required_argument, NULL, 'C'},          {"broker-key", required_argument, NULL, 'B'},
-        {"stock-key", required_argument, NULL, 'K'},     {"insecure", no_argument, NULL, 'I'},
-        {"help", no_argument, NULL, 'h'},                {NULL, 0, NULL, 0},
-    };
-    cart_config_t cfg = {.stock_timeout_ms = 1000,
-                         .stock_failures = 3,
-                         .stock_open_ms = 1000,
-                         .stock_open_max_ms = 8000,
-                         .hello_interval_ms = 1000};
-    zc_log_level_t level = ZC_LOG_INFO;
-    bool dump = false, insecure = false;
-    const char *cert = NULL, *broker_key = NULL, *stock_key = NULL;
-    int o;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        const char *bad = NULL;
-        switch (o) {
-        case 'n':
-            cfg.name = optarg;
-            if (!zc_node_name_valid(optarg))
-                bad = "--name wants 1..32 of [A-Za-z0-9_-]";
-            break;
-        case 's':
-            if (!parse_uint(optarg, 1, 1024, &cfg.slots))
-                bad = "--slots wants 1..1024";
-            break;
-        case 'd': cfg.data_dir = optarg; break;
-        case 'b': cfg.brokers = optarg; break;
-        case 'k': cfg.stock = optarg; break;
-        case 't':
-            if (!parse_uint(optarg, 1, 600000, &cfg.stock_timeout_ms))
-                bad = "--stock-timeout wants 1..600000 ms";
-            break;
-        case 'F':
-            if (!parse_uint(optarg, 1, 1000, &cfg.stock_failures))
-                bad = "--stock-failures wants 1..1000";
-            break;
-        case 'O':
-            if (!parse_uint(optarg, 1, 600000, &cfg.stock_open_ms))
-                bad = "--stock-open-ms wants 1..600000 ms";
-            break;
-        case 'M':
-            if (!parse_uint(optarg, 1, 3600000, &cfg.stock_open_max_ms))
-                bad = "--stock-open-max-ms wants 1..3600000 ms";
-            break;
-        case 'i':
-            if (!parse_uint(optarg, 10, 600000, &cfg.hello_interval_ms))
-                bad = "--hello-interval wants 10..600000 ms";
-            break;
-        case 'L':
-            if (!parse_uint(optarg, 30, 3600000, &cfg.broker_liveness_ms))
-                bad = "--broker-liveness wants 30..3600000 ms";
-            break;
-        case 'l':
-            if (!zc_log_parse_level(optarg, &level))
-                bad = "--log-level wants debug, info, warn or error";
-            break;
-        case 'D': dump = true; break;
-        case 'm':
-            if (!parse_size(optarg, (uint64_t)256 << 10, (uint64_t)1024 << 30, &cfg.map_size))
-                bad = "--map-size wants 256K..1024G (bytes, or with K, M or G)";
-            break;
-        case 'C': cert = optarg; break;
-        case 'B': broker_key = optarg; break;
-        case 'K': stock_key = optarg; break;
-        case 'I': insecure = true; break;
-        case 'h': fputs(usage, stdout); return 0;
-        default:
-            fprintf(stderr, "zcart-cart: unknown or incomplete option '%s'\n%s", argv[optind - 1],
-                    usage);
-            return 2;
-        }
-        if (bad) {
-            fprintf(stderr, "zcart-cart: %s (got '%s')\n", bad, optarg);
-            return 2;
-        }
+    char err[512];
+    cart_config_defaults(&cfg);
+    switch (zc_flags_parse(flags, argc, argv, err, sizeof err)) {
+    case ZC_FLAGS_HELP:
+        print_usage(stdout);
+        return 0;
+    case ZC_FLAGS_ERROR:
+        fprintf(stderr, "zcart-cart: %s\n", err);
+        return 2;
+    case ZC_FLAGS_OK:
+        break;
     }
-    if (dump) {
-        if (optind < argc || !cfg.data_dir || !cfg.slots) {
+    if (opt.dump) {
+        if (!cfg.data_dir || !cfg.slots) {
             fprintf(stderr, "zcart-cart: --dump-state needs --data DIR and --slots N\n");
             return 2;
         }
         return cart_dump_state(cfg.data_dir, cfg.slots, cfg.name);
     }
-    if (optind < argc || !cfg.name || !cfg.slots || !cfg.data_dir || !cfg.brokers || !cfg.stock) {
-        fprintf(stderr, "zcart-cart: --name, --slots, --data, --brokers and --stock are required\n%s",
-                usage);
+    if (!cfg.name || !cfg.slots || !cfg.data_dir || !cfg.brokers || !cfg.stock) {
+        fprintf(stderr, "zcart-cart: --name, --slots, --data, --brokers and --stock are required\n");
+        print_usage(stderr);
         return 2;
     }
     if (cfg.stock_open_max_ms < cfg.stock_open_ms) {
@@ -211,20 +160,20 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     zc_log_set_name(cfg.name);
-    zc_log_threshold = level;
+    zc_log_threshold = opt.level;
     uv_loop_t *loop = uv_default_loop();
-    char err[512], bkey[ZC_KEY_Z85], skey[ZC_KEY_Z85];
-    if (!insecure && (cert == NULL || broker_key == NULL || stock_key == NULL)) {
+    char bkey[ZC_KEY_Z85], skey[ZC_KEY_Z85];
+    if (!opt.insecure && (opt.cert == NULL || opt.broker_key == NULL || opt.stock_key == NULL)) {
         fprintf(stderr, "zcart-cart: secure by default: give --cert, --broker-key and --stock-key "
                         "(`zcart keygen`), or --insecure\n");
         return 2;
     }
-    if (!insecure && (zc_sec_key_arg(broker_key, bkey, err, sizeof err) != 0 ||
-                      zc_sec_key_arg(stock_key, skey, err, sizeof err) != 0)) {
+    if (!opt.insecure && (zc_sec_key_arg(opt.broker_key, bkey, err, sizeof err) != 0 ||
+                          zc_sec_key_arg(opt.stock_key, skey, err, sizeof err) != 0)) {
         fprintf(stderr, "zcart-cart: %s\n", err);
         return 2;
     }
-    zc_sec_t *sec = zc_sec_new(cert, NULL, insecure, err, sizeof err);
+    zc_sec_t *sec = zc_sec_new(opt.cert, NULL, opt.insecure, err, sizeof err);
     if (sec == NULL) {
         fprintf(stderr, "zcart-cart: %s\n", err);
         return 2;

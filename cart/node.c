@@ -52,7 +52,7 @@ typedef struct {
 /* An add waiting for its stock check. */
 typedef struct {
     cart_node_t *node;                /* back pointer */
-    uint8_t key[10];                  /* slot + seq, key in inflight */
+    uint8_t key[STORE_OP_KEY_LEN];    /* slot + seq (store_op_key), key in inflight */
     uint16_t slot;                    /* slot */
     uint8_t session[ZC_SESSION_LEN];  /* requester */
     uint64_t generation;              /* its generation */
@@ -159,22 +159,30 @@ static void on_flush(uv_check_t *h)
     uv_idle_stop(&n->kick);
 }
 
+/* The one CART_REPLY builder: every answer of the node starts here. */
+static void cart_reply_init(zc_msg_t *r, uint64_t corr, uint16_t slot,
+                            const uint8_t session[ZC_SESSION_LEN], uint64_t seq, int status,
+                            const char *detail)
+{
+    zc_msg_init(r, ZC_MSG_CART_REPLY);
+    r->corr = corr;
+    r->slot = slot;
+    memcpy(r->session, session, ZC_SESSION_LEN);
+    r->seq = seq;
+    r->status = (uint8_t)status;
+    snprintf(r->detail, sizeof r->detail, "%s", detail ? detail : "");
+}
+
+/* Answer one request (not recorded), with the slot's contents if with_items. */
 static void reply(cart_node_t *n, void *sock, uint64_t corr, uint16_t slot,
                   const uint8_t session[ZC_SESSION_LEN], uint64_t seq, int status,
                   const char *detail, bool with_items)
 {
     zc_msg_t r;
-    zc_msg_init(&r, ZC_MSG_CART_REPLY);
-    r.corr = corr;
-    r.slot = slot;
-    memcpy(r.session, session, ZC_SESSION_LEN);
-    r.seq = seq;
-    r.status = (uint8_t)status;
-    snprintf(r.detail, sizeof r.detail, "%s", detail ? detail : "");
+    cart_reply_init(&r, corr, slot, session, seq, status, detail);
     if (with_items && store_items(n->store, slot, &r) != 0) {
         zc_msg_reset(&r);
-        r.status = ZC_INTERNAL;
-        snprintf(r.detail, sizeof r.detail, "storage error reading the cart");
+        cart_reply_init(&r, corr, slot, session, seq, ZC_INTERNAL, "storage error reading the cart");
     }
     enqueue(n, sock, &r);
     zc_msg_reset(&r);
@@ -186,19 +194,10 @@ static void answer_and_record(cart_node_t *n, uint16_t slot, const uint8_t sessi
                               const waiter_t *w, unsigned n_w)
 {
     zc_msg_t r;
-    zc_msg_init(&r, ZC_MSG_CART_REPLY);
-    r.slot = slot;
-    memcpy(r.session, session, ZC_SESSION_LEN);
-    r.seq = seq;
-    r.status = (uint8_t)status;
-    snprintf(r.detail, sizeof r.detail, "%s", detail ? detail : "");
+    cart_reply_init(&r, 0, slot, session, seq, status, detail);
     if (store_items(n->store, slot, &r) != 0 || store_dedup_put(n->store, slot, seq, &r) != 0) {
         zc_msg_reset(&r);
-        r.slot = slot;
-        memcpy(r.session, session, ZC_SESSION_LEN);
-        r.seq = seq;
-        r.status = ZC_INTERNAL;
-        snprintf(r.detail, sizeof r.detail, "storage error");
+        cart_reply_init(&r, 0, slot, session, seq, ZC_INTERNAL, "storage error");
     }
     for (unsigned i = 0; i < n_w; i++) {
         r.corr = w[i].corr;
@@ -257,7 +256,7 @@ static void on_stock(void *arg, int status, uint32_t available, const char *sdet
     }
     switch (status) {
     case ZC_OK:
-        if (store_change(n->store, p->slot, p->product, p->qty) != 0) {
+        if (store_change(n->store, p->slot, p->product, p->qty) != STORE_CHANGED) {
             status = ZC_INTERNAL;
             snprintf(detail, sizeof detail, "storage error");
         }
@@ -291,33 +290,57 @@ static void on_stock(void *arg, int status, uint32_t available, const char *sdet
     free(p);
 }
 
-static void on_cart_request(cart_node_t *n, void *sock, const zc_msg_t *m)
+/* --- one CART_REQUEST, step by step (the procedure at the top) ---
+ *
+ * Each step either answers the request and returns true ("handled"), or
+ * returns false to let the next step decide. */
+
+/* The request being decided and where its answer goes. */
+typedef struct {
+    cart_node_t *n;              /* the node */
+    void *sock;                  /* the broker socket it came on */
+    const zc_msg_t *m;           /* the CART_REQUEST */
+    char cart[ZC_NODE_MAX + 8];  /* "node.slot", for the log */
+    char s8[9];                  /* the session's first 8 hex digits, for the log */
+} request_t;
+
+static void answer(const request_t *q, int status, const char *detail, bool with_items)
 {
-    char cart[ZC_NODE_MAX + 8], s8[9];
-    const char *why = NULL;
-    snprintf(cart, sizeof cart, "%s.%u", n->cfg.name, m->slot);
-    short_session(m->session, s8);
-#define ANSWER(status, detail, items) \
-    reply(n, sock, m->corr, m->slot, m->session, m->seq, (status), (detail), (items))
-    if (m->slot >= store_slots(n->store)) {
-        ANSWER(ZC_BAD_REQUEST, "no such slot", false);
-        return;
+    reply(q->n, q->sock, q->m->corr, q->m->slot, q->m->session, q->m->seq, status, detail,
+          with_items);
+}
+
+/* Slot, fields and deadline (nothing is read or written yet). */
+static bool reject_invalid(const request_t *q)
+{
+    const zc_msg_t *m = q->m;
+    if (m->slot >= store_slots(q->n->store)) {
+        answer(q, ZC_BAD_REQUEST, "no such slot", false);
+        return true;
     }
     bool changes = m->op == ZC_OP_ADD || m->op == ZC_OP_REMOVE;
     if (zc_session_is_zero(m->session) || m->seq == 0 || m->generation == 0 ||
         (m->op != ZC_OP_LIST && !changes) ||
-        (changes && (!zc_product_valid(m->product) || m->qty < 1 || m->qty > 1000000))) {
-        ANSWER(ZC_BAD_REQUEST, "invalid fields", false);
-        return;
+        (changes && (!zc_product_valid(m->product) || m->qty < 1 || m->qty > ZC_QTY_MAX))) {
+        answer(q, ZC_BAD_REQUEST, "invalid fields", false);
+        return true;
     }
     if (m->deadline && zc_wall_ms() > m->deadline) {
-        ANSWER(ZC_EXPIRED, "picked up after its deadline", false);
-        return;
+        answer(q, ZC_EXPIRED, "picked up after its deadline", false);
+        return true;
     }
+    return false;
+}
+
+/* Fencing: refuse a stale owner, adopt the first one (docs/protocol.md §4). */
+static bool reject_fenced(const request_t *q)
+{
+    const zc_msg_t *m = q->m;
     store_slot_t sl;
-    if (store_get_slot(n->store, m->slot, &sl) != 0) {
-        ANSWER(ZC_INTERNAL, "storage error", false);
-        return;
+    const char *why = NULL;
+    if (store_get_slot(q->n->store, m->slot, &sl) != 0) {
+        answer(q, ZC_INTERNAL, "storage error", false);
+        return true;
     }
     store_fence_t fence = store_fence(&sl, m->session, m->generation, &why);
 #ifdef ZCART_MUTANT_FENCING_SKIPPED /* chaos mutant: the cart serves whatever it is sent */
@@ -325,138 +348,173 @@ static void on_cart_request(cart_node_t *n, void *sock, const zc_msg_t *m)
 #endif
     switch (fence) {
     case STORE_FENCED:
-        zc_warn("cart %s refused session %s gen %" PRIu64 " seq %" PRIu64 ": %s", cart, s8,
+        zc_warn("cart %s refused session %s gen %" PRIu64 " seq %" PRIu64 ": %s", q->cart, q->s8,
                 m->generation, m->seq, why);
-        ANSWER(ZC_FENCED, why, false);
-        return;
+        answer(q, ZC_FENCED, why, false);
+        return true;
     case STORE_ADOPT:
-        if (store_adopt(n->store, m->slot, m->session, m->generation) != 0) {
-            ANSWER(ZC_INTERNAL, "storage error", false);
-            return;
+        if (store_adopt(q->n->store, m->slot, m->session, m->generation) != 0) {
+            answer(q, ZC_INTERNAL, "storage error", false);
+            return true;
         }
-        zc_info("cart %s now serves session %s gen %" PRIu64, cart, s8, m->generation);
-        break;
+        zc_info("cart %s now serves session %s gen %" PRIu64, q->cart, q->s8, m->generation);
+        return false;
     case STORE_OWNER:
-        break;
+        return false;
     }
-    if (m->op == ZC_OP_LIST) {
-        ANSWER(ZC_OK, NULL, true);
-        return;
-    }
+    return false;
+}
+
+/* A change answered before gets the stored answer again (exactly-once). */
+static bool replay_stored(const request_t *q)
+{
+    const zc_msg_t *m = q->m;
     store_answer_t old;
-    int dedup = store_dedup_get(n->store, m->slot, m->seq, &old);
+    store_dedup_t dedup = store_dedup_get(q->n->store, m->slot, m->seq, &old);
 #ifdef ZCART_MUTANT_DEDUP_NEVER_FOUND /* chaos mutant: a retry never finds its stored answer */
-    if (dedup == 0) {
+    if (dedup == STORE_DEDUP_FOUND) {
         store_answer_clear(&old);
-        dedup = 1;
+        dedup = STORE_DEDUP_NEW;
     }
 #endif
     switch (dedup) {
-    case 0: {
+    case STORE_DEDUP_FOUND: {
         zc_msg_t r;
-        zc_msg_init(&r, ZC_MSG_CART_REPLY);
-        r.corr = m->corr;
-        r.slot = m->slot;
-        memcpy(r.session, m->session, ZC_SESSION_LEN);
-        r.seq = m->seq;
-        r.status = old.status;
-        memcpy(r.detail, old.detail, sizeof r.detail);
-        r.items = old.items;
+        cart_reply_init(&r, m->corr, m->slot, m->session, m->seq, old.status, old.detail);
+        r.items = old.items; /* lent: store_answer_clear frees them */
         r.n_items = old.n_items;
-        enqueue(n, sock, &r);
+        enqueue(q->n, q->sock, &r);
         store_answer_clear(&old);
-        zc_info("cart %s session %s seq %" PRIu64 ": replayed the stored answer", cart, s8,
+        zc_info("cart %s session %s seq %" PRIu64 ": replayed the stored answer", q->cart, q->s8,
                 m->seq);
-        return;
+        return true;
     }
-    case 2:
-        ANSWER(ZC_BAD_REQUEST, "seq outside the dedup window", false);
-        return;
-    case 1:
+    case STORE_DEDUP_OUTSIDE:
+        answer(q, ZC_BAD_REQUEST, "seq outside the dedup window", false);
+        return true;
+    case STORE_DEDUP_NEW:
+        return false;
+    case STORE_DEDUP_ERROR:
+        break;
+    }
+    answer(q, ZC_INTERNAL, "storage error", false);
+    return true;
+}
+
+/* A retry of an add whose stock check is out gets the same answer. */
+static bool join_add_in_flight(const request_t *q, const uint8_t key[STORE_OP_KEY_LEN])
+{
+    pending_add_t *p = zc_map_get(q->n->inflight, key, STORE_OP_KEY_LEN);
+    if (p == NULL)
+        return false;
+    if (p->n_waiters < WAITERS_MAX && memcmp(p->session, q->m->session, ZC_SESSION_LEN) == 0) {
+        p->waiters[p->n_waiters++] = (waiter_t){q->sock, q->m->corr};
+        zc_info("cart %s session %s seq %" PRIu64 ": joined the add in flight", q->cart, q->s8,
+                q->m->seq);
+    }
+    return true;
+}
+
+/* A remove is decided at once and recorded. */
+static void apply_remove(const request_t *q, uint32_t have)
+{
+    const zc_msg_t *m = q->m;
+    waiter_t w = {q->sock, m->corr};
+    char detail[64] = "";
+    int status;
+    switch (store_change(q->n->store, m->slot, m->product, -(int64_t)m->qty)) {
+    case STORE_CHANGED:
+        status = ZC_OK;
+        break;
+    case STORE_CHANGE_SHORT:
+        status = ZC_NOT_IN_CART;
+        snprintf(detail, sizeof detail, "the cart holds %u", have);
         break;
     default:
-        ANSWER(ZC_INTERNAL, "storage error", false);
-        return;
+        status = ZC_INTERNAL;
+        break;
     }
-    uint8_t key[10];
-    key[0] = (uint8_t)(m->slot >> 8);
-    key[1] = (uint8_t)m->slot;
-    for (int i = 0; i < 8; i++)
-        key[2 + i] = (uint8_t)(m->seq >> (56 - 8 * i));
-    pending_add_t *p = zc_map_get(n->inflight, key, sizeof key);
-    if (p != NULL) {
-        /* A retry of an add whose check is out: it gets the same answer. */
-        if (p->n_waiters < WAITERS_MAX && memcmp(p->session, m->session, ZC_SESSION_LEN) == 0) {
-            p->waiters[p->n_waiters++] = (waiter_t){sock, m->corr};
-            zc_info("cart %s session %s seq %" PRIu64 ": joined the add in flight", cart, s8,
-                    m->seq);
-        }
-        return;
-    }
-    uint32_t have;
-    if (store_units(n->store, m->slot, m->product, &have) != 0) {
-        ANSWER(ZC_INTERNAL, "storage error", false);
-        return;
-    }
-    char full[ZC_DETAIL_MAX + 1];
-    bool add = m->op == ZC_OP_ADD;
-    if (storage_full(n, add ? STORE_ADD_LIMIT_PCT : STORE_REMOVE_LIMIT_PCT, add, full,
-                     sizeof full)) {
-        zc_warn("cart %s: %s", cart, full);
-        ANSWER(ZC_STORAGE_FULL, full, true);
-        return;
-    }
-    if (m->op == ZC_OP_REMOVE) {
-        waiter_t w = {sock, m->corr};
-        char detail[64] = "";
-        int rc = store_change(n->store, m->slot, m->product, -(int64_t)m->qty);
-        if (rc == -2)
-            snprintf(detail, sizeof detail, "the cart holds %u", have);
-        answer_and_record(n, m->slot, m->session, m->seq,
-                          rc == 0 ? ZC_OK : rc == -2 ? ZC_NOT_IN_CART : ZC_INTERNAL, detail, &w, 1);
-        return;
-    }
+    answer_and_record(q->n, m->slot, m->session, m->seq, status, detail, &w, 1);
+}
+
+/* An add is decided by the stock check (on_stock). */
+static void start_add(const request_t *q, const uint8_t key[STORE_OP_KEY_LEN], uint32_t have)
+{
+    const zc_msg_t *m = q->m;
     uint32_t distinct;
-    if (have == 0 && store_count_items(n->store, m->slot, &distinct) == 0 &&
+    if (have == 0 && store_count_items(q->n->store, m->slot, &distinct) == 0 &&
         distinct >= ZC_ITEMS_MAX) {
-        ANSWER(ZC_BAD_REQUEST, "the cart holds the maximum number of distinct products", true);
+        answer(q, ZC_BAD_REQUEST, "the cart holds the maximum number of distinct products", true);
         return;
     }
     if ((uint64_t)have + m->qty > 0xffffffffull) {
-        ANSWER(ZC_BAD_REQUEST, "quantity too large", true);
+        answer(q, ZC_BAD_REQUEST, "quantity too large", true);
         return;
     }
-    p = calloc(1, sizeof *p);
-    if (p == NULL || zc_map_put(n->inflight, key, sizeof key, p) != 0) {
+    pending_add_t *p = calloc(1, sizeof *p);
+    if (p == NULL || zc_map_put(q->n->inflight, key, STORE_OP_KEY_LEN, p) != 0) {
         free(p);
-        ANSWER(ZC_INTERNAL, "out of memory", false);
+        answer(q, ZC_INTERNAL, "out of memory", false);
         return;
     }
-    p->node = n;
-    memcpy(p->key, key, sizeof key);
+    p->node = q->n;
+    memcpy(p->key, key, STORE_OP_KEY_LEN);
     p->slot = m->slot;
     memcpy(p->session, m->session, ZC_SESSION_LEN);
     p->generation = m->generation;
     p->seq = m->seq;
     snprintf(p->product, sizeof p->product, "%s", m->product);
     p->qty = m->qty;
-    p->waiters[0] = (waiter_t){sock, m->corr};
+    p->waiters[0] = (waiter_t){q->sock, m->corr};
     p->n_waiters = 1;
     /* Ask for what the cart would hold after the add. */
-    stock_client_check(n->stock, m->product, have + m->qty, m->deadline, on_stock, p);
-#undef ANSWER
+    stock_client_check(q->n->stock, m->product, have + m->qty, m->deadline, on_stock, p);
+}
+
+static void on_cart_request(cart_node_t *n, void *sock, const zc_msg_t *m)
+{
+    request_t q = {.n = n, .sock = sock, .m = m};
+    snprintf(q.cart, sizeof q.cart, "%s.%u", n->cfg.name, m->slot);
+    short_session(m->session, q.s8);
+    if (reject_invalid(&q) || reject_fenced(&q))
+        return;
+    if (m->op == ZC_OP_LIST) {
+        answer(&q, ZC_OK, NULL, true); /* a read: not recorded */
+        return;
+    }
+    uint8_t key[STORE_OP_KEY_LEN];
+    store_op_key(key, m->slot, m->seq);
+    if (replay_stored(&q) || join_add_in_flight(&q, key))
+        return;
+    uint32_t have;
+    if (store_units(n->store, m->slot, m->product, &have) != 0) {
+        answer(&q, ZC_INTERNAL, "storage error", false);
+        return;
+    }
+    char full[ZC_DETAIL_MAX + 1];
+    bool add = m->op == ZC_OP_ADD;
+    if (storage_full(n, add ? STORE_ADD_LIMIT_PCT : STORE_REMOVE_LIMIT_PCT, add, full,
+                     sizeof full)) {
+        zc_warn("cart %s: %s", q.cart, full);
+        answer(&q, ZC_STORAGE_FULL, full, true); /* checked before any write: not recorded */
+        return;
+    }
+    if (add)
+        start_add(&q, key, have);
+    else
+        apply_remove(&q, have);
 }
 
 static void on_reset(cart_node_t *n, void *sock, const zc_msg_t *m)
 {
     if (m->slot >= store_slots(n->store))
         return;
-    int rc = store_reset(n->store, m->slot, m->generation);
-    if (rc < 0) {
+    store_reset_t rc = store_reset(n->store, m->slot, m->generation);
+    if (rc == STORE_RESET_ERROR) {
         zc_error("cart %s.%u: storage error during reset", n->cfg.name, m->slot);
         return;
     }
-    if (rc == 1) {
+    if (rc == STORE_RESET_IGNORED) {
         zc_info("cart %s.%u: ignored a reset of gen %" PRIu64 " (a newer owner holds it)",
                 n->cfg.name, m->slot, m->generation);
         return;
@@ -573,6 +631,41 @@ static void on_hello_timer(uv_timer_t *t)
     check_brokers(n);
 }
 
+/* One DEALER to a replica's cart endpoint, named after the node (the
+ * broker routes by that name; docs/security.md binds it to the node's key).
+ * -1 with zmq_errno() set; what was made is freed by the caller. */
+static int broker_conn_open(cart_node_t *n, broker_conn_t *b, const char *ep)
+{
+    int ivl = 100, hwm = 100000;
+    b->node = n;
+    snprintf(b->endpoint, sizeof b->endpoint, "%s", ep);
+    b->sock = zmq_socket(n->zctx, ZMQ_DEALER);
+    if (b->sock == NULL)
+        return -1;
+    zmq_setsockopt(b->sock, ZMQ_ROUTING_ID, n->cfg.name, strlen(n->cfg.name));
+    zc_zsock_defaults(b->sock);
+    zmq_setsockopt(b->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(b->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(b->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zc_sec_client(n->cfg.sec, b->sock, n->cfg.broker_key) != 0 ||
+        zmq_connect(b->sock, ep) != 0)
+        return -1;
+    b->heard_us = zc_mono_us();
+    b->watch = zc_watch_new(n->loop, b->sock, on_broker, b);
+    return b->watch != NULL ? 0 : -1;
+}
+
+void cart_config_defaults(cart_config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->stock_timeout_ms = 1000;
+    c->stock_failures = 3;
+    c->stock_open_ms = 1000;
+    c->stock_open_max_ms = 8000;
+    c->hello_interval_ms = 1000;
+    c->map_size = STORE_MAP_DEFAULT;
+}
+
 cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err, size_t errlen)
 {
     cart_node_t *n = calloc(1, sizeof *n);
@@ -592,7 +685,7 @@ cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err,
         snprintf(err, errlen, "out of memory");
         goto err;
     }
-    n->store = store_open(cfg->data_dir, cfg->slots, cfg->map_size, err, errlen);
+    n->store = store_open(cfg->data_dir, cfg->slots, (size_t)cfg->map_size, err, errlen);
     if (n->store == NULL)
         goto err;
     stock_client_config_t sc = {
@@ -600,12 +693,10 @@ cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err,
         .timeout_ms = cfg->stock_timeout_ms,
         .sec = cfg->sec,
         .stock_key = cfg->stock_key,
-        .breaker = {.failures = cfg->stock_failures ? cfg->stock_failures : 3,
-                    .open_ms = cfg->stock_open_ms ? cfg->stock_open_ms : 1000,
-                    .open_max_ms = cfg->stock_open_max_ms ? cfg->stock_open_max_ms : 8000},
+        .breaker = {.failures = cfg->stock_failures,
+                    .open_ms = cfg->stock_open_ms,
+                    .open_max_ms = cfg->stock_open_max_ms},
     };
-    if (sc.breaker.open_max_ms < sc.breaker.open_ms)
-        sc.breaker.open_max_ms = sc.breaker.open_ms;
     n->stock = stock_client_new(loop, n->zctx, &sc, err, errlen);
     if (n->stock == NULL)
         goto err;
@@ -615,26 +706,10 @@ cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err,
             snprintf(err, errlen, "at most %d broker endpoints", BROKERS_MAX);
             goto err;
         }
-        broker_conn_t *b = &n->brokers[n->n_brokers++];
-        int ivl = 100, hwm = 100000;
-        b->node = n;
-        snprintf(b->endpoint, sizeof b->endpoint, "%s", ep);
-        b->sock = zmq_socket(n->zctx, ZMQ_DEALER);
-        if (b->sock == NULL)
-            goto err_zmq;
-        zmq_setsockopt(b->sock, ZMQ_ROUTING_ID, cfg->name, strlen(cfg->name));
-        zc_zsock_defaults(b->sock);
-        zmq_setsockopt(b->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
-        zmq_setsockopt(b->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-        zmq_setsockopt(b->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-        if (zc_sec_client(cfg->sec, b->sock, cfg->broker_key) != 0)
-            goto err_zmq;
-        if (zmq_connect(b->sock, ep) != 0)
-            goto err_zmq;
-        b->heard_us = zc_mono_us();
-        b->watch = zc_watch_new(loop, b->sock, on_broker, b);
-        if (b->watch == NULL)
-            goto err_zmq;
+        if (broker_conn_open(n, &n->brokers[n->n_brokers++], ep) != 0) {
+            snprintf(err, errlen, "broker endpoint %s: %s", ep, zmq_strerror(zmq_errno()));
+            goto err;
+        }
     }
     if (n->n_brokers == 0) {
         snprintf(err, errlen, "no broker endpoint given");
@@ -649,9 +724,6 @@ cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err,
     uv_idle_init(loop, &n->kick);
     n->kick.data = n;
     return n;
-err_zmq:
-    snprintf(err, errlen, "broker endpoint %s: %s", n->brokers[n->n_brokers - 1].endpoint,
-             zmq_strerror(zmq_errno()));
 err:
     for (unsigned i = 0; i < n->n_brokers; i++) {
         zc_watch_destroy(&n->brokers[i].watch);

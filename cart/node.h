@@ -24,14 +24,13 @@ typedef struct {
     const char *brokers;        /* comma-separated cart endpoints of every replica */
     const char *stock;          /* comma-separated stock endpoints */
     unsigned stock_timeout_ms;  /* per-check timeout */
-    unsigned stock_failures;    /* failed checks in a row that open an instance's breaker
-                                   (0: 3) */
-    unsigned stock_open_ms;     /* first open wait of a stock instance's breaker (0: 1000) */
+    unsigned stock_failures;    /* failed checks in a row that open an instance's breaker */
+    unsigned stock_open_ms;     /* first open wait of a stock instance's breaker */
     unsigned stock_open_max_ms; /* cap of that wait, which doubles per trip in a row
-                                   (0: 8000; raised to stock_open_ms if below) */
+                                   (at least stock_open_ms) */
     unsigned hello_interval_ms; /* HELLO period */
     unsigned broker_liveness_ms; /* a replica silent this long is reconnected; 0: 3 HELLOs */
-    size_t map_size;            /* LMDB map of the store, bytes (0: STORE_MAP_DEFAULT) */
+    uint64_t map_size;          /* LMDB map of the store, bytes (0: STORE_MAP_DEFAULT) */
     const struct zc_sec *sec;   /* CurveZMQ keys (lib/zsec.h; a no-op with --insecure) */
     const char *broker_key;     /* the replicas' public key, z85 (secure) */
     const char *stock_key;      /* the stock service's public key, z85 (secure) */
@@ -39,6 +38,9 @@ typedef struct {
 
 typedef struct cart_node cart_node_t;
 
+/* The defaults of every tunable (the flags' documented defaults): the one
+ * place they are set. */
+void cart_config_defaults(cart_config_t *c);
 cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err, size_t errlen);
 /* Stop: sockets and timers close; in-flight checks are dropped unanswered
  * (their requests time out at the broker and are retried). */

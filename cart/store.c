@@ -413,32 +413,32 @@ int store_count_items(store_t *s, uint16_t slot, uint32_t *n)
     return each_in_slot(s, s->items, slot, count_one, n);
 }
 
-int store_change(store_t *s, uint16_t slot, const char *product, int64_t delta)
+store_change_t store_change(store_t *s, uint16_t slot, const char *product, int64_t delta)
 {
     uint32_t have;
     if (store_units(s, slot, product, &have) != 0)
-        return -1;
+        return STORE_CHANGE_ERROR;
     int64_t now = (int64_t)have + delta;
     if (now < 0)
-        return -2;
+        return STORE_CHANGE_SHORT;
     if (now > 0xffffffffll)
-        return -1;
+        return STORE_CHANGE_ERROR;
     uint8_t key[2 + ZC_PRODUCT_MAX];
     MDB_val k = {item_key(key, slot, product), key};
     MDB_txn *t = wtxn_mod(s);
     if (t == NULL)
-        return -1;
+        return STORE_CHANGE_ERROR;
     if (now == 0) {
         int rc = mdb_del(t, s->items, &k, NULL);
-        return rc == 0 || rc == MDB_NOTFOUND ? 0 : -1;
+        return rc == 0 || rc == MDB_NOTFOUND ? STORE_CHANGED : STORE_CHANGE_ERROR;
     }
     uint8_t b[4] = {(uint8_t)(now >> 24), (uint8_t)(now >> 16), (uint8_t)(now >> 8), (uint8_t)now};
     MDB_val v = {4, b};
     s->pending += k.mv_size + 4 + 16;
-    return mdb_put(t, s->items, &k, &v, 0) == 0 ? 0 : -1;
+    return mdb_put(t, s->items, &k, &v, 0) == 0 ? STORE_CHANGED : STORE_CHANGE_ERROR;
 }
 
-static void dedup_key(uint8_t key[10], uint16_t slot, uint64_t seq)
+void store_op_key(uint8_t key[STORE_OP_KEY_LEN], uint16_t slot, uint64_t seq)
 {
     put16(key, slot);
     put64(key + 2, seq);
@@ -456,7 +456,7 @@ static int lowest_seq(store_t *s, uint16_t slot, uint64_t *seq)
     MDB_val k = {2, prefix}, v;
     int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     int out = 1;
-    if (rc == 0 && k.mv_size == 10 && memcmp(k.mv_data, prefix, 2) == 0) {
+    if (rc == 0 && k.mv_size == STORE_OP_KEY_LEN && memcmp(k.mv_data, prefix, 2) == 0) {
         *seq = get64((uint8_t *)k.mv_data + 2);
         out = 0;
     } else if (rc != 0 && rc != MDB_NOTFOUND) {
@@ -466,47 +466,47 @@ static int lowest_seq(store_t *s, uint16_t slot, uint64_t *seq)
     return out;
 }
 
-int store_dedup_get(store_t *s, uint16_t slot, uint64_t seq, store_answer_t *out)
+store_dedup_t store_dedup_get(store_t *s, uint16_t slot, uint64_t seq, store_answer_t *out)
 {
-    uint8_t key[10];
-    dedup_key(key, slot, seq);
-    MDB_val k = {10, key}, v;
+    uint8_t key[STORE_OP_KEY_LEN];
+    store_op_key(key, slot, seq);
+    MDB_val k = {STORE_OP_KEY_LEN, key}, v;
     MDB_txn *t = wtxn(s);
     memset(out, 0, sizeof *out);
     if (t == NULL)
-        return -1;
+        return STORE_DEDUP_ERROR;
     int rc = mdb_get(t, s->dedup, &k, &v);
     if (rc == MDB_NOTFOUND) {
         store_slot_t sl;
         uint64_t low;
         if (store_get_slot(s, slot, &sl) != 0)
-            return -1;
+            return STORE_DEDUP_ERROR;
         if ((sl.dedup_count >= STORE_DEDUP_WINDOW || sl.dedup_trimmed) &&
             lowest_seq(s, slot, &low) == 0 && seq < low)
-            return 2;
-        return 1;
+            return STORE_DEDUP_OUTSIDE;
+        return STORE_DEDUP_NEW;
     }
     if (rc != 0)
-        return -1;
+        return STORE_DEDUP_ERROR;
     zc_rbuf_t r;
     zc_rbuf_init(&r, v.mv_data, v.mv_size);
     out->status = zc_rbuf_u8(&r);
     zc_rbuf_str(&r, out->detail, sizeof out->detail);
     out->n_items = zc_rbuf_u16(&r);
     if (r.err || out->n_items > ZC_ITEMS_MAX)
-        return -1;
+        return STORE_DEDUP_ERROR;
     out->items = calloc(out->n_items ? out->n_items : 1, sizeof *out->items);
     if (out->items == NULL)
-        return -1;
+        return STORE_DEDUP_ERROR;
     for (unsigned i = 0; i < out->n_items; i++) {
         zc_rbuf_str(&r, out->items[i].product, sizeof out->items[i].product);
         out->items[i].qty = zc_rbuf_u32(&r);
     }
     if (!zc_rbuf_done(&r)) {
         store_answer_clear(out);
-        return -1;
+        return STORE_DEDUP_ERROR;
     }
-    return 0;
+    return STORE_DEDUP_FOUND;
 }
 
 void store_answer_clear(store_answer_t *a)
@@ -521,9 +521,9 @@ int store_dedup_put(store_t *s, uint16_t slot, uint64_t seq, const zc_msg_t *ans
     store_slot_t sl;
     if (store_get_slot(s, slot, &sl) != 0)
         return -1;
-    uint8_t key[10];
+    uint8_t key[STORE_OP_KEY_LEN];
     zc_wbuf_t w;
-    dedup_key(key, slot, seq);
+    store_op_key(key, slot, seq);
     zc_wbuf_init(&w);
     zc_wbuf_u8(&w, answer->status);
     zc_wbuf_str(&w, answer->detail);
@@ -532,7 +532,7 @@ int store_dedup_put(store_t *s, uint16_t slot, uint64_t seq, const zc_msg_t *ans
         zc_wbuf_str(&w, answer->items[i].product);
         zc_wbuf_u32(&w, answer->items[i].qty);
     }
-    MDB_val k = {10, key}, v = {w.len, w.data};
+    MDB_val k = {STORE_OP_KEY_LEN, key}, v = {w.len, w.data};
     MDB_txn *t = wtxn_mod(s);
     int rc = t && !w.oom ? mdb_put(t, s->dedup, &k, &v, MDB_NOOVERWRITE) : -1;
     uint32_t added = (uint32_t)w.len;
@@ -552,8 +552,8 @@ int store_dedup_put(store_t *s, uint16_t slot, uint64_t seq, const zc_msg_t *ans
         MDB_val old;
         if (lowest_seq(s, slot, &low) != 0)
             return -1;
-        dedup_key(key, slot, low);
-        MDB_val lk = {10, key};
+        store_op_key(key, slot, low);
+        MDB_val lk = {STORE_OP_KEY_LEN, key};
         if (mdb_get(t, s->dedup, &lk, &old) != 0)
             return -1;
         if (sl.dedup_count <= STORE_DEDUP_WINDOW)
@@ -576,19 +576,19 @@ static int del_here(MDB_cursor *c, MDB_val *k, MDB_val *v, void *arg)
     return 0;
 }
 
-int store_reset(store_t *s, uint16_t slot, uint64_t generation)
+store_reset_t store_reset(store_t *s, uint16_t slot, uint64_t generation)
 {
     store_slot_t sl;
     if (store_get_slot(s, slot, &sl) != 0)
-        return -1;
+        return STORE_RESET_ERROR;
     if (!zc_session_is_zero(sl.owner) && generation < sl.generation)
-        return 1;
+        return STORE_RESET_IGNORED;
     if (
 #ifndef ZCART_MUTANT_RESET_KEEPS_ITEMS /* chaos mutant: a reset that leaves the items */
         each_in_slot(s, s->items, slot, del_here, s) != 0 ||
 #endif
         each_in_slot(s, s->dedup, slot, del_here, s) != 0)
-        return -1;
+        return STORE_RESET_ERROR;
     memset(sl.owner, 0, ZC_SESSION_LEN);
     sl.generation = 0;
     sl.dedup_count = 0;
@@ -596,5 +596,5 @@ int store_reset(store_t *s, uint16_t slot, uint64_t generation)
     sl.dedup_trimmed = false;
     if (generation > sl.reset_generation)
         sl.reset_generation = generation;
-    return put_slot(s, slot, &sl);
+    return put_slot(s, slot, &sl) == 0 ? STORE_RESET_DONE : STORE_RESET_ERROR;
 }

@@ -53,6 +53,11 @@ typedef struct {
     bool dedup_trimmed;            /* a record was dropped for bytes: the window is full */
 } store_slot_t;
 
+/* A dedup record's key, also the key of an add in flight (cart/node.c):
+ * the slot, then the seq, both big-endian. */
+#define STORE_OP_KEY_LEN 10
+void store_op_key(uint8_t key[STORE_OP_KEY_LEN], uint16_t slot, uint64_t seq);
+
 /* Outcome of a fencing check. */
 typedef enum {
     STORE_OWNER = 0, /* (session, generation) is the owner */
@@ -101,21 +106,41 @@ int store_each_item(store_t *s, uint16_t slot,
                     int (*fn)(const char *product, uint32_t qty, void *arg), void *arg);
 /* Distinct products held. */
 int store_count_items(store_t *s, uint16_t slot, uint32_t *n);
-/* Add (delta > 0) or remove (delta < 0) units; removing to 0 deletes the
- * line.  -2 if a removal asks for more than is held (nothing changed). */
-int store_change(store_t *s, uint16_t slot, const char *product, int64_t delta);
+/* Outcome of store_change. */
+typedef enum {
+    STORE_CHANGE_ERROR = -1, /* storage error */
+    STORE_CHANGED = 0,       /* done */
+    STORE_CHANGE_SHORT,      /* a removal asked for more than is held: nothing changed */
+} store_change_t;
 
-/* Dedup: 0 found (answer filled, free with store_answer_clear), 1 not found,
- * 2 outside the window (seq below the lowest kept while the window is full). */
-int store_dedup_get(store_t *s, uint16_t slot, uint64_t seq, store_answer_t *out);
+/* Add (delta > 0) or remove (delta < 0) units; removing to 0 deletes the
+ * line. */
+store_change_t store_change(store_t *s, uint16_t slot, const char *product, int64_t delta);
+
+/* Outcome of a dedup lookup. */
+typedef enum {
+    STORE_DEDUP_ERROR = -1, /* storage error or a malformed record */
+    STORE_DEDUP_FOUND = 0,  /* answer filled: free it with store_answer_clear */
+    STORE_DEDUP_NEW,        /* never answered: decide it */
+    STORE_DEDUP_OUTSIDE,    /* seq below the lowest kept while the window is full */
+} store_dedup_t;
+
+store_dedup_t store_dedup_get(store_t *s, uint16_t slot, uint64_t seq, store_answer_t *out);
 /* Record an answer (m's status, detail and items) for seq, evicting the
  * lowest seq beyond the window. */
 int store_dedup_put(store_t *s, uint16_t slot, uint64_t seq, const zc_msg_t *answer);
 void store_answer_clear(store_answer_t *a);
 
+/* Outcome of store_reset. */
+typedef enum {
+    STORE_RESET_ERROR = -1, /* storage error */
+    STORE_RESET_DONE = 0,   /* emptied (or already empty) */
+    STORE_RESET_IGNORED,    /* the owner is newer than the reset: nothing changed */
+} store_reset_t;
+
 /* Empty the slot: no owner, no items, no dedup records, reset generation
- * raised to `generation`.  1 if ignored because the owner is newer. */
-int store_reset(store_t *s, uint16_t slot, uint64_t generation);
+ * raised to `generation`. */
+store_reset_t store_reset(store_t *s, uint16_t slot, uint64_t generation);
 
 /* Commit and fsync everything written since the last commit.  0 if there
  * was nothing to commit. */

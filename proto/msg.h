@@ -35,6 +35,8 @@
 #define ZC_KEY_MAX 64
 #define ZC_VALUE_MAX 255
 #define ZC_ITEMS_MAX 256  /* distinct products in one cart */
+#define ZC_QTY_MAX 1000000 /* units one add or remove may ask for */
+#define ZC_QTY_MAX_TEXT "1000000" /* the same, for messages */
 #define ZC_SLOTS_MAX 1024 /* cart slots hosted by one cart node */
 #define ZC_PROPS_MAX 512
 #define ZC_SESSION_LEN 16

@@ -47,7 +47,7 @@ TEST(fencing_every_branch)
     CHECK(store_fence(&sl, a, 4, &why) == STORE_FENCED);   /* older generation */
     CHECK(store_fence(&sl, b, 6, &why) == STORE_FENCED);   /* newer, but not reset */
     CHECK(strstr(why, "not reset") != NULL);
-    CHECK(store_reset(s, 0, 5) == 0);
+    CHECK(store_reset(s, 0, 5) == STORE_RESET_DONE);
     CHECK(store_get_slot(s, 0, &sl) == 0);
     CHECK(store_fence(&sl, a, 5, &why) == STORE_FENCED);   /* reset generation */
     CHECK(store_fence(&sl, b, 3, &why) == STORE_FENCED);   /* below reset */
@@ -62,14 +62,14 @@ TEST(items_add_remove_and_not_in_cart)
     char d[256];
     store_t *s = open_store(d);
     uint32_t u;
-    CHECK(store_change(s, 1, "apple", 3) == 0);
-    CHECK(store_change(s, 1, "pear", 1) == 0);
-    CHECK(store_change(s, 2, "apple", 7) == 0); /* another slot */
+    CHECK(store_change(s, 1, "apple", 3) == STORE_CHANGED);
+    CHECK(store_change(s, 1, "pear", 1) == STORE_CHANGED);
+    CHECK(store_change(s, 2, "apple", 7) == STORE_CHANGED); /* another slot */
     CHECK(store_units(s, 1, "apple", &u) == 0 && u == 3);
-    CHECK(store_change(s, 1, "apple", -4) == -2); /* more than held */
+    CHECK(store_change(s, 1, "apple", -4) == STORE_CHANGE_SHORT); /* more than held */
     CHECK(store_units(s, 1, "apple", &u) == 0 && u == 3);
-    CHECK(store_change(s, 1, "kiwi", -1) == -2);
-    CHECK(store_change(s, 1, "apple", -3) == 0); /* line removed at 0 */
+    CHECK(store_change(s, 1, "kiwi", -1) == STORE_CHANGE_SHORT);
+    CHECK(store_change(s, 1, "apple", -3) == STORE_CHANGED); /* line removed at 0 */
     zc_msg_t m;
     zc_msg_init(&m, ZC_MSG_REPLY);
     CHECK(store_items(s, 1, &m) == 0);
@@ -96,24 +96,24 @@ TEST(dedup_replay_window_and_outside)
     zc_msg_add_item(&ans, "apple", 2);
     CHECK(store_dedup_put(s, 0, 100, &ans) == 0);
     store_answer_t got;
-    CHECK(store_dedup_get(s, 0, 100, &got) == 0);
+    CHECK(store_dedup_get(s, 0, 100, &got) == STORE_DEDUP_FOUND);
     CHECK_EQ_U64(got.status, ZC_OUT_OF_STOCK);
     CHECK_STR(got.detail, "only 2");
     CHECK(got.n_items == 1 && got.items[0].qty == 2);
     store_answer_clear(&got);
-    CHECK(store_dedup_get(s, 0, 101, &got) == 1);
-    CHECK(store_dedup_get(s, 1, 100, &got) == 1); /* per slot */
+    CHECK(store_dedup_get(s, 0, 101, &got) == STORE_DEDUP_NEW);
+    CHECK(store_dedup_get(s, 1, 100, &got) == STORE_DEDUP_NEW); /* per slot */
     /* Fill the window with sparse seqs (time-based seqs are not dense). */
     for (uint64_t q = 1; q <= STORE_DEDUP_WINDOW + 10; q++)
         CHECK(store_dedup_put(s, 0, 1000 + q * 7, &ans) == 0);
     store_slot_t sl;
     CHECK(store_get_slot(s, 0, &sl) == 0);
     CHECK_EQ_U64(sl.dedup_count, STORE_DEDUP_WINDOW);
-    CHECK(store_dedup_get(s, 0, 100, &got) == 2);           /* evicted: outside */
-    CHECK(store_dedup_get(s, 0, 1000 + 11 * 7, &got) == 0); /* lowest kept */
+    CHECK(store_dedup_get(s, 0, 100, &got) == STORE_DEDUP_OUTSIDE);           /* evicted: outside */
+    CHECK(store_dedup_get(s, 0, 1000 + 11 * 7, &got) == STORE_DEDUP_FOUND); /* lowest kept */
     store_answer_clear(&got);
-    CHECK(store_dedup_get(s, 0, 1000 + 10 * 7, &got) == 2); /* just evicted */
-    CHECK(store_dedup_get(s, 0, 1000 + 11 * 7 + 1, &got) == 1); /* a gap: new */
+    CHECK(store_dedup_get(s, 0, 1000 + 10 * 7, &got) == STORE_DEDUP_OUTSIDE); /* just evicted */
+    CHECK(store_dedup_get(s, 0, 1000 + 11 * 7 + 1, &got) == STORE_DEDUP_NEW); /* a gap: new */
     CHECK(store_commit(s) == 0);
     zc_msg_reset(&ans);
     store_close(&s);
@@ -130,18 +130,18 @@ TEST(reset_empties_and_older_reset_is_ignored)
     zc_msg_t ans;
     zc_msg_init(&ans, ZC_MSG_CART_REPLY);
     store_dedup_put(s, 3, 1, &ans);
-    CHECK(store_reset(s, 3, 7) == 1); /* older than the owner: ignored */
+    CHECK(store_reset(s, 3, 7) == STORE_RESET_IGNORED); /* older than the owner: ignored */
     uint32_t u;
     CHECK(store_units(s, 3, "apple", &u) == 0 && u == 2);
-    CHECK(store_reset(s, 3, 8) == 0);
+    CHECK(store_reset(s, 3, 8) == STORE_RESET_DONE);
     CHECK(store_units(s, 3, "apple", &u) == 0 && u == 0);
     store_answer_t got;
-    CHECK(store_dedup_get(s, 3, 1, &got) == 1);
+    CHECK(store_dedup_get(s, 3, 1, &got) == STORE_DEDUP_NEW);
     store_slot_t sl;
     CHECK(store_get_slot(s, 3, &sl) == 0);
     CHECK(zc_session_is_zero(sl.owner));
     CHECK_EQ_U64(sl.reset_generation, 8);
-    CHECK(store_reset(s, 3, 8) == 0); /* idempotent */
+    CHECK(store_reset(s, 3, 8) == STORE_RESET_DONE); /* idempotent */
     CHECK(store_commit(s) == 0);
     store_close(&s);
 }
@@ -199,9 +199,9 @@ TEST(each_item_and_readonly_open)
     item_walk_t w;
     sess(a, 3);
     CHECK(store_adopt(s, 1, a, 7) == 0);
-    CHECK(store_change(s, 1, "pear", 2) == 0);
-    CHECK(store_change(s, 1, "apple", 5) == 0);
-    CHECK(store_change(s, 2, "fig", 1) == 0); /* another slot: not visited */
+    CHECK(store_change(s, 1, "pear", 2) == STORE_CHANGED);
+    CHECK(store_change(s, 1, "apple", 5) == STORE_CHANGED);
+    CHECK(store_change(s, 2, "fig", 1) == STORE_CHANGED); /* another slot: not visited */
     memset(&w, 0, sizeof w);
     CHECK(store_each_item(s, 1, walk_item, &w) == 0);
     CHECK_EQ_U64(w.n, 2);
@@ -224,8 +224,8 @@ TEST(each_item_and_readonly_open)
         memset(&w, 0, sizeof w);
         CHECK(store_each_item(s, 1, walk_item, &w) == 0);
         CHECK_EQ_U64(w.n, 2);
-        CHECK(store_change(s, 1, "pear", 1) == -1); /* writes are refused */
-        CHECK(store_reset(s, 1, 9) == -1);
+        CHECK(store_change(s, 1, "pear", 1) == STORE_CHANGE_ERROR); /* writes are refused */
+        CHECK(store_reset(s, 1, 9) == STORE_RESET_ERROR);
         CHECK(!store_dirty(s));
         CHECK(store_commit(s) == 0);
         store_close(&s);
@@ -269,20 +269,32 @@ TEST(dedup_records_are_bounded_in_bytes)
     CHECK(sl.dedup_count >= 5 && sl.dedup_count < 40);
     CHECK(sl.dedup_trimmed);
     store_answer_t got;
-    CHECK(store_dedup_get(s, 0, 40, &got) == 0); /* the newest is kept, whole */
+    CHECK(store_dedup_get(s, 0, 40, &got) == STORE_DEDUP_FOUND); /* the newest is kept, whole */
     CHECK_EQ_U64(got.n_items, ZC_ITEMS_MAX);
     store_answer_clear(&got);
-    CHECK(store_dedup_get(s, 0, 1, &got) == 2); /* dropped: outside the window */
-    CHECK(store_dedup_get(s, 0, 41, &got) == 1); /* new */
+    CHECK(store_dedup_get(s, 0, 1, &got) == STORE_DEDUP_OUTSIDE); /* dropped: outside the window */
+    CHECK(store_dedup_get(s, 0, 41, &got) == STORE_DEDUP_NEW); /* new */
     uint64_t used, map;
     CHECK(store_usage(s, &used, &map) == 0);
     CHECK(map == STORE_MAP_DEFAULT && used > 0 && used < (uint64_t)STORE_DEDUP_BYTES * 2);
-    CHECK(store_reset(s, 0, 5) == 0);
+    CHECK(store_reset(s, 0, 5) == STORE_RESET_DONE);
     CHECK(store_get_slot(s, 0, &sl) == 0);
     CHECK(sl.dedup_bytes == 0 && sl.dedup_count == 0 && !sl.dedup_trimmed);
     CHECK(store_commit(s) == 0);
     zc_msg_reset(&ans);
     store_close(&s);
+}
+
+/* The dedup key orders a slot's records by seq (lowest_seq relies on it). */
+TEST(op_key_is_slot_then_seq_big_endian)
+{
+    uint8_t a[STORE_OP_KEY_LEN], b[STORE_OP_KEY_LEN];
+    store_op_key(a, 0x0102, 0x0304050607080910ull);
+    static const uint8_t want[STORE_OP_KEY_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 0x10};
+    CHECK(memcmp(a, want, sizeof want) == 0);
+    store_op_key(a, 7, 255);
+    store_op_key(b, 7, 256);
+    CHECK(memcmp(a, b, sizeof a) < 0);
 }
 
 int main(void)
@@ -296,6 +308,7 @@ int main(void)
     RUN(committed_state_survives_reopen_uncommitted_does_not);
     RUN(each_item_and_readonly_open);
     RUN(dedup_records_are_bounded_in_bytes);
+    RUN(op_key_is_slot_then_seq_big_endian);
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)

@@ -339,6 +339,11 @@ TEST(status_table)
         CHECK_EQ_U64(zc_status_parse(zc_status_name(i)), i);
 }
 
+TEST(qty_limit_text_matches)
+{
+    CHECK_EQ_U64(strtoull(ZC_QTY_MAX_TEXT, NULL, 10), ZC_QTY_MAX);
+}
+
 int main(void)
 {
     RUN(every_message_roundtrips);
@@ -351,5 +356,6 @@ int main(void)
     RUN(peek_request_reads_session_and_seq);
     RUN(node_name_rules);
     RUN(status_table);
+    RUN(qty_limit_text_matches);
     return unit_report();
 }
