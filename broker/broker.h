@@ -32,8 +32,11 @@
 #include "replication/node.h"
 
 #define BROKER_CLIENT_ID_MAX 255
-/* Distinct cart node names a replica accepts HELLOs from (its node map never
- * forgets a name); a HELLO under one more new name is dropped and counted. */
+/* Distinct cart node names a replica accepts HELLOs from; a HELLO under one
+ * more new name is dropped and counted.  A name leaves the node map when
+ * `zcart admin remove-cart-node` unregisters it (on the leader at once; on
+ * a follower when the map is full and the name has no registered cart and
+ * has been silent for --cart-liveness: registry_make_room). */
 #define BROKER_NODES_MAX 256
 
 typedef enum {
@@ -68,6 +71,7 @@ typedef struct {
     uint64_t last_hello_us;     /* monotonic time of the last HELLO */
     uint64_t last_hello_wall_ms; /* wall time of the same (breaker records use wall time) */
     bool register_pending;      /* a REGISTER for it is being committed */
+    bool unregister_pending;    /* an UNREGISTER of slots it no longer has is being committed */
 } node_info_t;
 
 /* What the leader remembers about a draining cart. */
@@ -107,6 +111,7 @@ typedef struct broker {
     uint64_t digest_index;    /* ... the applied index it was computed at */
     bool digest_valid;        /* digest/digest_index hold a computed value */
     zc_map_t *nodes;          /* node name -> node_info_t */
+    uint64_t last_room_us;    /* last registry_make_room sweep (monotonic) */
     zc_map_t *carts;          /* cart id -> cart_info_t (draining carts) */
     zc_map_t *breakers;       /* cart id -> liveness.c's brk_info_t (failure counts) */
     zc_map_t *leases;         /* session id -> lease.c's lease_t (last request heard) */
@@ -172,6 +177,8 @@ void drain_cart(broker_t *b, const char *cart, uint64_t generation);
 void drain_scan(broker_t *b, uint64_t now_us, bool force);
 void drain_reset_done(broker_t *b, const char *node, const zc_msg_t *m);
 void drain_forget_all(broker_t *b);
+/* Forget what the leader keeps about one cart (it was unregistered). */
+void drain_forget_cart(broker_t *b, const char *cart);
 
 /* Split "node.slot"; false if malformed. */
 bool broker_split_cart(const char *cart, char node[ZC_NODE_MAX + 1], uint16_t *slot);

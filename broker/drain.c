@@ -158,6 +158,13 @@ static int free_cart(const void *k, size_t kl, void *v, void *arg)
     return 0;
 }
 
+void drain_forget_cart(broker_t *b, const char *cart)
+{
+    cart_info_t *ci = zc_map_get(b->carts, cart, strlen(cart));
+    if (ci && !ci->return_pending)
+        cart_forget(b, cart);
+}
+
 void drain_forget_all(broker_t *b)
 {
     zc_map_each(b->carts, free_cart, NULL);

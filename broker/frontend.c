@@ -171,6 +171,7 @@ static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, 
     zc_msg_add_prop(&r, "inflight", "%zu", zc_map_size(b->inflight));
     zc_msg_add_prop(&r, "busy", "%" PRIu64, b->busy);
     zc_msg_add_prop(&r, "leases", "%zu", b->leases ? zc_map_size(b->leases) : (size_t)0);
+    zc_msg_add_prop(&r, "cart_nodes", "%zu", b->nodes ? zc_map_size(b->nodes) : (size_t)0);
     zc_msg_add_prop(&r, "bad_requests", "%" PRIu64, b->bad_requests);
     zc_msg_add_prop(&r, "dropped", "%" PRIu64, b->dropped);
     zc_msg_add_prop(&r, "forbidden", "%" PRIu64, b->forbidden);

@@ -351,6 +351,13 @@ static int free_info(const void *k, size_t kl, void *v, void *arg)
     return 0;
 }
 
+void liveness_forget_cart(broker_t *b, const char *cart)
+{
+    brk_info_t *i = b->breakers ? zc_map_get(b->breakers, cart, strlen(cart)) : NULL;
+    if (i && !i->pending)
+        free(zc_map_del(b->breakers, cart, strlen(cart)));
+}
+
 void liveness_forget_all(broker_t *b)
 {
     zc_map_each(b->breakers, free_info, NULL);

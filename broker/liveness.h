@@ -27,6 +27,8 @@ void liveness_propose(broker_t *b, const char *cart, uint8_t from, int ev, int w
 /* The breaker tunables from the flags. */
 zc_brk_policy_t liveness_policy(const broker_t *b);
 /* Leadership lost: forget failure counts and pending proposals. */
+/* Forget what the leader keeps about one cart (it was unregistered). */
+void liveness_forget_cart(broker_t *b, const char *cart);
 void liveness_forget_all(broker_t *b);
 void liveness_destroy(broker_t *b);
 

@@ -252,6 +252,46 @@ int zc_state_txn_get_session(zc_state_t *s, MDB_txn *t, const uint8_t id[ZC_SESS
     return decode_session(&k, &v, out);
 }
 
+int zc_state_txn_del_cart(zc_state_t *s, MDB_txn *t, const char *id)
+{
+    MDB_val k = {strlen(id), (void *)id};
+    int rc = mdb_del(t, s->carts, &k, NULL);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : -1;
+}
+
+/* The carts of one node: keys "<node>.<slot>" sort together (a node name
+ * holds no '.'), so one range from "<node>." covers them. */
+static int each_node_cart(zc_state_t *s, MDB_txn *t, const char *node,
+                          int (*fn)(const zc_cart_rec_t *c, void *arg), void *arg)
+{
+    char prefix[ZC_NODE_MAX + 2];
+    size_t pl = (size_t)snprintf(prefix, sizeof prefix, "%s.", node);
+    MDB_cursor *cur;
+    MDB_val k = {pl, prefix}, v;
+    if (pl >= sizeof prefix || mdb_cursor_open(t, s->carts, &cur) != 0)
+        return -1;
+    int rc = 0;
+    for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         g == 0 && k.mv_size > pl && memcmp(k.mv_data, prefix, pl) == 0;
+         g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        zc_cart_rec_t c;
+        if (decode_cart(&k, &v, &c) != 0) {
+            rc = -1;
+            break;
+        }
+        if (fn(&c, arg) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+int zc_state_txn_each_node_cart(zc_state_t *s, MDB_txn *t, const char *node,
+                                int (*fn)(const zc_cart_rec_t *c, void *arg), void *arg)
+{
+    return each_node_cart(s, t, node, fn, arg);
+}
+
 int zc_state_txn_put_session(zc_state_t *s, MDB_txn *t, const zc_session_rec_t *r)
 {
     zc_wbuf_t w;
@@ -645,6 +685,17 @@ int zc_state_each_cart(zc_state_t *s, int (*fn)(const zc_cart_rec_t *c, void *ar
     }
     mdb_cursor_close(cur);
 out:
+    mdb_txn_abort(t);
+    return rc;
+}
+
+int zc_state_each_node_cart(zc_state_t *s, const char *node,
+                            int (*fn)(const zc_cart_rec_t *c, void *arg), void *arg)
+{
+    MDB_txn *t = rtxn(s);
+    if (t == NULL)
+        return -1;
+    int rc = each_node_cart(s, t, node, fn, arg);
     mdb_txn_abort(t);
     return rc;
 }

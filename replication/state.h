@@ -126,6 +126,10 @@ int zc_state_local_set(zc_state_t *s, const char *key, const char *value);
 int zc_state_each_member(zc_state_t *s, int (*fn)(const zc_member_t *m, void *arg), void *arg);
 /* Call fn for every cart in id order; stops early when fn returns non-zero. */
 int zc_state_each_cart(zc_state_t *s, int (*fn)(const zc_cart_rec_t *c, void *arg), void *arg);
+/* Call fn for every cart of cart node `node` (key order); stops early when
+ * fn returns non-zero.  O(that node's carts). */
+int zc_state_each_node_cart(zc_state_t *s, const char *node,
+                            int (*fn)(const zc_cart_rec_t *c, void *arg), void *arg);
 /* Call fn for every free cart id in free-list order; stops early when fn
  * returns non-zero. */
 int zc_state_each_free(zc_state_t *s, int (*fn)(const char *cart, void *arg), void *arg);
@@ -183,6 +187,10 @@ int zc_state_check(zc_state_t *s, char *why, size_t whylen);
 /* --- used by fsm.c inside its write transaction --- */
 int zc_state_txn_get_cart(zc_state_t *s, MDB_txn *t, const char *id, zc_cart_rec_t *out);
 int zc_state_txn_put_cart(zc_state_t *s, MDB_txn *t, const zc_cart_rec_t *c);
+/* Delete a cart record (not its free-list or index entries). */
+int zc_state_txn_del_cart(zc_state_t *s, MDB_txn *t, const char *id);
+int zc_state_txn_each_node_cart(zc_state_t *s, MDB_txn *t, const char *node,
+                                int (*fn)(const zc_cart_rec_t *c, void *arg), void *arg);
 int zc_state_txn_get_session(zc_state_t *s, MDB_txn *t, const uint8_t id[ZC_SESSION_LEN],
                              zc_session_rec_t *out);
 int zc_state_txn_put_session(zc_state_t *s, MDB_txn *t, const zc_session_rec_t *r);
