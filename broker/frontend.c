@@ -109,7 +109,9 @@ static int add_breaker(const zc_cart_rec_t *c, void *arg)
     const zc_breaker_t *k = &c->breaker;
     if (k->state == ZC_BRK_CLOSED && k->mode == ZC_BRK_AUTO)
         return 0;
-    if (x->count++ < STATUS_BREAKERS_MAX) {
+    if (x->count++ >= STATUS_BREAKERS_MAX)
+        return 1; /* listed enough; the count comes from the index */
+    {
         char key[ZC_CART_MAX + 16]; /* longer than ZC_KEY_MAX: add_prop refuses it */
         snprintf(key, sizeof key, "breaker.%s", c->id);
         zc_msg_add_prop(x->r, key, "%s %s %s since=%" PRIu64 " trips=%u probes=%u cart=%s",
@@ -176,9 +178,10 @@ static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, 
     zc_msg_add_prop(&r, "dropped", "%" PRIu64, b->dropped);
     zc_msg_add_prop(&r, "forbidden", "%" PRIu64, b->forbidden);
     zc_msg_add_prop(&r, "secure", "%d", zc_sec_insecure(b->sec) ? 0 : 1);
+    /* Through the breaker index: O(listed breakers), not O(carts). */
     breakers_t brk = {&r, 0};
-    zc_state_each_cart(st, add_breaker, &brk);
-    zc_msg_add_prop(&r, "breakers_not_closed", "%u", brk.count);
+    zc_state_each_breaker_not_closed(st, add_breaker, &brk);
+    zc_msg_add_prop(&r, "breakers_not_closed", "%" PRIu64, zc_state_breakers_not_closed(st));
     uint64_t ids[16];
     const char *roles[16];
     unsigned n_conf = zc_node_configuration(b->node, ids, roles, 16);

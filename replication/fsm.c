@@ -38,7 +38,7 @@ zc_fsm_t *zc_fsm_new(const char *dir, size_t map_size, char *err, size_t errlen)
         return NULL;
     }
     if (zc_state_ensure_counts(f->state) != 0 ||
-        (zc_state_meta(f->state, "index_v") != 1 && zc_state_rebuild_indexes(f->state) != 0)) {
+        (zc_state_meta(f->state, "index_v") != ZC_STATE_INDEX_V && zc_state_rebuild_indexes(f->state) != 0)) {
         snprintf(err, errlen, "%s: could not count the sessions of the state", dir);
         zc_state_close(&f->state);
         free(f);

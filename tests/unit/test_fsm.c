@@ -523,6 +523,7 @@ TEST(breaker_events_replicate_and_gate_assignment)
     zc_cmd_result_t r = do_breaker(f, "n.0", ZC_BRK_EV_TRIP, 5000);
     CHECK_EQ_U64(r.status, ZC_OK);
     CHECK_EQ_U64(r.breaker.state, ZC_BRK_OPEN);
+    CHECK_EQ_U64(zc_state_breakers_not_closed(zc_fsm_state(f)), 1); /* the breaker index */
     zc_cart_rec_t cart;
     CHECK(zc_state_get_cart(zc_fsm_state(f), "n.0", &cart) == 0);
     CHECK_EQ_U64(cart.breaker.state, ZC_BRK_OPEN);
@@ -547,7 +548,9 @@ TEST(breaker_events_replicate_and_gate_assignment)
     CHECK_EQ_U64(do_assign(f, 3).status, ZC_NO_FREE_CART); /* half-open is not closed */
     CHECK_EQ_U64(do_breaker(f, "n.0", ZC_BRK_EV_PROBE, 7100).status, ZC_OK);
     CHECK_EQ_U64(do_breaker(f, "n.0", ZC_BRK_EV_PROBE, 7200).status, ZC_BAD_REQUEST); /* limit 1 */
+    CHECK_EQ_U64(zc_state_breakers_not_closed(zc_fsm_state(f)), 1);
     CHECK_EQ_U64(do_breaker(f, "n.0", ZC_BRK_EV_PROBE_OK, 7300).status, ZC_OK);
+    CHECK_EQ_U64(zc_state_breakers_not_closed(zc_fsm_state(f)), 0);
     r = do_assign(f, 4);
     CHECK_EQ_U64(r.status, ZC_OK);
     CHECK_STR(r.cart, "n.0");
@@ -563,6 +566,9 @@ TEST(breaker_events_replicate_and_gate_assignment)
     CHECK(zc_state_get_cart(zc_fsm_state(g), "n.1", &cart) == 0);
     CHECK_EQ_U64(cart.breaker.state, ZC_BRK_OPEN);
     CHECK_EQ_U64(cart.breaker.mode, ZC_BRK_FORCED_OPEN);
+    /* The restored state rebuilt its breaker index. */
+    CHECK_EQ_U64(zc_state_breakers_not_closed(zc_fsm_state(g)), 1);
+    CHECK(zc_state_check(zc_fsm_state(g), why, sizeof why) == 0);
     zc_wbuf_clear(&snap);
     zc_fsm_destroy(&f);
     zc_fsm_destroy(&g);
