@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "broker/config.h"
+#include "lib/dq.h"
 #include "lib/list.h"
 #include "lib/map.h"
 #include "lib/zmqx.h"
@@ -72,6 +73,7 @@ typedef struct {
     uint64_t last_hello_wall_ms; /* wall time of the same (breaker records use wall time) */
     bool register_pending;      /* a REGISTER for it is being committed */
     bool unregister_pending;    /* an UNREGISTER of slots it no longer has is being committed */
+    zc_dq_entry_t due;          /* in broker.node_q at when it would be silent too long */
 } node_info_t;
 
 /* What the leader remembers about a draining cart. */
@@ -80,6 +82,7 @@ typedef struct {
     uint64_t reset_sent_us;   /* when RESET was last sent, 0 never */
     uint64_t reset_gen;       /* generation that RESET named */
     bool return_pending;      /* a RETURN for it is being committed */
+    zc_dq_entry_t due;        /* in broker.drain_q at its next RESET */
 } cart_info_t;
 
 typedef struct broker {
@@ -112,15 +115,19 @@ typedef struct broker {
     bool digest_valid;        /* digest/digest_index hold a computed value */
     zc_map_t *nodes;          /* node name -> node_info_t */
     uint64_t last_room_us;    /* last registry_make_room sweep (monotonic) */
+    zc_dq_t node_q;           /* liveness.c's nodes by when they would be silent too long */
     zc_map_t *carts;          /* cart id -> cart_info_t (draining carts) */
+    zc_dq_t drain_q;          /* drain.c's draining carts by their next RESET */
     zc_map_t *breakers;       /* cart id -> liveness.c's brk_info_t (failure counts) */
     zc_map_t *leases;         /* session id -> lease.c's lease_t (last request heard) */
+    zc_dq_t lease_q;          /* lease.c's leases by when they run out */
     uint64_t last_lease_us;   /* last lease scan (tick gating) */
     uint64_t lease_prev_us;   /* previous lease scan (stall detection) */
     uint64_t ready_since_us;  /* monotonic time this replica last became a ready leader */
     uint64_t last_liveness_us; /* last liveness scan (tick gating) */
     uint64_t liveness_prev_us; /* previous liveness scan (stall detection) */
     uint64_t last_drain_us;   /* last drain scan */
+    uint64_t last_peers_us;   /* last peers_sync (tick gating) */
     uint64_t last_purge_us;   /* last purge scan (purge.c) */
     uint8_t purge_from[ZC_SESSION_LEN]; /* where the next purge scan starts */
     bool purge_pending;       /* a PURGE is being committed */

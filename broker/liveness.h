@@ -11,6 +11,11 @@
 /* Propose TRIP / WAIT_OVER / PROBE_OK / PROBE_FAIL for every cart that
  * needs one (leader only). */
 void liveness_scan(broker_t *b, uint64_t now_us);
+/* A HELLO from n (last_hello_us set): its silence deadline moves. */
+void liveness_heard(broker_t *b, node_info_t *n);
+/* This replica became a ready leader: queue every node (those known and
+ * those with registered carts) at a full --cart-liveness window. */
+void liveness_start(broker_t *b);
 /* A forwarded operation on cart ended: ok false for a timeout or a failure
  * inside the cart (not for a KO the cart decided).  probe: it was admitted
  * as a HALF_OPEN probe. */

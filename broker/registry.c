@@ -16,7 +16,7 @@ typedef struct {
     char node[ZC_NODE_MAX + 1];  /* node whose REGISTER this is */
 } register_ctx_t;
 
-static node_info_t *node_get(broker_t *b, const char *name)
+node_info_t *registry_node(broker_t *b, const char *name)
 {
     node_info_t *n = zc_map_get(b->nodes, name, strlen(name));
     if (n == NULL) {
@@ -32,14 +32,25 @@ static node_info_t *node_get(broker_t *b, const char *name)
     return n;
 }
 
+/* Drain the node's DRAINING carts (slots registered dirty). */
+static int drain_dirty(const zc_cart_rec_t *c, void *arg)
+{
+    if (c->state == ZC_CART_DRAINING)
+        drain_cart(arg, c->id, c->generation);
+    return 0;
+}
+
 static void register_done(void *arg, int status, const zc_cmd_result_t *res)
 {
     register_ctx_t *ctx = arg;
     node_info_t *n = zc_map_get(ctx->b->nodes, ctx->node, strlen(ctx->node));
     if (n)
         n->register_pending = false;
-    if (status == ZC_OK && res->count > 0)
+    if (status == ZC_OK && res->count > 0) {
         zc_info("registered %u cart(s) of node %s", res->count, ctx->node);
+        if (!ctx->b->stopping) /* those that held something drain first (drain.c) */
+            zc_state_each_node_cart(zc_node_state(ctx->b->node), ctx->node, drain_dirty, ctx->b);
+    }
     free(ctx);
 }
 
@@ -101,6 +112,7 @@ static void unregister_done(void *arg, int status, const zc_cmd_result_t *res)
                 sess.state != ZC_SESS_LIVE)
                 lease_forget(b, ctx->sessions[i]);
         if (ctx->all && n && !n->register_pending) {
+            zc_dq_remove(&b->node_q, &n->due);
             zc_map_del(b->nodes, ctx->node, strlen(ctx->node));
             free(n);
         }
@@ -246,8 +258,12 @@ bool registry_make_room(broker_t *b)
     r->b = b;
     r->now_us = now;
     zc_map_each(b->nodes, room_scan, r);
-    for (size_t i = 0; i < r->n; i++)
-        free(zc_map_del(b->nodes, r->names[i], strlen(r->names[i])));
+    for (size_t i = 0; i < r->n; i++) {
+        node_info_t *n = zc_map_del(b->nodes, r->names[i], strlen(r->names[i]));
+        if (n)
+            zc_dq_remove(&b->node_q, &n->due);
+        free(n);
+    }
     if (r->n > 0)
         zc_info("node map full: forgot %zu silent name(s) without registered carts", r->n);
     free(r);
@@ -256,11 +272,12 @@ bool registry_make_room(broker_t *b)
 
 void registry_hello(broker_t *b, const zc_msg_t *hello)
 {
-    node_info_t *n = node_get(b, hello->node);
+    node_info_t *n = registry_node(b, hello->node);
     if (n == NULL)
         return;
     n->last_hello_us = zc_mono_us();
     n->last_hello_wall_ms = zc_wall_ms();
+    liveness_heard(b, n);
     if (!zc_node_ready(b->node) || n->register_pending)
         return;
     zc_state_t *st = zc_node_state(b->node);
@@ -321,6 +338,7 @@ static int free_node(const void *k, size_t kl, void *v, void *arg)
 
 void registry_destroy(broker_t *b)
 {
+    zc_dq_clear(&b->node_q);
     if (b->nodes)
         zc_map_each(b->nodes, free_node, NULL);
     zc_map_destroy(&b->nodes);

@@ -15,6 +15,8 @@
 #include "broker/broker.h"
 
 void registry_hello(broker_t *b, const zc_msg_t *hello);
+/* The node's record, created if missing (NULL: out of memory). */
+node_info_t *registry_node(broker_t *b, const char *name);
 /* The node map is full (BROKER_NODES_MAX): drop the names that have no
  * registered cart and sent no HELLO for --cart-liveness (a node an
  * operator removed).  True if there is room now. */
