@@ -236,8 +236,23 @@ static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, zmq_
 {
     const void *data = zmq_msg_data(body);
     size_t len = zmq_msg_size(body);
+    zc_msg_t m;
+    const char *why;
     if (!zc_sec_role_ok(b->sec, body, FRONT_ROLES)) {
-        /* Echo a request's session and seq when the frame holds them. */
+        /* Answered in the kind the asker matches on (docs/protocol.md §6):
+         * a status or admin that decodes gets an admin-reply FORBIDDEN with
+         * its corr (a status-reply has no status code); anything else a
+         * reply, echoing a request's session and seq when the frame holds
+         * them. */
+        zc_msg_init(&m, 0);
+        if (zc_msg_decode(&m, data, len, &why) == 0 &&
+            (m.id == ZC_MSG_STATUS || m.id == ZC_MSG_ADMIN)) {
+            forbid(b, client, client_len, body, &m, m.id,
+                   "this key's role may not use the client port");
+            zc_msg_reset(&m);
+            return;
+        }
+        zc_msg_reset(&m);
         zc_msg_t echo;
         zc_msg_init(&echo, ZC_MSG_REQUEST);
         bool readable = zc_msg_peek_request(data, len, echo.session, &echo.seq);
@@ -245,8 +260,6 @@ static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, zmq_
                "this key's role may not use the client port");
         return;
     }
-    zc_msg_t m;
-    const char *why;
     zc_msg_init(&m, 0);
     if (zc_msg_decode(&m, data, len, &why) != 0) {
         b->bad_requests++;
