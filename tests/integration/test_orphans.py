@@ -31,12 +31,20 @@ o2. `zcart admin remove-cart-node cart2` with live sessions (1 replica, 2
     (reset) before it is free, `cart_nodes` is 2 again.
 o3. A client key cannot run remove-cart-node: `KO FORBIDDEN`, nothing
     unregistered (secure clusters only).
+o4. The 256-name bound gives names back (insecure, where a name costs
+    nothing): with 256 names known -- one of them, e000, sent a HELLO with
+    no slots and then went silent -- a new name is taken once e000 has
+    been silent for --cart-liveness (a name with no cart and no HELLO is
+    forgotten when the map is full; this is how a follower frees a removed
+    node's name), and after `remove-cart-node n001` one more new name is
+    taken at once (the leader forgets a removed name when it commits).
 """
 
 import os
 
 import harness
-from harness import CliSession, converged, items_of, wait_until
+import zcproto as zp
+from harness import CliSession, Dealer, converged, items_of, wait_until
 
 
 def open_until(c, want):
@@ -141,6 +149,47 @@ class Orphans(harness.ClusterTestCase):
         self.assertEqual(c.leader()["cart_nodes"], 1)
         rc, out = c.cli("admin", "remove-cart-node", "no.such")
         self.assertEqual(rc, 2, out)
+
+    def test_o4_node_names_are_given_back(self):
+        c = self.cluster(replicas=1, cart_nodes=0, secure=False,
+                         broker_args=["--cart-liveness=500", "--cart-lost-after=1000"])
+        ep = c.cart_endpoints[0]
+        dealers = {}
+
+        def hello(name, slots=(0,)):
+            if name not in dealers:
+                dealers[name] = Dealer(ep, routing_id=name.encode(), cert=False)
+            dealers[name].send(zp.Msg(zp.HELLO, node=name,
+                                      slots=[zp.SlotInfo(x) for x in slots]))
+
+        def heard_back(name):
+            hello(name)
+            d = dealers[name]
+            while d.pending(0.2):
+                m = d.recv(0.1)
+                if m.id == zp.HEARTBEAT:
+                    return True
+            return False
+
+        try:
+            hello("e000", slots=())
+            for i in range(1, 256):
+                hello("n%03d" % i)
+            wait_until(lambda: c.counts() == (255, 255, 0, 0), 60, "255 nodes registered")
+            self.assertEqual(c.leader()["cart_nodes"], 256)
+            wait_until(lambda: heard_back("late1"), 15, "a new name taken in e000's place")
+            wait_until(lambda: c.counts()[0] == 256, 10, "late1's cart registered")
+            self.assertEqual(c.leader()["cart_nodes"], 256)
+            self.assertFalse(heard_back("late2"), "a 257th name was taken")
+            dealers.pop("n001").close()
+            rc, out = c.cli("admin", "remove-cart-node", "n001")
+            self.assertEqual(rc, 0, out)
+            self.assertEqual(c.leader()["cart_nodes"], 255)
+            wait_until(lambda: heard_back("late2"), 10, "a new name taken in n001's place")
+            wait_until(lambda: c.counts()[0] == 256, 10, "late2's cart registered")
+        finally:
+            for d in dealers.values():
+                d.close()
 
 
 if __name__ == "__main__":
