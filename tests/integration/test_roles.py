@@ -54,15 +54,18 @@ class Roles(harness.ClusterTestCase):
         """Run `zcart list` against fake replica A, which redirects to fake B
         (holding the real replica key or another); (exit, B's first frame or None)."""
         a_ep, b_ep = "tcp://127.0.0.1:%d" % c.port(), "tcp://127.0.0.1:%d" % c.port()
-        with FakeRouter(a_ep, cluster=c, as_key="replica") as a, \
-                FakeRouter(b_ep, cluster=c, as_key="replica" if right_key else None) as b:
-            if not right_key:
-                b.sock.close(0)
-                b.sock = harness.zctx().socket(zmq.ROUTER)
-                b.sock.setsockopt(zmq.LINGER, 0)
-                b.sock.curve_server = True
-                b.sock.curve_secretkey = zmq.curve_keypair()[1]
-                b.sock.bind(b_ep)
+        # B is a CURVE server either way: with the replicas' secret key, or
+        # with a key of its own (set before bind: a listener keeps the
+        # options it was bound with).
+        b = FakeRouter.__new__(FakeRouter)
+        b.endpoint = b_ep
+        b.sock = harness.zctx().socket(zmq.ROUTER)
+        b.sock.setsockopt(zmq.LINGER, 0)
+        b.sock.curve_server = True
+        b.sock.curve_secretkey = (harness.read_cert(c.key_file("replica", True))[1] if right_key
+                                  else zmq.curve_keypair()[1])
+        b.sock.bind(b_ep)
+        with FakeRouter(a_ep, cluster=c, as_key="replica") as a, b:
             session = zp.new_session().hex()
             p = subprocess.Popen(
                 [os.path.join(harness.BIN, "zcart"), "--brokers", a_ep, "--json",
