@@ -62,6 +62,8 @@ typedef struct breq {
     uint64_t term;                              /* term it was dispatched in as a ready
                                                    leader (REPLY term), 0 if never */
     bool probe;                                 /* admitted as a HALF_OPEN probe */
+    uint64_t probe_since_ms;                    /* the breaker's since_ms when it was:
+                                                   its result counts for that period only */
     uint64_t expires_us;                        /* monotonic time the wait ends */
     zc_link_t link;                             /* in broker.waiting */
 } breq_t;

@@ -18,7 +18,8 @@
  *     unless it opened for failed operations     HALF_OPEN -> PROBE_OK
  *   its node still silent for --cart-liveness    HALF_OPEN -> PROBE_FAIL (heartbeat)
  *   a request admitted as a probe (route.c)      HALF_OPEN -> PROBE, then PROBE_OK or
- *                                                             PROBE_FAIL (failures)
+ *                                                             PROBE_FAIL (failures) --
+ *     only while still in the HALF_OPEN period that admitted it (its since_ms)
  *   a FREE cart, its node heard (no session
  *     to send it probes): the leader probes it
  *     itself with a RESET of the cart's
@@ -403,10 +404,23 @@ void liveness_start(broker_t *b)
     zc_state_each_cart(zc_node_state(b->node), start_one, b);
 }
 
-void liveness_op_result(broker_t *b, const char *cart, bool ok, bool probe)
+void liveness_op_result(broker_t *b, const char *cart, bool ok, bool probe,
+                        uint64_t probe_since_ms)
 {
     if (!zc_node_ready(b->node))
         return;
+    if (probe) {
+        /* A result of an earlier HALF_OPEN period (the breaker reopened and
+         * half-opened again meanwhile) says nothing about this one: counted,
+         * a stale failure would reopen it "for failures", which no HELLO
+         * closes. */
+        zc_cart_rec_t rec;
+        if (zc_state_get_cart(zc_node_state(b->node), cart, &rec) != 0 ||
+            rec.breaker.state != ZC_BRK_HALF_OPEN || rec.breaker.since_ms != probe_since_ms) {
+            zc_info("cart %s: result of a probe of an earlier HALF_OPEN period ignored", cart);
+            return;
+        }
+    }
     brk_info_t *i = info_get(b, cart);
     if (i == NULL)
         return;

@@ -19,7 +19,12 @@ void liveness_start(broker_t *b);
 /* A forwarded operation on cart ended: ok false for a timeout or a failure
  * inside the cart (not for a KO the cart decided).  probe: it was admitted
  * as a HALF_OPEN probe. */
-void liveness_op_result(broker_t *b, const char *cart, bool ok, bool probe);
+/* The outcome of an operation on cart.  probe: it was admitted as a probe
+ * while the breaker was HALF_OPEN since probe_since_ms; its outcome is
+ * ignored once the breaker has moved on (a probe answers only the period
+ * that admitted it). */
+void liveness_op_result(broker_t *b, const char *cart, bool ok, bool probe,
+                        uint64_t probe_since_ms);
 /* A RESET_DONE arrived: if it answers the RESET probe of a free HALF_OPEN
  * cart (liveness.c), propose PROBE_OK. */
 void liveness_reset_done(broker_t *b, const char *node, const zc_msg_t *m);
