@@ -10,6 +10,10 @@
  *                              open or closed and hold it there; auto: hand it
  *                              back to the automatic events (liveness.c).  One
  *                              committed BREAKER command, cluster-wide.
+ *   remove-cart-node node      one committed UNREGISTER of every cart of the
+ *                              node (sessions on them move to free carts and
+ *                              are told CART_LOST, or end when none is free);
+ *                              its name leaves the node map (registry.c)
  *
  * Arguments travel as ADMIN props (docs/protocol.md §3.2).  A follower
  * answers NOT_LEADER with the leader's endpoint, like for REQUESTs.  The
@@ -22,6 +26,7 @@
 
 #include "broker/broker.h"
 #include "broker/liveness.h"
+#include "broker/registry.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "proto/status.h"
@@ -33,6 +38,7 @@ typedef enum {
     ADM_REMOVE_RAFT,
     ADM_REMOVE_MEMBER,
     ADM_BREAKER,
+    ADM_REMOVE_CART_NODE,
 } step_t;
 
 /* One admin request in progress. */
@@ -43,15 +49,16 @@ typedef struct {
     uint64_t corr;                        /* asker's corr */
     step_t step;                          /* where the request is */
     zc_replica_t member;                  /* node concerned */
-    char cart[ZC_CART_MAX + 1];           /* breaker: the cart */
+    char cart[ZC_CART_MAX + 1];           /* breaker: the cart; remove-cart-node: the node */
 } admin_t;
 
 static void finish(admin_t *a, int status, const char *detail)
 {
     if (!a->b->stopping)
         frontend_admin_reply(a->b, a->client, a->client_len, a->corr, status, detail);
-    if (a->step == ADM_BREAKER)
-        zc_info("admin breaker %s: %s (%s)", a->cart, zc_status_name(status), detail ? detail : "");
+    if (a->step == ADM_BREAKER || a->step == ADM_REMOVE_CART_NODE)
+        zc_info("admin %s %s: %s (%s)", a->step == ADM_BREAKER ? "breaker" : "remove-cart-node",
+                a->cart, zc_status_name(status), detail ? detail : "");
     else
         zc_info("admin %s %" PRIu64 ": %s (%s)",
                 a->step == ADM_TRANSFER     ? "transfer-leader"
@@ -125,6 +132,25 @@ static void breaker_done(void *arg, int status, const zc_cmd_result_t *res)
     finish(a, ZC_OK, detail);
 }
 
+static void remove_cart_node_done(void *arg, int status, const zc_cmd_result_t *res)
+{
+    admin_t *a = arg;
+    if (status != ZC_OK) {
+        finish(a, status, "the unregistration did not commit");
+        return;
+    }
+    if (res->status != ZC_OK) {
+        finish(a, res->status, "could not unregister the node's carts");
+        return;
+    }
+    char detail[192];
+    snprintf(detail, sizeof detail,
+             "node %s removed: %u cart(s) unregistered, %u session(s) moved to another cart "
+             "(CART_LOST), %u ended",
+             a->cart, res->count, res->moved, res->ended);
+    finish(a, ZC_OK, detail);
+}
+
 void admin_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *m)
 {
     if (!zc_node_ready(b->node)) {
@@ -189,6 +215,15 @@ void admin_request(broker_t *b, const uint8_t *client, size_t client_len, const 
         }
         snprintf(a->cart, sizeof a->cart, "%s", cart);
         liveness_propose(b, a->cart, 0, ev, ZC_BRK_WHY_OPERATOR, breaker_done, a);
+    } else if (strcmp(m->command, "remove-cart-node") == 0) {
+        a->step = ADM_REMOVE_CART_NODE;
+        const char *node = zc_msg_prop(m, "node");
+        if (node == NULL || !zc_node_name_valid(node)) {
+            finish(a, ZC_BAD_REQUEST, "remove-cart-node wants node (1..32 of [A-Za-z0-9_-])");
+            return;
+        }
+        snprintf(a->cart, sizeof a->cart, "%s", node);
+        registry_remove_node(b, a->cart, remove_cart_node_done, a);
     } else {
         a->step = ADM_TRANSFER;
         char why[96];

@@ -88,8 +88,8 @@ static void on_frame(broker_t *b, const char *node, zmq_msg_t *body)
             /* "a.b" would make cart "a.b.0", ambiguous with node "a", slot "b.0". */
             drop(b, "node name outside 1..32 of [A-Za-z0-9_-]", node);
         else if (zc_map_get(b->nodes, node, strlen(node)) == NULL &&
-                 zc_map_size(b->nodes) >= BROKER_NODES_MAX)
-            /* The node map never forgets a name: bound what names can cost. */
+                 zc_map_size(b->nodes) >= BROKER_NODES_MAX && !registry_make_room(b))
+            /* Bound what names can cost; a removed node's name is freed. */
             drop(b, "too many cart nodes (BROKER_NODES_MAX)", node);
         else {
             registry_hello(b, &m);

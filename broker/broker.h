@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "broker/config.h"
+#include "lib/dq.h"
 #include "lib/list.h"
 #include "lib/map.h"
 #include "lib/zmqx.h"
@@ -32,8 +33,11 @@
 #include "replication/node.h"
 
 #define BROKER_CLIENT_ID_MAX 255
-/* Distinct cart node names a replica accepts HELLOs from (its node map never
- * forgets a name); a HELLO under one more new name is dropped and counted. */
+/* Distinct cart node names a replica accepts HELLOs from; a HELLO under one
+ * more new name is dropped and counted.  A name leaves the node map when
+ * `zcart admin remove-cart-node` unregisters it (on the leader at once; on
+ * a follower when the map is full and the name has no registered cart and
+ * has been silent for --cart-liveness: registry_make_room). */
 #define BROKER_NODES_MAX 256
 
 typedef enum {
@@ -58,6 +62,8 @@ typedef struct breq {
     uint64_t term;                              /* term it was dispatched in as a ready
                                                    leader (REPLY term), 0 if never */
     bool probe;                                 /* admitted as a HALF_OPEN probe */
+    uint64_t probe_since_ms;                    /* the breaker's since_ms when it was:
+                                                   its result counts for that period only */
     uint64_t expires_us;                        /* monotonic time the wait ends */
     zc_link_t link;                             /* in broker.waiting */
 } breq_t;
@@ -68,6 +74,8 @@ typedef struct {
     uint64_t last_hello_us;     /* monotonic time of the last HELLO */
     uint64_t last_hello_wall_ms; /* wall time of the same (breaker records use wall time) */
     bool register_pending;      /* a REGISTER for it is being committed */
+    bool unregister_pending;    /* an UNREGISTER of slots it no longer has is being committed */
+    zc_dq_entry_t due;          /* in broker.node_q at when it would be silent too long */
 } node_info_t;
 
 /* What the leader remembers about a draining cart. */
@@ -76,6 +84,7 @@ typedef struct {
     uint64_t reset_sent_us;   /* when RESET was last sent, 0 never */
     uint64_t reset_gen;       /* generation that RESET named */
     bool return_pending;      /* a RETURN for it is being committed */
+    zc_dq_entry_t due;        /* in broker.drain_q at its next RESET */
 } cart_info_t;
 
 typedef struct broker {
@@ -107,15 +116,20 @@ typedef struct broker {
     uint64_t digest_index;    /* ... the applied index it was computed at */
     bool digest_valid;        /* digest/digest_index hold a computed value */
     zc_map_t *nodes;          /* node name -> node_info_t */
+    uint64_t last_room_us;    /* last registry_make_room sweep (monotonic) */
+    zc_dq_t node_q;           /* liveness.c's nodes by when they would be silent too long */
     zc_map_t *carts;          /* cart id -> cart_info_t (draining carts) */
+    zc_dq_t drain_q;          /* drain.c's draining carts by their next RESET */
     zc_map_t *breakers;       /* cart id -> liveness.c's brk_info_t (failure counts) */
     zc_map_t *leases;         /* session id -> lease.c's lease_t (last request heard) */
+    zc_dq_t lease_q;          /* lease.c's leases by when they run out */
     uint64_t last_lease_us;   /* last lease scan (tick gating) */
     uint64_t lease_prev_us;   /* previous lease scan (stall detection) */
     uint64_t ready_since_us;  /* monotonic time this replica last became a ready leader */
     uint64_t last_liveness_us; /* last liveness scan (tick gating) */
     uint64_t liveness_prev_us; /* previous liveness scan (stall detection) */
     uint64_t last_drain_us;   /* last drain scan */
+    uint64_t last_peers_us;   /* last peers_sync (tick gating) */
     uint64_t last_purge_us;   /* last purge scan (purge.c) */
     uint8_t purge_from[ZC_SESSION_LEN]; /* where the next purge scan starts */
     bool purge_pending;       /* a PURGE is being committed */
@@ -172,6 +186,8 @@ void drain_cart(broker_t *b, const char *cart, uint64_t generation);
 void drain_scan(broker_t *b, uint64_t now_us, bool force);
 void drain_reset_done(broker_t *b, const char *node, const zc_msg_t *m);
 void drain_forget_all(broker_t *b);
+/* Forget what the leader keeps about one cart (it was unregistered). */
+void drain_forget_cart(broker_t *b, const char *cart);
 
 /* Split "node.slot"; false if malformed. */
 bool broker_split_cart(const char *cart, char node[ZC_NODE_MAX + 1], uint16_t *slot);

@@ -5,11 +5,17 @@
  *     -> RESET_DONE(node, slot, g) from the node (the slot is now empty)
  *     -> propose RETURN(cart, g) -> committed: cart FREE at the tail
  *
- * The leader scans the replicated registry for DRAINING carts when it becomes
- * ready and on every retry period, so a drain interrupted by a crash or a
- * failover is finished by whoever leads next.  What is kept here per cart
- * (last RESET sent, a RETURN in flight) only avoids duplicate work; the
- * apply of RETURN refuses anything stale on its own. */
+ * The leader scans the replicated registry for DRAINING carts once, when it
+ * becomes ready, so a drain interrupted by a crash or a failover is
+ * finished by whoever leads next.  From then on it learns of every new
+ * DRAINING cart from the commits it proposed itself (a release or an
+ * expiry: drain_cart; a lost cart: liveness.c; a dirty registration:
+ * registry.c), and each draining cart waits for its next RESET in a
+ * deadline queue (lib/dq.h), so a tick costs O(resets due), not O(carts).
+ * A popped cart is looked up again: one no longer DRAINING (returned,
+ * unregistered) is forgotten.  What is kept here per cart (last RESET
+ * sent, a RETURN in flight) only avoids duplicate work; the apply of RETURN
+ * refuses anything stale on its own. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +39,7 @@ static cart_info_t *cart_get(broker_t *b, const char *id)
         if (c == NULL)
             return NULL;
         snprintf(c->id, sizeof c->id, "%s", id);
+        zc_dq_entry_init(&c->due);
         if (zc_map_put(b->carts, id, strlen(id), c) != 0) {
             free(c);
             return NULL;
@@ -43,7 +50,10 @@ static cart_info_t *cart_get(broker_t *b, const char *id)
 
 static void cart_forget(broker_t *b, const char *id)
 {
-    free(zc_map_del(b->carts, id, strlen(id)));
+    cart_info_t *c = zc_map_del(b->carts, id, strlen(id));
+    if (c)
+        zc_dq_remove(&b->drain_q, &c->due);
+    free(c);
 }
 
 static void send_reset(broker_t *b, cart_info_t *ci, uint64_t generation, uint64_t now_us)
@@ -58,6 +68,7 @@ static void send_reset(broker_t *b, cart_info_t *ci, uint64_t generation, uint64
     m.generation = generation;
     ci->reset_sent_us = now_us;
     ci->reset_gen = generation;
+    zc_dq_set(&b->drain_q, &ci->due, now_us + (uint64_t)b->cfg.drain_retry_ms * 1000u);
     if (backend_send(b, node, &m) == 0)
         zc_debug("RESET %s gen %" PRIu64 " sent", ci->id, generation);
 #ifdef ZCART_MUTANT_RETURN_BEFORE_RESET /* chaos mutant: RETURN without waiting for RESET_DONE */
@@ -84,6 +95,7 @@ typedef struct {
     bool force;      /* resend regardless of the retry period */
 } scan_t;
 
+/* The registry walk when this replica becomes ready: every DRAINING cart. */
 static int scan_one(const zc_cart_rec_t *c, void *arg)
 {
     scan_t *s = arg;
@@ -92,9 +104,7 @@ static int scan_one(const zc_cart_rec_t *c, void *arg)
     cart_info_t *ci = cart_get(s->b, c->id);
     if (ci == NULL || ci->return_pending)
         return 0;
-    uint64_t retry_us = (uint64_t)s->b->cfg.drain_retry_ms * 1000u;
-    if (s->force || ci->reset_gen != c->generation || s->now_us - ci->reset_sent_us >= retry_us)
-        send_reset(s->b, ci, c->generation, s->now_us);
+    send_reset(s->b, ci, c->generation, s->now_us);
     return 0;
 }
 
@@ -103,8 +113,26 @@ void drain_scan(broker_t *b, uint64_t now_us, bool force)
     if (!zc_node_ready(b->node))
         return;
     b->last_drain_us = now_us;
-    scan_t s = {b, now_us, force};
-    zc_state_each_cart(zc_node_state(b->node), scan_one, &s);
+    if (force) {
+        scan_t s = {b, now_us, force};
+        zc_state_each_cart(zc_node_state(b->node), scan_one, &s);
+        return;
+    }
+    zc_state_t *st = zc_node_state(b->node);
+    zc_dq_entry_t *e;
+    while ((e = zc_dq_pop_due(&b->drain_q, now_us)) != NULL) {
+        cart_info_t *ci = ZC_CONTAINER(e, cart_info_t, due);
+        zc_cart_rec_t rec;
+        int rc = zc_state_get_cart(st, ci->id, &rec);
+        if (rc == 0 && rec.state == ZC_CART_DRAINING && !ci->return_pending)
+            send_reset(b, ci, rec.generation, now_us); /* queued again */
+        else if (rc == 0 && rec.state == ZC_CART_DRAINING)
+            zc_dq_set(&b->drain_q, &ci->due, now_us + (uint64_t)b->cfg.drain_retry_ms * 1000u);
+        else if (rc >= 0 && !ci->return_pending)
+            cart_forget(b, ci->id); /* returned, reassigned or unregistered */
+        else if (rc < 0)
+            zc_dq_set(&b->drain_q, &ci->due, now_us + (uint64_t)b->cfg.drain_retry_ms * 1000u);
+    }
 }
 
 static void return_done(void *arg, int status, const zc_cmd_result_t *res)
@@ -158,8 +186,16 @@ static int free_cart(const void *k, size_t kl, void *v, void *arg)
     return 0;
 }
 
+void drain_forget_cart(broker_t *b, const char *cart)
+{
+    cart_info_t *ci = zc_map_get(b->carts, cart, strlen(cart));
+    if (ci && !ci->return_pending)
+        cart_forget(b, cart);
+}
+
 void drain_forget_all(broker_t *b)
 {
+    zc_dq_clear(&b->drain_q);
     zc_map_each(b->carts, free_cart, NULL);
     zc_map_destroy(&b->carts);
     b->carts = zc_map_new();

@@ -109,7 +109,9 @@ static int add_breaker(const zc_cart_rec_t *c, void *arg)
     const zc_breaker_t *k = &c->breaker;
     if (k->state == ZC_BRK_CLOSED && k->mode == ZC_BRK_AUTO)
         return 0;
-    if (x->count++ < STATUS_BREAKERS_MAX) {
+    if (x->count++ >= STATUS_BREAKERS_MAX)
+        return 1; /* listed enough; the count comes from the index */
+    {
         char key[ZC_CART_MAX + 16]; /* longer than ZC_KEY_MAX: add_prop refuses it */
         snprintf(key, sizeof key, "breaker.%s", c->id);
         zc_msg_add_prop(x->r, key, "%s %s %s since=%" PRIu64 " trips=%u probes=%u cart=%s",
@@ -171,13 +173,15 @@ static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, 
     zc_msg_add_prop(&r, "inflight", "%zu", zc_map_size(b->inflight));
     zc_msg_add_prop(&r, "busy", "%" PRIu64, b->busy);
     zc_msg_add_prop(&r, "leases", "%zu", b->leases ? zc_map_size(b->leases) : (size_t)0);
+    zc_msg_add_prop(&r, "cart_nodes", "%zu", b->nodes ? zc_map_size(b->nodes) : (size_t)0);
     zc_msg_add_prop(&r, "bad_requests", "%" PRIu64, b->bad_requests);
     zc_msg_add_prop(&r, "dropped", "%" PRIu64, b->dropped);
     zc_msg_add_prop(&r, "forbidden", "%" PRIu64, b->forbidden);
     zc_msg_add_prop(&r, "secure", "%d", zc_sec_insecure(b->sec) ? 0 : 1);
+    /* Through the breaker index: O(listed breakers), not O(carts). */
     breakers_t brk = {&r, 0};
-    zc_state_each_cart(st, add_breaker, &brk);
-    zc_msg_add_prop(&r, "breakers_not_closed", "%u", brk.count);
+    zc_state_each_breaker_not_closed(st, add_breaker, &brk);
+    zc_msg_add_prop(&r, "breakers_not_closed", "%" PRIu64, zc_state_breakers_not_closed(st));
     uint64_t ids[16];
     const char *roles[16];
     unsigned n_conf = zc_node_configuration(b->node, ids, roles, 16);
@@ -232,8 +236,23 @@ static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, zmq_
 {
     const void *data = zmq_msg_data(body);
     size_t len = zmq_msg_size(body);
+    zc_msg_t m;
+    const char *why;
     if (!zc_sec_role_ok(b->sec, body, FRONT_ROLES)) {
-        /* Echo a request's session and seq when the frame holds them. */
+        /* Answered in the kind the asker matches on (docs/protocol.md §6):
+         * a status or admin that decodes gets an admin-reply FORBIDDEN with
+         * its corr (a status-reply has no status code); anything else a
+         * reply, echoing a request's session and seq when the frame holds
+         * them. */
+        zc_msg_init(&m, 0);
+        if (zc_msg_decode(&m, data, len, &why) == 0 &&
+            (m.id == ZC_MSG_STATUS || m.id == ZC_MSG_ADMIN)) {
+            forbid(b, client, client_len, body, &m, m.id,
+                   "this key's role may not use the client port");
+            zc_msg_reset(&m);
+            return;
+        }
+        zc_msg_reset(&m);
         zc_msg_t echo;
         zc_msg_init(&echo, ZC_MSG_REQUEST);
         bool readable = zc_msg_peek_request(data, len, echo.session, &echo.seq);
@@ -241,8 +260,6 @@ static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, zmq_
                "this key's role may not use the client port");
         return;
     }
-    zc_msg_t m;
-    const char *why;
     zc_msg_init(&m, 0);
     if (zc_msg_decode(&m, data, len, &why) != 0) {
         b->bad_requests++;

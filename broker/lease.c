@@ -22,9 +22,17 @@
  * is replicated, and it is idempotent (RELEASE of an ended session is a
  * no-op), so a decision of a deposed leader that still commits is harmless.
  *
- * The scan walks the ASSIGNED carts of the registry (every live session
- * holds exactly one), not the session table, which also keeps every ended
- * session.
+ * Timers: every lease the leader keeps sits in a deadline queue (lib/dq.h)
+ * keyed by when it runs out, so the scan every LEASE_SCAN_MS pops only the
+ * leases that are due -- its cost does not grow with the number of
+ * sessions.  A renewal moves the lease's deadline (O(log n)).  When this
+ * replica becomes a ready leader it walks the ASSIGNED carts of the
+ * registry once (every live session holds exactly one, and the session
+ * table also keeps every ended session) and queues a full lease for each
+ * of their sessions.  A popped lease is checked again before it expires
+ * anything: counted from the later of its last request and ready_since
+ * (which a stall moves) it may not be due after all (queued again), and a
+ * session that is no longer live just loses its lease.
  *
  * A commit can come after its request timed out (route.c): a late ASSIGN
  * still starts the session's lease (without one it would count from when
@@ -42,8 +50,10 @@
 
 /* What the leader remembers about one session's lease. */
 typedef struct {
-    uint64_t heard_us; /* monotonic time of the session's last request */
-    bool expiring;     /* its expiry is being committed */
+    uint8_t session[ZC_SESSION_LEN]; /* the session (its key in b->leases) */
+    uint64_t heard_us;               /* monotonic time of its last request, 0 none yet */
+    bool expiring;                   /* its expiry is being committed */
+    zc_dq_entry_t due;               /* in b->lease_q at when the lease runs out */
 } lease_t;
 
 /* Argument of an expiry proposal's callback. */
@@ -61,6 +71,8 @@ static lease_t *lease_get(broker_t *b, const uint8_t session[ZC_SESSION_LEN], bo
         l = calloc(1, sizeof *l);
         if (l == NULL)
             return NULL;
+        memcpy(l->session, session, ZC_SESSION_LEN);
+        zc_dq_entry_init(&l->due);
         if (zc_map_put(b->leases, session, ZC_SESSION_LEN, l) != 0) {
             free(l);
             return NULL;
@@ -69,18 +81,36 @@ static lease_t *lease_get(broker_t *b, const uint8_t session[ZC_SESSION_LEN], bo
     return l;
 }
 
+/* Unqueue and free a lease. */
+static void lease_free(broker_t *b, lease_t *l)
+{
+    zc_dq_remove(&b->lease_q, &l->due);
+    free(zc_map_del(b->leases, l->session, ZC_SESSION_LEN));
+}
+
+/* When the lease runs out: a full TTL from the later of its last request
+ * and the moment this replica became a ready leader. */
+static uint64_t lease_deadline(const broker_t *b, const lease_t *l)
+{
+    uint64_t heard = l->heard_us > b->ready_since_us ? l->heard_us : b->ready_since_us;
+    return heard + (uint64_t)b->cfg.session_ttl_ms * 1000u + 1;
+}
+
 void lease_touch(broker_t *b, const uint8_t session[ZC_SESSION_LEN])
 {
     lease_t *l = lease_get(b, session, true);
-    if (l)
-        l->heard_us = zc_mono_us();
+    if (l == NULL)
+        return;
+    l->heard_us = zc_mono_us();
+    if (!l->expiring)
+        zc_dq_set(&b->lease_q, &l->due, lease_deadline(b, l));
 }
 
 void lease_forget(broker_t *b, const uint8_t session[ZC_SESSION_LEN])
 {
     lease_t *l = b->leases ? zc_map_get(b->leases, session, ZC_SESSION_LEN) : NULL;
     if (l && !l->expiring)
-        free(zc_map_del(b->leases, session, ZC_SESSION_LEN));
+        lease_free(b, l);
 }
 
 static void expiry_done(void *arg, int status, const zc_cmd_result_t *res)
@@ -89,8 +119,9 @@ static void expiry_done(void *arg, int status, const zc_cmd_result_t *res)
     broker_t *b = ctx->b;
     char hex[2 * ZC_SESSION_LEN + 1];
     zc_session_hex(ctx->session, hex);
-    if (b->leases)
-        free(zc_map_del(b->leases, ctx->session, ZC_SESSION_LEN));
+    lease_t *l = b->leases ? zc_map_get(b->leases, ctx->session, ZC_SESSION_LEN) : NULL;
+    if (l)
+        lease_free(b, l);
     if (status == ZC_OK && res->status == ZC_OK && res->cart[0]) {
         zc_info("session %.8s expired (no request for %u ms), cart %s gen %llu draining", hex,
                 b->cfg.session_ttl_ms, res->cart, (unsigned long long)res->generation);
@@ -99,38 +130,40 @@ static void expiry_done(void *arg, int status, const zc_cmd_result_t *res)
     free(ctx);
 }
 
-/* One scan's context. */
-typedef struct {
-    broker_t *b;     /* the broker */
-    uint64_t now_us; /* monotonic now */
-} scan_t;
-
-static int scan_one(const zc_cart_rec_t *c, void *arg)
+/* Commit the expiry of l's session. */
+static void expire(broker_t *b, lease_t *l)
 {
-    scan_t *s = arg;
-    broker_t *b = s->b;
-    if (c->state != ZC_CART_ASSIGNED)
-        return 0;
-    lease_t *l = lease_get(b, c->session, false);
-    if (l && l->expiring)
-        return 0;
-    uint64_t heard = l && l->heard_us > b->ready_since_us ? l->heard_us : b->ready_since_us;
-    if (s->now_us - heard <= (uint64_t)b->cfg.session_ttl_ms * 1000u)
-        return 0;
-    l = lease_get(b, c->session, true);
     expiry_ctx_t *ctx = malloc(sizeof *ctx);
-    if (l == NULL || ctx == NULL) {
-        free(ctx);
-        return 0;
+    if (ctx == NULL) {
+        zc_dq_set(&b->lease_q, &l->due, zc_mono_us() + LEASE_SCAN_MS * 1000u);
+        return;
     }
     l->expiring = true;
     ctx->b = b;
-    memcpy(ctx->session, c->session, ZC_SESSION_LEN);
+    memcpy(ctx->session, l->session, ZC_SESSION_LEN);
     zc_cmd_t cmd = {.type = ZC_CMD_RELEASE, .time_ms = zc_wall_ms()};
-    memcpy(cmd.release.session, c->session, ZC_SESSION_LEN);
+    memcpy(cmd.release.session, l->session, ZC_SESSION_LEN);
     cmd.release.why = ZC_RELEASE_EXPIRED;
     zc_node_propose(b->node, &cmd, expiry_done, ctx);
+}
+
+/* Queue a full lease for the session of an ASSIGNED cart (lease_start). */
+static int start_one(const zc_cart_rec_t *c, void *arg)
+{
+    broker_t *b = arg;
+    if (c->state != ZC_CART_ASSIGNED)
+        return 0;
+    lease_t *l = lease_get(b, c->session, true);
+    if (l && !l->expiring && !zc_dq_queued(&l->due))
+        zc_dq_set(&b->lease_q, &l->due, lease_deadline(b, l));
     return 0;
+}
+
+void lease_start(broker_t *b)
+{
+    if (!zc_node_ready(b->node))
+        return;
+    zc_state_each_cart(zc_node_state(b->node), start_one, b);
 }
 
 void lease_scan(broker_t *b, uint64_t now_us)
@@ -139,15 +172,35 @@ void lease_scan(broker_t *b, uint64_t now_us)
     b->lease_prev_us = now_us;
     if (gap > (uint64_t)b->cfg.session_ttl_ms * 500u) {
         /* This process stalled: the requests of that time are still queued.
-         * Every lease starts again rather than expiring unheard sessions. */
+         * Every lease starts again rather than expiring unheard sessions
+         * (lazily: each lease counts from ready_since when it pops). */
         zc_warn("no lease scan for %llu ms: every lease restarts", (unsigned long long)(gap / 1000));
         b->ready_since_us = now_us;
         return;
     }
     if (!zc_node_ready(b->node))
         return;
-    scan_t s = {b, now_us};
-    zc_state_each_cart(zc_node_state(b->node), scan_one, &s);
+    zc_state_t *st = zc_node_state(b->node);
+    zc_dq_entry_t *e;
+    while ((e = zc_dq_pop_due(&b->lease_q, now_us)) != NULL) {
+        lease_t *l = ZC_CONTAINER(e, lease_t, due);
+        uint64_t deadline = lease_deadline(b, l);
+        if (deadline > now_us) {
+            zc_dq_set(&b->lease_q, &l->due, deadline); /* renewed, or a stall restarted it */
+            continue;
+        }
+        zc_session_rec_t sess;
+        int rc = zc_state_get_session(st, l->session, &sess);
+        if (rc < 0) {
+            zc_dq_set(&b->lease_q, &l->due, now_us + LEASE_SCAN_MS * 1000u);
+            continue;
+        }
+        if (rc == 1 || sess.state != ZC_SESS_LIVE) {
+            lease_free(b, l); /* ended meanwhile (or purged): nothing to expire */
+            continue;
+        }
+        expire(b, l);
+    }
 }
 
 static int free_lease(const void *k, size_t kl, void *v, void *arg)
@@ -161,6 +214,7 @@ static int free_lease(const void *k, size_t kl, void *v, void *arg)
 
 void lease_forget_all(broker_t *b)
 {
+    zc_dq_clear(&b->lease_q);
     if (b->leases)
         zc_map_each(b->leases, free_lease, NULL);
     zc_map_destroy(&b->leases);
@@ -169,6 +223,7 @@ void lease_forget_all(broker_t *b)
 
 void lease_destroy(broker_t *b)
 {
+    zc_dq_clear(&b->lease_q);
     if (b->leases)
         zc_map_each(b->leases, free_lease, NULL);
     zc_map_destroy(&b->leases);

@@ -14,7 +14,12 @@ void lease_touch(broker_t *b, const uint8_t session[ZC_SESSION_LEN]);
 void lease_forget(broker_t *b, const uint8_t session[ZC_SESSION_LEN]);
 /* Propose the expiry (a RELEASE, why "lease expired") of every live session
  * whose lease ran out (leader only). */
+/* Expire the leases that are due (the deadline queue: O(due), not
+ * O(sessions)). */
 void lease_scan(broker_t *b, uint64_t now_us);
+/* This replica became a ready leader: a full lease for every live session
+ * (one walk of the registry's ASSIGNED carts). */
+void lease_start(broker_t *b);
 /* Leadership lost: forget every lease (a new leader restarts them all). */
 void lease_forget_all(broker_t *b);
 void lease_destroy(broker_t *b);

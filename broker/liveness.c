@@ -18,7 +18,8 @@
  *     unless it opened for failed operations     HALF_OPEN -> PROBE_OK
  *   its node still silent for --cart-liveness    HALF_OPEN -> PROBE_FAIL (heartbeat)
  *   a request admitted as a probe (route.c)      HALF_OPEN -> PROBE, then PROBE_OK or
- *                                                             PROBE_FAIL (failures)
+ *                                                             PROBE_FAIL (failures) --
+ *     only while still in the HALF_OPEN period that admitted it (its since_ms)
  *   a FREE cart, its node heard (no session
  *     to send it probes): the leader probes it
  *     itself with a RESET of the cart's
@@ -43,6 +44,21 @@
  * CART_LOST on its next request (route.c); the lost cart drains, so it is
  * reset by generation before anybody else gets it, whenever it returns.
  *
+ * Timers.  The rules above are driven so that a tick does not cost
+ * O(carts): a cart whose breaker is CLOSED on a node that is heard from
+ * needs nothing, so a scan visits only (a) the carts whose breaker is not
+ * CLOSED-and-automatic, through the state's breaker index (brkidx,
+ * replication/state.h), and (b) the carts of the nodes that came due in a
+ * deadline queue of nodes (lib/dq.h) keyed by when each would have been
+ * silent for --cart-liveness: a HELLO moves its node's deadline, and a
+ * node that pops while still silent has its carts visited (trip, and
+ * after --cart-lost-after, loss), again every LIVENESS_SCAN_MS while a
+ * proposal for one of them is still to be made, then at its loss
+ * deadline, then not until its next HELLO.  When this replica becomes a
+ * ready leader it walks the registry once to queue every node that has
+ * carts (liveness_start), so a node that never says HELLO to it is still
+ * found silent.
+ *
  * At most one proposal per cart is in flight.  A proposal the table refuses
  * when it applies (another event got there first) changes nothing, so the
  * volatile bookkeeping here can be lost at any time -- a new leader simply
@@ -54,6 +70,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/registry.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "proto/status.h"
@@ -72,6 +89,7 @@ typedef struct {
     char cart[ZC_CART_MAX + 1]; /* the cart */
     uint8_t ev;                /* the event proposed */
     uint8_t from;              /* the state it was proposed from (for the log) */
+    uint64_t generation;       /* REASSIGN: the lost assignment (its cart drains) */
 } brk_ctx_t;
 
 static brk_info_t *info_get(broker_t *b, const char *cart)
@@ -149,6 +167,8 @@ typedef struct {
     broker_t *b;      /* the broker */
     uint64_t now_us;  /* monotonic now */
     uint64_t now_ms;  /* wall now, the clock breaker records use */
+    bool again;       /* a node walk left a cart with work still to propose */
+    bool assigned;    /* a node walk saw an ASSIGNED cart (loss is still ahead) */
 } scan_t;
 
 static void reassign_done(void *arg, int status, const zc_cmd_result_t *res)
@@ -158,9 +178,11 @@ static void reassign_done(void *arg, int status, const zc_cmd_result_t *res)
     brk_info_t *i = b->breakers ? zc_map_get(b->breakers, ctx->cart, strlen(ctx->cart)) : NULL;
     if (i)
         i->pending = false;
-    if (status == ZC_OK && res->status == ZC_OK)
+    if (status == ZC_OK && res->status == ZC_OK) {
         zc_warn("cart %s lost (its node silent for %u ms): its session moved to %s gen %llu",
                 ctx->cart, b->cfg.cart_lost_ms, res->cart, (unsigned long long)res->generation);
+        drain_cart(b, ctx->cart, ctx->generation); /* reset when its node returns */
+    }
     else if (status == ZC_OK && res->status == ZC_NO_FREE_CART)
         zc_warn("cart %s lost but no free cart to move its session to; retrying", ctx->cart);
     free(ctx);
@@ -177,6 +199,7 @@ static void reassign(broker_t *b, const zc_cart_rec_t *c)
     }
     ctx->b = b;
     snprintf(ctx->cart, sizeof ctx->cart, "%s", c->id);
+    ctx->generation = c->generation;
     i->pending = true;
     zc_cmd_t cmd = {.type = ZC_CMD_REASSIGN, .time_ms = zc_wall_ms()};
     snprintf(cmd.reassign.cart, sizeof cmd.reassign.cart, "%s", c->id);
@@ -257,15 +280,20 @@ static int scan_one(const zc_cart_rec_t *c, void *arg)
     broker_t *b = s->b;
     const zc_breaker_t *k = &c->breaker;
     brk_info_t *i = b->breakers ? zc_map_get(b->breakers, c->id, strlen(c->id)) : NULL;
-    if (i && i->pending)
+    if (i && i->pending) {
+        s->again = true; /* look again once it has committed */
         return 0;
+    }
     const node_info_t *n = zc_map_get(b->nodes, c->node, strlen(c->node));
     uint64_t heard_us = n && n->last_hello_us > b->ready_since_us ? n->last_hello_us
                                                                   : b->ready_since_us;
     bool silent = s->now_us - heard_us > (uint64_t)b->cfg.cart_liveness_ms * 1000u;
+    if (c->state == ZC_CART_ASSIGNED)
+        s->assigned = true;
     if (c->state == ZC_CART_ASSIGNED &&
         s->now_us - heard_us > (uint64_t)b->cfg.cart_lost_ms * 1000u) {
         reassign(b, c); /* whatever its breaker: a lost cart is lost */
+        s->again = true;
         return 0;
     }
     if (k->mode != ZC_BRK_AUTO)
@@ -273,8 +301,10 @@ static int scan_one(const zc_cart_rec_t *c, void *arg)
     zc_brk_policy_t p = liveness_policy(b);
     switch (k->state) {
     case ZC_BRK_CLOSED:
-        if (silent)
+        if (silent) {
             liveness_propose(b, c->id, k->state, ZC_BRK_EV_TRIP, ZC_BRK_WHY_HEARTBEAT, NULL, NULL);
+            s->again = true;
+        }
         break;
     case ZC_BRK_OPEN:
         if (s->now_ms >= k->since_ms + zc_breaker_open_wait_ms(k, &p))
@@ -314,14 +344,83 @@ void liveness_scan(broker_t *b, uint64_t now_us)
     }
     if (!zc_node_ready(b->node))
         return;
-    scan_t s = {b, now_us, zc_wall_ms()};
-    zc_state_each_cart(zc_node_state(b->node), scan_one, &s);
+    zc_state_t *st = zc_node_state(b->node);
+    uint64_t wall = zc_wall_ms();
+    /* (a) Breakers that are not CLOSED-and-auto: their timers and probes. */
+    scan_t s = {b, now_us, wall, false, false};
+    zc_state_each_breaker_not_closed(st, scan_one, &s);
+    /* (b) Nodes that came due: silent ones have their carts visited. */
+    zc_dq_entry_t *e;
+    uint64_t liveness_us = (uint64_t)b->cfg.cart_liveness_ms * 1000u,
+             lost_us = (uint64_t)b->cfg.cart_lost_ms * 1000u;
+    while ((e = zc_dq_pop_due(&b->node_q, now_us)) != NULL) {
+        node_info_t *n = ZC_CONTAINER(e, node_info_t, due);
+        uint64_t heard = n->last_hello_us > b->ready_since_us ? n->last_hello_us
+                                                              : b->ready_since_us;
+        if (now_us - heard <= liveness_us) {
+            zc_dq_set(&b->node_q, &n->due, heard + liveness_us + 1); /* heard since */
+            continue;
+        }
+        scan_t w = {b, now_us, wall, false, false};
+        zc_state_each_node_cart(st, n->name, scan_one, &w);
+        if (w.again)
+            zc_dq_set(&b->node_q, &n->due, now_us + LIVENESS_SCAN_MS * 1000u);
+        else if (w.assigned && heard + lost_us + 1 > now_us)
+            zc_dq_set(&b->node_q, &n->due, heard + lost_us + 1);
+        /* else: nothing more until its next HELLO (liveness_heard) */
+    }
 }
 
-void liveness_op_result(broker_t *b, const char *cart, bool ok, bool probe)
+void liveness_heard(broker_t *b, node_info_t *n)
+{
+    uint64_t heard = n->last_hello_us > b->ready_since_us ? n->last_hello_us : b->ready_since_us;
+    zc_dq_set(&b->node_q, &n->due, heard + (uint64_t)b->cfg.cart_liveness_ms * 1000u + 1);
+}
+
+/* liveness_start: queue the node of every registered cart. */
+static int start_one(const zc_cart_rec_t *c, void *arg)
+{
+    broker_t *b = arg;
+    node_info_t *n = registry_node(b, c->node);
+    if (n && !zc_dq_queued(&n->due))
+        liveness_heard(b, n);
+    return 0;
+}
+
+static int start_known(const void *k, size_t kl, void *v, void *arg)
+{
+    (void)k;
+    (void)kl;
+    liveness_heard(arg, v);
+    return 0;
+}
+
+void liveness_start(broker_t *b)
+{
+    zc_dq_clear(&b->node_q);
+    if (!zc_node_ready(b->node))
+        return;
+    zc_map_each(b->nodes, start_known, b);
+    zc_state_each_cart(zc_node_state(b->node), start_one, b);
+}
+
+void liveness_op_result(broker_t *b, const char *cart, bool ok, bool probe,
+                        uint64_t probe_since_ms)
 {
     if (!zc_node_ready(b->node))
         return;
+    if (probe) {
+        /* A result of an earlier HALF_OPEN period (the breaker reopened and
+         * half-opened again meanwhile) says nothing about this one: counted,
+         * a stale failure would reopen it "for failures", which no HELLO
+         * closes. */
+        zc_cart_rec_t rec;
+        if (zc_state_get_cart(zc_node_state(b->node), cart, &rec) != 0 ||
+            rec.breaker.state != ZC_BRK_HALF_OPEN || rec.breaker.since_ms != probe_since_ms) {
+            zc_info("cart %s: result of a probe of an earlier HALF_OPEN period ignored", cart);
+            return;
+        }
+    }
     brk_info_t *i = info_get(b, cart);
     if (i == NULL)
         return;
@@ -351,8 +450,16 @@ static int free_info(const void *k, size_t kl, void *v, void *arg)
     return 0;
 }
 
+void liveness_forget_cart(broker_t *b, const char *cart)
+{
+    brk_info_t *i = b->breakers ? zc_map_get(b->breakers, cart, strlen(cart)) : NULL;
+    if (i && !i->pending)
+        free(zc_map_del(b->breakers, cart, strlen(cart)));
+}
+
 void liveness_forget_all(broker_t *b)
 {
+    zc_dq_clear(&b->node_q);
     zc_map_each(b->breakers, free_info, NULL);
     zc_map_destroy(&b->breakers);
     b->breakers = zc_map_new();
@@ -360,6 +467,7 @@ void liveness_forget_all(broker_t *b)
 
 void liveness_destroy(broker_t *b)
 {
+    zc_dq_clear(&b->node_q);
     if (b->breakers)
         zc_map_each(b->breakers, free_info, NULL);
     zc_map_destroy(&b->breakers);

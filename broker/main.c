@@ -72,6 +72,8 @@ static void on_role_changed(void *arg)
         b->ready_since_us = zc_mono_us(); /* every node gets a full liveness window */
         seed_members(b);
         drain_scan(b, zc_mono_us(), true);
+        lease_start(b);
+        liveness_start(b);
     }
     if (!ready && b->was_ready) {
         drain_forget_all(b);
@@ -97,8 +99,9 @@ static void on_tick(uv_timer_t *t)
         lease_scan(b, now);
     }
     purge_scan(b, now);
-    if (now - b->last_drain_us >= (uint64_t)b->cfg.drain_retry_ms * 1000u) {
-        drain_scan(b, now, false);
+    drain_scan(b, now, false); /* the resets that are due: O(1) when none is */
+    if (now - b->last_peers_us >= (uint64_t)b->cfg.drain_retry_ms * 1000u) {
+        b->last_peers_us = now;
         if (b->peers)
             peers_sync(b->peers); /* membership may have changed */
     }

@@ -281,6 +281,7 @@ static void probe_done(void *arg, int status, const zc_cmd_result_t *res)
         return;
     }
     q->probe = true;
+    q->probe_since_ms = res->breaker.since_ms;
     send_to_cart(b, q);
 }
 
@@ -541,7 +542,7 @@ void route_cart_reply(broker_t *b, const char *node, const zc_msg_t *m)
         b->dropped++;
         zc_warn("cart %s answered status %d (%s), which a cart must not: INTERNAL to the client",
                 q->cart, m->status, zc_status_name(m->status));
-        liveness_op_result(b, q->cart, false, q->probe);
+        liveness_op_result(b, q->cart, false, q->probe, q->probe_since_ms);
         finish(b, q, ZC_INTERNAL, "the cart answered a status a cart must not", NULL);
         return;
     }
@@ -551,7 +552,7 @@ void route_cart_reply(broker_t *b, const char *node, const zc_msg_t *m)
                 zc_escape(m->detail, sizeof m->detail, d, sizeof d));
     }
     /* A KO the cart decided is the cart working; INTERNAL is the cart failing. */
-    liveness_op_result(b, q->cart, m->status != ZC_INTERNAL, q->probe);
+    liveness_op_result(b, q->cart, m->status != ZC_INTERNAL, q->probe, q->probe_since_ms);
     finish(b, q, m->status, m->detail, m);
 }
 
@@ -565,14 +566,14 @@ void route_expire(broker_t *b, uint64_t now_us)
         case BREQ_AT_CART:
             zc_warn("cart %s did not answer seq %llu within %u ms", q->cart,
                     (unsigned long long)q->req.seq, b->cfg.cart_timeout_ms);
-            liveness_op_result(b, q->cart, false, q->probe);
+            liveness_op_result(b, q->cart, false, q->probe, q->probe_since_ms);
             finish(b, q, ZC_CART_UNAVAILABLE, "the cart did not answer in time", NULL);
             break;
         case BREQ_AT_NODE:
             zc_warn("cart %s: its node did not connect within %u ms (seq %llu)", q->cart,
                     b->cfg.cart_timeout_ms, (unsigned long long)q->req.seq);
             if (q->probe)
-                liveness_op_result(b, q->cart, false, true);
+                liveness_op_result(b, q->cart, false, true, q->probe_since_ms);
             finish(b, q, ZC_CART_UNAVAILABLE, "the cart's node is not connected", NULL);
             break;
         case BREQ_PARKED:

@@ -17,6 +17,7 @@ const char *zc_cmd_name(int type)
     case ZC_CMD_REASSIGN: return "REASSIGN";
     case ZC_CMD_LOST_TOLD: return "LOST_TOLD";
     case ZC_CMD_PURGE: return "PURGE";
+    case ZC_CMD_UNREGISTER: return "UNREGISTER";
     default: return "UNKNOWN";
     }
 }
@@ -80,6 +81,15 @@ int zc_cmd_encode(const zc_cmd_t *c, zc_wbuf_t *w)
         zc_wbuf_u16(w, c->purge.n);
         for (unsigned i = 0; i < c->purge.n; i++)
             zc_wbuf_bytes(w, c->purge.sessions[i], ZC_SESSION_LEN);
+        break;
+    case ZC_CMD_UNREGISTER:
+        if (c->unreg.n > ZC_REGISTER_MAX || (c->unreg.all && c->unreg.n != 0))
+            return -1;
+        zc_wbuf_str(w, c->unreg.node);
+        zc_wbuf_u8(w, c->unreg.all ? 1 : 0);
+        zc_wbuf_u16(w, c->unreg.n);
+        for (unsigned i = 0; i < c->unreg.n; i++)
+            zc_wbuf_u16(w, c->unreg.slots[i]);
         break;
     default:
         return -1;
@@ -160,6 +170,17 @@ int zc_cmd_decode(zc_cmd_t *c, const void *data, size_t len)
         for (unsigned i = 0; i < c->purge.n; i++)
             zc_rbuf_bytes(&r, c->purge.sessions[i], ZC_SESSION_LEN);
         break;
+    case ZC_CMD_UNREGISTER: {
+        zc_rbuf_str(&r, c->unreg.node, sizeof c->unreg.node);
+        uint8_t all = zc_rbuf_u8(&r);
+        c->unreg.all = all == 1;
+        c->unreg.n = zc_rbuf_u16(&r);
+        if (r.err || all > 1 || c->unreg.n > ZC_REGISTER_MAX || (c->unreg.all && c->unreg.n != 0))
+            return -1;
+        for (unsigned i = 0; i < c->unreg.n; i++)
+            c->unreg.slots[i] = zc_rbuf_u16(&r);
+        break;
+    }
     default:
         return -1;
     }

@@ -28,6 +28,9 @@
  *     PURGE     u64 retention_ms, u16 n, n * 16 session (n <= ZC_PURGE_MAX):
  *               forget those sessions that ended at least retention_ms
  *               before time_ms; any other named session is left alone
+ *     UNREGISTER str node, u8 all, u16 n, n * u16 slot (n <= ZC_REGISTER_MAX):
+ *               forget the node's carts of those slots (all = 1: every cart
+ *               of the node, n = 0)
  *
  * then zero octets up to a multiple of ZC_CMD_ALIGN (8): raft's libuv log
  * requires every entry's length to be a multiple of 8 (an assertion that
@@ -57,6 +60,7 @@ typedef enum {
     ZC_CMD_REASSIGN = 8,   /* a lost cart's session moves to a fresh cart */
     ZC_CMD_LOST_TOLD = 9,  /* the session's client got its CART_LOST */
     ZC_CMD_PURGE = 10,     /* forget sessions that ended long enough ago */
+    ZC_CMD_UNREGISTER = 11, /* forget carts of slots a node no longer has (or the node) */
 } zc_cmd_type_t;
 
 #define ZC_CMD_VERSION 1
@@ -110,6 +114,12 @@ typedef struct {
             uint8_t session[ZC_SESSION_LEN]; /* the session told */
         } told;
         struct {
+            char node[ZC_NODE_MAX + 1]; /* cart node name */
+            bool all;                   /* every cart of the node (slots ignored) */
+            uint16_t n;                 /* entries in slots */
+            uint16_t slots[ZC_REGISTER_MAX]; /* slot numbers to forget */
+        } unreg;
+        struct {
             uint64_t retention_ms;                       /* ended at least this long ago */
             uint16_t n;                                  /* entries in sessions */
             uint8_t sessions[ZC_PURGE_MAX][ZC_SESSION_LEN]; /* candidates, leader-chosen */
@@ -128,7 +138,10 @@ typedef struct {
     uint8_t status;             /* ZC_OK or a KO reason (zc_status_t) */
     char cart[ZC_CART_MAX + 1]; /* ASSIGN/RELEASE: the cart, RETURN: echo */
     uint64_t generation;        /* ASSIGN/RELEASE: the assignment's generation */
-    uint32_t count;             /* REGISTER: carts added; PURGE: sessions forgotten */
+    uint32_t count;             /* REGISTER: carts added; PURGE: sessions forgotten;
+                                   UNREGISTER: carts forgotten */
+    uint32_t moved;             /* UNREGISTER: sessions moved to another cart (CART_LOST) */
+    uint32_t ended;             /* UNREGISTER: sessions ended (no free cart to move to) */
     zc_breaker_t breaker;       /* BREAKER: the record after the event (or as it
                                    stayed, when refused: status BAD_REQUEST) */
     bool replayed;              /* entry was already in the state (restart) */

@@ -38,7 +38,7 @@ zc_fsm_t *zc_fsm_new(const char *dir, size_t map_size, char *err, size_t errlen)
         return NULL;
     }
     if (zc_state_ensure_counts(f->state) != 0 ||
-        (zc_state_meta(f->state, "index_v") != 1 && zc_state_rebuild_indexes(f->state) != 0)) {
+        (zc_state_meta(f->state, "index_v") != ZC_STATE_INDEX_V && zc_state_rebuild_indexes(f->state) != 0)) {
         snprintf(err, errlen, "%s: could not count the sessions of the state", dir);
         zc_state_close(&f->state);
         free(f);
@@ -386,6 +386,132 @@ static int apply_purge(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_result
     return 0;
 }
 
+/* Collects the carts of a node (UNREGISTER all). */
+typedef struct {
+    char (*ids)[ZC_CART_MAX + 1]; /* cart ids, grown as needed */
+    size_t n, cap;                /* entries used, allocated */
+} cart_ids_t;
+
+static int collect_cart(const zc_cart_rec_t *c, void *arg)
+{
+    cart_ids_t *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        void *p = realloc(l->ids, cap * sizeof *l->ids);
+        if (p == NULL)
+            return -1;
+        l->ids = p;
+        l->cap = cap;
+    }
+    snprintf(l->ids[l->n++], sizeof l->ids[0], "%s", c->id);
+    return 0;
+}
+
+/* Forget one cart that is not ASSIGNED (FREE: off the free list first). */
+static int unregister_idle(zc_state_t *s, MDB_txn *t, const zc_cart_rec_t *cart)
+{
+    if (cart->state == ZC_CART_FREE && zc_state_txn_free_take(s, t, cart) != 0)
+        return -1;
+    if (zc_state_txn_del_cart(s, t, cart->id) != 0 ||
+        zc_state_txn_add_meta(s, t, "carts_total", -1) != 0)
+        return -1;
+    return 0;
+}
+
+/* Forget an ASSIGNED cart.  Its session is not left on a cart that no
+ * longer exists: it moves to the first free cart with a CLOSED breaker
+ * under a new generation, marked lost (its client is told CART_LOST, as
+ * for a lost cart); with no such cart it ends as EXPIRED (its client gets
+ * SESSION_EXPIRED).  Either way the same on every replica. */
+static int unregister_assigned(zc_fsm_t *f, MDB_txn *t, uint64_t now_ms, zc_cart_rec_t *cart,
+                               zc_cmd_result_t *out)
+{
+    zc_state_t *s = f->state;
+    zc_session_rec_t sess;
+    zc_cart_rec_t fresh;
+    if (zc_state_txn_get_session(s, t, cart->session, &sess) != 0)
+        return -1; /* the invariant says an ASSIGNED cart's session exists */
+    int rc = first_free(s, t, &fresh);
+    if (rc < 0)
+        return -1;
+    if (zc_state_txn_load_add(s, t, cart->node, -1) != 0)
+        return -1;
+    sess.since_ms = now_ms;
+    if (rc == 0) {
+        uint64_t gen = zc_state_txn_meta(s, t, "next_gen");
+        if (gen == 0)
+            gen = 1;
+        if (zc_state_txn_free_take(s, t, &fresh) != 0 ||
+            zc_state_txn_load_add(s, t, fresh.node, 1) != 0)
+            return -1;
+        fresh.state = ZC_CART_ASSIGNED;
+        fresh.generation = gen;
+        fresh.free_pos = 0;
+        fresh.since_ms = now_ms;
+        memcpy(fresh.session, sess.id, ZC_SESSION_LEN);
+        snprintf(sess.cart, sizeof sess.cart, "%s", fresh.id);
+        sess.generation = gen;
+        sess.lost = true;
+        if (zc_state_txn_put_cart(s, t, &fresh) != 0 ||
+            zc_state_txn_set_meta(s, t, "next_gen", gen + 1) != 0)
+            return -1;
+        out->moved++;
+    } else {
+        sess.state = ZC_SESS_EXPIRED;
+        sess.lost = false;
+        if (zc_state_txn_add_meta(s, t, "sessions_live", -1) != 0 ||
+            zc_state_txn_add_meta(s, t, "sessions_ended", 1) != 0 ||
+            zc_state_txn_add_meta(s, t, "carts_assigned", -1) != 0)
+            return -1;
+        out->ended++;
+    }
+    if (zc_state_txn_put_session(s, t, &sess) != 0 || zc_state_txn_del_cart(s, t, cart->id) != 0 ||
+        zc_state_txn_add_meta(s, t, "carts_total", -1) != 0)
+        return -1;
+    return 0;
+}
+
+/* Forget carts of a node: those of the listed slots (its HELLO no longer
+ * has them), or all of them (an operator retired the node).  FREE and
+ * DRAINING carts go first, so that no session of an ASSIGNED one is moved
+ * onto a cart this same entry forgets.  A slot with no cart is skipped, so
+ * a repeated or stale UNREGISTER is harmless; a node that says HELLO later
+ * registers its slots afresh (REGISTER: a slot holding an owner or items
+ * drains first, and generations stay above what it reports). */
+static int apply_unregister(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_result_t *out)
+{
+    zc_state_t *s = f->state;
+    cart_ids_t l = {0};
+    int rc = 0;
+    out->status = ZC_OK;
+    if (c->unreg.all) {
+        rc = zc_state_txn_each_node_cart(s, t, c->unreg.node, collect_cart, &l);
+    } else {
+        zc_cart_rec_t dummy;
+        memset(&dummy, 0, sizeof dummy);
+        for (unsigned i = 0; i < c->unreg.n && rc == 0; i++) {
+            snprintf(dummy.id, sizeof dummy.id, "%s.%u", c->unreg.node, c->unreg.slots[i]);
+            rc = collect_cart(&dummy, &l);
+        }
+    }
+    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+        for (size_t i = 0; i < l.n && rc == 0; i++) {
+            zc_cart_rec_t cart;
+            int g = zc_state_txn_get_cart(s, t, l.ids[i], &cart);
+            if (g < 0)
+                rc = -1;
+            if (g != 0 || (pass == 0) == (cart.state == ZC_CART_ASSIGNED))
+                continue; /* gone (a duplicate slot), or not this pass's kind */
+            rc = pass == 0 ? unregister_idle(s, t, &cart)
+                           : unregister_assigned(f, t, c->time_ms, &cart, out);
+            if (rc == 0)
+                out->count++;
+        }
+    }
+    free(l.ids);
+    return rc;
+}
+
 static int apply_member(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_result_t *out)
 {
     out->status = ZC_OK;
@@ -426,6 +552,7 @@ static int apply_once(zc_fsm_t *f, uint64_t index, const zc_cmd_t *c, bool decod
         case ZC_CMD_LOST_TOLD: rc = apply_lost_told(f, t, c, out); break;
         case ZC_CMD_BREAKER: rc = apply_breaker(f, t, c, out); break;
         case ZC_CMD_PURGE: rc = apply_purge(f, t, c, out); break;
+        case ZC_CMD_UNREGISTER: rc = apply_unregister(f, t, c, out); break;
         }
     }
     if (rc == 0)

@@ -129,10 +129,12 @@ zc_state_t *zc_state_open(const char *dir, size_t map_size, char *err, size_t er
         (rc = mdb_dbi_open(t, "members", MDB_CREATE, &s->members)) != 0 ||
         (rc = mdb_dbi_open(t, "local", MDB_CREATE, &s->local)) != 0 ||
         (rc = mdb_dbi_open(t, "nodefree", MDB_CREATE, &s->nodefree)) != 0 ||
-        (rc = mdb_dbi_open(t, "nodeload", MDB_CREATE, &s->nodeload)) != 0) {
+        (rc = mdb_dbi_open(t, "nodeload", MDB_CREATE, &s->nodeload)) != 0 ||
+        (rc = mdb_dbi_open(t, "brkidx", MDB_CREATE, &s->brkidx)) != 0) {
         mdb_txn_abort(t);
         goto err_lmdb;
     }
+    s->has_brkidx = true;
     if ((rc = mdb_txn_commit(t)) != 0)
         goto err_lmdb;
     return s;
@@ -190,6 +192,8 @@ zc_state_t *zc_state_open_readonly(const char *dir, char *err, size_t errlen)
         snprintf(err, errlen, "%s: not a zcart state (lmdb: %s)", dir, mdb_strerror(rc));
         goto err_after_env;
     }
+    /* A state from before the breaker index has none: walk the carts. */
+    s->has_brkidx = mdb_dbi_open(t, "brkidx", 0, &s->brkidx) == 0;
     /* Handles opened in a read-only transaction stay valid once it commits. */
     if ((rc = mdb_txn_commit(t)) != 0)
         goto err_lmdb;
@@ -237,6 +241,14 @@ int zc_state_txn_put_cart(zc_state_t *s, MDB_txn *t, const zc_cart_rec_t *c)
     MDB_val k = {strlen(c->id), (void *)c->id}, v = {w.len, w.data};
     int rc = w.oom ? -1 : mdb_put(t, s->carts, &k, &v, 0);
     zc_wbuf_clear(&w);
+    if (rc == 0 && s->has_brkidx) {
+        /* The breaker index follows every write of the cart. */
+        MDB_val e = {0, NULL};
+        if (c->breaker.state != ZC_BRK_CLOSED || c->breaker.mode != ZC_BRK_AUTO)
+            rc = mdb_put(t, s->brkidx, &k, &e, 0);
+        else if ((rc = mdb_del(t, s->brkidx, &k, NULL)) == MDB_NOTFOUND)
+            rc = 0;
+    }
     return rc == 0 ? 0 : -1;
 }
 
@@ -250,6 +262,50 @@ int zc_state_txn_get_session(zc_state_t *s, MDB_txn *t, const uint8_t id[ZC_SESS
     if (rc != 0)
         return -1;
     return decode_session(&k, &v, out);
+}
+
+int zc_state_txn_del_cart(zc_state_t *s, MDB_txn *t, const char *id)
+{
+    MDB_val k = {strlen(id), (void *)id};
+    int rc = mdb_del(t, s->carts, &k, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return -1;
+    if (s->has_brkidx && (rc = mdb_del(t, s->brkidx, &k, NULL)) != 0 && rc != MDB_NOTFOUND)
+        return -1;
+    return 0;
+}
+
+/* The carts of one node: keys "<node>.<slot>" sort together (a node name
+ * holds no '.'), so one range from "<node>." covers them. */
+static int each_node_cart(zc_state_t *s, MDB_txn *t, const char *node,
+                          int (*fn)(const zc_cart_rec_t *c, void *arg), void *arg)
+{
+    char prefix[ZC_NODE_MAX + 2];
+    size_t pl = (size_t)snprintf(prefix, sizeof prefix, "%s.", node);
+    MDB_cursor *cur;
+    MDB_val k = {pl, prefix}, v;
+    if (pl >= sizeof prefix || mdb_cursor_open(t, s->carts, &cur) != 0)
+        return -1;
+    int rc = 0;
+    for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         g == 0 && k.mv_size > pl && memcmp(k.mv_data, prefix, pl) == 0;
+         g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        zc_cart_rec_t c;
+        if (decode_cart(&k, &v, &c) != 0) {
+            rc = -1;
+            break;
+        }
+        if (fn(&c, arg) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+int zc_state_txn_each_node_cart(zc_state_t *s, MDB_txn *t, const char *node,
+                                int (*fn)(const zc_cart_rec_t *c, void *arg), void *arg)
+{
+    return each_node_cart(s, t, node, fn, arg);
 }
 
 int zc_state_txn_put_session(zc_state_t *s, MDB_txn *t, const zc_session_rec_t *r)
@@ -429,7 +485,7 @@ int zc_state_rebuild_indexes(zc_state_t *s)
     if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
         return -1;
     int rc = mdb_drop(t, s->nodefree, 0) != 0 || mdb_drop(t, s->nodeload, 0) != 0 ||
-                     mdb_cursor_open(t, s->carts, &cur) != 0
+                     mdb_drop(t, s->brkidx, 0) != 0 || mdb_cursor_open(t, s->carts, &cur) != 0
                  ? -1
                  : 0;
     if (rc == 0) {
@@ -437,6 +493,12 @@ int zc_state_rebuild_indexes(zc_state_t *s)
             zc_cart_rec_t c;
             if (decode_cart(&k, &v, &c) != 0)
                 continue;
+            if (c.breaker.state != ZC_BRK_CLOSED || c.breaker.mode != ZC_BRK_AUTO) {
+                MDB_val e = {0, NULL};
+                rc = mdb_put(t, s->brkidx, &k, &e, 0) == 0 ? 0 : -1;
+            }
+            if (rc != 0)
+                break;
             if (c.state == ZC_CART_FREE) {
                 uint8_t nk[ZC_NODE_MAX + 9];
                 MDB_val ik = {nodefree_key(nk, c.node, c.free_pos), nk};
@@ -449,7 +511,7 @@ int zc_state_rebuild_indexes(zc_state_t *s)
         mdb_cursor_close(cur);
     }
     if (rc == 0)
-        rc = zc_state_txn_set_meta(s, t, "index_v", 1);
+        rc = zc_state_txn_set_meta(s, t, "index_v", ZC_STATE_INDEX_V);
     if (rc != 0) {
         mdb_txn_abort(t);
         return -1;
@@ -505,6 +567,13 @@ int zc_state_txn_del_member(zc_state_t *s, MDB_txn *t, uint64_t id)
 }
 
 /* --- queries --- */
+
+static int count_any(const zc_cart_rec_t *c, void *arg)
+{
+    (void)c;
+    (*(uint64_t *)arg)++;
+    return 0;
+}
 
 static MDB_txn *rtxn(zc_state_t *s)
 {
@@ -647,6 +716,80 @@ int zc_state_each_cart(zc_state_t *s, int (*fn)(const zc_cart_rec_t *c, void *ar
 out:
     mdb_txn_abort(t);
     return rc;
+}
+
+int zc_state_each_node_cart(zc_state_t *s, const char *node,
+                            int (*fn)(const zc_cart_rec_t *c, void *arg), void *arg)
+{
+    MDB_txn *t = rtxn(s);
+    if (t == NULL)
+        return -1;
+    int rc = each_node_cart(s, t, node, fn, arg);
+    mdb_txn_abort(t);
+    return rc;
+}
+
+/* Without the index (a read-only state from before it): filter the carts. */
+typedef struct {
+    int (*fn)(const zc_cart_rec_t *c, void *arg); /* the caller's */
+    void *arg;                                    /* its argument */
+} brk_filter_t;
+
+static int brk_filter(const zc_cart_rec_t *c, void *arg)
+{
+    brk_filter_t *f = arg;
+    if (c->breaker.state == ZC_BRK_CLOSED && c->breaker.mode == ZC_BRK_AUTO)
+        return 0;
+    return f->fn(c, f->arg);
+}
+
+int zc_state_each_breaker_not_closed(zc_state_t *s, int (*fn)(const zc_cart_rec_t *c, void *arg),
+                                     void *arg)
+{
+    if (!s->has_brkidx) {
+        brk_filter_t f = {fn, arg};
+        return zc_state_each_cart(s, brk_filter, &f);
+    }
+    MDB_txn *t = rtxn(s);
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = -1;
+    if (t == NULL)
+        return -1;
+    if (mdb_cursor_open(t, s->brkidx, &cur) != 0)
+        goto out;
+    rc = 0;
+    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        MDB_val cv;
+        zc_cart_rec_t c;
+        if (mdb_get(t, s->carts, &k, &cv) != 0 || decode_cart(&k, &cv, &c) != 0) {
+            rc = -1;
+            break;
+        }
+        if (fn(&c, arg) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+out:
+    mdb_txn_abort(t);
+    return rc;
+}
+
+uint64_t zc_state_breakers_not_closed(zc_state_t *s)
+{
+    if (!s->has_brkidx) {
+        uint64_t n = 0;
+        zc_state_each_breaker_not_closed(s, count_any, &n);
+        return n;
+    }
+    MDB_txn *t = rtxn(s);
+    MDB_stat st;
+    uint64_t n = 0;
+    if (t != NULL && mdb_stat(t, s->brkidx, &st) == 0)
+        n = st.ms_entries;
+    if (t != NULL)
+        mdb_txn_abort(t);
+    return n;
 }
 
 int zc_state_each_free(zc_state_t *s, int (*fn)(const char *cart, void *arg), void *arg)
@@ -958,13 +1101,23 @@ int zc_state_check(zc_state_t *s, char *why, size_t whylen)
     /* Carts: states valid, breakers consistent with their mode, FREE count =
      * free list length, ASSIGNED held by a LIVE session with the same
      * generation. */
-    size_t n_free = 0, n_carts = 0, n_assigned = 0, n_live = 0, n_ended = 0;
+    size_t n_free = 0, n_carts = 0, n_assigned = 0, n_live = 0, n_ended = 0, n_not_closed = 0;
     if (mdb_cursor_open(t, s->carts, &cur) != 0)
         goto storage;
     for (int op = MDB_FIRST; rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
         zc_cart_rec_t c;
         zc_session_rec_t r;
         n_carts++;
+        if (decode_cart(&k, &v, &c) == 0 &&
+            (c.breaker.state != ZC_BRK_CLOSED || c.breaker.mode != ZC_BRK_AUTO)) {
+            MDB_val iv;
+            n_not_closed++;
+            if (s->has_brkidx && !s->readonly && mdb_get(t, s->brkidx, &k, &iv) != 0) {
+                snprintf(why, whylen, "cart %s breaker not CLOSED-and-auto but not indexed", c.id);
+                rc = -1;
+                break;
+            }
+        }
         if (decode_cart(&k, &v, &c) != 0) {
             snprintf(why, whylen, "undecodable cart record");
             rc = -1;
@@ -990,6 +1143,13 @@ int zc_state_check(zc_state_t *s, char *why, size_t whylen)
     }
     mdb_cursor_close(cur);
     cur = NULL;
+    MDB_stat bst;
+    if (rc == 0 && s->has_brkidx && !s->readonly && mdb_stat(t, s->brkidx, &bst) == 0 &&
+        bst.ms_entries != n_not_closed) {
+        snprintf(why, whylen, "%zu carts with a breaker not CLOSED-and-auto but %zu in the index",
+                 n_not_closed, (size_t)bst.ms_entries);
+        rc = -1;
+    }
     if (rc == 0 && n_free != n_list) {
         snprintf(why, whylen, "%zu FREE carts but %zu free-list entries", n_free, n_list);
         rc = -1;

@@ -25,6 +25,9 @@
  *   nodefree  node name, 0x00, u64 free position -> cart id: each node's
  *             free carts in free-list order
  *   nodeload  node name -> u64 carts ASSIGNED on that node
+ *   brkidx    cart id -> empty: the carts whose breaker is not CLOSED-and-
+ *             automatic (kept by every write of a cart record), so status
+ *             and the leader's liveness rules visit only those
  *
  * Invariant kept by every apply: registered carts = free + assigned +
  * draining, disjoint; a cart is FREE iff it has an entry in `free`; a LIVE
@@ -100,6 +103,8 @@ typedef struct zc_state {
     MDB_dbi members;  /* replica directory */
     MDB_dbi nodefree; /* index: node + free position -> cart id */
     MDB_dbi nodeload; /* index: node -> ASSIGNED carts */
+    MDB_dbi brkidx;   /* index: cart id -> empty, carts whose breaker is not CLOSED-and-auto */
+    bool has_brkidx;  /* brkidx exists (a read-only state from before it has none) */
     MDB_dbi local;    /* this replica's own facts: never replicated, snapshotted or hashed */
     bool readonly;    /* opened by zc_state_open_readonly: never written or synced */
 } zc_state_t;
@@ -126,6 +131,17 @@ int zc_state_local_set(zc_state_t *s, const char *key, const char *value);
 int zc_state_each_member(zc_state_t *s, int (*fn)(const zc_member_t *m, void *arg), void *arg);
 /* Call fn for every cart in id order; stops early when fn returns non-zero. */
 int zc_state_each_cart(zc_state_t *s, int (*fn)(const zc_cart_rec_t *c, void *arg), void *arg);
+/* Call fn for every cart whose breaker is not CLOSED-and-automatic, in id
+ * order: O(those carts), through brkidx.  Stops early when fn returns
+ * non-zero. */
+int zc_state_each_breaker_not_closed(zc_state_t *s, int (*fn)(const zc_cart_rec_t *c, void *arg),
+                                     void *arg);
+/* How many such carts, O(1). */
+uint64_t zc_state_breakers_not_closed(zc_state_t *s);
+/* Call fn for every cart of cart node `node` (key order); stops early when
+ * fn returns non-zero.  O(that node's carts). */
+int zc_state_each_node_cart(zc_state_t *s, const char *node,
+                            int (*fn)(const zc_cart_rec_t *c, void *arg), void *arg);
 /* Call fn for every free cart id in free-list order; stops early when fn
  * returns non-zero. */
 int zc_state_each_free(zc_state_t *s, int (*fn)(const char *cart, void *arg), void *arg);
@@ -183,6 +199,10 @@ int zc_state_check(zc_state_t *s, char *why, size_t whylen);
 /* --- used by fsm.c inside its write transaction --- */
 int zc_state_txn_get_cart(zc_state_t *s, MDB_txn *t, const char *id, zc_cart_rec_t *out);
 int zc_state_txn_put_cart(zc_state_t *s, MDB_txn *t, const zc_cart_rec_t *c);
+/* Delete a cart record (not its free-list or index entries). */
+int zc_state_txn_del_cart(zc_state_t *s, MDB_txn *t, const char *id);
+int zc_state_txn_each_node_cart(zc_state_t *s, MDB_txn *t, const char *node,
+                                int (*fn)(const zc_cart_rec_t *c, void *arg), void *arg);
 int zc_state_txn_get_session(zc_state_t *s, MDB_txn *t, const uint8_t id[ZC_SESSION_LEN],
                              zc_session_rec_t *out);
 int zc_state_txn_put_session(zc_state_t *s, MDB_txn *t, const zc_session_rec_t *r);
@@ -205,7 +225,9 @@ uint64_t zc_state_txn_load(zc_state_t *s, MDB_txn *t, const char *node);
  * plus the free carts with open breakers skipped.  0 found, 1 none, -1
  * storage error. */
 int zc_state_txn_least_loaded(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *out);
-/* Rebuild nodefree and nodeload from the carts (open, restore). */
+/* Rebuild nodefree, nodeload and brkidx from the carts (open, restore);
+ * meta index_v = ZC_STATE_INDEX_V once they are kept. */
+#define ZC_STATE_INDEX_V 2
 int zc_state_rebuild_indexes(zc_state_t *s);
 int zc_state_txn_put_member(zc_state_t *s, MDB_txn *t, const zc_member_t *m);
 int zc_state_txn_del_member(zc_state_t *s, MDB_txn *t, uint64_t id);

@@ -523,6 +523,7 @@ TEST(breaker_events_replicate_and_gate_assignment)
     zc_cmd_result_t r = do_breaker(f, "n.0", ZC_BRK_EV_TRIP, 5000);
     CHECK_EQ_U64(r.status, ZC_OK);
     CHECK_EQ_U64(r.breaker.state, ZC_BRK_OPEN);
+    CHECK_EQ_U64(zc_state_breakers_not_closed(zc_fsm_state(f)), 1); /* the breaker index */
     zc_cart_rec_t cart;
     CHECK(zc_state_get_cart(zc_fsm_state(f), "n.0", &cart) == 0);
     CHECK_EQ_U64(cart.breaker.state, ZC_BRK_OPEN);
@@ -547,7 +548,9 @@ TEST(breaker_events_replicate_and_gate_assignment)
     CHECK_EQ_U64(do_assign(f, 3).status, ZC_NO_FREE_CART); /* half-open is not closed */
     CHECK_EQ_U64(do_breaker(f, "n.0", ZC_BRK_EV_PROBE, 7100).status, ZC_OK);
     CHECK_EQ_U64(do_breaker(f, "n.0", ZC_BRK_EV_PROBE, 7200).status, ZC_BAD_REQUEST); /* limit 1 */
+    CHECK_EQ_U64(zc_state_breakers_not_closed(zc_fsm_state(f)), 1);
     CHECK_EQ_U64(do_breaker(f, "n.0", ZC_BRK_EV_PROBE_OK, 7300).status, ZC_OK);
+    CHECK_EQ_U64(zc_state_breakers_not_closed(zc_fsm_state(f)), 0);
     r = do_assign(f, 4);
     CHECK_EQ_U64(r.status, ZC_OK);
     CHECK_STR(r.cart, "n.0");
@@ -563,6 +566,9 @@ TEST(breaker_events_replicate_and_gate_assignment)
     CHECK(zc_state_get_cart(zc_fsm_state(g), "n.1", &cart) == 0);
     CHECK_EQ_U64(cart.breaker.state, ZC_BRK_OPEN);
     CHECK_EQ_U64(cart.breaker.mode, ZC_BRK_FORCED_OPEN);
+    /* The restored state rebuilt its breaker index. */
+    CHECK_EQ_U64(zc_state_breakers_not_closed(zc_fsm_state(g)), 1);
+    CHECK(zc_state_check(zc_fsm_state(g), why, sizeof why) == 0);
     zc_wbuf_clear(&snap);
     zc_fsm_destroy(&f);
     zc_fsm_destroy(&g);
@@ -955,6 +961,103 @@ TEST(least_loaded_placement_spreads_sessions_over_nodes)
     zc_fsm_destroy(&h);
 }
 
+static zc_cmd_result_t do_unregister(zc_fsm_t *f, const char *node, bool all, unsigned n,
+                                     const uint16_t *slots)
+{
+    zc_cmd_t c = {.type = ZC_CMD_UNREGISTER, .time_ms = 5000};
+    snprintf(c.unreg.node, sizeof c.unreg.node, "%s", node);
+    c.unreg.all = all;
+    c.unreg.n = (uint16_t)n;
+    for (unsigned i = 0; i < n; i++)
+        c.unreg.slots[i] = slots[i];
+    return apply(f, &c);
+}
+
+/* UNREGISTER: FREE and DRAINING carts go; an ASSIGNED one's session moves
+ * to a free cart (lost) -- never onto a cart the same entry forgets -- or
+ * ends as EXPIRED when none is free; replicas stay alike and a stale entry
+ * changes nothing. */
+TEST(unregister_forgets_carts_and_moves_or_ends_their_sessions)
+{
+    char d1[256], d2[256];
+    zc_fsm_t *f = open_fsm(d1), *g = open_fsm(d2);
+    zc_fsm_t *all[2] = {f, g};
+    for (int i = 0; i < 2; i++) {
+        do_register(all[i], "a", 4, 0, false);
+        do_register(all[i], "b", 2, 0, false);
+        /* FIFO: sessions 1..4 on a.0..a.3; 2 closes (a.1 DRAINING). */
+        for (int k = 1; k <= 4; k++)
+            CHECK_EQ_U64(do_assign_placed(all[i], k, ZC_PLACE_FIFO).status, ZC_OK);
+        do_release(all[i], 2);
+        /* Slots 1..3 of a go (a restarted with one slot): a.1 draining is
+         * forgotten, sessions 3 and 4 move to b.0 and b.1. */
+        uint16_t sl[3] = {1, 2, 3};
+        zc_cmd_result_t r = do_unregister(all[i], "a", false, 3, sl);
+        CHECK_EQ_U64(r.status, ZC_OK);
+        CHECK_EQ_U64(r.count, 3);
+        CHECK_EQ_U64(r.moved, 2);
+        CHECK_EQ_U64(r.ended, 0);
+        check_invariants(all[i]);
+    }
+    zc_state_counts_t n = counts(f);
+    CHECK_EQ_U64(n.total, 3);
+    CHECK_EQ_U64(n.draining, 0);
+    CHECK_EQ_U64(n.assigned, 3);
+    CHECK_EQ_U64(n.sessions_live, 3);
+    zc_session_rec_t s;
+    uint8_t id[16];
+    session_id(id, 3);
+    CHECK(zc_state_get_session(zc_fsm_state(f), id, &s) == 0);
+    CHECK(s.state == ZC_SESS_LIVE && s.lost && strncmp(s.cart, "b.", 2) == 0);
+    zc_cart_rec_t c;
+    CHECK(zc_state_get_cart(zc_fsm_state(f), "a.3", &c) == 1);
+    /* A repeated (stale) UNREGISTER changes nothing. */
+    uint16_t sl[3] = {1, 2, 3};
+    uint64_t before = zc_state_digest(zc_fsm_state(f));
+    CHECK_EQ_U64(do_unregister(f, "a", false, 3, sl).count, 0);
+    CHECK_EQ_U64(zc_state_digest(zc_fsm_state(f)), before);
+    /* All of node b (both carts ASSIGNED, nothing free): the sessions end. */
+    zc_cmd_result_t r = do_unregister(f, "b", true, 0, NULL);
+    CHECK_EQ_U64(r.count, 2);
+    CHECK_EQ_U64(r.moved, 0);
+    CHECK_EQ_U64(r.ended, 2);
+    CHECK(zc_state_get_session(zc_fsm_state(f), id, &s) == 0);
+    CHECK(s.state == ZC_SESS_EXPIRED);
+    n = counts(f);
+    CHECK_EQ_U64(n.total, 1);
+    CHECK_EQ_U64(n.sessions_live, 1);
+    CHECK_EQ_U64(n.sessions_ended, 3);
+    check_invariants(f);
+    /* Node b registers afresh; the ended session's later RELEASE is a no-op. */
+    CHECK_EQ_U64(do_register(f, "b", 2, 0, false).count, 2);
+    do_release(f, 3);
+    check_invariants(f);
+    CHECK_EQ_U64(counts(f).free, 2);
+    /* Codec: all with slots, or too many slots, is refused. */
+    zc_cmd_t bad = {.type = ZC_CMD_UNREGISTER, .time_ms = 1};
+    snprintf(bad.unreg.node, sizeof bad.unreg.node, "a");
+    bad.unreg.all = true;
+    bad.unreg.n = 1;
+    zc_wbuf_t w;
+    zc_wbuf_init(&w);
+    CHECK(zc_cmd_encode(&bad, &w) == -1);
+    zc_wbuf_clear(&w);
+    bad.unreg.all = false;
+    bad.unreg.n = 2;
+    bad.unreg.slots[0] = 7;
+    bad.unreg.slots[1] = 9;
+    zc_wbuf_init(&w);
+    CHECK(zc_cmd_encode(&bad, &w) == 0);
+    zc_cmd_t back;
+    CHECK(zc_cmd_decode(&back, w.data, w.len) == 0);
+    CHECK_STR(back.unreg.node, "a");
+    CHECK_EQ_U64(back.unreg.n, 2);
+    CHECK_EQ_U64(back.unreg.slots[1], 9);
+    zc_wbuf_clear(&w);
+    zc_fsm_destroy(&f);
+    zc_fsm_destroy(&g);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/zcart-test-fsm.%d", (int)getpid());
@@ -980,6 +1083,7 @@ int main(void)
     RUN(storage_limit_refuses_new_sessions_and_never_fails_apply);
     RUN(apply_grows_a_full_map_instead_of_failing);
     RUN(least_loaded_placement_spreads_sessions_over_nodes);
+    RUN(unregister_forgets_carts_and_moves_or_ends_their_sessions);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)

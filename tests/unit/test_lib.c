@@ -1,6 +1,8 @@
-/* test_lib: lib/buf readers and writers, lib/json. */
+/* test_lib: lib/buf readers and writers, lib/json, lib/map, lib/dq. */
 #include "lib/buf.h"
 #include "lib/json.h"
+#include "lib/dq.h"
+#include "lib/list.h"
 #include "lib/map.h"
 #include "unit.h"
 
@@ -122,8 +124,74 @@ TEST(map_matches_model)
     CHECK(m == NULL);
 }
 
+/* The deadline queue against a model: random sets (insert or move),
+ * removes and pops; every pop is the earliest due entry, and the heap's
+ * back-pointers stay right (a moved or removed entry is the one asked). */
+typedef struct {
+    zc_dq_entry_t e; /* the queue's entry */
+    int id;          /* index in the model */
+} dq_item_t;
+
+TEST(deadline_queue_matches_model)
+{
+    enum { N = 300 };
+    static dq_item_t items[N];
+    static uint64_t model[N]; /* deadline + 1, 0 = not queued */
+    zc_dq_t q;
+    zc_dq_init(&q);
+    CHECK(zc_dq_peek(&q) == NULL);
+    CHECK(zc_dq_pop_due(&q, UINT64_MAX) == NULL);
+    for (int i = 0; i < N; i++) {
+        zc_dq_entry_init(&items[i].e);
+        items[i].id = i;
+        model[i] = 0;
+    }
+    unsigned seed = 7;
+    uint64_t now = 0;
+    for (int step = 0; step < 100000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned k = (seed >> 8) % N, what = (seed >> 20) % 8;
+        if (what < 4) {
+            uint64_t d = now + (seed >> 4) % 1000;
+            CHECK(zc_dq_set(&q, &items[k].e, d) == 0);
+            model[k] = d + 1;
+        } else if (what == 4) {
+            zc_dq_remove(&q, &items[k].e);
+            model[k] = 0;
+        } else {
+            now += (seed >> 12) % 40;
+            zc_dq_entry_t *e;
+            while ((e = zc_dq_pop_due(&q, now)) != NULL) {
+                dq_item_t *it = ZC_CONTAINER(e, dq_item_t, e);
+                CHECK(model[it->id] != 0);
+                CHECK(model[it->id] - 1 <= now);
+                CHECK(!zc_dq_queued(e));
+                /* No queued entry in the model is earlier. */
+                for (int i = 0; i < N; i++)
+                    CHECK(model[i] == 0 || i == it->id || model[i] >= model[it->id]);
+                model[it->id] = 0;
+            }
+        }
+        size_t queued = 0;
+        for (int i = 0; i < N; i++) {
+            queued += model[i] != 0;
+            CHECK(zc_dq_queued(&items[i].e) == (model[i] != 0));
+        }
+        CHECK_EQ_U64(zc_dq_size(&q), queued);
+    }
+    zc_dq_clear(&q);
+    CHECK_EQ_U64(zc_dq_size(&q), 0);
+    for (int i = 0; i < N; i++)
+        CHECK(!zc_dq_queued(&items[i].e));
+    CHECK(zc_dq_set(&q, &items[0].e, 5) == 0);
+    CHECK(zc_dq_pop_due(&q, 4) == NULL);
+    CHECK(zc_dq_pop_due(&q, 5) == &items[0].e);
+    zc_dq_clear(&q);
+}
+
 int main(void)
 {
+    RUN(deadline_queue_matches_model);
     RUN(map_matches_model);
     RUN(buf_roundtrip_big_endian);
     RUN(buf_errors_are_sticky);

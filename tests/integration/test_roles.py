@@ -1,0 +1,103 @@
+#!/usr/bin/python3
+"""test_roles: answers to keys of the wrong role, and the pinned server key (issue 14).
+
+Design
+------
+r1. A key whose role may not use the client port at all (here a cart
+    node's) gets answers it can match: a `status` and an `admin` are
+    answered `admin-reply` FORBIDDEN with their own corr (a `status-reply`
+    has no status code to refuse with), a `request` a `reply` FORBIDDEN
+    with its session and seq; `forbidden` counts each one.  Before the
+    decision every refusal was a `reply`, which an asker matching by corr
+    never sees (it waits for its timeout).
+r2. libzcart pins the cluster's server key on every connection, redirects
+    included.  A fake replica holding the real replica key answers every
+    request NOT_LEADER pointing at a second fake: with the real key there,
+    the client follows the redirect and the second fake receives the
+    request (the control: redirects are followed); with another key there,
+    the CURVE handshake fails, the second fake receives nothing (the
+    session id never leaves the client) and the client fails (unreachable)
+    instead of being served.
+"""
+
+import json
+import os
+import subprocess
+
+import zmq
+
+import harness
+import zcproto as zp
+from harness import Dealer, FakeRouter, Timeout, wait_until
+
+
+class Roles(harness.ClusterTestCase):
+    def test_r1_wrong_role_status_and_admin_get_admin_reply_forbidden(self):
+        c = self.cluster(replicas=1, cart_nodes=1, slots=1)
+        if not c.secure:
+            self.skipTest("insecure cluster: no roles")
+        ep = c.client_endpoints[0]
+        before = c.replica_status(ep)["forbidden"]
+        with Dealer(ep, cert=c.cart_key("cart1")) as d:
+            d.send(zp.status(4242))
+            m = d.recv(5)
+            self.assertEqual((m.name, m.corr, m.status_name), ("ADMIN_REPLY", 4242, "FORBIDDEN"), m)
+            d.send(zp.Msg(zp.ADMIN, corr=77, command="transfer-leader"))
+            m = d.recv(5)
+            self.assertEqual((m.name, m.corr, m.status_name), ("ADMIN_REPLY", 77, "FORBIDDEN"), m)
+            s = zp.new_session()
+            r = d.request(s, 9, zp.OP_LIST)
+            self.assertEqual((r.status_name, r.seq), ("FORBIDDEN", 9), r)
+        self.assertEqual(c.replica_status(ep)["forbidden"], before + 3)
+
+    def _redirect(self, c, right_key):
+        """Run `zcart list` against fake replica A, which redirects to fake B
+        (holding the real replica key or another); (exit, B's first frame or None)."""
+        a_ep, b_ep = "tcp://127.0.0.1:%d" % c.port(), "tcp://127.0.0.1:%d" % c.port()
+        # B is a CURVE server either way: with the replicas' secret key, or
+        # with a key of its own (set before bind: a listener keeps the
+        # options it was bound with).
+        b = FakeRouter.__new__(FakeRouter)
+        b.endpoint = b_ep
+        b.sock = harness.zctx().socket(zmq.ROUTER)
+        b.sock.setsockopt(zmq.LINGER, 0)
+        b.sock.curve_server = True
+        b.sock.curve_secretkey = (harness.read_cert(c.key_file("replica", True))[1] if right_key
+                                  else zmq.curve_keypair()[1])
+        b.sock.bind(b_ep)
+        with FakeRouter(a_ep, cluster=c, as_key="replica") as a, b:
+            session = zp.new_session().hex()
+            p = subprocess.Popen(
+                [os.path.join(harness.BIN, "zcart"), "--brokers", a_ep, "--json",
+                 "--timeout", "3000", "--session", session] + c.sec_args("client") + ["list"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True)
+            c.clients.append(p)
+            rid, m = a.recv_msg(zp.REQUEST, timeout=10)
+            self.assertEqual(m.session.hex(), session)
+            a.send(rid, zp.Msg(zp.REPLY, session=m.session, seq=m.seq, status=zp.NOT_LEADER,
+                               detail=b_ep))
+            got = None
+            try:
+                got = b.recv_msg(zp.REQUEST, timeout=4)
+            except Timeout:
+                pass
+            out, _ = p.communicate(timeout=15)  # its --timeout ends it
+            lines = out.strip().splitlines()
+            return got, session, p.returncode, json.loads(lines[-1]) if lines else None
+
+    def test_r2_redirect_to_an_endpoint_without_the_server_key_fails_closed(self):
+        c = self.cluster(replicas=1, cart_nodes=1, slots=1)
+        if not c.secure:
+            self.skipTest("insecure cluster: no server key")
+        got, session, _, _ = self._redirect(c, right_key=True)
+        self.assertIsNotNone(got, "the client did not follow a redirect to the right key")
+        self.assertEqual(got[1].session.hex(), session)
+        got, _, rc, out = self._redirect(c, right_key=False)
+        self.assertIsNone(got, "a redirect reached an endpoint without the cluster's key")
+        self.assertNotEqual(rc, 0, out)   # it gave up; it was not served
+        self.assertFalse(out and out.get("ok"), out)
+
+
+if __name__ == "__main__":
+    harness.main()
