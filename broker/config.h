@@ -9,10 +9,11 @@
 #include "replication/node.h"
 
 #define BROKER_MAX_REPLICAS 9
+#define BROKER_PATH_MAX 400 /* --data, --cert, --allow */
 
 typedef struct {
     uint64_t id;                                   /* this replica's id (--id) */
-    char data_dir[400];                            /* --data */
+    char data_dir[BROKER_PATH_MAX];                            /* --data */
     zc_replica_t replicas[BROKER_MAX_REPLICAS];    /* --replica, in the order given */
     unsigned n_replicas;                           /* entries in replicas */
     unsigned election_timeout_ms;                  /* --election-timeout */
@@ -44,8 +45,8 @@ typedef struct {
     zc_log_level_t log_level;                      /* --log-level */
     bool join;                                     /* --join: never bootstrap */
     bool dump_state;                               /* --dump-state: print DIR/state, exit */
-    char cert[400];                                /* --cert: this replica's secret certificate */
-    char allow[400];                               /* --allow: directory of trusted public certs */
+    char cert[BROKER_PATH_MAX];                                /* --cert: this replica's secret certificate */
+    char allow[BROKER_PATH_MAX];                               /* --allow: directory of trusted public certs */
     bool insecure;                                 /* --insecure: no CurveZMQ, no key checks */
 } broker_config_t;
 
