@@ -26,6 +26,7 @@
 #include "broker/config.h"
 #include "lib/list.h"
 #include "lib/map.h"
+#include "lib/stallwatch.h"
 #include "lib/zmqx.h"
 #include "lib/zsec.h"
 #include "proto/msg.h"
@@ -124,6 +125,7 @@ typedef struct broker {
     bool members_seeded;      /* directory seeded in this leadership */
     uint64_t bad_requests;    /* client frames answered BAD_REQUEST */
     uint64_t dropped;         /* cart-side frames dropped */
+    zc_stallwatch_t *stall;   /* the loop's stalls (STATUS loop_stall_*), NULL if none */
 } broker_t;
 
 /* frontend.c: client side */
