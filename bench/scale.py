@@ -319,7 +319,12 @@ def sessions_phase(a, c, already):
             secs = max(5, min(a.round, int(left / rounds[-1]["rate"]) + 2))
         if a.session_time:
             secs = max(5, min(secs, int(a.session_time - (time.monotonic() - t0)) + 1))
-        r = bench(a, c, "assign", secs)
+        try:
+            r = bench(a, c, "assign", secs)
+        except RuntimeError as e:  # e.g. exit 3: not one request answered in the round
+            rounds.append({"secs": secs, "closed": 0, "rate": 0.0, "error": str(e)[:200]})
+            log("sessions: a round failed: %s" % str(e)[:200])
+            continue
         closed = r["ops"].get("close", {}).get("ok", 0)
         done += closed
         rounds.append({"secs": secs, "closed": closed, "rate": r.get("cycles_per_s", 0.0),
@@ -507,6 +512,9 @@ def main(argv):
     except (KeyboardInterrupt, Stop):
         log("interrupted")
         res["interrupted"] = True
+    except Exception as e:  # a phase failed: say which, keep what was measured
+        log("failed: %r" % e)
+        res["error"] = repr(e)[:2000]
     finally:
         if watch is not None:
             watch.stop_ev.set()
@@ -519,7 +527,7 @@ def main(argv):
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=1)
-    return 1 if res.get("interrupted") else 0
+    return 1 if res.get("interrupted") or res.get("error") else 0
 
 
 def summary(a, res):
@@ -527,6 +535,8 @@ def summary(a, res):
     p("\n=== bench/scale.py: %d x %d carts (small: %d x %d), %d sessions, %d clients%s"
       % (a.nodes, a.slots, a.small_nodes, a.small_slots, a.sessions, a.clients,
          ", insecure" if a.insecure else ""))
+    if res.get("error"):
+        p("FAILED: %s" % res["error"][:500])
     st = res.get("start", {})
     p("machine: %s cores, load %s at start, %s at the end of the sessions, %s at the end; "
       "commit %s; %s" % (st.get("nproc"), st.get("load"),
