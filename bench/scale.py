@@ -346,10 +346,11 @@ def kill_leader_and_restart(a, c):
     t_kill, wall_kill = time.monotonic(), time.time()
     os.kill(pid, signal.SIGKILL)
     new = None
+    sent = {}  # every STATUS sent since the kill: a late answer still counts
     while time.monotonic() - t_kill < 60 and new is None:
         t_poll = time.monotonic()
-        corrs = c.poller.send_all(survivors)
-        for ep, props, _ in c.poller.replies(100, corrs):
+        sent.update(c.poller.send_all(survivors))
+        for ep, props, _ in c.poller.replies(100, sent):
             if props.get("role") == "leader" and props.get("ready") == 1:
                 new = props
         time.sleep(max(0, 0.1 - (time.monotonic() - t_poll)))
