@@ -690,10 +690,9 @@ void zc_fsm_snapshot_end(zc_fsm_t *f)
     pthread_mutex_lock(&f->snap_lock);
     while (f->snap_state == SNAP_BUILDING)
         pthread_cond_wait(&f->snap_cond, &f->snap_lock);
-    if (f->snap_state == SNAP_OPEN) {
+    if (f->snap_state == SNAP_OPEN && f->snap_txn != NULL) /* NULL: cancelled by grow_map */
         mdb_txn_abort(f->snap_txn);
-        f->snap_txn = NULL;
-    }
+    f->snap_txn = NULL;
     if (f->snap_state != SNAP_IDLE)
         snap_move(f, SNAP_IDLE);
     zc_wbuf_clear(&f->snap_bytes);

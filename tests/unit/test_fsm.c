@@ -1070,6 +1070,18 @@ TEST(map_growth_cancels_a_snapshot_not_yet_built)
     CHECK(n == 1 && zc_fsm_restore(g, bufs[0].base, bufs[0].len) == 0);
     CHECK(rf.snapshot_finalize(&rf, &bufs, &n) == 0);
     CHECK_EQ_U64(zc_state_digest(zc_fsm_state(g)), zc_state_digest(zc_fsm_state(f)));
+    /* Cancelled and never built (raft's async_work refused, or closing):
+     * finalize still frees it, and the next one works. */
+    CHECK(rf.snapshot(&rf, &bufs, &n) == 0);
+    uint64_t before = mapb;
+    for (int k = 3000; k < 9000; k++)
+        CHECK_EQ_U64(session_cycle(f, k, 0), ZC_OK);
+    CHECK(zc_state_storage(zc_fsm_state(f), &used, &mapb) == 0);
+    CHECK(mapb > before); /* it grew again: the snapshot was cancelled */
+    CHECK(rf.snapshot_finalize(&rf, &bufs, &n) == 0);
+    CHECK(rf.snapshot(&rf, &bufs, &n) == 0);
+    CHECK(rf.snapshot_async(&rf, &bufs, &n) == 0);
+    CHECK(rf.snapshot_finalize(&rf, &bufs, &n) == 0);
     /* Destroying an fsm with a snapshot begun (raft closing) frees it. */
     CHECK(rf.snapshot(&rf, &bufs, &n) == 0);
     zc_fsm_destroy(&f);
