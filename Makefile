@@ -75,7 +75,7 @@ bench-failover: build
 #   make bench-scale SCALE_ARGS="--nodes 4 --slots 100 --sessions 5000 --measure 5"
 SCALE_ARGS ?=
 bench-scale: build
-	@flock /tmp/zcart-bench.lock nice /usr/bin/python3 bench/scale.py --bin $(BUILD)/bin $(SCALE_ARGS)
+	@/usr/bin/python3 bench/scale.py --bin $(BUILD)/bin $(SCALE_ARGS)
 
 # Jepsen-style chaos runs (docs/chaos.md; root: network namespaces and nft).
 #   make chaos [CHAOS_DURATION=300] [CHAOS_SEED=N] [CHAOS_NEMESES=mixed|a,b] [CHAOS_CLIENTS=10]
