@@ -11,7 +11,7 @@ JOBS       ?= 2
 RUN_DIR    ?= run
 CLUSTER    := deploy/local/zcart-cluster
 
-.PHONY: all deps build build-asan run stop status test test-normal test-asan unit sim bench bench-failover chaos chaos-smoke chaos-mutants clean
+.PHONY: all deps build build-asan run stop status test test-normal test-asan unit sim bench bench-failover bench-scale chaos chaos-smoke chaos-mutants clean
 
 all: build
 
@@ -69,6 +69,13 @@ DRILLS        ?= 10
 FAILOVER_ARGS ?=
 bench-failover: build
 	@/usr/bin/python3 bench/failover.py --drills $(DRILLS) --bin $(BUILD)/bin $(FAILOVER_ARGS)
+
+# 100k carts, 1M sessions on local 3-replica clusters (bench/README.md; long: about
+# SESSIONS / (new sessions per second) plus ~10 min).  Small first:
+#   make bench-scale SCALE_ARGS="--nodes 4 --slots 100 --sessions 5000 --measure 5"
+SCALE_ARGS ?=
+bench-scale: build
+	@/usr/bin/python3 bench/scale.py --bin $(BUILD)/bin $(SCALE_ARGS)
 
 # Jepsen-style chaos runs (docs/chaos.md; root: network namespaces and nft).
 #   make chaos [CHAOS_DURATION=300] [CHAOS_SEED=N] [CHAOS_NEMESES=mixed|a,b] [CHAOS_CLIENTS=10]

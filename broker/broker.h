@@ -27,6 +27,7 @@
 #include "lib/dq.h"
 #include "lib/list.h"
 #include "lib/map.h"
+#include "lib/stallwatch.h"
 #include "lib/zmqx.h"
 #include "lib/zsec.h"
 #include "proto/msg.h"
@@ -138,6 +139,7 @@ typedef struct broker {
     bool members_seeded;      /* directory seeded in this leadership */
     uint64_t bad_requests;    /* client frames answered BAD_REQUEST */
     uint64_t dropped;         /* cart-side frames dropped */
+    zc_stallwatch_t *stall;   /* the loop's stalls (STATUS loop_stall_*), NULL if none */
 } broker_t;
 
 /* frontend.c: client side */

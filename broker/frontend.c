@@ -194,6 +194,21 @@ static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, 
         else
             zc_msg_add_prop(&r, key, "%s unknown unknown", roles[i]);
     }
+    /* How long the loop stopped turning, and the snapshots (built off it). */
+    zc_stallwatch_stats_t sw = {0};
+    if (b->stall)
+        zc_stallwatch_stats(b->stall, &sw);
+    zc_msg_add_prop(&r, "loop_stall_max_us", "%" PRIu64, sw.max_us);
+    zc_msg_add_prop(&r, "loop_stall_recent_max_us", "%" PRIu64, sw.recent_max_us);
+    zc_msg_add_prop(&r, "loop_stalls_slow", "%" PRIu64, sw.slow);
+    zc_node_snapshot_stats_t ss;
+    zc_node_snapshot_stats(b->node, &ss);
+    zc_msg_add_prop(&r, "snapshots", "%" PRIu64, ss.snapshots);
+    zc_msg_add_prop(&r, "snapshots_failed", "%" PRIu64, ss.failed);
+    zc_msg_add_prop(&r, "snapshot_build_last_us", "%" PRIu64, ss.build_last_us);
+    zc_msg_add_prop(&r, "snapshot_build_max_us", "%" PRIu64, ss.build_max_us);
+    zc_msg_add_prop(&r, "snapshot_loop_max_us", "%" PRIu64, ss.begin_max_us);
+    zc_msg_add_prop(&r, "snapshot_bytes", "%" PRIu64, ss.bytes_last);
     send_msg(b, client, client_len, &r);
     zc_msg_reset(&r);
 }

@@ -21,6 +21,7 @@
 #include "proto/status.h"
 
 #define TICK_MS 20
+#define STALLWATCH_MS 10 /* the stallwatch's period: stalls are measured to within it */
 
 static void stop(broker_t *b);
 
@@ -120,6 +121,7 @@ static void stop(broker_t *b)
     b->stopping = true;
     zc_info("shutting down");
     uv_timer_stop(&b->tick);
+    zc_stallwatch_destroy(&b->stall);
     uv_close((uv_handle_t *)&b->tick, NULL);
     uv_close((uv_handle_t *)&b->sigint, NULL);
     uv_close((uv_handle_t *)&b->sigterm, NULL);
@@ -216,6 +218,7 @@ int main(int argc, char **argv)
     uv_timer_init(b.loop, &b.tick);
     b.tick.data = &b;
     uv_timer_start(&b.tick, on_tick, TICK_MS, TICK_MS);
+    b.stall = zc_stallwatch_new(b.loop, STALLWATCH_MS);
     uv_signal_init(b.loop, &b.sigint);
     uv_signal_init(b.loop, &b.sigterm);
     b.sigint.data = b.sigterm.data = &b;

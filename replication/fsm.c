@@ -11,18 +11,37 @@
  * checks catch one; the product never defines it. */
 #include "replication/fsm.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "proto/status.h"
+
+/* The off-loop snapshot (see "snapshots" below). */
+typedef enum {
+    SNAP_IDLE = 0, /* no snapshot in progress */
+    SNAP_OPEN,     /* read transaction open at the snapshot's index, not yet read */
+    SNAP_BUILDING, /* a worker thread is serializing from it */
+    SNAP_BUILT,    /* transaction closed; the bytes are raft's until finalize */
+    SNAP_N
+} snap_state_t;
 
 struct zc_fsm {
     zc_state_t *state;       /* the LMDB state (owned) */
     struct raft *raft;       /* raft instance reporting entry indexes, not owned */
     uint64_t applied_index;  /* cache of meta.applied_index */
     zc_cmd_result_t result;  /* result of the last apply, handed to raft */
+    pthread_mutex_t snap_lock;      /* guards the snap_* fields and stats below */
+    pthread_cond_t snap_cond;       /* signalled when a build leaves SNAP_BUILDING */
+    snap_state_t snap_state;        /* where the off-loop snapshot is (transition table) */
+    MDB_txn *snap_txn;              /* SNAP_OPEN/BUILDING: the read txn it is built from */
+    uint64_t snap_index;            /* SNAP_OPEN..BUILT: the applied index that txn sees */
+    zc_wbuf_t snap_bytes;           /* SNAP_BUILT: the serialized snapshot */
+    struct raft_buffer snap_buf;    /* SNAP_BUILT: raft's view of snap_bytes */
+    zc_fsm_snapshot_stats_t stats;  /* snapshot counters (zc_fsm_snapshot_stats) */
 };
 
 zc_fsm_t *zc_fsm_new(const char *dir, size_t map_size, char *err, size_t errlen)
@@ -45,6 +64,9 @@ zc_fsm_t *zc_fsm_new(const char *dir, size_t map_size, char *err, size_t errlen)
         return NULL;
     }
     f->applied_index = zc_state_meta(f->state, "applied_index");
+    pthread_mutex_init(&f->snap_lock, NULL);
+    pthread_cond_init(&f->snap_cond, NULL);
+    zc_wbuf_init(&f->snap_bytes);
     return f;
 }
 
@@ -54,7 +76,10 @@ void zc_fsm_destroy(zc_fsm_t **p)
     if (f == NULL)
         return;
     *p = NULL;
+    zc_fsm_snapshot_end(f); /* waits for a build still running (see its rule) */
     zc_state_close(&f->state);
+    pthread_cond_destroy(&f->snap_cond);
+    pthread_mutex_destroy(&f->snap_lock);
     free(f);
 }
 
@@ -574,6 +599,8 @@ static int apply_once(zc_fsm_t *f, uint64_t index, const zc_cmd_t *c, bool decod
  * crash-loop on the same entry -- the map grows by half (LMDB allows it
  * between transactions) and the entry is applied again.  Only when the map
  * was not nearly full (another storage error) does apply fail. */
+static void snapshot_quiesce(zc_fsm_t *f);
+
 static bool grow_map(zc_fsm_t *f)
 {
     MDB_envinfo info;
@@ -586,7 +613,11 @@ static bool grow_map(zc_fsm_t *f)
     if (used < map / 4 * 3)
         return false;
     size_t bigger = (size_t)(map + map / 2);
-    if (mdb_env_set_mapsize(f->state->env, bigger) != 0)
+    /* LMDB remaps: no read transaction may be open, a snapshot's included. */
+    snapshot_quiesce(f);
+    int rc = mdb_env_set_mapsize(f->state->env, bigger);
+    pthread_mutex_unlock(&f->snap_lock);
+    if (rc != 0)
         return false;
     zc_warn("state map nearly full (%llu of %llu bytes): grown to %zu bytes; give every replica "
             "the same --state-map-size", (unsigned long long)used, (unsigned long long)map, bigger);
@@ -623,11 +654,55 @@ int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_c
  *   "ZCSNAP" u8 version(2) u64 applied_index
  *   then for meta, carts, free, sessions, members in that order:
  *     u32 count, count * (lstr key, lstr value)
- */
+ *
+ * Off the event loop.  Serializing the whole state (every cart and every
+ * session) takes time proportional to the state; on the loop it stalls
+ * heartbeats, elections and every client.  raft 0.15 splits a snapshot
+ * into three calls (struct raft_fsm version 3, replication.c takeSnapshot):
+ *
+ *   snapshot           on the loop, right after raft applied entry X: here
+ *                      it only opens an LMDB read transaction.  LMDB's MVCC
+ *                      freezes what that transaction sees, so it sees the
+ *                      state at exactly X however many entries the loop
+ *                      applies afterwards (MDB_NOTLS, state.c, lets another
+ *                      thread use it).
+ *   snapshot_async     on a worker (io->async_work: uv_queue_work in
+ *                      libuv, inline in raft_fixture): sync the state to
+ *                      disk and serialize from that transaction, then close
+ *                      it.  Raft writes the bytes (io->snapshot_put) once
+ *                      this returns.
+ *   snapshot_finalize  on the loop, once the write is done or failed: the
+ *                      bytes are ours (raft never frees them in version 3).
+ *
+ * Raft keeps at most one snapshot in progress and refuses to install a
+ * leader's snapshot meanwhile (r->snapshot.pending), so restore never runs
+ * during a build; it stays on the loop (a follower that installs a
+ * snapshot is not serving anyway).  The one other thing that cannot run
+ * beside an open read transaction is mdb_env_set_mapsize (grow_map): it
+ * waits for a running build, and cancels one that has not started (the
+ * worker then fails it and raft tries again at the next threshold).  The
+ * states and their moves are the table below, checked on every move. */
 #define SNAP_MAGIC "ZCSNAP"
 #define SNAP_VERSION 2
 #define SNAP_DBS 5
 #define SNAP_MAX_VALUE (16u << 20)
+
+static const bool snap_moves[SNAP_N][SNAP_N] = {
+    [SNAP_IDLE] = {[SNAP_OPEN] = true},
+    [SNAP_OPEN] = {[SNAP_BUILDING] = true, [SNAP_BUILT] = true, [SNAP_IDLE] = true},
+    [SNAP_BUILDING] = {[SNAP_BUILT] = true},
+    [SNAP_BUILT] = {[SNAP_IDLE] = true},
+};
+
+/* Move under snap_lock; a move the table does not allow is a bug. */
+static void snap_move(zc_fsm_t *f, snap_state_t to)
+{
+    if (!snap_moves[f->snap_state][to]) {
+        zc_error("snapshot: illegal move %d -> %d", (int)f->snap_state, (int)to);
+        abort();
+    }
+    f->snap_state = to;
+}
 
 static int dump_db(MDB_txn *t, MDB_dbi dbi, zc_wbuf_t *out)
 {
@@ -646,6 +721,19 @@ static int dump_db(MDB_txn *t, MDB_dbi dbi, zc_wbuf_t *out)
     return n == st.ms_entries && !out->oom ? 0 : -1;
 }
 
+/* The state as read transaction t sees it.  Any thread. */
+static int serialize(zc_state_t *s, MDB_txn *t, zc_wbuf_t *out)
+{
+    zc_wbuf_bytes(out, SNAP_MAGIC, 6);
+    zc_wbuf_u8(out, SNAP_VERSION);
+    zc_wbuf_u64(out, zc_state_txn_meta(s, t, "applied_index"));
+    int rc = 0;
+    MDB_dbi dbis[SNAP_DBS] = {s->meta, s->carts, s->free, s->sessions, s->members};
+    for (int i = 0; i < SNAP_DBS && rc == 0; i++)
+        rc = dump_db(t, dbis[i], out);
+    return rc;
+}
+
 int zc_fsm_snapshot(zc_fsm_t *f, zc_wbuf_t *out)
 {
     zc_state_t *s = f->state;
@@ -654,15 +742,112 @@ int zc_fsm_snapshot(zc_fsm_t *f, zc_wbuf_t *out)
     mdb_env_sync(s->env, 1);
     if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t) != 0)
         return -1;
-    zc_wbuf_bytes(out, SNAP_MAGIC, 6);
-    zc_wbuf_u8(out, SNAP_VERSION);
-    zc_wbuf_u64(out, zc_state_txn_meta(s, t, "applied_index"));
-    int rc = 0;
-    MDB_dbi dbis[SNAP_DBS] = {s->meta, s->carts, s->free, s->sessions, s->members};
-    for (int i = 0; i < SNAP_DBS && rc == 0; i++)
-        rc = dump_db(t, dbis[i], out);
+    int rc = serialize(s, t, out);
     mdb_txn_abort(t);
     return rc;
+}
+
+int zc_fsm_snapshot_begin(zc_fsm_t *f)
+{
+    uint64_t t0 = zc_mono_us();
+    MDB_txn *t;
+    pthread_mutex_lock(&f->snap_lock);
+    int rc = -1;
+    if (f->snap_state == SNAP_IDLE &&
+        mdb_txn_begin(f->state->env, NULL, MDB_RDONLY, &t) == 0) {
+        snap_move(f, SNAP_OPEN);
+        f->snap_txn = t;
+        f->snap_index = zc_state_txn_meta(f->state, t, "applied_index");
+        uint64_t us = zc_mono_us() - t0;
+        if (us > f->stats.begin_max_us)
+            f->stats.begin_max_us = us;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&f->snap_lock);
+    return rc;
+}
+
+int zc_fsm_snapshot_build(zc_fsm_t *f, const void **data, size_t *len)
+{
+    uint64_t t0 = zc_mono_us();
+    pthread_mutex_lock(&f->snap_lock);
+    if (f->snap_state != SNAP_OPEN || f->snap_txn == NULL) {
+        /* Not begun, or cancelled by grow_map before it started. */
+        if (f->snap_state == SNAP_OPEN)
+            snap_move(f, SNAP_BUILT);
+        f->stats.failed++;
+        pthread_mutex_unlock(&f->snap_lock);
+        return -1;
+    }
+    snap_move(f, SNAP_BUILDING);
+    MDB_txn *t = f->snap_txn;
+    pthread_mutex_unlock(&f->snap_lock);
+
+    /* Make the state durable up to the point Raft will compact its log to
+     * (and beyond: the loop may have applied more since; an fsync covers
+     * every commit before it). */
+    mdb_env_sync(f->state->env, 1);
+    zc_wbuf_reset(&f->snap_bytes);
+    int rc = serialize(f->state, t, &f->snap_bytes);
+
+    pthread_mutex_lock(&f->snap_lock);
+    mdb_txn_abort(t);
+    f->snap_txn = NULL;
+    snap_move(f, SNAP_BUILT);
+    uint64_t us = zc_mono_us() - t0;
+    if (rc == 0) {
+        f->stats.snapshots++;
+        f->stats.build_last_us = us;
+        if (us > f->stats.build_max_us)
+            f->stats.build_max_us = us;
+        f->stats.bytes_last = f->snap_bytes.len;
+        f->stats.index_last = f->snap_index;
+    } else {
+        f->stats.failed++;
+    }
+    pthread_cond_broadcast(&f->snap_cond);
+    pthread_mutex_unlock(&f->snap_lock);
+    *data = f->snap_bytes.data;
+    *len = f->snap_bytes.len;
+    return rc;
+}
+
+void zc_fsm_snapshot_end(zc_fsm_t *f)
+{
+    pthread_mutex_lock(&f->snap_lock);
+    while (f->snap_state == SNAP_BUILDING)
+        pthread_cond_wait(&f->snap_cond, &f->snap_lock);
+    if (f->snap_state == SNAP_OPEN && f->snap_txn != NULL) /* NULL: cancelled by grow_map */
+        mdb_txn_abort(f->snap_txn);
+    f->snap_txn = NULL;
+    if (f->snap_state != SNAP_IDLE)
+        snap_move(f, SNAP_IDLE);
+    zc_wbuf_clear(&f->snap_bytes);
+    pthread_mutex_unlock(&f->snap_lock);
+}
+
+/* Returns with snap_lock held and no snapshot transaction open: a running
+ * build is waited for, one not yet started is cancelled (its build fails).
+ * On the loop only (grow_map), so never while a build waits for the loop. */
+static void snapshot_quiesce(zc_fsm_t *f)
+{
+    pthread_mutex_lock(&f->snap_lock);
+    while (f->snap_state == SNAP_BUILDING)
+        pthread_cond_wait(&f->snap_cond, &f->snap_lock);
+    if (f->snap_state == SNAP_OPEN && f->snap_txn != NULL) {
+        mdb_txn_abort(f->snap_txn);
+        f->snap_txn = NULL; /* stays OPEN: the build finds no txn and fails */
+        zc_warn("snapshot at %llu cancelled: the state map grows",
+                (unsigned long long)f->snap_index);
+    }
+}
+
+void zc_fsm_snapshot_stats(zc_fsm_t *f, zc_fsm_snapshot_stats_t *out)
+{
+    pthread_mutex_lock(&f->snap_lock);
+    *out = f->stats;
+    out->in_progress = f->snap_state != SNAP_IDLE;
+    pthread_mutex_unlock(&f->snap_lock);
 }
 
 int zc_fsm_restore(zc_fsm_t *f, const void *data, size_t len)
@@ -741,29 +926,42 @@ static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, voi
     return 0;
 }
 
+/* On the loop, right after raft applied the snapshot's last entry. */
 static int fsm_snapshot_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     zc_fsm_t *f = fsm->data;
-    zc_wbuf_t w;
-    zc_wbuf_init(&w);
-    if (zc_fsm_snapshot(f, &w) != 0) {
-        zc_wbuf_clear(&w);
+    *bufs = NULL;
+    *n_bufs = 0;
+    /* BUSY is transient for raft: it tries again at the next apply. */
+    return zc_fsm_snapshot_begin(f) == 0 ? 0 : RAFT_BUSY;
+}
+
+/* On a worker thread (raft_fixture: inline, later in simulated time). */
+static int fsm_snapshot_async_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+                                 unsigned *n_bufs)
+{
+    zc_fsm_t *f = fsm->data;
+    const void *data;
+    size_t len;
+    if (zc_fsm_snapshot_build(f, &data, &len) != 0)
         return RAFT_IOERR;
-    }
-    struct raft_buffer *b = raft_malloc(sizeof *b);
-    void *copy = raft_malloc(w.len);
-    if (b == NULL || copy == NULL) {
-        raft_free(b);
-        raft_free(copy);
-        zc_wbuf_clear(&w);
-        return RAFT_NOMEM;
-    }
-    memcpy(copy, w.data, w.len);
-    b->base = copy;
-    b->len = w.len;
-    zc_wbuf_clear(&w);
-    *bufs = b;
+    f->snap_buf.base = (void *)data;
+    f->snap_buf.len = len;
+    *bufs = &f->snap_buf;
     *n_bufs = 1;
+    return 0;
+}
+
+/* On the loop, after the write (or any failure after fsm_snapshot_cb). */
+static int fsm_snapshot_finalize_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+                                    unsigned *n_bufs)
+{
+    zc_fsm_t *f = fsm->data;
+    zc_fsm_snapshot_end(f);
+    f->snap_buf.base = NULL;
+    f->snap_buf.len = 0;
+    *bufs = NULL;
+    *n_bufs = 0;
     return 0;
 }
 
@@ -781,10 +979,12 @@ static int fsm_restore_cb(struct raft_fsm *fsm, struct raft_buffer *buf)
 void zc_fsm_raft(zc_fsm_t *f, struct raft_fsm *out)
 {
     memset(out, 0, sizeof *out);
-    out->version = 1;
+    out->version = 3;
     out->data = f;
     out->apply = fsm_apply_cb;
     out->snapshot = fsm_snapshot_cb;
+    out->snapshot_async = fsm_snapshot_async_cb;
+    out->snapshot_finalize = fsm_snapshot_finalize_cb;
     out->restore = fsm_restore_cb;
 }
 

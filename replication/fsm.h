@@ -7,7 +7,9 @@
  * entries the LMDB state already holds, never applies one twice -- without a
  * synced LMDB commit per entry (the Raft log is the durability).
  *
- * Snapshots are the whole LMDB content plus the applied index it reflects.
+ * Snapshots are the whole LMDB content plus the applied index it reflects,
+ * built off the event loop from a read transaction opened on it (fsm.c,
+ * "snapshots").
  * Restore replaces the state only if the snapshot is newer than what LMDB
  * already holds; either way later entries up to the snapshot's own index are
  * skipped.  So a snapshot that Raft labels with an older index than its
@@ -19,6 +21,7 @@
 #define ZC_REPLICATION_FSM_H
 
 #include <raft.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,13 +43,43 @@ uint64_t zc_fsm_applied_index(zc_fsm_t *f);
  * failed, in which case nothing was applied. */
 int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_cmd_result_t *out);
 
-/* Serialize the whole state into out. */
+/* Serialize the whole state into out, here and now (tests, tools). */
 int zc_fsm_snapshot(zc_fsm_t *f, zc_wbuf_t *out);
+
+/* The off-loop snapshot raft takes through zc_fsm_raft, in three steps:
+ *   begin  (the loop thread) opens a read transaction: the snapshot is the
+ *          state as of now, whatever is applied afterwards.  -1 when one is
+ *          already in progress or LMDB refused.
+ *   build  (any one thread, once) syncs the state and serializes it from
+ *          that transaction, then closes it.  The bytes (data, len) stay valid, owned
+ *          by f, until end.  -1 on failure or when the map grew meanwhile
+ *          (the snapshot was cancelled).
+ *   end    (the loop thread) frees it all; waits for a build still running.
+ * Nothing else of f may be used from another thread. */
+int zc_fsm_snapshot_begin(zc_fsm_t *f);
+int zc_fsm_snapshot_build(zc_fsm_t *f, const void **data, size_t *len);
+void zc_fsm_snapshot_end(zc_fsm_t *f);
+
+/* Snapshot counters since open. */
+typedef struct {
+    uint64_t snapshots;     /* builds that succeeded */
+    uint64_t failed;        /* builds that failed or were cancelled */
+    uint64_t build_last_us; /* duration of the last successful build (off the loop) */
+    uint64_t build_max_us;  /* the longest one */
+    uint64_t begin_max_us;  /* the longest begin (the part on the loop) */
+    uint64_t bytes_last;    /* size of the last snapshot */
+    uint64_t index_last;    /* applied index of the last snapshot */
+    bool in_progress;       /* a snapshot is between begin and end */
+} zc_fsm_snapshot_stats_t;
+void zc_fsm_snapshot_stats(zc_fsm_t *f, zc_fsm_snapshot_stats_t *out);
 /* Replace the state with a snapshot if it is newer; -1 if malformed or on
  * storage failure (state unchanged). */
 int zc_fsm_restore(zc_fsm_t *f, const void *data, size_t len);
 
-/* Fill a raft_fsm whose callbacks drive f.  The index of each applied entry
+/* Fill a raft_fsm (version 3: asynchronous snapshots) whose callbacks
+ * drive f.  raft_init refuses it unless the io says version >= 2 and has
+ * async_work: raft 0.15's libuv io has it but says 1, raft_fixture's says
+ * nothing; set io->version = 2 before raft_init (node.c, tests/sim).  The index of each applied entry
  * is read from `r` (r->last_applied + 1), which must be the raft instance
  * this fsm is registered with: call zc_fsm_bind once it exists. */
 void zc_fsm_raft(zc_fsm_t *f, struct raft_fsm *out);

@@ -255,6 +255,10 @@ int zc_node_start(zc_node_t *n, char *err, size_t errlen)
     /* A corrupt segment must stop the replica, not be renamed away with
      * entries it may have acknowledged (raft 0.15 recovers by default). */
     raft_uv_set_auto_recovery(&n->io, false);
+    /* Snapshots are built off the loop (fsm.c): raft_init wants io version
+     * 2 for that, which 0.15's libuv io implements (async_work) but does
+     * not say. */
+    n->io.version = 2;
     n->guard = zc_io_guard_install(&n->io, ZC_IO_GUARD_ALL, NULL, NULL);
     if (n->guard == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -591,6 +595,16 @@ void zc_node_peer_gone(zc_node_t *n, uint64_t id)
 }
 
 zc_state_t *zc_node_state(zc_node_t *n) { return zc_fsm_state(n->fsm); }
+
+void zc_node_snapshot_stats(zc_node_t *n, zc_node_snapshot_stats_t *out)
+{
+    zc_fsm_snapshot_stats_t s;
+    zc_fsm_snapshot_stats(n->fsm, &s);
+    *out = (zc_node_snapshot_stats_t){.snapshots = s.snapshots, .failed = s.failed,
+                                      .build_last_us = s.build_last_us,
+                                      .build_max_us = s.build_max_us,
+                                      .begin_max_us = s.begin_max_us, .bytes_last = s.bytes_last};
+}
 
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {

@@ -109,6 +109,17 @@ void zc_node_remove(zc_node_t *n, uint64_t id, zc_change_cb cb, void *arg);
  * depend on timers; a false alarm costs at most a rejected pre-vote. */
 void zc_node_peer_gone(zc_node_t *n, uint64_t id);
 zc_state_t *zc_node_state(zc_node_t *n);
+
+/* This replica's snapshots (built off the loop, replication/fsm.c). */
+typedef struct {
+    uint64_t snapshots;     /* snapshots built */
+    uint64_t failed;        /* builds failed or cancelled */
+    uint64_t build_last_us; /* the last build's duration (worker thread) */
+    uint64_t build_max_us;  /* the longest build */
+    uint64_t begin_max_us;  /* the longest part on the loop (opening the read txn) */
+    uint64_t bytes_last;    /* the last snapshot's size */
+} zc_node_snapshot_stats_t;
+void zc_node_snapshot_stats(zc_node_t *n, zc_node_snapshot_stats_t *out);
 const char *zc_role_name(int role);
 
 /* Propose a command; cb fires exactly once (possibly before this returns

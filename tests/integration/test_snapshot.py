@@ -18,7 +18,9 @@ s1. Three replicas run with `--snapshot-threshold=256 --snapshot-trailing=64`,
     N - K > threshold + trailing, more entries than a leader keeps in its
     log: the follower was brought there by a snapshot, not entry by entry.
     Every bench request was answered (no UNREACHABLE): a follower's
-    absence costs the clients nothing.
+    absence costs the clients nothing.  The leader's STATUS counts the
+    snapshots it built (off its event loop, replication/fsm.c) and their
+    build time.
 """
 
 import os
@@ -79,6 +81,15 @@ class Snapshot(harness.ClusterTestCase):
         print("%s: applied %d before its kill, installed snapshot(s) at %r; all now at %d"
               % (name, k, installs, ld["applied_index"]))
         self.assertGreaterEqual(ld["applied_index"], grown["commit_index"])
+        # The leader built its snapshots off its event loop (fsm.c) and says so.
+        print("leader: %d snapshots (%d failed), build max %d us, loop part max %d us, "
+              "last %d bytes; loop stall max %d us"
+              % (ld["snapshots"], ld["snapshots_failed"], ld["snapshot_build_max_us"],
+                 ld["snapshot_loop_max_us"], ld["snapshot_bytes"], ld["loop_stall_max_us"]))
+        self.assertGreaterEqual(ld["snapshots"], 1)
+        self.assertGreater(ld["snapshot_build_max_us"], 0)
+        self.assertGreater(ld["snapshot_bytes"], 0)
+        self.assertIsInstance(ld["loop_stall_max_us"], int)
         self.assertAllAlive(c)
 
 

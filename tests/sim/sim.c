@@ -1289,6 +1289,10 @@ static int run(sim_t *s)
         taps[i].apply = s->fsms[i].apply;
         taps[i].ok = s->ok_by_type[i];
         s->fsms[i].apply = tap_apply;
+        /* The fsm builds snapshots asynchronously (fsm version 3): raft_init
+         * wants io version 2, which the fixture's io has (async_work, run
+         * inline in simulated time) but never sets; ioInit leaves it be. */
+        s->f.servers[i].io.version = 2;
         if (raft_fixture_grow(&s->f, &s->fsms[i]) != 0) {
             fail(s, "raft_fixture_grow failed");
             goto out;

@@ -3,6 +3,8 @@
  * Drives zc_fsm_apply with encoded commands at explicit indexes and checks
  * the state through the same queries the broker uses.  Each test uses fresh
  * LMDB directories under a temporary root. */
+#include <pthread.h>
+#include <raft.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1058,6 +1060,138 @@ TEST(unregister_forgets_carts_and_moves_or_ends_their_sessions)
     zc_fsm_destroy(&g);
 }
 
+/* The off-loop snapshot (fsm.c, "snapshots") through raft's own three
+ * callbacks: snapshot on the loop, snapshot_async on a worker thread,
+ * snapshot_finalize.  Entries applied after the first call -- before the
+ * worker starts and while it runs -- must not show in it: its bytes equal
+ * the synchronous serialization at the index raft took it at. */
+typedef struct {
+    struct raft_fsm *rf;       /* raft's view of the fsm */
+    struct raft_buffer *bufs;  /* what snapshot_async returned */
+    unsigned n;                /* how many */
+    int rc;                    /* its return code */
+} snap_worker_t;
+
+static void *snap_worker(void *arg)
+{
+    snap_worker_t *w = arg;
+    w->rc = w->rf->snapshot_async(w->rf, &w->bufs, &w->n);
+    return NULL;
+}
+
+TEST(snapshot_off_loop_sees_its_index)
+{
+    char d1[256], d2[256];
+    zc_fsm_t *f = open_fsm(d1), *g = open_fsm(d2);
+    workload(f, 7, 300);
+    uint64_t index = zc_fsm_applied_index(f), digest = zc_state_digest(zc_fsm_state(f));
+    zc_wbuf_t sync;
+    zc_wbuf_init(&sync);
+    CHECK(zc_fsm_snapshot(f, &sync) == 0);
+
+    struct raft_fsm rf;
+    zc_fsm_raft(f, &rf);
+    CHECK_EQ_U64(rf.version, 3);
+    struct raft_buffer *bufs = NULL;
+    unsigned n = 0;
+    CHECK(rf.snapshot(&rf, &bufs, &n) == 0);
+    /* One at a time: raft treats BUSY as "try again later". */
+    struct raft_buffer *b2 = NULL;
+    unsigned n2 = 0;
+    CHECK(rf.snapshot(&rf, &b2, &n2) == RAFT_BUSY);
+    /* The loop goes on applying before the worker starts ... */
+    workload(f, 11, 100);
+    snap_worker_t w = {.rf = &rf};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, snap_worker, &w) == 0);
+    /* ... and while it runs. */
+    workload(f, 13, 200);
+    pthread_join(th, NULL);
+    CHECK(zc_fsm_applied_index(f) > index);
+    CHECK(w.rc == 0);
+    CHECK_EQ_U64(w.n, 1);
+    if (w.rc == 0 && w.n == 1) {
+        CHECK_EQ_U64(w.bufs[0].len, sync.len);
+        CHECK(w.bufs[0].len == sync.len && memcmp(w.bufs[0].base, sync.data, sync.len) == 0);
+        /* A follower restoring it holds the state at that index. */
+        CHECK(zc_fsm_restore(g, w.bufs[0].base, w.bufs[0].len) == 0);
+        CHECK_EQ_U64(zc_fsm_applied_index(g), index);
+        CHECK_EQ_U64(zc_state_digest(zc_fsm_state(g)), digest);
+    }
+    zc_fsm_snapshot_stats_t st;
+    zc_fsm_snapshot_stats(f, &st);
+    CHECK(st.in_progress);
+    CHECK(rf.snapshot_finalize(&rf, &w.bufs, &w.n) == 0);
+    zc_fsm_snapshot_stats(f, &st);
+    CHECK(!st.in_progress);
+    CHECK_EQ_U64(st.snapshots, 1);
+    CHECK_EQ_U64(st.bytes_last, sync.len);
+    CHECK_EQ_U64(st.index_last, index);
+    /* The next one sees the state as it is now. */
+    CHECK(rf.snapshot(&rf, &bufs, &n) == 0);
+    CHECK(rf.snapshot_async(&rf, &bufs, &n) == 0);
+    zc_wbuf_reset(&sync);
+    CHECK(zc_fsm_snapshot(f, &sync) == 0);
+    CHECK(n == 1 && bufs[0].len == sync.len && memcmp(bufs[0].base, sync.data, sync.len) == 0);
+    CHECK(rf.snapshot_finalize(&rf, &bufs, &n) == 0);
+    zc_wbuf_clear(&sync);
+    check_invariants(f);
+    zc_fsm_destroy(&f);
+    zc_fsm_destroy(&g);
+}
+
+/* LMDB may not remap (apply growing a full map) while a read transaction
+ * is open: a snapshot begun but not yet built is cancelled -- its build
+ * fails, raft tries again later -- and the next one works. */
+TEST(map_growth_cancels_a_snapshot_not_yet_built)
+{
+    char d[256], d2[256];
+    size_t map = 128u << 10;
+    zc_fsm_t *f = open_fsm_map(d, map), *g = open_fsm(d2);
+    CHECK(f != NULL);
+    if (f == NULL)
+        return;
+    do_register(f, "n", 4, 0, false);
+    struct raft_fsm rf;
+    zc_fsm_raft(f, &rf);
+    struct raft_buffer *bufs = NULL;
+    unsigned n = 0;
+    CHECK(rf.snapshot(&rf, &bufs, &n) == 0);
+    for (int k = 0; k < 3000; k++)
+        CHECK_EQ_U64(session_cycle(f, k, 0), ZC_OK);
+    uint64_t used, mapb;
+    CHECK(zc_state_storage(zc_fsm_state(f), &used, &mapb) == 0);
+    CHECK(mapb > map); /* it grew */
+    CHECK(rf.snapshot_async(&rf, &bufs, &n) == RAFT_IOERR);
+    CHECK(rf.snapshot_finalize(&rf, &bufs, &n) == 0);
+    zc_fsm_snapshot_stats_t st;
+    zc_fsm_snapshot_stats(f, &st);
+    CHECK_EQ_U64(st.failed, 1);
+    CHECK_EQ_U64(st.snapshots, 0);
+    CHECK(rf.snapshot(&rf, &bufs, &n) == 0);
+    CHECK(rf.snapshot_async(&rf, &bufs, &n) == 0);
+    CHECK(n == 1 && zc_fsm_restore(g, bufs[0].base, bufs[0].len) == 0);
+    CHECK(rf.snapshot_finalize(&rf, &bufs, &n) == 0);
+    CHECK_EQ_U64(zc_state_digest(zc_fsm_state(g)), zc_state_digest(zc_fsm_state(f)));
+    /* Cancelled and never built (raft's async_work refused, or closing):
+     * finalize still frees it, and the next one works. */
+    CHECK(rf.snapshot(&rf, &bufs, &n) == 0);
+    uint64_t before = mapb;
+    for (int k = 3000; k < 9000; k++)
+        CHECK_EQ_U64(session_cycle(f, k, 0), ZC_OK);
+    CHECK(zc_state_storage(zc_fsm_state(f), &used, &mapb) == 0);
+    CHECK(mapb > before); /* it grew again: the snapshot was cancelled */
+    CHECK(rf.snapshot_finalize(&rf, &bufs, &n) == 0);
+    CHECK(rf.snapshot(&rf, &bufs, &n) == 0);
+    CHECK(rf.snapshot_async(&rf, &bufs, &n) == 0);
+    CHECK(rf.snapshot_finalize(&rf, &bufs, &n) == 0);
+    /* Destroying an fsm with a snapshot begun (raft closing) frees it. */
+    CHECK(rf.snapshot(&rf, &bufs, &n) == 0);
+    zc_fsm_destroy(&f);
+    zc_fsm_destroy(&g);
+}
+
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/zcart-test-fsm.%d", (int)getpid());
@@ -1084,6 +1218,8 @@ int main(void)
     RUN(apply_grows_a_full_map_instead_of_failing);
     RUN(least_loaded_placement_spreads_sessions_over_nodes);
     RUN(unregister_forgets_carts_and_moves_or_ends_their_sessions);
+    RUN(snapshot_off_loop_sees_its_index);
+    RUN(map_growth_cancels_a_snapshot_not_yet_built);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)

@@ -1,9 +1,12 @@
-/* test_lib: lib/buf readers and writers, lib/json, lib/map, lib/dq. */
+/* test_lib: lib/buf readers and writers, lib/json, lib/map, lib/dq, lib/stallwatch. */
+#include <unistd.h>
+
 #include "lib/buf.h"
-#include "lib/json.h"
 #include "lib/dq.h"
+#include "lib/json.h"
 #include "lib/list.h"
 #include "lib/map.h"
+#include "lib/stallwatch.h"
 #include "unit.h"
 
 TEST(buf_roundtrip_big_endian)
@@ -189,6 +192,56 @@ TEST(deadline_queue_matches_model)
     zc_dq_clear(&q);
 }
 
+/* A callback that blocks the loop for 150 ms shows up as a stall of about
+ * that length (at least 150 ms minus the 5 ms period). */
+typedef struct {
+    zc_stallwatch_t *w;             /* the watch */
+    zc_stallwatch_stats_t before;   /* read just before the block */
+    zc_stallwatch_stats_t after;    /* read at the end */
+} stall_test_t;
+
+static void block_cb(uv_timer_t *t)
+{
+    stall_test_t *st = t->data;
+    zc_stallwatch_stats(st->w, &st->before);
+    usleep(150 * 1000);
+}
+
+static void end_cb(uv_timer_t *t)
+{
+    stall_test_t *st = t->data;
+    zc_stallwatch_stats(st->w, &st->after);
+    zc_stallwatch_destroy(&st->w);
+}
+
+TEST(stallwatch_sees_a_blocking_callback)
+{
+    uv_loop_t loop;
+    uv_timer_t block, end;
+    stall_test_t st = {0};
+    CHECK(uv_loop_init(&loop) == 0);
+    st.w = zc_stallwatch_new(&loop, 5);
+    CHECK(st.w != NULL);
+    uv_timer_init(&loop, &block);
+    uv_timer_init(&loop, &end);
+    block.data = end.data = &st;
+    uv_timer_start(&block, block_cb, 50, 0);
+    uv_timer_start(&end, end_cb, 300, 0);
+    uv_run(&loop, UV_RUN_DEFAULT); /* ends once block and end have fired */
+    CHECK(st.w == NULL);
+    CHECK(st.before.ticks > 0);
+    CHECK(st.after.ticks > st.before.ticks);
+    CHECK(st.after.max_us >= 145000);
+    CHECK(st.after.recent_max_us >= 145000);
+    CHECK(st.after.slow >= 1);
+    CHECK(st.after.slow > st.before.slow);
+    uv_close((uv_handle_t *)&block, NULL);
+    uv_close((uv_handle_t *)&end, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT); /* the closes, the watch's included */
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+
 int main(void)
 {
     RUN(deadline_queue_matches_model);
@@ -196,5 +249,6 @@ int main(void)
     RUN(buf_roundtrip_big_endian);
     RUN(buf_errors_are_sticky);
     RUN(json_writer);
+    RUN(stallwatch_sees_a_blocking_callback);
     return unit_report();
 }
