@@ -35,7 +35,19 @@ typedef struct {
     void *dealer;                        /* connected to tcp://address */
     void *monitor;                       /* PAIR receiving the dealer's events */
     zc_watch_t *watch;                   /* watcher on monitor */
+    bool up;                             /* handshake done, not disconnected since */
+    zc_link_t waiting;                   /* pending_t: raft connects waiting for `up` */
 } peer_t;
+
+/* A raft connect to a peer whose first handshake has not completed yet:
+ * with ZMQ_IMMEDIATE the first messages would be dropped, so raft is told
+ * "connected" only once the DEALER is (raft queues meanwhile). */
+typedef struct {
+    zc_link_t link;             /* in peer->waiting */
+    struct raft_uv_connect *req; /* raft's request */
+    raft_uv_connect_cb cb;       /* its callback */
+    uv_pipe_t *rp;               /* raft's end, handed over on success */
+} pending_t;
 
 /* A stream raft opened (connect): raft writes, we read and relay. */
 typedef struct {
@@ -273,8 +285,27 @@ static unsigned close_from(relay_t *r, uint64_t sender, uint64_t keep)
     return k;
 }
 
+static void raft_pipe_close_cb(uv_handle_t *h) { raft_free(h); }
+
+/* Completes raft's waiting connects: handed the stream, or cancelled. */
+static void fire_pending(peer_t *p, bool ok)
+{
+    while (!zc_list_empty(&p->waiting)) {
+        pending_t *w = ZC_CONTAINER(p->waiting.next, pending_t, link);
+        zc_link_remove(&w->link);
+        if (ok) {
+            w->cb(w->req, (uv_stream_t *)w->rp, 0);
+        } else {
+            uv_close((uv_handle_t *)w->rp, raft_pipe_close_cb);
+            w->cb(w->req, NULL, RAFT_CANCELED);
+        }
+        free(w);
+    }
+}
+
 static void peer_free(peer_t *p)
 {
+    fire_pending(p, false);
     zc_watch_destroy(&p->watch);
     if (p->dealer) {
         zmq_socket_monitor(p->dealer, NULL, 0);
@@ -382,7 +413,12 @@ static void on_peer_event(void *sock, void *arg)
         if (z.n >= 1 && zc_zmsg_size(&z, 0) >= 2) {
             uint16_t ev;
             memcpy(&ev, zc_zmsg_data(&z, 0), 2);
+            if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && !p->r->closing) {
+                p->up = true;
+                fire_pending(p, true);
+            }
             if (ev == ZMQ_EVENT_DISCONNECTED && !p->r->closing) {
+                p->up = false;
                 unsigned k = close_from(p->r, p->id, 0);
                 zc_info("raft relay: connection to peer %" PRIu64 " at %s dropped; closed %u "
                         "raft streams from it",
@@ -409,6 +445,7 @@ static peer_t *peer_get(relay_t *r, uint64_t id, const char *address)
         return NULL;
     p->r = r;
     p->id = id;
+    zc_link_init(&p->waiting);
     snprintf(p->address, sizeof p->address, "%s", address);
     char ep[ZC_RELAY_ADDR_MAX + 16], inproc[96];
     snprintf(ep, sizeof ep, "tcp://%s", address);
@@ -427,7 +464,8 @@ static peer_t *peer_get(relay_t *r, uint64_t id, const char *address)
     /* Replicas share the replica certificate: its public key is the server's. */
     if (r->sec != NULL && zc_sec_client(r->sec, p->dealer, zc_sec_public(r->sec)) != 0)
         goto err;
-    if (zmq_socket_monitor(p->dealer, inproc, ZMQ_EVENT_DISCONNECTED) != 0 ||
+    if (zmq_socket_monitor(p->dealer, inproc,
+                           ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0 ||
         zmq_connect(p->monitor, inproc) != 0 || zmq_connect(p->dealer, ep) != 0)
         goto err;
     p->watch = zc_watch_new(r->loop, p->monitor, on_peer_event, p);
@@ -446,8 +484,6 @@ static int pair(int fds[2])
 {
     return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds);
 }
-
-static void raft_pipe_close_cb(uv_handle_t *h) { raft_free(h); }
 
 /* raft's end as a heap uv_pipe_t (raft frees it with raft_free). */
 static uv_pipe_t *raft_end(relay_t *r, int fd)
@@ -501,6 +537,19 @@ static int t_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, r
         out_close(o);
         uv_close((uv_handle_t *)rp, raft_pipe_close_cb);
         return RAFT_NOCONNECTION;
+    }
+    if (!p->up) {
+        pending_t *w = calloc(1, sizeof *w);
+        if (w == NULL) {
+            out_close(o);
+            uv_close((uv_handle_t *)rp, raft_pipe_close_cb);
+            return RAFT_NOMEM;
+        }
+        w->req = req;
+        w->cb = cb;
+        w->rp = rp;
+        zc_list_push_back(&p->waiting, &w->link);
+        return 0;
     }
     /* raft set req->data before calling us; a synchronous callback is fine. */
     cb(req, (uv_stream_t *)rp, 0);
