@@ -150,7 +150,8 @@ class RaftRelay(harness.ClusterTestCase):
         self.send_dealer(ep, [[relay_hdr(), m] for m in msgs], plain=True)
         # -- a client key: admitted by zauth, refused by the relay's role check --
         self.send_dealer(ep, [[relay_hdr(), m] for m in msgs], cert="client", c=c)
-        wait_until(lambda: c.grep_logs("not a replica key"), 10,
+        # Sync point: the relay logs the refusal (or, without it, raft took the term).
+        wait_until(lambda: c.grep_logs("not a replica key") or raft_state(c)[0] != term0, 10,
                    "the relay logging the client key's messages as refused")
         # -- a client key and a frame over ZMQ_MAXMSGSIZE --
         self.send_dealer(ep, [[relay_hdr(), b"\0" * (48 << 20)]], cert="client", c=c)
@@ -161,6 +162,7 @@ class RaftRelay(harness.ClusterTestCase):
         self.assertEqual(state1, state0, "a message without a replica key changed the log")
         grown = rss_kb(pid) - rss0
         self.assertLess(grown, 32 << 10, "the leader's RSS grew by %d KiB" % grown)
+        self.assertTrue(c.grep_logs("not a replica key"), "no refusal logged")
 
         # -- the replica key: a 1 TiB snapshot announcement is dropped unparsed --
         conf = b""
