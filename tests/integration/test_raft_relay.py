@@ -37,7 +37,9 @@ replica alive:
       from R's old process (the condition the relay exposes: "raft peer R
       restarted" or "connection to peer R ... dropped"), R becomes the
       ready leader, and the survivors logged exactly one "-> candidate"
-      transition after the kill (R's): R's first campaign won.  With
+      transition after the kill (R's): R's first campaign won.  (Heartbeat
+      150 ms here, so the two followers' staggered campaigns -- R at once, S
+      one heartbeat later -- stay apart even when the machine is loaded.)  With
       raft_uv_tcp S answered R's (pre-)vote on its TCP connection to R's
       previous process, R never got it, and S won a heartbeat later
       (bench/README.md, failover drills).
@@ -191,7 +193,10 @@ class RaftRelay(harness.ClusterTestCase):
         wait_until(done, 30, "leadership on replica %d" % to, interval=0.5)
 
     def test_r2_first_campaign_after_a_replica_restart_wins(self):
-        c = self.cluster(replicas=3, cart_nodes=1, slots=2)
+        # A 150 ms heartbeat: the followers' staggered campaigns (R at once, S
+        # one heartbeat later) stay apart on a loaded machine too.
+        c = self.cluster(replicas=3, cart_nodes=1, slots=2,
+                         broker_args=("--heartbeat-timeout=150", "--election-timeout=1000"))
         wait_until(lambda: harness.converged(c), 20, "converged")
         # R = 1 campaigns first when the leader goes (lowest id); S = 2 led
         # once, so it has a raft connection to R's first process; L = 3 leads.
