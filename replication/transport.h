@@ -64,7 +64,10 @@
  * A DEALER whose connection drops (socket monitor) also closes the
  * accepted streams from that peer.  ZMQ_IMMEDIATE: nothing is queued for a
  * peer that is not connected (raft resends), so a restarted peer never gets
- * a backlog of stale messages.
+ * a backlog of stale messages; and so that a brand-new DEALER's first
+ * message (typically a vote) is not dropped that way, raft's connect to an
+ * address completes only once that DEALER's first handshake succeeded
+ * (socket monitor, ZMQ_EVENT_HANDSHAKE_SUCCEEDED; raft queues meanwhile).
  *
  * Lifetimes: zc_transport_init, then raft_uv_init(io, ..., t); raft calls
  * init/listen/connect/close.  The close frees the relay once its handles are
