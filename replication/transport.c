@@ -666,7 +666,6 @@ static void log_refused(relay_t *r, zmq_msg_t *m, const char *why, uint64_t coun
     zc_escape(role ? role : "-", role ? strlen(role) : 1, ro, sizeof ro);
     zc_warn("raft relay: dropped a message on %s: %s (key %s, role %s; %" PRIu64 " so far)",
             r->address, why, k, ro, count);
-    (void)r;
 }
 
 /* Receives the rest of a multipart message after frame 0 and 1: every raft
