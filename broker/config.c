@@ -14,8 +14,9 @@ static const char usage[] =
     "       zcart-broker --dump-state --data DIR\n"
     "\n"
     "One replica of the zcart broker cluster.  Every member, this one included, is\n"
-    "named by a --replica flag: its raft id, its raft transport address (host:port),\n"
-    "the ZeroMQ endpoint clients connect to and the one cart nodes connect to.  The\n"
+    "named by a --replica flag: its raft id, its raft address (host:port, where its\n"
+    "raft relay listens: raft's messages over CurveZMQ, docs/security.md), the\n"
+    "ZeroMQ endpoint clients connect to and the one cart nodes connect to.  The\n"
     "first start of a data directory bootstraps the cluster from these flags,\n"
     "unless --join is given: a replica that joins a running cluster starts empty\n"
     "and waits for `zcart admin add-node` on the leader (docs/operations.md).\n"
@@ -192,10 +193,13 @@ static const char *read_level(const char *arg, void *target)
     {"allow", "DIR", ZC_FLAG_CALL, (c)->allow, 0, 0, read_path,                                    \
      "allow-list: public certificates by role (KEYS/allow); the\n"                                 \
      "client port admits client, admin and replica keys, the\n"                                    \
-     "cart port cart keys, a cart node only under its own name"},                                  \
+     "cart port cart keys, a cart node only under its own name,\n"                                 \
+     "the raft port (RAFT_ADDR: raft's messages, relayed over\n"                                   \
+     "CurveZMQ) replica keys only"},                                                               \
     {"insecure", NULL, ZC_FLAG_BOOL, &(c)->insecure, 0, 0, NULL,                                   \
-     "no CurveZMQ and no key checks: anyone who reaches a port\n"                                  \
-     "owns the cluster; for experiments only (logged loudly)"},                                    \
+     "no CurveZMQ and no key checks, the raft port included:\n"                                    \
+     "anyone who reaches a port owns the cluster; for\n"                                           \
+     "experiments only (logged loudly)"},                                                          \
     {"join", NULL, ZC_FLAG_BOOL, &(c)->join, 0, 0, NULL,                                           \
      "join an existing cluster instead of bootstrapping"},                                         \
     {"log-level", "LEVEL", ZC_FLAG_CALL, &(c)->log_level, 0, 0, read_level,                        \

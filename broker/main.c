@@ -192,6 +192,8 @@ int main(int argc, char **argv)
         .pre_vote = true,
         .join = b.cfg.join,
         .state_map_size = (size_t)b.cfg.state_map_size,
+        .sec = b.sec,
+        .zctx = b.zctx,
     };
     b.node = zc_node_new(b.loop, &nc, on_role_changed, &b, err, sizeof err);
     if (b.node == NULL) {

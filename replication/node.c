@@ -22,6 +22,7 @@
 #include "proto/status.h"
 #include "replication/fsm.h"
 #include "replication/io_guard.h"
+#include "replication/transport.h"
 
 struct zc_node {
     uv_loop_t *loop;                     /* not owned */
@@ -29,7 +30,7 @@ struct zc_node {
     zc_replica_t *members;               /* owned copy of cfg.replicas */
     zc_fsm_t *fsm;                       /* LMDB state machine (owned) */
     struct raft_fsm raft_fsm;            /* raft's view of fsm */
-    struct raft_uv_transport transport;  /* TCP transport */
+    struct raft_uv_transport transport;  /* CurveZMQ relay (transport.h) */
     struct raft_io io;                   /* libuv I/O, wrapped by guard */
     zc_io_guard_t *guard;                /* raft 0.15's bugs kept out (io_guard.h) */
     struct raft raft;                    /* the raft instance */
@@ -244,8 +245,17 @@ int zc_node_start(zc_node_t *n, char *err, size_t errlen)
 
     if (check_history(n, err, errlen) != 0)
         return -1;
-    if ((rv = raft_uv_tcp_init(&n->transport, n->loop)) != 0) {
-        snprintf(err, errlen, "raft transport: %s", raft_strerror(rv));
+    /* A snapshot is at most the LMDB map; one raft message never exceeds
+     * it by more than the envelope, whatever length a peer announces. */
+    zc_transport_config_t tc = {
+        .loop = n->loop,
+        .zctx = n->cfg.zctx != NULL ? n->cfg.zctx : zc_sec_context(),
+        .sec = n->cfg.sec,
+        .max_msg = (uint64_t)(n->cfg.state_map_size ? n->cfg.state_map_size
+                                                    : ZC_STATE_MAP_DEFAULT) + (64u << 20),
+    };
+    if (tc.zctx == NULL || zc_transport_init(&n->transport, &tc) != 0) {
+        snprintf(err, errlen, "raft transport: out of memory");
         return -1;
     }
     if ((rv = raft_uv_init(&n->io, n->loop, n->raft_dir, &n->transport)) != 0) {
@@ -320,7 +330,7 @@ err_after_io:
     zc_io_guard_destroy(&n->guard);
     raft_uv_close(&n->io);
 err_after_transport:
-    raft_uv_tcp_close(&n->transport);
+    zc_transport_close_unused(&n->transport);
     return -1;
 }
 
@@ -343,8 +353,7 @@ static void close_handle_cb(uv_handle_t *h)
 static void node_raft_closed(struct raft *r)
 {
     zc_node_t *n = r->data;
-    raft_uv_close(&n->io);
-    raft_uv_tcp_close(&n->transport);
+    raft_uv_close(&n->io); /* closes the transport, which frees itself */
     uv_close((uv_handle_t *)&n->check, close_handle_cb);
 }
 

@@ -1,6 +1,7 @@
 /* node: one replica's Raft node on a libuv loop, seen from the broker.
  *
- * Owns the raft instance, its libuv I/O and TCP transport (<dir>/raft) and
+ * Owns the raft instance, its libuv I/O and relay transport (<dir>/raft,
+ * replication/transport.h) and
  * the LMDB state machine (<dir>/state).  The broker proposes commands and
  * reads the state; it never sees raft.h.
  *
@@ -22,6 +23,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lib/zsec.h"
 #include "replication/command.h"
 #include "replication/state.h"
 
@@ -40,6 +42,8 @@ typedef struct {
     bool pre_vote;                 /* raft pre-vote */
     bool join;                     /* joining an existing cluster: never bootstrap */
     size_t state_map_size;         /* LMDB map size, 0 = default */
+    const zc_sec_t *sec;           /* raft relay keys (transport.h); NULL: no CURVE */
+    void *zctx;                    /* ZeroMQ context, NULL: zc_sec_context() */
 } zc_node_config_t;
 
 typedef enum {
