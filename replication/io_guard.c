@@ -534,13 +534,25 @@ static void conf_observe(zc_io_guard_t *g)
 }
 
 /* Configuration entries raft appends (a leader's changes, a follower's
- * copies): the last n entries of its in-memory log. */
+ * copies): the last n entries of its in-memory log.
+ * 7d: raft 0.15 makes a follower switch to a configuration entry only when
+ * its write completes, and only if it is still a follower then
+ * (appendFollowerCb, replication.c:866-879): a follower that became a
+ * candidate meanwhile -- an election timeout, a TimeoutNow -- keeps the
+ * entry in its log but not its configuration, and, elected, leads and
+ * commits it under the old one (its configuration_index then names an
+ * entry that says otherwise).  Rule: a follower adopts each configuration
+ * entry as raft appends it, while handling the AppendEntries (Raft §4.1:
+ * a server uses the latest configuration in its log, whether committed or
+ * not; raft's own switch at write completion then repeats it). */
 static void conf_appended(zc_io_guard_t *g, const struct raft_entry entries[], unsigned n)
 {
     struct raft *r = g->raft;
     if (r == NULL)
         return;
     raft_index first = r->log.offset + log_count(&r->log) - n + 1;
+    bool adopt = (g->fixes & ZC_IO_GUARD_CONF_ON_RECEIPT) && g->in_req &&
+                 raft_state(r) == RAFT_FOLLOWER;
     for (unsigned k = 0; k < n; k++) {
         if (entries[k].type != RAFT_CHANGE)
             continue;
@@ -548,7 +560,14 @@ static void conf_appended(zc_io_guard_t *g, const struct raft_entry entries[], u
         if (conf_decode(&entries[k].buf, &c) != 0)
             continue;
         conf_put(g, first + k, &c);
-        raft_configuration_close(&c);
+        if (adopt) {
+            raft_configuration_close(&r->configuration);
+            r->configuration = c; /* raft's now */
+            r->configuration_uncommitted_index = first + k;
+            g->stats.confs_adopted++;
+        } else {
+            raft_configuration_close(&c);
+        }
     }
 }
 

@@ -32,7 +32,8 @@ enum {
     ZC_IO_GUARD_CONF_ROLLBACK = 1u << 5, /* 7a: rolling back a configuration whose entry is compacted */
     ZC_IO_GUARD_SNAPSHOT_CONF = 1u << 6, /* 7b: snapshots store the committed configuration */
     ZC_IO_GUARD_STALE_LEADER = 1u << 7,  /* 7c: a non-voter forgets a silent leader when asked to vote */
-    ZC_IO_GUARD_ALL = (1u << 8) - 1,
+    ZC_IO_GUARD_CONF_ON_RECEIPT = 1u << 8, /* 7d: a follower adopts a configuration when it receives it */
+    ZC_IO_GUARD_ALL = (1u << 9) - 1,
 };
 
 /* Exit status of a replica stopped by a storage error (sysexits' EX_IOERR). */
@@ -60,6 +61,7 @@ typedef struct {
     uint64_t snapshot_confs;   /* 7b: snapshots given the committed configuration */
     uint64_t conf_missing;     /* 7: the committed configuration was unknown (a guard bug) */
     uint64_t leaders_forgotten; /* 7c: silent leaders a non-voter forgot when asked to vote */
+    uint64_t confs_adopted;    /* 7d: configurations a follower adopted on receipt */
 } zc_io_guard_stats_t;
 
 typedef struct zc_io_guard zc_io_guard_t;

@@ -42,7 +42,8 @@
  *                  [--raw-raft | --without FIX ...] [--scenario figure8|late-append]
  *                  [--transfers]
  * runs seeds S .. S+K-1; a failing seed prints the command that replays it.
- * Prints "N passed, N failed" (seeds) at the end. */
+ * Prints "N passed, N failed" (seeds) at the end.  Each server's LMDB lives
+ * under $ZCART_SIM_DIR (default /tmp); /dev/shm makes long runs faster. */
 #include <getopt.h>
 #include <signal.h>
 #include <inttypes.h>
@@ -140,6 +141,13 @@ typedef struct {
  *     once and for good (the broker exits; the fixture cannot restart a
  *     server), and the run checks that the guard saw every injected
  *     failure.  Only one server per run, a minority, gets disk faults.
+ *     Inside raft_add, raft_assign and raft_remove the failure always
+ *     comes in the callback: raft 0.15's error path there
+ *     (clientChangeConfiguration, client.c) has already moved the new
+ *     configuration into r->configuration when the append fails, and the
+ *     caller then frees it again (3 servers, seed 388 with --membership:
+ *     a double free in raft_fixture_close).  The broker never takes that
+ *     path: its guard hook exits inside the failed append.
  *
  * F2. The fixture's truncate (a fixture problem, not raft's).  Its
  *     in-memory disk is an array assumed to hold entries 1..n, and
@@ -217,10 +225,11 @@ typedef struct {
 } io_shim_t;
 
 static io_shim_t shims[MAX_SERVERS];
+static bool in_change_call; /* F1: inside raft_add, raft_assign or raft_remove */
 static bool raw_raft;                          /* --raw-raft: no guard */
 /* --without's names of the guard's fix bits, bit 0 first. */
-static const char *fix_names[] = {"1a", "1b", "2", "3", "4", "7a", "7b", "7c"};
-#define N_FIXES 8
+static const char *fix_names[] = {"1a", "1b", "2", "3", "4", "7a", "7b", "7c", "7d"};
+#define N_FIXES 9
 static unsigned guard_fixes = ZC_IO_GUARD_ALL; /* --without turns bits off */
 
 static io_shim_t *shim_of(struct raft_io *io)
@@ -260,7 +269,7 @@ static int shim_append(struct raft_io *io, struct raft_io_append *req,
     if (sh->armed > 0 || sh->crashed) {
         sh->armed = 0;
         sh->failed++;
-        if (!sh->fail_in_cb) {
+        if (!sh->fail_in_cb && !in_change_call) {
             sh->crashed = true; /* a disk error stops the replica (the guard's job) */
             return RAFT_IOERR;
         }
@@ -841,8 +850,11 @@ static void change_done(struct raft_change *req, int status)
         c->kind = c->role == RAFT_VOTER ? CH_PROMOTE : CH_ASSIGN;
         int role = c->role;
         c->role = -1;
-        if (raft_assign(raft_fixture_get(&s->f, l), &c->req, (raft_id)c->server + 1, role,
-                        change_done) == 0)
+        in_change_call = true;
+        int rv = raft_assign(raft_fixture_get(&s->f, l), &c->req, (raft_id)c->server + 1, role,
+                             change_done);
+        in_change_call = false;
+        if (rv == 0)
             s->changes_started[c->kind]++;
         else
             s->changes_refused++;
@@ -895,7 +907,9 @@ static void maybe_change(sim_t *s)
         c->role = then < 2 ? RAFT_VOTER : then == 2 ? RAFT_STANDBY : -1;
         char address[16];
         snprintf(address, sizeof address, "%u", i + 1);
+        in_change_call = true;
         rv = raft_add(r, &c->req, (raft_id)i + 1, address, change_done);
+        in_change_call = false;
         /* Its process starts now, empty (a --join replica), before any
          * message reaches it; a refused add leaves the slot free. */
         if (rv == 0 && (server_new(s, i, threshold, trailing) != 0 ||
@@ -923,6 +937,7 @@ static void maybe_change(sim_t *s)
             free(c); /* keep a majority through one disk fault */
             return;
         }
+        in_change_call = true;
         if (what < 7) {
             c->kind = CH_REMOVE;
             rv = raft_remove(r, &c->req, sv->id, change_done);
@@ -932,6 +947,7 @@ static void maybe_change(sim_t *s)
                                                                                    : RAFT_VOTER;
             rv = raft_assign(r, &c->req, sv->id, c->role, change_done);
         }
+        in_change_call = false;
         say(s, "membership: %s server %u (%s) via %u%s%s: %s", c->kind == CH_REMOVE ? "remove" : "assign",
             c->server, role_name(sv->role), l, c->kind == CH_ASSIGN ? " to " : "",
             c->kind == CH_ASSIGN ? role_name(c->role) : "", rv == 0 ? "started" : raft_strerror(rv));
@@ -1251,9 +1267,19 @@ static uint64_t conf_hash(const struct raft_configuration *c)
  * configuration breaks this: issue 9, item 7b). */
 static void check_confs(sim_t *s)
 {
+    static uint64_t seen[MAX_SERVERS];
     for (unsigned i = 0; i < s->n && !s->failure[0]; i++) {
         struct raft *r = raft_fixture_get(&s->f, i);
         raft_index c = r->configuration_index;
+        uint64_t now = conf_hash(&r->configuration) ^ c * 31 ^ r->configuration_uncommitted_index * 1000003;
+        if (s->verbose && now != seen[i]) {
+            seen[i] = now;
+            say(s, "conf: server %u (state %d term %llu) index %llu uncommitted %llu: %u servers, %u voters; log %llu..%llu snapshot %llu",
+                i, raft_state(r), (unsigned long long)r->current_term, (unsigned long long)c,
+                (unsigned long long)r->configuration_uncommitted_index, r->configuration.n,
+                voters_of(&r->configuration), (unsigned long long)r->log.offset + 1,
+                (unsigned long long)raft_last_index(r), (unsigned long long)r->log.snapshot.last_index);
+        }
         if (is_out(s, i) || r->configuration_uncommitted_index != 0 || c == 0)
             continue;
         if (c >= s->conf_cap) {
@@ -1276,6 +1302,17 @@ static void check_confs(sim_t *s)
                                         role_name(r->configuration.servers[k].role));
             fail(s, "server %u's configuration committed at index %llu (%s ) is not the one "
                     "another server holds for that index", i, (unsigned long long)c, what);
+            for (unsigned j = 0; j < s->n; j++) {
+                struct raft *q = raft_fixture_get(&s->f, j);
+                say(s, "  server %u: state %d term %llu conf index %llu uncommitted %llu hash %llx "
+                       "voters %u of %u, last %llu commit %llu",
+                    j, raft_state(q), (unsigned long long)q->current_term,
+                    (unsigned long long)q->configuration_index,
+                    (unsigned long long)q->configuration_uncommitted_index,
+                    (unsigned long long)conf_hash(&q->configuration), voters_of(&q->configuration),
+                    q->configuration.n, (unsigned long long)raft_last_index(q),
+                    (unsigned long long)q->commit_index);
+            }
         }
     }
 }
@@ -1609,6 +1646,188 @@ static void scenario_late_append(sim_t *s)
     sc_until(s, sc_applied, all & ~(1u << a), 10000);
 }
 
+
+/* A membership change asked of server i (scripted runs). */
+static raft_index sc_change(sim_t *s, unsigned i, change_kind_t kind, unsigned server, int role)
+{
+    struct raft *r = raft_fixture_get(&s->f, i);
+    struct change_rec *c = calloc(1, sizeof *c);
+    c->sim = s;
+    c->kind = kind;
+    c->server = server;
+    c->role = role;
+    in_change_call = true;
+    int rv = kind == CH_REMOVE ? raft_remove(r, &c->req, server + 1, change_done)
+                               : raft_assign(r, &c->req, server + 1, role, change_done);
+    in_change_call = false;
+    if (rv != 0) {
+        free(c);
+        fail(s, "scenario: server %u refused the change: %s", i, raft_strerror(rv));
+        return 0;
+    }
+    s->changes_started[kind]++;
+    c->next = s->change_recs;
+    s->change_recs = c;
+    say(s, "scenario: %s server %u via %u at index %llu", kind == CH_REMOVE ? "remove" : "assign",
+        server, i, (unsigned long long)raft_last_index(r));
+    return raft_last_index(r);
+}
+
+static void sc_snapshots(sim_t *s, unsigned threshold, unsigned trailing)
+{
+    for (unsigned i = 0; i < s->n; i++) {
+        raft_set_snapshot_threshold(raft_fixture_get(&s->f, i), threshold);
+        raft_set_snapshot_trailing(raft_fixture_get(&s->f, i), trailing);
+    }
+}
+
+static bool sc_snapshotted(sim_t *s, unsigned i)
+{
+    return raft_fixture_get(&s->f, i)->log.snapshot.last_index >= sc_index;
+}
+
+/* Every server has compacted the bootstrap configuration (index 1). */
+static bool sc_compacted(sim_t *s, unsigned mask)
+{
+    for (unsigned i = 0; i < s->n; i++)
+        if ((mask & (1u << i)) && raft_fixture_get(&s->f, i)->log.offset < 1)
+            return false;
+    return true;
+}
+
+/* Guard fix 7a, 5 servers: a follower rolls back an uncommitted
+ * configuration after its committed one was compacted:
+ *   1. every server snapshots past index 1 (the bootstrap configuration);
+ *   2. leader A, cut off from C, D, E, removes E: the entry, at index u,
+ *      reaches B only, which switches to it (uncommitted);
+ *   3. A dies; C, D, E elect N, which appends an entry of its own at u;
+ *   4. B hears from N: the conflict at u makes raft 0.15 roll B's
+ *      configuration back to the entry at index 1, which is not in its
+ *      log any more (membership.c:158-166: a NULL dereference).
+ * With the guard, B goes back to the five voters, as every server has. */
+static void scenario_conf_rollback(sim_t *s)
+{
+    struct raft_fixture *f = &s->f;
+    unsigned all = (1u << s->n) - 1;
+    sc_snapshots(s, 8, 2);
+    SC_TRY(sc_until(s, (bool (*)(sim_t *, unsigned))sc_leader_among, all, 10000), "no first leader");
+    unsigned a = sc_leader_of(s, all), b = (a + 1) % 5, c = (a + 2) % 5, d = (a + 3) % 5,
+             e = (a + 4) % 5;
+    for (unsigned k = 0; k < 20; k++)
+        propose_register(s, a, (const char *[]){"n0", "n1", "n2"}[k % 3]);
+    sc_index = raft_last_index(raft_fixture_get(f, a));
+    SC_TRY(sc_until(s, sc_applied, all, 10000), "the first entries did not reach everyone");
+    SC_TRY(sc_until(s, sc_compacted, all, 5000), "index 1 not compacted everywhere");
+    /* 2. */
+    unsigned cde[3] = {c, d, e};
+    for (unsigned k = 0; k < 3; k++) {
+        sc_link(s, a, cde[k], false);
+        sc_link(s, b, cde[k], false);
+    }
+    sc_index = sc_change(s, a, CH_REMOVE, e, -1);
+    raft_index u = sc_index;
+    SC_TRY(u != 0 && sc_until(s, sc_stored, 1u << b, 3000), "the change did not reach B");
+    SC_TRY(raft_fixture_get(f, b)->configuration_uncommitted_index == u,
+           "B does not hold the change as uncommitted");
+    /* 3. */
+    raft_fixture_kill(f, a);
+    unsigned m_cde = (1u << c) | (1u << d) | (1u << e);
+    SC_TRY(sc_until(s, (bool (*)(sim_t *, unsigned))sc_leader_among, m_cde, 20000),
+           "no leader among C, D, E");
+    unsigned n = sc_leader_of(s, m_cde);
+    propose_register(s, n, "n2");
+    SC_TRY(raft_last_index(raft_fixture_get(f, n)) == u, "server %u's entry is not at %llu", n,
+           (unsigned long long)u);
+    SC_TRY(sc_until(s, sc_committed, n, 5000), "server %u's entry did not commit", n);
+    say(s, "scenario: server %u leads term %llu, its entry at %llu; B (server %u) holds the "
+           "removal there", n, (unsigned long long)raft_fixture_get(f, n)->current_term,
+        (unsigned long long)u, b);
+    /* 4. */
+    for (unsigned k = 0; k < 3; k++)
+        sc_link(s, b, cde[k], true);
+    sc_index = u;
+    SC_TRY(sc_until(s, sc_applied, (1u << b) | m_cde, 10000), "B did not catch up");
+    sc_until(s, sc_never, 0, 2000); /* and the checks run a while longer */
+    if (s->failure[0])
+        return;
+    struct raft *br = raft_fixture_get(f, b), *nr = raft_fixture_get(f, n);
+    SC_TRY(br->configuration_uncommitted_index == 0 && br->configuration.n == 5 &&
+               voters_of(&br->configuration) == 5,
+           "B's configuration after the rollback: %u servers, %u voters, uncommitted index %llu "
+           "(the leader's: %u servers)",
+           br->configuration.n, voters_of(&br->configuration),
+           (unsigned long long)br->configuration_uncommitted_index, nr->configuration.n);
+}
+
+/* Guard fix 7b, 5 servers: a snapshot taken while a configuration change
+ * is pending stores that configuration under the committed one's index,
+ * and a follower installing it takes it as committed:
+ *   1. E falls behind (cut off);
+ *   2. leader A appends X1..X10; B, C, D store them, but C's and D's
+ *      answers are lost, so nothing commits;
+ *   3. A makes E a standby (index u); B stores it, A's own write of it
+ *      is slow;
+ *   4. C's and D's answers get through: X1..X10 commit, not u; applying
+ *      them, A takes a snapshot, configuration "E standby" labelled with
+ *      index 1 (the bootstrap's: the last committed one);
+ *   5. E is back: A sends it the snapshot (its log starts after it), and
+ *      E holds "E standby" as committed at index 1, where every other
+ *      server holds five voters.
+ * Without fix 7b the configuration check fails at step 5. */
+static void scenario_snapshot_conf(sim_t *s)
+{
+    struct raft_fixture *f = &s->f;
+    unsigned all = (1u << s->n) - 1;
+    sc_snapshots(s, 8, 1);
+    SC_TRY(sc_until(s, (bool (*)(sim_t *, unsigned))sc_leader_among, all, 10000), "no first leader");
+    unsigned a = sc_leader_of(s, all), b = (a + 1) % 5, c = (a + 2) % 5, d = (a + 3) % 5,
+             e = (a + 4) % 5;
+    propose_register(s, a, "n0");
+    sc_index = raft_last_index(raft_fixture_get(f, a));
+    SC_TRY(sc_until(s, sc_applied, all, 10000), "the first entry did not reach everyone");
+    /* 1, 2. */
+    for (unsigned j = 0; j < 5; j++)
+        if (j != e)
+            sc_link(s, e, j, false);
+    raft_fixture_saturate(f, c, a);
+    raft_fixture_saturate(f, d, a);
+    raft_index first = raft_last_index(raft_fixture_get(f, a)) + 1;
+    for (unsigned k = 0; k < 10; k++)
+        propose_register(s, a, (const char *[]){"n0", "n1", "n2"}[k % 3]);
+    sc_index = raft_last_index(raft_fixture_get(f, a));
+    SC_TRY(sc_until(s, sc_stored, (1u << b) | (1u << c) | (1u << d), 5000),
+           "X1..X10 did not reach B, C, D");
+    SC_TRY(raft_fixture_get(f, a)->commit_index < first, "X1 committed too early");
+    /* 3.  A's own write of it is slow: raft 0.15 only ever asks whether
+     * the leader's last stored entry has a majority, so X1..X10 can commit
+     * now only while A has not stored the change itself. */
+    raft_fixture_set_disk_latency(f, a, 100000);
+    sc_index = sc_change(s, a, CH_ASSIGN, e, RAFT_STANDBY);
+    raft_fixture_set_disk_latency(f, a, 10);
+    raft_index u = sc_index;
+    SC_TRY(u != 0 && sc_until(s, sc_stored, 1u << b, 3000), "the change did not reach B");
+    /* 4. */
+    raft_fixture_desaturate(f, c, a);
+    raft_fixture_desaturate(f, d, a);
+    sc_index = u - 1;
+    SC_TRY(sc_until(s, sc_committed, a, 5000), "X1..X10 did not commit");
+    struct raft *ar = raft_fixture_get(f, a);
+    SC_TRY(ar->commit_index < u, "the change committed too early");
+    sc_index = first;
+    sc_until(s, sc_snapshotted, a, 1000);
+    SC_TRY(ar->log.snapshot.last_index >= first, "server %u took no snapshot (it is at %llu)", a,
+           (unsigned long long)ar->log.snapshot.last_index);
+    say(s, "scenario: server %u took a snapshot at %llu with the change at %llu pending", a,
+        (unsigned long long)ar->log.snapshot.last_index, (unsigned long long)u);
+    /* 5. */
+    sc_link(s, e, a, true);
+    sc_until(s, sc_never, 0, 3000);
+    if (s->failure[0])
+        return;
+    struct raft *er = raft_fixture_get(f, e);
+    SC_TRY(er->log.snapshot.last_index >= first, "E installed no snapshot");
+}
+
 static int run(sim_t *s)
 {
     struct raft_configuration conf;
@@ -1623,8 +1842,9 @@ static int run(sim_t *s)
      * leader's state (RETURN, REASSIGN, BREAKER, LOST_TOLD) see a current
      * one. */
     s->capped = pick(s, 2) == 0;
-    snprintf(s->dir, sizeof s->dir, "/tmp/zcart-sim.%d.%llu", (int)getpid(),
-             (unsigned long long)s->seed);
+    const char *root = getenv("ZCART_SIM_DIR"); /* e.g. /dev/shm for long runs */
+    snprintf(s->dir, sizeof s->dir, "%s/zcart-sim.%d.%llu", root != NULL ? root : "/tmp",
+             (int)getpid(), (unsigned long long)s->seed);
     mkdir(s->dir, 0755);
     raft_fixture_initialize(&s->f);
     s->n = 0;
@@ -1641,6 +1861,10 @@ static int run(sim_t *s)
     if (s->scenario != NULL) {
         if (strcmp(s->scenario, "figure8") == 0)
             scenario_figure8(s);
+        else if (strcmp(s->scenario, "conf-rollback") == 0)
+            scenario_conf_rollback(s);
+        else if (strcmp(s->scenario, "snapshot-conf") == 0)
+            scenario_snapshot_conf(s);
         else
             scenario_late_append(s);
         rc = s->failure[0] ? -1 : 0;
@@ -1747,6 +1971,7 @@ out:
             s->guard.snapshot_confs += g.snapshot_confs;
             s->guard.conf_missing += g.conf_missing;
             s->guard.leaders_forgotten += g.leaders_forgotten;
+            s->guard.confs_adopted += g.confs_adopted;
         }
     }
     shim_clear();
@@ -1806,8 +2031,10 @@ int main(int argc, char **argv)
         case 'x': transfers = true; break;
         case 'm': membership = true; break;
         case 'c':
-            if (strcmp(optarg, "figure8") != 0 && strcmp(optarg, "late-append") != 0) {
-                fprintf(stderr, "zcart-sim: --scenario wants figure8 or late-append\n");
+            if (strcmp(optarg, "figure8") != 0 && strcmp(optarg, "late-append") != 0 &&
+                strcmp(optarg, "conf-rollback") != 0 && strcmp(optarg, "snapshot-conf") != 0) {
+                fprintf(stderr, "zcart-sim: --scenario wants figure8, late-append, conf-rollback "
+                                "or snapshot-conf\n");
                 return 2;
             }
             scenario = optarg;
@@ -1818,14 +2045,14 @@ int main(int argc, char **argv)
             while (k < N_FIXES && strcmp(optarg, fix_names[k]) != 0)
                 k++;
             if (k == N_FIXES) {
-                fprintf(stderr, "zcart-sim: --without wants 1a, 1b, 2, 3, 4, 7a, 7b or 7c (a guard fix)\n");
+                fprintf(stderr, "zcart-sim: --without wants 1a, 1b, 2, 3, 4 or 7a..7d (a guard fix)\n");
                 return 2;
             }
             guard_fixes &= ~(1u << k);
         } break;
         default:
             printf("usage: zcart-sim [--servers 1..5] [--seed S] [--seeds K] [--steps N] [-v]\n"
-                   "                 [--raw-raft | --without 1a|1b|2|3|4|7a|7b|7c ...]\n"
+                   "                 [--raw-raft | --without 1a|1b|2|3|4|7a|7b|7c|7d ...]\n"
                    "                 [--scenario figure8|late-append]\n"
                    "                 [--transfers] [--membership]\n"
                    "  --raw-raft     raft 0.15 as it is: no io guard\n"
@@ -1836,7 +2063,8 @@ int main(int argc, char **argv)
                    "                 pre-votes carry the refuser's term, 7a rolling back to a\n"
                    "                 configuration whose entry is compacted, 7b snapshots store\n"
                    "                 the committed configuration, 7c a non-voter forgets a silent\n"
-                   "                 leader when asked to vote\n"
+                   "                 leader when asked to vote, 7d a follower adopts a\n"
+                   "                 configuration when it receives it\n"
                    "  --scenario S   a scripted 5-server run instead of random faults: figure8,\n"
                    "                 Raft's figure 8 with a leader that appends nothing of its\n"
                    "                 term; late-append, a write begun for a deposed leader that\n"
@@ -1910,6 +2138,7 @@ int main(int argc, char **argv)
         g.snapshot_confs += s->guard.snapshot_confs;
         g.conf_missing += s->guard.conf_missing;
         g.leaders_forgotten += s->guard.leaders_forgotten;
+        g.confs_adopted += s->guard.confs_adopted;
         for (unsigned q = 0; q < 4; q++) {
             ch_started[q] += s->changes_started[q];
             ch_ok[q] += s->changes_ok[q];
@@ -1948,12 +2177,12 @@ int main(int argc, char **argv)
                "term (3), %llu refused pre-votes given the refuser's term (4), %llu storage "
                "failures stopped a server (5), %llu configurations rolled back (7a), %llu "
                "snapshots given the committed configuration (7b), %llu silent leaders forgotten by a "
-               "non-voter asked to vote (7c)\n",
+               "non-voter asked to vote (7c), %llu configurations adopted on receipt (7d)\n",
                (unsigned long long)g.results_capped, (unsigned long long)g.results_dropped,
                (unsigned long long)g.prev_raised, (unsigned long long)g.leader_dropped,
                (unsigned long long)g.prevote_raised, (unsigned long long)g.storage_failures,
                (unsigned long long)g.conf_rollbacks, (unsigned long long)g.snapshot_confs,
-               (unsigned long long)g.leaders_forgotten);
+               (unsigned long long)g.leaders_forgotten, (unsigned long long)g.confs_adopted);
     printf("%u passed, %u failed\n", passed, failed);
     return failed ? 1 : 0;
 }
