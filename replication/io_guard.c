@@ -548,7 +548,7 @@ static void conf_observe(zc_io_guard_t *g)
 static void conf_appended(zc_io_guard_t *g, const struct raft_entry entries[], unsigned n)
 {
     struct raft *r = g->raft;
-    if (r == NULL)
+    if (r == NULL || entries == NULL)
         return;
     raft_index first = r->log.offset + log_count(&r->log) - n + 1;
     bool adopt = (g->fixes & ZC_IO_GUARD_CONF_ON_RECEIPT) && g->in_req &&
