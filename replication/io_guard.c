@@ -640,28 +640,40 @@ static bool conf_fix_snapshot(zc_io_guard_t *g, const struct raft_snapshot *snap
     return true;
 }
 
-/* 7c: a follower refuses every (pre-)vote while it knows a leader
- * (recv_request_vote.c:57-63), and forgets it only when its election timer
- * makes it a candidate (tick.c) -- which never happens to a server that is
- * no voter in its own configuration.  A spare promoted by an entry it has
- * not received yet is a voter for the others, and when their majority
- * needs its vote (the leader gone before the promotion committed, one
- * voter down) it refuses forever, even once every link is back.  Rule:
- * such a follower forgets a leader it has not heard from for an election
- * timeout before it answers a vote request (Raft section 4.2.3's rule:
- * refuse only within the election timeout of hearing from a leader). */
-static void forget_silent_leader(zc_io_guard_t *g)
+/* 7c: a server that is no voter in its own configuration never votes:
+ * it refuses every (pre-)vote while it knows a leader (recv_request_vote.c
+ * 57-63) and forgets the leader only when its election timer makes it a
+ * candidate, which never happens to a non-voter (tick.c); and it refuses
+ * anyway as "not voting" (electionVote, election.c).  But a spare being
+ * promoted is a voter for whoever holds the promotion entry, before it
+ * holds it itself: when the leader that appended it is gone and the
+ * others' majority needs that server's vote (one voter down), nobody is
+ * ever elected, even once every link is back (3 servers, seed 742 with
+ * --membership --transfers).  Raft §4.1: servers answer requests without
+ * consulting their configuration; the candidate decides whose vote
+ * counts.  Rule: before raft answers a vote request, a spare or standby
+ * forgets a leader it has not heard from for an election timeout (§4.2.3:
+ * refuse only within that time) and is answered for as a voter (its role
+ * lent for the request, then put back). */
+static struct raft_server *lend_voter_role(zc_io_guard_t *g, int *old_role)
 {
     struct raft *r = g->raft;
-    if (!(g->fixes & ZC_IO_GUARD_STALE_LEADER) || raft_state(r) != RAFT_FOLLOWER ||
-        r->follower_state.current_leader.id == 0 ||
-        r->io->time(r->io) - r->election_timer_start < r->election_timeout)
-        return;
+    if (!(g->fixes & ZC_IO_GUARD_STALE_LEADER) || raft_state(r) != RAFT_FOLLOWER)
+        return NULL;
+    struct raft_server *self = NULL;
     for (unsigned k = 0; k < r->configuration.n; k++)
-        if (r->configuration.servers[k].id == r->id && r->configuration.servers[k].role == RAFT_VOTER)
-            return; /* its own timer does it */
-    r->follower_state.current_leader.id = 0;
-    g->stats.leaders_forgotten++;
+        if (r->configuration.servers[k].id == r->id)
+            self = &r->configuration.servers[k];
+    if (self == NULL || self->role == RAFT_VOTER)
+        return NULL; /* a voter's own timer does it; no configuration: a new server */
+    if (r->follower_state.current_leader.id != 0 &&
+        r->io->time(r->io) - r->election_timer_start >= r->election_timeout) {
+        r->follower_state.current_leader.id = 0;
+        g->stats.leaders_forgotten++;
+    }
+    *old_role = self->role;
+    self->role = RAFT_VOTER;
+    return self;
 }
 
 /* --- receiving: 1 (which request raft is handling), 2, 3 --- */
@@ -720,9 +732,14 @@ static void guard_recv(struct raft_io *io, struct raft_message *m)
         conf_observe(g);
         return;
     }
-    case RAFT_IO_REQUEST_VOTE:
-        forget_silent_leader(g);
-        break;
+    case RAFT_IO_REQUEST_VOTE: {
+        int role = 0;
+        struct raft_server *self = lend_voter_role(g, &role);
+        g->recv(io, m);
+        if (self != NULL)
+            self->role = role; /* answering does not change the configuration */
+        return;
+    }
     case RAFT_IO_INSTALL_SNAPSHOT:
         if (m->install_snapshot.conf_index != 0)
             conf_put(g, m->install_snapshot.conf_index, &m->install_snapshot.conf);

@@ -31,7 +31,7 @@ enum {
     ZC_IO_GUARD_PREVOTE_TERM = 1u << 4,  /* 4: a refused pre-vote carries the refuser's term */
     ZC_IO_GUARD_CONF_ROLLBACK = 1u << 5, /* 7a: rolling back a configuration whose entry is compacted */
     ZC_IO_GUARD_SNAPSHOT_CONF = 1u << 6, /* 7b: snapshots store the committed configuration */
-    ZC_IO_GUARD_STALE_LEADER = 1u << 7,  /* 7c: a non-voter forgets a silent leader when asked to vote */
+    ZC_IO_GUARD_STALE_LEADER = 1u << 7,  /* 7c: a spare or standby answers vote requests as a voter */
     ZC_IO_GUARD_CONF_ON_RECEIPT = 1u << 8, /* 7d: a follower adopts a configuration when it receives it */
     ZC_IO_GUARD_ALL = (1u << 9) - 1,
 };

@@ -932,7 +932,9 @@ static void maybe_change(sim_t *s)
             k = (k + 1) % conf->n;
         const struct raft_server *sv = &conf->servers[k];
         c->server = (unsigned)(sv->id - 1);
-        bool voter = sv->role == RAFT_VOTER;
+        raft_id id = sv->id;
+        int was = sv->role; /* sv is raft's: a change replaces the array */
+        bool voter = was == RAFT_VOTER;
         if (voter && voters_of(conf) <= 3) {
             free(c); /* keep a majority through one disk fault */
             return;
@@ -940,16 +942,16 @@ static void maybe_change(sim_t *s)
         in_change_call = true;
         if (what < 7) {
             c->kind = CH_REMOVE;
-            rv = raft_remove(r, &c->req, sv->id, change_done);
+            rv = raft_remove(r, &c->req, id, change_done);
         } else {
             c->kind = CH_ASSIGN;
-            c->role = voter ? RAFT_STANDBY : sv->role == RAFT_STANDBY && what == 9 ? RAFT_SPARE
-                                                                                   : RAFT_VOTER;
-            rv = raft_assign(r, &c->req, sv->id, c->role, change_done);
+            c->role = voter ? RAFT_STANDBY : was == RAFT_STANDBY && what == 9 ? RAFT_SPARE
+                                                                              : RAFT_VOTER;
+            rv = raft_assign(r, &c->req, id, c->role, change_done);
         }
         in_change_call = false;
         say(s, "membership: %s server %u (%s) via %u%s%s: %s", c->kind == CH_REMOVE ? "remove" : "assign",
-            c->server, role_name(sv->role), l, c->kind == CH_ASSIGN ? " to " : "",
+            c->server, role_name(was), l, c->kind == CH_ASSIGN ? " to " : "",
             c->kind == CH_ASSIGN ? role_name(c->role) : "", rv == 0 ? "started" : raft_strerror(rv));
     }
     if (rv != 0) {

@@ -17,7 +17,7 @@
  *   7b     a snapshot taken with a change pending stores the committed
  *          configuration;
  *   7c     a non-voter forgets a leader silent for an election timeout
- *          when asked to vote;
+ *          when asked to vote, and answers as a voter;
  *   7d     a follower switches to a configuration entry as it appends it. */
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -589,8 +589,18 @@ TEST(snapshot_stores_committed_conf)
     }
 }
 
-/* 7c: a spare that knows a leader refuses votes; once it has not heard
- * from it for an election timeout, the guard makes it forget it. */
+/* 7c: what raft sees of its own role while answering a vote request. */
+static int role_seen = -1;
+static void fake_raft_voting(struct raft_io *i, struct raft_message *m)
+{
+    (void)i, (void)m;
+    role_seen = raft.configuration.servers[3].role;
+}
+
+/* 7c: a spare that knows a leader refuses votes, and raft 0.15 refuses
+ * any vote of a non-voter; once it has not heard from its leader for an
+ * election timeout the guard makes it forget it, and it answers as a
+ * voter (the role lent for the request only). */
 TEST(nonvoter_forgets_silent_leader)
 {
     for (int with = 1; with >= 0; with--) {
@@ -609,8 +619,11 @@ TEST(nonvoter_forgets_silent_leader)
         fake.recv(&io, &m);
         CHECK_EQ_U64(raft.follower_state.current_leader.id, 1);
         fake_now = 1200;
+        io.start(&io, 100, NULL, fake_raft_voting);
         fake.recv(&io, &m);
         CHECK_EQ_U64(raft.follower_state.current_leader.id, with ? 0 : 1);
+        CHECK_EQ_U64(role_seen, with ? RAFT_VOTER : RAFT_SPARE);
+        CHECK_EQ_U64(raft.configuration.servers[3].role, RAFT_SPARE); /* put back */
         if (with) { /* a voter: its own election timer does it */
             raft.follower_state.current_leader.id = 1;
             raft.configuration.servers[3].role = RAFT_VOTER;
