@@ -109,7 +109,20 @@
  *    Rule: a snapshot raft takes while a configuration is uncommitted
  *    gets the committed one (from the copies) before it is written.
  *    If a copy is ever missing, the guard says so through the fatal hook
- *    ("membership") rather than let raft crash or write a wrong snapshot. */
+ *    ("membership") rather than let raft crash or write a wrong snapshot.
+ *    (c) A server that is no voter in its own configuration never votes
+ *    (election.c "not voting"; nor does it forget its leader, which only a
+ *    voter's election timer does), so a promotee that missed its promotion
+ *    entry can block every election for good.  Rule: a spare or standby
+ *    answers a vote request as a voter, having forgotten a leader silent
+ *    for an election timeout (lend_voter_role).
+ *    (d) A follower switches to a configuration entry only when its write
+ *    completes, and only if still a follower (appendFollowerCb,
+ *    replication.c:866-879).  Rule: it switches as raft appends the entry
+ *    (conf_appended).
+ *    Not covered: at start-up raft takes the last configuration in its log
+ *    as committed (start.c:56, a TODO), so a replica restarted with a
+ *    change pending would not roll it back. */
 #include "replication/io_guard.h"
 
 #include <stdio.h>
@@ -218,7 +231,11 @@ static void storage_failed(zc_io_guard_t *g, const char *op, int status)
  * raft_apply, then truncates entries other writes still hold).  What raft
  * does afterwards must then never be seen: its messages and its state are
  * those of a process that has exited.  A failure returned by a method is
- * passed through: raft's synchronous error paths are sound. */
+ * passed through: raft's synchronous error paths are sound, but for one
+ * the broker never reaches: an append failing inside raft_add, raft_assign
+ * or raft_remove frees the new configuration raft already installed
+ * (clientChangeConfiguration, client.c: a double free).  The broker's hook
+ * exits inside the append; the sim injects such failures in callbacks. */
 
 static pending_t *pending_take(zc_io_guard_t *g, void *req)
 {
