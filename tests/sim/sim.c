@@ -39,8 +39,9 @@
  * change raft's behaviour off, to show what they avoid.
  *
  * Usage: zcart-sim [--servers N] [--seed S] [--seeds K] [--steps N] [-v]
- *                  [--raw-raft | --without FIX ...] [--scenario figure8|late-append]
- *                  [--transfers]
+ *                  [--raw-raft | --without FIX ...]
+ *                  [--scenario figure8|late-append|stale-tail|conf-rollback|snapshot-conf]
+ *                  [--transfers] [--membership]
  * runs seeds S .. S+K-1; a failing seed prints the command that replays it.
  * Prints "N passed, N failed" (seeds) at the end.  Each server's LMDB lives
  * under $ZCART_SIM_DIR (default /tmp); /dev/shm makes long runs faster. */
@@ -1830,6 +1831,64 @@ static void scenario_snapshot_conf(sim_t *s)
     SC_TRY(er->log.snapshot.last_index >= first, "E installed no snapshot");
 }
 
+/* The first path of bug 1 (guard fix 1a), 5 servers: a follower holding a
+ * deposed leader's tail accepts the next leader's heartbeat without
+ * writing and answers with its whole stored log (recv_append_entries.c:
+ * 128); the new leader caps that only at its own last index:
+ *   1. leader A, cut off from all but F, appends entries k..k+2, which F
+ *      stores; A dies;
+ *   2. B, C, D elect N (F cut off), whose log ends at k - 1;
+ *   3. F hears N's heartbeat (prev k - 1) and accepts it without a write,
+ *      answering "up to k + 2"; F's answers are slow (200 ms);
+ *   4. meanwhile N appends an entry of its own at k, which does not reach
+ *      F: the answer arrives, and N counts F as holding its entry at k
+ *      (F holds A's there).
+ * Without fix 1a the per-step match check fails at step 4. */
+static void scenario_stale_tail(sim_t *s)
+{
+    struct raft_fixture *f = &s->f;
+    unsigned all = (1u << s->n) - 1;
+    SC_TRY(sc_until(s, (bool (*)(sim_t *, unsigned))sc_leader_among, all, 10000), "no first leader");
+    unsigned a = sc_leader_of(s, all);
+    propose_register(s, a, "n0");
+    sc_index = raft_last_index(raft_fixture_get(f, a));
+    SC_TRY(sc_until(s, sc_applied, all, 10000), "the first entry did not reach everyone");
+    unsigned fo = (a + 1) % 5;
+    for (unsigned j = 0; j < 5; j++)
+        if (j != a && j != fo)
+            sc_link(s, a, j, false);
+    raft_index k = raft_last_index(raft_fixture_get(f, a)) + 1;
+    propose_register(s, a, "n1");
+    propose_register(s, a, "n2");
+    propose_register(s, a, "n0");
+    sc_index = k + 2;
+    SC_TRY(sc_until(s, sc_stored, 1u << fo, 3000), "the entries did not reach F");
+    raft_fixture_kill(f, a);
+    for (unsigned j = 0; j < 5; j++)
+        if (j != fo)
+            sc_link(s, fo, j, false);
+    unsigned bcd = all & ~(1u << a) & ~(1u << fo);
+    SC_TRY(sc_until(s, (bool (*)(sim_t *, unsigned))sc_leader_among, bcd, 20000),
+           "no leader among B, C, D");
+    unsigned n = sc_leader_of(s, bcd);
+    SC_TRY(raft_last_index(raft_fixture_get(f, n)) == k - 1, "server %u's log does not end at %llu",
+           n, (unsigned long long)k - 1);
+    raft_fixture_set_network_latency(f, fo, 200);
+    shims[fo].fixed_random = 1000000;
+    raft_fixture_get(f, fo)->follower_state.randomized_election_timeout = 1000000;
+    raft_fixture_get(f, fo)->candidate_state.randomized_election_timeout = 1000000;
+    sc_link(s, n, fo, true);
+    s->sc_leader = n;
+    SC_TRY(sc_until(s, sc_follows, fo, 3000), "F did not accept server %u's heartbeat", n);
+    raft_fixture_saturate(f, n, fo); /* N's entry never reaches F */
+    propose_register(s, n, "n2");
+    SC_TRY(raft_last_index(raft_fixture_get(f, n)) == k, "server %u's entry is not at %llu", n,
+           (unsigned long long)k);
+    say(s, "scenario: server %u leads term %llu, its entry at %llu; F holds server %u's there", n,
+        (unsigned long long)raft_fixture_get(f, n)->current_term, (unsigned long long)k, a);
+    sc_until(s, sc_never, 0, 1000); /* F's answers reach the leader */
+}
+
 static int run(sim_t *s)
 {
     struct raft_configuration conf;
@@ -1867,6 +1926,8 @@ static int run(sim_t *s)
             scenario_conf_rollback(s);
         else if (strcmp(s->scenario, "snapshot-conf") == 0)
             scenario_snapshot_conf(s);
+        else if (strcmp(s->scenario, "stale-tail") == 0)
+            scenario_stale_tail(s);
         else
             scenario_late_append(s);
         rc = s->failure[0] ? -1 : 0;
@@ -2034,9 +2095,10 @@ int main(int argc, char **argv)
         case 'm': membership = true; break;
         case 'c':
             if (strcmp(optarg, "figure8") != 0 && strcmp(optarg, "late-append") != 0 &&
-                strcmp(optarg, "conf-rollback") != 0 && strcmp(optarg, "snapshot-conf") != 0) {
-                fprintf(stderr, "zcart-sim: --scenario wants figure8, late-append, conf-rollback "
-                                "or snapshot-conf\n");
+                strcmp(optarg, "conf-rollback") != 0 && strcmp(optarg, "snapshot-conf") != 0 &&
+                strcmp(optarg, "stale-tail") != 0) {
+                fprintf(stderr, "zcart-sim: --scenario wants figure8, late-append, stale-tail, "
+                                "conf-rollback or snapshot-conf\n");
                 return 2;
             }
             scenario = optarg;
@@ -2055,7 +2117,8 @@ int main(int argc, char **argv)
         default:
             printf("usage: zcart-sim [--servers 1..5] [--seed S] [--seeds K] [--steps N] [-v]\n"
                    "                 [--raw-raft | --without 1a|1b|2|3|4|7a|7b|7c|7d ...]\n"
-                   "                 [--scenario figure8|late-append]\n"
+                   "                 [--scenario figure8|late-append|stale-tail|conf-rollback|\n"
+                   "                             snapshot-conf]\n"
                    "                 [--transfers] [--membership]\n"
                    "  --raw-raft     raft 0.15 as it is: no io guard\n"
                    "  --without FIX  the io guard without one of its fixes (repeatable): 1a/1b\n"
@@ -2064,13 +2127,17 @@ int main(int argc, char **argv)
                    "                 by counting before the leader stored its term, 4 refused\n"
                    "                 pre-votes carry the refuser's term, 7a rolling back to a\n"
                    "                 configuration whose entry is compacted, 7b snapshots store\n"
-                   "                 the committed configuration, 7c a non-voter forgets a silent\n"
-                   "                 leader when asked to vote, 7d a follower adopts a\n"
+                   "                 the committed configuration, 7c a spare or standby answers\n"
+                   "                 vote requests as a voter, 7d a follower adopts a\n"
                    "                 configuration when it receives it\n"
                    "  --scenario S   a scripted 5-server run instead of random faults: figure8,\n"
                    "                 Raft's figure 8 with a leader that appends nothing of its\n"
                    "                 term; late-append, a write begun for a deposed leader that\n"
-                   "                 completes after the next leader's first AppendEntries\n"
+                   "                 completes after the next leader's first AppendEntries;\n"
+                   "                 stale-tail, a deposed leader's tail reported in answer to\n"
+                   "                 the next leader's heartbeat (1a); conf-rollback, a rollback\n"
+                   "                 to a compacted configuration (7a); snapshot-conf, a snapshot\n"
+                   "                 taken with a change pending (7b)\n"
                    "  --transfers    leadership transfers join the faults (about one step in 100)\n"
                    "  --membership   membership changes join them (about one step in 150): add a\n"
                    "                 server (then promote it to voter, make it a standby or leave\n"
