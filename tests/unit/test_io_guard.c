@@ -9,6 +9,8 @@
  *   3      a new leader holds results back until it stored an entry of its
  *          term, then hands raft those of its term;
  *   4      a refused pre-vote carries the refuser's term;
+ *   1, 3   a later term's answer reaches a stale leader (a refusal of a
+ *          probe from index 0 reads rejected = 0; results held back);
  *   5      storage failures, returned or in a callback, reach the hook, and
  *          the broker's default hook exits with ZC_EXIT_STORAGE and a log
  *          line naming the error;
@@ -478,6 +480,50 @@ TEST(default_hook_exits_with_storage_status)
     CHECK(strstr(out, "I/O error") != NULL);
 }
 
+/* Raft 0.15 refusing a request of an older term: its own term, rejected =
+ * prev_log_index (0 for a probe from index 0). */
+static void fake_raft_stale(struct raft_io *i, struct raft_message *m)
+{
+    struct raft_message r = {.type = RAFT_IO_APPEND_ENTRIES_RESULT, .server_id = m->server_id,
+                             .server_address = "1"};
+    r.append_entries_result.term = raft.current_term;
+    r.append_entries_result.rejected = m->append_entries.prev_log_index;
+    r.append_entries_result.last_log_index = 1;
+    i->send(i, malloc(sizeof(struct raft_io_send)), &r, raft_result_cb);
+}
+
+/* 1 and 3 must let a stale leader learn a later term: a follower of term
+ * 104 refuses a probe of term 3 from index 0 with rejected = 0 (raft's
+ * rejected = prev_log_index), which is no success to cap or drop; and a
+ * leader holding results back still gets one of a later term. */
+TEST(later_term_answers_go_through)
+{
+    zc_io_guard_t *g = setup(ZC_IO_GUARD_ALL, NULL, NULL);
+    raft.current_term = 104;
+    struct raft_message m = {.type = RAFT_IO_APPEND_ENTRIES, .server_id = 1,
+                             .server_address = "1"};
+    m.append_entries.term = 3;
+    m.append_entries.prev_log_index = 0;
+    io.start(&io, 100, NULL, fake_raft_stale);
+    fake.recv(&io, &m);
+    CHECK_EQ_U64(fake.n_sent, 1); /* not dropped */
+    CHECK_EQ_U64(fake.sent[0].append_entries_result.term, 104);
+    zc_io_guard_destroy(&g);
+
+    g = setup(ZC_IO_GUARD_ALL, NULL, NULL);
+    raft.state = RAFT_LEADER;
+    raft.current_term = 6;
+    set_log(1, 40, 5); /* nothing of term 6 stored: results held back */
+    deliver_result();
+    CHECK_EQ_U64(fake.n_got, 0);
+    struct raft_message r = {.type = RAFT_IO_APPEND_ENTRIES_RESULT, .server_id = 2,
+                             .server_address = "f"};
+    r.append_entries_result.term = 9;
+    fake.recv(&io, &r);
+    CHECK_EQ_U64(fake.n_got, 1); /* the later term reaches raft */
+    zc_io_guard_destroy(&g);
+}
+
 /* --- 7: membership --- */
 
 static raft_time fake_now;
@@ -681,6 +727,7 @@ int main(void)
     RUN(refused_prevote_carries_own_term);
     RUN(storage_failures_reach_the_hook);
     RUN(default_hook_exits_with_storage_status);
+    RUN(later_term_answers_go_through);
     RUN(conf_rollback_past_compacted_entry);
     RUN(conf_pending_survives);
     RUN(snapshot_stores_committed_conf);
