@@ -53,11 +53,14 @@ unit: build
 	@ctest --test-dir $(BUILD) -L unit --output-on-failure
 
 # More simulation seeds than `make test` runs: make sim SEEDS=5000 [SEED=1]
+# [SIMFLAGS=...]; membership changes and leadership transfers included by
+# default; the servers' LMDB files live in /dev/shm (ZCART_SIM_DIR).
 SEEDS ?= 2000
 SEED  ?= 1
+SIMFLAGS ?= --membership --transfers
 sim: build
-	@$(BUILD)/bin/zcart-sim --servers 3 --seed $(SEED) --seeds $(SEEDS)
-	@$(BUILD)/bin/zcart-sim --servers 5 --seed $(SEED) --seeds $(SEEDS)
+	@ZCART_SIM_DIR=$${ZCART_SIM_DIR:-/dev/shm} $(BUILD)/bin/zcart-sim --servers 3 --seed $(SEED) --seeds $(SEEDS) $(SIMFLAGS)
+	@ZCART_SIM_DIR=$${ZCART_SIM_DIR:-/dev/shm} $(BUILD)/bin/zcart-sim --servers 5 --seed $(SEED) --seeds $(SEEDS) $(SIMFLAGS)
 
 # zcart-bench on fresh local clusters (bench/README.md): make bench [REPLICAS="1 3"] [CONC=8] [SECS=5]
 bench: build

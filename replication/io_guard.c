@@ -81,7 +81,48 @@
  *    report a failure only by setting uv->errored (uv_truncate.c:107,
  *    uv_finalize.c:84), so the replica goes on; the log is looked at again
  *    at the next start, where, auto-recovery being off (node.c), a segment
- *    that fails to load stops the replica instead of being renamed away. */
+ *    that fails to load stops the replica instead of being renamed away.
+ *
+ * 7. Membership.  Raft switches to a configuration as soon as its entry is
+ *    in the log, and keeps only the index of the last committed one
+ *    (configuration_index) to go back to.
+ *    (a) Rolling back reads that entry from the in-memory log
+ *    (membershipRollback, membership.c:158-166) and dereferences NULL when
+ *    it is not there: compacted into a snapshot (every replica compacts
+ *    the bootstrap configuration at its first snapshot) or never loaded (a
+ *    follower that installed a snapshot, whose log starts after it).  A
+ *    follower rolls back when a new leader overwrites an uncommitted
+ *    configuration entry (deleteConflictingEntries, replication.c:999).
+ *    Rule: the guard keeps copies of the configurations it sees enter the
+ *    log (appended entries, installed snapshots, and raft's own whenever
+ *    none is uncommitted), keyed by index.  Before an AppendEntries reaches
+ *    raft while an uncommitted configuration is pending and the committed
+ *    one's entry is not in memory, it hides the pending one (uncommitted
+ *    index 0), so raft does not roll back itself; afterwards, if the
+ *    pending entry is gone and no newer configuration took its place, it
+ *    restores the committed configuration from its copy (what raft's
+ *    rollback would have done), else it puts the pending index back.
+ *    (b) A snapshot stores raft's current configuration, committed or not,
+ *    labelled with the last committed index (takeSnapshot, replication.c:
+ *    1523-1527); a follower installing it (or the replica restarting from
+ *    it) then holds a configuration that may never commit, as if it had.
+ *    Rule: a snapshot raft takes while a configuration is uncommitted
+ *    gets the committed one (from the copies) before it is written.
+ *    If a copy is ever missing, the guard says so through the fatal hook
+ *    ("membership") rather than let raft crash or write a wrong snapshot.
+ *    (c) A server that is no voter in its own configuration never votes
+ *    (election.c "not voting"; nor does it forget its leader, which only a
+ *    voter's election timer does), so a promotee that missed its promotion
+ *    entry can block every election for good.  Rule: a spare or standby
+ *    answers a vote request as a voter, having forgotten a leader silent
+ *    for an election timeout (lend_voter_role).
+ *    (d) A follower switches to a configuration entry only when its write
+ *    completes, and only if still a follower (appendFollowerCb,
+ *    replication.c:866-879).  Rule: it switches as raft appends the entry
+ *    (conf_appended).
+ *    Not covered: at start-up raft takes the last configuration in its log
+ *    as committed (start.c:56, a TODO), so a replica restarted with a
+ *    change pending would not roll it back. */
 #include "replication/io_guard.h"
 
 #include <stdio.h>
@@ -107,6 +148,14 @@ typedef struct {
 
 #define HELD_MAX 16 /* results held per leader change; more are dropped */
 
+/* A configuration the guard has seen enter the log (fix 7). */
+typedef struct {
+    raft_index index;               /* its entry's index (or a snapshot's), 0: free */
+    struct raft_configuration conf; /* a copy, raft_malloc'd as raft's own */
+} conf_rec_t;
+
+#define CONF_MAX 8 /* copies kept: the committed one and the few after it */
+
 struct zc_io_guard {
     struct raft_io *io;         /* the wrapped io (raft's and the backend's) */
     struct raft_io inner;       /* its methods before the guard */
@@ -126,6 +175,9 @@ struct zc_io_guard {
     raft_index req_end;         /* ... ending at this index */
     held_t held[HELD_MAX];      /* fix 3: results held until the leader stores its term */
     unsigned n_held;            /* entries in held */
+    conf_rec_t confs[CONF_MAX]; /* fix 7: configurations seen, by index */
+    raft_index hidden_u;        /* fix 7a: the uncommitted index hidden from raft, 0 none */
+    raft_index observed;        /* fix 7: raft's committed index last copied */
     zc_io_guard_stats_t stats;  /* what the guard changed */
     struct zc_io_guard *next;   /* next installed guard */
 };
@@ -148,6 +200,11 @@ raft_term zc_io_guard_term_at(const struct raft_log *l, raft_index index)
         return l->entries[(l->front + (size_t)(index - 1 - l->offset)) % l->size].term;
     return index != 0 && index == l->snapshot.last_index ? l->snapshot.last_term : 0;
 }
+
+/* Fix 7's helpers, used by the write methods (defined below). */
+static void conf_observe(zc_io_guard_t *g);
+static void conf_appended(zc_io_guard_t *g, const struct raft_entry entries[], unsigned n);
+static bool conf_fix_snapshot(zc_io_guard_t *g, const struct raft_snapshot *snapshot);
 
 /* --- 5: storage failures --- */
 
@@ -174,7 +231,11 @@ static void storage_failed(zc_io_guard_t *g, const char *op, int status)
  * raft_apply, then truncates entries other writes still hold).  What raft
  * does afterwards must then never be seen: its messages and its state are
  * those of a process that has exited.  A failure returned by a method is
- * passed through: raft's synchronous error paths are sound. */
+ * passed through: raft's synchronous error paths are sound, but for one
+ * the broker never reaches: an append failing inside raft_add, raft_assign
+ * or raft_remove frees the new configuration raft already installed
+ * (clientChangeConfiguration, client.c: a double free).  The broker's hook
+ * exits inside the append; the sim injects such failures in callbacks. */
 
 static pending_t *pending_take(zc_io_guard_t *g, void *req)
 {
@@ -250,12 +311,14 @@ static void append_done(struct raft_io_append *req, int status)
     }
     cb(req, status);
     release_held(g);
+    conf_observe(g);
 }
 
 static int guard_append(struct raft_io *io, struct raft_io_append *req,
                         const struct raft_entry entries[], unsigned n, raft_io_append_cb cb)
 {
     zc_io_guard_t *g = guard_of(io);
+    conf_appended(g, entries, n);
     if (!pending_add(g, req, (void (*)(void))cb, false)) {
         storage_failed(g, "append", RAFT_NOMEM);
         return RAFT_NOMEM;
@@ -298,6 +361,7 @@ static int guard_snapshot_put(struct raft_io *io, unsigned trailing,
                               raft_io_snapshot_put_cb cb)
 {
     zc_io_guard_t *g = guard_of(io);
+    conf_fix_snapshot(g, snapshot);
     if (!pending_add(g, req, (void (*)(void))cb, true)) {
         storage_failed(g, "snapshot write", RAFT_NOMEM);
         return RAFT_NOMEM;
@@ -367,6 +431,273 @@ static void raise_prev(zc_io_guard_t *g, struct raft_append_entries *ae)
     g->stats.prev_raised++;
 }
 
+/* --- 7: membership --- */
+
+static size_t log_count(const struct raft_log *l)
+{
+    return l->front <= l->back ? l->back - l->front : l->size - l->front + l->back;
+}
+
+/* The entry at index is in raft's in-memory log (logGet finds it). */
+static bool log_holds(const struct raft_log *l, raft_index index)
+{
+    return index > l->offset && index <= l->offset + log_count(l);
+}
+
+static int conf_copy(const struct raft_configuration *src, struct raft_configuration *dst)
+{
+    raft_configuration_init(dst);
+    for (unsigned k = 0; k < src->n; k++) {
+        int rv = raft_configuration_add(dst, src->servers[k].id, src->servers[k].address,
+                                        src->servers[k].role);
+        if (rv != 0) {
+            raft_configuration_close(dst);
+            return rv;
+        }
+    }
+    return 0;
+}
+
+static conf_rec_t *conf_find(zc_io_guard_t *g, raft_index index)
+{
+    for (unsigned k = 0; k < CONF_MAX; k++)
+        if (g->confs[k].index == index && index != 0)
+            return &g->confs[k];
+    return NULL;
+}
+
+/* Keep a copy of the configuration at index (replacing one at the same
+ * index: an uncommitted entry overwritten).  Copies below raft's committed
+ * index are never needed again; when all slots are taken the oldest goes. */
+static void conf_put(zc_io_guard_t *g, raft_index index, const struct raft_configuration *c)
+{
+    raft_index committed = g->raft != NULL ? g->raft->configuration_index : 0;
+    for (unsigned k = 0; k < CONF_MAX; k++) {
+        conf_rec_t *rec = &g->confs[k];
+        if (rec->index != 0 && rec->index < committed && rec->index != index) {
+            raft_configuration_close(&rec->conf);
+            rec->index = 0;
+        }
+    }
+    conf_rec_t *slot = conf_find(g, index);
+    for (unsigned k = 0; k < CONF_MAX && slot == NULL; k++)
+        if (g->confs[k].index == 0)
+            slot = &g->confs[k];
+    if (slot == NULL) {
+        slot = &g->confs[0];
+        for (unsigned k = 1; k < CONF_MAX; k++)
+            if (g->confs[k].index < slot->index)
+                slot = &g->confs[k];
+    }
+    struct raft_configuration copy;
+    if (conf_copy(c, &copy) != 0)
+        return; /* out of memory: conf_missing tells if it is ever needed */
+    if (slot->index != 0)
+        raft_configuration_close(&slot->conf);
+    slot->index = index;
+    slot->conf = copy;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int k = 7; k >= 0; k--)
+        v = v << 8 | p[k];
+    return v;
+}
+
+/* Raft 0.15's configuration entry: format byte 1, server count (u64 LE),
+ * then per server its id (u64 LE), address (NUL-terminated) and role. */
+static int conf_decode(const struct raft_buffer *buf, struct raft_configuration *out)
+{
+    const uint8_t *p = buf->base, *end = p + buf->len;
+    raft_configuration_init(out);
+    if (buf->len < 9 || p[0] != 1)
+        return RAFT_MALFORMED;
+    uint64_t n = get64(p + 1);
+    p += 9;
+    for (uint64_t k = 0; k < n; k++) {
+        if (end - p < 8)
+            goto bad;
+        uint64_t id = get64(p);
+        p += 8;
+        const uint8_t *nul = memchr(p, 0, (size_t)(end - p));
+        if (nul == NULL || end - nul < 2)
+            goto bad;
+        const char *address = (const char *)p;
+        int role = nul[1];
+        p = nul + 2;
+        if (raft_configuration_add(out, id, address, role) != 0)
+            goto bad;
+    }
+    return 0;
+bad:
+    raft_configuration_close(out);
+    return RAFT_MALFORMED;
+}
+
+/* Raft's configuration is the committed one whenever none is pending:
+ * copy it once per committed index (the bootstrap's, one loaded at start),
+ * unless the entry's own copy is there already.  Only between raft's calls
+ * (a message received, a write completed), never from an append or a send:
+ * inside raft_add and the like (clientChangeConfiguration) raft installs
+ * the new configuration before it marks it pending (3 servers, seed 2321
+ * with --membership --transfers: a change made from a change's callback
+ * was copied as the committed one). */
+static void conf_observe(zc_io_guard_t *g)
+{
+    struct raft *r = g->raft;
+    if (r == NULL || r->configuration_uncommitted_index != 0 || g->hidden_u != 0 ||
+        r->configuration_index == 0 || r->configuration_index == g->observed)
+        return;
+    g->observed = r->configuration_index;
+    if (conf_find(g, r->configuration_index) == NULL)
+        conf_put(g, r->configuration_index, &r->configuration);
+}
+
+/* Configuration entries raft appends (a leader's changes, a follower's
+ * copies): the last n entries of its in-memory log.
+ * 7d: raft 0.15 makes a follower switch to a configuration entry only when
+ * its write completes, and only if it is still a follower then
+ * (appendFollowerCb, replication.c:866-879): a follower that became a
+ * candidate meanwhile -- an election timeout, a TimeoutNow -- keeps the
+ * entry in its log but not its configuration, and, elected, leads and
+ * commits it under the old one (its configuration_index then names an
+ * entry that says otherwise).  Rule: a follower adopts each configuration
+ * entry as raft appends it, while handling the AppendEntries (Raft §4.1:
+ * a server uses the latest configuration in its log, whether committed or
+ * not; raft's own switch at write completion then repeats it). */
+static void conf_appended(zc_io_guard_t *g, const struct raft_entry entries[], unsigned n)
+{
+    struct raft *r = g->raft;
+    if (r == NULL || entries == NULL)
+        return;
+    raft_index first = r->log.offset + log_count(&r->log) - n + 1;
+    bool adopt = (g->fixes & ZC_IO_GUARD_CONF_ON_RECEIPT) && g->in_req &&
+                 raft_state(r) == RAFT_FOLLOWER;
+    for (unsigned k = 0; k < n; k++) {
+        if (entries[k].type != RAFT_CHANGE)
+            continue;
+        struct raft_configuration c;
+        if (conf_decode(&entries[k].buf, &c) != 0)
+            continue;
+        conf_put(g, first + k, &c);
+        if (adopt) {
+            raft_configuration_close(&r->configuration);
+            r->configuration = c; /* raft's now */
+            r->configuration_uncommitted_index = first + k;
+            g->stats.confs_adopted++;
+        } else {
+            raft_configuration_close(&c);
+        }
+    }
+}
+
+static void conf_missing(zc_io_guard_t *g, raft_index index)
+{
+    g->stats.conf_missing++;
+    snprintf(g->io->errmsg, sizeof g->io->errmsg,
+             "no copy of the committed configuration at index %llu", (unsigned long long)index);
+    storage_failed(g, "membership", RAFT_NOTFOUND);
+}
+
+/* 7a: raft is about to handle an AppendEntries; if it might roll back a
+ * pending configuration whose committed one it cannot read, hide it. */
+static raft_index conf_hide(zc_io_guard_t *g, raft_term *term_u)
+{
+    struct raft *r = g->raft;
+    raft_index u = r->configuration_uncommitted_index;
+    if (!(g->fixes & ZC_IO_GUARD_CONF_ROLLBACK) || u == 0 ||
+        log_holds(&r->log, r->configuration_index))
+        return 0;
+    *term_u = log_holds(&r->log, u) ? zc_io_guard_term_at(&r->log, u) : 0;
+    g->hidden_u = u;
+    r->configuration_uncommitted_index = 0;
+    return u;
+}
+
+/* 7a: after raft handled it: the pending entry is still there (put its
+ * index back), or committed, or replaced by a newer pending one (raft's
+ * state is right), or gone (roll back as raft would have). */
+static void conf_unhide(zc_io_guard_t *g, raft_index u, raft_term term_u, raft_index committed)
+{
+    struct raft *r = g->raft;
+    g->hidden_u = 0;
+    if (r->configuration_uncommitted_index != 0 || r->configuration_index >= u)
+        return;
+    if (term_u != 0 && log_holds(&r->log, u) && zc_io_guard_term_at(&r->log, u) == term_u) {
+        r->configuration_uncommitted_index = u;
+        return;
+    }
+    conf_rec_t *rec = conf_find(g, committed);
+    struct raft_configuration c;
+    if (rec == NULL || conf_copy(&rec->conf, &c) != 0) {
+        conf_missing(g, committed);
+        return;
+    }
+    raft_configuration_close(&r->configuration);
+    r->configuration = c;
+    g->stats.conf_rollbacks++;
+}
+
+/* 7b: a snapshot raft took while a configuration is pending gets the
+ * committed one it is labelled with. */
+static bool conf_fix_snapshot(zc_io_guard_t *g, const struct raft_snapshot *snapshot)
+{
+    struct raft *r = g->raft;
+    if (!(g->fixes & ZC_IO_GUARD_SNAPSHOT_CONF) || r == NULL || snapshot != &r->snapshot.pending ||
+        (r->configuration_uncommitted_index == 0 && g->hidden_u == 0))
+        return true;
+    conf_rec_t *rec = conf_find(g, snapshot->configuration_index);
+    struct raft_configuration c;
+    if (rec == NULL || conf_copy(&rec->conf, &c) != 0) {
+        conf_missing(g, snapshot->configuration_index);
+        return false;
+    }
+    /* raft's own pending snapshot: it closes the configuration when done. */
+    struct raft_snapshot *mine = &r->snapshot.pending;
+    raft_configuration_close(&mine->configuration);
+    mine->configuration = c;
+    g->stats.snapshot_confs++;
+    return true;
+}
+
+/* 7c: a server that is no voter in its own configuration never votes:
+ * it refuses every (pre-)vote while it knows a leader (recv_request_vote.c
+ * 57-63) and forgets the leader only when its election timer makes it a
+ * candidate, which never happens to a non-voter (tick.c); and it refuses
+ * anyway as "not voting" (electionVote, election.c).  But a spare being
+ * promoted is a voter for whoever holds the promotion entry, before it
+ * holds it itself: when the leader that appended it is gone and the
+ * others' majority needs that server's vote (one voter down), nobody is
+ * ever elected, even once every link is back (3 servers, seed 742 with
+ * --membership --transfers).  Raft §4.1: servers answer requests without
+ * consulting their configuration; the candidate decides whose vote
+ * counts.  Rule: before raft answers a vote request, a spare or standby
+ * forgets a leader it has not heard from for an election timeout (§4.2.3:
+ * refuse only within that time) and is answered for as a voter (its role
+ * lent for the request, then put back). */
+static struct raft_server *lend_voter_role(zc_io_guard_t *g, int *old_role)
+{
+    struct raft *r = g->raft;
+    if (!(g->fixes & ZC_IO_GUARD_STALE_LEADER) || raft_state(r) != RAFT_FOLLOWER)
+        return NULL;
+    struct raft_server *self = NULL;
+    for (unsigned k = 0; k < r->configuration.n; k++)
+        if (r->configuration.servers[k].id == r->id)
+            self = &r->configuration.servers[k];
+    if (self == NULL || self->role == RAFT_VOTER)
+        return NULL; /* a voter's own timer does it; no configuration: a new server */
+    if (r->follower_state.current_leader.id != 0 &&
+        r->io->time(r->io) - r->election_timer_start >= r->election_timeout) {
+        r->follower_state.current_leader.id = 0;
+        g->stats.leaders_forgotten++;
+    }
+    *old_role = self->role;
+    self->role = RAFT_VOTER;
+    return self;
+}
+
 /* --- receiving: 1 (which request raft is handling), 2, 3 --- */
 
 static void note_request(zc_io_guard_t *g, raft_id from, raft_term term, raft_index end)
@@ -392,9 +723,14 @@ static void guard_recv(struct raft_io *io, struct raft_message *m)
         return;
     }
     release_held(g);
+    conf_observe(g);
     switch (m->type) {
     case RAFT_IO_APPEND_ENTRIES_RESULT:
+        /* A result of a later term goes through: it deposes this leader
+         * (3 servers, seed 2694: held back, the leader never learned of
+         * term 104 and never stepped down). */
         if ((g->fixes & ZC_IO_GUARD_OWN_TERM) && raft_state(r) == RAFT_LEADER &&
+            m->append_entries_result.term <= r->current_term &&
             zc_io_guard_term_at(&r->log, r->last_stored) < r->current_term) {
             /* 3: nothing of this term stored yet: hold it back (or drop it
              * when too many are held), raft sees it once its entry is. */
@@ -412,11 +748,27 @@ static void guard_recv(struct raft_io *io, struct raft_message *m)
         struct raft_append_entries *ae = &m->append_entries;
         raise_prev(g, ae);
         note_request(g, m->server_id, ae->term, ae->prev_log_index + ae->n_entries);
+        raft_term term_u = 0;
+        raft_index committed = r->configuration_index;
+        raft_index u = conf_hide(g, &term_u);
         g->recv(io, m);
         g->in_req = false;
+        if (u != 0)
+            conf_unhide(g, u, term_u, committed);
+        conf_observe(g);
+        return;
+    }
+    case RAFT_IO_REQUEST_VOTE: {
+        int role = 0;
+        struct raft_server *self = lend_voter_role(g, &role);
+        g->recv(io, m);
+        if (self != NULL)
+            self->role = role; /* answering does not change the configuration */
         return;
     }
     case RAFT_IO_INSTALL_SNAPSHOT:
+        if (m->install_snapshot.conf_index != 0)
+            conf_put(g, m->install_snapshot.conf_index, &m->install_snapshot.conf);
         note_request(g, m->server_id, m->install_snapshot.term, m->install_snapshot.last_index);
         g->recv(io, m);
         g->in_req = false;
@@ -449,6 +801,14 @@ static int guard_send(struct raft_io *io, struct raft_io_send *req, const struct
         if (g->in_req && m->server_id == g->req_from && res->term == g->req_term)
             accepted(g);
         unsigned fix = g->in_req ? ZC_IO_GUARD_CAP_RECV : ZC_IO_GUARD_CAP_CB;
+        /* Raft answers a request of an older term with its own term and
+         * "rejected = prev_log_index", which reads as a success when the
+         * request probed from index 0: that answer is what deposes the
+         * old leader, untouched (3 servers, seed 2694: dropped, a leader
+         * of term 3 never learned of term 104 and the cluster never
+         * converged). */
+        if (g->in_req && m->server_id == g->req_from && res->term > g->req_term)
+            fix = 0;
         if (g->fixes & fix) {
             if (!g->acc_any || m->server_id != g->acc_leader || res->term != g->acc_term) {
                 g->stats.results_dropped++; /* accepted nothing of that leader and term */
@@ -518,6 +878,9 @@ void zc_io_guard_destroy(zc_io_guard_t **gp)
         g->pending = p->next;
         free(p);
     }
+    for (unsigned k = 0; k < CONF_MAX; k++)
+        if (g->confs[k].index != 0)
+            raft_configuration_close(&g->confs[k].conf);
     /* Put the inner methods back (the struct may outlive the guard). */
     g->io->start = g->inner.start;
     g->io->send = g->inner.send;

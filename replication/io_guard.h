@@ -29,14 +29,19 @@ enum {
     ZC_IO_GUARD_SNAPSHOT_PREV = 1u << 2, /* 2: AppendEntries below the follower's snapshot */
     ZC_IO_GUARD_OWN_TERM = 1u << 3,      /* 3: no commit of earlier-term entries by counting */
     ZC_IO_GUARD_PREVOTE_TERM = 1u << 4,  /* 4: a refused pre-vote carries the refuser's term */
-    ZC_IO_GUARD_ALL = (1u << 5) - 1,
+    ZC_IO_GUARD_CONF_ROLLBACK = 1u << 5, /* 7a: rolling back a configuration whose entry is compacted */
+    ZC_IO_GUARD_SNAPSHOT_CONF = 1u << 6, /* 7b: snapshots store the committed configuration */
+    ZC_IO_GUARD_STALE_LEADER = 1u << 7,  /* 7c: a spare or standby answers vote requests as a voter */
+    ZC_IO_GUARD_CONF_ON_RECEIPT = 1u << 8, /* 7d: a follower adopts a configuration when it receives it */
+    ZC_IO_GUARD_ALL = (1u << 9) - 1,
 };
 
 /* Exit status of a replica stopped by a storage error (sysexits' EX_IOERR). */
 #define ZC_EXIT_STORAGE 74
 
 /* A storage write failed (op: "append", "truncate", "snapshot write",
- * "term write", "vote write"; status: raft's error code; detail: the inner
+ * "term write", "vote write"; or "membership" when the guard cannot
+ * find the committed configuration it must restore, fix 7; status: raft's error code; detail: the inner
  * io's errmsg).  Raft must not go on with that server: the broker's hook
  * (NULL) logs and exits with ZC_EXIT_STORAGE; the sim's takes the server
  * down for good.  If the hook returns, raft sees a returned error as is and
@@ -52,6 +57,11 @@ typedef struct {
     uint64_t leader_dropped;   /* 3: results held back (or dropped) before the leader stored its term */
     uint64_t prevote_raised;   /* 4: refused pre-votes given the refuser's term */
     uint64_t storage_failures; /* 5: storage failures reported to the hook */
+    uint64_t conf_rollbacks;   /* 7a: uncommitted configurations rolled back by the guard */
+    uint64_t snapshot_confs;   /* 7b: snapshots given the committed configuration */
+    uint64_t conf_missing;     /* 7: the committed configuration was unknown (a guard bug) */
+    uint64_t leaders_forgotten; /* 7c: silent leaders a non-voter forgot when asked to vote */
+    uint64_t confs_adopted;    /* 7d: configurations a follower adopted on receipt */
 } zc_io_guard_stats_t;
 
 typedef struct zc_io_guard zc_io_guard_t;

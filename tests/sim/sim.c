@@ -39,10 +39,12 @@
  * change raft's behaviour off, to show what they avoid.
  *
  * Usage: zcart-sim [--servers N] [--seed S] [--seeds K] [--steps N] [-v]
- *                  [--raw-raft | --without FIX ...] [--scenario figure8|late-append]
- *                  [--transfers]
+ *                  [--raw-raft | --without FIX ...]
+ *                  [--scenario figure8|late-append|stale-tail|conf-rollback|snapshot-conf]
+ *                  [--transfers] [--membership]
  * runs seeds S .. S+K-1; a failing seed prints the command that replays it.
- * Prints "N passed, N failed" (seeds) at the end. */
+ * Prints "N passed, N failed" (seeds) at the end.  Each server's LMDB lives
+ * under $ZCART_SIM_DIR (default /tmp); /dev/shm makes long runs faster. */
 #include <getopt.h>
 #include <signal.h>
 #include <inttypes.h>
@@ -60,7 +62,7 @@
 #include "replication/fsm.h"
 #include "replication/io_guard.h"
 
-#define MAX_SERVERS 5
+#define MAX_SERVERS 8 /* raft_fixture's own limit: up to 5 at start, more added (--membership) */
 #define MAX_BACKLOG 16 /* capped runs: no command while this many wait to apply */
 #define N_RECENT 12 /* RELEASE and retried ASSIGNs pick among the latest sessions */
 #define N_LOST 64   /* lost sessions LOST_TOLD picks among */
@@ -70,13 +72,23 @@
 
 /* One simulation run. */
 typedef struct {
-    unsigned n;                          /* servers */
+    unsigned n;                          /* servers in the fixture (grows with --membership) */
+    unsigned n0;                         /* servers at start, all voters */
     uint64_t seed;                       /* this run's seed */
     uint64_t rng;                        /* xorshift state */
     unsigned steps;                      /* steps before healing */
     bool verbose;                        /* print every action */
     const char *scenario;                /* a scripted run (--scenario), NULL: random */
     bool transfers;                      /* --transfers: leadership transfers join the faults */
+    bool membership;                     /* --membership: add, promote, demote, remove servers */
+    uint64_t mrng;                       /* membership changes' own xorshift state */
+    struct change_rec *change_recs;      /* every membership change started, freed after close */
+    unsigned changes_started[4];         /* by kind (change_kind_t): raft accepted it */
+    unsigned changes_ok[4];              /* ... and its callback said OK */
+    unsigned changes_refused;            /* refused at once (one already in progress, ...) */
+    bool removed[MAX_SERVERS];           /* removed from the configuration, then stopped */
+    uint64_t *conf_at;                   /* committed configuration's hash by index, 0 = unseen */
+    size_t conf_cap;                     /* entries in conf_at */
     unsigned sc_leader;                  /* scripted runs: the leader a step waits on */
     uint64_t trng;                       /* their own xorshift state (the main stream stays) */
     struct transfer_rec *transfer_recs;  /* every transfer started, freed after close */
@@ -130,6 +142,13 @@ typedef struct {
  *     once and for good (the broker exits; the fixture cannot restart a
  *     server), and the run checks that the guard saw every injected
  *     failure.  Only one server per run, a minority, gets disk faults.
+ *     Inside raft_add, raft_assign and raft_remove the failure always
+ *     comes in the callback: raft 0.15's error path there
+ *     (clientChangeConfiguration, client.c) has already moved the new
+ *     configuration into r->configuration when the append fails, and the
+ *     caller then frees it again (3 servers, seed 388 with --membership:
+ *     a double free in raft_fixture_close).  The broker never takes that
+ *     path: its guard hook exits inside the failed append.
  *
  * F2. The fixture's truncate (a fixture problem, not raft's).  Its
  *     in-memory disk is an array assumed to hold entries 1..n, and
@@ -155,7 +174,17 @@ typedef struct {
  *     386 of this sim without F3: no convergence, terms past 160).  Raft
  *     relies on randomized timeouts for liveness (Raft §5.2), as libuv's
  *     backend gives them, so the shim draws from [min, max) with a seeded
- *     generator of its own per server. */
+ *     generator of its own per server.
+ *
+ * F4. The fixture's snapshots lose their configuration index (a fixture
+ *     problem).  Its snapshot store and load copy a snapshot with
+ *     snapshotCopy, which copies the configuration but not
+ *     configuration_index, so a snapshot it hands back (to send in an
+ *     InstallSnapshot) carries whatever raft_malloc left there, and the
+ *     follower installing it takes that as its committed configuration's
+ *     index (libuv's backend stores it in the snapshot's header).  The
+ *     shim remembers the index of each snapshot written and puts it back
+ *     on the snapshot read. */
 typedef struct pending_append {
     struct raft_io_append *req;  /* the guard's request (raft's) */
     raft_io_append_cb cb;        /* the guard's callback */
@@ -183,10 +212,25 @@ typedef struct {
     unsigned guard_stops;       /* times the guard's hook stopped this server */
     sim_t *sim;                 /* the run (for the guard's hook) */
     unsigned index;             /* this server's fixture index */
+    int (*snapshot_put)(struct raft_io *io, unsigned trailing, struct raft_io_snapshot_put *req,
+                        const struct raft_snapshot *snapshot, raft_io_snapshot_put_cb cb);
+    int (*snapshot_get)(struct raft_io *io, struct raft_io_snapshot_get *req,
+                        raft_io_snapshot_get_cb cb);
+    struct {
+        raft_index index;      /* a snapshot written: its last index ... */
+        raft_index conf_index; /* ... and its configuration's index (F4) */
+    } puts[8];
+    unsigned n_puts;                        /* snapshots written (puts is a ring) */
+    struct raft_io_snapshot_get *get_req;   /* F4: the snapshot read in flight ... */
+    raft_io_snapshot_get_cb get_cb;         /* ... and raft's callback */
 } io_shim_t;
 
 static io_shim_t shims[MAX_SERVERS];
+static bool in_change_call; /* F1: inside raft_add, raft_assign or raft_remove */
 static bool raw_raft;                          /* --raw-raft: no guard */
+/* --without's names of the guard's fix bits, bit 0 first. */
+static const char *fix_names[] = {"1a", "1b", "2", "3", "4", "7a", "7b", "7c", "7d"};
+#define N_FIXES 9
 static unsigned guard_fixes = ZC_IO_GUARD_ALL; /* --without turns bits off */
 
 static io_shim_t *shim_of(struct raft_io *io)
@@ -226,7 +270,7 @@ static int shim_append(struct raft_io *io, struct raft_io_append *req,
     if (sh->armed > 0 || sh->crashed) {
         sh->armed = 0;
         sh->failed++;
-        if (!sh->fail_in_cb) {
+        if (!sh->fail_in_cb && !in_change_call) {
             sh->crashed = true; /* a disk error stops the replica (the guard's job) */
             return RAFT_IOERR;
         }
@@ -258,6 +302,52 @@ static int shim_truncate(struct raft_io *io, raft_index index)
     return rc;
 }
 
+static int shim_snapshot_put(struct raft_io *io, unsigned trailing,
+                             struct raft_io_snapshot_put *req, const struct raft_snapshot *snapshot,
+                             raft_io_snapshot_put_cb cb)
+{
+    io_shim_t *sh = shim_of(io);
+    unsigned k = sh->n_puts++ % 8;
+    sh->puts[k].index = snapshot->index;
+    sh->puts[k].conf_index = snapshot->configuration_index;
+    return sh->snapshot_put(io, trailing, req, snapshot, cb);
+}
+
+static void shim_snapshot_got(struct raft_io_snapshot_get *req, struct raft_snapshot *snapshot,
+                              int status)
+{
+    for (unsigned i = 0; i < MAX_SERVERS; i++) {
+        io_shim_t *sh = &shims[i];
+        if (sh->get_req != req)
+            continue;
+        raft_io_snapshot_get_cb cb = sh->get_cb;
+        sh->get_req = NULL;
+        if (status == 0 && snapshot != NULL) {
+            snapshot->configuration_index = 0;
+            for (unsigned k = 0; k < 8 && k < sh->n_puts; k++)
+                if (sh->puts[k].index == snapshot->index)
+                    snapshot->configuration_index = sh->puts[k].conf_index;
+        }
+        cb(req, snapshot, status);
+        return;
+    }
+    abort(); /* a read the shim never saw */
+}
+
+static int shim_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req,
+                             raft_io_snapshot_get_cb cb)
+{
+    io_shim_t *sh = shim_of(io);
+    if (sh->get_req != NULL)
+        return RAFT_BUSY; /* raft 0.15 reads one at a time */
+    sh->get_req = req;
+    sh->get_cb = cb;
+    int rc = sh->snapshot_get(io, req, shim_snapshot_got);
+    if (rc != 0)
+        sh->get_req = NULL;
+    return rc;
+}
+
 static int shim_random(struct raft_io *io, int min, int max)
 {
     io_shim_t *sh = shim_of(io);
@@ -270,12 +360,15 @@ static int shim_random(struct raft_io *io, int min, int max)
 }
 
 static void say(sim_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(sim_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The guard's storage-failure hook: where the broker exits, the sim takes
  * the server down at once, for good. */
 static void guard_fatal(void *arg, const char *op, int status, const char *detail)
 {
     io_shim_t *sh = arg;
+    if (strcmp(op, "membership") == 0) /* not a disk fault: the guard lost track */
+        fail(sh->sim, "guard on server %u: %s", sh->index, detail);
     sh->guard_stops++;
     sh->crashed = true;
     if (!sh->sim->closing) /* raft_fixture_close flushes writes */
@@ -290,12 +383,16 @@ static void shim_install(sim_t *s, struct raft_io *io, struct raft *r, unsigned 
                            .raft = r,
                            .append = io->append,
                            .truncate = io->truncate,
+                           .snapshot_put = io->snapshot_put,
+                           .snapshot_get = io->snapshot_get,
                            .sim = s,
                            .index = i,
                            .rng = (s->seed + 1) * 0x9E3779B97F4A7C15ull ^ (i + 1) * 0xBF58476D1CE4E5B9ull,
                            .disk_n = 1}; /* raft_fixture_bootstrap writes entry 1 */
     io->append = shim_append;
     io->truncate = shim_truncate;
+    io->snapshot_put = shim_snapshot_put;
+    io->snapshot_get = shim_snapshot_get;
     io->random = shim_random;
     if (!raw_raft) {
         shims[i].guard = zc_io_guard_install(io, guard_fixes, guard_fatal, &shims[i]);
@@ -671,6 +768,210 @@ static void maybe_transfer(sim_t *s)
     say(s, "transfer leadership from server %u to %llu", leader, (unsigned long long)id);
 }
 
+/* Bring server i up in the fixture: its own LMDB FSM, the shims and the
+ * io guard, raft's snapshot settings (threshold, trailing) and pre-vote. */
+static int server_new(sim_t *s, unsigned i, unsigned threshold, unsigned trailing)
+{
+    char d[300], err[256];
+    snprintf(d, sizeof d, "%s/s%u", s->dir, i);
+    s->zfsm[i] = zc_fsm_new(d, 16u << 20, err, sizeof err);
+    if (s->zfsm[i] == NULL) {
+        fail(s, "fsm: %s", err);
+        return -1;
+    }
+    zc_fsm_raft(s->zfsm[i], &s->fsms[i]);
+    taps[i].fsm = &s->fsms[i];
+    taps[i].apply = s->fsms[i].apply;
+    taps[i].ok = s->ok_by_type[i];
+    s->fsms[i].apply = tap_apply;
+    /* The fsm builds snapshots asynchronously (fsm version 3): raft_init
+     * wants io version 2, which the fixture's io has (async_work, run
+     * inline in simulated time) but never sets; ioInit leaves it be. */
+    s->f.servers[i].io.version = 2;
+    if (raft_fixture_grow(&s->f, &s->fsms[i]) != 0) {
+        fail(s, "raft_fixture_grow failed");
+        return -1;
+    }
+    s->n = i + 1;
+    struct raft *r = raft_fixture_get(&s->f, i);
+    zc_fsm_bind(s->zfsm[i], r);
+    shim_install(s, &s->f.servers[i].io, r, i);
+    raft_set_snapshot_threshold(r, threshold);
+    /* trailing >= 1: the fixture's disk array assumes entries from 1,
+     * which a trailing-0 snapshot breaks (shim 2). */
+    raft_set_snapshot_trailing(r, trailing);
+    raft_set_pre_vote(r, true);
+    return 0;
+}
+
+/* --- membership changes (--membership) ---
+ *
+ * What an operator does with `zcart admin add-node` / `remove-node`, on
+ * the leader, as replication/node.c does it: add a server as a spare
+ * (raft_add), then, once that is committed, promote it (raft_assign to
+ * voter, after raft's catch-up rounds); or leave it a spare or make it a
+ * standby; demote a voter to standby; remove a server (raft_remove), and
+ * stop its process once the removal is committed.  A new server is a new
+ * fixture slot (ids are never reused) that starts empty, as `--join`
+ * does.  Voters never drop below three, so one disk fault still leaves a
+ * majority.  Raft refuses a change while another is uncommitted (counted,
+ * as the broker answers UNAVAILABLE). */
+typedef enum { CH_ADD = 0, CH_ASSIGN, CH_REMOVE, CH_PROMOTE } change_kind_t;
+
+struct change_rec {
+    struct raft_change req;   /* raft's request (must be first) */
+    sim_t *sim;               /* the run */
+    change_kind_t kind;       /* what was asked (CH_PROMOTE: an add's second half) */
+    unsigned server;          /* fixture index of the server concerned */
+    int role;                 /* CH_ADD: the role to assign next, -1 none; CH_ASSIGN: the role */
+    struct change_rec *next;  /* next started */
+};
+
+static const char *role_name(int role)
+{
+    return role == RAFT_VOTER ? "voter" : role == RAFT_STANDBY ? "standby" : "spare";
+}
+
+static void change_done(struct raft_change *req, int status)
+{
+    struct change_rec *c = (struct change_rec *)req;
+    sim_t *s = c->sim;
+    say(s, "membership: %s of server %u %s", (const char *[]){"add", "assign", "remove", "promote"}[c->kind],
+        c->server, status == 0 ? "committed" : raft_strerror(status));
+    if (status != 0 || s->closing)
+        return;
+    s->changes_ok[c->kind]++;
+    if (c->kind == CH_REMOVE) {
+        /* The operator stops a removed replica once remove-node answered. */
+        s->removed[c->server] = true;
+        if (raft_fixture_alive(&s->f, c->server))
+            raft_fixture_kill(&s->f, c->server);
+    } else if (c->kind == CH_ADD && c->role >= 0) {
+        /* zc_node_add_voter: the add committed, now the promotion, on the
+         * same request, on whoever leads now (the request's leader). */
+        unsigned l = raft_fixture_leader_index(&s->f);
+        if (l >= s->n || raft_state(raft_fixture_get(&s->f, l)) != RAFT_LEADER)
+            return;
+        c->kind = c->role == RAFT_VOTER ? CH_PROMOTE : CH_ASSIGN;
+        int role = c->role;
+        c->role = -1;
+        in_change_call = true;
+        int rv = raft_assign(raft_fixture_get(&s->f, l), &c->req, (raft_id)c->server + 1, role,
+                             change_done);
+        in_change_call = false;
+        if (rv == 0)
+            s->changes_started[c->kind]++;
+        else
+            s->changes_refused++;
+    }
+}
+
+static uint64_t mrnd(sim_t *s)
+{
+    s->mrng ^= s->mrng << 13;
+    s->mrng ^= s->mrng >> 7;
+    s->mrng ^= s->mrng << 17;
+    return s->mrng;
+}
+
+static unsigned voters_of(const struct raft_configuration *c)
+{
+    unsigned v = 0;
+    for (unsigned k = 0; k < c->n; k++)
+        v += c->servers[k].role == RAFT_VOTER;
+    return v;
+}
+
+/* Now and then (--membership, about one step in 150, on its own random
+ * stream), ask the leader for a membership change. */
+static void maybe_change(sim_t *s)
+{
+    uint64_t x = mrnd(s);
+    if (!s->membership || x % 150 != 0)
+        return;
+    unsigned l = raft_fixture_leader_index(&s->f);
+    if (l >= s->n)
+        return;
+    struct raft *r = raft_fixture_get(&s->f, l);
+    if (raft_state(r) != RAFT_LEADER)
+        return;
+    const struct raft_configuration *conf = &r->configuration;
+    struct change_rec *c = calloc(1, sizeof *c);
+    c->sim = s;
+    c->role = -1;
+    unsigned what = (unsigned)(mrnd(s) % 10);
+    int rv;
+    if (what < 4 && s->n < MAX_SERVERS) {
+        /* Add a new server: mostly promoted to voter (add-node), else left
+         * a spare or made a standby. */
+        unsigned i = s->n;
+        unsigned threshold = 8 + (unsigned)(mrnd(s) % 24), trailing = 1 + (unsigned)(mrnd(s) % 8);
+        unsigned then = (unsigned)(mrnd(s) % 4);
+        c->kind = CH_ADD;
+        c->server = i;
+        c->role = then < 2 ? RAFT_VOTER : then == 2 ? RAFT_STANDBY : -1;
+        char address[16];
+        snprintf(address, sizeof address, "%u", i + 1);
+        in_change_call = true;
+        rv = raft_add(r, &c->req, (raft_id)i + 1, address, change_done);
+        in_change_call = false;
+        /* Its process starts now, empty (a --join replica), before any
+         * message reaches it; a refused add leaves the slot free. */
+        if (rv == 0 && (server_new(s, i, threshold, trailing) != 0 ||
+                        (shims[i].disk_n = 0, raft_start(raft_fixture_get(&s->f, i))) != 0)) {
+            fail(s, "could not start server %u", i);
+            free(c);
+            return;
+        }
+        say(s, "membership: add server %u via %u (then %s): %s", i, l,
+            c->role < 0 ? "nothing" : role_name(c->role), rv == 0 ? "started" : raft_strerror(rv));
+    } else {
+        /* A member other than the leader (the broker's operator transfers
+         * leadership first): remove it, or change its role. */
+        if (conf->n < 2) {
+            free(c);
+            return;
+        }
+        unsigned k = (unsigned)(mrnd(s) % conf->n);
+        if (conf->servers[k].id == r->id)
+            k = (k + 1) % conf->n;
+        const struct raft_server *sv = &conf->servers[k];
+        c->server = (unsigned)(sv->id - 1);
+        raft_id id = sv->id;
+        int was = sv->role; /* sv is raft's: a change replaces the array */
+        bool voter = was == RAFT_VOTER;
+        if (voter && voters_of(conf) <= 3) {
+            free(c); /* keep a majority through one disk fault */
+            return;
+        }
+        in_change_call = true;
+        if (what < 7) {
+            c->kind = CH_REMOVE;
+            rv = raft_remove(r, &c->req, id, change_done);
+        } else {
+            c->kind = CH_ASSIGN;
+            c->role = voter ? RAFT_STANDBY : was == RAFT_STANDBY && what == 9 ? RAFT_SPARE
+                                                                              : RAFT_VOTER;
+            rv = raft_assign(r, &c->req, id, c->role, change_done);
+        }
+        in_change_call = false;
+        say(s, "membership: %s server %u (%s) via %u%s%s: %s", c->kind == CH_REMOVE ? "remove" : "assign",
+            c->server, role_name(was), l, c->kind == CH_ASSIGN ? " to " : "",
+            c->kind == CH_ASSIGN ? role_name(c->role) : "", rv == 0 ? "started" : raft_strerror(rv));
+    }
+    if (rv != 0) {
+        s->changes_refused++;
+        free(c);
+        return;
+    }
+    s->changes_started[c->kind]++;
+    c->next = s->change_recs;
+    s->change_recs = c;
+}
+
+/* A server out of the run for good: its disk failed or it was removed. */
+static bool is_out(sim_t *s, unsigned i) { return shims[i].crashed || s->removed[i]; }
+
 /* Propose a given REGISTER of node `node` on server i (scripted runs). */
 static void propose_register(sim_t *s, unsigned i, const char *node)
 {
@@ -718,7 +1019,7 @@ static void inject_fault(sim_t *s)
         }
         break;
     case 1:
-        if (!raft_fixture_alive(f, i) && !is_crashed(i)) {
+        if (!raft_fixture_alive(f, i) && !is_out(s, i)) {
             raft_fixture_revive(f, i);
             say(s, "revive %u", i);
         }
@@ -731,8 +1032,8 @@ static void inject_fault(sim_t *s)
         }
         break;
     case 3:
-        if (i != j && raft_fixture_alive(f, i) && raft_fixture_alive(f, j) && !is_crashed(i) &&
-            !is_crashed(j)) {
+        if (i != j && raft_fixture_alive(f, i) && raft_fixture_alive(f, j) && !is_out(s, i) &&
+            !is_out(s, j)) {
             raft_fixture_reconnect(f, i, j);
             raft_fixture_reconnect(f, j, i);
             say(s, "reconnect %u-%u", i, j);
@@ -794,7 +1095,7 @@ static void heal(sim_t *s)
     struct raft_fixture *f = &s->f;
     for (unsigned i = 0; i < s->n; i++) {
         shims[i].armed = 0;
-        if (is_crashed(i))
+        if (is_out(s, i))
             continue;
         if (!raft_fixture_alive(f, i))
             raft_fixture_revive(f, i);
@@ -803,7 +1104,7 @@ static void heal(sim_t *s)
     }
     for (unsigned i = 0; i < s->n; i++)
         for (unsigned j = 0; j < s->n; j++)
-            if (i != j && !is_crashed(i) && !is_crashed(j)) {
+            if (i != j && !is_out(s, i) && !is_out(s, j)) {
                 raft_fixture_reconnect(f, i, j);
                 raft_fixture_desaturate(f, i, j);
             }
@@ -928,6 +1229,101 @@ static void check_available(sim_t *s)
             fail(s, "server %u became unavailable without a disk fault", i);
 }
 
+/* The leader of the highest term among the servers still in the run, or
+ * s->n if none. */
+static unsigned top_leader(sim_t *s)
+{
+    unsigned l = s->n;
+    for (unsigned i = 0; i < s->n; i++) {
+        struct raft *r = raft_fixture_get(&s->f, i);
+        if (!is_out(s, i) && raft_state(r) == RAFT_LEADER &&
+            (l == s->n || r->current_term > raft_fixture_get(&s->f, l)->current_term))
+            l = i;
+    }
+    return l;
+}
+
+/* Server i must end with the leader's log and state: it is in the run and
+ * in the leader's configuration as a voter or standby (a spare gets no
+ * entries; a server whose add never committed is no member). */
+static bool must_converge(sim_t *s, struct raft *lr, unsigned i)
+{
+    if (is_out(s, i))
+        return false;
+    for (unsigned k = 0; k < lr->configuration.n; k++)
+        if (lr->configuration.servers[k].id == i + 1)
+            return lr->configuration.servers[k].role != RAFT_SPARE;
+    return false;
+}
+
+static uint64_t conf_hash(const struct raft_configuration *c)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned k = 0; k < c->n; k++) {
+        h = (h ^ c->servers[k].id) * 1099511628211ull;
+        h = (h ^ (uint64_t)c->servers[k].role) * 1099511628211ull;
+    }
+    return h | 1; /* 0 means unseen */
+}
+
+/* Configurations agree where they must: raft's configuration, when no
+ * change is pending, is the one committed at configuration_index, and a
+ * committed entry is the same on every server; so any two servers with
+ * nothing pending at the same committed index hold the same configuration
+ * (a snapshot labelled with a committed index but holding an uncommitted
+ * configuration breaks this: issue 9, item 7b). */
+static void check_confs(sim_t *s)
+{
+    static uint64_t seen[MAX_SERVERS];
+    for (unsigned i = 0; i < s->n && !s->failure[0]; i++) {
+        struct raft *r = raft_fixture_get(&s->f, i);
+        raft_index c = r->configuration_index;
+        uint64_t now = conf_hash(&r->configuration) ^ c * 31 ^ r->configuration_uncommitted_index * 1000003;
+        if (s->verbose && now != seen[i]) {
+            seen[i] = now;
+            say(s, "conf: server %u (state %d term %llu) index %llu uncommitted %llu: %u servers, %u voters; log %llu..%llu snapshot %llu",
+                i, raft_state(r), (unsigned long long)r->current_term, (unsigned long long)c,
+                (unsigned long long)r->configuration_uncommitted_index, r->configuration.n,
+                voters_of(&r->configuration), (unsigned long long)r->log.offset + 1,
+                (unsigned long long)raft_last_index(r), (unsigned long long)r->log.snapshot.last_index);
+        }
+        if (is_out(s, i) || r->configuration_uncommitted_index != 0 || c == 0)
+            continue;
+        if (c >= s->conf_cap) {
+            size_t cap = s->conf_cap ? s->conf_cap : 256;
+            while (cap <= c)
+                cap *= 2;
+            s->conf_at = realloc(s->conf_at, cap * sizeof *s->conf_at);
+            memset(s->conf_at + s->conf_cap, 0, (cap - s->conf_cap) * sizeof *s->conf_at);
+            s->conf_cap = cap;
+        }
+        uint64_t h = conf_hash(&r->configuration);
+        if (s->conf_at[c] == 0)
+            s->conf_at[c] = h;
+        else if (s->conf_at[c] != h) {
+            char what[160] = "";
+            size_t off = 0;
+            for (unsigned k = 0; k < r->configuration.n && off < sizeof what; k++)
+                off += (size_t)snprintf(what + off, sizeof what - off, " %llu:%s",
+                                        (unsigned long long)r->configuration.servers[k].id,
+                                        role_name(r->configuration.servers[k].role));
+            fail(s, "server %u's configuration committed at index %llu (%s ) is not the one "
+                    "another server holds for that index", i, (unsigned long long)c, what);
+            for (unsigned j = 0; j < s->n; j++) {
+                struct raft *q = raft_fixture_get(&s->f, j);
+                say(s, "  server %u: state %d term %llu conf index %llu uncommitted %llu hash %llx "
+                       "voters %u of %u, last %llu commit %llu",
+                    j, raft_state(q), (unsigned long long)q->current_term,
+                    (unsigned long long)q->configuration_index,
+                    (unsigned long long)q->configuration_uncommitted_index,
+                    (unsigned long long)conf_hash(&q->configuration), voters_of(&q->configuration),
+                    q->configuration.n, (unsigned long long)raft_last_index(q),
+                    (unsigned long long)q->commit_index);
+            }
+        }
+    }
+}
+
 /* After healing: one leader, and every server at the leader's applied index
  * with the same digest. */
 static bool converged(struct raft_fixture *f, void *arg)
@@ -937,23 +1333,21 @@ static bool converged(struct raft_fixture *f, void *arg)
     check_terms(s);
     check_match(s);
     check_states(s);
+    check_confs(s);
     check_available(s);
     if (s->failure[0])
         return true;
     /* Not raft_fixture_leader_index: it wants a leader acknowledged by every
      * connected server, which a server left UNAVAILABLE never gives. */
-    struct raft *lr = NULL;
-    for (unsigned i = 0; i < s->n; i++) {
-        struct raft *r = raft_fixture_get(f, i);
-        if (raft_state(r) == RAFT_LEADER && (lr == NULL || r->current_term > lr->current_term))
-            lr = r;
-    }
-    if (lr == NULL || lr->commit_index < raft_last_index(lr) ||
-        raft_last_applied(lr) < lr->commit_index)
+    unsigned l = top_leader(s);
+    if (l >= s->n)
+        return false;
+    struct raft *lr = raft_fixture_get(f, l);
+    if (lr->commit_index < raft_last_index(lr) || raft_last_applied(lr) < lr->commit_index)
         return false;
     for (unsigned i = 0; i < s->n; i++) {
         struct raft *r = raft_fixture_get(f, i);
-        if (is_crashed(i))
+        if (!must_converge(s, lr, i))
             continue;
         if (raft_last_applied(r) != raft_last_applied(lr) || r->current_term != lr->current_term)
             return false;
@@ -971,6 +1365,7 @@ static bool sc_step(sim_t *s)
     check_terms(s);
     check_match(s);
     check_states(s);
+    check_confs(s);
     check_available(s);
     return !s->failure[0];
 }
@@ -1258,13 +1653,253 @@ static void scenario_late_append(sim_t *s)
     sc_until(s, sc_applied, all & ~(1u << a), 10000);
 }
 
+
+/* A membership change asked of server i (scripted runs). */
+static raft_index sc_change(sim_t *s, unsigned i, change_kind_t kind, unsigned server, int role)
+{
+    struct raft *r = raft_fixture_get(&s->f, i);
+    struct change_rec *c = calloc(1, sizeof *c);
+    c->sim = s;
+    c->kind = kind;
+    c->server = server;
+    c->role = role;
+    in_change_call = true;
+    int rv = kind == CH_REMOVE ? raft_remove(r, &c->req, server + 1, change_done)
+                               : raft_assign(r, &c->req, server + 1, role, change_done);
+    in_change_call = false;
+    if (rv != 0) {
+        free(c);
+        fail(s, "scenario: server %u refused the change: %s", i, raft_strerror(rv));
+        return 0;
+    }
+    s->changes_started[kind]++;
+    c->next = s->change_recs;
+    s->change_recs = c;
+    say(s, "scenario: %s server %u via %u at index %llu", kind == CH_REMOVE ? "remove" : "assign",
+        server, i, (unsigned long long)raft_last_index(r));
+    return raft_last_index(r);
+}
+
+static void sc_snapshots(sim_t *s, unsigned threshold, unsigned trailing)
+{
+    for (unsigned i = 0; i < s->n; i++) {
+        raft_set_snapshot_threshold(raft_fixture_get(&s->f, i), threshold);
+        raft_set_snapshot_trailing(raft_fixture_get(&s->f, i), trailing);
+    }
+}
+
+static bool sc_snapshotted(sim_t *s, unsigned i)
+{
+    return raft_fixture_get(&s->f, i)->log.snapshot.last_index >= sc_index;
+}
+
+/* Every server has compacted the bootstrap configuration (index 1). */
+static bool sc_compacted(sim_t *s, unsigned mask)
+{
+    for (unsigned i = 0; i < s->n; i++)
+        if ((mask & (1u << i)) && raft_fixture_get(&s->f, i)->log.offset < 1)
+            return false;
+    return true;
+}
+
+/* Guard fix 7a, 5 servers: a follower rolls back an uncommitted
+ * configuration after its committed one was compacted:
+ *   1. every server snapshots past index 1 (the bootstrap configuration);
+ *   2. leader A, cut off from C, D, E, removes E: the entry, at index u,
+ *      reaches B only, which switches to it (uncommitted);
+ *   3. A dies; C, D, E elect N, which appends an entry of its own at u;
+ *   4. B hears from N: the conflict at u makes raft 0.15 roll B's
+ *      configuration back to the entry at index 1, which is not in its
+ *      log any more (membership.c:158-166: a NULL dereference).
+ * With the guard, B goes back to the five voters, as every server has. */
+static void scenario_conf_rollback(sim_t *s)
+{
+    struct raft_fixture *f = &s->f;
+    unsigned all = (1u << s->n) - 1;
+    sc_snapshots(s, 8, 2);
+    SC_TRY(sc_until(s, (bool (*)(sim_t *, unsigned))sc_leader_among, all, 10000), "no first leader");
+    unsigned a = sc_leader_of(s, all), b = (a + 1) % 5, c = (a + 2) % 5, d = (a + 3) % 5,
+             e = (a + 4) % 5;
+    for (unsigned k = 0; k < 20; k++)
+        propose_register(s, a, (const char *[]){"n0", "n1", "n2"}[k % 3]);
+    sc_index = raft_last_index(raft_fixture_get(f, a));
+    SC_TRY(sc_until(s, sc_applied, all, 10000), "the first entries did not reach everyone");
+    SC_TRY(sc_until(s, sc_compacted, all, 5000), "index 1 not compacted everywhere");
+    /* 2. */
+    unsigned cde[3] = {c, d, e};
+    for (unsigned k = 0; k < 3; k++) {
+        sc_link(s, a, cde[k], false);
+        sc_link(s, b, cde[k], false);
+    }
+    sc_index = sc_change(s, a, CH_REMOVE, e, -1);
+    raft_index u = sc_index;
+    SC_TRY(u != 0 && sc_until(s, sc_stored, 1u << b, 3000), "the change did not reach B");
+    SC_TRY(raft_fixture_get(f, b)->configuration_uncommitted_index == u,
+           "B does not hold the change as uncommitted");
+    /* 3. */
+    raft_fixture_kill(f, a);
+    unsigned m_cde = (1u << c) | (1u << d) | (1u << e);
+    SC_TRY(sc_until(s, (bool (*)(sim_t *, unsigned))sc_leader_among, m_cde, 20000),
+           "no leader among C, D, E");
+    unsigned n = sc_leader_of(s, m_cde);
+    propose_register(s, n, "n2");
+    SC_TRY(raft_last_index(raft_fixture_get(f, n)) == u, "server %u's entry is not at %llu", n,
+           (unsigned long long)u);
+    SC_TRY(sc_until(s, sc_committed, n, 5000), "server %u's entry did not commit", n);
+    say(s, "scenario: server %u leads term %llu, its entry at %llu; B (server %u) holds the "
+           "removal there", n, (unsigned long long)raft_fixture_get(f, n)->current_term,
+        (unsigned long long)u, b);
+    /* 4. */
+    for (unsigned k = 0; k < 3; k++)
+        sc_link(s, b, cde[k], true);
+    sc_index = u;
+    SC_TRY(sc_until(s, sc_applied, (1u << b) | m_cde, 10000), "B did not catch up");
+    sc_until(s, sc_never, 0, 2000); /* and the checks run a while longer */
+    if (s->failure[0])
+        return;
+    struct raft *br = raft_fixture_get(f, b), *nr = raft_fixture_get(f, n);
+    SC_TRY(br->configuration_uncommitted_index == 0 && br->configuration.n == 5 &&
+               voters_of(&br->configuration) == 5,
+           "B's configuration after the rollback: %u servers, %u voters, uncommitted index %llu "
+           "(the leader's: %u servers)",
+           br->configuration.n, voters_of(&br->configuration),
+           (unsigned long long)br->configuration_uncommitted_index, nr->configuration.n);
+}
+
+/* Guard fix 7b, 5 servers: a snapshot taken while a configuration change
+ * is pending stores that configuration under the committed one's index,
+ * and a follower installing it takes it as committed:
+ *   1. E falls behind (cut off);
+ *   2. leader A appends X1..X10; B, C, D store them, but C's and D's
+ *      answers are lost, so nothing commits;
+ *   3. A makes E a standby (index u); B stores it, A's own write of it
+ *      is slow;
+ *   4. C's and D's answers get through: X1..X10 commit, not u; applying
+ *      them, A takes a snapshot, configuration "E standby" labelled with
+ *      index 1 (the bootstrap's: the last committed one);
+ *   5. E is back: A sends it the snapshot (its log starts after it), and
+ *      E holds "E standby" as committed at index 1, where every other
+ *      server holds five voters.
+ * Without fix 7b the configuration check fails at step 5. */
+static void scenario_snapshot_conf(sim_t *s)
+{
+    struct raft_fixture *f = &s->f;
+    unsigned all = (1u << s->n) - 1;
+    sc_snapshots(s, 8, 1);
+    SC_TRY(sc_until(s, (bool (*)(sim_t *, unsigned))sc_leader_among, all, 10000), "no first leader");
+    unsigned a = sc_leader_of(s, all), b = (a + 1) % 5, c = (a + 2) % 5, d = (a + 3) % 5,
+             e = (a + 4) % 5;
+    propose_register(s, a, "n0");
+    sc_index = raft_last_index(raft_fixture_get(f, a));
+    SC_TRY(sc_until(s, sc_applied, all, 10000), "the first entry did not reach everyone");
+    /* 1, 2. */
+    for (unsigned j = 0; j < 5; j++)
+        if (j != e)
+            sc_link(s, e, j, false);
+    raft_fixture_saturate(f, c, a);
+    raft_fixture_saturate(f, d, a);
+    raft_index first = raft_last_index(raft_fixture_get(f, a)) + 1;
+    for (unsigned k = 0; k < 10; k++)
+        propose_register(s, a, (const char *[]){"n0", "n1", "n2"}[k % 3]);
+    sc_index = raft_last_index(raft_fixture_get(f, a));
+    SC_TRY(sc_until(s, sc_stored, (1u << b) | (1u << c) | (1u << d), 5000),
+           "X1..X10 did not reach B, C, D");
+    SC_TRY(raft_fixture_get(f, a)->commit_index < first, "X1 committed too early");
+    /* 3.  A's own write of it is slow: raft 0.15 only ever asks whether
+     * the leader's last stored entry has a majority, so X1..X10 can commit
+     * now only while A has not stored the change itself. */
+    raft_fixture_set_disk_latency(f, a, 100000);
+    sc_index = sc_change(s, a, CH_ASSIGN, e, RAFT_STANDBY);
+    raft_fixture_set_disk_latency(f, a, 10);
+    raft_index u = sc_index;
+    SC_TRY(u != 0 && sc_until(s, sc_stored, 1u << b, 3000), "the change did not reach B");
+    /* 4. */
+    raft_fixture_desaturate(f, c, a);
+    raft_fixture_desaturate(f, d, a);
+    sc_index = u - 1;
+    SC_TRY(sc_until(s, sc_committed, a, 5000), "X1..X10 did not commit");
+    struct raft *ar = raft_fixture_get(f, a);
+    SC_TRY(ar->commit_index < u, "the change committed too early");
+    sc_index = first;
+    sc_until(s, sc_snapshotted, a, 1000);
+    SC_TRY(ar->log.snapshot.last_index >= first, "server %u took no snapshot (it is at %llu)", a,
+           (unsigned long long)ar->log.snapshot.last_index);
+    say(s, "scenario: server %u took a snapshot at %llu with the change at %llu pending", a,
+        (unsigned long long)ar->log.snapshot.last_index, (unsigned long long)u);
+    /* 5. */
+    sc_link(s, e, a, true);
+    sc_until(s, sc_never, 0, 3000);
+    if (s->failure[0])
+        return;
+    struct raft *er = raft_fixture_get(f, e);
+    SC_TRY(er->log.snapshot.last_index >= first, "E installed no snapshot");
+}
+
+/* The first path of bug 1 (guard fix 1a), 5 servers: a follower holding a
+ * deposed leader's tail accepts the next leader's heartbeat without
+ * writing and answers with its whole stored log (recv_append_entries.c:
+ * 128); the new leader caps that only at its own last index:
+ *   1. leader A, cut off from all but F, appends entries k..k+2, which F
+ *      stores; A dies;
+ *   2. B, C, D elect N (F cut off), whose log ends at k - 1;
+ *   3. F hears N's heartbeat (prev k - 1) and accepts it without a write,
+ *      answering "up to k + 2"; F's answers are slow (200 ms);
+ *   4. meanwhile N appends an entry of its own at k, which does not reach
+ *      F: the answer arrives, and N counts F as holding its entry at k
+ *      (F holds A's there).
+ * Without fix 1a the per-step match check fails at step 4. */
+static void scenario_stale_tail(sim_t *s)
+{
+    struct raft_fixture *f = &s->f;
+    unsigned all = (1u << s->n) - 1;
+    SC_TRY(sc_until(s, (bool (*)(sim_t *, unsigned))sc_leader_among, all, 10000), "no first leader");
+    unsigned a = sc_leader_of(s, all);
+    propose_register(s, a, "n0");
+    sc_index = raft_last_index(raft_fixture_get(f, a));
+    SC_TRY(sc_until(s, sc_applied, all, 10000), "the first entry did not reach everyone");
+    unsigned fo = (a + 1) % 5;
+    for (unsigned j = 0; j < 5; j++)
+        if (j != a && j != fo)
+            sc_link(s, a, j, false);
+    raft_index k = raft_last_index(raft_fixture_get(f, a)) + 1;
+    propose_register(s, a, "n1");
+    propose_register(s, a, "n2");
+    propose_register(s, a, "n0");
+    sc_index = k + 2;
+    SC_TRY(sc_until(s, sc_stored, 1u << fo, 3000), "the entries did not reach F");
+    raft_fixture_kill(f, a);
+    for (unsigned j = 0; j < 5; j++)
+        if (j != fo)
+            sc_link(s, fo, j, false);
+    unsigned bcd = all & ~(1u << a) & ~(1u << fo);
+    SC_TRY(sc_until(s, (bool (*)(sim_t *, unsigned))sc_leader_among, bcd, 20000),
+           "no leader among B, C, D");
+    unsigned n = sc_leader_of(s, bcd);
+    SC_TRY(raft_last_index(raft_fixture_get(f, n)) == k - 1, "server %u's log does not end at %llu",
+           n, (unsigned long long)k - 1);
+    raft_fixture_set_network_latency(f, fo, 200);
+    shims[fo].fixed_random = 1000000;
+    raft_fixture_get(f, fo)->follower_state.randomized_election_timeout = 1000000;
+    raft_fixture_get(f, fo)->candidate_state.randomized_election_timeout = 1000000;
+    sc_link(s, n, fo, true);
+    s->sc_leader = n;
+    SC_TRY(sc_until(s, sc_follows, fo, 3000), "F did not accept server %u's heartbeat", n);
+    raft_fixture_saturate(f, n, fo); /* N's entry never reaches F */
+    propose_register(s, n, "n2");
+    SC_TRY(raft_last_index(raft_fixture_get(f, n)) == k, "server %u's entry is not at %llu", n,
+           (unsigned long long)k);
+    say(s, "scenario: server %u leads term %llu, its entry at %llu; F holds server %u's there", n,
+        (unsigned long long)raft_fixture_get(f, n)->current_term, (unsigned long long)k, a);
+    sc_until(s, sc_never, 0, 1000); /* F's answers reach the leader */
+}
+
 static int run(sim_t *s)
 {
-    char err[256];
     struct raft_configuration conf;
     int rc = -1;
     s->rng = s->seed * 0x9E3779B97F4A7C15ull + 1;
     s->trng = s->seed * 0xD1B54A32D192ED03ull + 7;
+    s->mrng = s->seed * 0x94D049BB133111EBull + 11;
     s->disk_victim = -1;
     /* Half the runs flood the leader with commands (long uncommitted logs,
      * big catch-ups); the other half let at most MAX_BACKLOG wait, as
@@ -1272,39 +1907,17 @@ static int run(sim_t *s)
      * leader's state (RETURN, REASSIGN, BREAKER, LOST_TOLD) see a current
      * one. */
     s->capped = pick(s, 2) == 0;
-    snprintf(s->dir, sizeof s->dir, "/tmp/zcart-sim.%d.%llu", (int)getpid(),
-             (unsigned long long)s->seed);
+    const char *root = getenv("ZCART_SIM_DIR"); /* e.g. /dev/shm for long runs */
+    snprintf(s->dir, sizeof s->dir, "%s/zcart-sim.%d.%llu", root != NULL ? root : "/tmp",
+             (int)getpid(), (unsigned long long)s->seed);
     mkdir(s->dir, 0755);
     raft_fixture_initialize(&s->f);
-    for (unsigned i = 0; i < s->n; i++) {
-        char d[300];
-        snprintf(d, sizeof d, "%s/s%u", s->dir, i);
-        s->zfsm[i] = zc_fsm_new(d, 16u << 20, err, sizeof err);
-        if (s->zfsm[i] == NULL) {
-            fail(s, "fsm: %s", err);
+    s->n = 0;
+    for (unsigned i = 0; i < s->n0; i++) {
+        unsigned threshold = 8 + pick(s, 24);
+        unsigned trailing = 1 + pick(s, 8);
+        if (server_new(s, i, threshold, trailing) != 0)
             goto out;
-        }
-        zc_fsm_raft(s->zfsm[i], &s->fsms[i]);
-        taps[i].fsm = &s->fsms[i];
-        taps[i].apply = s->fsms[i].apply;
-        taps[i].ok = s->ok_by_type[i];
-        s->fsms[i].apply = tap_apply;
-        /* The fsm builds snapshots asynchronously (fsm version 3): raft_init
-         * wants io version 2, which the fixture's io has (async_work, run
-         * inline in simulated time) but never sets; ioInit leaves it be. */
-        s->f.servers[i].io.version = 2;
-        if (raft_fixture_grow(&s->f, &s->fsms[i]) != 0) {
-            fail(s, "raft_fixture_grow failed");
-            goto out;
-        }
-        struct raft *r = raft_fixture_get(&s->f, i);
-        zc_fsm_bind(s->zfsm[i], r);
-        shim_install(s, &s->f.servers[i].io, r, i);
-        raft_set_snapshot_threshold(r, 8 + pick(s, 24));
-        /* trailing >= 1: the fixture's disk array assumes entries from 1,
-         * which a trailing-0 snapshot breaks (shim 2). */
-        raft_set_snapshot_trailing(r, 1 + pick(s, 8));
-        raft_set_pre_vote(r, true);
     }
     raft_fixture_configuration(&s->f, s->n, &conf);
     raft_fixture_bootstrap(&s->f, &conf);
@@ -1313,6 +1926,12 @@ static int run(sim_t *s)
     if (s->scenario != NULL) {
         if (strcmp(s->scenario, "figure8") == 0)
             scenario_figure8(s);
+        else if (strcmp(s->scenario, "conf-rollback") == 0)
+            scenario_conf_rollback(s);
+        else if (strcmp(s->scenario, "snapshot-conf") == 0)
+            scenario_snapshot_conf(s);
+        else if (strcmp(s->scenario, "stale-tail") == 0)
+            scenario_stale_tail(s);
         else
             scenario_late_append(s);
         rc = s->failure[0] ? -1 : 0;
@@ -1326,12 +1945,14 @@ static int run(sim_t *s)
         else if (r < 33)
             inject_fault(s);
         maybe_transfer(s);
+        maybe_change(s);
         raft_fixture_step(&s->f);
         check_stopped(s);
         reap_crashed(s);
         check_terms(s);
         check_match(s);
         check_states(s);
+        check_confs(s);
         check_available(s);
     }
     if (!s->failure[0]) {
@@ -1346,6 +1967,7 @@ static int run(sim_t *s)
             check_terms(s);
             check_match(s);
             check_states(s);
+            check_confs(s);
             check_available(s);
         }
         if (!raft_fixture_step_until(&s->f, converged, s, 120000) && !s->failure[0]) {
@@ -1362,11 +1984,19 @@ static int run(sim_t *s)
             fail(s, "no convergence within 120 s of simulated time after healing:%s", st);
         }
         check_states(s);
-        unsigned ref = is_crashed(0) ? 1 : 0;
-        uint64_t d0 = zc_state_digest(zc_fsm_state(s->zfsm[ref]));
-        for (unsigned i = 0; i < s->n && !s->failure[0]; i++) {
-            if (is_crashed(i))
+        check_confs(s);
+        unsigned ref = top_leader(s);
+        struct raft *lr = ref < s->n ? raft_fixture_get(&s->f, ref) : NULL;
+        uint64_t d0 = lr != NULL ? zc_state_digest(zc_fsm_state(s->zfsm[ref])) : 0;
+        for (unsigned i = 0; i < s->n && lr != NULL && !s->failure[0]; i++) {
+            if (!must_converge(s, lr, i))
                 continue;
+            struct raft *r = raft_fixture_get(&s->f, i);
+            if (conf_hash(&r->configuration) != conf_hash(&lr->configuration) ||
+                r->configuration_index != lr->configuration_index)
+                fail(s, "after healing server %u's configuration (index %llu) is not the leader's "
+                        "(server %u, index %llu)", i, (unsigned long long)r->configuration_index,
+                     ref, (unsigned long long)lr->configuration_index);
             uint64_t di = zc_state_digest(zc_fsm_state(s->zfsm[i]));
             if (di != d0 ||
                 zc_fsm_applied_index(s->zfsm[i]) != zc_fsm_applied_index(s->zfsm[ref]))
@@ -1388,6 +2018,11 @@ out:
         s->transfer_recs = t->next;
         free(t);
     }
+    while (s->change_recs != NULL) {
+        struct change_rec *c = s->change_recs;
+        s->change_recs = c->next;
+        free(c);
+    }
     for (unsigned i = 0; i < s->n; i++) {
         s->truncates_dropped += shims[i].truncates_dropped;
         if (shims[i].guard != NULL) {
@@ -1399,6 +2034,11 @@ out:
             s->guard.leader_dropped += g.leader_dropped;
             s->guard.prevote_raised += g.prevote_raised;
             s->guard.storage_failures += g.storage_failures;
+            s->guard.conf_rollbacks += g.conf_rollbacks;
+            s->guard.snapshot_confs += g.snapshot_confs;
+            s->guard.conf_missing += g.conf_missing;
+            s->guard.leaders_forgotten += g.leaders_forgotten;
+            s->guard.confs_adopted += g.confs_adopted;
         }
     }
     shim_clear();
@@ -1411,6 +2051,7 @@ out:
         fprintf(stderr, "could not remove %s\n", s->dir);
     free(s->digest_at);
     free(s->leader_of_term);
+    free(s->conf_at);
     return rc;
 }
 
@@ -1433,7 +2074,7 @@ int main(int argc, char **argv)
 {
     unsigned servers = 3, seeds = 1, steps = 3000;
     const char *scenario = NULL;
-    bool transfers = false;
+    bool transfers = false, membership = false;
     uint64_t seed = 1;
     bool verbose = false;
     static const struct option opts[] = {
@@ -1442,6 +2083,7 @@ int main(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},       {"raw-raft", no_argument, NULL, 'r'},
         {"without", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
         {"scenario", required_argument, NULL, 'c'}, {"transfers", no_argument, NULL, 'x'},
+        {"membership", no_argument, NULL, 'm'},
         {NULL, 0, NULL, 0},
     };
     int o;
@@ -1454,41 +2096,56 @@ int main(int argc, char **argv)
         case 'v': verbose = true; break;
         case 'r': raw_raft = true; break;
         case 'x': transfers = true; break;
+        case 'm': membership = true; break;
         case 'c':
-            if (strcmp(optarg, "figure8") != 0 && strcmp(optarg, "late-append") != 0) {
-                fprintf(stderr, "zcart-sim: --scenario wants figure8 or late-append\n");
+            if (strcmp(optarg, "figure8") != 0 && strcmp(optarg, "late-append") != 0 &&
+                strcmp(optarg, "conf-rollback") != 0 && strcmp(optarg, "snapshot-conf") != 0 &&
+                strcmp(optarg, "stale-tail") != 0) {
+                fprintf(stderr, "zcart-sim: --scenario wants figure8, late-append, stale-tail, "
+                                "conf-rollback or snapshot-conf\n");
                 return 2;
             }
             scenario = optarg;
             servers = 5;
             break;
         case 'w': {
-            static const char *names[] = {"1a", "1b", "2", "3", "4"};
             unsigned k = 0;
-            while (k < 5 && strcmp(optarg, names[k]) != 0)
+            while (k < N_FIXES && strcmp(optarg, fix_names[k]) != 0)
                 k++;
-            if (k == 5) {
-                fprintf(stderr, "zcart-sim: --without wants 1a, 1b, 2, 3 or 4 (a guard fix)\n");
+            if (k == N_FIXES) {
+                fprintf(stderr, "zcart-sim: --without wants 1a, 1b, 2, 3, 4 or 7a..7d (a guard fix)\n");
                 return 2;
             }
             guard_fixes &= ~(1u << k);
         } break;
         default:
             printf("usage: zcart-sim [--servers 1..5] [--seed S] [--seeds K] [--steps N] [-v]\n"
-                   "                 [--raw-raft | --without 1a|1b|2|3|4 ...]\n"
-                   "                 [--scenario figure8|late-append]\n"
-                   "                 [--transfers]\n"
+                   "                 [--raw-raft | --without 1a|1b|2|3|4|7a|7b|7c|7d ...]\n"
+                   "                 [--scenario figure8|late-append|stale-tail|conf-rollback|\n"
+                   "                             snapshot-conf]\n"
+                   "                 [--transfers] [--membership]\n"
                    "  --raw-raft     raft 0.15 as it is: no io guard\n"
                    "  --without FIX  the io guard without one of its fixes (repeatable): 1a/1b\n"
                    "                 success results capped while handling an AppendEntries / from\n"
                    "                 write callbacks, 2 AppendEntries below a snapshot, 3 no commit\n"
                    "                 by counting before the leader stored its term, 4 refused\n"
-                   "                 pre-votes carry the refuser's term\n"
+                   "                 pre-votes carry the refuser's term, 7a rolling back to a\n"
+                   "                 configuration whose entry is compacted, 7b snapshots store\n"
+                   "                 the committed configuration, 7c a spare or standby answers\n"
+                   "                 vote requests as a voter, 7d a follower adopts a\n"
+                   "                 configuration when it receives it\n"
                    "  --scenario S   a scripted 5-server run instead of random faults: figure8,\n"
                    "                 Raft's figure 8 with a leader that appends nothing of its\n"
                    "                 term; late-append, a write begun for a deposed leader that\n"
-                   "                 completes after the next leader's first AppendEntries\n"
-                   "  --transfers    leadership transfers join the faults (about one step in 100)\n");
+                   "                 completes after the next leader's first AppendEntries;\n"
+                   "                 stale-tail, a deposed leader's tail reported in answer to\n"
+                   "                 the next leader's heartbeat (1a); conf-rollback, a rollback\n"
+                   "                 to a compacted configuration (7a); snapshot-conf, a snapshot\n"
+                   "                 taken with a change pending (7b)\n"
+                   "  --transfers    leadership transfers join the faults (about one step in 100)\n"
+                   "  --membership   membership changes join them (about one step in 150): add a\n"
+                   "                 server (then promote it to voter, make it a standby or leave\n"
+                   "                 it a spare), change a member's role, remove a member\n");
             return o == 'h' ? 0 : 2;
         }
     }
@@ -1499,6 +2156,7 @@ int main(int argc, char **argv)
     zc_log_threshold = verbose ? ZC_LOG_INFO : ZC_LOG_ERROR + 1;
     unsigned passed = 0, failed = 0;
     unsigned long long proposals = 0, faults = 0, dropped = 0, tr_started = 0, tr_done = 0;
+    unsigned long long ch_started[4] = {0}, ch_ok[4] = {0}, ch_refused = 0;
     zc_io_guard_stats_t g = {0};
     unsigned long long by_type[N_CMD_TYPES] = {0}, ok_by_type[N_CMD_TYPES] = {0};
     struct sigaction sa = {.sa_handler = on_crash};
@@ -1511,7 +2169,8 @@ int main(int argc, char **argv)
         snprintf(crash_line, sizeof crash_line, "FAIL seed %llu: crashed with ",
                  (unsigned long long)k);
         sim_t *s = calloc(1, sizeof *s);
-        s->n = servers;
+        s->n0 = servers;
+        s->membership = membership;
         s->seed = k;
         s->steps = steps;
         s->verbose = verbose;
@@ -1521,15 +2180,17 @@ int main(int argc, char **argv)
             passed++;
         } else {
             failed++;
-            char how[64] = "";
+            char how[160] = "";
             if (raw_raft)
                 snprintf(how, sizeof how, " --raw-raft");
-            for (unsigned b = 0; b < 5 && !raw_raft; b++)
+            for (unsigned b = 0; b < N_FIXES && !raw_raft; b++)
                 if (!(guard_fixes & (1u << b)))
                     snprintf(how + strlen(how), sizeof how - strlen(how), " --without %s",
-                             (const char *[]){"1a", "1b", "2", "3", "4"}[b]);
+                             fix_names[b]);
             if (transfers)
                 snprintf(how + strlen(how), sizeof how - strlen(how), " --transfers");
+            if (membership)
+                snprintf(how + strlen(how), sizeof how - strlen(how), " --membership");
             if (scenario != NULL)
                 snprintf(how + strlen(how), sizeof how - strlen(how), " --scenario %s", scenario);
             printf("FAIL seed %llu: %s\n  replay: zcart-sim --servers %u --seed %llu --steps %u%s -v\n",
@@ -1546,6 +2207,16 @@ int main(int argc, char **argv)
         g.leader_dropped += s->guard.leader_dropped;
         g.prevote_raised += s->guard.prevote_raised;
         g.storage_failures += s->guard.storage_failures;
+        g.conf_rollbacks += s->guard.conf_rollbacks;
+        g.snapshot_confs += s->guard.snapshot_confs;
+        g.conf_missing += s->guard.conf_missing;
+        g.leaders_forgotten += s->guard.leaders_forgotten;
+        g.confs_adopted += s->guard.confs_adopted;
+        for (unsigned q = 0; q < 4; q++) {
+            ch_started[q] += s->changes_started[q];
+            ch_ok[q] += s->changes_ok[q];
+        }
+        ch_refused += s->changes_refused;
         unsigned best = 0; /* the replica that applied most */
         for (unsigned i = 1; i < servers; i++)
             if (s->final_applied[i] > s->final_applied[best])
@@ -1565,16 +2236,26 @@ int main(int argc, char **argv)
     printf("\nfixture: %llu truncations dropped (F2)\n", dropped);
     if (transfers)
         printf("leadership transfers: %llu started, %llu finished\n", tr_started, tr_done);
+    if (membership)
+        printf("membership changes started (committed): add %llu (%llu), promote to voter %llu "
+               "(%llu), assign %llu (%llu), remove %llu (%llu); %llu refused at once\n",
+               ch_started[CH_ADD], ch_ok[CH_ADD], ch_started[CH_PROMOTE], ch_ok[CH_PROMOTE],
+               ch_started[CH_ASSIGN], ch_ok[CH_ASSIGN], ch_started[CH_REMOVE], ch_ok[CH_REMOVE],
+               ch_refused);
     if (raw_raft)
         printf("guard: off (--raw-raft)\n");
     else
         printf("guard: %llu success results capped and %llu dropped (1), %llu AppendEntries "
                "raised to a snapshot (2), %llu results held back before a new leader stored its "
                "term (3), %llu refused pre-votes given the refuser's term (4), %llu storage "
-               "failures stopped a server (5)\n",
+               "failures stopped a server (5), %llu configurations rolled back (7a), %llu "
+               "snapshots given the committed configuration (7b), %llu silent leaders forgotten by a "
+               "non-voter asked to vote (7c), %llu configurations adopted on receipt (7d)\n",
                (unsigned long long)g.results_capped, (unsigned long long)g.results_dropped,
                (unsigned long long)g.prev_raised, (unsigned long long)g.leader_dropped,
-               (unsigned long long)g.prevote_raised, (unsigned long long)g.storage_failures);
+               (unsigned long long)g.prevote_raised, (unsigned long long)g.storage_failures,
+               (unsigned long long)g.conf_rollbacks, (unsigned long long)g.snapshot_confs,
+               (unsigned long long)g.leaders_forgotten, (unsigned long long)g.confs_adopted);
     printf("%u passed, %u failed\n", passed, failed);
     return failed ? 1 : 0;
 }

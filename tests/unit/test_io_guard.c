@@ -9,9 +9,18 @@
  *   3      a new leader holds results back until it stored an entry of its
  *          term, then hands raft those of its term;
  *   4      a refused pre-vote carries the refuser's term;
+ *   1, 3   a later term's answer reaches a stale leader (a refusal of a
+ *          probe from index 0 reads rejected = 0; results held back);
  *   5      storage failures, returned or in a callback, reach the hook, and
  *          the broker's default hook exits with ZC_EXIT_STORAGE and a log
- *          line naming the error. */
+ *          line naming the error;
+ *   7a     rolling back a pending configuration whose committed one was
+ *          compacted restores the guard's copy (raft 0.15 reads NULL);
+ *   7b     a snapshot taken with a change pending stores the committed
+ *          configuration;
+ *   7c     a non-voter forgets a leader silent for an election timeout
+ *          when asked to vote, and answers as a voter;
+ *   7d     a follower switches to a configuration entry as it appends it. */
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -129,7 +138,8 @@ static void fake_raft_recv(struct raft_io *i, struct raft_message *m)
         return;
     fake.got = m->append_entries;
     if (fake.write)
-        i->append(i, &raft_append_req, NULL, 1, raft_append_cb);
+        i->append(i, &raft_append_req, m->append_entries.entries,
+                  m->append_entries.n_entries ? m->append_entries.n_entries : 1, raft_append_cb);
     if (fake.reply) {
         struct raft_message r = {.type = RAFT_IO_APPEND_ENTRIES_RESULT,
                                  .server_id = m->server_id,
@@ -470,6 +480,244 @@ TEST(default_hook_exits_with_storage_status)
     CHECK(strstr(out, "I/O error") != NULL);
 }
 
+/* Raft 0.15 refusing a request of an older term: its own term, rejected =
+ * prev_log_index (0 for a probe from index 0). */
+static void fake_raft_stale(struct raft_io *i, struct raft_message *m)
+{
+    struct raft_message r = {.type = RAFT_IO_APPEND_ENTRIES_RESULT, .server_id = m->server_id,
+                             .server_address = "1"};
+    r.append_entries_result.term = raft.current_term;
+    r.append_entries_result.rejected = m->append_entries.prev_log_index;
+    r.append_entries_result.last_log_index = 1;
+    i->send(i, malloc(sizeof(struct raft_io_send)), &r, raft_result_cb);
+}
+
+/* 1 and 3 must let a stale leader learn a later term: a follower of term
+ * 104 refuses a probe of term 3 from index 0 with rejected = 0 (raft's
+ * rejected = prev_log_index), which is no success to cap or drop; and a
+ * leader holding results back still gets one of a later term. */
+TEST(later_term_answers_go_through)
+{
+    zc_io_guard_t *g = setup(ZC_IO_GUARD_ALL, NULL, NULL);
+    raft.current_term = 104;
+    struct raft_message m = {.type = RAFT_IO_APPEND_ENTRIES, .server_id = 1,
+                             .server_address = "1"};
+    m.append_entries.term = 3;
+    m.append_entries.prev_log_index = 0;
+    io.start(&io, 100, NULL, fake_raft_stale);
+    fake.recv(&io, &m);
+    CHECK_EQ_U64(fake.n_sent, 1); /* not dropped */
+    CHECK_EQ_U64(fake.sent[0].append_entries_result.term, 104);
+    zc_io_guard_destroy(&g);
+
+    g = setup(ZC_IO_GUARD_ALL, NULL, NULL);
+    raft.state = RAFT_LEADER;
+    raft.current_term = 6;
+    set_log(1, 40, 5); /* nothing of term 6 stored: results held back */
+    deliver_result();
+    CHECK_EQ_U64(fake.n_got, 0);
+    struct raft_message r = {.type = RAFT_IO_APPEND_ENTRIES_RESULT, .server_id = 2,
+                             .server_address = "f"};
+    r.append_entries_result.term = 9;
+    fake.recv(&io, &r);
+    CHECK_EQ_U64(fake.n_got, 1); /* the later term reaches raft */
+    zc_io_guard_destroy(&g);
+}
+
+/* --- 7: membership --- */
+
+static raft_time fake_now;
+static raft_time fake_time(struct raft_io *i)
+{
+    (void)i;
+    return fake_now;
+}
+
+/* A configuration of servers 1..n, voters unless told. */
+static void make_conf(struct raft_configuration *c, unsigned n, unsigned last_role)
+{
+    raft_configuration_init(c);
+    for (unsigned k = 1; k <= n; k++) {
+        char addr[8];
+        snprintf(addr, sizeof addr, "%u", k);
+        raft_configuration_add(c, k, addr, k == n ? (int)last_role : RAFT_VOTER);
+    }
+}
+
+/* 7a: a follower whose committed configuration (index 5) was compacted
+ * (log 31..40) holds an uncommitted one at 40; a new leader's entry
+ * replaces it.  Raft 0.15 would roll back by reading entry 5 (NULL); the
+ * guard hides the pending index from raft and restores its copy. */
+static bool rolled_back_by_raft;
+static void fake_raft_truncating(struct raft_io *i, struct raft_message *m)
+{
+    (void)i;
+    if (m->type != RAFT_IO_APPEND_ENTRIES)
+        return;
+    /* deleteConflictingEntries: entry 40 (term 1) conflicts with term 2. */
+    if (raft.configuration_uncommitted_index >= 40)
+        rolled_back_by_raft = true; /* membershipRollback: logGet(5) is NULL */
+    log_entries[9].term = 2;
+    raft.last_stored = 39;
+}
+
+TEST(conf_rollback_past_compacted_entry)
+{
+    for (int with = 1; with >= 0; with--) {
+        zc_io_guard_t *g =
+            setup(with ? ZC_IO_GUARD_ALL : ZC_IO_GUARD_ALL & ~ZC_IO_GUARD_CONF_ROLLBACK, NULL, NULL);
+        set_log(31, 40, 1);
+        make_conf(&raft.configuration, 3, RAFT_VOTER);
+        raft.configuration_index = 5;
+        deliver_ae(2, 1, 40, 0); /* the guard copies the committed configuration */
+        raft_configuration_close(&raft.configuration);
+        make_conf(&raft.configuration, 4, RAFT_SPARE);
+        raft.configuration_uncommitted_index = 40;
+        rolled_back_by_raft = false;
+        io.start(&io, 100, NULL, fake_raft_truncating);
+        deliver_ae(3, 2, 39, 0);
+        zc_io_guard_stats_t st;
+        zc_io_guard_stats(g, &st);
+        if (with) {
+            CHECK(!rolled_back_by_raft);
+            CHECK_EQ_U64(raft.configuration.n, 3);
+            CHECK_EQ_U64(raft.configuration_uncommitted_index, 0);
+            CHECK_EQ_U64(st.conf_rollbacks, 1);
+        } else {
+            CHECK(rolled_back_by_raft); /* raft 0.15 dereferences NULL here */
+        }
+        raft_configuration_close(&raft.configuration);
+        zc_io_guard_destroy(&g);
+    }
+}
+
+/* 7a: when the pending entry survives the request, its index goes back. */
+TEST(conf_pending_survives)
+{
+    zc_io_guard_t *g = setup(ZC_IO_GUARD_ALL, NULL, NULL);
+    set_log(31, 40, 1);
+    make_conf(&raft.configuration, 3, RAFT_VOTER);
+    raft.configuration_index = 5;
+    deliver_ae(2, 1, 40, 0);
+    raft_configuration_close(&raft.configuration);
+    make_conf(&raft.configuration, 4, RAFT_SPARE);
+    raft.configuration_uncommitted_index = 40;
+    deliver_ae(2, 1, 40, 0);
+    CHECK_EQ_U64(raft.configuration.n, 4);
+    CHECK_EQ_U64(raft.configuration_uncommitted_index, 40);
+    raft_configuration_close(&raft.configuration);
+    zc_io_guard_destroy(&g);
+}
+
+/* 7b: a snapshot raft takes while a change is pending gets the committed
+ * configuration it is labelled with. */
+TEST(snapshot_stores_committed_conf)
+{
+    for (int with = 1; with >= 0; with--) {
+        zc_io_guard_t *g =
+            setup(with ? ZC_IO_GUARD_ALL : ZC_IO_GUARD_ALL & ~ZC_IO_GUARD_SNAPSHOT_CONF, NULL, NULL);
+        make_conf(&raft.configuration, 3, RAFT_VOTER);
+        raft.configuration_index = 5;
+        deliver_ae(2, 1, 40, 0);
+        raft_configuration_close(&raft.configuration);
+        make_conf(&raft.configuration, 4, RAFT_SPARE);
+        raft.configuration_uncommitted_index = 40;
+        struct raft_snapshot *sn = &raft.snapshot.pending;
+        sn->index = 30;
+        make_conf(&sn->configuration, 4, RAFT_SPARE); /* takeSnapshot's copy */
+        sn->configuration_index = 5;
+        struct raft_io_snapshot_put put;
+        CHECK(io.snapshot_put(&io, 8, &put, sn, NULL) == 0);
+        CHECK_EQ_U64(sn->configuration.n, with ? 3 : 4);
+        raft_configuration_close(&sn->configuration);
+        raft_configuration_close(&raft.configuration);
+        zc_io_guard_destroy(&g);
+    }
+}
+
+/* 7c: what raft sees of its own role while answering a vote request. */
+static int role_seen = -1;
+static void fake_raft_voting(struct raft_io *i, struct raft_message *m)
+{
+    (void)i, (void)m;
+    role_seen = raft.configuration.servers[3].role;
+}
+
+/* 7c: a spare that knows a leader refuses votes, and raft 0.15 refuses
+ * any vote of a non-voter; once it has not heard from its leader for an
+ * election timeout the guard makes it forget it, and it answers as a
+ * voter (the role lent for the request only). */
+TEST(nonvoter_forgets_silent_leader)
+{
+    for (int with = 1; with >= 0; with--) {
+        zc_io_guard_t *g =
+            setup(with ? ZC_IO_GUARD_ALL : ZC_IO_GUARD_ALL & ~ZC_IO_GUARD_STALE_LEADER, NULL, NULL);
+        io.time = fake_time;
+        raft.io = &io;
+        raft.id = 4;
+        make_conf(&raft.configuration, 4, RAFT_SPARE);
+        raft.follower_state.current_leader.id = 1;
+        raft.election_timeout = 1000;
+        raft.election_timer_start = 100;
+        struct raft_message m = {.type = RAFT_IO_REQUEST_VOTE, .server_id = 2,
+                                 .server_address = "2"};
+        fake_now = 600; /* heard from it 500 ms ago: still its leader */
+        fake.recv(&io, &m);
+        CHECK_EQ_U64(raft.follower_state.current_leader.id, 1);
+        fake_now = 1200;
+        io.start(&io, 100, NULL, fake_raft_voting);
+        fake.recv(&io, &m);
+        CHECK_EQ_U64(raft.follower_state.current_leader.id, with ? 0 : 1);
+        CHECK_EQ_U64(role_seen, with ? RAFT_VOTER : RAFT_SPARE);
+        CHECK_EQ_U64(raft.configuration.servers[3].role, RAFT_SPARE); /* put back */
+        if (with) { /* a voter: its own election timer does it */
+            raft.follower_state.current_leader.id = 1;
+            raft.configuration.servers[3].role = RAFT_VOTER;
+            fake.recv(&io, &m);
+            CHECK_EQ_U64(raft.follower_state.current_leader.id, 1);
+        }
+        raft_configuration_close(&raft.configuration);
+        zc_io_guard_destroy(&g);
+    }
+}
+
+/* 7d: a follower appending a configuration entry switches to it at once,
+ * not when (and if still a follower) the write completes. */
+TEST(follower_adopts_conf_on_receipt)
+{
+    for (int with = 1; with >= 0; with--) {
+        zc_io_guard_t *g =
+            setup(with ? ZC_IO_GUARD_ALL : ZC_IO_GUARD_ALL & ~ZC_IO_GUARD_CONF_ON_RECEIPT, NULL, NULL);
+        make_conf(&raft.configuration, 3, RAFT_VOTER);
+        raft.configuration_index = 1;
+        set_log(1, 40, 1); /* raft appended entries 39, 40 to its log */
+        struct raft_configuration c;
+        make_conf(&c, 4, RAFT_SPARE);
+        struct raft_message m = {.type = RAFT_IO_APPEND_ENTRIES, .server_id = 2,
+                                 .server_address = "2"};
+        m.append_entries.term = 1;
+        m.append_entries.prev_log_index = 38;
+        m.append_entries.prev_log_term = 1;
+        m.append_entries.n_entries = 2;
+        m.append_entries.entries = calloc(2, sizeof(struct raft_entry));
+        m.append_entries.entries[0].type = RAFT_COMMAND;
+        m.append_entries.entries[0].term = 1;
+        m.append_entries.entries[1].type = RAFT_CHANGE;
+        m.append_entries.entries[1].term = 1;
+        CHECK(raft_configuration_encode(&c, &m.append_entries.entries[1].buf) == 0);
+        raft_configuration_close(&c);
+        void *buf = m.append_entries.entries[1].buf.base;
+        m.append_entries.entries[0].batch = malloc(8);
+        fake.write = true;
+        fake.recv(&io, &m);
+        CHECK_EQ_U64(raft.configuration.n, with ? 4 : 3);
+        CHECK_EQ_U64(raft.configuration_uncommitted_index, with ? 40 : 0);
+        raft_free(buf);
+        raft_configuration_close(&raft.configuration);
+        zc_io_guard_destroy(&g);
+    }
+}
+
 int main(void)
 {
     RUN(cap_result_inside_append_entries);
@@ -479,5 +727,11 @@ int main(void)
     RUN(refused_prevote_carries_own_term);
     RUN(storage_failures_reach_the_hook);
     RUN(default_hook_exits_with_storage_status);
+    RUN(later_term_answers_go_through);
+    RUN(conf_rollback_past_compacted_entry);
+    RUN(conf_pending_survives);
+    RUN(snapshot_stores_committed_conf);
+    RUN(nonvoter_forgets_silent_leader);
+    RUN(follower_adopts_conf_on_receipt);
     return unit_report();
 }
