@@ -32,7 +32,10 @@ Ground rules
   FENCED, INTERNAL and UNAVAILABLE (and any reason this file does not know):
   libzcart retries an unanswered try, and a try that reached the cart may
   have been applied before a later try got one of these from a broker, so
-  they count as unknown too ("indefinite KOs" in the counts).
+  they count as unknown too ("indefinite KOs" in the counts).  STORAGE_FULL
+  and FORBIDDEN are definite; BUSY is definite only when the answer says
+  "attempts": 1 (libzcart resends on BUSY, so a later BUSY may follow an
+  earlier try that was applied).
 * Time.  "t" is wall-clock seconds; an operation took effect (if at all) at
   one instant between its invoke and completion, except that an unknown one
   may take effect at any time after its invoke.
@@ -145,12 +148,20 @@ DEFAULT_GRACE_S = 5.0
 MAX_VIOLATIONS = 20
 SUBSET_CAP_BITS = 12  # 2^12 subsets of unknown ops per session, epoch and product
 
+# STORAGE_FULL names a cart only when the cart decided it (after its fence and
+# dedup lookup, with the cart's items); the broker's STORAGE_FULL refuses a new
+# session and names none, so proving() never takes it for a cart's answer.
 CART_DECIDED = frozenset(("OUT_OF_STOCK", "UNKNOWN_PRODUCT", "STOCK_TIMEOUT",
-                          "STOCK_UNAVAILABLE", "NOT_IN_CART"))
+                          "STOCK_UNAVAILABLE", "NOT_IN_CART", "STORAGE_FULL"))
 DEFINITE_KO = CART_DECIDED | frozenset(("NO_FREE_CART", "SESSION_CLOSED", "SESSION_EXPIRED",
                                         "CART_LOST", "EXPIRED", "BAD_REQUEST", "USAGE",
-                                        "NOT_LEADER"))
+                                        "NOT_LEADER", "FORBIDDEN"))
 INDEFINITE_KO = frozenset(("CART_UNAVAILABLE", "FENCED", "INTERNAL", "UNAVAILABLE"))
+# BUSY is never applied (docs/protocol.md 3.5), but libzcart resends on BUSY and
+# after a try that went unanswered, and the last answer is all the CLI reports:
+# a BUSY after more than one try may follow a try that was applied.  So BUSY is
+# definite only with "attempts": 1; with more tries, or no count, it is unknown.
+RETRIED_KO = frozenset(("BUSY",))
 ENDED_REASONS = ("SESSION_EXPIRED", "SESSION_CLOSED")
 
 NAMES = {
@@ -213,6 +224,8 @@ def outcome(op):
         return "unknown" if op.in_doubt else "none"
     r = op.reason
     if r in DEFINITE_KO:
+        return "none"
+    if r in RETRIED_KO and (op.answer or {}).get("attempts") == 1:
         return "none"
     return "unknown"
 

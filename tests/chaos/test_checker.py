@@ -695,6 +695,54 @@ class Violations(Base):
         self.assertOnly(v, "I3")
         self.assertEqual(v["invariants"]["I3"]["counts"]["failed_applied"], 1)
 
+    def test_i3_storage_full_and_forbidden_are_definite(self):
+        # A cart's STORAGE_FULL and the broker's FORBIDDEN say "not applied":
+        # a change seen after one is a KO that took effect.
+        for reason in ("STORAGE_FULL", "FORBIDDEN"):
+            with self.subTest(reason=reason):
+                h = Builder()
+                h.add(1, "apple", 1)
+                h.add(1, "pear", 1, mode=("ko-applied", reason))
+                h.list(1)
+                h.finish_run()
+                v = h.check()
+                self.assertOnly(v, "I3")
+                self.assertEqual(v["invariants"]["I3"]["counts"]["failed_applied"], 1)
+
+    def test_i3_busy_after_one_try_is_definite(self):
+        h = Builder()
+        h.add(1, "apple", 1)
+        h.add(1, "pear", 1, mode=("ko-applied", "BUSY"))  # the Builder's answers: attempts 1
+        h.list(1)
+        h.finish_run()
+        v = h.check()
+        self.assertOnly(v, "I3")
+        self.assertEqual(v["invariants"]["I3"]["counts"]["failed_applied"], 1)
+
+    def test_i3_busy_after_several_tries_is_unknown(self):
+        # libzcart resends on BUSY and after an unanswered try: the try before
+        # the last BUSY may have been applied, so a change seen later is fine,
+        # once; and so is a BUSY whose answer does not count its tries.
+        def tries(n):
+            def tamper(a):
+                if n is None:
+                    a.pop("attempts", None)
+                else:
+                    a["attempts"] = n
+            return tamper
+        for n in (3, None):
+            with self.subTest(attempts=n):
+                h = Builder()
+                h.add(1, "apple", 1)
+                h.add(1, "pear", 1, mode=("ko-applied", "BUSY"), tamper=tries(n))
+                h.list(1)
+                h.add(1, "kiwi", 1, mode=("ko", "BUSY"), tamper=tries(n))
+                h.list(1)
+                h.finish_run()
+                v = h.check()
+                self.assertTrue(v["valid"], v)
+                self.assertEqual(v["counts"]["ops"]["indefinite_ko"], 2)
+
     def test_i3_unknown_seen_then_gone(self):
         h = Builder()
         s = h.add(1, "apple", 1)
