@@ -54,7 +54,10 @@ I1  one session per cart at a time.
     A != B on one cart with generation gA < gB, A must be done with the
     cart before B has it: a proving answer of A invoked after a proving
     answer of B completed means the cart served A after serving B -- both
-    held it at once -- and is a violation.  (A close or expiry seen by A is
+    held it at once -- and is a violation.  So is a cart's FENCED answer
+    "the cart still holds an older owner (not reset)": the cart was
+    assigned anew while its node still held the previous owner (the
+    replicas return a cart only after its RESET_DONE).  (A close or expiry seen by A is
     not needed: nothing is claimed without proof.)
     Dump, on every replica: no cart is the cart of two LIVE sessions; every
     LIVE session's cart is ASSIGNED to it with its generation; every
@@ -163,6 +166,9 @@ INDEFINITE_KO = frozenset(("CART_UNAVAILABLE", "FENCED", "INTERNAL", "UNAVAILABL
 # definite only with "attempts": 1; with more tries, or no count, it is unknown.
 RETRIED_KO = frozenset(("BUSY",))
 ENDED_REASONS = ("SESSION_EXPIRED", "SESSION_CLOSED")
+# cart/store.c store_fence's detail for a request above the slot's owner's
+# generation while that owner was never reset (checker I1).
+UNRESET_OWNER = "still holds an older owner"
 
 NAMES = {
     "I1": "a cart is assigned to at most one live session at a time",
@@ -503,6 +509,20 @@ class Checker:
                     g[0] = op  # latest invoke: the session still held it after this
                 if g[1] is None or op.t_complete < g[1].t_complete:
                     g[1] = op  # earliest completion: it held it by then
+        # The cart's fence names why it refused; "the cart still holds an
+        # older owner (not reset)" means the replicas assigned the cart anew
+        # while its node still held the previous owner: a cart goes back to
+        # the free list only after its node answered RESET_DONE, and a reset
+        # slot adopts only a generation above its reset generation, so no
+        # older owner can be there when the next assignment's request comes.
+        for op in self.ops:
+            a = op.answer or {}
+            if op.type == "fail" and op.reason == "FENCED" and op.pair is not None and \
+                    UNRESET_OWNER in (a.get("detail") or ""):
+                r.bump("unreset_owner_fences")
+                r.fail("cart %s was assigned to session %s gen %s while its node still held an "
+                       "older owner that was never reset: %s" % (
+                           op.pair[0], short(op.session), op.pair[1], op.describe()))
         r.counts["carts_seen"] = len(by_cart)
         r.counts["assignments_seen"] = sum(len(v) for v in by_cart.values())
         for cart, groups in sorted(by_cart.items()):

@@ -561,6 +561,30 @@ class Violations(Base):
         self.assertOnly(v, "I1")
         self.assertIn("served 2 sessions", text(v, "I1"))
 
+    def test_i1_fenced_by_an_older_owner_never_reset(self):
+        # The new session's first add is refused because the cart's node still
+        # holds the previous owner: the cart was handed on before its reset.
+        def detail(text):
+            def tamper(a):
+                a["detail"] = text
+            return tamper
+        h = Builder()
+        h.add(1, "apple", 1)
+        h.add(1, "pear", 1, mode=("ko", "FENCED"),
+              tamper=detail("the cart still holds an older owner (not reset)"))
+        h.finish_run()
+        v = h.check()
+        self.assertOnly(v, "I1")
+        self.assertEqual(v["invariants"]["I1"]["counts"]["unreset_owner_fences"], 1)
+        self.assertIn("never reset", text(v, "I1"))
+        # The fences a correct cart gives stale requests are fine.
+        for d in ("generation already reset", "a newer generation owns the cart"):
+            h = Builder()
+            h.add(1, "apple", 1)
+            h.add(1, "pear", 1, mode=("ko", "FENCED"), tamper=detail(d))
+            h.finish_run()
+            self.assertTrue(h.check()["valid"], d)
+
     def test_i1_older_generation_served_after_newer(self):
         h = Builder()
         a = h.add(1, "apple", 1)
