@@ -55,7 +55,11 @@ CHAOS_BROKER_ARGS = ["--cart-liveness", "2500", "--cart-lost-after", "8000",
 # Cart nodes: HELLO every 250 ms (well inside --cart-liveness); a stock check
 # may outlive one 1 s client try (1500 ms, still inside the broker's 2 s cart
 # timeout), so a retry of an add whose check is slow joins it (in-flight joins).
-CHAOS_CART_ARGS = ["--hello-interval", "250", "--stock-timeout", "1500"]
+# --broker-liveness 4000: a replica silent 4 s is reconnected (the default,
+# 3 hellos, is 750 ms): stale-reset holds the old leader's packets to a cart
+# for up to ~3 s, and a reconnect would throw the held RESET away.
+CHAOS_CART_ARGS = ["--hello-interval", "250", "--stock-timeout", "1500",
+                   "--broker-liveness", "4000"]
 RAFT_PORT, CLIENT_PORT, CART_PORT, STOCK_PORT = 7011, 7021, 7031, 7041
 
 
@@ -385,12 +389,24 @@ class Cluster:
         return out
 
     # -- status --
-    def cli(self, host, args, timeout_ms=1500):
+    def admin_args(self):
+        """The CLI options of an admin command: the admin key (none on an
+        --insecure cluster)."""
+        k = os.path.join(self.dir, "keys", "admin.cert_secret")
+        return [] if os.environ.get("ZCART_CHAOS_INSECURE") == "1" else ["--cert", k]
+
+    def cli_argv(self, host, args, timeout_ms=1500, replicas=None):
+        """The argv of `zcart --json --brokers ... ARGS` inside host's namespace;
+        replicas: the replica ids it may talk to (default: all)."""
+        eps = self.brokers if replicas is None else [self.client_endpoint(r) for r in replicas]
+        return self.net.exec_prefix(host) + [os.path.join(self.bin, "zcart"), "--brokers",
+                                             ",".join(eps), "--json", "--timeout",
+                                             str(timeout_ms)] + list(args)
+
+    def cli(self, host, args, timeout_ms=1500, replicas=None):
         """`zcart --json --brokers ... ARGS` run inside host's namespace; the
         parsed last line, or None."""
-        argv = self.net.exec_prefix(host) + [os.path.join(self.bin, "zcart"), "--brokers",
-                                             ",".join(self.brokers), "--json", "--timeout",
-                                             str(timeout_ms)] + list(args)
+        argv = self.cli_argv(host, args, timeout_ms, replicas)
         try:
             r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                timeout=timeout_ms / 1000.0 + 10)

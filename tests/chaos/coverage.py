@@ -16,6 +16,9 @@ appended across restarts, so a killed daemon's events still count):
                                                                        stock check was still out
     fence_refusals   cart    "refused session" / "add refused after    a stale (session, generation)
                              the check"                                was refused (FENCED)
+    reset_fences     cart    "refused session ...: generation already  a request of a generation the
+                             reset"                                    cart already reset (a subset
+                                                                       of fence_refusals)
     stale_resets     cart    "ignored a reset of gen"                  a reset older than the slot's
                                                                        owner was ignored
     not_leader       broker  "NOT_LEADER: client redirected"           a request reached a replica
@@ -52,6 +55,8 @@ COUNTERS = [
      "retries joined to an add in flight"),
     ("fence_refusals", "cart", re.compile(r"refused session|add refused after the check"),
      "stale requests refused by a cart (FENCED)"),
+    ("reset_fences", "cart", re.compile(r"refused session .*: generation already reset"),
+     "requests of a generation already reset refused (FENCED at the request)"),
     ("stale_resets", "cart", re.compile(r"ignored a reset of gen"),
      "stale resets ignored by a cart"),
     ("not_leader", "broker", re.compile(r"NOT_LEADER: client redirected"),
@@ -81,9 +86,8 @@ def count_lines(lines, kind):
     pats = [(n, rx) for n, k, rx, _ in COUNTERS if k == kind]
     for line in lines:
         for n, rx in pats:
-            if rx.search(line):
+            if rx.search(line):  # a line may count for several (reset_fences are fences too)
                 out[n] += 1
-                break
     return out
 
 

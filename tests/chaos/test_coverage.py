@@ -54,7 +54,7 @@ class Counts(unittest.TestCase):
     def test_every_counter_from_the_daemons_lines(self):
         d = self.rundir({"cart1": CART_LOG, "broker1": BROKER_LOG, "stock1": CART_LOG})
         c = coverage.from_logs(d)
-        self.assertEqual(c, {"dedup_replays": 1, "inflight_joins": 1, "fence_refusals": 2,
+        self.assertEqual(c, {"dedup_replays": 1, "inflight_joins": 1, "fence_refusals": 2, "reset_fences": 1,
                              "stale_resets": 1, "not_leader": 2, "cart_lost": 1, "expiries": 1,
                              "reassignments": 1, "breaker_trips": 1})
         self.assertEqual(coverage.zeros(c), [])
@@ -79,7 +79,7 @@ class Counts(unittest.TestCase):
             self.assertEqual(coverage.main([full, part]), 0)
             self.assertEqual(coverage.main([part]), 1)
             self.assertEqual(coverage.main([part, "--allow-zero"]), 0)
-        self.assertIn("ZERO: dedup_replays, inflight_joins, fence_refusals, stale_resets",
+        self.assertIn("ZERO: dedup_replays, inflight_joins, fence_refusals, reset_fences, stale_resets",
                       out.getvalue())
 
 
