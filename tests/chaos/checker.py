@@ -966,6 +966,7 @@ class Checker:
                     r.fail("term %s has two deciding replicas, %s and %s (a term has one "
                            "leader): %s; %s" % (term, r1, r2, o1.describe(), o2.describe()))
         r.counts["terms"] = len(by_term)
+        self._i8_after_close(r)
         if r.counts.get("answers_without_term"):
             r.note("%d answer(s) carry no term (an older client?): not checked for who "
                    "decided them" % r.counts["answers_without_term"])
@@ -983,6 +984,31 @@ class Checker:
                 r.fail("%s: %s" % (op.describe(), why))
             r.bump("answers_compared")
         return r
+
+    def _i8_after_close(self, r):
+        """A session closed stays closed: an OK keepalive, list, add or remove
+        of a session invoked after an OK close of it completed is a violation
+        when a leader of the close's term or a later one decided it (raft: such
+        a leader has the close in its state; an older term's leader may still
+        answer from a stale state until it steps down, and is not judged)."""
+        closed = {}  # session -> the first OK close (by completion)
+        for op in self.ops:
+            if op.session and op.f == "close" and op.type == "ok" and op.t_complete is not None:
+                c = closed.get(op.session)
+                if c is None or op.t_complete < c.t_complete:
+                    closed[op.session] = op
+        for op in self.ops:
+            c = closed.get(op.session) if op.session else None
+            if c is None or op.type != "ok" or op.f == "close" or op.t_invoke <= c.t_complete:
+                continue
+            r.bump("ops_after_close")
+            t_op, t_close = (op.answer or {}).get("term"), (c.answer or {}).get("term")
+            if not (_is_uint(t_op) and _is_uint(t_close)) or t_op < t_close:
+                r.note("%s after the close (%s) came from an older term: not judged"
+                       % (op.describe(), c.describe()))
+                continue
+            r.fail("%s acknowledged for a session closed before it was sent (%s): a closed "
+                   "session was renewed or served" % (op.describe(), c.describe()))
 
     @staticmethod
     def _i8_contradiction(op, d):

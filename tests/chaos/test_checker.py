@@ -1039,6 +1039,34 @@ class Violations(Base):
         self.assertIn("I8", only(v))
         self.assertIn("generations only grow", text(v, "I8"))
 
+    def test_i8_keepalive_of_a_closed_session_acknowledged(self):
+        def renewed(term=None):
+            def tamper(a):
+                a.update(ok=True, reason="OK")
+                if term is not None:
+                    a["term"] = term
+            return tamper
+
+        def closed_then_keepalive(tamper=None):
+            h = Builder()
+            s = h.add(1, "apple", 1)
+            h.close(1)
+            h.sess[1] = s  # the workload's keepalive on the session it closed
+            h.op(1, "keepalive", tamper=tamper)
+            h.finish_run()
+            return h.check()
+        v = closed_then_keepalive(renewed())
+        self.assertOnly(v, "I8")
+        self.assertIn("closed session was renewed", text(v, "I8"))
+        # What a correct cluster answers, and a deposed leader's stale OK
+        # (an older term than the close's), pass.
+        v = closed_then_keepalive()
+        self.assertTrue(v["valid"], v)
+        self.assertEqual(v["counts"]["ops"]["by_reason"].get("SESSION_CLOSED"), 1)
+        v = closed_then_keepalive(renewed(term=1))
+        self.assertTrue(v["valid"], v)
+        self.assertEqual(v["invariants"]["I8"]["counts"]["ops_after_close"], 1)
+
     def test_i8_history_without_terms_is_noted_not_failed(self):
         h = Builder()
         h.decider = None                                   # an older client: no term keys
