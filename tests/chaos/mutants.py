@@ -17,6 +17,8 @@ with -DZCART_MUTANT=NAME (CMakeLists.txt lists them; the hooks are
                                of the generation just reset is adopted
     return_before_reset        the leader returns a draining cart to the free
                                list without waiting for the cart's RESET_DONE
+    closed_session_renewed     a keepalive of a closed (or expired) session is
+                               answered OK, as if its lease were renewed
 
 For each mutant: configure and build build-mutant-NAME/ (the daemons and the
 CLI only), then one seeded chaos run per seed (tests/chaos/run.py, with the
