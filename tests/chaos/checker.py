@@ -987,13 +987,18 @@ class Checker:
 
     def _i8_after_close(self, r):
         """A session closed stays closed: an OK keepalive, list, add or remove
-        of a session invoked after an OK close of it completed is a violation
+        of a session invoked after an OK close of it (one naming its cart)
+        completed is a violation
         when a leader of the close's term or a later one decided it (raft: such
         a leader has the close in its state; an older term's leader may still
         answer from a stale state until it steps down, and is not judged)."""
-        closed = {}  # session -> the first OK close (by completion)
+        closed = {}  # session -> the first OK close naming a cart (by completion)
         for op in self.ops:
-            if op.session and op.f == "close" and op.type == "ok" and op.t_complete is not None:
+            # A close with no cart found no session (its first add never
+            # committed, or not yet): nothing ended, and an unknown first add
+            # may still create it later.
+            if op.session and op.f == "close" and op.type == "ok" and op.pair is not None \
+                    and op.t_complete is not None:
                 c = closed.get(op.session)
                 if c is None or op.t_complete < c.t_complete:
                     closed[op.session] = op

@@ -1066,6 +1066,17 @@ class Violations(Base):
         v = closed_then_keepalive(renewed(term=1))
         self.assertTrue(v["valid"], v)
         self.assertEqual(v["invariants"]["I8"]["counts"]["ops_after_close"], 1)
+        # A close that found no session (no cart: its first add never
+        # committed) ends nothing: a keepalive answered OK after it is fine.
+        h = Builder()
+        s = h.add(1, "apple", 1, mode="lost")  # the first add never applied
+        h.sess[1] = h.records[-1]["session"] or hashlib.md5(b"session 1").hexdigest()
+        h.close(1)
+        h.sess[1] = hashlib.md5(b"session 1").hexdigest()
+        h.op(1, "keepalive")
+        h.finish_run()
+        v = h.check()
+        self.assertTrue(v["valid"], v)
 
     def test_i8_history_without_terms_is_noted_not_failed(self):
         h = Builder()
