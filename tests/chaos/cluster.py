@@ -102,6 +102,7 @@ class Daemon:
         self.log_path = os.path.join(self.dir, "log")
         self.data = os.path.join(self.dir, "data")
         self.net = net
+        self.env = None         # environment of its process (None: the harness's own)
         self.proc = None        # subprocess.Popen of the current incarnation
         self.starts = 0         # how many times it was started
         self.expect_dead = False  # killed on purpose (or stopped): not a crash
@@ -110,6 +111,19 @@ class Daemon:
     @property
     def pid(self):
         return self.proc.pid if self.proc else None
+
+    @property
+    def clock_file(self):
+        """Its clock shim's offset file (clockshim.c): milliseconds added to
+        its wall clock."""
+        return os.path.join(self.dir, "clock_offset_ms")
+
+    def set_clock_offset(self, ms):
+        """Jump its wall clock by ms from now on (0: the real clock again)."""
+        tmp = self.clock_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % int(ms))
+        os.replace(tmp, self.clock_file)
 
     def state(self):
         if self.proc is None:
@@ -130,7 +144,7 @@ class Daemon:
             self.proc = subprocess.Popen(self.net.exec_prefix(self.host.name) + self.argv,
                                          stdin=subprocess.DEVNULL, stdout=logf,
                                          stderr=subprocess.STDOUT, start_new_session=True,
-                                         cwd=self.dir, close_fds=True)
+                                         cwd=self.dir, close_fds=True, env=self.env)
         self.starts += 1
         self.expect_dead = False
 
@@ -303,10 +317,25 @@ class Cluster:
             if not os.access(d.argv[0], os.X_OK):
                 raise ClusterError("%s is not an executable (build first: cmake --build build)"
                                    % d.argv[0])
+        shim = self._clock_shim()
+        for d in self.daemons.values():
+            if d.kind in ("broker", "cart"):  # clock-jump's targets (nemesis.py)
+                d.env = dict(os.environ, LD_PRELOAD=shim, ZCART_CLOCK_OFFSET_FILE=d.clock_file)
         with open(os.path.join(self.dir, "cluster.json"), "w") as f:
             json.dump({"brokers": self.brokers, "procs": [
                 {"name": d.name, "kind": d.kind, "ns": d.host.ns, "addr": d.host.addr,
                  "argv": d.argv} for d in self.daemons.values()]}, f, indent=2)
+
+    def _clock_shim(self):
+        """Build tests/chaos/clockshim.c into RUNDIR/clockshim.so (the
+        per-process wall clock of the clock-jump fault); its path."""
+        out = os.path.join(self.dir, "clockshim.so")
+        r = subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror",
+                            "-o", out, os.path.join(HERE, "clockshim.c"), "-ldl"],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ClusterError("cannot build the clock shim: %s" % r.stderr.strip()[-500:])
+        return out
 
     def daemon(self, name):
         return self.daemons[name]

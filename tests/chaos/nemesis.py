@@ -89,6 +89,7 @@ every zcchaos table removed.
 """
 
 import json
+import os
 import random
 import subprocess
 import threading
@@ -99,19 +100,19 @@ KINDS = ["kill-leader", "kill-follower", "kill-random", "pause-leader", "pause-r
          "cut-clients-from-leader", "cart-kill", "cart-pause", "stock-kill", "stock-pause",
          "pause-follower", "delay-cart-replies", "delay-client-replies", "packet-loss",
          "stale-leader", "split-brain", "cart-stall", "transfer-leader", "stale-requests",
-         "stale-fence", "reset-lost", "stale-reset"]
+         "stale-fence", "reset-lost", "stale-reset", "clock-jump", "membership"]
 # Scripted kinds: the nemesis drives a session of its own through the fault
 # (its operations go into the history as processes OWN_PROCESSES) and records
 # the fault's start itself, before its first step; never with a companion.
-SCRIPTED = ("stale-fence", "reset-lost", "stale-reset")
+SCRIPTED = ("stale-fence", "reset-lost", "stale-reset", "membership")
 OWN_PROCESSES = (9001, 9002)  # history process ids of the nemesis's own client operations
 OWN_PRODUCT = "plum"
 # Kinds that may run alongside another fault (none of them partitions).
 COMPANIONS = ["pause-follower", "delay-cart-replies", "delay-client-replies", "packet-loss",
               "cart-pause", "stock-pause", "kill-follower"]
-LEADER_KINDS = ("stale-fence", "reset-lost", "stale-reset", "stale-requests", "transfer-leader", "kill-leader", "pause-leader", "partition-leader", "cut-cart-from-leader",
+LEADER_KINDS = ("clock-jump", "membership", "stale-fence", "reset-lost", "stale-reset", "stale-requests", "transfer-leader", "kill-leader", "pause-leader", "partition-leader", "cut-cart-from-leader",
                 "cut-clients-from-leader", "kill-follower", "pause-follower", "stale-leader")
-CART_PORT, CLIENT_PORT = 7031, 7021  # cluster.py's
+RAFT_PORT, CART_PORT, CLIENT_PORT = 7011, 7031, 7021  # cluster.py's
 
 
 def parse_kinds(text):
@@ -153,8 +154,10 @@ class Fault:
 def draw_params(rng, kind, replicas, carts, stocks):
     """The random choices fault `kind` needs (and a length override, or None)."""
     p, length = {}, None
-    if kind in ("kill-follower", "pause-follower"):
+    if kind in ("kill-follower", "pause-follower", "membership"):
         p["pick"] = round(rng.random(), 3)
+    elif kind == "clock-jump":
+        p["offset_s"] = round(rng.choice([1, -1]) * rng.uniform(6.0, 20.0), 1)
     elif kind in ("kill-random", "pause-random"):
         p["replica"] = rng.choice(replicas)
     elif kind in ("partition-halves", "split-brain"):
@@ -530,6 +533,49 @@ class Nemesis(threading.Thread):
                 self._own_close(grabbed[0])
         return v, undo
 
+    def _membership(self, f, leader):
+        """membership: `zcart admin remove-node F` for a follower F under the
+        workload's load; F's process is then killed, its data set aside
+        (RUNDIR/brokerF/data.removed-N) and F started again, empty, with
+        --join; `zcart admin add-node F RAFT,CLIENT,CART` makes it a voter
+        again once it has caught up.  The heal retries add-node if it had
+        not answered OK."""
+        c = self.cluster
+        followers = [r for r in c.replica_ids() if r != leader]
+        r = followers[int(f.params["pick"] * len(followers)) % len(followers)]
+        name = c.broker_name(r)
+        d = c.daemon(name)
+        v = {"leader": leader, "replica": r, "node": name}
+        self._scripted_start(f, v)
+        ans = c.cli("ctl", c.admin_args() + ["admin", "remove-node", str(r)], timeout_ms=10000)
+        v["removed"] = (ans or {}).get("reason", "no answer")
+        if not (ans or {}).get("ok"):
+            return v, lambda: None
+        with c.lock:
+            d.kill()
+            k = 1
+            while os.path.exists("%s.removed-%d" % (d.data, k)):
+                k += 1
+            os.rename(d.data, "%s.removed-%d" % (d.data, k))
+            if "--join" not in d.argv:
+                d.argv.append("--join")
+        c.restart(name)
+        addr = self.net.host(name).addr
+        spec = "%s:%d,%s,tcp://%s:%d" % (addr, RAFT_PORT, c.client_endpoint(r), addr, CART_PORT)
+
+        def add():
+            a = c.cli("ctl", c.admin_args() + ["admin", "add-node", str(r), spec],
+                      timeout_ms=20000)
+            v["added"] = (a or {}).get("reason", "no answer")
+            return bool((a or {}).get("ok"))
+        time.sleep(0.5)
+        added = add()
+
+        def undo():
+            if not added:
+                add()
+        return v, undo
+
     def apply(self, f):
         """Apply fault f; (targets, undo) or None if skipped (logged)."""
         c = self.cluster
@@ -563,10 +609,16 @@ class Nemesis(threading.Thread):
                 heal()
         elif k in SCRIPTED:
             got = {"stale-fence": self._stale_fence, "reset-lost": self._reset_lost,
-                   "stale-reset": self._stale_reset}[k](f, leader)
+                   "stale-reset": self._stale_reset, "membership": self._membership}[k](f, leader)
             if got is None:
                 return None
             v, undo = got
+        elif k == "clock-jump":
+            d = c.broker(leader)
+            off = int(f.params["offset_s"] * 1000)
+            d.set_clock_offset(off)
+            v = {"node": d.name, "leader": leader, "offset_ms": off}
+            undo = lambda d=d: d.set_clock_offset(0)  # noqa: E731
         elif k == "transfer-leader":
             ans = c.cli("ctl", c.admin_args() + ["admin", "transfer-leader"], timeout_ms=5000)
             v = {"leader": leader, "answer": (ans or {}).get("reason", "no answer")}
@@ -683,8 +735,18 @@ class Nemesis(threading.Thread):
 
 def heal_all(cluster, net, log):
     """Make sure nothing is left broken: resume paused daemons, restart dead
-    ones, remove every partition.  The actions taken."""
+    ones, remove every partition, put every wall clock right.  The actions
+    taken."""
     actions = []
+    for d in cluster.daemons.values():
+        try:
+            with open(d.clock_file) as f:
+                jumped = int(f.read().strip() or 0) != 0
+        except (OSError, ValueError):
+            jumped = False
+        if jumped:
+            d.set_clock_offset(0)
+            actions.append("reset the clock of %s" % d.name)
     if net.rules():
         net.heal()
         actions.append("removed partitions")
