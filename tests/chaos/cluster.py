@@ -55,11 +55,13 @@ CHAOS_BROKER_ARGS = ["--cart-liveness", "2500", "--cart-lost-after", "8000",
 # Cart nodes: HELLO every 250 ms (well inside --cart-liveness); a stock check
 # may outlive one 1 s client try (1500 ms, still inside the broker's 2 s cart
 # timeout), so a retry of an add whose check is slow joins it (in-flight joins).
-# --broker-liveness 4000: a replica silent 4 s is reconnected (the default,
+# --broker-liveness 8000: a replica silent 8 s is reconnected (the default,
 # 3 hellos, is 750 ms): stale-reset holds the old leader's packets to a cart
-# for up to ~3 s, and a reconnect would throw the held RESET away.
+# for up to ~6 s (TCP resends them ~1.4, ~3.0 and ~6.2 s after the send), and
+# a reconnect would throw the held RESET away.  (4000 was too short on the
+# loaded machine: the steps took 3.3-3.7 s and the resend came at 6.2 s.)
 CHAOS_CART_ARGS = ["--hello-interval", "250", "--stock-timeout", "1500",
-                   "--broker-liveness", "4000"]
+                   "--broker-liveness", "8000"]
 RAFT_PORT, CLIENT_PORT, CART_PORT, STOCK_PORT = 7011, 7021, 7031, 7041
 
 

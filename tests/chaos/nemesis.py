@@ -482,10 +482,11 @@ class Nemesis(threading.Thread):
         (L's RESET goes into the hold); leadership to the lowest id N (N
         resends the RESET at once, X empties C, N returns it); sessions of
         our own until one gets C again (the others closed at once), its add
-        adopted by X; the hold lifted: L's RESET, resent by TCP at ~1.4 or
-        ~3.0 s, finds a newer owner ("ignored a reset").  The chaos carts'
-        --broker-liveness (cluster.py) outlasts the hold, so X does not
-        reconnect L and throw the held bytes away."""
+        adopted by X; the hold lifted within 5.6 s of the close: L's RESET,
+        resent by TCP at ~1.4, ~3.0 or ~6.2 s, finds a newer owner ("ignored
+        a reset").  The chaos carts' --broker-liveness (8 s, cluster.py)
+        outlasts the hold, so X does not reconnect L and throw the held bytes
+        away."""
         c, net = self.cluster, self.net
         ids = c.replica_ids()
         old, new = max(ids), min(ids)
@@ -509,9 +510,12 @@ class Nemesis(threading.Thread):
         try:
             closed = self._own_close(sid, replicas=[old])
             v["closed"] = (closed or {}).get("reason")
+            tc = time.monotonic()  # L sent its RESET by now (at the close's commit)
             v["moved"] = self._lead(new, timeout=2.0)
             grabbed, tries = None, 0
-            while time.monotonic() < t1 + 2.6 and tries < 2 * c.n_carts * c.slots:
+            # Until 5.6 s after the RESET went into the hold: TCP's resend at
+            # ~6.2 s then still lands within the cart's 8 s --broker-liveness.
+            while time.monotonic() < tc + 5.6 and tries < 2 * c.n_carts * c.slots:
                 tries += 1
                 got = self._own_add()
                 if got is None:
