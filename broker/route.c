@@ -399,7 +399,11 @@ static void dispatch(broker_t *b, breq_t *q)
         snprintf(q->cart, sizeof q->cart, "%s", s.cart);
         q->generation = s.generation;
         if (s.state != ZC_SESS_LIVE) {
+#ifdef ZCART_MUTANT_CLOSED_SESSION_RENEWED /* chaos mutant: an ended session's keepalive is OK */
+            if (req->op == ZC_OP_CLOSE || req->op == ZC_OP_KEEPALIVE)
+#else
             if (req->op == ZC_OP_CLOSE)
+#endif
                 finish(b, q, ZC_OK, NULL, NULL);
             else if (s.state == ZC_SESS_CLOSED)
                 finish(b, q, ZC_SESSION_CLOSED, "the session was closed", NULL);

@@ -48,6 +48,8 @@ static const char HELP[] =
     "  list                show the session's cart (needs a session)\n"
     "  close               end the session; its cart is emptied and freed (needs a\n"
     "                      session)\n"
+    "  keepalive           renew the session's lease once, as the shell's keeper does\n"
+    "                      (needs a session; a closed one answers SESSION_CLOSED)\n"
     "  status              ask every replica for its state (a table, or JSON with\n"
     "                      --json); succeeds if at least one replica answers\n"
     "  shell               read commands from stdin, one per line, printing one result\n"
@@ -131,7 +133,8 @@ static const char HELP[] =
 #define ZCLI_DEFAULT_KEEPALIVE_MS 10000
 
 static const char SHELL_HELP[] =
-    "commands: add PRODUCT QTY | remove PRODUCT QTY | list | close | status | help | "
+    "commands: add PRODUCT QTY | remove PRODUCT QTY | list | close | keepalive | status | "
+    "help | "
     "quit | exit (blank lines and lines starting with # are ignored; after close, or "
     "an answer SESSION_CLOSED or SESSION_EXPIRED, the next add starts a new session)";
 
@@ -178,7 +181,7 @@ static int arity(const char *cmd)
     if (strcmp(cmd, "add") == 0 || strcmp(cmd, "remove") == 0)
         return 2;
     if (strcmp(cmd, "list") == 0 || strcmp(cmd, "close") == 0 || strcmp(cmd, "status") == 0 ||
-        strcmp(cmd, "shell") == 0)
+        strcmp(cmd, "keepalive") == 0 || strcmp(cmd, "shell") == 0)
         return 0;
     return -1;
 }
@@ -457,6 +460,8 @@ static int run_command(cli_t *c, const char *cmd, const char *const *args, bool 
         op = ZC_OP_REMOVE;
     else if (strcmp(cmd, "list") == 0)
         op = ZC_OP_LIST;
+    else if (strcmp(cmd, "keepalive") == 0)
+        op = ZC_OP_KEEPALIVE;
     else
         op = ZC_OP_CLOSE;
     if ((op == ZC_OP_ADD || op == ZC_OP_REMOVE) &&
@@ -479,6 +484,7 @@ static int run_command(cli_t *c, const char *cmd, const char *const *args, bool 
     case ZC_OP_ADD: rc = zcart_add(c->s, args[0], qty, &r); break;
     case ZC_OP_REMOVE: rc = zcart_remove(c->s, args[0], qty, &r); break;
     case ZC_OP_LIST: rc = zcart_list(c->s, &r); break;
+    case ZC_OP_KEEPALIVE: rc = zcart_keepalive(c->s, &r); break;
     default: rc = zcart_close(c->s, &r); break;
     }
     if (rc == ZCART_ESYS)
@@ -698,7 +704,7 @@ int zcli_run(int argc, char **argv, FILE *in, FILE *out, FILE *err)
     if (session && !zc_session_parse(session, id))
         return usage_error(&c, "the session id must be 32 hex digits, not all zero", false);
     if (session == NULL && (strcmp(a.cmd, "remove") == 0 || strcmp(a.cmd, "list") == 0 ||
-                            strcmp(a.cmd, "close") == 0)) {
+                            strcmp(a.cmd, "close") == 0 || strcmp(a.cmd, "keepalive") == 0)) {
         snprintf(why, sizeof why, "%s needs a session: give --session ID or set ZCART_SESSION",
                  a.cmd);
         return usage_error(&c, why, false);

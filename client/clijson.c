@@ -131,6 +131,8 @@ static void text_op(FILE *out, int op, const char *session, bool new_session, in
                             : " (not applied)");
     } else if (r->status != 0) {
         fprintf(out, "KO %s%s%s\n", r->reason, r->detail[0] ? ": " : "", esc(r->detail));
+    } else if (op == ZC_OP_KEEPALIVE) {
+        fprintf(out, "OK lease renewed\n");
     } else if (op == ZC_OP_CLOSE) {
         if (r->cart[0])
             fprintf(out, "OK closed cart %s gen %" PRIu64 "\n", esc(r->cart), r->generation);

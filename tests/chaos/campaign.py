@@ -4,7 +4,8 @@
     tests/chaos/campaign.py --seeds 1,2,3 [--five-every K] [--out FILE] -- RUN.PY OPTIONS
 
 Runs tests/chaos/run.py once per seed, one after the other (each in
-tests/chaos/runs/campaign-<stamp>/seed-N), passing the options after `--`
+tests/chaos/runs/campaign-<stamp>/seed-N; each run's row is appended to
+campaign-<stamp>/table.md as it ends), passing the options after `--`
 (every K-th run, if --five-every K, also gets --replicas 5).  Then prints a
 markdown table, one row per run -- seed, replicas, verdict, ops invoked /
 ok / fail / info, the faults injected, the coverage counts -- and the
@@ -80,6 +81,8 @@ def main(argv):
         cov, line = row(seed, rundir, rc)
         coverage.add(totals, cov)
         lines.append(line)
+        with open(os.path.join(top, "table.md"), "a") as f:  # so far, if the campaign is cut
+            f.write(line + "\n")
         status = max(status, 2 if rc not in (0, 1) else rc)
     z = coverage.zeros(totals)
     text = "\n".join(["| seed | replicas | verdict | ops invoked / ok / fail / info | faults | "

@@ -32,7 +32,10 @@ Ground rules
   FENCED, INTERNAL and UNAVAILABLE (and any reason this file does not know):
   libzcart retries an unanswered try, and a try that reached the cart may
   have been applied before a later try got one of these from a broker, so
-  they count as unknown too ("indefinite KOs" in the counts).
+  they count as unknown too ("indefinite KOs" in the counts).  STORAGE_FULL
+  and FORBIDDEN are definite; BUSY is definite only when the answer says
+  "attempts": 1 (libzcart resends on BUSY, so a later BUSY may follow an
+  earlier try that was applied).
 * Time.  "t" is wall-clock seconds; an operation took effect (if at all) at
   one instant between its invoke and completion, except that an unknown one
   may take effect at any time after its invoke.
@@ -51,7 +54,10 @@ I1  one session per cart at a time.
     A != B on one cart with generation gA < gB, A must be done with the
     cart before B has it: a proving answer of A invoked after a proving
     answer of B completed means the cart served A after serving B -- both
-    held it at once -- and is a violation.  (A close or expiry seen by A is
+    held it at once -- and is a violation.  So is a cart's FENCED answer
+    "the cart still holds an older owner (not reset)": the cart was
+    assigned anew while its node still held the previous owner (the
+    replicas return a cart only after its RESET_DONE).  (A close or expiry seen by A is
     not needed: nothing is claimed without proof.)
     Dump, on every replica: no cart is the cart of two LIVE sessions; every
     LIVE session's cart is ASSIGNED to it with its generation; every
@@ -145,13 +151,24 @@ DEFAULT_GRACE_S = 5.0
 MAX_VIOLATIONS = 20
 SUBSET_CAP_BITS = 12  # 2^12 subsets of unknown ops per session, epoch and product
 
+# STORAGE_FULL names a cart only when the cart decided it (after its fence and
+# dedup lookup, with the cart's items); the broker's STORAGE_FULL refuses a new
+# session and names none, so proving() never takes it for a cart's answer.
 CART_DECIDED = frozenset(("OUT_OF_STOCK", "UNKNOWN_PRODUCT", "STOCK_TIMEOUT",
-                          "STOCK_UNAVAILABLE", "NOT_IN_CART"))
+                          "STOCK_UNAVAILABLE", "NOT_IN_CART", "STORAGE_FULL"))
 DEFINITE_KO = CART_DECIDED | frozenset(("NO_FREE_CART", "SESSION_CLOSED", "SESSION_EXPIRED",
                                         "CART_LOST", "EXPIRED", "BAD_REQUEST", "USAGE",
-                                        "NOT_LEADER"))
+                                        "NOT_LEADER", "FORBIDDEN"))
 INDEFINITE_KO = frozenset(("CART_UNAVAILABLE", "FENCED", "INTERNAL", "UNAVAILABLE"))
+# BUSY is never applied (docs/protocol.md 3.5), but libzcart resends on BUSY and
+# after a try that went unanswered, and the last answer is all the CLI reports:
+# a BUSY after more than one try may follow a try that was applied.  So BUSY is
+# definite only with "attempts": 1; with more tries, or no count, it is unknown.
+RETRIED_KO = frozenset(("BUSY",))
 ENDED_REASONS = ("SESSION_EXPIRED", "SESSION_CLOSED")
+# cart/store.c store_fence's detail for a request above the slot's owner's
+# generation while that owner was never reset (checker I1).
+UNRESET_OWNER = "still holds an older owner"
 
 NAMES = {
     "I1": "a cart is assigned to at most one live session at a time",
@@ -213,6 +230,8 @@ def outcome(op):
         return "unknown" if op.in_doubt else "none"
     r = op.reason
     if r in DEFINITE_KO:
+        return "none"
+    if r in RETRIED_KO and (op.answer or {}).get("attempts") == 1:
         return "none"
     return "unknown"
 
@@ -490,6 +509,20 @@ class Checker:
                     g[0] = op  # latest invoke: the session still held it after this
                 if g[1] is None or op.t_complete < g[1].t_complete:
                     g[1] = op  # earliest completion: it held it by then
+        # The cart's fence names why it refused; "the cart still holds an
+        # older owner (not reset)" means the replicas assigned the cart anew
+        # while its node still held the previous owner: a cart goes back to
+        # the free list only after its node answered RESET_DONE, and a reset
+        # slot adopts only a generation above its reset generation, so no
+        # older owner can be there when the next assignment's request comes.
+        for op in self.ops:
+            a = op.answer or {}
+            if op.type == "fail" and op.reason == "FENCED" and op.pair is not None and \
+                    UNRESET_OWNER in (a.get("detail") or ""):
+                r.bump("unreset_owner_fences")
+                r.fail("cart %s was assigned to session %s gen %s while its node still held an "
+                       "older owner that was never reset: %s" % (
+                           op.pair[0], short(op.session), op.pair[1], op.describe()))
         r.counts["carts_seen"] = len(by_cart)
         r.counts["assignments_seen"] = sum(len(v) for v in by_cart.values())
         for cart, groups in sorted(by_cart.items()):
@@ -933,6 +966,7 @@ class Checker:
                     r.fail("term %s has two deciding replicas, %s and %s (a term has one "
                            "leader): %s; %s" % (term, r1, r2, o1.describe(), o2.describe()))
         r.counts["terms"] = len(by_term)
+        self._i8_after_close(r)
         if r.counts.get("answers_without_term"):
             r.note("%d answer(s) carry no term (an older client?): not checked for who "
                    "decided them" % r.counts["answers_without_term"])
@@ -950,6 +984,36 @@ class Checker:
                 r.fail("%s: %s" % (op.describe(), why))
             r.bump("answers_compared")
         return r
+
+    def _i8_after_close(self, r):
+        """A session closed stays closed: an OK keepalive, list, add or remove
+        of a session invoked after an OK close of it (one naming its cart)
+        completed is a violation
+        when a leader of the close's term or a later one decided it (raft: such
+        a leader has the close in its state; an older term's leader may still
+        answer from a stale state until it steps down, and is not judged)."""
+        closed = {}  # session -> the first OK close naming a cart (by completion)
+        for op in self.ops:
+            # A close with no cart found no session (its first add never
+            # committed, or not yet): nothing ended, and an unknown first add
+            # may still create it later.
+            if op.session and op.f == "close" and op.type == "ok" and op.pair is not None \
+                    and op.t_complete is not None:
+                c = closed.get(op.session)
+                if c is None or op.t_complete < c.t_complete:
+                    closed[op.session] = op
+        for op in self.ops:
+            c = closed.get(op.session) if op.session else None
+            if c is None or op.type != "ok" or op.f == "close" or op.t_invoke <= c.t_complete:
+                continue
+            r.bump("ops_after_close")
+            t_op, t_close = (op.answer or {}).get("term"), (c.answer or {}).get("term")
+            if not (_is_uint(t_op) and _is_uint(t_close)) or t_op < t_close:
+                r.note("%s after the close (%s) came from an older term: not judged"
+                       % (op.describe(), c.describe()))
+                continue
+            r.fail("%s acknowledged for a session closed before it was sent (%s): a closed "
+                   "session was renewed or served" % (op.describe(), c.describe()))
 
     @staticmethod
     def _i8_contradiction(op, d):

@@ -55,7 +55,13 @@ CHAOS_BROKER_ARGS = ["--cart-liveness", "2500", "--cart-lost-after", "8000",
 # Cart nodes: HELLO every 250 ms (well inside --cart-liveness); a stock check
 # may outlive one 1 s client try (1500 ms, still inside the broker's 2 s cart
 # timeout), so a retry of an add whose check is slow joins it (in-flight joins).
-CHAOS_CART_ARGS = ["--hello-interval", "250", "--stock-timeout", "1500"]
+# --broker-liveness 8000: a replica silent 8 s is reconnected (the default,
+# 3 hellos, is 750 ms): stale-reset holds the old leader's packets to a cart
+# for up to ~6 s (TCP resends them ~1.4, ~3.0 and ~6.2 s after the send), and
+# a reconnect would throw the held RESET away.  (4000 was too short on the
+# loaded machine: the steps took 3.3-3.7 s and the resend came at 6.2 s.)
+CHAOS_CART_ARGS = ["--hello-interval", "250", "--stock-timeout", "1500",
+                   "--broker-liveness", "8000"]
 RAFT_PORT, CLIENT_PORT, CART_PORT, STOCK_PORT = 7011, 7021, 7031, 7041
 
 
@@ -98,6 +104,7 @@ class Daemon:
         self.log_path = os.path.join(self.dir, "log")
         self.data = os.path.join(self.dir, "data")
         self.net = net
+        self.env = None         # environment of its process (None: the harness's own)
         self.proc = None        # subprocess.Popen of the current incarnation
         self.starts = 0         # how many times it was started
         self.expect_dead = False  # killed on purpose (or stopped): not a crash
@@ -106,6 +113,19 @@ class Daemon:
     @property
     def pid(self):
         return self.proc.pid if self.proc else None
+
+    @property
+    def clock_file(self):
+        """Its clock shim's offset file (clockshim.c): milliseconds added to
+        its wall clock."""
+        return os.path.join(self.dir, "clock_offset_ms")
+
+    def set_clock_offset(self, ms):
+        """Jump its wall clock by ms from now on (0: the real clock again)."""
+        tmp = self.clock_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % int(ms))
+        os.replace(tmp, self.clock_file)
 
     def state(self):
         if self.proc is None:
@@ -126,7 +146,7 @@ class Daemon:
             self.proc = subprocess.Popen(self.net.exec_prefix(self.host.name) + self.argv,
                                          stdin=subprocess.DEVNULL, stdout=logf,
                                          stderr=subprocess.STDOUT, start_new_session=True,
-                                         cwd=self.dir, close_fds=True)
+                                         cwd=self.dir, close_fds=True, env=self.env)
         self.starts += 1
         self.expect_dead = False
 
@@ -299,10 +319,25 @@ class Cluster:
             if not os.access(d.argv[0], os.X_OK):
                 raise ClusterError("%s is not an executable (build first: cmake --build build)"
                                    % d.argv[0])
+        shim = self._clock_shim()
+        for d in self.daemons.values():
+            if d.kind in ("broker", "cart"):  # clock-jump's targets (nemesis.py)
+                d.env = dict(os.environ, LD_PRELOAD=shim, ZCART_CLOCK_OFFSET_FILE=d.clock_file)
         with open(os.path.join(self.dir, "cluster.json"), "w") as f:
             json.dump({"brokers": self.brokers, "procs": [
                 {"name": d.name, "kind": d.kind, "ns": d.host.ns, "addr": d.host.addr,
                  "argv": d.argv} for d in self.daemons.values()]}, f, indent=2)
+
+    def _clock_shim(self):
+        """Build tests/chaos/clockshim.c into RUNDIR/clockshim.so (the
+        per-process wall clock of the clock-jump fault); its path."""
+        out = os.path.join(self.dir, "clockshim.so")
+        r = subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror",
+                            "-o", out, os.path.join(HERE, "clockshim.c"), "-ldl"],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ClusterError("cannot build the clock shim: %s" % r.stderr.strip()[-500:])
+        return out
 
     def daemon(self, name):
         return self.daemons[name]
@@ -385,12 +420,24 @@ class Cluster:
         return out
 
     # -- status --
-    def cli(self, host, args, timeout_ms=1500):
+    def admin_args(self):
+        """The CLI options of an admin command: the admin key (none on an
+        --insecure cluster)."""
+        k = os.path.join(self.dir, "keys", "admin.cert_secret")
+        return [] if os.environ.get("ZCART_CHAOS_INSECURE") == "1" else ["--cert", k]
+
+    def cli_argv(self, host, args, timeout_ms=1500, replicas=None):
+        """The argv of `zcart --json --brokers ... ARGS` inside host's namespace;
+        replicas: the replica ids it may talk to (default: all)."""
+        eps = self.brokers if replicas is None else [self.client_endpoint(r) for r in replicas]
+        return self.net.exec_prefix(host) + [os.path.join(self.bin, "zcart"), "--brokers",
+                                             ",".join(eps), "--json", "--timeout",
+                                             str(timeout_ms)] + list(args)
+
+    def cli(self, host, args, timeout_ms=1500, replicas=None):
         """`zcart --json --brokers ... ARGS` run inside host's namespace; the
         parsed last line, or None."""
-        argv = self.net.exec_prefix(host) + [os.path.join(self.bin, "zcart"), "--brokers",
-                                             ",".join(self.brokers), "--json", "--timeout",
-                                             str(timeout_ms)] + list(args)
+        argv = self.cli_argv(host, args, timeout_ms, replicas)
         try:
             r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                timeout=timeout_ms / 1000.0 + 10)

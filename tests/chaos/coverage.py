@@ -16,6 +16,9 @@ appended across restarts, so a killed daemon's events still count):
                                                                        stock check was still out
     fence_refusals   cart    "refused session" / "add refused after    a stale (session, generation)
                              the check"                                was refused (FENCED)
+    reset_fences     cart    "refused session ...: generation already  a request of a generation the
+                             reset"                                    cart already reset (a subset
+                                                                       of fence_refusals)
     stale_resets     cart    "ignored a reset of gen"                  a reset older than the slot's
                                                                        owner was ignored
     not_leader       broker  "NOT_LEADER: client redirected"           a request reached a replica
@@ -52,6 +55,8 @@ COUNTERS = [
      "retries joined to an add in flight"),
     ("fence_refusals", "cart", re.compile(r"refused session|add refused after the check"),
      "stale requests refused by a cart (FENCED)"),
+    ("reset_fences", "cart", re.compile(r"refused session .*: generation already reset"),
+     "requests of a generation already reset refused (FENCED at the request)"),
     ("stale_resets", "cart", re.compile(r"ignored a reset of gen"),
      "stale resets ignored by a cart"),
     ("not_leader", "broker", re.compile(r"NOT_LEADER: client redirected"),
@@ -66,6 +71,10 @@ COUNTERS = [
      "cart breakers opened"),
 ]
 NAMES = [c[0] for c in COUNTERS]
+# Counts from the history (client-side evidence); each must be non-zero over
+# a campaign too.
+HIST_NAMES = ["retried_ops", "closed_keepalives", "idle_sessions"]
+SESSION_TTL_S = 20.0  # the chaos brokers' --session-ttl (cluster.py)
 
 
 def _kind_of(name):
@@ -81,9 +90,8 @@ def count_lines(lines, kind):
     pats = [(n, rx) for n, k, rx, _ in COUNTERS if k == kind]
     for line in lines:
         for n, rx in pats:
-            if rx.search(line):
+            if rx.search(line):  # a line may count for several (reset_fences are fences too)
                 out[n] += 1
-                break
     return out
 
 
@@ -102,19 +110,33 @@ def from_logs(rundir):
 
 
 def from_history(records):
-    """Client-side counts: retried_ops, and answers per "replica@term"."""
-    retried = 0
+    """Client-side counts: retried_ops (answers after more than one try),
+    closed_keepalives (a keepalive of a closed session answered
+    SESSION_CLOSED), idle_sessions (sessions that answered OK after more
+    than a session TTL without a request of their own: kept alive by
+    keepalives alone), and answers per "replica@term"."""
+    retried = closed_ka = 0
     terms = {}
+    last = {}      # session -> completion time of its last non-keepalive op
+    idle = set()
     for r in records:
         a = r.get("answer")
         if r.get("type") not in ("ok", "fail") or not isinstance(a, dict):
             continue
+        sess, t, f = r.get("session"), r.get("t"), r.get("f")
+        if f == "keepalive" and a.get("reason") == "SESSION_CLOSED":
+            closed_ka += 1
+        if sess and isinstance(t, (int, float)) and f != "keepalive":
+            if r.get("type") == "ok" and sess in last and t - last[sess] > SESSION_TTL_S:
+                idle.add(sess)
+            last[sess] = t
         if (a.get("attempts") or 0) > 1:
             retried += 1
         if "term" in a:
             key = "%s@%s" % (a.get("replica_id"), a.get("term"))
             terms[key] = terms.get(key, 0) + 1
-    return {"retried_ops": retried, "decided_terms": terms}
+    return {"retried_ops": retried, "closed_keepalives": closed_ka,
+            "idle_sessions": len(idle), "decided_terms": terms}
 
 
 def gather(rundir, records=None):
@@ -135,20 +157,20 @@ def gather(rundir, records=None):
 
 
 def zeros(counts):
-    """The daemon counters that are zero (or missing)."""
-    return [n for n in NAMES if not counts.get(n)]
+    """The counters (daemon and history) that are zero (or missing)."""
+    return [n for n in NAMES + HIST_NAMES if not counts.get(n)]
 
 
 def add(totals, counts):
     """Add one run's counts into a totals dict (in place); returns it."""
-    for n in NAMES + ["retried_ops"]:
+    for n in NAMES + HIST_NAMES:
         totals[n] = totals.get(n, 0) + (counts.get(n) or 0)
     return totals
 
 
 def line(counts):
-    """One-line form: name=N ... (daemon counters, then retried_ops)."""
-    return " ".join("%s=%d" % (n, counts.get(n) or 0) for n in NAMES + ["retried_ops"])
+    """One-line form: name=N ... (daemon counters, then the history's)."""
+    return " ".join("%s=%d" % (n, counts.get(n) or 0) for n in NAMES + HIST_NAMES)
 
 
 def main(argv):
@@ -170,10 +192,10 @@ def main(argv):
         print(json.dumps({"runs": {d: c for d, c in runs}, "totals": totals, "zeros": z},
                          indent=2))
     else:
-        w = max(len(n) for n in NAMES + ["retried_ops"])
+        w = max(len(n) for n in NAMES + HIST_NAMES)
         cols = [os.path.basename(os.path.normpath(d)) for d, _ in runs]
         print("%-*s  %s  %8s" % (w, "counter", "  ".join("%10.10s" % c for c in cols), "total"))
-        for n in NAMES + ["retried_ops"]:
+        for n in NAMES + HIST_NAMES:
             print("%-*s  %s  %8d" % (w, n, "  ".join("%10d" % (c.get(n) or 0) for _, c in runs),
                                       totals.get(n, 0)))
         print("coverage: %s" % ("every counter non-zero" if not z

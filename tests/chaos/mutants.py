@@ -17,6 +17,8 @@ with -DZCART_MUTANT=NAME (CMakeLists.txt lists them; the hooks are
                                of the generation just reset is adopted
     return_before_reset        the leader returns a draining cart to the free
                                list without waiting for the cart's RESET_DONE
+    closed_session_renewed     a keepalive of a closed (or expired) session is
+                               answered OK, as if its lease were renewed
 
 For each mutant: configure and build build-mutant-NAME/ (the daemons and the
 CLI only), then one seeded chaos run per seed (tests/chaos/run.py, with the
@@ -53,7 +55,8 @@ PYTHON = "/usr/bin/python3"
 DEFAULT_RUN_ARGS = ["--duration", "60", "--interval", "3", "--fault-duration", "3:6",
                     "--overlap", "0.3", "--converge-timeout", "40", "--nemeses",
                     "delay-cart-replies,delay-client-replies,cart-stall,stock-pause,kill-leader,"
-                    "partition-halves,cut-clients-from-leader,cart-pause,stale-requests"]
+                    "partition-halves,cut-clients-from-leader,cart-pause,stale-requests,"
+                    "stale-fence,reset-lost,stale-reset"]
 
 
 def mutant_names():
@@ -160,9 +163,9 @@ def main(argv):
         zeros = sorted(set(z for r in results for z in coverage.zeros(r[4])))
         rows.append((name, verdict, per_run, ", ".join(zeros) or "none",
                      " ".join("%s=%d" % (n, sum((r[4].get(n) or 0) for r in results))
-                              for n in ("dedup_replays", "fence_refusals", "stale_resets"))))
+                              for n in ("dedup_replays", "fence_refusals", "reset_fences", "stale_resets"))))
     table = ["| mutant | verdict | runs (seed: verdict, invariants) | coverage zeros | "
-             "replays / fences / stale resets |", "| --- | --- | --- | --- | --- |"]
+             "replays / fences / reset fences / stale resets |", "| --- | --- | --- | --- | --- |"]
     table += ["| %s |" % " | ".join(r) for r in rows]
     text = "\n".join(table)
     print("\nrun options: %s; seeds %s; run dirs under %s\n" % (" ".join(run_args), seeds, top))

@@ -88,7 +88,10 @@ nothing is left: every paused daemon resumed, every dead one restarted,
 every zcchaos table removed.
 """
 
+import json
+import os
 import random
+import subprocess
 import threading
 import time
 
@@ -96,13 +99,20 @@ KINDS = ["kill-leader", "kill-follower", "kill-random", "pause-leader", "pause-r
          "partition-leader", "partition-halves", "partition-bridge", "cut-cart-from-leader",
          "cut-clients-from-leader", "cart-kill", "cart-pause", "stock-kill", "stock-pause",
          "pause-follower", "delay-cart-replies", "delay-client-replies", "packet-loss",
-         "stale-leader", "split-brain", "cart-stall", "transfer-leader", "stale-requests"]
+         "stale-leader", "split-brain", "cart-stall", "transfer-leader", "stale-requests",
+         "stale-fence", "reset-lost", "stale-reset", "clock-jump", "membership"]
+# Scripted kinds: the nemesis drives a session of its own through the fault
+# (its operations go into the history as processes OWN_PROCESSES) and records
+# the fault's start itself, before its first step; never with a companion.
+SCRIPTED = ("stale-fence", "reset-lost", "stale-reset", "membership")
+OWN_PROCESSES = (9001, 9002)  # history process ids of the nemesis's own client operations
+OWN_PRODUCT = "plum"
 # Kinds that may run alongside another fault (none of them partitions).
 COMPANIONS = ["pause-follower", "delay-cart-replies", "delay-client-replies", "packet-loss",
               "cart-pause", "stock-pause", "kill-follower"]
-LEADER_KINDS = ("stale-requests", "transfer-leader", "kill-leader", "pause-leader", "partition-leader", "cut-cart-from-leader",
+LEADER_KINDS = ("clock-jump", "membership", "stale-fence", "reset-lost", "stale-reset", "stale-requests", "transfer-leader", "kill-leader", "pause-leader", "partition-leader", "cut-cart-from-leader",
                 "cut-clients-from-leader", "kill-follower", "pause-follower", "stale-leader")
-CART_PORT, CLIENT_PORT = 7031, 7021  # cluster.py's
+RAFT_PORT, CART_PORT, CLIENT_PORT = 7011, 7031, 7021  # cluster.py's
 
 
 def parse_kinds(text):
@@ -144,8 +154,10 @@ class Fault:
 def draw_params(rng, kind, replicas, carts, stocks):
     """The random choices fault `kind` needs (and a length override, or None)."""
     p, length = {}, None
-    if kind in ("kill-follower", "pause-follower"):
+    if kind in ("kill-follower", "pause-follower", "membership"):
         p["pick"] = round(rng.random(), 3)
+    elif kind == "clock-jump":
+        p["offset_s"] = round(rng.choice([1, -1]) * rng.uniform(6.0, 20.0), 1)
     elif kind in ("kill-random", "pause-random"):
         p["replica"] = rng.choice(replicas)
     elif kind in ("partition-halves", "split-brain"):
@@ -184,6 +196,8 @@ def draw_params(rng, kind, replicas, carts, stocks):
         p["pct"] = rng.randint(10, 30)
     elif kind == "stale-leader":
         length = round(rng.uniform(2.5, 4.0), 1)
+    elif kind in SCRIPTED:
+        length = 2.0  # quiet time after its steps (which take 3..6 s themselves)
     if kind in ("delay-cart-replies", "delay-client-replies"):
         p["bursts_seed"] = rng.randrange(1 << 30)
     return p, length
@@ -206,7 +220,7 @@ def make_schedule(seed, kinds, duration, interval, fault_min, fault_max, replica
         if t + d > duration:
             break
         f = Fault(len(sched) + 1, kind, round(t, 1), d, p)
-        if overlap > 0 and rng.random() < overlap:
+        if overlap > 0 and rng.random() < overlap and kind not in SCRIPTED:
             ck = rng.choice([k for k in COMPANIONS if k != kind])
             cp, _ = draw_params(rng, ck, replicas, carts, stocks)
             f.companion = Fault(f.n, ck, f.at, d, cp)
@@ -312,6 +326,260 @@ class Nemesis(threading.Thread):
         v.update({"left": sorted(left), "right": sorted(right)})
         return v, self.net.heal
 
+    # -- scripted faults: the nemesis's own session --
+    def _own(self, process, f, args, session=None, value=None, replicas=None, timeout_ms=5000,
+             background=False):
+        """One client operation of the nemesis's own, from the clients'
+        namespace, recorded in the history like a client's (process 900x).
+        background: start it and return a function that waits for its answer."""
+        c = self.cluster
+        self.history.invoke(process, f, session, value or {})
+        argv = c.cli_argv("clients", (["--session", session] if session else []) + args,
+                          timeout_ms, replicas)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+
+        def wait():
+            try:
+                out, _ = proc.communicate(timeout=timeout_ms / 1000.0 + 10)
+                ans = json.loads(out.strip().splitlines()[-1])
+            except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
+                proc.kill()
+                proc.wait()
+                self.history.complete(process, None, error="nemesis CLI: %r" % (e,))
+                return None
+            self.history.complete(process, ans)
+            return ans
+        return wait if background else wait()
+
+    def _own_add(self, replicas=None):
+        """A fresh session of the nemesis's own: (session, cart, generation)
+        or None."""
+        a = self._own(OWN_PROCESSES[1], "add", ["add", OWN_PRODUCT, "1"],
+                      value={"product": OWN_PRODUCT, "qty": 1}, replicas=replicas)
+        if not a or not a.get("ok") or not a.get("cart"):
+            return None
+        return a["session"], a["cart"], a["generation"]
+
+    def _own_close(self, session, replicas=None):
+        return self._own(OWN_PROCESSES[1], "close", ["close"], session=session, replicas=replicas)
+
+    def _lead(self, rid, timeout=6.0):
+        """Make replica rid the ready leader (admin transfer-leader); True once it is."""
+        c = self.cluster
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if c.leader() == rid:
+                return True
+            c.cli("ctl", c.admin_args() + ["admin", "transfer-leader", str(rid)], timeout_ms=2000)
+            end = min(deadline, time.monotonic() + 2.0)
+            while time.monotonic() < end:
+                if c.leader() == rid:
+                    return True
+                time.sleep(0.05)
+        return False
+
+    def _scripted_start(self, f, v):
+        self.record(f, "start", v)
+        self.log("start %s %s" % (f.kind, v))
+
+    def _stale_fence(self, f, leader):
+        """stale-fence: an old leader's request reaches the cart after the new
+        leader reset it (the request-time fence; the stale_generation_accepted
+        mutant adopts it).  Steps: leadership to the highest id L; a session
+        of our own gets cart C (node X); X paused and L's packets to X held
+        (dropped at X: TCP resends them later); our add on that session sent
+        to L only (L forwards it into the hold); leadership to the lowest id
+        N; the session closed (N queues RESET at X); the hold lifted -- L's
+        request is resent at ~1.4 or ~3.0 s, so it now lands at X after N's
+        RESET -- and X resumed 3.4 s after the add, inside its 5 s deadline.
+        X reads N's RESET first, then L's request of the generation just
+        reset: it must answer FENCED ("generation already reset")."""
+        c, net = self.cluster, self.net
+        ids = c.replica_ids()
+        old, new = max(ids), min(ids)
+        if not self._lead(old):
+            self.skipped.append((f, "leadership did not move to %d" % old))
+            self.log("skip %s: leadership did not move to replica %d" % (f.kind, old))
+            return None
+        own = self._own_add()
+        if own is None:
+            self.skipped.append((f, "no session of its own"))
+            self.log("skip %s: the nemesis's own add failed" % f.kind)
+            return None
+        sid, cart, gen = own
+        node = cart.split(".")[0]
+        v = {"leader": old, "new_leader": new, "session": sid, "cart": cart, "generation": gen,
+             "node": node}
+        self._scripted_start(f, v)
+        d = c.daemon(node)
+        with c.lock:
+            d.pause()
+        net.drop(node, input=["ip saddr %s tcp sport %d" % (
+            net.host(c.broker_name(old)).addr, CART_PORT)])
+        t1 = time.monotonic()
+        wait_add = self._own(OWN_PROCESSES[0], "add", ["add", OWN_PRODUCT, "1"], session=sid,
+                             value={"product": OWN_PRODUCT, "qty": 1}, replicas=[old],
+                             background=True)
+        time.sleep(0.4)
+        v["moved"] = self._lead(new, timeout=2.0)
+        closed = self._own_close(sid)
+        v["closed"] = (closed or {}).get("reason")
+        net.undrop(node)
+        v["released_after_s"] = round(time.monotonic() - t1, 2)
+        delay = t1 + 3.4 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        with c.lock:
+            if d.state() == "paused":
+                d.resume()
+        v["resumed_after_s"] = round(time.monotonic() - t1, 2)
+
+        def undo():
+            with c.lock:
+                if d.state() == "paused":
+                    d.resume()
+            net.undrop(node)
+            a = wait_add()
+            v["stale_add"] = (a or {}).get("reason")
+        return v, undo
+
+    def _reset_lost(self, f, leader):
+        """reset-lost: a RESET lost with its cart node.  A session of our own
+        gets cart C (node X); X paused; the session closed (the leader sends
+        RESET, which waits in X's socket); X killed (the RESET dies with it)
+        and restarted.  The leader must send the RESET again (it returns the
+        cart only on RESET_DONE); the return_before_reset mutant has already
+        put the cart back on the free list, dirty."""
+        c = self.cluster
+        own = self._own_add()
+        if own is None:
+            self.skipped.append((f, "no session of its own"))
+            self.log("skip %s: the nemesis's own add failed" % f.kind)
+            return None
+        sid, cart, gen = own
+        node = cart.split(".")[0]
+        v = {"leader": leader, "session": sid, "cart": cart, "generation": gen, "node": node}
+        self._scripted_start(f, v)
+        d = c.daemon(node)
+        with c.lock:
+            d.pause()
+        closed = self._own_close(sid)
+        v["closed"] = (closed or {}).get("reason")
+        time.sleep(0.3)
+        with c.lock:
+            v["pid"] = d.pid
+            d.kill()
+        time.sleep(0.5)
+        c.restart(node)
+        return v, lambda: None
+
+    def _stale_reset(self, f, leader):
+        """stale-reset: an old leader's RESET reaches the cart after the cart
+        was reset, returned and assigned anew (the cart must ignore it).
+        Leadership to the highest id L; a session of our own gets cart C
+        (node X); L's packets to X held (dropped at X); the session closed
+        (L's RESET goes into the hold); leadership to the lowest id N (N
+        resends the RESET at once, X empties C, N returns it); sessions of
+        our own until one gets C again (the others closed at once), its add
+        adopted by X; the hold lifted within 5.6 s of the close: L's RESET,
+        resent by TCP at ~1.4, ~3.0 or ~6.2 s, finds a newer owner ("ignored
+        a reset").  The chaos carts' --broker-liveness (8 s, cluster.py)
+        outlasts the hold, so X does not reconnect L and throw the held bytes
+        away."""
+        c, net = self.cluster, self.net
+        ids = c.replica_ids()
+        old, new = max(ids), min(ids)
+        if not self._lead(old):
+            self.skipped.append((f, "leadership did not move to %d" % old))
+            self.log("skip %s: leadership did not move to replica %d" % (f.kind, old))
+            return None
+        own = self._own_add()
+        if own is None:
+            self.skipped.append((f, "no session of its own"))
+            self.log("skip %s: the nemesis's own add failed" % f.kind)
+            return None
+        sid, cart, gen = own
+        node = cart.split(".")[0]
+        v = {"leader": old, "new_leader": new, "session": sid, "cart": cart, "generation": gen,
+             "node": node}
+        self._scripted_start(f, v)
+        net.drop(node, input=["ip saddr %s tcp sport %d" % (
+            net.host(c.broker_name(old)).addr, CART_PORT)])
+        t1 = time.monotonic()
+        try:
+            closed = self._own_close(sid, replicas=[old])
+            v["closed"] = (closed or {}).get("reason")
+            tc = time.monotonic()  # L sent its RESET by now (at the close's commit)
+            v["moved"] = self._lead(new, timeout=2.0)
+            grabbed, tries = None, 0
+            # Until 5.6 s after the RESET went into the hold: TCP's resend at
+            # ~6.2 s then still lands within the cart's 8 s --broker-liveness.
+            while time.monotonic() < tc + 5.6 and tries < 2 * c.n_carts * c.slots:
+                tries += 1
+                got = self._own_add()
+                if got is None:
+                    time.sleep(0.05)
+                    continue
+                if got[1] == cart:
+                    grabbed = got
+                    break
+                self._own_close(got[0])
+            v["tries"] = tries
+            v["regrabbed"] = grabbed is not None
+        finally:
+            net.undrop(node)
+            v["released_after_s"] = round(time.monotonic() - t1, 2)
+
+        def undo():
+            net.undrop(node)
+            if grabbed is not None:
+                self._own_close(grabbed[0])
+        return v, undo
+
+    def _membership(self, f, leader):
+        """membership: `zcart admin remove-node F` for a follower F under the
+        workload's load; F's process is then killed, its data set aside
+        (RUNDIR/brokerF/data.removed-N) and F started again, empty, with
+        --join; `zcart admin add-node F RAFT,CLIENT,CART` makes it a voter
+        again once it has caught up.  The heal retries add-node if it had
+        not answered OK."""
+        c = self.cluster
+        followers = [r for r in c.replica_ids() if r != leader]
+        r = followers[int(f.params["pick"] * len(followers)) % len(followers)]
+        name = c.broker_name(r)
+        d = c.daemon(name)
+        v = {"leader": leader, "replica": r, "node": name}
+        self._scripted_start(f, v)
+        ans = c.cli("ctl", c.admin_args() + ["admin", "remove-node", str(r)], timeout_ms=10000)
+        v["removed"] = (ans or {}).get("reason", "no answer")
+        if not (ans or {}).get("ok"):
+            return v, lambda: None
+        with c.lock:
+            d.kill()
+            k = 1
+            while os.path.exists("%s.removed-%d" % (d.data, k)):
+                k += 1
+            os.rename(d.data, "%s.removed-%d" % (d.data, k))
+            if "--join" not in d.argv:
+                d.argv.append("--join")
+        c.restart(name)
+        addr = self.net.host(name).addr
+        spec = "%s:%d,%s,tcp://%s:%d" % (addr, RAFT_PORT, c.client_endpoint(r), addr, CART_PORT)
+
+        def add():
+            a = c.cli("ctl", c.admin_args() + ["admin", "add-node", str(r), spec],
+                      timeout_ms=20000)
+            v["added"] = (a or {}).get("reason", "no answer")
+            return bool((a or {}).get("ok"))
+        time.sleep(0.5)
+        added = add()
+
+        def undo():
+            if not added:
+                add()
+        return v, undo
+
     def apply(self, f):
         """Apply fault f; (targets, undo) or None if skipped (logged)."""
         c = self.cluster
@@ -343,8 +611,20 @@ class Nemesis(threading.Thread):
             def undo(resume=resume, heal=heal):
                 resume()  # the cart reads both replicas' queues while the cut holds
                 heal()
+        elif k in SCRIPTED:
+            got = {"stale-fence": self._stale_fence, "reset-lost": self._reset_lost,
+                   "stale-reset": self._stale_reset, "membership": self._membership}[k](f, leader)
+            if got is None:
+                return None
+            v, undo = got
+        elif k == "clock-jump":
+            d = c.broker(leader)
+            off = int(f.params["offset_s"] * 1000)
+            d.set_clock_offset(off)
+            v = {"node": d.name, "leader": leader, "offset_ms": off}
+            undo = lambda d=d: d.set_clock_offset(0)  # noqa: E731
         elif k == "transfer-leader":
-            ans = c.cli("ctl", ["admin", "transfer-leader"], timeout_ms=5000)
+            ans = c.cli("ctl", c.admin_args() + ["admin", "transfer-leader"], timeout_ms=5000)
             v = {"leader": leader, "answer": (ans or {}).get("reason", "no answer")}
             undo = lambda: None  # noqa: E731
         elif k == "delay-cart-replies":
@@ -411,8 +691,10 @@ class Nemesis(threading.Thread):
                 continue
             targets, undo = got
             self.current = (f, undo, targets)
-            self.record(f, "start", targets)
-            self.log("start %s %s" % (f.kind, targets))
+            if f.kind not in SCRIPTED:  # a scripted fault recorded its start before its steps
+                self.record(f, "start", targets)
+            self.log("%s %s %s" % ("steps done" if f.kind in SCRIPTED else "start", f.kind,
+                                   targets))
             if f.companion is not None:
                 try:
                     got2 = self.apply(f.companion)
@@ -457,8 +739,18 @@ class Nemesis(threading.Thread):
 
 def heal_all(cluster, net, log):
     """Make sure nothing is left broken: resume paused daemons, restart dead
-    ones, remove every partition.  The actions taken."""
+    ones, remove every partition, put every wall clock right.  The actions
+    taken."""
     actions = []
+    for d in cluster.daemons.values():
+        try:
+            with open(d.clock_file) as f:
+                jumped = int(f.read().strip() or 0) != 0
+        except (OSError, ValueError):
+            jumped = False
+        if jumped:
+            d.set_clock_offset(0)
+            actions.append("reset the clock of %s" % d.name)
     if net.rules():
         net.heal()
         actions.append("removed partitions")

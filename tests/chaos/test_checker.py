@@ -561,6 +561,30 @@ class Violations(Base):
         self.assertOnly(v, "I1")
         self.assertIn("served 2 sessions", text(v, "I1"))
 
+    def test_i1_fenced_by_an_older_owner_never_reset(self):
+        # The new session's first add is refused because the cart's node still
+        # holds the previous owner: the cart was handed on before its reset.
+        def detail(text):
+            def tamper(a):
+                a["detail"] = text
+            return tamper
+        h = Builder()
+        h.add(1, "apple", 1)
+        h.add(1, "pear", 1, mode=("ko", "FENCED"),
+              tamper=detail("the cart still holds an older owner (not reset)"))
+        h.finish_run()
+        v = h.check()
+        self.assertOnly(v, "I1")
+        self.assertEqual(v["invariants"]["I1"]["counts"]["unreset_owner_fences"], 1)
+        self.assertIn("never reset", text(v, "I1"))
+        # The fences a correct cart gives stale requests are fine.
+        for d in ("generation already reset", "a newer generation owns the cart"):
+            h = Builder()
+            h.add(1, "apple", 1)
+            h.add(1, "pear", 1, mode=("ko", "FENCED"), tamper=detail(d))
+            h.finish_run()
+            self.assertTrue(h.check()["valid"], d)
+
     def test_i1_older_generation_served_after_newer(self):
         h = Builder()
         a = h.add(1, "apple", 1)
@@ -694,6 +718,54 @@ class Violations(Base):
         v = h.check()
         self.assertOnly(v, "I3")
         self.assertEqual(v["invariants"]["I3"]["counts"]["failed_applied"], 1)
+
+    def test_i3_storage_full_and_forbidden_are_definite(self):
+        # A cart's STORAGE_FULL and the broker's FORBIDDEN say "not applied":
+        # a change seen after one is a KO that took effect.
+        for reason in ("STORAGE_FULL", "FORBIDDEN"):
+            with self.subTest(reason=reason):
+                h = Builder()
+                h.add(1, "apple", 1)
+                h.add(1, "pear", 1, mode=("ko-applied", reason))
+                h.list(1)
+                h.finish_run()
+                v = h.check()
+                self.assertOnly(v, "I3")
+                self.assertEqual(v["invariants"]["I3"]["counts"]["failed_applied"], 1)
+
+    def test_i3_busy_after_one_try_is_definite(self):
+        h = Builder()
+        h.add(1, "apple", 1)
+        h.add(1, "pear", 1, mode=("ko-applied", "BUSY"))  # the Builder's answers: attempts 1
+        h.list(1)
+        h.finish_run()
+        v = h.check()
+        self.assertOnly(v, "I3")
+        self.assertEqual(v["invariants"]["I3"]["counts"]["failed_applied"], 1)
+
+    def test_i3_busy_after_several_tries_is_unknown(self):
+        # libzcart resends on BUSY and after an unanswered try: the try before
+        # the last BUSY may have been applied, so a change seen later is fine,
+        # once; and so is a BUSY whose answer does not count its tries.
+        def tries(n):
+            def tamper(a):
+                if n is None:
+                    a.pop("attempts", None)
+                else:
+                    a["attempts"] = n
+            return tamper
+        for n in (3, None):
+            with self.subTest(attempts=n):
+                h = Builder()
+                h.add(1, "apple", 1)
+                h.add(1, "pear", 1, mode=("ko-applied", "BUSY"), tamper=tries(n))
+                h.list(1)
+                h.add(1, "kiwi", 1, mode=("ko", "BUSY"), tamper=tries(n))
+                h.list(1)
+                h.finish_run()
+                v = h.check()
+                self.assertTrue(v["valid"], v)
+                self.assertEqual(v["counts"]["ops"]["indefinite_ko"], 2)
 
     def test_i3_unknown_seen_then_gone(self):
         h = Builder()
@@ -966,6 +1038,45 @@ class Violations(Base):
         v = h.check()
         self.assertIn("I8", only(v))
         self.assertIn("generations only grow", text(v, "I8"))
+
+    def test_i8_keepalive_of_a_closed_session_acknowledged(self):
+        def renewed(term=None):
+            def tamper(a):
+                a.update(ok=True, reason="OK")
+                if term is not None:
+                    a["term"] = term
+            return tamper
+
+        def closed_then_keepalive(tamper=None):
+            h = Builder()
+            s = h.add(1, "apple", 1)
+            h.close(1)
+            h.sess[1] = s  # the workload's keepalive on the session it closed
+            h.op(1, "keepalive", tamper=tamper)
+            h.finish_run()
+            return h.check()
+        v = closed_then_keepalive(renewed())
+        self.assertOnly(v, "I8")
+        self.assertIn("closed session was renewed", text(v, "I8"))
+        # What a correct cluster answers, and a deposed leader's stale OK
+        # (an older term than the close's), pass.
+        v = closed_then_keepalive()
+        self.assertTrue(v["valid"], v)
+        self.assertEqual(v["counts"]["ops"]["by_reason"].get("SESSION_CLOSED"), 1)
+        v = closed_then_keepalive(renewed(term=1))
+        self.assertTrue(v["valid"], v)
+        self.assertEqual(v["invariants"]["I8"]["counts"]["ops_after_close"], 1)
+        # A close that found no session (no cart: its first add never
+        # committed) ends nothing: a keepalive answered OK after it is fine.
+        h = Builder()
+        s = h.add(1, "apple", 1, mode="lost")  # the first add never applied
+        h.sess[1] = h.records[-1]["session"] or hashlib.md5(b"session 1").hexdigest()
+        h.close(1)
+        h.sess[1] = hashlib.md5(b"session 1").hexdigest()
+        h.op(1, "keepalive")
+        h.finish_run()
+        v = h.check()
+        self.assertTrue(v["valid"], v)
 
     def test_i8_history_without_terms_is_noted_not_failed(self):
         h = Builder()

@@ -10,6 +10,7 @@ nemesis.make_schedule.
 
 import contextlib
 import io
+import json
 import os
 import sys
 import tempfile
@@ -54,14 +55,15 @@ class Counts(unittest.TestCase):
     def test_every_counter_from_the_daemons_lines(self):
         d = self.rundir({"cart1": CART_LOG, "broker1": BROKER_LOG, "stock1": CART_LOG})
         c = coverage.from_logs(d)
-        self.assertEqual(c, {"dedup_replays": 1, "inflight_joins": 1, "fence_refusals": 2,
+        self.assertEqual(c, {"dedup_replays": 1, "inflight_joins": 1, "fence_refusals": 2, "reset_fences": 1,
                              "stale_resets": 1, "not_leader": 2, "cart_lost": 1, "expiries": 1,
                              "reassignments": 1, "breaker_trips": 1})
-        self.assertEqual(coverage.zeros(c), [])
+        self.assertEqual(coverage.zeros(c), coverage.HIST_NAMES)  # no history here
 
     def test_cart_lines_in_a_broker_log_do_not_count(self):
         d = self.rundir({"broker2": CART_LOG, "cart1": BROKER_LOG})
-        self.assertEqual(coverage.zeros(coverage.from_logs(d)), coverage.NAMES)
+        self.assertEqual(coverage.zeros(coverage.from_logs(d)),
+                         coverage.NAMES + coverage.HIST_NAMES)
 
     def test_history_counts_retries_and_deciders(self):
         recs = [{"type": "ok", "answer": {"attempts": 2, "replica_id": 1, "term": 3}},
@@ -69,17 +71,37 @@ class Counts(unittest.TestCase):
                 {"type": "info", "answer": {"attempts": 5}},
                 {"type": "invoke"}]
         h = coverage.from_history(recs)
-        self.assertEqual(h, {"retried_ops": 1, "decided_terms": {"1@3": 1, "2@4": 1}})
+        self.assertEqual(h, {"retried_ops": 1, "closed_keepalives": 0, "idle_sessions": 0,
+                             "decided_terms": {"1@3": 1, "2@4": 1}})
+
+    def test_history_counts_closed_keepalives_and_idle_sessions(self):
+        def done(t, f, sess, reason="OK"):
+            return {"t": t, "type": "ok" if reason == "OK" else "fail", "f": f,
+                    "session": sess, "answer": {"reason": reason, "attempts": 1}}
+        recs = [done(100.0, "add", "a"), done(105.0, "keepalive", "a"),
+                done(112.0, "keepalive", "a"), done(125.5, "list", "a"),   # idle 25.5 s: counted
+                done(100.0, "add", "b"), done(119.0, "list", "b"),         # 19 s: not idle
+                done(150.0, "list", "b", "SESSION_EXPIRED"),               # not OK: not counted
+                done(126.0, "close", "a"), done(127.0, "keepalive", "a", "SESSION_CLOSED")]
+        h = coverage.from_history(recs)
+        self.assertEqual((h["closed_keepalives"], h["idle_sessions"]), (1, 1))
 
     def test_campaign_totals_fail_on_a_zero(self):
         full = self.rundir({"cart1": CART_LOG, "broker1": BROKER_LOG})
+        with open(os.path.join(full, "history.jsonl"), "w") as f:
+            for t, typ, fn, reason, tries in ((100.0, "ok", "add", "OK", 2),
+                                             (125.0, "ok", "list", "OK", 1),
+                                             (126.0, "ok", "close", "OK", 1),
+                                             (127.0, "fail", "keepalive", "SESSION_CLOSED", 1)):
+                f.write(json.dumps({"t": t, "type": typ, "f": fn, "session": "a",
+                                    "answer": {"reason": reason, "attempts": tries}}) + "\n")
         part = self.rundir({"broker1": BROKER_LOG})
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             self.assertEqual(coverage.main([full, part]), 0)
             self.assertEqual(coverage.main([part]), 1)
             self.assertEqual(coverage.main([part, "--allow-zero"]), 0)
-        self.assertIn("ZERO: dedup_replays, inflight_joins, fence_refusals, stale_resets",
+        self.assertIn("ZERO: dedup_replays, inflight_joins, fence_refusals, reset_fences, stale_resets",
                       out.getvalue())
 
 

@@ -9,7 +9,14 @@ Python thread that feeds it commands at random moments (exponential gaps,
 mean 1/--rate seconds):
 
     no session yet       add PRODUCT QTY (starts a session)
-    with a session       add 45%, remove 20%, list 25%, close 10%
+    with a session       add 45%, remove 20%, list 25%, close 10%; and 0.4% of
+                         the time it goes idle for IDLE_S (24..30 s, past the
+                         brokers' 20 s --session-ttl): the session lives only
+                         by keepalives -- the shell's keeper and a recorded
+                         `keepalive` every 6..8 s -- then a list
+    after an OK close    30%: a one-shot `zcart --session S keepalive` on the
+                         session just closed (recorded, f "keepalive"): it must
+                         answer SESSION_CLOSED, never renew it (checker I8)
     after a doubtful     close 50% (a user who gives up), else as above: its
     answer               cart is reset while the doubtful request may still
                          wait inside the cart, which must then refuse it
@@ -62,6 +69,10 @@ from cluster import CATALOG_PRODUCTS
 
 DOUBTFUL = ("CART_UNAVAILABLE", "INTERNAL", "UNAVAILABLE", "UNREACHABLE")
 HANG_S = 20.0          # a shell silent this long after a command is hung
+IDLE_P = 0.004         # chance that a client with a session goes idle instead of an op
+IDLE_S = (24.0, 30.0)  # how long it idles: past the brokers' --session-ttl (20 s)
+KEEPALIVE_EVERY_S = (6.0, 8.0)  # recorded keepalives while idle
+CLOSED_KEEPALIVE_P = 0.3  # chance of a keepalive on the session just closed
 KEEPALIVE_MS = 3000    # --keepalive of every shell (brokers' --session-ttl is 20000)
 
 try:  # the checker author's writer, if it is there
@@ -219,6 +230,43 @@ class Client(threading.Thread):
             value = {"product": p, "qty": self.rng.randint(1, 3)}
         return f, value
 
+    def idle(self):
+        """Stay idle past the session TTL; the session lives on keepalives
+        only (the keeper's, and the recorded ones sent here); then a list."""
+        end = time.monotonic() + self.rng.uniform(*IDLE_S)
+        while self.session is not None and not self.wl.stopping.is_set():
+            gap = min(self.rng.uniform(*KEEPALIVE_EVERY_S), end - time.monotonic())
+            if gap <= 0:
+                break
+            if self.wl.stopping.wait(gap):
+                return
+            if time.monotonic() < end:
+                self.one("keepalive", {})
+        if self.session is not None and not self.wl.stopping.is_set():
+            self.one("list", {})
+
+    def keepalive_closed(self, session):
+        """One `zcart --session S keepalive` on a session this client closed."""
+        wl = self.wl
+        wl.history.append({"t": time.time(), "process": self.process, "type": "invoke",
+                           "f": "keepalive", "session": session, "value": {}})
+        argv = wl.prefix + [wl.zcart, "--brokers", ",".join(wl.brokers), "--json",
+                            "--session", session, "keepalive"]
+        try:
+            r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               timeout=HANG_S)
+            ans = json.loads(r.stdout.strip().splitlines()[-1])
+        except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
+            wl.history.append({"t": time.time(), "process": self.process, "type": "info",
+                               "f": "keepalive", "session": session, "value": {},
+                               "answer": None, "error": "one-shot keepalive: %r" % (e,)})
+            wl.count("info", "keepalive", "NO_ANSWER")
+            return
+        typ = classify(ans)
+        wl.history.append({"t": time.time(), "process": self.process, "type": typ,
+                           "f": "keepalive", "session": session, "value": {}, "answer": ans})
+        wl.count(typ, "keepalive", ans.get("reason") if typ != "ok" else "OK")
+
     def one(self, f, value):
         wl = self.wl
         line = f if not value else "%s %s %d" % (f, value["product"], value["qty"])
@@ -247,6 +295,8 @@ class Client(threading.Thread):
             self.session = ans["session"]
         if typ == "ok" and "items" in ans:
             self.items = {i["product"]: i["qty"] for i in ans["items"]}
+        if f == "close" and typ == "ok" and self.rng.random() < CLOSED_KEEPALIVE_P:
+            self.keepalive_closed(sess)
         if (f == "close" and typ == "ok") or ans.get("reason") in ENDS_SESSION or \
                 (ans.get("reason") == "USAGE" and "needs a session" in ans.get("detail", "")):
             self.session = None
@@ -258,6 +308,9 @@ class Client(threading.Thread):
             while not self.wl.stopping.is_set():
                 if self.wl.stopping.wait(self.rng.expovariate(self.wl.rate)):
                     break
+                if self.session is not None and self.rng.random() < IDLE_P:
+                    self.idle()
+                    continue
                 f, value = self.choose()
                 self.one(f, value)
         except Exception as e:  # noqa: BLE001 -- a harness bug: reported by run.py

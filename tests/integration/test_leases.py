@@ -17,6 +17,10 @@ l1. An idle session expires: its cart returns to the free list, empty; its
 l2. `zcart shell --keepalive 300` with a lease of 1.5 s: the session stays
     live while the shell sits idle for more than three leases; once the
     shell exits, nobody renews it and it expires.
+l4. `zcart --session S keepalive` (one renewal from the command line):
+    sent every 0.5 s it keeps an otherwise idle session live for more than
+    three leases of 3 s (answered OK); once the session is closed it
+    answers SESSION_CLOSED, and the session stays closed and its cart free.
 l3. Leader change: a lease of 3 s, the leader is killed 2 s after the
     session's last request. At a moment past the old deadline but before
     kill + 3 s (the earliest a successor can expire it under the rule), the
@@ -76,6 +80,28 @@ class Leases(harness.ClusterTestCase):
             p.stdin.close()
             p.wait(10)
         wait_until(lambda: leader_counts(c) == (0, 0), 15, "expiry once the shell is gone")
+
+    def test_l4_cli_keepalive_renews_and_a_closed_session_stays_closed(self):
+        # A 3 s lease: one CLI run (process start, handshake, answer) stays
+        # well inside it even on a loaded machine under ASan.
+        c = self.cluster(cart_nodes=1, slots=1, broker_args=["--session-ttl=3000"])
+        s = CliSession(c)
+        s.add("apple", 1)
+        start = time.monotonic()
+        while time.monotonic() - start < 10.0:
+            r = s.run("keepalive")
+            self.assertEqual(r["op"], "keepalive", r)
+            self.assertEqual(leader_counts(c), (1, 1), "the renewed session expired")
+            time.sleep(0.5)
+        self.assertEqual(items_of(s.list()), {"apple": 1})
+        s.close()
+        wait_until(lambda: c.counts()[1] == 1, 10, "its cart free again")
+        for _ in range(3):
+            r = s.run("keepalive", expect_ok=False)
+            self.assertEqual(r["reason"], "SESSION_CLOSED", r)
+        self.assertEqual(leader_counts(c), (0, 0), "a closed session came back")
+        r = s.list(expect_ok=False)
+        self.assertEqual(r["reason"], "SESSION_CLOSED", r)
 
     def test_l3_leader_change_never_expires_early(self):
         ttl = 3.0
