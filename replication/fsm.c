@@ -952,6 +952,17 @@ static int fsm_snapshot_async_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[
     return 0;
 }
 
+/* Version 2 (zc_fsm_raft): begin and build at once, on the loop. */
+static int fsm_snapshot_sync_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    zc_fsm_t *f = fsm->data;
+    *bufs = NULL;
+    *n_bufs = 0;
+    if (zc_fsm_snapshot_begin(f) != 0)
+        return RAFT_BUSY;
+    return fsm_snapshot_async_cb(fsm, bufs, n_bufs);
+}
+
 /* On the loop, after the write (or any failure after fsm_snapshot_cb). */
 static int fsm_snapshot_finalize_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[],
                                     unsigned *n_bufs)
@@ -979,13 +990,20 @@ static int fsm_restore_cb(struct raft_fsm *fsm, struct raft_buffer *buf)
 void zc_fsm_raft(zc_fsm_t *f, struct raft_fsm *out)
 {
     memset(out, 0, sizeof *out);
-    out->version = 3;
+    out->version = 2;
     out->data = f;
     out->apply = fsm_apply_cb;
-    out->snapshot = fsm_snapshot_cb;
-    out->snapshot_async = fsm_snapshot_async_cb;
+    out->snapshot = fsm_snapshot_sync_cb;
     out->snapshot_finalize = fsm_snapshot_finalize_cb;
     out->restore = fsm_restore_cb;
+}
+
+void zc_fsm_raft_async(zc_fsm_t *f, struct raft_fsm *out)
+{
+    zc_fsm_raft(f, out);
+    out->version = 3;
+    out->snapshot = fsm_snapshot_cb;
+    out->snapshot_async = fsm_snapshot_async_cb;
 }
 
 void zc_fsm_bind(zc_fsm_t *f, struct raft *r) { f->raft = r; }

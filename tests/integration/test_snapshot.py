@@ -19,8 +19,7 @@ s1. Three replicas run with `--snapshot-threshold=256 --snapshot-trailing=64`,
     log: the follower was brought there by a snapshot, not entry by entry.
     Every bench request was answered (no UNREACHABLE): a follower's
     absence costs the clients nothing.  The leader's STATUS counts the
-    snapshots it built (off its event loop, replication/fsm.c) and their
-    build time.
+    snapshots it built (replication/fsm.c) and their build time.
 """
 
 import os
@@ -81,7 +80,7 @@ class Snapshot(harness.ClusterTestCase):
         print("%s: applied %d before its kill, installed snapshot(s) at %r; all now at %d"
               % (name, k, installs, ld["applied_index"]))
         self.assertGreaterEqual(ld["applied_index"], grown["commit_index"])
-        # The leader built its snapshots off its event loop (fsm.c) and says so.
+        # The leader counts the snapshots it built (fsm.c) and how long they took.
         print("leader: %d snapshots (%d failed), build max %d us, loop part max %d us, "
               "last %d bytes; loop stall max %d us"
               % (ld["snapshots"], ld["snapshots_failed"], ld["snapshot_build_max_us"],

@@ -1090,7 +1090,7 @@ TEST(snapshot_off_loop_sees_its_index)
     CHECK(zc_fsm_snapshot(f, &sync) == 0);
 
     struct raft_fsm rf;
-    zc_fsm_raft(f, &rf);
+    zc_fsm_raft_async(f, &rf);
     CHECK_EQ_U64(rf.version, 3);
     struct raft_buffer *bufs = NULL;
     unsigned n = 0;
@@ -1153,7 +1153,7 @@ TEST(map_growth_cancels_a_snapshot_not_yet_built)
         return;
     do_register(f, "n", 4, 0, false);
     struct raft_fsm rf;
-    zc_fsm_raft(f, &rf);
+    zc_fsm_raft_async(f, &rf);
     struct raft_buffer *bufs = NULL;
     unsigned n = 0;
     CHECK(rf.snapshot(&rf, &bufs, &n) == 0);
