@@ -11,6 +11,7 @@ set -euo pipefail
 PKGS_BUILD=(
   build-essential cmake pkg-config
   libzmq3-dev libczmq-dev libraft-dev libuv1-dev liblmdb-dev
+  libmicrohttpd-dev                 # /metrics, /healthz, /readyz (lib/httpd)
 )
 # What the test suite, the local cluster tool and the benchmarks use.
 PKGS_TEST=(
@@ -18,6 +19,7 @@ PKGS_TEST=(
   clang libclang-rt-14-dev          # sanitizer build (ASan + UBSan)
   iproute2 nftables procps          # chaos harness: namespaces, partitions
   gnuplot-nox                       # chaos report plots
+  prometheus                        # promtool checks the /metrics pages
 )
 
 missing=()
