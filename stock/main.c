@@ -9,12 +9,14 @@
 #include "lib/log.h"
 #include "lib/zsec.h"
 #include "lib/zmqx.h"
+#include "lib/ops.h"
 #include "stock/inventory.h"
+#include "stock/metrics.h"
 #include "stock/server.h"
 
 static const char usage[] =
     "usage: zcart-stock --bind EP --data DIR [--catalog FILE] [--delay MIN[:MAX]]\n"
-    "                   [--log-level LEVEL]\n"
+    "                   [--http HOST:PORT] [--log-level LEVEL]\n"
     "\n"
     "The stock service: answers carts' CHECKs (are N units of a product\n"
     "available?) from an LMDB inventory.  Checks are answered concurrently.\n"
@@ -27,6 +29,7 @@ static struct {
     const char *catalog;  /* --catalog */
     const char *cert;     /* --cert */
     const char *allow;    /* --allow */
+    const char *http;     /* --http */
     bool insecure;        /* --insecure */
     unsigned delay[2];    /* --delay MIN[:MAX], ms */
     zc_log_level_t level; /* --log-level */
@@ -56,6 +59,9 @@ static const zc_flag_t flags[] = {
      "may ask, anything else is dropped and logged"},
     {"insecure", NULL, ZC_FLAG_BOOL, &opt.insecure, 0, 0, NULL,
      "no CurveZMQ, anyone may ask: for experiments only (logged)"},
+    {"http", "HOST:PORT", ZC_FLAG_STR, &opt.http, 0, 0, NULL,
+     "serve /metrics (Prometheus), /healthz and /readyz over HTTP\n"
+     "(docs/operations.md); PORT 0 picks a free one (logged)"},
     {"log-level", "LEVEL", ZC_FLAG_CALL, &opt.level, 0, 0, read_level,
      "debug, info, warn or error (default info)"},
     ZC_FLAGS_END,
@@ -68,6 +74,7 @@ static void print_usage(FILE *out)
 }
 
 static server_t *srv;
+static zc_ops_t *ops;
 static uv_signal_t sigint_h, sigterm_h;
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -75,6 +82,7 @@ static void on_signal(uv_signal_t *s, int signum)
     (void)s;
     (void)signum;
     zc_info("shutting down");
+    zc_ops_destroy(&ops);
     server_destroy(&srv);
     uv_close((uv_handle_t *)&sigint_h, NULL);
     uv_close((uv_handle_t *)&sigterm_h, NULL);
@@ -157,6 +165,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "zcart-stock: %s\n", err);
         inventory_close(&inv);
         return 1;
+    }
+    stock_metrics_t metrics = {srv, inv};
+    if (opt.http) {
+        ops = zc_ops_new(loop, opt.http, &stock_ops_fns, &metrics, err, sizeof err);
+        if (ops == NULL) {
+            fprintf(stderr, "zcart-stock: --http: %s\n", err);
+            server_destroy(&srv);
+            uv_run(loop, UV_RUN_DEFAULT);
+            inventory_close(&inv);
+            return 1;
+        }
+        zc_info("http on port %u (/metrics, /healthz, /readyz)", zc_ops_port(ops));
     }
     uv_signal_init(loop, &sigint_h);
     uv_signal_init(loop, &sigterm_h);

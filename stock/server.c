@@ -26,6 +26,8 @@ struct server {
     uint64_t rng;           /* xorshift state for delays */
     zc_link_t pending;      /* delayed answers */
     uint64_t checks;        /* checks answered */
+    uint64_t by_status[ZC_STATUS_COUNT]; /* checks answered, by status */
+    uint64_t delayed;       /* answers waiting for their delay now */
     uint64_t malformed;     /* malformed frames */
     const zc_sec_t *sec;    /* CurveZMQ keys, not owned; only cart keys may ask */
     uint64_t forbidden;     /* checks refused for their key's role */
@@ -63,6 +65,7 @@ static void delayed_fire(uv_timer_t *t)
     delayed_t *d = t->data;
     zc_zsend(d->srv->sock, d->id, d->id_len, d->body, d->body_len);
     zc_link_remove(&d->link);
+    d->srv->delayed--;
     uv_close((uv_handle_t *)&d->timer, delayed_closed);
 }
 
@@ -75,6 +78,8 @@ static void answer(server_t *s, const uint8_t *id, size_t id_len, const zc_msg_t
         return;
     }
     s->checks++;
+    if (r->status < ZC_STATUS_COUNT)
+        s->by_status[r->status]++;
     if (s->delay_max == 0) {
         zc_zsend(s->sock, id, id_len, w.data, w.len);
         zc_wbuf_clear(&w);
@@ -92,6 +97,7 @@ static void answer(server_t *s, const uint8_t *id, size_t id_len, const zc_msg_t
     uv_timer_init(s->loop, &d->timer);
     d->timer.data = d;
     zc_list_push_back(&s->pending, &d->link);
+    s->delayed++;
     uv_timer_start(&d->timer, delayed_fire, next_delay(s), 0);
 }
 
@@ -234,4 +240,12 @@ void server_destroy(server_t **p)
     zc_info("answered %llu checks, %llu malformed frames", (unsigned long long)s->checks,
             (unsigned long long)s->malformed);
     free(s);
+}
+
+void server_stats(const server_t *s, server_stats_t *out)
+{
+    memcpy(out->by_status, s->by_status, sizeof out->by_status);
+    out->malformed = s->malformed;
+    out->forbidden = s->forbidden;
+    out->delayed = s->delayed;
 }
