@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cart/dump.h"
+#include "cart/metrics.h"
 #include "cart/node.h"
 #include "lib/flags.h"
 #include "lib/log.h"
@@ -37,6 +38,7 @@ static struct {
     const char *cert;     /* --cert */
     const char *broker_key; /* --broker-key */
     const char *stock_key;  /* --stock-key */
+    const char *http;       /* --http */
 } opt = {.level = ZC_LOG_INFO};
 
 static const char *read_name(const char *arg, void *target)
@@ -98,6 +100,9 @@ static const zc_flag_t flags[] = {
      "the stock service's public key (KEYS/stock.cert)"},
     {"insecure", NULL, ZC_FLAG_BOOL, &opt.insecure, 0, 0, NULL,
      "no CurveZMQ: for experiments only (logged loudly)"},
+    {"http", "HOST:PORT", ZC_FLAG_STR, &opt.http, 0, 0, NULL,
+     "serve /metrics (Prometheus), /healthz and /readyz over HTTP\n"
+     "(docs/operations.md); PORT 0 picks a free one (logged)"},
     {"log-level", "LEVEL", ZC_FLAG_CALL, &opt.level, 0, 0, read_level,
      "debug, info, warn or error (default info)"},
     {"dump-state", NULL, ZC_FLAG_BOOL, &opt.dump, 0, 0, NULL,
@@ -115,6 +120,7 @@ static void print_usage(FILE *out)
 }
 
 static cart_node_t *node;
+static zc_ops_t *ops;
 static uv_signal_t sigint_h, sigterm_h;
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -122,6 +128,7 @@ static void on_signal(uv_signal_t *s, int signum)
     (void)s;
     (void)signum;
     zc_info("shutting down");
+    zc_ops_destroy(&ops);
     cart_node_destroy(&node);
     uv_close((uv_handle_t *)&sigint_h, NULL);
     uv_close((uv_handle_t *)&sigterm_h, NULL);
@@ -185,6 +192,16 @@ int main(int argc, char **argv)
     if (node == NULL) {
         fprintf(stderr, "zcart-cart: %s\n", err);
         return 1;
+    }
+    if (opt.http) {
+        ops = zc_ops_new(loop, opt.http, &cart_ops_fns, node, err, sizeof err);
+        if (ops == NULL) {
+            fprintf(stderr, "zcart-cart: --http: %s\n", err);
+            cart_node_destroy(&node);
+            uv_run(loop, UV_RUN_DEFAULT);
+            return 1;
+        }
+        zc_info("http on port %u (/metrics, /healthz, /readyz)", zc_ops_port(ops));
     }
     uv_signal_init(loop, &sigint_h);
     uv_signal_init(loop, &sigterm_h);

@@ -59,6 +59,7 @@ typedef struct {
     uint64_t seq;                     /* its seq */
     char product[ZC_PRODUCT_MAX + 1]; /* product */
     uint32_t qty;                     /* units to add */
+    uint64_t asked_us;                /* when the stock check left (metrics) */
     waiter_t waiters[WAITERS_MAX];    /* who gets the answer */
     unsigned n_waiters;               /* entries used */
 } pending_add_t;
@@ -68,6 +69,7 @@ typedef struct {
     void *sock;       /* where it goes */
     uint8_t *body;    /* encoded message (owned) */
     size_t len;       /* its length */
+    int status;       /* a CART_REPLY's status (metrics), else -1 */
     zc_link_t link;   /* in node->outbox */
 } outgoing_t;
 
@@ -87,6 +89,10 @@ struct cart_node {
     zc_map_t *inflight;               /* slot+seq -> pending_add_t */
     zc_link_t outbox;                 /* replies waiting for the commit */
     uint64_t dropped;                 /* malformed frames dropped */
+    uint64_t replies[ZC_STATUS_COUNT]; /* CART_REPLYs sent, by status */
+    zc_hist_t stock_lat;              /* stock check latency, ask to answer */
+    zc_hist_t commit_lat;             /* durable commits that had changes */
+    uint64_t commit_failures;         /* commits that failed (replies dropped) */
     int closing;                      /* handles still closing at destroy */
 };
 
@@ -111,6 +117,7 @@ static void enqueue(cart_node_t *n, void *sock, const zc_msg_t *m)
         return;
     }
     o->sock = sock;
+    o->status = m->id == ZC_MSG_CART_REPLY ? m->status : -1;
     o->body = zc_wbuf_take(&w, &o->len);
     zc_list_push_back(&n->outbox, &o->link);
     /* A reply queued outside the poll phase (a request handled from a
@@ -127,9 +134,14 @@ static void enqueue(cart_node_t *n, void *sock, const zc_msg_t *m)
 static void on_flush(uv_check_t *h)
 {
     cart_node_t *n = h->data;
+    bool dirty = store_dirty(n->store);
     uint64_t t0 = zc_mono_us();
     int rc = store_commit(n->store);
-    uint64_t took_ms = (zc_mono_us() - t0) / 1000;
+    uint64_t took_us = zc_mono_us() - t0, took_ms = took_us / 1000;
+    if (dirty)
+        zc_hist_observe(&n->commit_lat, took_us);
+    if (rc != 0)
+        n->commit_failures++;
     if (took_ms >= SLOW_COMMIT_MS)
         zc_warn("durable commit took %" PRIu64 " ms (%s replies waited for it)", took_ms,
                 zc_list_empty(&n->outbox) ? "no" : "its");
@@ -151,6 +163,8 @@ static void on_flush(uv_check_t *h)
     while (!zc_list_empty(&n->outbox)) {
         outgoing_t *o = ZC_CONTAINER(n->outbox.next, outgoing_t, link);
         zc_link_remove(&o->link);
+        if (o->status >= 0 && o->status < ZC_STATUS_COUNT)
+            n->replies[o->status]++;
         if (zc_zsend(o->sock, NULL, 0, o->body, o->len) != 0)
             zc_debug("reply dropped: %s", zmq_strerror(zmq_errno()));
         free(o->body);
@@ -227,6 +241,7 @@ static void on_stock(void *arg, int status, uint32_t available, const char *sdet
     pending_add_t *p = arg;
     cart_node_t *n = p->node;
     char cart[ZC_NODE_MAX + 8], s8[9], detail[ZC_DETAIL_MAX + 1] = "";
+    zc_hist_observe(&n->stock_lat, zc_mono_us() - p->asked_us);
     snprintf(cart, sizeof cart, "%s.%u", n->cfg.name, p->slot);
     short_session(p->session, s8);
     zc_map_del(n->inflight, p->key, sizeof p->key);
@@ -468,6 +483,7 @@ static void start_add(const request_t *q, const uint8_t key[STORE_OP_KEY_LEN], u
     p->waiters[0] = (waiter_t){q->sock, m->corr};
     p->n_waiters = 1;
     /* Ask for what the cart would hold after the add. */
+    p->asked_us = zc_mono_us();
     stock_client_check(q->n->stock, m->product, have + m->qty, m->deadline, on_stock, p);
 }
 
@@ -752,6 +768,25 @@ static void handle_closed(uv_handle_t *h)
     if (--n->closing > 0)
         return;
     free(n); /* czmq's context ends at exit (zsys_shutdown) */
+}
+
+void cart_node_stats(cart_node_t *n, cart_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->slots = store_slots(n->store);
+    memcpy(out->replies, n->replies, sizeof out->replies);
+    out->stock_lat = n->stock_lat;
+    out->commit_lat = n->commit_lat;
+    out->commit_failures = n->commit_failures;
+    out->dropped = n->dropped;
+    out->stock_in_flight = stock_client_pending(n->stock);
+    out->adds_in_flight = zc_map_size(n->inflight);
+    out->replicas = n->n_brokers;
+    uint64_t now = zc_mono_us(), window = (uint64_t)n->cfg.broker_liveness_ms * 1000u;
+    for (unsigned i = 0; i < n->n_brokers; i++)
+        if (!n->brokers[i].silent && now - n->brokers[i].heard_us <= window)
+            out->replicas_heard++;
+    store_usage(n->store, &out->store_used, &out->store_map);
 }
 
 void cart_node_destroy(cart_node_t **p)

@@ -16,6 +16,8 @@
 #include <uv.h>
 
 #include "lib/log.h"
+#include "lib/prom.h"
+#include "proto/status.h"
 
 typedef struct {
     const char *name;           /* node name, also the routing id */
@@ -38,6 +40,22 @@ typedef struct {
 
 typedef struct cart_node cart_node_t;
 
+/* What /metrics and /readyz read (cart/metrics.c). */
+typedef struct {
+    unsigned slots;                      /* cart slots hosted */
+    uint64_t replies[ZC_STATUS_COUNT];   /* CART_REPLYs sent, by status */
+    zc_hist_t stock_lat;                 /* stock checks, ask to answer */
+    zc_hist_t commit_lat;                /* durable commits with changes */
+    uint64_t commit_failures;            /* commits that failed */
+    uint64_t dropped;                    /* frames dropped (malformed, unexpected) */
+    unsigned stock_in_flight;            /* stock checks waiting for an answer */
+    size_t adds_in_flight;               /* adds waiting for their check */
+    unsigned replicas;                   /* replicas configured (--brokers) */
+    unsigned replicas_heard;             /* of those, heard within --broker-liveness */
+    uint64_t store_used;                 /* LMDB bytes in use */
+    uint64_t store_map;                  /* LMDB map size */
+} cart_stats_t;
+
 /* The defaults of every tunable (the flags' documented defaults): the one
  * place they are set. */
 void cart_config_defaults(cart_config_t *c);
@@ -45,5 +63,6 @@ cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err,
 /* Stop: sockets and timers close; in-flight checks are dropped unanswered
  * (their requests time out at the broker and are retried). */
 void cart_node_destroy(cart_node_t **p);
+void cart_node_stats(cart_node_t *n, cart_stats_t *out);
 
 #endif
