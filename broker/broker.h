@@ -27,10 +27,12 @@
 #include "lib/dq.h"
 #include "lib/list.h"
 #include "lib/map.h"
+#include "lib/prom.h"
 #include "lib/stallwatch.h"
 #include "lib/zmqx.h"
 #include "lib/zsec.h"
 #include "proto/msg.h"
+#include "proto/status.h"
 #include "replication/node.h"
 
 #define BROKER_CLIENT_ID_MAX 255
@@ -52,6 +54,15 @@ typedef enum {
 } breq_state_t;
 
 /* One client request in progress. */
+/* Client answers by operation and status, for /metrics (metrics.c).  Op 0
+ * is a request whose op could not be read; ops 1..5 are proto/msg.h's. */
+#define BROKER_OPS 6
+typedef struct {
+    uint64_t answers[BROKER_OPS][ZC_STATUS_COUNT]; /* REPLYs sent */
+    zc_hist_t latency[BROKER_OPS];                 /* arrival to answer, requests that
+                                                      waited (a cart or a commit) */
+} broker_reqstats_t;
+
 typedef struct breq {
     uint64_t corr;                              /* key in inflight; CART_REQUEST corr */
     breq_state_t state;                         /* what it waits for */
@@ -66,6 +77,7 @@ typedef struct breq {
     uint64_t probe_since_ms;                    /* the breaker's since_ms when it was:
                                                    its result counts for that period only */
     uint64_t expires_us;                        /* monotonic time the wait ends */
+    uint64_t started_us;                        /* monotonic time it arrived (metrics) */
     zc_link_t link;                             /* in broker.waiting */
 } breq_t;
 
@@ -140,7 +152,15 @@ typedef struct broker {
     uint64_t bad_requests;    /* client frames answered BAD_REQUEST */
     uint64_t dropped;         /* cart-side frames dropped */
     zc_stallwatch_t *stall;   /* the loop's stalls (STATUS loop_stall_*), NULL if none */
+    broker_reqstats_t reqstats; /* answers to clients, for /metrics (metrics.c) */
+    struct zc_ops *ops;       /* --http: /metrics, /healthz, /readyz; NULL if off */
 } broker_t;
+
+/* metrics.c: /metrics and /readyz (--http) */
+/* Count one answer to a client; started_us 0: answered at once (not timed). */
+void metrics_request(broker_t *b, int op, int status, uint64_t started_us);
+int metrics_open(broker_t *b, const char *addr, char *err, size_t errlen);
+void metrics_close(broker_t *b);
 
 /* frontend.c: client side */
 int frontend_open(broker_t *b, char *err, size_t errlen);

@@ -82,6 +82,7 @@ static void config_defaults(broker_config_t *c)
     c->max_waiting = 4096;
     c->placement = ZC_PLACE_LEAST_LOADED;
     c->max_proposals = 1024;
+    c->ready_lag = 1000;
     c->log_level = ZC_LOG_INFO;
 }
 
@@ -200,6 +201,13 @@ static const char *read_level(const char *arg, void *target)
      "no CurveZMQ and no key checks, the raft port included:\n"                                    \
      "anyone who reaches a port owns the cluster; for\n"                                           \
      "experiments only (logged loudly)"},                                                          \
+    {"http", "HOST:PORT", ZC_FLAG_CALL, (c)->http, 0, 0, read_path,                                \
+     "serve /metrics (Prometheus), /healthz and /readyz over\n"                                   \
+     "HTTP (docs/operations.md); PORT 0 picks a free one"},                                        \
+    {"ready-lag", "N", ZC_FLAG_UINT, &(c)->ready_lag, 0, 100000000, NULL,                          \
+     "/readyz: a follower is ready while it knows a leader and\n"                                 \
+     "has applied all but at most N of the entries the leader\n"                                  \
+     "announced committed (default 1000)"},                                                        \
     {"join", NULL, ZC_FLAG_BOOL, &(c)->join, 0, 0, NULL,                                           \
      "join an existing cluster instead of bootstrapping"},                                         \
     {"log-level", "LEVEL", ZC_FLAG_CALL, &(c)->log_level, 0, 0, read_level,                        \

@@ -48,6 +48,9 @@ typedef struct {
     char cert[BROKER_PATH_MAX];                                /* --cert: this replica's secret certificate */
     char allow[BROKER_PATH_MAX];                               /* --allow: directory of trusted public certs */
     bool insecure;                                 /* --insecure: no CurveZMQ, no key checks */
+    char http[BROKER_PATH_MAX];                    /* --http HOST:PORT, empty: off */
+    unsigned ready_lag;                            /* --ready-lag: a follower further behind the
+                                                      leader's commit index is not ready */
 } broker_config_t;
 
 /* Parse argv.  Returns 0 to run, 1 when --help was printed, 2 on a usage

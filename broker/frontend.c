@@ -54,6 +54,7 @@ void frontend_reply_ko(broker_t *b, const uint8_t *client, size_t client_len, co
     r.status = (uint8_t)status;
     snprintf(r.detail, sizeof r.detail, "%s", detail ? detail : "");
     send_msg(b, client, client_len, &r);
+    metrics_request(b, req ? req->op : 0, status, 0);
 }
 
 void frontend_reply_not_leader(broker_t *b, const uint8_t *client, size_t client_len,

@@ -127,6 +127,7 @@ static void stop(broker_t *b)
     uv_close((uv_handle_t *)&b->sigterm, NULL);
     route_abort_all(b);
     peers_destroy(&b->peers);
+    metrics_close(b);
     frontend_close(b);
     backend_close(b);
     zc_node_close(b->node, on_node_closed, b);
@@ -206,7 +207,8 @@ int main(int argc, char **argv)
         uv_run(b.loop, UV_RUN_DEFAULT);
         goto out;
     }
-    if (frontend_open(&b, err, sizeof err) != 0 || backend_open(&b, err, sizeof err) != 0) {
+    if (frontend_open(&b, err, sizeof err) != 0 || backend_open(&b, err, sizeof err) != 0 ||
+        (b.cfg.http[0] && metrics_open(&b, b.cfg.http, err, sizeof err) != 0)) {
         zc_error("%s", err);
         frontend_close(&b);
         backend_close(&b);

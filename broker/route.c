@@ -52,6 +52,7 @@ static breq_t *breq_new(broker_t *b, const uint8_t *client, size_t client_len, c
     memcpy(q->client, client, client_len);
     q->client_len = (uint8_t)client_len;
     q->req = *req; /* a REQUEST has no lists to own */
+    q->started_us = zc_mono_us();
     zc_link_init(&q->link);
     if (zc_map_put_u64(b->inflight, q->corr, q) != 0) {
         free(q);
@@ -119,6 +120,7 @@ static void finish(broker_t *b, breq_t *q, int status, const char *detail, const
         r.n_items = cart_reply->n_items;
     }
     frontend_send(b, q->client, q->client_len, &r);
+    metrics_request(b, q->req.op, status, q->started_us);
     breq_free(b, q);
 }
 

@@ -746,6 +746,8 @@ static void guard_recv(struct raft_io *io, struct raft_message *m)
         break;
     case RAFT_IO_APPEND_ENTRIES: {
         struct raft_append_entries *ae = &m->append_entries;
+        if (ae->leader_commit > g->stats.leader_commit)
+            g->stats.leader_commit = ae->leader_commit; /* commit indexes only grow */
         raise_prev(g, ae);
         note_request(g, m->server_id, ae->term, ae->prev_log_index + ae->n_entries);
         raft_term term_u = 0;

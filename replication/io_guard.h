@@ -62,6 +62,8 @@ typedef struct {
     uint64_t conf_missing;     /* 7: the committed configuration was unknown (a guard bug) */
     uint64_t leaders_forgotten; /* 7c: silent leaders a non-voter forgot when asked to vote */
     uint64_t confs_adopted;    /* 7d: configurations a follower adopted on receipt */
+    uint64_t leader_commit;    /* highest commit index a leader announced in an
+                                  AppendEntries to this server (readiness of a follower) */
 } zc_io_guard_stats_t;
 
 typedef struct zc_io_guard zc_io_guard_t;

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <raft.h>
 #include <raft/uv.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "lib/buf.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "proto/status.h"
 #include "replication/fsm.h"
@@ -48,11 +50,15 @@ struct zc_node {
     void (*close_done)(void *);          /* zc_node_close callback */
     void *close_arg;                     /* its argument */
     char raft_dir[512];                  /* <dir>/raft */
+    uint64_t last_leader_id;             /* leader seen at the last check (metrics) */
+    zc_node_raft_stats_t stats;          /* proposals, commit latency, leader changes */
 };
 
 /* One proposal in flight. */
 typedef struct {
     struct raft_apply req; /* must be first: raft hands it back */
+    zc_node_t *node;       /* back pointer (metrics) */
+    uint64_t proposed_us;  /* when raft_apply took it (metrics) */
     zc_propose_cb cb;      /* proposer's callback */
     void *arg;             /* its argument */
 } proposal_t;
@@ -99,6 +105,15 @@ static void barrier_cb(struct raft_barrier *req, int status)
     }
 }
 
+/* The leader this replica knows of, 0 if none. */
+static uint64_t raft_leader_id_of(zc_node_t *n)
+{
+    raft_id id = 0;
+    const char *addr = NULL;
+    raft_leader(&n->raft, &id, &addr);
+    return id;
+}
+
 /* Runs after every loop iteration's I/O: notice role changes, start the
  * readiness barrier of a new leader, tell the broker. */
 static void check_cb(uv_check_t *h)
@@ -111,6 +126,12 @@ static void check_cb(uv_check_t *h)
         n->barrier.data = n;
         if (raft_barrier(&n->raft, &n->barrier, barrier_cb) == 0)
             n->barrier_pending = true;
+    }
+    uint64_t leader = raft_leader_id_of(n);
+    if (leader != n->last_leader_id) {
+        if (leader != 0)
+            n->stats.leader_changes++;
+        n->last_leader_id = leader;
     }
     bool ready = zc_node_ready(n);
     if (role != n->last_role || ready != n->last_ready) {
@@ -392,6 +413,35 @@ void zc_node_info(zc_node_t *n, zc_node_info_t *out)
         out->applied_index = raft_last_applied(&n->raft);
     raft_leader(&n->raft, &lid, &laddr);
     out->leader_id = lid;
+    if (out->role == ZC_ROLE_LEADER) {
+        out->leader_commit = out->commit_index;
+    } else if (n->guard) {
+        zc_io_guard_stats_t gs;
+        zc_io_guard_stats(n->guard, &gs);
+        out->leader_commit = gs.leader_commit;
+    }
+}
+
+bool zc_node_info_ready(const zc_node_info_t *info, unsigned max_lag, char *why, size_t cap)
+{
+    if (info->role == ZC_ROLE_LEADER) {
+        if (info->ready)
+            return true;
+        snprintf(why, cap, "leader of term %" PRIu64 ", its barrier not applied yet", info->term);
+        return false;
+    }
+    if (info->leader_id == 0 || info->leader_commit == 0) {
+        snprintf(why, cap, "%s, no leader known", zc_role_name(info->role));
+        return false;
+    }
+    uint64_t lag = info->leader_commit > info->applied_index
+                       ? info->leader_commit - info->applied_index
+                       : 0;
+    if (lag <= max_lag)
+        return true;
+    snprintf(why, cap, "%" PRIu64 " entries behind the leader's commit index (at most %u)", lag,
+             max_lag);
+    return false;
 }
 
 bool zc_node_member(zc_node_t *n, uint64_t id, zc_replica_t *out)
@@ -615,15 +665,21 @@ void zc_node_snapshot_stats(zc_node_t *n, zc_node_snapshot_stats_t *out)
                                       .begin_max_us = s.begin_max_us, .bytes_last = s.bytes_last};
 }
 
+void zc_node_raft_stats(zc_node_t *n, zc_node_raft_stats_t *out) { *out = n->stats; }
+
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
     proposal_t *p = (proposal_t *)req;
+    zc_node_raft_stats_t *st = &p->node->stats;
     if (status == 0) {
+        st->committed++;
+        zc_hist_observe(&st->commit_lat, zc_mono_us() - p->proposed_us);
         p->cb(p->arg, ZC_OK, result);
     } else {
         zc_cmd_result_t none;
         memset(&none, 0, sizeof none);
         none.status = ZC_UNAVAILABLE;
+        st->failed++;
         p->cb(p->arg, ZC_UNAVAILABLE, &none);
     }
     free(p);
@@ -634,6 +690,7 @@ void zc_node_propose(zc_node_t *n, const zc_cmd_t *cmd, zc_propose_cb cb, void *
     zc_cmd_result_t none;
     memset(&none, 0, sizeof none);
     if (!zc_node_ready(n)) {
+        n->stats.refused++;
         none.status = ZC_NOT_LEADER;
         cb(arg, ZC_NOT_LEADER, &none);
         return;
@@ -648,8 +705,13 @@ void zc_node_propose(zc_node_t *n, const zc_cmd_t *cmd, zc_propose_cb cb, void *
     struct raft_buffer buf = {copy, w.len};
     p->cb = cb;
     p->arg = arg;
+    p->node = n;
+    p->proposed_us = zc_mono_us();
+    n->stats.proposed++;
     int rv = raft_apply(&n->raft, &p->req, &buf, 1, apply_cb);
     if (rv != 0) {
+        n->stats.proposed--;
+        n->stats.refused++;
         raft_free(copy);
         zc_wbuf_clear(&w);
         free(p);

@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lib/prom.h"
 #include "lib/zsec.h"
 #include "replication/command.h"
 #include "replication/state.h"
@@ -62,9 +63,21 @@ typedef struct {
     uint64_t applied_index; /* last entry in the LMDB state */
     uint64_t last_index;    /* last entry in the raft log */
     uint64_t leader_id;     /* known leader, 0 if none */
+    uint64_t leader_commit; /* a follower: the highest commit index a leader announced
+                               to it (0 if none yet); a leader: its commit index */
 } zc_node_info_t;
 
 typedef struct zc_node zc_node_t;
+
+/* Raft's work as the broker's /metrics shows it (broker/metrics.c). */
+typedef struct {
+    uint64_t proposed;       /* entries handed to raft_apply */
+    uint64_t committed;      /* of those, applied here (the proposer's answer) */
+    uint64_t failed;         /* of those, leadership lost before they applied */
+    uint64_t refused;        /* proposals refused: not a ready leader */
+    uint64_t leader_changes; /* times this replica learned of a new leader */
+    zc_hist_t commit_lat;    /* raft_apply to applied, committed proposals */
+} zc_node_raft_stats_t;
 
 /* Called when role or readiness may have changed. */
 typedef void (*zc_node_role_cb)(void *arg);
@@ -85,6 +98,12 @@ bool zc_node_ready(zc_node_t *n);
 /* Raft stopped on its own (a storage error): the replica must restart. */
 bool zc_node_failed(zc_node_t *n);
 void zc_node_info(zc_node_t *n, zc_node_info_t *out);
+void zc_node_raft_stats(zc_node_t *n, zc_node_raft_stats_t *out);
+/* Readiness to serve as an operator's probe sees it (/readyz): a leader
+ * whose barrier applied; or a replica that knows a leader and has applied
+ * all but at most max_lag of the entries a leader announced committed.
+ * When not, why (one line) is written. */
+bool zc_node_info_ready(const zc_node_info_t *info, unsigned max_lag, char *why, size_t cap);
 /* Where member `id` listens: the replicated directory first, then the
  * command-line members.  False if unknown. */
 bool zc_node_member(zc_node_t *n, uint64_t id, zc_replica_t *out);
