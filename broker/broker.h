@@ -116,6 +116,8 @@ typedef struct broker {
     uv_signal_t sigint;       /* shutdown */
     uv_signal_t sigterm;      /* shutdown */
     bool stopping;            /* shutdown started */
+    bool handing_off;         /* SIGTERM to a leader: transferring leadership first */
+    uv_timer_t handoff_timer; /* bounds that wait */
     int exit_code;            /* process exit status once the loop ends */
     bool was_ready;           /* readiness at the last role change */
     uint64_t next_corr;       /* corr of the next breq */

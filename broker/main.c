@@ -123,6 +123,7 @@ static void stop(broker_t *b)
     uv_timer_stop(&b->tick);
     zc_stallwatch_destroy(&b->stall);
     uv_close((uv_handle_t *)&b->tick, NULL);
+    uv_close((uv_handle_t *)&b->handoff_timer, NULL);
     uv_close((uv_handle_t *)&b->sigint, NULL);
     uv_close((uv_handle_t *)&b->sigterm, NULL);
     route_abort_all(b);
@@ -133,10 +134,52 @@ static void stop(broker_t *b)
     zc_node_close(b->node, on_node_closed, b);
 }
 
+/* Graceful handoff: a leader told to stop first hands leadership to a
+ * caught-up voter (raft's TimeoutNow), so the cluster does not wait an
+ * election timeout for a new leader, and only then closes.  Bounded: after
+ * two election timeouts (and one second) it stops anyway, as it does on a
+ * second signal or when the transfer is refused (a single voter). */
+static void on_handoff_timer(uv_timer_t *t)
+{
+    broker_t *b = t->data;
+    if (b->handing_off)
+        zc_warn("leadership handoff took too long; stopping anyway");
+    stop(b);
+}
+
+/* Runs inside raft's transfer callback: the stop (raft_close) waits for
+ * the next loop turn, through the handoff timer. */
+static void on_handoff_done(void *arg, int status, const char *detail)
+{
+    broker_t *b = arg;
+    if (b->stopping)
+        return;
+    if (status == ZC_OK)
+        zc_info("leadership handed off; stopping");
+    else
+        zc_warn("leadership handoff failed (%s); stopping anyway", detail);
+    b->handing_off = false;
+    uv_timer_start(&b->handoff_timer, on_handoff_timer, 0, 0);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
-    (void)signum;
-    stop(s->data);
+    broker_t *b = s->data;
+    zc_node_info_t info;
+    if (b->handing_off || b->stopping || signum != SIGTERM || uv_is_active((uv_handle_t *)&b->handoff_timer)) {
+        stop(b);
+        return;
+    }
+    zc_node_info(b->node, &info);
+    if (info.role != ZC_ROLE_LEADER) {
+        stop(b);
+        return;
+    }
+    zc_info("SIGTERM to the leader: handing leadership off before stopping");
+    b->handing_off = true;
+    uv_timer_start(&b->handoff_timer, on_handoff_timer, 2ull * b->cfg.election_timeout_ms + 1000,
+                   0);
+    zc_node_transfer(b->node, 0, on_handoff_done, b);
 }
 
 int main(int argc, char **argv)
@@ -223,6 +266,8 @@ int main(int argc, char **argv)
     b.tick.data = &b;
     uv_timer_start(&b.tick, on_tick, TICK_MS, TICK_MS);
     b.stall = zc_stallwatch_new(b.loop, STALLWATCH_MS);
+    uv_timer_init(b.loop, &b.handoff_timer);
+    b.handoff_timer.data = &b;
     uv_signal_init(b.loop, &b.sigint);
     uv_signal_init(b.loop, &b.sigterm);
     b.sigint.data = b.sigterm.data = &b;
