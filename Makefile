@@ -11,7 +11,7 @@ JOBS       ?= 2
 RUN_DIR    ?= run
 CLUSTER    := deploy/local/zcart-cluster
 
-.PHONY: all deps build build-asan run stop status test test-normal test-asan unit sim bench bench-failover bench-scale chaos chaos-smoke chaos-mutants clean
+.PHONY: all deps build build-asan run stop status package test test-normal test-asan unit sim bench bench-failover bench-scale chaos chaos-smoke chaos-mutants clean
 
 all: build
 
@@ -42,9 +42,14 @@ status:
 	@$(CLUSTER) status --dir $(RUN_DIR)
 
 # The whole suite, in the normal build and again under ASan + UBSan, then
-# a 90 s seeded chaos run (make chaos-smoke CHAOS_SEED=1 replays it).
+# a 90 s seeded chaos run (make chaos-smoke CHAOS_SEED=1 replays it), then
+# the .deb built, installed, verified and removed (scripts/check-package.sh).
 test: build build-asan
-	@bash scripts/run-tests.sh --chaos-smoke $(BUILD)/bin $(BUILD) $(ASAN_BUILD)
+	@bash scripts/run-tests.sh --chaos-smoke $(BUILD)/bin --package $(BUILD) $(BUILD) $(ASAN_BUILD)
+
+# The .deb (CPack, deploy/package.cmake): build/zcart_VERSION_amd64.deb
+package: build
+	@cd $(BUILD) && cpack -G DEB
 
 test-normal: build
 	@bash scripts/run-tests.sh $(BUILD)

@@ -18,6 +18,7 @@
 #include "broker/registry.h"
 #include "lib/clock.h"
 #include "lib/log.h"
+#include "lib/sdnotify.h"
 #include "proto/status.h"
 
 #define TICK_MS 20
@@ -68,6 +69,10 @@ static void on_role_changed(void *arg)
         return;
     }
     bool ready = zc_node_ready(b->node);
+    zc_node_info_t info;
+    zc_node_info(b->node, &info);
+    zc_sd_status("replica %llu: %s%s, term %llu", (unsigned long long)b->cfg.id,
+                 zc_role_name(info.role), ready ? " (ready)" : "", (unsigned long long)info.term);
     route_role_changed(b);
     if (ready && !b->was_ready) {
         b->ready_since_us = zc_mono_us(); /* every node gets a full liveness window */
@@ -120,6 +125,7 @@ static void stop(broker_t *b)
         return;
     b->stopping = true;
     zc_info("shutting down");
+    zc_sd_stopping();
     uv_timer_stop(&b->tick);
     zc_stallwatch_destroy(&b->stall);
     uv_close((uv_handle_t *)&b->tick, NULL);
@@ -275,6 +281,8 @@ int main(int argc, char **argv)
     uv_signal_start(&b.sigterm, on_signal, SIGTERM);
     zc_info("replica %llu serving clients on %s, carts on %s", (unsigned long long)b.cfg.id,
             b.self->client_endpoint, b.self->cart_endpoint);
+    zc_sd_ready(b.loop, "replica %llu: serving clients on %s", (unsigned long long)b.cfg.id,
+                b.self->client_endpoint);
 
     uv_run(b.loop, UV_RUN_DEFAULT);
     rc = b.exit_code;

@@ -9,6 +9,7 @@
 #include "cart/node.h"
 #include "lib/flags.h"
 #include "lib/log.h"
+#include "lib/sdnotify.h"
 #include "lib/zsec.h"
 #include "proto/msg.h"
 
@@ -128,6 +129,7 @@ static void on_signal(uv_signal_t *s, int signum)
     (void)s;
     (void)signum;
     zc_info("shutting down");
+    zc_sd_stopping();
     zc_ops_destroy(&ops);
     cart_node_destroy(&node);
     uv_close((uv_handle_t *)&sigint_h, NULL);
@@ -211,6 +213,7 @@ int main(int argc, char **argv)
             "open %u..%u ms)",
             cfg.slots, cfg.brokers, cfg.stock, cfg.stock_timeout_ms, cfg.stock_failures,
             cfg.stock_open_ms, cfg.stock_open_max_ms);
+    zc_sd_ready(loop, "hosting %u carts as %s", cfg.slots, cfg.name);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
     zc_sec_destroy(&sec);

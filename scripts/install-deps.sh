@@ -12,6 +12,7 @@ PKGS_BUILD=(
   build-essential cmake pkg-config
   libzmq3-dev libczmq-dev libraft-dev libuv1-dev liblmdb-dev
   libmicrohttpd-dev                 # /metrics, /healthz, /readyz (lib/httpd)
+  libsystemd-dev                    # sd_notify READY/STATUS/WATCHDOG (lib/sdnotify)
 )
 # What the test suite, the local cluster tool and the benchmarks use.
 PKGS_TEST=(

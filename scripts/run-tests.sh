@@ -2,14 +2,21 @@
 # Run the CTest suite in each build directory given, then (with
 # --chaos-smoke BIN_DIR, which must come first) a short seeded chaos run
 # against that build's binaries (tests/chaos, docs/chaos.md; needs root for
-# network namespaces), and print one closing line for the whole run:
-# "N passed, N failed" (each CTest test counts one, the chaos run one).
+# network namespaces), (with --package BUILD_DIR, next) the .deb built,
+# installed, verified and removed (scripts/check-package.sh; root), and
+# print one closing line for the whole run: "N passed, N failed" (each CTest
+# test counts one, the chaos run one, the package check one).
 set -u
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 chaos_bin=""
+package_build=""
 if [ "${1:-}" = "--chaos-smoke" ]; then
   chaos_bin=$2
+  shift 2
+fi
+if [ "${1:-}" = "--package" ]; then
+  package_build=$2
   shift 2
 fi
 passed=0
@@ -40,6 +47,15 @@ if [ -n "$chaos_bin" ]; then
     passed=$((passed + 1))
   else
     echo "run-tests: the chaos smoke run failed (its run directory is named above)" >&2
+    failed=$((failed + 1))
+  fi
+fi
+if [ -n "$package_build" ]; then
+  echo "=== package check (.deb from $package_build)"
+  if bash scripts/check-package.sh "$package_build"; then
+    passed=$((passed + 1))
+  else
+    echo "run-tests: the package check failed" >&2
     failed=$((failed + 1))
   fi
 fi

@@ -10,6 +10,7 @@
 #include "lib/zsec.h"
 #include "lib/zmqx.h"
 #include "lib/ops.h"
+#include "lib/sdnotify.h"
 #include "stock/inventory.h"
 #include "stock/metrics.h"
 #include "stock/server.h"
@@ -82,6 +83,7 @@ static void on_signal(uv_signal_t *s, int signum)
     (void)s;
     (void)signum;
     zc_info("shutting down");
+    zc_sd_stopping();
     zc_ops_destroy(&ops);
     server_destroy(&srv);
     uv_close((uv_handle_t *)&sigint_h, NULL);
@@ -184,6 +186,7 @@ int main(int argc, char **argv)
     uv_signal_start(&sigterm_h, on_signal, SIGTERM);
     zc_info("serving %zu products on %s%s", inventory_count(inv), opt.bind,
             opt.delay[1] ? " with random delays" : "");
+    zc_sd_ready(loop, "serving %zu products on %s", inventory_count(inv), opt.bind);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
     zc_sec_destroy(&sec);
