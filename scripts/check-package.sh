@@ -41,4 +41,6 @@ dpkg -r zcart >/dev/null || fail "dpkg -r failed"
 dpkg --purge zcart >/dev/null || fail "dpkg --purge failed"
 [ ! -e /etc/zcart/broker.conf.example ] || fail "purge left /etc/zcart"
 ! getent passwd zcart >/dev/null || fail "purge left the zcart user"
-echo "check-package: built, installed, verified, removed: OK"
+# The container example parses (no engine needed for `config -q`).
+(cd deploy/docker && docker-compose config -q) || fail "deploy/docker/docker-compose.yml: docker-compose config -q failed"
+echo "check-package: built, installed, verified, removed; docker-compose.yml valid: OK"

@@ -21,6 +21,7 @@ PKGS_TEST=(
   iproute2 nftables procps          # chaos harness: namespaces, partitions
   gnuplot-nox                       # chaos report plots
   prometheus                        # promtool checks the /metrics pages
+  docker-compose                    # `config -q` checks deploy/docker (no engine needed)
 )
 
 missing=()
