@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/backup.h"
 #include "broker/broker.h"
 #include "broker/liveness.h"
 #include "broker/registry.h"
@@ -157,6 +158,10 @@ void admin_request(broker_t *b, const uint8_t *client, size_t client_len, const 
         char ep[ZC_ADDR_MAX + 1];
         broker_leader_endpoint(b, ep);
         frontend_admin_reply(b, client, client_len, m->corr, ZC_NOT_LEADER, ep);
+        return;
+    }
+    if (strcmp(m->command, "backup") == 0) {
+        backup_start(b, client, client_len, m->corr, zc_msg_prop(m, "name"));
         return;
     }
     admin_t *a = calloc(1, sizeof *a);

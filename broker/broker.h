@@ -156,6 +156,7 @@ typedef struct broker {
     zc_stallwatch_t *stall;   /* the loop's stalls (STATUS loop_stall_*), NULL if none */
     broker_reqstats_t reqstats; /* answers to clients, for /metrics (metrics.c) */
     struct zc_ops *ops;       /* --http: /metrics, /healthz, /readyz; NULL if off */
+    struct backup *backup;    /* backup.c's copy in flight, NULL if none */
 } broker_t;
 
 /* metrics.c: /metrics and /readyz (--http) */
@@ -163,6 +164,10 @@ typedef struct broker {
 void metrics_request(broker_t *b, int op, int status, uint64_t started_us);
 int metrics_open(broker_t *b, const char *addr, char *err, size_t errlen);
 void metrics_close(broker_t *b);
+
+/* main.c: the last step of a stop, closing raft and the state (backup.c
+ * calls it when a stop waited for a backup). */
+void broker_finish_stop(broker_t *b);
 
 /* frontend.c: client side */
 int frontend_open(broker_t *b, char *err, size_t errlen);

@@ -204,6 +204,13 @@ static const char *read_level(const char *arg, void *target)
     {"http", "HOST:PORT", ZC_FLAG_CALL, (c)->http, 0, 0, read_path,                                \
      "serve /metrics (Prometheus), /healthz and /readyz over\n"                                   \
      "HTTP (docs/operations.md); PORT 0 picks a free one"},                                        \
+    {"backup-dir", "DIR", ZC_FLAG_CALL, (c)->backup_dir, 0, 0, read_path,                          \
+     "where `zcart admin backup NAME` writes, as DIR/NAME\n"                                       \
+     "(default DATA/backups)"},                                                                    \
+    {"restore", "BACKUP", ZC_FLAG_CALL, (c)->restore, 0, 0, read_path,                             \
+     "seed an EMPTY --data DIR from backup directory BACKUP and\n"                                \
+     "exit; every replica of the new cluster is restored from\n"                                  \
+     "the same backup before its first start (docs/operations.md)"},                               \
     {"ready-lag", "N", ZC_FLAG_UINT, &(c)->ready_lag, 0, 100000000, NULL,                          \
      "/readyz: a follower is ready while it knows a leader and\n"                                 \
      "has applied all but at most N of the entries the leader\n"                                  \
@@ -266,12 +273,19 @@ int broker_config_parse(broker_config_t *c, int argc, char **argv)
     case ZC_FLAGS_OK:
         break;
     }
-    if (c->dump_state) {
+    if (c->dump_state || c->restore[0]) {
         if (c->data_dir[0] == 0) {
-            fprintf(stderr, "zcart-broker: --dump-state needs --data DIR\n");
+            fprintf(stderr, "zcart-broker: %s needs --data DIR\n",
+                    c->dump_state ? "--dump-state" : "--restore");
             return 2;
         }
         return 0; /* nothing else is used */
+    }
+    if (c->backup_dir[0] == 0 &&
+        snprintf(c->backup_dir, sizeof c->backup_dir, "%s/backups", c->data_dir) >=
+            (int)sizeof c->backup_dir) {
+        fprintf(stderr, "zcart-broker: --data path too long\n");
+        return 2;
     }
     const char *why = config_invalid(c);
     if (why != NULL) {

@@ -49,6 +49,8 @@ typedef struct {
     char allow[BROKER_PATH_MAX];                               /* --allow: directory of trusted public certs */
     bool insecure;                                 /* --insecure: no CurveZMQ, no key checks */
     char http[BROKER_PATH_MAX];                    /* --http HOST:PORT, empty: off */
+    char backup_dir[BROKER_PATH_MAX];              /* --backup-dir (default DATA/backups) */
+    char restore[BROKER_PATH_MAX];                 /* --restore BACKUP: seed DATA, exit */
     unsigned ready_lag;                            /* --ready-lag: a follower further behind the
                                                       leader's commit index is not ready */
 } broker_config_t;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/backup.h"
 #include "broker/broker.h"
 #include "broker/dump.h"
 #include "broker/lease.h"
@@ -137,8 +138,13 @@ static void stop(broker_t *b)
     metrics_close(b);
     frontend_close(b);
     backend_close(b);
-    zc_node_close(b->node, on_node_closed, b);
+    if (backup_running(b))
+        zc_info("waiting for the backup being written");
+    else
+        broker_finish_stop(b);
 }
+
+void broker_finish_stop(broker_t *b) { zc_node_close(b->node, on_node_closed, b); }
 
 /* Graceful handoff: a leader told to stop first hands leadership to a
  * caught-up voter (raft's TimeoutNow), so the cluster does not wait an
@@ -202,6 +208,8 @@ int main(int argc, char **argv)
     }
     if (b.cfg.dump_state)
         return broker_dump_state(b.cfg.data_dir);
+    if (b.cfg.restore[0])
+        return backup_restore(b.cfg.restore, b.cfg.data_dir, b.cfg.state_map_size);
     /* raft's libuv transport writes to sockets whose peer may be gone. */
     signal(SIGPIPE, SIG_IGN);
     char name[32];

@@ -37,7 +37,7 @@ static const char HELP[] =
     "usage: zcart [--brokers EP,EP...] [--session ID] [--json] [--timeout MS] COMMAND [ARGS]\n"
     "       zcart [options] admin transfer-leader [ID] | add-node ID RAFT,CLIENT,CART |\n"
     "                              remove-node ID | breaker CART open|close|auto |\n"
-    "                              remove-cart-node NAME\n"
+    "                              remove-cart-node NAME | backup NAME\n"
     "\n"
     "Talk to a zcart broker cluster, failing over between its replicas.\n"
     "\n"
@@ -83,6 +83,11 @@ static const char HELP[] =
     "                      them move to free carts and get CART_LOST, or end when none\n"
     "                      is free) and forget the name; stop the node first (a node\n"
     "                      that says hello again is registered afresh)\n"
+    "  admin backup NAME   a consistent copy of the replicated state (carts, free\n"
+    "                      list, sessions) with its applied index, term, digest and\n"
+    "                      members, written by the leader into its --backup-dir as\n"
+    "                      directory NAME; restore: zcart-broker --restore\n"
+    "                      (docs/operations.md)\n"
     "  ID: 1..1000000.  Results: \"OK <detail>\" / \"KO <REASON>: <detail>\"; json\n"
     "  {\"ok\",\"op\":\"admin\",\"command\",\"reason\",\"detail\"}.\n"
     "\n"
@@ -168,6 +173,8 @@ static bool admin_arity(const char *sub, int *lo, int *hi)
     else if (strcmp(sub, "breaker") == 0)
         *lo = *hi = 2;
     else if (strcmp(sub, "remove-cart-node") == 0)
+        *lo = *hi = 1;
+    else if (strcmp(sub, "backup") == 0)
         *lo = *hi = 1;
     else
         return false;
@@ -298,7 +305,8 @@ static int parse_args(int argc, char **argv, cli_args_t *a, char *why, size_t n)
         int lo, hi;
         if (i >= argc || !admin_arity(argv[i], &lo, &hi)) {
             snprintf(why, n, "admin wants transfer-leader [ID], add-node ID RAFT,CLIENT,CART, "
-                             "remove-node ID, breaker CART open|close|auto or remove-cart-node NAME");
+                             "remove-node ID, breaker CART open|close|auto, remove-cart-node NAME "
+                             "or backup NAME");
             return -1;
         }
         a->args[a->nargs++] = argv[i++];
@@ -308,6 +316,7 @@ static int parse_args(int argc, char **argv, cli_args_t *a, char *why, size_t n)
             snprintf(why, n, "admin %s wants %s", a->args[0],
                      strcmp(a->args[0], "breaker") == 0 ? "CART open|close|auto"
                      : strcmp(a->args[0], "remove-cart-node") == 0 ? "NAME"
+                     : strcmp(a->args[0], "backup") == 0 ? "NAME"
                      : lo == 2                          ? "ID RAFT,CLIENT,CART"
                                                         : "ID");
             return -1;
@@ -374,6 +383,17 @@ static bool admin_props(const cli_args_t *a, zcart_prop_t props[4], size_t *n, c
         snprintf(props[1].key, sizeof props[1].key, "action");
         snprintf(props[1].value, sizeof props[1].value, "%s", act);
         *n = 2;
+        return true;
+    }
+    if (strcmp(a->args[0], "backup") == 0) {
+        if (!zc_backup_name_valid(a->args[1])) {
+            snprintf(why, wn, "NAME must be 1..64 of [A-Za-z0-9_.-], not starting with '.' "
+                              "(got '%.40s')", a->args[1]);
+            return false;
+        }
+        snprintf(props[0].key, sizeof props[0].key, "name");
+        snprintf(props[0].value, sizeof props[0].value, "%s", a->args[1]);
+        *n = 1;
         return true;
     }
     if (strcmp(a->args[0], "remove-cart-node") == 0) {

@@ -354,6 +354,20 @@ bool zc_node_name_valid(const char *name)
     return true;
 }
 
+bool zc_backup_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 64 || name[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
 bool zc_product_valid(const char *p)
 {
     size_t n = strlen(p);

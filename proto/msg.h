@@ -159,6 +159,9 @@ bool zc_msg_peek_request(const void *data, size_t len, uint8_t session[ZC_SESSIO
 /* A cart node name: 1..32 octets of [A-Za-z0-9_-] (no '.', which separates
  * node and slot in a cart id). */
 bool zc_node_name_valid(const char *name);
+/* A backup name (ADMIN backup, prop "name"): 1..64 octets of
+ * [A-Za-z0-9_.-], not starting with '.' (one directory, no path). */
+bool zc_backup_name_valid(const char *name);
 /* A product id: 1..64 octets of %x21-7E except ',' (catalog separator). */
 bool zc_product_valid(const char *p);
 /* True if all 16 octets are zero. */

@@ -1199,3 +1199,45 @@ storage:
     mdb_txn_abort(t);
     return -1;
 }
+
+/* --- backup and restore (replication/backup.c) --- */
+
+int zc_state_copy_fd(zc_state_t *s, int fd)
+{
+    /* A read transaction of its own: the copy is the state at one commit,
+     * while the loop goes on writing (MVCC; the env has MDB_NOTLS). */
+    return mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT) == 0 ? 0 : -1;
+}
+
+/* Replica ids of the directory, at most 64 (the directory is capped far lower). */
+typedef struct {
+    uint64_t id[64]; /* collected ids */
+    unsigned n;      /* entries used */
+} member_ids_t;
+
+static int collect_member(const zc_member_t *m, void *arg)
+{
+    member_ids_t *ids = arg;
+    if (ids->n == 64)
+        return 1;
+    ids->id[ids->n++] = m->id;
+    return 0;
+}
+
+int zc_state_forget_history(zc_state_t *s)
+{
+    member_ids_t ids = {.n = 0};
+    if (zc_state_each_member(s, collect_member, &ids) < 0)
+        return -1;
+    MDB_txn *t;
+    if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
+        return -1;
+    int rc = zc_state_txn_set_meta(s, t, "applied_index", 0);
+    for (unsigned i = 0; rc == 0 && i < ids.n; i++)
+        rc = zc_state_txn_del_member(s, t, ids.id[i]);
+    if (rc != 0) {
+        mdb_txn_abort(t);
+        return -1;
+    }
+    return mdb_txn_commit(t) == 0 && mdb_env_sync(s->env, 1) == 0 ? 0 : -1;
+}

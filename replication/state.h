@@ -232,4 +232,14 @@ int zc_state_rebuild_indexes(zc_state_t *s);
 int zc_state_txn_put_member(zc_state_t *s, MDB_txn *t, const zc_member_t *m);
 int zc_state_txn_del_member(zc_state_t *s, MDB_txn *t, uint64_t id);
 
+/* Backup and restore (replication/backup.h).  Write a compacted copy of the
+ * whole state, as of one commit, to fd (an LMDB data file); safe from another
+ * thread while this one writes.  0 or -1. */
+int zc_state_copy_fd(zc_state_t *s, int fd);
+/* Make a restored copy the start of a new cluster: applied index 0 (so the
+ * new cluster's entries apply from its first one) and no replica directory
+ * (the new cluster's members fill it).  Carts, sessions and the free list
+ * stay: the digest is unchanged.  0 or -1. */
+int zc_state_forget_history(zc_state_t *s);
+
 #endif
