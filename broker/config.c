@@ -215,6 +215,11 @@ static const char *read_level(const char *arg, void *target)
      "/readyz: a follower is ready while it knows a leader and\n"                                 \
      "has applied all but at most N of the entries the leader\n"                                  \
      "announced committed (default 1000)"},                                                        \
+    {"recover", NULL, ZC_FLAG_BOOL, &(c)->recover, 0, 0, NULL,                                     \
+     "permanent quorum loss only: start with a raft configuration\n"                             \
+     "of exactly the --replica members given (the survivors),\n"                                 \
+     "forced into the log; what only the lost replicas held is\n"                                 \
+     "lost (docs/operations.md)"},                                                                 \
     {"join", NULL, ZC_FLAG_BOOL, &(c)->join, 0, 0, NULL,                                           \
      "join an existing cluster instead of bootstrapping"},                                         \
     {"log-level", "LEVEL", ZC_FLAG_CALL, &(c)->log_level, 0, 0, read_level,                        \
@@ -236,6 +241,8 @@ static void print_usage(FILE *out, const zc_flag_t *flags)
 /* Cross-flag rules; NULL, or what is wrong. */
 static const char *config_invalid(const broker_config_t *c)
 {
+    if (c->recover && c->join)
+        return "--recover and --join exclude each other";
     if (c->id == 0 || c->data_dir[0] == 0 || c->n_replicas == 0)
         return "--id, --data and at least one --replica are required";
     bool self = false;

@@ -44,6 +44,7 @@ typedef struct {
                                                       their own proposal to commit */
     zc_log_level_t log_level;                      /* --log-level */
     bool join;                                     /* --join: never bootstrap */
+    bool recover;                                  /* --recover: force the --replica set */
     bool dump_state;                               /* --dump-state: print DIR/state, exit */
     char cert[BROKER_PATH_MAX];                                /* --cert: this replica's secret certificate */
     char allow[BROKER_PATH_MAX];                               /* --allow: directory of trusted public certs */

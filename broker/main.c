@@ -249,6 +249,7 @@ int main(int argc, char **argv)
         .snapshot_trailing = b.cfg.snapshot_trailing,
         .pre_vote = true,
         .join = b.cfg.join,
+        .recover = b.cfg.recover,
         .state_map_size = (size_t)b.cfg.state_map_size,
         .sec = b.sec,
         .zctx = b.zctx,

@@ -315,9 +315,24 @@ int zc_node_start(zc_node_t *n, char *err, size_t errlen)
             goto err_after_raft;
         }
     }
-    /* A joining server starts empty; the leader's raft_add brings it in. */
-    rv = n->cfg.join ? RAFT_CANTBOOTSTRAP : raft_bootstrap(&n->raft, &conf);
-    raft_configuration_close(&conf);
+    if (n->cfg.recover) {
+        /* Permanent quorum loss (docs/operations.md): a new configuration
+         * entry of exactly the given members goes into this replica's log;
+         * entries only the lost majority held are gone. */
+        rv = raft_recover(&n->raft, &conf);
+        raft_configuration_close(&conf);
+        if (rv != 0) {
+            snprintf(err, errlen, "recover: %s", raft_errmsg(&n->raft));
+            goto err_after_raft;
+        }
+        zc_warn("RECOVER: forced a configuration of %u member(s); entries this replica "
+                "never received are lost", n->cfg.n_replicas);
+        rv = RAFT_CANTBOOTSTRAP;
+    } else {
+        /* A joining server starts empty; the leader's raft_add brings it in. */
+        rv = n->cfg.join ? RAFT_CANTBOOTSTRAP : raft_bootstrap(&n->raft, &conf);
+        raft_configuration_close(&conf);
+    }
     if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
         snprintf(err, errlen, "bootstrap: %s", raft_errmsg(&n->raft));
         goto err_after_raft;

@@ -42,6 +42,8 @@ typedef struct {
     unsigned snapshot_trailing;    /* entries kept after a snapshot */
     bool pre_vote;                 /* raft pre-vote */
     bool join;                     /* joining an existing cluster: never bootstrap */
+    bool recover;                  /* quorum lost for good: force a configuration of
+                                      exactly `replicas` (raft_recover) before starting */
     size_t state_map_size;         /* LMDB map size, 0 = default */
     const zc_sec_t *sec;           /* raft relay keys (transport.h); NULL: no CURVE */
     void *zctx;                    /* ZeroMQ context, NULL: zc_sec_context() */
