@@ -157,6 +157,9 @@ typedef struct broker {
     broker_reqstats_t reqstats; /* answers to clients, for /metrics (metrics.c) */
     struct zc_ops *ops;       /* --http: /metrics, /healthz, /readyz; NULL if off */
     struct backup *backup;    /* backup.c's copy in flight, NULL if none */
+    zc_map_t *forwards;       /* forward.c: session+seq -> request relayed to the leader */
+    zc_dq_t forward_q;        /* forward.c: those by expiry */
+    uint64_t forwarded;       /* requests relayed to the leader (metrics) */
 } broker_t;
 
 /* metrics.c: /metrics and /readyz (--http) */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/forward.h"
 #include "lib/log.h"
 #include "proto/status.h"
 
@@ -290,12 +291,13 @@ static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, zmq_
     }
     switch (m.id) {
     case ZC_MSG_REQUEST:
-        if (!zc_sec_role_ok(b->sec, body, "client,admin"))
+        /* replica: a request a follower relayed (forward.h) */
+        if (!zc_sec_role_ok(b->sec, body, "client,admin,replica"))
             forbid(b, client, client_len, body, &m, m.id, "requests need a client key");
         else if ((why = invalid_request(&m)) != NULL) {
             b->bad_requests++;
             frontend_reply_ko(b, client, client_len, &m, ZC_BAD_REQUEST, why);
-        } else {
+        } else if (!forward_request(b, client, client_len, &m, data, len)) {
             route_request(b, client, client_len, &m);
         }
         break;

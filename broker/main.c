@@ -11,6 +11,7 @@
 
 #include "broker/backup.h"
 #include "broker/broker.h"
+#include "broker/forward.h"
 #include "broker/dump.h"
 #include "broker/lease.h"
 #include "broker/liveness.h"
@@ -106,6 +107,7 @@ static void on_tick(uv_timer_t *t)
         lease_scan(b, now);
     }
     purge_scan(b, now);
+    forward_expire(b, now);
     drain_scan(b, now, false); /* the resets that are due: O(1) when none is */
     if (now - b->last_peers_us >= (uint64_t)b->cfg.drain_retry_ms * 1000u) {
         b->last_peers_us = now;
@@ -134,6 +136,7 @@ static void stop(broker_t *b)
     uv_close((uv_handle_t *)&b->sigint, NULL);
     uv_close((uv_handle_t *)&b->sigterm, NULL);
     route_abort_all(b);
+    forward_forget_all(b);
     peers_destroy(&b->peers);
     metrics_close(b);
     frontend_close(b);
@@ -274,6 +277,8 @@ int main(int argc, char **argv)
         uv_run(b.loop, UV_RUN_DEFAULT);
         goto out;
     }
+    b.forwards = zc_map_new();
+    zc_dq_init(&b.forward_q);
     b.peers = peers_new(&b);
     if (b.peers)
         peers_sync(b.peers);

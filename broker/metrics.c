@@ -96,6 +96,10 @@ static void write_requests(broker_t *b, zc_prom_t *p)
                      &b->reqstats.latency[op]);
     one(p, "zcart_requests_in_flight", "gauge", "Client requests the leader works on.",
         (double)zc_map_size(b->inflight));
+    one(p, "zcart_requests_relayed_total", "counter",
+        "Client requests this replica relayed to the leader (a follower).", (double)b->forwarded);
+    one(p, "zcart_requests_relaying", "gauge", "Relayed requests waiting for the leader's answer.",
+        (double)(b->forwards ? zc_map_size(b->forwards) : 0));
     one(p, "zcart_bad_requests_total", "counter", "Client frames answered BAD_REQUEST.",
         (double)b->bad_requests);
     one(p, "zcart_forbidden_total", "counter", "Frames refused for their key's role or name.",

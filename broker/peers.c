@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/forward.h"
 #include "lib/log.h"
 
 #define PEERS_MAX 16
@@ -17,6 +18,7 @@ typedef struct {
     void *dealer;                      /* idle connection to it */
     void *monitor;                     /* PAIR receiving the dealer's events */
     zc_watch_t *watch;                 /* watcher on monitor */
+    zc_watch_t *replies;               /* watcher on dealer: relayed answers (forward.c) */
     struct peers *owner;               /* back pointer */
 } peer_t;
 
@@ -45,8 +47,32 @@ static void on_event(void *sock, void *arg)
     }
 }
 
+/* Answers on the idle connection: the leader's REPLYs to requests this
+ * replica relayed (forward.c). */
+static void on_reply(void *sock, void *arg)
+{
+    peer_t *p = arg;
+    for (int i = 0; i < ZC_ZMQX_BATCH; i++) {
+        zc_zmsg_t z;
+        if (zc_zmsg_recv(sock, &z) != 0)
+            return;
+        if (z.n == 1 && !z.over)
+            forward_reply(p->owner->b, zc_zmsg_data(&z, 0), zc_zmsg_size(&z, 0));
+        zc_zmsg_close(&z);
+    }
+}
+
+int peers_send(peers_t *ps, uint64_t id, const void *data, size_t len)
+{
+    for (unsigned i = 0; i < ps->n; i++)
+        if (ps->peer[i].id == id && ps->peer[i].dealer)
+            return zmq_send(ps->peer[i].dealer, data, len, ZMQ_DONTWAIT) == (int)len ? 0 : -1;
+    return -1;
+}
+
 static void peer_close(peer_t *p)
 {
+    zc_watch_destroy(&p->replies);
     zc_watch_destroy(&p->watch);
     if (p->dealer) {
         zmq_socket_monitor(p->dealer, NULL, 0);
@@ -74,6 +100,14 @@ static int peer_open(peers_t *ps, peer_t *p, const zc_replica_t *m)
     zc_zsock_defaults(p->dealer);
     zmq_setsockopt(p->monitor, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(p->dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    /* Relayed requests go only over a live connection (never queued for a
+     * leader that cannot be reached), under an id the leader's frontend
+     * knows not to relay again (forward.h). */
+    int one = 1;
+    char rid[32];
+    snprintf(rid, sizeof rid, "%s%" PRIu64, BROKER_PEER_ID_PREFIX, b->cfg.id);
+    zmq_setsockopt(p->dealer, ZMQ_IMMEDIATE, &one, sizeof one);
+    zmq_setsockopt(p->dealer, ZMQ_ROUTING_ID, rid, strlen(rid));
     /* Replicas share the replica certificate: its public key is the server's. */
     if (zc_sec_client(b->sec, p->dealer, zc_sec_public(b->sec)) != 0)
         goto err;
@@ -81,7 +115,8 @@ static int peer_open(peers_t *ps, peer_t *p, const zc_replica_t *m)
         zmq_connect(p->monitor, inproc) != 0 || zmq_connect(p->dealer, p->endpoint) != 0)
         goto err;
     p->watch = zc_watch_new(b->loop, p->monitor, on_event, p);
-    if (p->watch == NULL)
+    p->replies = zc_watch_new(b->loop, p->dealer, on_reply, p);
+    if (p->watch == NULL || p->replies == NULL)
         goto err;
     return 0;
 err:

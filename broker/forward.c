@@ -1,0 +1,128 @@
+/* forward: see forward.h. */
+#include "broker/forward.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/peers.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+#include "proto/status.h"
+
+#define FWD_KEY_LEN (ZC_SESSION_LEN + 8)
+
+/* One relayed request waiting for the leader's answer. */
+typedef struct {
+    uint8_t key[FWD_KEY_LEN];             /* session + seq (big-endian), key in b->forwards */
+    uint8_t client[BROKER_CLIENT_ID_MAX]; /* who asked last */
+    uint8_t client_len;                   /* its length */
+    zc_msg_t req;                         /* the request (for the UNAVAILABLE answer) */
+    zc_dq_entry_t due;                    /* in b->forward_q at its expiry */
+} fwd_t;
+
+static void fwd_key(uint8_t key[FWD_KEY_LEN], const uint8_t session[ZC_SESSION_LEN], uint64_t seq)
+{
+    memcpy(key, session, ZC_SESSION_LEN);
+    for (int i = 0; i < 8; i++)
+        key[ZC_SESSION_LEN + i] = (uint8_t)(seq >> (56 - 8 * i));
+}
+
+static void fwd_free(broker_t *b, fwd_t *f)
+{
+    zc_map_del(b->forwards, f->key, FWD_KEY_LEN);
+    zc_dq_remove(&b->forward_q, &f->due);
+    free(f);
+}
+
+static bool from_replica(const uint8_t *client, size_t client_len)
+{
+    size_t n = strlen(BROKER_PEER_ID_PREFIX);
+    return client_len >= n && memcmp(client, BROKER_PEER_ID_PREFIX, n) == 0;
+}
+
+bool forward_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req,
+                     const void *data, size_t len)
+{
+    if (b->stopping || b->peers == NULL || b->forwards == NULL || from_replica(client, client_len))
+        return false;
+    zc_node_info_t info;
+    zc_node_info(b->node, &info);
+    if (info.role == ZC_ROLE_LEADER || info.leader_id == 0 || info.leader_id == b->cfg.id)
+        return false;
+    uint8_t key[FWD_KEY_LEN];
+    fwd_key(key, req->session, req->seq);
+    fwd_t *f = zc_map_get(b->forwards, key, FWD_KEY_LEN);
+    if (f == NULL && zc_map_size(b->forwards) >= BROKER_FORWARDS_MAX)
+        return false;
+    if (peers_send(b->peers, info.leader_id, data, len) != 0)
+        return false; /* no live connection to the leader: NOT_LEADER, as before */
+    if (f == NULL) {
+        f = calloc(1, sizeof *f);
+        if (f == NULL || zc_map_put(b->forwards, key, FWD_KEY_LEN, f) != 0) {
+            free(f);
+            return true; /* sent; its answer will find nobody and be dropped */
+        }
+        memcpy(f->key, key, FWD_KEY_LEN);
+        zc_dq_entry_init(&f->due);
+    }
+    memcpy(f->client, client, client_len); /* a retry from elsewhere: answer the latest */
+    f->client_len = (uint8_t)client_len;
+    f->req = *req;
+    zc_dq_set(&b->forward_q, &f->due, zc_mono_us() + 2000ull * b->cfg.cart_timeout_ms);
+    b->forwarded++;
+    return true;
+}
+
+void forward_reply(broker_t *b, const void *data, size_t len)
+{
+    uint8_t session[ZC_SESSION_LEN];
+    uint64_t seq;
+    zc_msg_t m;
+    const char *why;
+    zc_msg_init(&m, 0);
+    if (b->forwards == NULL || zc_msg_decode(&m, data, len, &why) != 0 || m.id != ZC_MSG_REPLY) {
+        zc_msg_reset(&m);
+        return; /* STATUS answers of the idle connection and the like */
+    }
+    memcpy(session, m.session, ZC_SESSION_LEN);
+    seq = m.seq;
+    zc_msg_reset(&m);
+    uint8_t key[FWD_KEY_LEN];
+    fwd_key(key, session, seq);
+    fwd_t *f = zc_map_get(b->forwards, key, FWD_KEY_LEN);
+    if (f == NULL)
+        return; /* expired meanwhile, or a duplicate answer */
+    if (zc_zsend(b->front, f->client, f->client_len, data, len) != 0)
+        zc_debug("relayed reply dropped: %s", zmq_strerror(zmq_errno()));
+    fwd_free(b, f);
+}
+
+void forward_expire(broker_t *b, uint64_t now_us)
+{
+    zc_dq_entry_t *e;
+    while ((e = zc_dq_pop_due(&b->forward_q, now_us)) != NULL) {
+        fwd_t *f = ZC_CONTAINER(e, fwd_t, due);
+        frontend_reply_ko(b, f->client, f->client_len, &f->req, ZC_UNAVAILABLE,
+                          "relayed to the leader, no answer in time; retry");
+        fwd_free(b, f);
+    }
+}
+
+static int free_one(const void *key, size_t klen, void *value, void *arg)
+{
+    (void)key;
+    (void)klen;
+    (void)arg;
+    free(value);
+    return 0;
+}
+
+void forward_forget_all(broker_t *b)
+{
+    if (b->forwards)
+        zc_map_each(b->forwards, free_one, NULL);
+    zc_map_destroy(&b->forwards);
+    zc_dq_clear(&b->forward_q);
+}
