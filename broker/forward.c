@@ -12,14 +12,23 @@
 #include "proto/status.h"
 
 #define FWD_KEY_LEN (ZC_SESSION_LEN + 8)
+#define FWD_WAITERS_MAX 8
 
-/* One relayed request waiting for the leader's answer. */
+/* A copy of a request sent on, and who gets the answer to it. */
 typedef struct {
-    uint8_t key[FWD_KEY_LEN];             /* session + seq (big-endian), key in b->forwards */
-    uint8_t client[BROKER_CLIENT_ID_MAX]; /* who asked last */
-    uint8_t client_len;                   /* its length */
-    zc_msg_t req;                         /* the request (for the UNAVAILABLE answer) */
-    zc_dq_entry_t due;                    /* in b->forward_q at its expiry */
+    uint8_t id[BROKER_CLIENT_ID_MAX]; /* the asker's routing id */
+    uint8_t len;                      /* its length */
+} fwd_waiter_t;
+
+/* One (session, seq) relayed to the leader, waiting for its answers: the
+ * leader answers every copy it gets, so each copy sent has its waiter, and
+ * the answers go to them in order (one reply per request sent). */
+typedef struct {
+    uint8_t key[FWD_KEY_LEN];                /* session + seq (big-endian), key in b->forwards */
+    fwd_waiter_t waiter[FWD_WAITERS_MAX];    /* the askers of the copies not answered yet */
+    unsigned n_waiters;                      /* entries used */
+    zc_msg_t req;                            /* the request (for the UNAVAILABLE answer) */
+    zc_dq_entry_t due;                       /* in b->forward_q at its expiry */
 } fwd_t;
 
 static void fwd_key(uint8_t key[FWD_KEY_LEN], const uint8_t session[ZC_SESSION_LEN], uint64_t seq)
@@ -54,7 +63,8 @@ bool forward_request(broker_t *b, const uint8_t *client, size_t client_len, cons
     uint8_t key[FWD_KEY_LEN];
     fwd_key(key, req->session, req->seq);
     fwd_t *f = zc_map_get(b->forwards, key, FWD_KEY_LEN);
-    if (f == NULL && zc_map_size(b->forwards) >= BROKER_FORWARDS_MAX)
+    if ((f == NULL && zc_map_size(b->forwards) >= BROKER_FORWARDS_MAX) ||
+        (f != NULL && f->n_waiters == FWD_WAITERS_MAX))
         return false;
     if (peers_send(b->peers, info.leader_id, data, len) != 0)
         return false; /* no live connection to the leader: NOT_LEADER, as before */
@@ -67,8 +77,9 @@ bool forward_request(broker_t *b, const uint8_t *client, size_t client_len, cons
         memcpy(f->key, key, FWD_KEY_LEN);
         zc_dq_entry_init(&f->due);
     }
-    memcpy(f->client, client, client_len); /* a retry from elsewhere: answer the latest */
-    f->client_len = (uint8_t)client_len;
+    fwd_waiter_t *w = &f->waiter[f->n_waiters++];
+    memcpy(w->id, client, client_len);
+    w->len = (uint8_t)client_len;
     f->req = *req;
     zc_dq_set(&b->forward_q, &f->due, zc_mono_us() + 2000ull * b->cfg.cart_timeout_ms);
     b->forwarded++;
@@ -94,9 +105,11 @@ void forward_reply(broker_t *b, const void *data, size_t len)
     fwd_t *f = zc_map_get(b->forwards, key, FWD_KEY_LEN);
     if (f == NULL)
         return; /* expired meanwhile, or a duplicate answer */
-    if (zc_zsend(b->front, f->client, f->client_len, data, len) != 0)
+    if (zc_zsend(b->front, f->waiter[0].id, f->waiter[0].len, data, len) != 0)
         zc_debug("relayed reply dropped: %s", zmq_strerror(zmq_errno()));
-    fwd_free(b, f);
+    memmove(&f->waiter[0], &f->waiter[1], --f->n_waiters * sizeof f->waiter[0]);
+    if (f->n_waiters == 0)
+        fwd_free(b, f);
 }
 
 void forward_expire(broker_t *b, uint64_t now_us)
@@ -104,8 +117,9 @@ void forward_expire(broker_t *b, uint64_t now_us)
     zc_dq_entry_t *e;
     while ((e = zc_dq_pop_due(&b->forward_q, now_us)) != NULL) {
         fwd_t *f = ZC_CONTAINER(e, fwd_t, due);
-        frontend_reply_ko(b, f->client, f->client_len, &f->req, ZC_UNAVAILABLE,
-                          "relayed to the leader, no answer in time; retry");
+        for (unsigned i = 0; i < f->n_waiters; i++)
+            frontend_reply_ko(b, f->waiter[i].id, f->waiter[i].len, &f->req, ZC_UNAVAILABLE,
+                              "relayed to the leader, no answer in time; retry");
         fwd_free(b, f);
     }
 }

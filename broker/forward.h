@@ -7,7 +7,8 @@
  * knows a leader and holds a live connection to it (peers.c keeps one
  * DEALER to every other replica's client port, with routing id
  * "zc-replica-ID") sends the REQUEST frame as it came, and remembers
- * (session, seq) -> the client's routing id; the leader treats it like any
+ * (session, seq) -> the asker's routing id, one per copy sent (the leader
+answers each copy, so each asker gets one answer); the leader treats it like any
  * client's request -- dedup by (session, seq) included, so exactly-once
  * holds however often a request is relayed or retried -- and answers the
  * follower, which passes the REPLY on unchanged (it names the deciding

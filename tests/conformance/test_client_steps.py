@@ -240,12 +240,25 @@ class ClientSteps(ClusterCase):
         self.assertEqual(m["session"], sid)
 
     # ---------------------------------------------------------------- section 3 step 3
-    def test_step3_follower_answers_not_leader_with_leader_endpoint(self):
-        """§3 step 3: a follower answers NOT_LEADER, detail = leader's client endpoint."""
+    def test_step3_follower_relays_to_the_leader(self):
+        """§3 step 3 and §3.6: a follower that reaches the leader relays the
+        request; the reply is the leader's (replica = its id, its term)."""
+        ld = self.status(self.leader())
+        for ep in self.followers():
+            with self.subTest(ep):
+                s = zclient.new_session_id()
+                r = self.client.once(ep, s, 1, zcp.ADD, b"apple", 1)
+                self.assertStatus(r, "OK")
+                self.assertEqual((r["replica"], r["term"]), (int(ld["id"]), int(ld["term"])))
+                self.assertStatus(self.client.once(ep, s, 2, zcp.CLOSE), "OK")
+
+    def test_step3_follower_answers_a_peer_not_leader(self):
+        """§3 step 3 and §3.6: a request from another replica's routing id is
+        not relayed: NOT_LEADER, detail = leader's client endpoint."""
         ld = self.leader()
         for ep in self.followers():
             with self.subTest(ep):
-                r = self.client.once(ep, zclient.new_session_id(), 1, zcp.ADD, b"apple", 1)
+                r = self.client.once_as_peer(ep, zclient.new_session_id(), 1, zcp.ADD, b"apple", 1)
                 self.assertStatus(r, "NOT_LEADER")
                 self.assertEqual(r["detail"], ld)
 
@@ -258,7 +271,8 @@ class ClientSteps(ClusterCase):
         ld = self.leader()
         answers = {
             "BAD_REQUEST": self.client.once(ld, s.id, s.next_seq(), zcp.ADD, b"apple", 0),
-            "NOT_LEADER": self.client.once(self.followers()[0], s.id, s.next_seq(), zcp.LIST),
+            "NOT_LEADER": self.client.once_as_peer(self.followers()[0], s.id, s.next_seq(),
+                                                   zcp.LIST),
             "EXPIRED": self.client.once(ld, s.id, s.next_seq(), zcp.LIST,
                                         deadline=now_ms() - 10),
         }
@@ -268,16 +282,16 @@ class ClientSteps(ClusterCase):
                 self.assertEqual((m["cart"], m["generation"], m["items"]), ("", 0, []))
         self.assertEqual(s.list()["items"], [("apple", 1)])
 
-    def test_step3_client_follows_redirect(self):
-        """§3 step 3: "the client retries there": a client that starts at a
-        follower ends up served by the leader."""
+    def test_step3_client_at_a_follower_is_served(self):
+        """§3 step 3: a client that starts at a follower is served (the
+        follower relays, §3.6): every answer decided by the leader."""
+        ld = self.status(self.leader())
         c = zclient.Client(self.followers() + [self.leader()])
         try:
             s = zclient.Session(c)
             r = s.add(b"apple", 1)
             self.assertStatus(r, "OK")
-            self.assertTrue(c.redirects, "the first replica tried was a follower")
-            self.assertEqual(c.current, self.leader())
+            self.assertEqual(r["replica"], int(ld["id"]))
             self.assertStatus(s.close(), "OK")
         finally:
             c.close()
@@ -311,7 +325,8 @@ class ClientSteps(ClusterCase):
     def test_step3_before_step4_on_follower(self):
         """§3: step 3 (NOT_LEADER) is decided before step 4 (EXPIRED)."""
         ep = self.followers()[0]
-        r = self.client.once(ep, zclient.new_session_id(), 1, zcp.LIST, deadline=now_ms() - 1000)
+        r = self.client.once_as_peer(ep, zclient.new_session_id(), 1, zcp.LIST,
+                                     deadline=now_ms() - 1000)
         self.assertStatus(r, "NOT_LEADER")
 
     # ---------------------------------------------------------------- section 3 step 5
@@ -803,7 +818,7 @@ class ClientSteps(ClusterCase):
         self.assertStatus(m, "OK")
         self.assertEqual(wait_until(lambda: self.leader() == target and target, 10,
                                     "replica %s to lead" % tid), target)
-        r = self.client.once(ld, zclient.new_session_id(), 1, zcp.LIST)
+        r = self.client.once_as_peer(ld, zclient.new_session_id(), 1, zcp.LIST)
         self.assertStatus(r, "NOT_LEADER")
         self.assertEqual(r["detail"], target)
         s = self.session()

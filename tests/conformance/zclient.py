@@ -110,6 +110,28 @@ class Client:
             raise NoAnswer("no reply from %s to seq %d" % (ep, seq))
         return m
 
+    def once_as_peer(self, ep, session, seq, op, product=b"", qty=0, deadline=0, timeout=None):
+        """once() from a routing id of another replica ("zc-replica-99"): a
+        follower never relays such a request (section 3.6), so this shows
+        what a follower answers itself."""
+        s = self.ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.ROUTING_ID, b"zc-replica-99")
+        zcluster.curve(s, "admin")
+        s.connect(ep)
+        try:
+            s.send(zcp.encode_request(session, seq, op, deadline, product, qty))
+            end = time.monotonic() + (timeout or self.try_timeout)
+            while s.poll(max(1, int((end - time.monotonic()) * 1000))):
+                m = zcp.decode(s.recv())
+                if self._reply_of(session, seq)(m):
+                    return m
+                if time.monotonic() >= end:
+                    break
+            raise NoAnswer("no reply from %s to seq %d" % (ep, seq))
+        finally:
+            s.close(0)
+
     def next_endpoint(self, ep):
         i = self.endpoints.index(ep) if ep in self.endpoints else -1
         return self.endpoints[(i + 1) % len(self.endpoints)]
