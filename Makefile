@@ -11,7 +11,7 @@ JOBS       ?= 2
 RUN_DIR    ?= run
 CLUSTER    := deploy/local/zcart-cluster
 
-.PHONY: all deps build build-asan run stop status package test test-normal test-asan unit sim bench bench-failover bench-scale chaos chaos-smoke chaos-mutants clean
+.PHONY: all deps build build-asan run stop status package drills test test-normal test-asan unit sim bench bench-failover bench-scale chaos chaos-smoke chaos-mutants clean
 
 all: build
 
@@ -46,6 +46,11 @@ status:
 # the .deb built, installed, verified and removed (scripts/check-package.sh).
 test: build build-asan
 	@bash scripts/run-tests.sh --chaos-smoke $(BUILD)/bin --package $(BUILD) $(BUILD) $(ASAN_BUILD)
+
+# The operator drills under load (docs/operations.md, "Drills"): make drills [DRILLS_ONLY=a,b]
+DRILLS_ONLY ?=
+drills: build
+	@/usr/bin/python3 tests/drills/drills.py --bin $(BUILD)/bin $(if $(DRILLS_ONLY),--only $(DRILLS_ONLY))
 
 # The .deb (CPack, deploy/package.cmake): build/zcart_VERSION_amd64.deb
 package: build
