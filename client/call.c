@@ -12,7 +12,7 @@
  *   outcome                         next
  *   ------------------------------  ----------------------------------------
  *   NOT_LEADER naming an endpoint   switch there now (added if unknown)
- *   NOT_LEADER "unknown"            backoff, next replica
+ *   NOT_LEADER "unknown"            election backoff, next replica
  *   UNAVAILABLE (cart ops)          backoff, next replica; the op is in doubt
  *   any other answer                done: ZCART_ANSWERED
  *   no answer in time               close, next replica (admin: give up)
@@ -22,7 +22,10 @@
  * Quick hops (redirects, refusals, drops) cost no wait, so a cluster whose
  * followers still point at a dead leader could make the loop spin: after
  * as many quick hops in a row as there are replicas the engine sleeps a
- * backoff too.  Backoffs start at backoff_ms, grow by half each time up to
+ * backoff too.  Backoffs start at backoff_ms (after NOT_LEADER "unknown":
+ * at election_backoff_ms, a sequence of its own -- an election usually
+ * ends within tens of ms, and a long first wait was most of a failover's
+ * outage as clients saw it), grow by half each time up to
  * backoff_max_ms, carry up to 25% random jitter (clients that lost the same
  * leader do not come back in step) and never overrun the call's end.
  *
@@ -50,6 +53,7 @@ typedef struct {
     zcart_t *z;         /* the client */
     uint64_t end;       /* monotonic ms when the budget runs out */
     int backoff;        /* next backoff, ms */
+    int election_backoff; /* next wait after NOT_LEADER "unknown", ms */
     unsigned hops;      /* quick hops since the last wait */
     bool in_doubt;      /* some try may have been applied */
     char last[200];     /* what went wrong last, for the final detail */
@@ -73,18 +77,21 @@ static void sleep_ms(uint64_t ms)
     }
 }
 
-static void backoff(loop_t *l)
+/* Sleep *next ms (jittered, never past the call's end), then grow it. */
+static void wait_and_grow(loop_t *l, int *next)
 {
     uint64_t now = zc_mono_ms();
-    uint64_t ms = (uint64_t)l->backoff;
+    uint64_t ms = (uint64_t)*next;
     ms += zcart__rand(l->z) % (ms / 4 + 1);
     if (now + ms > l->end)
         ms = l->end > now ? l->end - now : 0;
     sleep_ms(ms);
-    int next = l->backoff + l->backoff / 2;
-    l->backoff = next > l->z->opt.backoff_max_ms ? l->z->opt.backoff_max_ms : next;
+    int grown = *next + (*next / 2 > 0 ? *next / 2 : 1);
+    *next = grown > l->z->opt.backoff_max_ms ? l->z->opt.backoff_max_ms : grown;
     l->hops = 0;
 }
+
+static void backoff(loop_t *l) { wait_and_grow(l, &l->backoff); }
 
 /* Drop the connection and move on to the next replica. */
 static void next_replica(zcart_t *z)
@@ -150,13 +157,14 @@ static void not_leader(loop_t *l, const char *from, const char *leader)
         return;
     }
     say(l, "%s is not the leader and knows none (%.80s)", from, leader);
-    backoff(l);
+    wait_and_grow(l, &l->election_backoff);
     next_replica(z);
 }
 
 int zcart__call(zcart_t *z, const zcart__call_t *c, zc_msg_t *reply, zcart_result_t *res)
 {
-    loop_t l = {.z = z, .backoff = z->opt.backoff_ms};
+    loop_t l = {.z = z, .backoff = z->opt.backoff_ms,
+                .election_backoff = z->opt.election_backoff_ms};
     uint64_t start = zc_mono_ms();
     l.end = start + (uint64_t)z->opt.total_timeout_ms;
     snprintf(l.last, sizeof l.last, "nothing was tried");

@@ -86,6 +86,7 @@ void zcart_options_default(zcart_options_t *o)
     o->total_timeout_ms = ZCART_DEFAULT_TOTAL_TIMEOUT_MS;
     o->backoff_ms = ZCART_DEFAULT_BACKOFF_MS;
     o->backoff_max_ms = ZCART_DEFAULT_BACKOFF_MAX_MS;
+    o->election_backoff_ms = ZCART_DEFAULT_ELECTION_BACKOFF_MS;
     o->status_timeout_ms = ZCART_DEFAULT_STATUS_TIMEOUT_MS;
 }
 
@@ -93,7 +94,8 @@ void zcart_options_default(zcart_options_t *o)
 static bool options_fill(zcart_options_t *o)
 {
     if (o->attempt_timeout_ms < 0 || o->total_timeout_ms < 0 || o->backoff_ms < 0 ||
-        o->backoff_max_ms < 0 || o->status_timeout_ms < 0 || o->keepalive_ms < 0)
+        o->backoff_max_ms < 0 || o->status_timeout_ms < 0 || o->keepalive_ms < 0 ||
+        o->election_backoff_ms < 0)
         return false;
     if (o->attempt_timeout_ms == 0)
         o->attempt_timeout_ms = ZCART_DEFAULT_ATTEMPT_TIMEOUT_MS;
@@ -103,6 +105,8 @@ static bool options_fill(zcart_options_t *o)
         o->backoff_ms = ZCART_DEFAULT_BACKOFF_MS;
     if (o->backoff_max_ms == 0)
         o->backoff_max_ms = ZCART_DEFAULT_BACKOFF_MAX_MS;
+    if (o->election_backoff_ms == 0)
+        o->election_backoff_ms = ZCART_DEFAULT_ELECTION_BACKOFF_MS;
     if (o->backoff_max_ms < o->backoff_ms)
         o->backoff_max_ms = o->backoff_ms;
     if (o->status_timeout_ms == 0)

@@ -69,6 +69,7 @@ extern "C" {
 #define ZCART_DEFAULT_TOTAL_TIMEOUT_MS 5000
 #define ZCART_DEFAULT_BACKOFF_MS 50
 #define ZCART_DEFAULT_BACKOFF_MAX_MS 500
+#define ZCART_DEFAULT_ELECTION_BACKOFF_MS 10
 #define ZCART_DEFAULT_STATUS_TIMEOUT_MS 1000
 
 /* Protocol status codes (docs/protocol.md §5; the same numbers as
@@ -111,9 +112,14 @@ typedef struct {
     int attempt_timeout_ms; /* wait for one try at one replica; default 1000 */
     int total_timeout_ms;   /* budget of a whole call, tries and backoffs included;
                                default 5000 */
-    int backoff_ms;         /* first wait after NOT_LEADER "unknown" or UNAVAILABLE,
-                               then x1.5 per wait (with up to 25% jitter); default 50 */
+    int backoff_ms;         /* first wait after UNAVAILABLE or BUSY (and after a round
+                               of quick hops), then x1.5 per wait (with up to 25%
+                               jitter); default 50 */
     int backoff_max_ms;     /* cap of that growing wait; default 500 */
+    int election_backoff_ms; /* first wait after NOT_LEADER "unknown" (an election
+                               is running: a new leader is usually there within
+                               tens of ms), then x1.5 per wait up to
+                               backoff_max_ms; default 10 */
     int status_timeout_ms;  /* zcart_status: wait per replica (all are asked at
                                once); default 1000, never above the total budget */
     bool no_deadline;       /* true: requests carry deadline 0 (never EXPIRED);

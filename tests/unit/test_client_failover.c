@@ -140,13 +140,13 @@ TEST(refused_connection_moves_on_at_once)
     fake_stop(&b);
 }
 
-/* NOT_LEADER "unknown": back off, then the next replica. */
+/* NOT_LEADER "unknown": the election backoff, then the next replica. */
 TEST(unknown_leader_backs_off_then_next)
 {
     fake_t *a = fake_start(ctx, (const int[]){ACT_UNKNOWN, 0}), *b = fake_start(ctx, OK);
     char eps[200];
     snprintf(eps, sizeof eps, "%s,%s", a->endpoint, b->endpoint);
-    zcart_options_t o = {.backoff_ms = 200, .zmq_context = ctx};
+    zcart_options_t o = {.election_backoff_ms = 200, .zmq_context = ctx};
     zcart_t *z = zcart_new(eps, &o);
     zcart_session_t *s = zcart_session_new(z);
     zcart_result_t r = {0};
@@ -157,6 +157,28 @@ TEST(unknown_leader_backs_off_then_next)
     CHECK(dt < 3000);
     CHECK_EQ_U64(r.status, 0);
     CHECK_EQ_U64(a->seqs[0], b->seqs[0]);
+    zcart_result_clear(&r);
+    zcart_session_destroy(&s);
+    zcart_destroy(&z);
+    fake_stop(&a);
+    fake_stop(&b);
+}
+
+/* NOT_LEADER "unknown" waits the (short) election backoff, not backoff_ms:
+ * with backoff_ms 3000 the call still ends far sooner. */
+TEST(unknown_leader_waits_the_election_backoff)
+{
+    fake_t *a = fake_start(ctx, (const int[]){ACT_UNKNOWN, 0}), *b = fake_start(ctx, OK);
+    char eps[200];
+    snprintf(eps, sizeof eps, "%s,%s", a->endpoint, b->endpoint);
+    zcart_options_t o = {.backoff_ms = 3000, .election_backoff_ms = 10, .zmq_context = ctx};
+    zcart_t *z = zcart_new(eps, &o);
+    zcart_session_t *s = zcart_session_new(z);
+    zcart_result_t r = {0};
+    uint64_t t0 = zc_mono_ms();
+    CHECK(zcart_add(s, "apple", 1, &r) == ZCART_ANSWERED);
+    CHECK(zc_mono_ms() - t0 < 2500);
+    CHECK_EQ_U64(r.status, 0);
     zcart_result_clear(&r);
     zcart_session_destroy(&s);
     zcart_destroy(&z);
@@ -480,6 +502,7 @@ int main(void)
     RUN(unknown_leader_backs_off_then_next);
     RUN(unavailable_is_retried);
     RUN(busy_is_retried_after_a_backoff);
+    RUN(unknown_leader_waits_the_election_backoff);
     RUN(stale_reply_is_discarded);
     RUN(ko_is_an_answer);
     RUN(budget_exhausted_is_unreachable_in_doubt);
