@@ -28,6 +28,7 @@ typedef struct {
     fwd_waiter_t waiter[FWD_WAITERS_MAX];    /* the askers of the copies not answered yet */
     unsigned n_waiters;                      /* entries used */
     zc_msg_t req;                            /* the request (for the UNAVAILABLE answer) */
+    uint64_t leader;                         /* the replica it was sent to */
     zc_dq_entry_t due;                       /* in b->forward_q at its expiry */
 } fwd_t;
 
@@ -77,6 +78,7 @@ bool forward_request(broker_t *b, const uint8_t *client, size_t client_len, cons
         memcpy(f->key, key, FWD_KEY_LEN);
         zc_dq_entry_init(&f->due);
     }
+    f->leader = info.leader_id;
     fwd_waiter_t *w = &f->waiter[f->n_waiters++];
     memcpy(w->id, client, client_len);
     w->len = (uint8_t)client_len;
@@ -112,16 +114,59 @@ void forward_reply(broker_t *b, const void *data, size_t len)
         fwd_free(b, f);
 }
 
+/* Answer every waiter UNAVAILABLE (unknown outcome: the leader may have
+ * applied it) and forget the entry. */
+static void give_up(broker_t *b, fwd_t *f, const char *why)
+{
+    for (unsigned i = 0; i < f->n_waiters; i++)
+        frontend_reply_ko(b, f->waiter[i].id, f->waiter[i].len, &f->req, ZC_UNAVAILABLE, why);
+    fwd_free(b, f);
+}
+
 void forward_expire(broker_t *b, uint64_t now_us)
 {
     zc_dq_entry_t *e;
-    while ((e = zc_dq_pop_due(&b->forward_q, now_us)) != NULL) {
-        fwd_t *f = ZC_CONTAINER(e, fwd_t, due);
-        for (unsigned i = 0; i < f->n_waiters; i++)
-            frontend_reply_ko(b, f->waiter[i].id, f->waiter[i].len, &f->req, ZC_UNAVAILABLE,
-                              "relayed to the leader, no answer in time; retry");
-        fwd_free(b, f);
+    while ((e = zc_dq_pop_due(&b->forward_q, now_us)) != NULL)
+        give_up(b, ZC_CONTAINER(e, fwd_t, due), "relayed to the leader, no answer in time; retry");
+}
+
+/* The relayed requests sent to one replica, collected (no deletes while
+ * iterating the map). */
+typedef struct {
+    uint64_t leader;          /* the replica gone */
+    fwd_t *hit[64];           /* entries sent to it */
+    unsigned n;               /* entries used */
+    bool more;                /* more than fit: collect again */
+} gone_t;
+
+static int collect_gone(const void *key, size_t klen, void *value, void *arg)
+{
+    (void)key;
+    (void)klen;
+    gone_t *g = arg;
+    fwd_t *f = value;
+    if (f->leader != g->leader)
+        return 0;
+    if (g->n == 64) {
+        g->more = true;
+        return 1;
     }
+    g->hit[g->n++] = f;
+    return 0;
+}
+
+void forward_peer_gone(broker_t *b, uint64_t id)
+{
+    if (b->forwards == NULL)
+        return;
+    gone_t g = {.leader = id};
+    do {
+        g.n = 0;
+        g.more = false;
+        zc_map_each(b->forwards, collect_gone, &g);
+        for (unsigned i = 0; i < g.n; i++)
+            give_up(b, g.hit[i], "relayed to a leader whose connection dropped; retry");
+    } while (g.more);
 }
 
 static int free_one(const void *key, size_t klen, void *value, void *arg)

@@ -37,6 +37,10 @@ bool forward_request(broker_t *b, const uint8_t *client, size_t client_len, cons
 void forward_reply(broker_t *b, const void *data, size_t len);
 /* Answer UNAVAILABLE the relayed requests that waited too long. */
 void forward_expire(broker_t *b, uint64_t now_us);
+/* Replica `id`'s connection dropped (peers.c): the requests relayed to it
+ * may never be answered; answer them UNAVAILABLE now, so their clients
+ * retry at once instead of waiting out their attempt timeout. */
+void forward_peer_gone(broker_t *b, uint64_t id);
 /* Forget every relayed request (stop). */
 void forward_forget_all(broker_t *b);
 

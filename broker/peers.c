@@ -41,6 +41,7 @@ static void on_event(void *sock, void *arg)
             if (ev == ZMQ_EVENT_DISCONNECTED) {
                 zc_debug("connection to replica %" PRIu64 " dropped", p->id);
                 zc_node_peer_gone(p->owner->b->node, p->id);
+                forward_peer_gone(p->owner->b, p->id);
             }
         }
         zc_zmsg_close(&z);

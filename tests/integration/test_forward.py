@@ -19,6 +19,11 @@ f3. No loops: a request from a peer routing id ("zc-replica-9") to a
     follower is answered NOT_LEADER, never relayed.
 f4. A leader that does not answer (paused): the relayed request is answered
     UNAVAILABLE by the follower after 2 x --cart-timeout, not left hanging.
+f5. A leader that dies with a relayed request in flight (its stock check
+    delayed 3 s): the follower answers UNAVAILABLE as soon as the leader's
+    connection drops ("connection dropped"), not after 2 x --cart-timeout
+    (20 s here) -- before this, clients waited out their attempt timeout
+    after every leader kill (bench/README.md, failover drills).
 """
 
 import urllib.request
@@ -28,12 +33,17 @@ import zcproto as zp
 from harness import Dealer, converged, wait_until
 
 
-def relayed(c, name):
+def metric(c, name, key):
+    """One unlabelled sample of process NAME's /metrics."""
     url = [p["http"] for p in c.plan["procs"] if p["name"] == name][0] + "/metrics"
     for line in urllib.request.urlopen(url, timeout=3).read().decode().splitlines():
-        if line.startswith("zcart_requests_relayed_total "):
+        if line.startswith(key + " "):
             return float(line.split()[1])
-    raise AssertionError("no zcart_requests_relayed_total")
+    raise AssertionError("no %s in %s's metrics" % (key, name))
+
+
+def relayed(c, name):
+    return metric(c, name, "zcart_requests_relayed_total")
 
 
 class Forward(harness.ClusterTestCase):
@@ -82,6 +92,19 @@ class Forward(harness.ClusterTestCase):
                 self.assertIn("relayed to the leader", r.detail)
         finally:
             c.resume("broker%d" % ld["id"])
+
+
+    def test_f5_a_dead_leader_fails_its_relayed_requests_at_once(self):
+        c, ld, fo = self.setup(broker_args=["--cart-timeout=10000"], stock_delay="3000")
+        with Dealer(fo["endpoint"], cluster=c) as d:
+            s = zp.new_session()
+            d.send(zp.request(s, 1, zp.OP_ADD, "apple", 1))
+            wait_until(lambda: metric(c, "broker%d" % fo["id"], "zcart_requests_relaying") == 1, 5,
+                       "the add relayed, waiting at the follower")
+            c.kill("broker%d" % ld["id"])
+            r = d.reply_for(s, 1, timeout=8)
+            self.assertEqual(r.status_name, "UNAVAILABLE", r)
+            self.assertIn("connection dropped", r.detail)
 
 
 if __name__ == "__main__":
