@@ -46,8 +46,9 @@ static void register_done(void *arg, int status, const zc_cmd_result_t *res)
     node_info_t *n = zc_map_get(ctx->b->nodes, ctx->node, strlen(ctx->node));
     if (n)
         n->register_pending = false;
-    if (status == ZC_OK && res->count > 0) {
-        zc_info("registered %u cart(s) of node %s", res->count, ctx->node);
+    if (status == ZC_OK && (res->count > 0 || res->moved > 0)) {
+        zc_info("registered %u cart(s) of node %s, %u known one(s) to drain (the node holds "
+                "newer contents)", res->count, ctx->node, res->moved);
         if (!ctx->b->stopping) /* those that held something drain first (drain.c) */
             zc_state_each_node_cart(zc_node_state(ctx->b->node), ctx->node, drain_dirty, ctx->b);
     }
@@ -285,16 +286,24 @@ void registry_hello(broker_t *b, const zc_msg_t *hello)
     if (slots == NULL)
         return;
     uint16_t k = 0;
+    uint64_t next_gen = zc_state_meta(st, "next_gen");
     for (unsigned i = 0; i < hello->n_slots; i++) {
         const zc_slotinfo_t *si = &hello->slots[i];
         char id[ZC_CART_MAX + 1];
         zc_cart_rec_t rec;
+        uint64_t seen = si->generation > si->reset_generation ? si->generation : si->reset_generation;
         snprintf(id, sizeof id, "%s.%u", hello->node, si->slot);
-        if (zc_state_get_cart(st, id, &rec) != 1)
-            continue; /* known (or unreadable: try again next HELLO) */
+        int rc = zc_state_get_cart(st, id, &rec);
+        /* A known cart goes in too when the node has seen a generation the
+         * state has not reached (a state restored from a backup older than
+         * the node's data, or recovered from a replica that missed the
+         * last assignments): its REGISTER raises next_gen above it, so new
+         * assignments are not fenced.  Registering a known cart changes
+         * nothing else (apply_register). */
+        if (rc < 0 || (rc == 0 && seen < next_gen))
+            continue; /* known and behind the state (or unreadable: next HELLO) */
         slots[k].slot = si->slot;
-        slots[k].generation =
-            si->generation > si->reset_generation ? si->generation : si->reset_generation;
+        slots[k].generation = seen;
         slots[k].dirty = !zc_session_is_zero(si->session) || si->n_items > 0;
         k++;
     }

@@ -140,7 +140,8 @@ typedef struct {
     uint64_t generation;        /* ASSIGN/RELEASE: the assignment's generation */
     uint32_t count;             /* REGISTER: carts added; PURGE: sessions forgotten;
                                    UNREGISTER: carts forgotten */
-    uint32_t moved;             /* UNREGISTER: sessions moved to another cart (CART_LOST) */
+    uint32_t moved;             /* UNREGISTER: sessions moved to another cart (CART_LOST);
+                                   REGISTER: known FREE carts sent to drain (newer on the node) */
     uint32_t ended;             /* UNREGISTER: sessions ended (no free cart to move to) */
     zc_breaker_t breaker;       /* BREAKER: the record after the event (or as it
                                    stayed, when refused: status BAD_REQUEST) */

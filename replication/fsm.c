@@ -106,8 +106,25 @@ static int apply_register(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_res
         int rc = zc_state_txn_get_cart(s, t, id, &cart);
         if (rc < 0)
             return -1;
-        if (rc == 0)
-            continue; /* already registered: the registry is authoritative */
+        if (rc == 0) {
+            /* Already registered: the registry is authoritative -- except
+             * for a FREE cart whose node holds something newer than the
+             * registry knows of (a state restored from an older backup, or
+             * recovered from a replica that missed the last commands):
+             * handing it out as is would be fenced, so it drains first,
+             * like a dirty new cart. */
+            if (cart.state == ZC_CART_FREE && sl->dirty && sl->generation > cart.generation) {
+                if (zc_state_txn_free_take(s, t, &cart) != 0)
+                    return -1;
+                cart.state = ZC_CART_DRAINING;
+                cart.generation = sl->generation;
+                cart.since_ms = c->time_ms;
+                if (zc_state_txn_put_cart(s, t, &cart) != 0)
+                    return -1;
+                out->moved++;
+            }
+            continue;
+        }
         memset(&cart, 0, sizeof cart);
         zc_breaker_init(&cart.breaker);
         snprintf(cart.id, sizeof cart.id, "%s", id);

@@ -221,6 +221,36 @@ TEST(dirty_registration_drains_and_raises_generation)
     zc_fsm_destroy(&f);
 }
 
+/* A restored (or recovered) state older than a node's data: a FREE cart
+ * the node reports holding something newer drains before reuse, and new
+ * generations outrank what the node has seen; a known cart reported clean,
+ * or not newer, is left alone. */
+TEST(known_free_cart_newer_on_the_node_drains)
+{
+    char d[256];
+    zc_fsm_t *f = open_fsm(d);
+    CHECK_EQ_U64(do_register(f, "n", 2, 0, false).count, 2);
+    CHECK_EQ_U64(counts(f).free, 2);
+    CHECK_EQ_U64(do_register(f, "n", 2, 0, true).moved, 0);   /* not newer: kept FREE */
+    zc_cmd_result_t r = do_register(f, "n", 1, 9, true);       /* n.0 holds gen 9 */
+    CHECK_EQ_U64(r.status, ZC_OK);
+    CHECK_EQ_U64(r.count, 0);                                  /* nothing new registered */
+    CHECK_EQ_U64(r.moved, 1);
+    zc_state_counts_t n = counts(f);
+    CHECK_EQ_U64(n.total, 2);
+    CHECK_EQ_U64(n.free, 1);
+    CHECK_EQ_U64(n.draining, 1);
+    check_invariants(f);
+    zc_cmd_result_t a = do_assign(f, 1);                       /* gets n.1, the clean one */
+    CHECK_EQ_U64(a.status, ZC_OK);
+    CHECK_STR(a.cart, "n.1");
+    CHECK(a.generation > 9);
+    CHECK_EQ_U64(do_return(f, "n.0", 9).status, ZC_OK);       /* reset, back in service */
+    CHECK_EQ_U64(counts(f).free, 1);
+    check_invariants(f);
+    zc_fsm_destroy(&f);
+}
+
 TEST(replayed_entries_are_skipped)
 {
     char d[256];
@@ -1201,6 +1231,7 @@ int main(void)
     RUN(assign_is_sticky_and_generations_grow);
     RUN(release_drains_then_return_frees_at_tail);
     RUN(closed_session_stays_closed);
+    RUN(known_free_cart_newer_on_the_node_drains);
     RUN(dirty_registration_drains_and_raises_generation);
     RUN(replayed_entries_are_skipped);
     RUN(malformed_entry_advances_index_without_change);
