@@ -177,14 +177,6 @@ void drain_reset_done(broker_t *b, const char *node, const zc_msg_t *m)
     zc_node_propose(b->node, &c, return_done, ctx);
 }
 
-static int free_cart(const void *k, size_t kl, void *v, void *arg)
-{
-    (void)k;
-    (void)kl;
-    (void)arg;
-    free(v);
-    return 0;
-}
 
 void drain_forget_cart(broker_t *b, const char *cart)
 {
@@ -196,7 +188,7 @@ void drain_forget_cart(broker_t *b, const char *cart)
 void drain_forget_all(broker_t *b)
 {
     zc_dq_clear(&b->drain_q);
-    zc_map_each(b->carts, free_cart, NULL);
+    zc_map_each(b->carts, zc_map_free_value, NULL);
     zc_map_destroy(&b->carts);
     b->carts = zc_map_new();
 }

@@ -169,19 +169,11 @@ void forward_peer_gone(broker_t *b, uint64_t id)
     } while (g.more);
 }
 
-static int free_one(const void *key, size_t klen, void *value, void *arg)
-{
-    (void)key;
-    (void)klen;
-    (void)arg;
-    free(value);
-    return 0;
-}
 
 void forward_forget_all(broker_t *b)
 {
     if (b->forwards)
-        zc_map_each(b->forwards, free_one, NULL);
+        zc_map_each(b->forwards, zc_map_free_value, NULL);
     zc_map_destroy(&b->forwards);
     zc_dq_clear(&b->forward_q);
 }

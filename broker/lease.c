@@ -203,20 +203,12 @@ void lease_scan(broker_t *b, uint64_t now_us)
     }
 }
 
-static int free_lease(const void *k, size_t kl, void *v, void *arg)
-{
-    (void)k;
-    (void)kl;
-    (void)arg;
-    free(v);
-    return 0;
-}
 
 void lease_forget_all(broker_t *b)
 {
     zc_dq_clear(&b->lease_q);
     if (b->leases)
-        zc_map_each(b->leases, free_lease, NULL);
+        zc_map_each(b->leases, zc_map_free_value, NULL);
     zc_map_destroy(&b->leases);
     b->leases = zc_map_new();
 }
@@ -225,6 +217,6 @@ void lease_destroy(broker_t *b)
 {
     zc_dq_clear(&b->lease_q);
     if (b->leases)
-        zc_map_each(b->leases, free_lease, NULL);
+        zc_map_each(b->leases, zc_map_free_value, NULL);
     zc_map_destroy(&b->leases);
 }

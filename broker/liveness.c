@@ -441,14 +441,6 @@ void liveness_op_result(broker_t *b, const char *cart, bool ok, bool probe,
     liveness_propose(b, cart, ZC_BRK_CLOSED, ZC_BRK_EV_TRIP, ZC_BRK_WHY_FAILURES, NULL, NULL);
 }
 
-static int free_info(const void *k, size_t kl, void *v, void *arg)
-{
-    (void)k;
-    (void)kl;
-    (void)arg;
-    free(v);
-    return 0;
-}
 
 void liveness_forget_cart(broker_t *b, const char *cart)
 {
@@ -460,7 +452,7 @@ void liveness_forget_cart(broker_t *b, const char *cart)
 void liveness_forget_all(broker_t *b)
 {
     zc_dq_clear(&b->node_q);
-    zc_map_each(b->breakers, free_info, NULL);
+    zc_map_each(b->breakers, zc_map_free_value, NULL);
     zc_map_destroy(&b->breakers);
     b->breakers = zc_map_new();
 }
@@ -469,6 +461,6 @@ void liveness_destroy(broker_t *b)
 {
     zc_dq_clear(&b->node_q);
     if (b->breakers)
-        zc_map_each(b->breakers, free_info, NULL);
+        zc_map_each(b->breakers, zc_map_free_value, NULL);
     zc_map_destroy(&b->breakers);
 }

@@ -336,19 +336,11 @@ static int clear_pending(const void *k, size_t kl, void *v, void *arg)
 
 void registry_forget_all(broker_t *b) { zc_map_each(b->nodes, clear_pending, NULL); }
 
-static int free_node(const void *k, size_t kl, void *v, void *arg)
-{
-    (void)k;
-    (void)kl;
-    (void)arg;
-    free(v);
-    return 0;
-}
 
 void registry_destroy(broker_t *b)
 {
     zc_dq_clear(&b->node_q);
     if (b->nodes)
-        zc_map_each(b->nodes, free_node, NULL);
+        zc_map_each(b->nodes, zc_map_free_value, NULL);
     zc_map_destroy(&b->nodes);
 }

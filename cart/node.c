@@ -753,14 +753,6 @@ err:
     return NULL;
 }
 
-static int free_pending(const void *k, size_t kl, void *v, void *arg)
-{
-    (void)k;
-    (void)kl;
-    (void)arg;
-    free(v);
-    return 0;
-}
 
 static void handle_closed(uv_handle_t *h)
 {
@@ -797,7 +789,7 @@ void cart_node_destroy(cart_node_t **p)
     *p = NULL;
     on_flush(&n->flush); /* what is decided is committed and sent */
     stock_client_destroy(&n->stock);
-    zc_map_each(n->inflight, free_pending, NULL);
+    zc_map_each(n->inflight, zc_map_free_value, NULL);
     zc_map_destroy(&n->inflight);
     for (unsigned i = 0; i < n->n_brokers; i++) {
         zc_watch_destroy(&n->brokers[i].watch);

@@ -152,3 +152,12 @@ void zc_map_each(const zc_map_t *m, int (*fn)(const void *key, size_t klen, void
             return;
     }
 }
+
+int zc_map_free_value(const void *key, size_t klen, void *value, void *arg)
+{
+    (void)key;
+    (void)klen;
+    (void)arg;
+    free(value);
+    return 0;
+}

@@ -26,6 +26,10 @@ int zc_map_put(zc_map_t *m, const void *key, size_t klen, void *value);
 /* Remove and return the value (NULL if absent). */
 void *zc_map_del(zc_map_t *m, const void *key, size_t klen);
 /* Call fn for every entry; stop when it returns non-zero. */
+/* A zc_map_each callback that free()s each value: zc_map_each(m,
+ * zc_map_free_value, NULL) before zc_map_destroy, for maps owning malloc'd
+ * values. */
+int zc_map_free_value(const void *key, size_t klen, void *value, void *arg);
 void zc_map_each(const zc_map_t *m, int (*fn)(const void *key, size_t klen, void *value, void *arg),
                  void *arg);
 
