@@ -98,6 +98,10 @@ static void on_frame(broker_t *b, const char *node, zmq_msg_t *body)
             zc_msg_t hb;
             zc_msg_init(&hb, ZC_MSG_HEARTBEAT);
             snprintf(hb.node, sizeof hb.node, "%s", node);
+            zc_node_info_t info;
+            zc_node_info(b->node, &info);
+            hb.replica = b->cfg.id;
+            hb.term = info.ready ? info.term : 0; /* the node's readiness: it reaches the leader */
             backend_send(b, node, &hb);
         }
         break;

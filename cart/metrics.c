@@ -51,6 +51,8 @@ static void write_metrics(void *arg, zc_prom_t *p)
                    st.replicas_heard);
     zc_prom_sample(p, "zcart_cart_replicas", (const char *[]){"heard", "no", NULL},
                    st.replicas - st.replicas_heard);
+    gauge(p, "zcart_cart_leader_term", "Term of the ready leader heard within --broker-liveness, "
+          "0 if none (readiness).", (double)st.leader_term);
     gauge(p, "zcart_cart_store_used_bytes", "Bytes of the LMDB store in use.", (double)st.store_used);
     gauge(p, "zcart_cart_store_map_bytes", "Size of the LMDB store's map (--map-size).",
           (double)st.store_map);
@@ -60,10 +62,10 @@ static bool is_ready(void *arg, char *why, size_t cap)
 {
     cart_stats_t st;
     cart_node_stats(arg, &st);
-    if (st.replicas_heard * 2 > st.replicas)
+    if (st.leader_term != 0)
         return true;
-    snprintf(why, cap, "heard %u of %u broker replicas within --broker-liveness (a majority needed)",
-             st.replicas_heard, st.replicas);
+    snprintf(why, cap, "no heartbeat from a ready leader within --broker-liveness (heard %u of %u "
+             "replicas)", st.replicas_heard, st.replicas);
     return false;
 }
 

@@ -11,13 +11,12 @@
  *   zcart_cart_adds_in_flight                 adds waiting for their check
  *   zcart_cart_replicas{heard}                replicas configured, heard within
  *                                             --broker-liveness or not
+ *   zcart_cart_leader_term                    term of the ready leader heard, 0 if none
  *   zcart_cart_store_used_bytes / _map_bytes  the LMDB store's use and size
  *
- * Ready: a majority of the configured replicas were heard within
- * --broker-liveness.  A node cannot tell which replica leads (every replica
- * answers its hello alike, docs/protocol.md §4), but a leader needs a
- * majority, and a node that hears a majority is reachable from wherever the
- * cluster can make progress.  docs/operations.md says what this misses. */
+ * Ready: a ready leader's heartbeat (it names the term it leads in,
+ * docs/protocol.md §4) came within --broker-liveness: the node is
+ * connected to the leader. */
 #ifndef ZC_CART_METRICS_H
 #define ZC_CART_METRICS_H
 

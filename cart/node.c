@@ -41,6 +41,8 @@ typedef struct {
     uint64_t heard_us;   /* monotonic time anything last came from this replica
                             (or the connection was last (re)made) */
     bool silent;         /* reported silent; logs once per outage */
+    uint64_t leader_us;  /* monotonic time of its last heartbeat as a ready leader, 0 never */
+    uint64_t leader_term; /* the term that heartbeat named */
 } broker_conn_t;
 
 /* Somebody waiting for an add's answer. */
@@ -567,7 +569,11 @@ static void on_broker(void *sock, void *arg)
                 on_cart_request(n, sock, &m);
             else if (m.id == ZC_MSG_RESET)
                 on_reset(n, sock, &m);
-            /* HEARTBEAT: the replica heard our hello; nothing else to do. */
+            /* HEARTBEAT: the replica heard our hello; a ready leader says so. */
+            if (m.id == ZC_MSG_HEARTBEAT && m.term != 0) {
+                b->leader_us = b->heard_us;
+                b->leader_term = m.term;
+            }
         } else {
             n->dropped++;
             if (n->dropped <= 10 || n->dropped % 1000 == 0)
@@ -775,9 +781,13 @@ void cart_node_stats(cart_node_t *n, cart_stats_t *out)
     out->adds_in_flight = zc_map_size(n->inflight);
     out->replicas = n->n_brokers;
     uint64_t now = zc_mono_us(), window = (uint64_t)n->cfg.broker_liveness_ms * 1000u;
-    for (unsigned i = 0; i < n->n_brokers; i++)
-        if (!n->brokers[i].silent && now - n->brokers[i].heard_us <= window)
+    for (unsigned i = 0; i < n->n_brokers; i++) {
+        const broker_conn_t *b = &n->brokers[i];
+        if (!b->silent && now - b->heard_us <= window)
             out->replicas_heard++;
+        if (b->leader_us && now - b->leader_us <= window && b->leader_term >= out->leader_term)
+            out->leader_term = b->leader_term;
+    }
     store_usage(n->store, &out->store_used, &out->store_map);
 }
 

@@ -52,6 +52,8 @@ typedef struct {
     size_t adds_in_flight;               /* adds waiting for their check */
     unsigned replicas;                   /* replicas configured (--brokers) */
     unsigned replicas_heard;             /* of those, heard within --broker-liveness */
+    uint64_t leader_term;                /* highest term a ready leader's heartbeat named
+                                            within --broker-liveness, 0: no leader heard */
     uint64_t store_used;                 /* LMDB bytes in use */
     uint64_t store_map;                  /* LMDB map size */
 } cart_stats_t;

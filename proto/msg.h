@@ -85,7 +85,7 @@ typedef struct {
     X(18, CART_REPLY, F_CORR, F_SLOT, F_SESSION, F_SEQ, F_STATUS, F_DETAIL, F_ITEMS)       \
     X(19, RESET, F_SLOT, F_GENERATION)                                                     \
     X(20, RESET_DONE, F_NODE, F_SLOT, F_GENERATION)                                        \
-    X(21, HEARTBEAT, F_NODE)                                                               \
+    X(21, HEARTBEAT, F_NODE, F_REPLICA, F_TERM)                                            \
     /* cart node <-> stock */                                                              \
     X(32, CHECK, F_CORR, F_PRODUCT, F_QTY, F_DEADLINE)                                     \
     X(33, CHECK_REPLY, F_CORR, F_STATUS, F_QTY)

@@ -136,8 +136,8 @@ def encode_reset_done(node, slot, generation):
     return head(RESET_DONE) + s(node) + u16(slot) + u64(generation)
 
 
-def encode_heartbeat(node):
-    return head(HEARTBEAT) + s(node)
+def encode_heartbeat(node, replica=0, term=0):
+    return head(HEARTBEAT) + s(node) + u64(replica) + u64(term)
 
 
 def encode_check(corr, product, qty, deadline):
@@ -248,7 +248,7 @@ def decode(frame):
     elif t == RESET_DONE:
         m.update(node=r.str(MAX_NODE).decode(), slot=r.u16(), generation=r.u64())
     elif t == HEARTBEAT:
-        m.update(node=r.str(MAX_NODE).decode())
+        m.update(node=r.str(MAX_NODE).decode(), replica=r.u64(), term=r.u64())
     elif t == CHECK:
         m.update(corr=r.u64(), product=r.str(MAX_PRODUCT).decode(), qty=r.u32(), deadline=r.u64())
     elif t == CHECK_REPLY:

@@ -21,7 +21,11 @@ m3. A follower's readiness flips: with its raft port cut (nft drops
     why, while the other replicas stay ready; healed, it is ready again
     and has applied what the leader committed meanwhile.
 m4. A cart node's readiness flips: with 2 of 3 replicas paused (SIGSTOP)
-    it hears only a minority and /readyz says 503; resumed, 200 again.
+    no ready leader is left for it to hear and /readyz says 503; resumed,
+    200 again.
+m5. A cart node connected to the followers only (its --brokers lists the
+    two followers' cart endpoints) is not ready -- it hears a majority of its
+    list, but no ready leader -- while cart1, connected to all, is.
 """
 
 import json
@@ -163,14 +167,34 @@ class OpsHttp(harness.ClusterTestCase):
         try:
             st, why = wait_until(lambda: (lambda r: r if r[0] == 503 else None)(get(u + "/readyz")),
                                  15, "cart1 not ready")
-            self.assertIn("heard 1 of 3", why)
-            m = metrics(u)
-            self.assertEqual((m['zcart_cart_replicas{heard="yes"}'],
-                              m['zcart_cart_replicas{heard="no"}']), (1, 2))
+            self.assertIn("no heartbeat from a ready leader", why)
+            wait_until(lambda: (lambda m: (m['zcart_cart_replicas{heard="yes"}'],
+                                           m['zcart_cart_replicas{heard="no"}']) == (1, 2))(
+                metrics(u)), 15, "cart1 to count 2 silent replicas")
         finally:
             c.resume("broker2")
             c.resume("broker3")
         wait_until(lambda: get(u + "/readyz")[0] == 200, 15, "cart1 ready again")
+
+
+    def test_m5_cart_node_without_the_leader_is_not_ready(self):
+        c = self.cluster(replicas=3, cart_nodes=1, slots=2, hello_interval=100)
+        urls = http_of(c)
+        ld = wait_until(c.leader, 15, "a ready leader")
+        fol = [p["cart_endpoint"] for p in c.plan["procs"]
+               if p["kind"] == "broker" and p["endpoint"] != ld["endpoint"]]
+        port = c.port()
+        c.start_cart_node("cartx", 2, fol, c.stock_endpoints,
+                          extra_args=["--http", "127.0.0.1:%d" % port])
+        u = "http://127.0.0.1:%d" % port
+        wait_until(lambda: (lambda m: m['zcart_cart_replicas{heard="yes"}'] == 2)(metrics(u)), 15,
+                   "cartx to hear both followers")
+        st, why = get(u + "/readyz")
+        self.assertEqual(st, 503, why)
+        self.assertIn("no heartbeat from a ready leader", why)
+        self.assertEqual(metrics(u)["zcart_cart_leader_term"], 0)
+        self.assertEqual(get(urls["cart1"] + "/readyz")[0], 200)
+        self.assertEqual(metrics(urls["cart1"])["zcart_cart_leader_term"], ld["term"])
 
 
 if __name__ == "__main__":

@@ -116,7 +116,7 @@ MESSAGES = {
     CART_REPLY: ("CART_REPLY", ["corr", "slot", "session", "seq", "status", "detail", "items"]),
     RESET: ("RESET", ["slot", "generation"]),
     RESET_DONE: ("RESET_DONE", ["node", "slot", "generation"]),
-    HEARTBEAT: ("HEARTBEAT", ["node"]),
+    HEARTBEAT: ("HEARTBEAT", ["node", "replica", "term"]),
     CHECK: ("CHECK", ["corr", "product", "qty", "deadline"]),
     CHECK_REPLY: ("CHECK_REPLY", ["corr", "status", "qty"]),
 }
