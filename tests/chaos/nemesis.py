@@ -11,8 +11,9 @@ is at the moment a fault starts is decided at run time.
 
 Timeline: quiet for one interval, then fault, heal, `--interval` seconds of
 quiet, next fault, ... while a fault still ends before --duration.  Faults
-never overlap.  In a mixed schedule the kinds come in shuffled rounds
-(every kind once per round), so a short run still sees most of them.
+never overlap, except a fault and its companion (--overlap).  In a mixed
+schedule the kinds come in shuffled rounds (every kind once per round), so a
+short run still sees most of them.
 
 Kinds (targets in brackets are chosen at run time):
 
@@ -76,7 +77,13 @@ Faults aimed at requests in flight and at recovery paths (docs/chaos.md):
 
 --overlap P: each fault, with probability P, gets a companion fault of
 another kind from COMPANIONS (no second partition) that starts with it and
-is healed with it -- two faults at once.
+is healed with it -- two faults at once.  One process (or one host's drop
+table) is never given to two running faults: `claims` names what a fault
+takes; the schedule redraws a companion whose drawn targets collide with
+its fault's (at most 8 tries, else no companion), and at run time a
+follower-picking companion picks among the followers the first fault left
+alone, and a companion whose target the first fault took at run time (the
+leader it killed, say) is skipped and logged.
 
 A leader-relative fault that finds no ready leader within 10 s is skipped
 (logged, not recorded).  Each applied fault is recorded in the history as
@@ -203,6 +210,30 @@ def draw_params(rng, kind, replicas, carts, stocks):
     return p, length
 
 
+# Kinds whose drawn target is a process they kill, pause or stall, and kinds
+# whose drawn target is a host whose drop table they own (net.drop replaces
+# a namespace's whole table, so two of them on one host undo each other).
+PROCESS_PARAMS = ("cart", "stock", "replica")
+DROP_KINDS = ("delay-cart-replies", "delay-client-replies", "packet-loss")
+
+
+def claims(kind, params, targets=None):
+    """The daemons and hosts fault `kind` takes: from its drawn params, and
+    from `targets` (what apply() returned) once it runs.  Names as in the
+    cluster: broker<R>, cart node and stock names, "clients"."""
+    out = set()
+    for key in PROCESS_PARAMS:
+        if key in params and kind != "cut-cart-from-leader":
+            v = params[key]
+            out.add("broker%d" % v if key == "replica" else v)
+    if kind in DROP_KINDS:
+        out.add(params.get("host") or params.get("cart") or "clients")
+    for key in ("node", "host"):
+        if targets and isinstance(targets.get(key), str):
+            out.add(targets[key])
+    return out
+
+
 def make_schedule(seed, kinds, duration, interval, fault_min, fault_max, replicas, carts, stocks,
                   overlap=0.0):
     rng = random.Random(seed)
@@ -221,9 +252,12 @@ def make_schedule(seed, kinds, duration, interval, fault_min, fault_max, replica
             break
         f = Fault(len(sched) + 1, kind, round(t, 1), d, p)
         if overlap > 0 and rng.random() < overlap and kind not in SCRIPTED:
-            ck = rng.choice([k for k in COMPANIONS if k != kind])
-            cp, _ = draw_params(rng, ck, replicas, carts, stocks)
-            f.companion = Fault(f.n, ck, f.at, d, cp)
+            for _ in range(8):
+                ck = rng.choice([k for k in COMPANIONS if k != kind])
+                cp, _ = draw_params(rng, ck, replicas, carts, stocks)
+                if not claims(ck, cp) & claims(kind, p):
+                    f.companion = Fault(f.n, ck, f.at, d, cp)
+                    break
         sched.append(f)
         t += d + interval
     return sched
@@ -580,8 +614,14 @@ class Nemesis(threading.Thread):
                 add()
         return v, undo
 
-    def apply(self, f):
-        """Apply fault f; (targets, undo) or None if skipped (logged)."""
+    def apply(self, f, busy=frozenset()):
+        """Apply fault f; (targets, undo) or None if skipped (logged).  `busy`:
+        daemons and hosts another running fault has taken (claims())."""
+        taken = claims(f.kind, f.params) & set(busy)
+        if taken:
+            self.skipped.append((f, "%s taken by another fault" % ", ".join(sorted(taken))))
+            self.log("skip %s: %s taken by another fault" % (f.kind, ", ".join(sorted(taken))))
+            return None
         c = self.cluster
         b = c.broker_name
         k = f.kind
@@ -595,7 +635,11 @@ class Nemesis(threading.Thread):
             v, undo = self._kill(b(leader))
             v["leader"] = leader
         elif k in ("kill-follower", "pause-follower"):
-            followers = [r for r in c.replica_ids() if r != leader]
+            followers = [r for r in c.replica_ids() if r != leader and b(r) not in busy]
+            if not followers:
+                self.skipped.append((f, "every follower taken by another fault"))
+                self.log("skip %s: every follower taken by another fault" % k)
+                return None
             r = followers[int(f.params["pick"] * len(followers)) % len(followers)]
             v, undo = (self._kill if k == "kill-follower" else self._pause)(b(r))
             v["leader"] = leader
@@ -697,7 +741,7 @@ class Nemesis(threading.Thread):
                                    targets))
             if f.companion is not None:
                 try:
-                    got2 = self.apply(f.companion)
+                    got2 = self.apply(f.companion, claims(f.kind, f.params, targets))
                 except Exception as e:  # noqa: BLE001
                     self.errors.append("applying %s: %r" % (f.companion.kind, e))
                     self.log("ERROR applying %s: %r" % (f.companion.kind, e))
