@@ -68,6 +68,7 @@ static void config_defaults(broker_config_t *c)
     c->heartbeat_timeout_ms = 50;
     c->snapshot_threshold = 8192; /* bench/README.md: 1024 costs p99 and throughput */
     c->snapshot_trailing = 1024;
+    c->raft_segment_size = (uint64_t)8 << 20; /* raft's own default */
     c->cart_timeout_ms = 2000;
     c->drain_retry_ms = 500;
     c->cart_liveness_ms = 3000;
@@ -138,6 +139,10 @@ static const char *read_level(const char *arg, void *target)
      "raft entries between snapshots (default 8192)"},                                             \
     {"snapshot-trailing", "N", ZC_FLAG_UINT, &(c)->snapshot_trailing, 0, 100000000, NULL,          \
      "raft entries kept after a snapshot (default 1024)"},                                         \
+    {"raft-segment-size", "BYTES", ZC_FLAG_SIZE, &(c)->raft_segment_size, (uint64_t)64 << 10,      \
+     (uint64_t)1 << 30, NULL,                                                                      \
+     "raft log segment, allocated whole (suffix K, M or G;\n"                                      \
+     "64K..1G, a multiple of 4K, default 8M)"},                                                    \
     {"cart-timeout", "MS", ZC_FLAG_UINT, &(c)->cart_timeout_ms, 10, 600000, NULL,                  \
      "how long a request may wait for its cart or for a\n"                                         \
      "commit before it is answered KO (default 2000)"},                                            \
@@ -262,6 +267,8 @@ static const char *config_invalid(const broker_config_t *c)
         return "--cart-lost-after must be at least --cart-liveness";
     if (c->breaker_wait_max_ms < c->breaker_wait_ms)
         return "--breaker-wait-max must be at least --breaker-wait";
+    if (c->raft_segment_size % 4096 != 0)
+        return "--raft-segment-size must be a multiple of 4K";
     return NULL;
 }
 

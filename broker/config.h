@@ -20,6 +20,7 @@ typedef struct {
     unsigned heartbeat_timeout_ms;                 /* --heartbeat-timeout */
     unsigned snapshot_threshold;                   /* --snapshot-threshold */
     unsigned snapshot_trailing;                    /* --snapshot-trailing */
+    uint64_t raft_segment_size;                    /* --raft-segment-size, bytes */
     unsigned cart_timeout_ms;                      /* --cart-timeout: wait for a cart or a commit */
     unsigned drain_retry_ms;                       /* --drain-retry: resend RESET to draining carts */
     unsigned cart_liveness_ms;                     /* --cart-liveness: a node silent this long trips

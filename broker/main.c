@@ -250,6 +250,7 @@ int main(int argc, char **argv)
         .heartbeat_timeout_ms = b.cfg.heartbeat_timeout_ms,
         .snapshot_threshold = b.cfg.snapshot_threshold,
         .snapshot_trailing = b.cfg.snapshot_trailing,
+        .segment_size = (size_t)b.cfg.raft_segment_size,
         .pre_vote = true,
         .join = b.cfg.join,
         .recover = b.cfg.recover,

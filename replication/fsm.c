@@ -42,6 +42,7 @@ struct zc_fsm {
     zc_wbuf_t snap_bytes;           /* SNAP_BUILT: the serialized snapshot */
     struct raft_buffer snap_buf;    /* SNAP_BUILT: raft's view of snap_bytes */
     zc_fsm_snapshot_stats_t stats;  /* snapshot counters (zc_fsm_snapshot_stats) */
+    char apply_error[128];          /* why the last failed apply failed (LMDB's words) */
 };
 
 zc_fsm_t *zc_fsm_new(const char *dir, size_t map_size, char *err, size_t errlen)
@@ -574,8 +575,11 @@ static int apply_once(zc_fsm_t *f, uint64_t index, const zc_cmd_t *c, bool decod
     zc_state_t *s = f->state;
     memset(out, 0, sizeof *out);
     MDB_txn *t;
-    if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
+    int mrc = mdb_txn_begin(s->env, NULL, 0, &t);
+    if (mrc != 0) {
+        snprintf(f->apply_error, sizeof f->apply_error, "begin: %s", mdb_strerror(mrc));
         return -1;
+    }
     int rc = 0;
     if (!decoded) {
         /* Every replica sees the same bytes, so every replica skips it. */
@@ -604,9 +608,19 @@ static int apply_once(zc_fsm_t *f, uint64_t index, const zc_cmd_t *c, bool decod
                                    zc_state_txn_meta(s, t, "applied_commands") + 1);
     if (rc != 0) {
         mdb_txn_abort(t);
+        snprintf(f->apply_error, sizeof f->apply_error, "a write of the transaction failed");
         return -1;
     }
-    return mdb_txn_commit(t) == 0 ? 0 : -1;
+    if ((mrc = mdb_txn_commit(t)) != 0) {
+        snprintf(f->apply_error, sizeof f->apply_error, "commit: %s", mdb_strerror(mrc));
+        return -1;
+    }
+    return 0;
+}
+
+const char *zc_fsm_apply_error(const zc_fsm_t *f)
+{
+    return f->apply_error[0] ? f->apply_error : "no error";
 }
 
 /* The last line of defence of "apply never fails on a full map": the
@@ -656,8 +670,8 @@ int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_c
     if (decoded)
         zc_cmd_clear(&c);
     if (rc != 0) {
-        zc_error("entry %llu: storage error while applying, not applied",
-                 (unsigned long long)index);
+        zc_error("entry %llu: storage error while applying (%s), not applied",
+                 (unsigned long long)index, f->apply_error);
         memset(out, 0, sizeof *out);
         out->status = ZC_INTERNAL;
         return -1;

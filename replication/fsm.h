@@ -42,6 +42,9 @@ uint64_t zc_fsm_applied_index(zc_fsm_t *f);
  * for KO outcomes, which are not errors).  Returns -1 only when storage
  * failed, in which case nothing was applied. */
 int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_cmd_result_t *out);
+/* Why the last failed zc_fsm_apply failed, in LMDB's words ("commit: No
+ * space left on device"); "no error" before any failure. */
+const char *zc_fsm_apply_error(const zc_fsm_t *f);
 
 /* Serialize the whole state into out, here and now (tests, tools). */
 int zc_fsm_snapshot(zc_fsm_t *f, zc_wbuf_t *out);

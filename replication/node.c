@@ -12,6 +12,7 @@
 #include <raft.h>
 #include <raft/uv.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,8 @@ struct zc_node {
     zc_node_config_t cfg;                /* copy; replicas points to `members` */
     zc_replica_t *members;               /* owned copy of cfg.replicas */
     zc_fsm_t *fsm;                       /* LMDB state machine (owned) */
-    struct raft_fsm raft_fsm;            /* raft's view of fsm */
+    struct raft_fsm raft_fsm;            /* raft's view of fsm; apply wrapped by node_apply */
+    int (*fsm_apply)(struct raft_fsm *, const struct raft_buffer *, void **); /* fsm's own apply */
     struct raft_uv_transport transport;  /* CurveZMQ relay (transport.h) */
     struct raft_io io;                   /* libuv I/O, wrapped by guard */
     zc_io_guard_t *guard;                /* raft 0.15's bugs kept out (io_guard.h) */
@@ -145,6 +147,30 @@ static void check_cb(uv_check_t *h)
     }
 }
 
+/* Bug 5 of io_guard.h, on the state machine's side.  raft 0.15 answers a
+ * failed apply by trying the same entry again at every later commit, for
+ * ever: a follower with a full disk falls behind in silence, and a leader
+ * keeps leading while it applies nothing (every request times out).  An
+ * apply fails only when LMDB does (zc_fsm_apply: a full map grows first), so
+ * it is a storage failure like a failed append, and ends the same way: a
+ * log line naming the error and ZC_EXIT_STORAGE.  Nothing is lost: the
+ * entry is in the raft log, and a restart applies it again once the disk has
+ * room. */
+static int node_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    zc_node_t *n = (zc_node_t *)((char *)fsm - offsetof(zc_node_t, raft_fsm));
+    int rv = n->fsm_apply(fsm, buf, result);
+    if (rv != 0) {
+        zc_error("state storage: applying entry %llu failed: %s; exiting with status %d so the "
+                 "replica restarts from its log",
+                 (unsigned long long)n->raft.last_applied + 1, zc_fsm_apply_error(n->fsm),
+                 ZC_EXIT_STORAGE);
+        fflush(NULL);
+        exit(ZC_EXIT_STORAGE);
+    }
+    return rv;
+}
+
 zc_node_t *zc_node_new(uv_loop_t *loop, const zc_node_config_t *cfg, zc_node_role_cb role_cb,
                        void *arg, char *err, size_t errlen)
 {
@@ -185,6 +211,8 @@ zc_node_t *zc_node_new(uv_loop_t *loop, const zc_node_config_t *cfg, zc_node_rol
         goto err_after_fsm;
     }
     zc_fsm_raft(n->fsm, &n->raft_fsm);
+    n->fsm_apply = n->raft_fsm.apply;
+    n->raft_fsm.apply = node_apply;
     uv_check_init(loop, &n->check);
     n->check.data = n;
     return n;
@@ -286,6 +314,8 @@ int zc_node_start(zc_node_t *n, char *err, size_t errlen)
     /* A corrupt segment must stop the replica, not be renamed away with
      * entries it may have acknowledged (raft 0.15 recovers by default). */
     raft_uv_set_auto_recovery(&n->io, false);
+    if (n->cfg.segment_size != 0)
+        raft_uv_set_segment_size(&n->io, n->cfg.segment_size);
     /* Snapshots are built off the loop (fsm.c): raft_init wants io version
      * 2 for that, which 0.15's libuv io implements (async_work) but does
      * not say. */

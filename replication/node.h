@@ -40,6 +40,7 @@ typedef struct {
     unsigned heartbeat_timeout_ms; /* raft heartbeat, < election timeout */
     unsigned snapshot_threshold;   /* entries between snapshots */
     unsigned snapshot_trailing;    /* entries kept after a snapshot */
+    size_t segment_size;           /* raft log segment bytes, 0 = raft's default */
     bool pre_vote;                 /* raft pre-vote */
     bool join;                     /* joining an existing cluster: never bootstrap */
     bool recover;                  /* quorum lost for good: force a configuration of
