@@ -128,6 +128,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/log.h"
 
@@ -220,7 +221,7 @@ static void storage_failed(zc_io_guard_t *g, const char *op, int status)
              "restarts from its log",
              op, raft_strerror(status), detail, ZC_EXIT_STORAGE);
     fflush(NULL);
-    exit(ZC_EXIT_STORAGE);
+    _exit(ZC_EXIT_STORAGE); /* no atexit handlers: czmq's would close sockets mid-callback */
 }
 
 /* hidden_failure.  The broker's hook never returns.  When a hook does (the

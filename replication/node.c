@@ -166,7 +166,7 @@ static int node_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void 
                  (unsigned long long)n->raft.last_applied + 1, zc_fsm_apply_error(n->fsm),
                  ZC_EXIT_STORAGE);
         fflush(NULL);
-        exit(ZC_EXIT_STORAGE);
+        _exit(ZC_EXIT_STORAGE); /* no atexit handlers: czmq's would close sockets mid-callback */
     }
     return rv;
 }

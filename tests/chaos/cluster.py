@@ -20,7 +20,12 @@ argv.
 A daemon is `running`, `paused` (SIGSTOP) or `dead`.  `expect_dead` is set
 by whoever kills it on purpose (the nemesis); `unexpected_exits()` reports
 every daemon that died without it, with its exit status -- a crash the run
-must report.
+must report -- except an exit whose status is in its `tolerated_exits`
+(74 while the disk-full fault holds its disk: `tolerated` lists those).
+
+With `disk_size` (the disk-full kind, disk.py), every replica's and cart
+node's data directory is a tmpfs of that size, and the replicas write
+their raft log in 64 KiB segments, so a full disk is met within a fault.
 
 STATUS comes from the real CLI, `zcart --json status`, run in the zc-ctl
 namespace, which no partition touches.
@@ -32,6 +37,8 @@ import signal
 import subprocess
 import threading
 import time
+
+import disk as diskmod
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -109,6 +116,7 @@ class Daemon:
         self.starts = 0         # how many times it was started
         self.expect_dead = False  # killed on purpose (or stopped): not a crash
         self.exits = []         # (time, status) of unexpected exits seen
+        self.tolerated_exits = set()  # exit statuses that are no crash now (disk-full: 74)
 
     @property
     def pid(self):
@@ -212,17 +220,22 @@ class Cluster:
     """Stock, broker replicas and cart nodes of one run."""
 
     def __init__(self, net, run_dir, bin_dir=None, replicas=3, cart_nodes=2, slots=8, stock=1,
-                 catalog=None, broker_args=(), cart_args=(), log=print):
+                 catalog=None, broker_args=(), cart_args=(), disk_size=None, log=print):
         self.net = net
         self.dir = run_dir
         self.bin = os.path.abspath(bin_dir or os.environ.get("ZCART_BIN") or DEFAULT_BIN)
         self.n_replicas, self.n_carts, self.slots, self.n_stock = replicas, cart_nodes, slots, stock
         self.log = log
         self.catalog = catalog or os.path.join(run_dir, "catalog.csv")
+        self.disk_size = disk_size  # e.g. "256m": data directories on tmpfs (disk.py)
         self.broker_args = list(CHAOS_BROKER_ARGS) + list(broker_args)
+        if disk_size:
+            self.broker_args.append("--raft-segment-size=64K")
         self.cart_args = list(CHAOS_CART_ARGS) + list(cart_args)
         self.daemons = {}   # name -> Daemon, in start order
         self.lock = threading.Lock()  # serialises start/kill/pause of one daemon
+        self.disks = []     # data directories mounted as tmpfs (disk_size)
+        self.tolerated = []  # (time, name, status) of exits tolerated_exits allowed
 
     # -- the plan --
     @staticmethod
@@ -319,6 +332,11 @@ class Cluster:
             if not os.access(d.argv[0], os.X_OK):
                 raise ClusterError("%s is not an executable (build first: cmake --build build)"
                                    % d.argv[0])
+        if self.disk_size:
+            for d in self.daemons.values():
+                if d.kind in ("broker", "cart"):
+                    diskmod.mount(d.data, self.disk_size)
+                    self.disks.append(d.data)
         shim = self._clock_shim()
         for d in self.daemons.values():
             if d.kind in ("broker", "cart"):  # clock-jump's targets (nemesis.py)
@@ -408,13 +426,23 @@ class Cluster:
             if d.proc:
                 d.wait_dead(10)
 
+    def unmount_disks(self):
+        """After every daemon is gone: unmount the data tmpfs (disk_size)."""
+        for path in self.disks:
+            diskmod.unmount(path)
+        self.disks = []
+
     def unexpected_exits(self):
         """Daemons found dead that nobody killed: [(name, exit status)]; each
-        is reported once (expect_dead is set once reported)."""
+        is reported once (expect_dead is set once reported).  An exit in the
+        daemon's tolerated_exits goes to `tolerated` instead."""
         out = []
         for d in self.daemons.values():
             if d.proc is not None and not d.expect_dead and d.proc.poll() is not None:
                 d.expect_dead = True
+                if d.proc.returncode in d.tolerated_exits:
+                    self.tolerated.append((time.time(), d.name, d.proc.returncode))
+                    continue
                 d.exits.append((time.time(), d.proc.returncode))
                 out.append((d.name, d.proc.returncode))
         return out

@@ -69,6 +69,14 @@ Faults aimed at requests in flight and at recovery paths (docs/chaos.md):
                            deadline) and resets wait in the old leader; then
                            SIGCONT, and it acts on them before it learns it
                            was deposed -- fencing and stale-reset paths
+    disk-full              the data filesystem (disk.py: each replica's and cart
+                           node's data directory is a tmpfs when this kind is in
+                           the mix) of [the leader], one of [the followers] or
+                           cart node C fills up for 6..10 s: a replica stops
+                           with status 74 when a write needs a new block (the
+                           harness tolerates exactly that exit, then restarts
+                           it at the heal), a cart node refuses what it cannot
+                           make durable and keeps running
     split-brain            replicas split into minority and majority for
                            24..30 s (past --cart-lost-after and the session
                            TTL): the clients and cart node C with the
@@ -102,12 +110,14 @@ import subprocess
 import threading
 import time
 
+import disk as diskmod
+
 KINDS = ["kill-leader", "kill-follower", "kill-random", "pause-leader", "pause-random",
          "partition-leader", "partition-halves", "partition-bridge", "cut-cart-from-leader",
          "cut-clients-from-leader", "cart-kill", "cart-pause", "stock-kill", "stock-pause",
          "pause-follower", "delay-cart-replies", "delay-client-replies", "packet-loss",
          "stale-leader", "split-brain", "cart-stall", "transfer-leader", "stale-requests",
-         "stale-fence", "reset-lost", "stale-reset", "clock-jump", "membership"]
+         "stale-fence", "reset-lost", "stale-reset", "clock-jump", "membership", "disk-full"]
 # Scripted kinds: the nemesis drives a session of its own through the fault
 # (its operations go into the history as processes OWN_PROCESSES) and records
 # the fault's start itself, before its first step; never with a companion.
@@ -117,9 +127,10 @@ OWN_PRODUCT = "plum"
 # Kinds that may run alongside another fault (none of them partitions).
 COMPANIONS = ["pause-follower", "delay-cart-replies", "delay-client-replies", "packet-loss",
               "cart-pause", "stock-pause", "kill-follower"]
-LEADER_KINDS = ("clock-jump", "membership", "stale-fence", "reset-lost", "stale-reset", "stale-requests", "transfer-leader", "kill-leader", "pause-leader", "partition-leader", "cut-cart-from-leader",
+LEADER_KINDS = ("disk-full", "clock-jump", "membership", "stale-fence", "reset-lost", "stale-reset", "stale-requests", "transfer-leader", "kill-leader", "pause-leader", "partition-leader", "cut-cart-from-leader",
                 "cut-clients-from-leader", "kill-follower", "pause-follower", "stale-leader")
 RAFT_PORT, CART_PORT, CLIENT_PORT = 7011, 7031, 7021  # cluster.py's
+ZC_EXIT_STORAGE = 74  # a replica's exit on a failed storage write (replication/io_guard.h)
 
 
 def parse_kinds(text):
@@ -203,6 +214,12 @@ def draw_params(rng, kind, replicas, carts, stocks):
         p["pct"] = rng.randint(10, 30)
     elif kind == "stale-leader":
         length = round(rng.uniform(2.5, 4.0), 1)
+    elif kind == "disk-full":
+        p["who"] = rng.choice(["leader", "follower", "cart"])
+        p["pick"] = round(rng.random(), 3)
+        if p["who"] == "cart":
+            p["cart"] = rng.choice(carts)
+        length = round(rng.uniform(6.0, 10.0), 1)
     elif kind in SCRIPTED:
         length = 2.0  # quiet time after its steps (which take 3..6 s themselves)
     if kind in ("delay-cart-replies", "delay-client-replies"):
@@ -359,6 +376,39 @@ class Nemesis(threading.Thread):
         v = dict(extra)
         v.update({"left": sorted(left), "right": sorted(right)})
         return v, self.net.heal
+
+    def _disk_full(self, f, leader, busy):
+        c, b = self.cluster, self.cluster.broker_name
+        if not c.disk_size:
+            raise RuntimeError("disk-full needs the cluster's data tmpfs (Cluster disk_size)")
+        who = f.params["who"]
+        if who == "cart":
+            name = f.params["cart"]
+        elif who == "leader":
+            name = b(leader)
+        else:
+            followers = [r for r in c.replica_ids() if r != leader]
+            name = b(followers[int(f.params["pick"] * len(followers)) % len(followers)])
+        if name in busy:
+            self.skipped.append((f, "%s taken by another fault" % name))
+            self.log("skip %s: %s taken by another fault" % (f.kind, name))
+            return None
+        d = c.daemon(name)
+        with c.lock:
+            if d.kind == "broker":
+                d.tolerated_exits = {ZC_EXIT_STORAGE}
+        took = diskmod.fill(d.data)
+
+        def undo():
+            diskmod.free(d.data)
+            with c.lock:
+                if (d.state() == "dead" and not d.expect_dead and
+                        d.proc.returncode in d.tolerated_exits):
+                    d.expect_dead = True
+                    c.tolerated.append((time.time(), d.name, d.proc.returncode))
+                d.tolerated_exits = set()
+            c.restart(name)
+        return {"node": name, "who": who, "leader": leader, "bytes": took}, undo
 
     # -- scripted faults: the nemesis's own session --
     def _own(self, process, f, args, session=None, value=None, replicas=None, timeout_ms=5000,
@@ -661,6 +711,11 @@ class Nemesis(threading.Thread):
             if got is None:
                 return None
             v, undo = got
+        elif k == "disk-full":
+            got = self._disk_full(f, leader, busy)
+            if got is None:
+                return None
+            v, undo = got
         elif k == "clock-jump":
             d = c.broker(leader)
             off = int(f.params["offset_s"] * 1000)
@@ -782,11 +837,17 @@ class Nemesis(threading.Thread):
 
 
 def heal_all(cluster, net, log):
-    """Make sure nothing is left broken: resume paused daemons, restart dead
-    ones, remove every partition, put every wall clock right.  The actions
+    """Make sure nothing is left broken: free every filled disk, resume
+    paused daemons, restart dead ones, remove every partition, put every
+    wall clock right.  The actions
     taken."""
     actions = []
+    for path in cluster.disks:
+        if os.path.exists(os.path.join(path, diskmod.FILLER)):
+            diskmod.free(path)
+            actions.append("freed the disk at %s" % path)
     for d in cluster.daemons.values():
+        d.tolerated_exits = set()
         try:
             with open(d.clock_file) as f:
                 jumped = int(f.read().strip() or 0) != 0

@@ -64,6 +64,7 @@ sys.path.insert(0, HERE)
 
 import cluster as clustermod  # noqa: E402
 import coverage as coveragemod  # noqa: E402
+import disk as diskmod  # noqa: E402
 import nemesis as nemesismod  # noqa: E402
 import net as netmod  # noqa: E402
 import workload as workloadmod  # noqa: E402
@@ -72,6 +73,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 LOCK = "/run/zcchaos.lock"
 CHECKER = os.path.join(HERE, "checker.py")
 PYTHON = "/usr/bin/python3"
+DISK_SIZE = "256m"  # each data tmpfs when disk-full is in the mix (disk.py)
 
 
 class Interrupted(Exception):
@@ -165,11 +167,12 @@ def do_cleanup():
                 say("a chaos run is in progress (it holds %s): not cleaning up under it" % LOCK)
                 return 2
             os.unlink(LOCK)
-    left = netmod.leftovers()
+    left = netmod.leftovers() + diskmod.leftovers()
     if not left:
         say("nothing to clean up")
         return 0
     say("removing: " + "; ".join(left))
+    diskmod.cleanup(log=lambda m: say(m))
     still = netmod.cleanup_leftovers(log=lambda m: say(m))
     if still:
         say("still left: " + "; ".join(still))
@@ -238,7 +241,7 @@ def main(argv):
     except BlockingIOError:
         say("another chaos run holds %s" % LOCK)
         return 2
-    left = netmod.leftovers()
+    left = netmod.leftovers() + diskmod.leftovers()
     if left:
         say("an earlier run left: %s\n       remove them with: tests/chaos/run.py --cleanup"
             % "; ".join(left))
@@ -284,7 +287,9 @@ def main(argv):
         say("network up: %s" % ", ".join("%s=%s" % (h.ns, h.addr) for h in net.hosts.values()))
         cl = clustermod.Cluster(net, rundir, bin_dir=a.bin, replicas=a.replicas,
                                 cart_nodes=a.cart_nodes,
-                                slots=a.slots, stock=len(stocks), log=say)
+                                slots=a.slots, stock=len(stocks),
+                                disk_size=DISK_SIZE if "disk-full" in a.kinds else None,
+                                log=say)
         cl.build()
         cl.start_all(wait=30)
         say("cluster up: leader broker%s, %d carts" % (cl.leader(), a.cart_nodes * a.slots))
@@ -418,6 +423,8 @@ def main(argv):
         for f, _ in nem.done:
             summary["faults"][f.kind] = summary["faults"].get(f.kind, 0) + 1
         summary["faults_total"] = len(nem.done)
+        summary["storage_exits"] = ["%s exited %d on its full disk" % (name, rc)
+                                    for _, name, rc in cl.tolerated]
         summary["skipped"] = ["%s: %s" % (f.kind, why) for f, why in nem.skipped]
         summary["workload"] = wl.summary()
         history.close() if hasattr(history, "close") else None
@@ -459,8 +466,9 @@ def main(argv):
             wl.kill()
         if cl is not None:
             cl.kill_all()
+            cl.unmount_disks()
         still = net.teardown()
-        left = netmod.leftovers()
+        left = netmod.leftovers() + diskmod.leftovers()
         if still or left:
             say("LEFT BEHIND: %s" % "; ".join(still + left))
             status = 2
@@ -501,6 +509,9 @@ def print_summary(s, status):
             "%s x%d" % kv for kv in sorted(s["faults"].items())) or "none"))
         if s.get("skipped"):
             print("skipped     %s" % "; ".join(s["skipped"]))
+        if s.get("storage_exits"):
+            print("storage     %s (tolerated: status 74 on a full disk)"
+                  % "; ".join(s["storage_exits"]))
     w = s.get("workload")
     if w:
         print("operations  %s" % ", ".join("%s %d" % kv for kv in sorted(w["completions"].items())))
