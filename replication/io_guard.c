@@ -122,7 +122,25 @@
  *    (conf_appended).
  *    Not covered: at start-up raft takes the last configuration in its log
  *    as committed (start.c:56, a TODO), so a replica restarted with a
- *    change pending would not roll it back. */
+ *    change pending would not roll it back.
+ *
+ * 10. A follower that lost its log (its data directory wiped or replaced,
+ *    restarted under the same id) is never caught up.  The leader keeps
+ *    the follower's match index from before, and a rejection at or below
+ *    it reads as stale (progressMaybeDecrement, progress.c:222-228, "match
+ *    index is up to date -> ignore"), so the leader sends heartbeats at its
+ *    last index for ever and the follower stays at its bootstrap entry.
+ *    Rule: a leader's AppendEntries rejection of its own term reporting a log
+ *    that ends below the match index raft holds for that follower resets
+ *    the follower's progress to what it reports (match = its last index,
+ *    probing from the next one; raft then sends entries or a snapshot), and
+ *    says so once per loss (stats.lost_logs).  Lowering a match index only
+ *    ever makes the leader count less, so a stale result that trips this
+ *    costs a resend, never safety.  Not covered, and why the operations
+ *    guide replaces such a replica under a new id: until it has caught up,
+ *    the follower's votes are given from a log that lacks entries it
+ *    acknowledged, and entries committed with its acknowledgement may be on
+ *    a minority. */
 #include "replication/io_guard.h"
 
 #include <stdio.h>
@@ -715,6 +733,33 @@ static void note_request(zc_io_guard_t *g, raft_id from, raft_term term, raft_in
     g->req_end = end;
 }
 
+/* 10: a follower reports a log that ends below what it acknowledged. */
+static void lost_log_check(zc_io_guard_t *g, const struct raft_message *m)
+{
+    struct raft *r = g->raft;
+    const struct raft_append_entries_result *res = &m->append_entries_result;
+    if (raft_state(r) != RAFT_LEADER || res->term != r->current_term || res->rejected == 0)
+        return;
+    for (unsigned i = 0; i < r->configuration.n; i++) {
+        if (r->configuration.servers[i].id != m->server_id || m->server_id == r->id)
+            continue;
+        struct raft_progress *p = &r->leader_state.progress[i];
+        if (res->last_log_index >= p->match_index)
+            return;
+        zc_warn("raft: replica %llu reports a log ending at %llu, below the %llu entries it "
+                "acknowledged: sending from %llu again (if its data was lost, replace it under "
+                "a new id: docs/operations.md)",
+                (unsigned long long)m->server_id, (unsigned long long)res->last_log_index,
+                (unsigned long long)p->match_index, (unsigned long long)res->last_log_index + 1);
+        g->stats.lost_logs++;
+        p->match_index = res->last_log_index;
+        p->next_index = res->last_log_index + 1;
+        p->snapshot_index = 0;
+        p->state = 0; /* PROGRESS__PROBE (progress.h, not installed) */
+        return;
+    }
+}
+
 static void guard_recv(struct raft_io *io, struct raft_message *m)
 {
     zc_io_guard_t *g = guard_of(io);
@@ -727,6 +772,8 @@ static void guard_recv(struct raft_io *io, struct raft_message *m)
     conf_observe(g);
     switch (m->type) {
     case RAFT_IO_APPEND_ENTRIES_RESULT:
+        if (g->fixes & ZC_IO_GUARD_LOST_LOG)
+            lost_log_check(g, m);
         /* A result of a later term goes through: it deposes this leader
          * (3 servers, seed 2694: held back, the leader never learned of
          * term 104 and never stepped down). */

@@ -33,7 +33,8 @@ enum {
     ZC_IO_GUARD_SNAPSHOT_CONF = 1u << 6, /* 7b: snapshots store the committed configuration */
     ZC_IO_GUARD_STALE_LEADER = 1u << 7,  /* 7c: a spare or standby answers vote requests as a voter */
     ZC_IO_GUARD_CONF_ON_RECEIPT = 1u << 8, /* 7d: a follower adopts a configuration when it receives it */
-    ZC_IO_GUARD_ALL = (1u << 9) - 1,
+    ZC_IO_GUARD_LOST_LOG = 1u << 9,      /* 10: a follower that lost its log is caught up again */
+    ZC_IO_GUARD_ALL = (1u << 10) - 1,
 };
 
 /* Exit status of a replica stopped by a storage error (sysexits' EX_IOERR). */
@@ -62,6 +63,7 @@ typedef struct {
     uint64_t conf_missing;     /* 7: the committed configuration was unknown (a guard bug) */
     uint64_t leaders_forgotten; /* 7c: silent leaders a non-voter forgot when asked to vote */
     uint64_t confs_adopted;    /* 7d: configurations a follower adopted on receipt */
+    uint64_t lost_logs;        /* 10: followers found holding less than they acknowledged */
     uint64_t leader_commit;    /* highest commit index a leader announced in an
                                   AppendEntries to this server (readiness of a follower) */
 } zc_io_guard_stats_t;

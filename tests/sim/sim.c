@@ -229,8 +229,8 @@ static io_shim_t shims[MAX_SERVERS];
 static bool in_change_call; /* F1: inside raft_add, raft_assign or raft_remove */
 static bool raw_raft;                          /* --raw-raft: no guard */
 /* --without's names of the guard's fix bits, bit 0 first. */
-static const char *fix_names[] = {"1a", "1b", "2", "3", "4", "7a", "7b", "7c", "7d"};
-#define N_FIXES 9
+static const char *fix_names[] = {"1a", "1b", "2", "3", "4", "7a", "7b", "7c", "7d", "10"};
+#define N_FIXES 10
 static unsigned guard_fixes = ZC_IO_GUARD_ALL; /* --without turns bits off */
 
 static io_shim_t *shim_of(struct raft_io *io)
@@ -2039,6 +2039,7 @@ out:
             s->guard.conf_missing += g.conf_missing;
             s->guard.leaders_forgotten += g.leaders_forgotten;
             s->guard.confs_adopted += g.confs_adopted;
+            s->guard.lost_logs += g.lost_logs;
         }
     }
     shim_clear();
@@ -2113,14 +2114,14 @@ int main(int argc, char **argv)
             while (k < N_FIXES && strcmp(optarg, fix_names[k]) != 0)
                 k++;
             if (k == N_FIXES) {
-                fprintf(stderr, "zcart-sim: --without wants 1a, 1b, 2, 3, 4 or 7a..7d (a guard fix)\n");
+                fprintf(stderr, "zcart-sim: --without wants 1a, 1b, 2, 3, 4, 7a..7d or 10 (a guard fix)\n");
                 return 2;
             }
             guard_fixes &= ~(1u << k);
         } break;
         default:
             printf("usage: zcart-sim [--servers 1..5] [--seed S] [--seeds K] [--steps N] [-v]\n"
-                   "                 [--raw-raft | --without 1a|1b|2|3|4|7a|7b|7c|7d ...]\n"
+                   "                 [--raw-raft | --without 1a|1b|2|3|4|7a|7b|7c|7d|10 ...]\n"
                    "                 [--scenario figure8|late-append|stale-tail|conf-rollback|\n"
                    "                             snapshot-conf]\n"
                    "                 [--transfers] [--membership]\n"
@@ -2212,6 +2213,7 @@ int main(int argc, char **argv)
         g.conf_missing += s->guard.conf_missing;
         g.leaders_forgotten += s->guard.leaders_forgotten;
         g.confs_adopted += s->guard.confs_adopted;
+        g.lost_logs += s->guard.lost_logs;
         for (unsigned q = 0; q < 4; q++) {
             ch_started[q] += s->changes_started[q];
             ch_ok[q] += s->changes_ok[q];
@@ -2250,12 +2252,14 @@ int main(int argc, char **argv)
                "term (3), %llu refused pre-votes given the refuser's term (4), %llu storage "
                "failures stopped a server (5), %llu configurations rolled back (7a), %llu "
                "snapshots given the committed configuration (7b), %llu silent leaders forgotten by a "
-               "non-voter asked to vote (7c), %llu configurations adopted on receipt (7d)\n",
+               "non-voter asked to vote (7c), %llu configurations adopted on receipt (7d), %llu "
+               "followers caught up after losing their log (10)\n",
                (unsigned long long)g.results_capped, (unsigned long long)g.results_dropped,
                (unsigned long long)g.prev_raised, (unsigned long long)g.leader_dropped,
                (unsigned long long)g.prevote_raised, (unsigned long long)g.storage_failures,
                (unsigned long long)g.conf_rollbacks, (unsigned long long)g.snapshot_confs,
-               (unsigned long long)g.leaders_forgotten, (unsigned long long)g.confs_adopted);
+               (unsigned long long)g.leaders_forgotten, (unsigned long long)g.confs_adopted,
+               (unsigned long long)g.lost_logs);
     printf("%u passed, %u failed\n", passed, failed);
     return failed ? 1 : 0;
 }
