@@ -76,12 +76,11 @@
  *    ZC_EXIT_STORAGE, and its supervisor restarts it from its log
  *    (RAFT_CANCELED is no failure: libuv cancels writes when the io
  *    closes, uv_append.c:832, uv_snapshot.c:615; a hook
- *    that returns, the sim's: see hidden_failure below).  Not
- *    seen: libuv's truncate and segment finalization run on a worker and
- *    report a failure only by setting uv->errored (uv_truncate.c:107,
- *    uv_finalize.c:84), so the replica goes on; the log is looked at again
- *    at the next start, where, auto-recovery being off (node.c), a segment
- *    that fails to load stops the replica instead of being renamed away.
+ *    that returns, the sim's: see hidden_failure below).  libuv's truncate
+ *    and segment finalization run on a worker and report a failure only by
+ *    setting uv->errored (uv_truncate.c:107, uv_finalize.c:84): the guard
+ *    cannot see those, so the node reads that flag (uv_peek.h) on every
+ *    loop turn and reports it through zc_io_guard_fail.
  *
  * 7. Membership.  Raft switches to a configuration as soon as its entry is
  *    in the log, and keeps only the index of the last committed one
@@ -240,6 +239,11 @@ static void storage_failed(zc_io_guard_t *g, const char *op, int status)
              op, raft_strerror(status), detail, ZC_EXIT_STORAGE);
     fflush(NULL);
     _exit(ZC_EXIT_STORAGE); /* no atexit handlers: czmq's would close sockets mid-callback */
+}
+
+void zc_io_guard_fail(zc_io_guard_t *g, const char *op, int status)
+{
+    storage_failed(g, op, status);
 }
 
 /* hidden_failure.  The broker's hook never returns.  When a hook does (the

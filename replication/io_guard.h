@@ -77,6 +77,10 @@ zc_io_guard_t *zc_io_guard_install(struct raft_io *io, unsigned fixes, zc_io_gua
 /* The raft instance using io (after raft_init). */
 void zc_io_guard_bind(zc_io_guard_t *g, struct raft *r);
 void zc_io_guard_stats(const zc_io_guard_t *g, zc_io_guard_stats_t *out);
+/* A storage failure the guard could not see itself (uv_peek.h: libuv's
+ * background segment finalization or truncation): handled like one it saw
+ * -- the fatal hook, or a log line and ZC_EXIT_STORAGE. */
+void zc_io_guard_fail(zc_io_guard_t *g, const char *op, int status);
 /* Unhook and free (after the io is closed; frees any request still
  * tracked).  Sets *g to NULL. */
 void zc_io_guard_destroy(zc_io_guard_t **g);

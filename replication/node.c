@@ -26,6 +26,7 @@
 #include "replication/fsm.h"
 #include "replication/io_guard.h"
 #include "replication/transport.h"
+#include "replication/uv_peek.h"
 
 struct zc_node {
     uv_loop_t *loop;                     /* not owned */
@@ -37,6 +38,7 @@ struct zc_node {
     struct raft_uv_transport transport;  /* CurveZMQ relay (transport.h) */
     struct raft_io io;                   /* libuv I/O, wrapped by guard */
     zc_io_guard_t *guard;                /* raft 0.15's bugs kept out (io_guard.h) */
+    bool peek_ok;                        /* libuv's errored flag can be read (uv_peek.h) */
     struct raft raft;                    /* the raft instance */
     uv_check_t check;                    /* role/readiness watcher */
     struct raft_barrier barrier;         /* readiness barrier of this term */
@@ -123,6 +125,10 @@ static void check_cb(uv_check_t *h)
     zc_node_t *n = h->data;
     if (!n->started || n->close_done)
         return;
+    /* Bug 5's last case: a background segment finalization or truncation
+     * failed (uv_peek.h).  Every loop turn: raft may append on the next. */
+    if (n->peek_ok && zc_uv_errored(&n->io))
+        zc_io_guard_fail(n->guard, "background segment finalization or truncation", RAFT_IOERR);
     int role = role_of(&n->raft);
     if (role == ZC_ROLE_LEADER && n->ready_term != n->raft.current_term && !n->barrier_pending) {
         n->barrier.data = n;
@@ -316,6 +322,11 @@ int zc_node_start(zc_node_t *n, char *err, size_t errlen)
     raft_uv_set_auto_recovery(&n->io, false);
     if (n->cfg.segment_size != 0)
         raft_uv_set_segment_size(&n->io, n->cfg.segment_size);
+    n->peek_ok = zc_uv_peek_check(&n->io, n->loop, n->raft_dir, &n->transport,
+                                  n->cfg.segment_size);
+    if (!n->peek_ok)
+        zc_warn("raft io: libuv's private layout is not raft 0.15.0's: a failed background "
+                "segment finalization will not stop this replica");
     /* Snapshots are built off the loop (fsm.c): raft_init wants io version
      * 2 for that, which 0.15's libuv io implements (async_work) but does
      * not say. */
