@@ -119,9 +119,17 @@
  *    completes, and only if still a follower (appendFollowerCb,
  *    replication.c:866-879).  Rule: it switches as raft appends the entry
  *    (conf_appended).
- *    Not covered: at start-up raft takes the last configuration in its log
- *    as committed (start.c:56, a TODO), so a replica restarted with a
- *    change pending would not roll it back.
+ *    (e) At start raft takes the last configuration entry in its log as
+ *    committed (restoreEntries, start.c:56, a TODO): a replica restarted
+ *    with a change pending -- appended, never committed -- keeps that
+ *    configuration when a new leader overwrites the entry, since raft
+ *    rolls back only a configuration it knows is uncommitted.  Rule: after
+ *    raft_start, a configuration entry after the snapshot is pending
+ *    (configuration_uncommitted_index), and the committed one is the
+ *    configuration entry before it, or the snapshot's (copied at load), as
+ *    raft would have it had the replica not restarted; raft's own apply
+ *    marks it committed once the commit index passes it.  Nothing to go
+ *    back to (the bootstrap entry alone): left as raft has it.
  *
  * 10. A follower that lost its log (its data directory wiped or replaced,
  *    restarted under the same id) is never caught up.  The leader keeps
@@ -219,6 +227,9 @@ raft_term zc_io_guard_term_at(const struct raft_log *l, raft_index index)
     return index != 0 && index == l->snapshot.last_index ? l->snapshot.last_term : 0;
 }
 
+static int guard_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
+                      struct raft_snapshot **snapshot, raft_index *start_index,
+                      struct raft_entry *entries[], size_t *n_entries);
 /* Fix 7's helpers, used by the write methods (defined below). */
 static void conf_observe(zc_io_guard_t *g);
 static void conf_appended(zc_io_guard_t *g, const struct raft_entry entries[], unsigned n);
@@ -902,6 +913,7 @@ zc_io_guard_t *zc_io_guard_install(struct raft_io *io, unsigned fixes, zc_io_gua
     g->fatal = fatal;
     g->fatal_arg = arg;
     io->start = guard_start;
+    io->load = guard_load;
     io->send = guard_send;
     io->append = guard_append;
     io->truncate = guard_truncate;
@@ -914,6 +926,67 @@ zc_io_guard_t *zc_io_guard_install(struct raft_io *io, unsigned fixes, zc_io_gua
 }
 
 void zc_io_guard_bind(zc_io_guard_t *g, struct raft *r) { g->raft = r; }
+
+/* 7e: the snapshot's configuration, the committed one to go back to when
+ * the log holds no configuration entry before a pending one. */
+static int guard_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
+                      struct raft_snapshot **snapshot, raft_index *start_index,
+                      struct raft_entry *entries[], size_t *n_entries)
+{
+    zc_io_guard_t *g = guard_of(io);
+    int rv = g->inner.load(io, term, voted_for, snapshot, start_index, entries, n_entries);
+    if (rv == 0 && *snapshot != NULL && (*snapshot)->configuration_index != 0)
+        conf_put(g, (*snapshot)->configuration_index, &(*snapshot)->configuration);
+    return rv;
+}
+
+void zc_io_guard_started(zc_io_guard_t *g)
+{
+    struct raft *r = g->raft;
+    if (r == NULL || !(g->fixes & ZC_IO_GUARD_CONF_AT_START) ||
+        r->configuration_uncommitted_index != 0)
+        return;
+    raft_index first = r->log.offset + 1, last = r->log.offset + log_count(&r->log);
+    raft_index u = 0, c = 0;
+    const struct raft_entry *cu = NULL, *cc = NULL;
+    for (raft_index i = last; i >= first && c == 0; i--) {
+        const struct raft_entry *e =
+            &r->log.entries[(r->log.front + (size_t)(i - 1 - r->log.offset)) % r->log.size];
+        if (e->type != RAFT_CHANGE)
+            continue;
+        if (u == 0) {
+            u = i;
+            cu = e;
+        } else {
+            c = i;
+            cc = e;
+        }
+    }
+    if (u == 0 || u <= r->log.snapshot.last_index || u != r->configuration_index)
+        return; /* none after the snapshot: committed with it */
+    struct raft_configuration committed;
+    if (cc != NULL) {
+        if (conf_decode(&cc->buf, &committed) != 0)
+            return;
+        conf_put(g, c, &committed);
+        raft_configuration_close(&committed);
+    } else {
+        for (unsigned k = 0; k < CONF_MAX; k++) /* the snapshot's, from guard_load */
+            if (g->confs[k].index != 0 && g->confs[k].index < u && g->confs[k].index > c)
+                c = g->confs[k].index;
+        if (c == 0)
+            return; /* the bootstrap entry alone: nothing to go back to */
+    }
+    struct raft_configuration pending;
+    if (conf_decode(&cu->buf, &pending) != 0)
+        return;
+    conf_put(g, u, &pending);
+    raft_configuration_close(&pending);
+    r->configuration_index = c;
+    r->configuration_uncommitted_index = u;
+    g->observed = c;
+    g->stats.confs_pending_at_start++;
+}
 
 void zc_io_guard_stats(const zc_io_guard_t *g, zc_io_guard_stats_t *out) { *out = g->stats; }
 

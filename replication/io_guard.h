@@ -34,7 +34,8 @@ enum {
     ZC_IO_GUARD_STALE_LEADER = 1u << 7,  /* 7c: a spare or standby answers vote requests as a voter */
     ZC_IO_GUARD_CONF_ON_RECEIPT = 1u << 8, /* 7d: a follower adopts a configuration when it receives it */
     ZC_IO_GUARD_LOST_LOG = 1u << 9,      /* 10: a follower that lost its log is caught up again */
-    ZC_IO_GUARD_ALL = (1u << 10) - 1,
+    ZC_IO_GUARD_CONF_AT_START = 1u << 10, /* 7e: a configuration in the log at start is pending */
+    ZC_IO_GUARD_ALL = (1u << 11) - 1,
 };
 
 /* Exit status of a replica stopped by a storage error (sysexits' EX_IOERR). */
@@ -64,6 +65,7 @@ typedef struct {
     uint64_t leaders_forgotten; /* 7c: silent leaders a non-voter forgot when asked to vote */
     uint64_t confs_adopted;    /* 7d: configurations a follower adopted on receipt */
     uint64_t lost_logs;        /* 10: followers found holding less than they acknowledged */
+    uint64_t confs_pending_at_start; /* 7e: configurations in the log at start made pending */
     uint64_t leader_commit;    /* highest commit index a leader announced in an
                                   AppendEntries to this server (readiness of a follower) */
 } zc_io_guard_stats_t;
@@ -76,6 +78,8 @@ zc_io_guard_t *zc_io_guard_install(struct raft_io *io, unsigned fixes, zc_io_gua
                                    void *arg);
 /* The raft instance using io (after raft_init). */
 void zc_io_guard_bind(zc_io_guard_t *g, struct raft *r);
+/* Right after raft_start succeeded (7e). */
+void zc_io_guard_started(zc_io_guard_t *g);
 void zc_io_guard_stats(const zc_io_guard_t *g, zc_io_guard_stats_t *out);
 /* A storage failure the guard could not see itself (uv_peek.h: libuv's
  * background segment finalization or truncation): handled like one it saw

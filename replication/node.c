@@ -393,6 +393,7 @@ int zc_node_start(zc_node_t *n, char *err, size_t errlen)
         goto err_after_raft;
     }
     n->started = true;
+    zc_io_guard_started(n->guard);
     uint64_t applied = zc_fsm_applied_index(n->fsm), last = raft_last_index(&n->raft);
     zc_info("raft started: id %llu at %s, state at entry %llu, log ends at %llu",
             (unsigned long long)n->cfg.id, self->raft_address, (unsigned long long)applied,

@@ -549,9 +549,10 @@ class Cluster:
                                  % (" ".join(argv[1:]), r.returncode, r.stdout, r.stderr))
         return r.returncode, obj
 
-    def cli_popen(self, *args, session=None, timeout_ms=5000):
-        """Start `zcart --json ...` without waiting; finish with cli_result()."""
-        argv = [os.path.join(BIN, "zcart"), "--brokers", ",".join(self.client_endpoints),
+    def cli_popen(self, *args, session=None, timeout_ms=5000, brokers=None):
+        """Start `zcart --json ...` (against every replica, or the endpoints in
+        `brokers`) without waiting; finish with cli_result()."""
+        argv = [os.path.join(BIN, "zcart"), "--brokers", ",".join(brokers or self.client_endpoints),
                 "--json", "--timeout", str(timeout_ms)]
         argv += self.sec_args("admin" if args and args[0] == "admin" else "client")
         if session:
