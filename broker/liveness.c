@@ -13,7 +13,8 @@
  *     that timed out or failed in the cart       CLOSED    -> TRIP (failures)
  *   OPEN for the open wait of its trip count     OPEN      -> WAIT_OVER
  *     (leader wall clock against the record's since_ms, so a new leader
- *     continues the wait its predecessor started)
+ *     continues the wait its predecessor started -- or the wait's length on
+ *     this leader's monotonic clock, whichever ends first: breaker_age_ms)
  *   a HELLO after the breaker went half-open,
  *     unless it opened for failed operations     HALF_OPEN -> PROBE_OK
  *   its node still silent for --cart-liveness    HALF_OPEN -> PROBE_FAIL (heartbeat)
@@ -81,6 +82,9 @@ typedef struct {
     bool pending;           /* a BREAKER proposal for it is in flight */
     uint64_t probe_sent_us; /* a free cart's RESET probe went out then (monotonic), 0 none */
     uint64_t probe_gen;     /* the generation that RESET named */
+    uint8_t seen_state;     /* breaker state (and since_ms below) this leader last saw */
+    uint64_t seen_since_ms; /* ... its record's since_ms */
+    uint64_t seen_us;       /* when this leader first saw that record (monotonic), 0 never */
 } brk_info_t;
 
 /* Argument of a BREAKER proposal's callback. */
@@ -274,6 +278,42 @@ void liveness_reset_done(broker_t *b, const char *node, const zc_msg_t *m)
     liveness_propose(b, id, ZC_BRK_HALF_OPEN, ZC_BRK_EV_PROBE_OK, ZC_BRK_WHY_NONE, NULL, NULL);
 }
 
+/* How long the breaker has been in its state, in ms.  Its record's
+ * since_ms is the deciding leader's wall clock, so that a new leader
+ * continues a wait its predecessor started; but a wall clock can jump (an
+ * NTP step, an operator): a trip decided by a leader whose clock ran ahead
+ * has a since_ms in the future, and its OPEN wait would last as long as the
+ * jump.  So the age is the larger of the wall-clock age and how long this
+ * leader has itself seen the record (monotonic): a wait never lasts more
+ * than its length on this leader, whatever the clocks did; a jump forward
+ * can only end it early (an early probe). */
+static uint64_t breaker_age_ms(broker_t *b, const zc_cart_rec_t *c, const scan_t *s)
+{
+    const zc_breaker_t *k = &c->breaker;
+    uint64_t wall = s->now_ms > k->since_ms ? s->now_ms - k->since_ms : 0;
+    brk_info_t *i = info_get(b, c->id);
+    if (i == NULL)
+        return wall;
+    if (i->seen_us == 0 || i->seen_state != k->state || i->seen_since_ms != k->since_ms) {
+        i->seen_state = k->state;
+        i->seen_since_ms = k->since_ms;
+        i->seen_us = s->now_us;
+    }
+    uint64_t mono = (s->now_us - i->seen_us) / 1000u;
+    return wall > mono ? wall : mono;
+}
+
+/* A HELLO from n came after the breaker went HALF_OPEN: by the wall clock
+ * (the record's since_ms), or after this leader first saw it HALF_OPEN. */
+static bool heard_since(broker_t *b, const zc_cart_rec_t *c, const node_info_t *n)
+{
+    if (n->last_hello_wall_ms > c->breaker.since_ms)
+        return true;
+    const brk_info_t *i = b->breakers ? zc_map_get(b->breakers, c->id, strlen(c->id)) : NULL;
+    return i != NULL && i->seen_us != 0 && i->seen_state == c->breaker.state &&
+           i->seen_since_ms == c->breaker.since_ms && n->last_hello_us > i->seen_us;
+}
+
 static int scan_one(const zc_cart_rec_t *c, void *arg)
 {
     scan_t *s = arg;
@@ -299,6 +339,7 @@ static int scan_one(const zc_cart_rec_t *c, void *arg)
     if (k->mode != ZC_BRK_AUTO)
         return 0;
     zc_brk_policy_t p = liveness_policy(b);
+    uint64_t age_ms = k->state == ZC_BRK_CLOSED ? 0 : breaker_age_ms(b, c, s);
     switch (k->state) {
     case ZC_BRK_CLOSED:
         if (silent) {
@@ -307,19 +348,18 @@ static int scan_one(const zc_cart_rec_t *c, void *arg)
         }
         break;
     case ZC_BRK_OPEN:
-        if (s->now_ms >= k->since_ms + zc_breaker_open_wait_ms(k, &p))
+        if (age_ms >= zc_breaker_open_wait_ms(k, &p))
             liveness_propose(b, c->id, k->state, ZC_BRK_EV_WAIT_OVER, ZC_BRK_WHY_NONE, NULL, NULL);
         break;
     case ZC_BRK_HALF_OPEN:
-        if (n && n->last_hello_wall_ms > k->since_ms && !silent && k->why != ZC_BRK_WHY_FAILURES)
+        if (n && heard_since(b, c, n) && !silent && k->why != ZC_BRK_WHY_FAILURES)
             liveness_propose(b, c->id, k->state, ZC_BRK_EV_PROBE_OK, ZC_BRK_WHY_NONE, NULL, NULL);
-        else if (silent && s->now_ms >= k->since_ms + b->cfg.cart_liveness_ms)
+        else if (silent && age_ms >= b->cfg.cart_liveness_ms)
             liveness_propose(b, c->id, k->state, ZC_BRK_EV_PROBE_FAIL, ZC_BRK_WHY_HEARTBEAT, NULL,
                              NULL);
         else if (c->state == ZC_CART_FREE && !silent && n && k->probes < p.max_probes)
             probe_free(b, c, s->now_us); /* nobody else will: see the header */
-        else if (k->probes >= p.max_probes &&
-                 s->now_ms >= k->since_ms + 2 * (uint64_t)b->cfg.cart_timeout_ms)
+        else if (k->probes >= p.max_probes && age_ms >= 2 * (uint64_t)b->cfg.cart_timeout_ms)
             /* Every probe was admitted and none came back OK in time (its
              * request may be gone with a previous leader): try again later. */
             liveness_propose(b, c->id, k->state, ZC_BRK_EV_PROBE_FAIL, ZC_BRK_WHY_FAILURES, NULL,

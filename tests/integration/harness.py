@@ -69,6 +69,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -1002,6 +1003,36 @@ def write_catalog(cluster_dir_hint, lines):
 
 
 # --- unittest glue --------------------------------------------------------------------------
+
+def build_shim(src):
+    """Compile an LD_PRELOAD test shim (a C file) into a fresh temp dir; its path."""
+    d = tempfile.mkdtemp(prefix="zc-shim-")
+    so = os.path.join(d, os.path.splitext(os.path.basename(src))[0] + ".so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o", so, src,
+                    "-ldl"], check=True)
+    return so
+
+
+def preload(test, so, **env):
+    """Every process the test starts from now on (daemons included) gets
+    LD_PRELOAD=so and env; undone when the test ends.  Under
+    AddressSanitizer the shim comes before its runtime in the library list:
+    allowed (verify_asan_link_order=0), a shim calls nothing ASan
+    intercepts first."""
+    saved = {k: os.environ.get(k) for k in ["LD_PRELOAD", "ASAN_OPTIONS"] + list(env)}
+    os.environ["LD_PRELOAD"] = so
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    os.environ["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "verify_asan_link_order=0"
+    os.environ.update(env)
+
+    def restore():
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    test.addCleanup(restore)
+
 
 class ClusterTestCase(unittest.TestCase):
     """A TestCase whose clusters are torn down after each test, and whose

@@ -24,8 +24,6 @@ b1. The flag file is created in one follower's raft directory while the
 """
 
 import os
-import subprocess
-import tempfile
 
 import harness
 from harness import CliSession, wait_until
@@ -33,32 +31,10 @@ from harness import CliSession, wait_until
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def build_shim():
-    d = tempfile.mkdtemp(prefix="zc-failrename-")
-    so = os.path.join(d, "failrename.so")
-    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o", so,
-                    os.path.join(HERE, "failrename.c"), "-ldl"], check=True)
-    return so
-
-
 class BackgroundFailure(harness.ClusterTestCase):
     def setUp(self):
         super().setUp()
-        so = build_shim()
-        saved = {k: os.environ.get(k) for k in ("LD_PRELOAD", "ASAN_OPTIONS")}
-        os.environ["LD_PRELOAD"] = so
-        # Under AddressSanitizer the shim comes before its runtime in the
-        # library list: allowed, the shim calls nothing ASan intercepts first.
-        asan = os.environ.get("ASAN_OPTIONS", "")
-        os.environ["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "verify_asan_link_order=0"
-
-        def restore():
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-        self.addCleanup(restore)
+        harness.preload(self, harness.build_shim(os.path.join(HERE, "failrename.c")))
 
     def test_b1_failed_finalization_stops_the_follower(self):
         c = self.cluster(replicas=3, cart_nodes=2, slots=8,
