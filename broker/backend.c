@@ -1,20 +1,22 @@
 /* backend: the cart-side ROUTER.
  *
- * Cart nodes connect a DEALER whose routing id is their node name, so the
- * leader can address a node as soon as its connection exists.  Every frame
- * from a node is checked against the routing id it came with -- a node can
- * only speak for itself -- and, secure (lib/zsec.h), against the key it
- * connected with: the key's certificate must have role "cart" and name the
- * node, so no other key can HELLO as a node or answer for it.  A second
- * connection under a taken routing id is ignored (no ROUTER_HANDOVER), so no
- * key can take over a connected node's requests; ZMQ heartbeats end a dead
- * node's connection within seconds so its restart can take its name back.
- * --insecure keeps the old HANDOVER (a restarted node takes its name at once,
- * and so does anyone else).  A HELLO whose name is outside [A-Za-z0-9_-] is
- * refused (its
- * cart ids "<node>.<slot>" must split one way only); anything malformed is
- * dropped and counted (a node never waits for an answer to what it sends
- * here). */
+ * A cart node connects one DEALER per replica whose routing id is its name,
+ * "/", and a random nonce fresh per connection ("cart1/9f3a..."; a bare
+ * name is accepted too).  Every frame from a node is checked against the
+ * name in the routing id it came with -- a node can only speak for itself
+ * -- and, secure (lib/zsec.h), against the key it connected with: the key's
+ * certificate must have role "cart" and name the node, so no other key can
+ * HELLO as a node or answer for it.  The broker sends to a node on the
+ * routing id of the last frame that passed those checks (node_info_t.rid),
+ * never to a name: a peer that connects under a node's name (or one it
+ * guessed) with another key receives nothing, whether the node is
+ * connected or not, and cannot keep the node's next connection out either
+ * (a fresh nonce, so no two connections share a routing id; no
+ * ROUTER_HANDOVER needed).  ZMQ heartbeats end a dead node's connections
+ * within seconds.  A HELLO whose name is outside [A-Za-z0-9_-] is refused
+ * (its cart ids "<node>.<slot>" must split one way only); anything
+ * malformed is dropped and counted (a node never waits for an answer to
+ * what it sends here). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,11 +28,16 @@
 
 int backend_send(broker_t *b, const char *node, const zc_msg_t *m)
 {
+    const node_info_t *ni = b->nodes ? zc_map_get(b->nodes, node, strlen(node)) : NULL;
+    if (ni == NULL || ni->rid[0] == 0) {
+        zc_debug("send %s to node %s: no connection of it heard yet", zc_msg_name(m->id), node);
+        return -1;
+    }
     zc_wbuf_t w;
     zc_wbuf_init(&w);
     int rc = -1;
     if (zc_msg_encode(m, &w) == 0)
-        rc = zc_zsend(b->back, node, strlen(node), w.data, w.len);
+        rc = zc_zsend(b->back, ni->rid, strlen(ni->rid), w.data, w.len);
     if (rc != 0)
         zc_debug("send %s to node %s failed: %s", zc_msg_name(m->id), node,
                  zmq_strerror(zmq_errno()));
@@ -58,7 +65,15 @@ static bool key_is_node(broker_t *b, zmq_msg_t *body, const char *node)
     return zc_sec_role_ok(b->sec, body, "cart") && name != NULL && strcmp(name, node) == 0;
 }
 
-static void on_frame(broker_t *b, const char *node, zmq_msg_t *body)
+/* A frame from `node` passed the checks on routing id `rid`: send there. */
+static void remember_rid(broker_t *b, const char *node, const char *rid)
+{
+    node_info_t *ni = zc_map_get(b->nodes, node, strlen(node));
+    if (ni != NULL && strcmp(ni->rid, rid) != 0)
+        snprintf(ni->rid, sizeof ni->rid, "%s", rid);
+}
+
+static void on_frame(broker_t *b, const char *node, const char *rid, zmq_msg_t *body)
 {
     const void *data = zmq_msg_data(body);
     size_t len = zmq_msg_size(body);
@@ -93,6 +108,7 @@ static void on_frame(broker_t *b, const char *node, zmq_msg_t *body)
             drop(b, "too many cart nodes (BROKER_NODES_MAX)", node);
         else {
             registry_hello(b, &m);
+            remember_rid(b, node, rid);
             route_node_connected(b, node);
             /* Every replica answers: the node watches each one's liveness. */
             zc_msg_t hb;
@@ -106,12 +122,14 @@ static void on_frame(broker_t *b, const char *node, zmq_msg_t *body)
         }
         break;
     case ZC_MSG_CART_REPLY:
+        remember_rid(b, node, rid);
         route_cart_reply(b, node, &m);
         break;
     case ZC_MSG_RESET_DONE:
         if (strcmp(m.node, node) != 0)
             drop(b, "RESET_DONE names another node", node);
         else {
+            remember_rid(b, node, rid);
             drain_reset_done(b, node, &m);
             liveness_reset_done(b, node, &m);
         }
@@ -129,18 +147,24 @@ static void on_readable(void *sock, void *arg)
         zc_zmsg_t z;
         if (zc_zmsg_recv(sock, &z) != 0)
             return;
-        char node[ZC_NODE_MAX + 1] = "";
+        /* Routing id: NAME, or NAME "/" nonce (a fresh connection's). */
+        char rid[ZC_NODE_RID_MAX + 1] = "", node[ZC_NODE_MAX + 1] = "";
         size_t idlen = z.n >= 1 ? zc_zmsg_size(&z, 0) : 0;
-        if (idlen > 0 && idlen <= ZC_NODE_MAX && !memchr(zc_zmsg_data(&z, 0), 0, idlen)) {
-            memcpy(node, zc_zmsg_data(&z, 0), idlen);
-            node[idlen] = 0;
+        if (idlen > 0 && idlen <= ZC_NODE_RID_MAX && !memchr(zc_zmsg_data(&z, 0), 0, idlen)) {
+            memcpy(rid, zc_zmsg_data(&z, 0), idlen);
+            rid[idlen] = 0;
+            size_t nl = strcspn(rid, "/");
+            if (nl > 0 && nl <= ZC_NODE_MAX && (rid[nl] == 0 || nl + 1 + ZC_NODE_NONCE_HEX == idlen)) {
+                memcpy(node, rid, nl);
+                node[nl] = 0;
+            }
         }
         if (node[0] == 0)
             drop(b, "peer without a node-name routing id", "?");
         else if (z.n != 2 || z.over)
             drop(b, "a message must be exactly one frame", node);
         else
-            on_frame(b, node, &z.part[1]);
+            on_frame(b, node, rid, &z.part[1]);
         zc_zmsg_close(&z);
     }
 }
@@ -155,6 +179,7 @@ int backend_open(broker_t *b, char *err, size_t errlen)
     if (zc_sec_server(b->sec, b->back) != 0)
         goto err;
     if (zc_sec_insecure(b->sec)) {
+        /* A node (or a test) with a bare name takes it over at once. */
         zmq_setsockopt(b->back, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     } else {
         int ivl = 1000, ttl = 3000;

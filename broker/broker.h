@@ -83,7 +83,9 @@ typedef struct breq {
 
 /* What the leader remembers about a cart node between HELLOs. */
 typedef struct {
-    char name[ZC_NODE_MAX + 1]; /* node name = its routing id */
+    char name[ZC_NODE_MAX + 1]; /* node name */
+    char rid[ZC_NODE_RID_MAX + 1]; /* routing id of the connection its last frame its key
+                                      vouched for came on: where the leader sends ("" none) */
     uint64_t last_hello_us;     /* monotonic time of the last HELLO */
     uint64_t last_hello_wall_ms; /* wall time of the same (breaker records use wall time) */
     bool register_pending;      /* a REGISTER for it is being committed */

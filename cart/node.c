@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "cart/stock_client.h"
 #include "cart/store.h"
@@ -34,7 +35,7 @@
 
 /* One broker replica connection. */
 typedef struct {
-    void *sock;          /* DEALER, routing id = node name */
+    void *sock;          /* DEALER, routing id = node name "/" nonce */
     zc_watch_t *watch;   /* watcher */
     char endpoint[256];  /* replica's cart endpoint */
     cart_node_t *node;   /* back pointer */
@@ -653,9 +654,13 @@ static void on_hello_timer(uv_timer_t *t)
     check_brokers(n);
 }
 
-/* One DEALER to a replica's cart endpoint, named after the node (the
- * broker routes by that name; docs/security.md binds it to the node's key).
- * -1 with zmq_errno() set; what was made is freed by the caller. */
+/* One DEALER to a replica's cart endpoint.  Its routing id is the node's
+ * name, "/", and 16 random hex digits fresh for this connection: the
+ * broker sends to the routing id of the last frame the node's key vouched
+ * for, so nobody can receive the node's traffic by connecting under its
+ * name (docs/protocol.md section 1), and a reconnect never waits for the
+ * broker to drop the previous connection.  -1 with zmq_errno() set; what
+ * was made is freed by the caller. */
 static int broker_conn_open(cart_node_t *n, broker_conn_t *b, const char *ep)
 {
     int ivl = 100, hwm = 100000;
@@ -664,7 +669,16 @@ static int broker_conn_open(cart_node_t *n, broker_conn_t *b, const char *ep)
     b->sock = zmq_socket(n->zctx, ZMQ_DEALER);
     if (b->sock == NULL)
         return -1;
-    zmq_setsockopt(b->sock, ZMQ_ROUTING_ID, n->cfg.name, strlen(n->cfg.name));
+    uint8_t nonce[ZC_NODE_NONCE_HEX / 2];
+    if (getrandom(nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce) {
+        uint64_t t = zc_mono_us() ^ (uint64_t)(uintptr_t)b;
+        memcpy(nonce, &t, sizeof nonce); /* no entropy: unique is enough to connect */
+    }
+    char rid[ZC_NODE_RID_MAX + 1];
+    int rl = snprintf(rid, sizeof rid, "%s/", n->cfg.name);
+    for (size_t k = 0; k < sizeof nonce; k++)
+        rl += snprintf(rid + rl, sizeof rid - (size_t)rl, "%02x", nonce[k]);
+    zmq_setsockopt(b->sock, ZMQ_ROUTING_ID, rid, (size_t)rl);
     zc_zsock_defaults(b->sock);
     zmq_setsockopt(b->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(b->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);

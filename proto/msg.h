@@ -30,6 +30,10 @@
 #define ZC_PRODUCT_MAX 64
 #define ZC_CART_MAX 64
 #define ZC_NODE_MAX 32
+/* A cart node's routing id toward a replica: NAME "/" 16 hex digits, fresh
+ * and random per connection (docs/protocol.md section 1). */
+#define ZC_NODE_NONCE_HEX 16
+#define ZC_NODE_RID_MAX (ZC_NODE_MAX + 1 + ZC_NODE_NONCE_HEX)
 #define ZC_DETAIL_MAX 255
 #define ZC_COMMAND_MAX 32
 #define ZC_KEY_MAX 64

@@ -514,16 +514,17 @@ class ForeignCart(unittest.TestCase):
         self.assertEqual(n.received_with_ep(zcp.CART_REQUEST)[-1][0], x_cart)
 
     def test_hello_must_come_from_its_routing_id(self):
-        """§1: a node MUST use its name as routing id; a hello whose node
-        differs from the connection's routing id, or from a connection
-        without one, is dropped and counted: no heartbeat, no registration."""
+        """§1: a node's routing id is its name (and a nonce); a hello whose
+        node differs from the name in the connection's routing id, or from a
+        connection without one, is dropped and counted: no heartbeat, no
+        registration."""
         import zmq
         ld = self.leader()
         cep = self.leader_cart_ep()
         d0 = int(self.status(ld)["dropped"])
         ctx = zmq.Context.instance()
         socks = []
-        for rid in (b"impostor", None):
+        for rid in (b"impostor", b"impostor/0123456789abcdef", None):
             d = ctx.socket(zmq.DEALER)
             d.setsockopt(zmq.LINGER, 0)
             if rid:
@@ -533,7 +534,7 @@ class ForeignCart(unittest.TestCase):
             d.send(zcp.encode_hello("victim", [(0, zcp.ZERO_SESSION, 0, 0, 0)]))
             socks.append(d)
         try:
-            wait_until(lambda: int(self.status(ld)["dropped"]) >= d0 + 2, 5, "2 hellos dropped")
+            wait_until(lambda: int(self.status(ld)["dropped"]) >= d0 + 3, 5, "3 hellos dropped")
             for d in socks:
                 self.assertEqual(d.poll(300), 0, "no heartbeat for a hello under another name")
             self.assertEqual(self.counts()["carts_total"], 0, "nothing registered")

@@ -1,7 +1,8 @@
 """A ZCP/1 cart node written from docs/protocol.md alone (sections 1, 4, 7).
 
 It hosts slots 0..N-1 (cart "<name>.<slot>"), connects one DEALER per
-broker replica's cart endpoint (ZMQ_ROUTING_ID = its name, section 1) and
+broker replica's cart endpoint (ZMQ_ROUTING_ID = its name, "/" and 16
+random hex digits fresh per connection, section 1) and
 one DEALER per stock service, and runs in a background thread:
 
 - hello with a slotinfo per slot to every replica at start and every hello
@@ -22,6 +23,7 @@ send_hellos, override) and read what it received in `events`.
 import collections
 import itertools
 import queue
+import secrets
 import threading
 import time
 
@@ -128,7 +130,7 @@ class CartNode:
     def _connect(self, ep):
         s = self.ctx.socket(zmq.DEALER)
         s.setsockopt(zmq.LINGER, 0)
-        s.setsockopt(zmq.ROUTING_ID, self.name.encode())
+        s.setsockopt(zmq.ROUTING_ID, ("%s/%s" % (self.name, secrets.token_hex(8))).encode())
         zcluster.curve(s, zcluster.cart_key(self.name))
         s.connect(ep)
         self._socks[ep] = s

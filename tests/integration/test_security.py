@@ -15,6 +15,13 @@
       name) changes no replicated state
   s6  a hostile cart (a valid cart key) answering NOT_LEADER tcp://elsewhere
       never gets that status to a client: the client sees INTERNAL
+  s7  squatting: cart1 is killed and, at once, cart2's key connects under
+      cart1's name (routing ids "cart1" and "cart1/<16 hex>"); a request of
+      a session on cart1 sent before its breaker trips reaches neither of
+      them (the broker sends on the routing id of the last frame cart1's own
+      key vouched for, never to a name); cart1 started again serves that
+      session's next request (its fresh routing id cannot be held by the
+      squatters)
 
   b1  (any mode; run --insecure, where a name costs nothing) a replica takes
       HELLOs from at most BROKER_NODES_MAX (256) distinct node names: the
@@ -237,6 +244,44 @@ class Security(harness.ClusterTestCase):
         # libzcart (the CLI) sees the same and never follows the redirect.
         rc, r = c.cli("add", "apple", 1, timeout_ms=3000)
         self.assertNotEqual(r.get("reason"), "NOT_LEADER", r)
+
+    def test_s7_a_squatter_on_a_dead_nodes_name_gets_nothing(self):
+        c = self.cluster(replicas=1, cart_nodes=1, slots=2,
+                         broker_args=["--cart-liveness", "2500"])
+        ep = c.client_endpoints[0]
+        wait_until(lambda: c.counts() == (2, 2, 0, 0), 10, "cart1 registered")
+        s = zp.new_session()
+        with Dealer(ep) as d:
+            r = d.request(s, 1, zp.OP_ADD, "apple", 1)
+            self.assertEqual(r.status_name, "OK", r)
+        c.sigkill("cart1")
+        spies = []
+        try:
+            for rid in (b"cart1", b"cart1/0123456789abcdef"):
+                out, spy = handshake(c.cart_endpoints[0], c, c.cart_key("cart2"), routing_id=rid)
+                spies.append(spy)
+                self.assertEqual(out, "ok")
+            with Dealer(ep) as d:  # before the breaker trips: the broker tries cart1
+                d.send(zp.request(s, 2, zp.OP_ADD, "apple", 1))
+                for spy in spies:
+                    self.assertFalse(spy.poll(1500), "a squatter received cart1's request")
+            c.start("cart1")
+            got = {}
+
+            def served():
+                try:
+                    with Dealer(ep) as d:
+                        r = d.request(s, 3, zp.OP_ADD, "apple", 1, timeout=3)
+                except harness.Timeout:
+                    return False
+                got["r"] = r
+                return r.status_name == "OK"
+            wait_until(served, 20, "cart1 serving again while the squatters stay connected")
+            for spy in spies:
+                self.assertFalse(spy.poll(0), "a squatter received cart1's traffic")
+        finally:
+            for spy in spies:
+                spy.close(0)
 
 
 class NodeBound(harness.ClusterTestCase):
