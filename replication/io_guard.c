@@ -190,7 +190,8 @@ struct zc_io_guard {
     zc_io_guard_fatal_cb fatal; /* storage failure hook, NULL: log and exit */
     void *fatal_arg;            /* its argument */
     raft_io_recv_cb recv;       /* raft's receive callback */
-    pending_t *pending;         /* writes in flight */
+    pending_t *pending;         /* writes in flight, oldest first ... */
+    pending_t **pending_end;    /* ... and where the next one goes (NULL: &pending) */
     raft_id acc_leader;         /* fix 1: the leader of acc_term ... */
     raft_term acc_term;         /* ... the latest term seen in its requests ... */
     bool acc_any;               /* ... whether raft accepted any of them ... */
@@ -271,12 +272,16 @@ void zc_io_guard_fail(zc_io_guard_t *g, const char *op, int status)
  * (clientChangeConfiguration, client.c: a double free).  The broker's hook
  * exits inside the append; the sim injects such failures in callbacks. */
 
+/* Writes complete in the order they started (libuv's io queues them; the
+ * fixture too), so the one asked for is almost always the first: O(1). */
 static pending_t *pending_take(zc_io_guard_t *g, void *req)
 {
     for (pending_t **pp = &g->pending; *pp != NULL; pp = &(*pp)->next)
         if ((*pp)->req == req) {
             pending_t *p = *pp;
             *pp = p->next;
+            if (g->pending_end == &p->next)
+                g->pending_end = pp;
             return p;
         }
     return NULL;
@@ -295,8 +300,11 @@ static bool pending_add(zc_io_guard_t *g, void *req, void (*cb)(void), bool is_s
     pending_t *p = malloc(sizeof *p);
     if (p == NULL)
         return false;
-    *p = (pending_t){.req = req, .cb = cb, .is_snapshot = is_snapshot, .next = g->pending};
-    g->pending = p;
+    *p = (pending_t){.req = req, .cb = cb, .is_snapshot = is_snapshot, .next = NULL};
+    if (g->pending_end == NULL)
+        g->pending_end = &g->pending;
+    *g->pending_end = p;
+    g->pending_end = &p->next;
     return true;
 }
 
