@@ -50,7 +50,7 @@ static void drop(broker_t *b, const char *what, const char *node)
     b->dropped++;
     /* Rate-limited: a flood of junk must not become a flood of log lines. */
     char nn[4 * ZC_NODE_MAX + 1];
-    if (b->dropped <= 10 || b->dropped % 1000 == 0)
+    if (zc_log_sampled(b->dropped, 10))
         zc_warn("dropped frame from cart side (%s, node '%s'), %llu so far", what,
                 zc_escape(node, ZC_NODE_MAX, nn, sizeof nn),
                 (unsigned long long)b->dropped);
@@ -82,7 +82,7 @@ static void on_frame(broker_t *b, const char *node, const char *rid, zmq_msg_t *
         b->dropped++; /* a dropped frame like any other, and counted as forbidden */
         const char *uid = zc_sec_peer(body, "User-Id"), *kn = zc_sec_peer(body, "name");
         char u[64], k[80], nn[4 * ZC_NODE_MAX + 1];
-        if (b->forbidden <= 20 || b->forbidden % 1000 == 0)
+        if (zc_log_sampled(b->forbidden, 20))
             zc_warn("FORBIDDEN cart-port frame for node '%s' from key %s (cert name '%s'), "
                     "%llu refused so far", zc_escape(node, ZC_NODE_MAX, nn, sizeof nn), zc_escape(uid ? uid : "?", 40, u, sizeof u),
                     zc_escape(kn ? kn : "", 64, k, sizeof k), (unsigned long long)b->forbidden);

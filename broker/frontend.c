@@ -236,7 +236,7 @@ static void forbid(broker_t *b, const uint8_t *client, size_t client_len, zmq_ms
                    const zc_msg_t *req, int id, const char *what)
 {
     b->forbidden++;
-    if (b->forbidden <= 20 || b->forbidden % 1000 == 0) {
+    if (zc_log_sampled(b->forbidden, 20)) {
         const char *uid = zc_sec_peer(body, "User-Id"), *role = zc_sec_peer(body, "role");
         char u[64], r[64];
         zc_warn("FORBIDDEN %s from key %s (role %s), %llu refused so far", what,

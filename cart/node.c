@@ -577,7 +577,7 @@ static void on_broker(void *sock, void *arg)
             }
         } else {
             n->dropped++;
-            if (n->dropped <= 10 || n->dropped % 1000 == 0)
+            if (zc_log_sampled(n->dropped, 10))
                 zc_warn("dropped a frame from %s (%s), %" PRIu64 " so far", b->endpoint,
                         m.id ? "unexpected message" : why, n->dropped);
         }

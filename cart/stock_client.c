@@ -135,7 +135,7 @@ static void on_answer(void *sock, void *arg)
             zc_msg_decode(&m, zc_zmsg_data(&z, 0), zc_zmsg_size(&z, 0), &why) != 0 ||
             m.id != ZC_MSG_CHECK_REPLY) {
             c->dropped++;
-            if (c->dropped <= 10 || c->dropped % 1000 == 0)
+            if (zc_log_sampled(c->dropped, 10))
                 zc_warn("dropped a malformed answer from stock %s", in->endpoint);
         } else {
             check_t *k = zc_map_get_u64(c->pending, m.corr);

@@ -18,6 +18,7 @@
 
 #include "client/internal.h"
 #include "lib/clock.h"
+#include "lib/rand.h"
 #include "proto/status.h"
 
 /* --- helpers ------------------------------------------------------------------ */
@@ -36,12 +37,7 @@ uint64_t zcart__wall_us(void)
 
 uint64_t zcart__rand(zcart_t *z)
 {
-    /* xorshift64: jitter needs spread, not quality. */
-    uint64_t x = z->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return z->rng = x;
+    return zc_xorshift64(&z->rng); /* jitter needs spread, not quality */
 }
 
 const char *zcart_rc_name(int rc)

@@ -26,4 +26,12 @@ void zc_log_emit(zc_log_level_t level, const char *fmt, ...) __attribute__((form
 #define zc_warn(...) zc_log_at(ZC_LOG_WARN, __VA_ARGS__)
 #define zc_error(...) zc_log_at(ZC_LOG_ERROR, __VA_ARGS__)
 
+/* Rate limit for a counted event that a peer can repeat at will (a junk
+ * frame, a refused key): log its first `first`, then every 1000th, so a
+ * flood never becomes a flood of log lines.  n counts the events so far. */
+static inline bool zc_log_sampled(unsigned long long n, unsigned long long first)
+{
+    return n <= first || n % 1000 == 0;
+}
+
 #endif

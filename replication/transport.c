@@ -658,7 +658,7 @@ static void in_written(uv_write_t *req, int status)
 
 static void log_refused(relay_t *r, zmq_msg_t *m, const char *why, uint64_t count)
 {
-    if (count > 10 && count % 1000 != 0)
+    if (!zc_log_sampled(count, 10))
         return;
     const char *key = zc_sec_peer(m, "User-Id"), *role = zc_sec_peer(m, "role");
     char k[64], ro[64];

@@ -104,7 +104,7 @@ static void answer(server_t *s, const uint8_t *id, size_t id_len, const zc_msg_t
 static void malformed(server_t *s, const char *why)
 {
     s->malformed++;
-    if (s->malformed <= 10 || s->malformed % 1000 == 0)
+    if (zc_log_sampled(s->malformed, 10))
         zc_warn("malformed frame (%s), %llu so far", why, (unsigned long long)s->malformed);
 }
 
@@ -168,7 +168,7 @@ static void on_readable(void *sock, void *arg)
         else if (!zc_sec_role_ok(s->sec, &z.part[1], "cart")) {
             /* Only cart nodes ask the stock service; anything else is
              * dropped unanswered (an answer would confirm products). */
-            if (++s->forbidden <= 20 || s->forbidden % 1000 == 0) {
+            if (zc_log_sampled(++s->forbidden, 20)) {
                 const char *uid = zc_sec_peer(&z.part[1], "User-Id");
                 char u[64];
                 zc_warn("FORBIDDEN check from key %s (not a cart key), %llu refused so far",

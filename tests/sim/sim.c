@@ -58,6 +58,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/rand.h"
 #include "proto/status.h"
 #include "replication/fsm.h"
 #include "replication/io_guard.h"
@@ -353,10 +354,8 @@ static int shim_random(struct raft_io *io, int min, int max)
     io_shim_t *sh = shim_of(io);
     if (sh->fixed_random != 0)
         return sh->fixed_random;
-    sh->rng ^= sh->rng << 13;
-    sh->rng ^= sh->rng >> 7;
-    sh->rng ^= sh->rng << 17;
-    return max > min ? min + (int)(sh->rng % (uint64_t)(max - min)) : min;
+    uint64_t x = zc_xorshift64(&sh->rng);
+    return max > min ? min + (int)(x % (uint64_t)(max - min)) : min;
 }
 
 static void say(sim_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -424,13 +423,7 @@ typedef struct {
     uint8_t type;          /* zc_cmd_type_t */
 } prop_t;
 
-static uint64_t rnd(sim_t *s)
-{
-    s->rng ^= s->rng << 13;
-    s->rng ^= s->rng >> 7;
-    s->rng ^= s->rng << 17;
-    return s->rng;
-}
+static uint64_t rnd(sim_t *s) { return zc_xorshift64(&s->rng); }
 
 static unsigned pick(sim_t *s, unsigned n) { return (unsigned)(rnd(s) % n); }
 
@@ -742,10 +735,7 @@ static void transfer_done(struct raft_transfer *req)
  * raft pick one), on the transfers' own random stream. */
 static void maybe_transfer(sim_t *s)
 {
-    s->trng ^= s->trng << 13;
-    s->trng ^= s->trng >> 7;
-    s->trng ^= s->trng << 17;
-    if (!s->transfers || s->trng % 100 != 0)
+    if (zc_xorshift64(&s->trng) % 100 != 0 || !s->transfers)
         return;
     unsigned leader = raft_fixture_leader_index(&s->f);
     if (leader >= s->n)
@@ -866,13 +856,7 @@ static void change_done(struct raft_change *req, int status)
     }
 }
 
-static uint64_t mrnd(sim_t *s)
-{
-    s->mrng ^= s->mrng << 13;
-    s->mrng ^= s->mrng >> 7;
-    s->mrng ^= s->mrng << 17;
-    return s->mrng;
-}
+static uint64_t mrnd(sim_t *s) { return zc_xorshift64(&s->mrng); }
 
 static unsigned voters_of(const struct raft_configuration *c)
 {
