@@ -1049,6 +1049,24 @@ class ClusterTestCase(unittest.TestCase):
         c.up()
         return c
 
+    def assertConverges(self, c, endpoints=None, timeout=20):
+        """Wait until every replica (c's, or those at `endpoints`) is at the
+        leader's applied index with its digest; fail with every replica's
+        (id, role, commit, applied, digest, carts) otherwise.  Also: no
+        replica skipped an entry it could not decode, and all count the same
+        carts.  The replicas' STATUS."""
+        try:
+            st = wait_until(lambda: converged(c, endpoints), timeout,
+                            "all replicas at one applied index and digest")
+        except Timeout:
+            self.fail("replicas did not converge: (id, role, commit, applied, digest, carts) %r"
+                      % describe(c, endpoints))
+        self.assertEqual(c.grep_logs("undecodable command"), [],
+                         "replicas skipped entries they could not decode")
+        counts = {(s["carts_total"], s["carts_free"], s["carts_assigned"]) for s in st}
+        self.assertEqual(len(counts), 1, counts)
+        return st
+
     def assertAllAlive(self, c):
         dead = [n for n in c.names() if not c.alive(n)]
         self.assertEqual(dead, [], "processes died: %s" % dead)

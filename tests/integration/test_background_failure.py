@@ -39,7 +39,7 @@ class BackgroundFailure(harness.ClusterTestCase):
     def test_b1_failed_finalization_stops_the_follower(self):
         c = self.cluster(replicas=3, cart_nodes=2, slots=8,
                          broker_args=["--raft-segment-size=64K"])
-        st = wait_until(lambda: harness.converged(c), 20, "convergence")
+        st = self.assertConverges(c)
         leader = [s for s in st if s["role"] == "leader"][0]["id"]
         f = "broker%d" % (leader % 3 + 1)
         flag = os.path.join(c.dir, f, "data", "raft", "zc-fail-rename")
@@ -53,10 +53,7 @@ class BackgroundFailure(harness.ClusterTestCase):
         c.bench_stop(bench)
         os.unlink(flag)
         c.start(f)
-        try:
-            wait_until(lambda: harness.converged(c), 30, "convergence after the restart")
-        except harness.Timeout:
-            self.fail("no convergence: %s" % harness.describe(c))
+        self.assertConverges(c, timeout=30)
 
 
 if __name__ == "__main__":

@@ -19,28 +19,7 @@ import harness
 from harness import CliSession, items_of, wait_until
 
 
-def converged(c):
-    st = c.all_status_lenient()
-    if len(st) != c.replicas:
-        return None
-    leaders = [s for s in st if s["role"] == "leader"]
-    if len(leaders) != 1:
-        return None
-    ld = leaders[0]
-    if any(s["applied_index"] != ld["applied_index"] or s["digest"] != ld["digest"] for s in st):
-        return None
-    return st
-
-
 class ClusterSizes(harness.ClusterTestCase):
-    def assertConverges(self, c, timeout=15):
-        try:
-            return wait_until(lambda: converged(c), timeout, "all replicas at one index and digest")
-        except harness.Timeout:
-            self.fail("replicas did not converge: %r" % [
-                (s["id"], s["role"], s["applied_index"], s["digest"])
-                for s in c.all_status_lenient()])
-
     def test_z1_five_replicas_lose_two_and_converge(self):
         c = self.cluster(replicas=5, cart_nodes=2, slots=3)
         st = self.assertConverges(c)

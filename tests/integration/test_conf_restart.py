@@ -39,7 +39,7 @@ class ConfRestart(harness.ClusterTestCase):
         # gone (raft 0.15 steps down a leader that hears no majority within it).
         c = self.cluster(replicas=3, cart_nodes=1, slots=2,
                          broker_args=["--election-timeout=2000"])
-        st = wait_until(lambda: harness.converged(c), 20, "convergence")
+        st = self.assertConverges(c)
         lid = [s for s in st if s["role"] == "leader"][0]["id"]
         f, g = [r for r in (1, 2, 3) if r != lid]
         lep = c.client_endpoints[lid - 1]
@@ -62,10 +62,7 @@ class ConfRestart(harness.ClusterTestCase):
         wait_until(lambda: (c.leader() or {}).get("commit_index", 0) > st[0]["commit_index"] + 1,
                    10, "the new leader commits")
         c.start("broker%d" % lid)
-        try:
-            sts = wait_until(lambda: harness.converged(c), 30, "convergence after L's restart")
-        except harness.Timeout:
-            self.fail("no convergence: %s" % harness.describe(c))
+        sts = self.assertConverges(c, timeout=30)
         for s in sts:
             self.assertEqual(members(s), [1, 2, 3],
                              "replica %d's raft configuration: %s" % (s["id"], members(s)))

@@ -103,13 +103,6 @@ class DiskFull(harness.ClusterTestCase):
         self.addCleanup(lambda: (c.down(), d.umount()))
         return d
 
-    def assertConverges(self, c, timeout=30):
-        try:
-            return wait_until(lambda: harness.converged(c), timeout,
-                              "all replicas at one applied index and digest")
-        except harness.Timeout:
-            self.fail("no convergence: %s" % harness.describe(c))
-
     def exits_74(self, c, name, timeout=30):
         """Wait until `name` is gone; its log must say status 74 and why."""
         wait_until(lambda: not c.alive(name), timeout, "%s stopped on its full disk" % name)

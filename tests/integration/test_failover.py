@@ -84,17 +84,6 @@ class Adder(threading.Thread):
 
 
 class Failover(harness.ClusterTestCase):
-    def assertConverges(self, c, timeout=15):
-        try:
-            st = wait_until(lambda: harness.converged(c), timeout,
-                            "all replicas at one applied index and digest")
-        except harness.Timeout:
-            self.fail("replicas did not converge: (id, role, commit, applied, digest, carts) %r"
-                      % harness.describe(c))
-        self.assertEqual(c.grep_logs("undecodable command"), [],
-                         "replicas skipped entries they could not decode")
-        return st
-
     def test_f1_leader_killed_under_load(self):
         catalog = harness.write_catalog("test_f1", {"p%d" % i: 10 for i in range(MAX_ADDS)})
         c = self.cluster(replicas=3, cart_nodes=2, slots=5, catalog=catalog,

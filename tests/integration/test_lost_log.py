@@ -35,7 +35,7 @@ class LostLog(harness.ClusterTestCase):
         wait_until(lambda: (c.leader() or {}).get("commit_index", 0) > 500, 40,
                    "500 commits")
         c.bench_stop(bench)
-        st = wait_until(lambda: harness.converged(c), 20, "convergence before the wipe")
+        st = self.assertConverges(c)
         leader = [s for s in st if s["role"] == "leader"][0]["id"]
         f = "broker%d" % (leader % 3 + 1)
         c.sigkill(f)
@@ -44,11 +44,7 @@ class LostLog(harness.ClusterTestCase):
             log_at = len(fh.read())
         shutil.rmtree(data)
         c.start(f)
-        try:
-            wait_until(lambda: harness.converged(c), 20,
-                       "the wiped follower at the leader's applied index and digest")
-        except harness.Timeout:
-            self.fail("no convergence: %s" % harness.describe(c))
+        self.assertConverges(c)  # the wiped follower too
         with open(os.path.join(c.dir, f, "log"), "rb") as fh:
             since = fh.read()[log_at:].decode(errors="replace")
         self.assertIn("restore: state replaced by snapshot", since)

@@ -38,19 +38,6 @@ CATALOG = "apple,banana,cherry,grape"
 
 
 class Membership(harness.ClusterTestCase):
-    def assertConverges(self, c, endpoints=None, timeout=20):
-        try:
-            st = wait_until(lambda: harness.converged(c, endpoints), timeout,
-                            "all replicas at one applied index and digest")
-        except harness.Timeout:
-            self.fail("replicas did not converge: (id, role, commit, applied, digest, carts) %r"
-                      % harness.describe(c, endpoints))
-        self.assertEqual(c.grep_logs("undecodable command"), [],
-                         "replicas skipped entries they could not decode")
-        counts = {(s["carts_total"], s["carts_free"], s["carts_assigned"]) for s in st}
-        self.assertEqual(len(counts), 1, counts)
-        return st
-
     def start_load(self, c):
         self.runs = getattr(self, "runs", 0) + 1
         benches = []

@@ -24,39 +24,7 @@ import harness
 from harness import CliSession, items_of, wait_until
 
 
-def converged(c):
-    """The common STATUS view once every replica agrees, else None."""
-    st = c.all_status_lenient()
-    if len(st) != c.replicas:
-        return None
-    leaders = [s for s in st if s["role"] == "leader"]
-    if len(leaders) != 1:
-        return None
-    ld = leaders[0]
-    for s in st:
-        if s["applied_index"] != ld["applied_index"] or s["digest"] != ld["digest"]:
-            return None
-    return st
-
-
-def describe(c):
-    return [(s["id"], s["role"], s["applied_index"], s["digest"], s["carts_total"])
-            for s in c.all_status_lenient()]
-
-
 class Replicas(harness.ClusterTestCase):
-    def assertConverges(self, c, timeout=10):
-        try:
-            st = wait_until(lambda: converged(c), timeout, "all replicas at one index and digest")
-        except harness.Timeout:
-            self.fail("replicas did not converge: (id, role, applied, digest, carts) %r"
-                      % describe(c))
-        bad = c.grep_logs("undecodable command")
-        self.assertEqual(bad, [], "replicas skipped entries they could not decode")
-        counts = {(s["carts_total"], s["carts_free"], s["carts_assigned"]) for s in st}
-        self.assertEqual(len(counts), 1, counts)
-        return st
-
     def follower(self, c):
         for s in c.all_status():
             if s["role"] == "follower":

@@ -33,17 +33,6 @@ COMMITS = 5000
 
 
 class Snapshot(harness.ClusterTestCase):
-    def assertConverges(self, c, timeout=20):
-        try:
-            st = wait_until(lambda: harness.converged(c), timeout,
-                            "all replicas at one applied index and digest")
-        except harness.Timeout:
-            self.fail("replicas did not converge: (id, role, commit, applied, digest, carts) %r"
-                      % harness.describe(c))
-        self.assertEqual(c.grep_logs("undecodable command"), [],
-                         "replicas skipped entries they could not decode")
-        return st
-
     def test_s1_follower_catches_up_by_snapshot(self):
         c = self.cluster(replicas=3, cart_nodes=2, slots=8,
                          broker_args=["--snapshot-threshold=%d" % THRESHOLD,
