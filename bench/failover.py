@@ -75,6 +75,8 @@ import zmq
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(ROOT, "deploy", "local"))
+import zcproc  # noqa: E402
 import zcproto as zp  # noqa: E402  (the independent ZCP/1 codec of the integration tests)
 
 CLUSTER = os.path.join(ROOT, "deploy", "local", "zcart-cluster")
@@ -397,22 +399,10 @@ def kill_pid(a, name):
     return t, pid
 
 
-def _task_dead(path):
-    try:
-        with open(path) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except (OSError, IndexError):
-        return True
-
-
 def proc_dead(pid):
     """True once every thread of pid has exited (zombie or reaped): the process's files,
-    its sockets included, are closed only when its last thread is gone."""
-    try:
-        tasks = os.listdir("/proc/%d/task" % pid)
-    except OSError:
-        return True
-    return all(_task_dead("/proc/%d/task/%s/stat" % (pid, t)) for t in tasks)
+    its sockets included, are closed only when its last thread is gone (zcproc)."""
+    return zcproc.proc_state(pid) == "dead"
 
 
 class DeathWatch(threading.Thread):

@@ -35,6 +35,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -42,6 +43,8 @@ import disk as diskmod
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "deploy", "local"))
+from zcproc import proc_state  # noqa: E402
 DEFAULT_BIN = os.path.join(REPO, "build", "bin")
 CATALOG_PRODUCTS = ["apple", "banana", "cherry", "grape", "lemon", "mango", "orange", "pear",
                     "kiwi", "plum", "peach", "melon"]
@@ -76,27 +79,6 @@ class ClusterError(Exception):
     pass
 
 
-def proc_state(pid):
-    """'running', 'paused' or 'dead' (every thread a zombie or gone)."""
-    def task(path):
-        try:
-            with open(path) as f:
-                s = f.read()
-            return s[s.rindex(")") + 2]
-        except (OSError, ValueError):
-            return "X"
-    lead = task("/proc/%d/stat" % pid)
-    if lead == "X":
-        return "dead"
-    if lead == "Z":
-        try:
-            tasks = os.listdir("/proc/%d/task" % pid)
-        except FileNotFoundError:
-            return "dead"
-        if all(task("/proc/%d/task/%s/stat" % (pid, t)) in "ZX" for t in tasks):
-            return "dead"
-        return "running"
-    return "paused" if lead in "Tt" else "running"
 
 
 class Daemon:

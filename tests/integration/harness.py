@@ -81,6 +81,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 SECURE = os.environ.get("ZCART_IT_INSECURE") != "1"
 CLUSTER_TOOL = os.path.join(REPO, "deploy", "local", "zcart-cluster")
+sys.path.insert(0, os.path.dirname(CLUSTER_TOOL))
+import zcproc  # noqa: E402  (deploy/local: when a process is gone)
 BIN = os.path.abspath(os.environ.get("ZCART_BIN") or os.path.join(REPO, "build", "bin"))
 ROOT = os.environ.get("ZCART_IT_ROOT", "/tmp/zcart-it")
 PYTHON = "/usr/bin/python3"
@@ -124,25 +126,9 @@ def wait_until(cond, timeout, what, interval=0.02):
 
 # --- ports and run directories -------------------------------------------------------------
 
-def _task_state(path):
-    try:
-        with open(path) as f:
-            stat = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return "X"
-    return stat[stat.rindex(")") + 2]
-
-
 def _pid_alive(pid):
-    """False once every thread of pid is a zombie or gone (a zombie
-    thread-group leader may still have threads exiting, holding sockets)."""
-    if _task_state("/proc/%d/stat" % pid) not in "ZX":
-        return True
-    try:
-        tasks = os.listdir("/proc/%d/task" % pid)
-    except FileNotFoundError:
-        return False
-    return any(_task_state("/proc/%d/task/%s/stat" % (pid, t)) not in "ZX" for t in tasks)
+    """False once every thread of pid is a zombie or gone (zcproc)."""
+    return zcproc.proc_state(pid) != "dead"
 
 
 def _port_free(port):
