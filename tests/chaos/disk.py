@@ -23,6 +23,7 @@ durable and keeps running.
 """
 
 import os
+import shutil
 import subprocess
 
 SOURCE = "zcchaos-disk"   # the mount's source name: how leftovers are found
@@ -72,6 +73,18 @@ def free(path):
         os.unlink(os.path.join(path, FILLER))
     except FileNotFoundError:
         pass
+
+
+def set_aside(path, dest):
+    """Move data directory `path` to `dest` and leave `path` empty -- by a
+    rename, or, when `path` is a data tmpfs (a mount point cannot be
+    renamed: EBUSY), by moving its contents out (copied across filesystems)."""
+    if not os.path.ismount(path):
+        os.rename(path, dest)
+        return
+    os.makedirs(dest)
+    for entry in os.listdir(path):
+        shutil.move(os.path.join(path, entry), os.path.join(dest, entry))
 
 
 def leftovers():

@@ -644,7 +644,7 @@ class Nemesis(threading.Thread):
             k = 1
             while os.path.exists("%s.removed-%d" % (d.data, k)):
                 k += 1
-            os.rename(d.data, "%s.removed-%d" % (d.data, k))
+            diskmod.set_aside(d.data, "%s.removed-%d" % (d.data, k))
             if "--join" not in d.argv:
                 d.argv.append("--join")
         c.restart(name)
