@@ -19,6 +19,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "proto/status.h"
+#include "replication/state_txn.h"
 
 /* The off-loop snapshot (see "snapshots" below). */
 typedef enum {

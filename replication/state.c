@@ -4,6 +4,7 @@
  * led by a version octet so a later release can extend them; decoders
  * accept trailing fields they do not know only if the version says so. */
 #include "replication/state.h"
+#include "replication/state_txn.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -13,6 +13,7 @@
 
 #include "proto/status.h"
 #include "replication/fsm.h"
+#include "replication/state_txn.h"
 #include "unit.h"
 
 static char root[128];

@@ -1,0 +1,43 @@
+/* state_txn: the replicated state's writers, inside one LMDB write
+ * transaction.  Only the FSM's apply (replication/fsm.c) and the state
+ * itself call them -- everything else reads through state.h -- and unit
+ * tests that corrupt a state on purpose to prove zc_state_check sees it.
+ * Each returns 0, or -1 on a storage error (the caller aborts the
+ * transaction). */
+#ifndef ZC_REPLICATION_STATE_TXN_H
+#define ZC_REPLICATION_STATE_TXN_H
+
+#include "replication/state.h"
+
+int zc_state_txn_get_cart(zc_state_t *s, MDB_txn *t, const char *id, zc_cart_rec_t *out);
+int zc_state_txn_put_cart(zc_state_t *s, MDB_txn *t, const zc_cart_rec_t *c);
+/* Delete a cart record (not its free-list or index entries). */
+int zc_state_txn_del_cart(zc_state_t *s, MDB_txn *t, const char *id);
+int zc_state_txn_each_node_cart(zc_state_t *s, MDB_txn *t, const char *node,
+                                int (*fn)(const zc_cart_rec_t *c, void *arg), void *arg);
+int zc_state_txn_get_session(zc_state_t *s, MDB_txn *t, const uint8_t id[ZC_SESSION_LEN],
+                             zc_session_rec_t *out);
+int zc_state_txn_put_session(zc_state_t *s, MDB_txn *t, const zc_session_rec_t *r);
+int zc_state_txn_del_session(zc_state_t *s, MDB_txn *t, const uint8_t id[ZC_SESSION_LEN]);
+/* Add delta to a u64 meta counter. */
+int zc_state_txn_add_meta(zc_state_t *s, MDB_txn *t, const char *key, int64_t delta);
+uint64_t zc_state_txn_meta(zc_state_t *s, MDB_txn *t, const char *key);
+int zc_state_txn_set_meta(zc_state_t *s, MDB_txn *t, const char *key, uint64_t v);
+/* Free list: push at the tail (sets c->free_pos), remove one position. */
+int zc_state_txn_free_push(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *c);
+int zc_state_txn_free_del(zc_state_t *s, MDB_txn *t, uint64_t pos);
+/* Take a FREE cart off the free list and its node's index entry. */
+int zc_state_txn_free_take(zc_state_t *s, MDB_txn *t, const zc_cart_rec_t *c);
+/* Add delta to the ASSIGNED count of a node (nodeload). */
+int zc_state_txn_load_add(zc_state_t *s, MDB_txn *t, const char *node, int64_t delta);
+uint64_t zc_state_txn_load(zc_state_t *s, MDB_txn *t, const char *node);
+/* Least-loaded placement: among the nodes holding a free cart whose breaker
+ * is CLOSED, the one with the fewest ASSIGNED carts (ties: the one whose
+ * such cart comes first in the free list); that cart in *out.  O(nodes),
+ * plus the free carts with open breakers skipped.  0 found, 1 none, -1
+ * storage error. */
+int zc_state_txn_least_loaded(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *out);
+int zc_state_txn_put_member(zc_state_t *s, MDB_txn *t, const zc_member_t *m);
+int zc_state_txn_del_member(zc_state_t *s, MDB_txn *t, uint64_t id);
+
+#endif
