@@ -478,7 +478,9 @@ class Nemesis(threading.Thread):
         request is resent at ~1.4 or ~3.0 s, so it now lands at X after N's
         RESET -- and X resumed 3.4 s after the add, inside its 5 s deadline.
         X reads N's RESET first, then L's request of the generation just
-        reset: it must answer FENCED ("generation already reset")."""
+        reset: it must answer FENCED ("generation already reset").  At the
+        heal, sessions of our own until one gets C again (_regrab): its add
+        must find C empty and its owner reset."""
         c, net = self.cluster, self.net
         ids = c.replica_ids()
         old, new = max(ids), min(ids)
@@ -526,7 +528,31 @@ class Nemesis(threading.Thread):
             net.undrop(node)
             a = wait_add()
             v["stale_add"] = (a or {}).get("reason")
+            # Then C's next owner: sessions of our own until one gets C (the
+            # others closed at once).  Its first add must find C empty and
+            # reset -- a cart that took the stale request holds an older
+            # owner and refuses it (FENCED, I1) or shows its item (I4), even
+            # when no client session happens to get C within the run.
+            v["regrabbed"] = self._regrab(cart) is not None
         return v, undo
+
+    def _regrab(self, cart, until=None):
+        """Sessions of our own until one gets `cart` (each other one closed
+        at once; at most twice the carts, or until `until`), then that one
+        closed too; (session, cart, generation) of the one that got it, or
+        None."""
+        c = self.cluster
+        for _ in range(2 * c.n_carts * c.slots):
+            if until is not None and time.monotonic() >= until:
+                break
+            got = self._own_add()
+            if got is None:
+                time.sleep(0.05)
+                continue
+            self._own_close(got[0])
+            if got[1] == cart:
+                return got
+        return None
 
     def _reset_lost(self, f, leader):
         """reset-lost: a RESET lost with its cart node.  A session of our own
