@@ -970,8 +970,12 @@ void zc_io_guard_started(zc_io_guard_t *g)
             cc = e;
         }
     }
-    if (u == 0 || u <= r->log.snapshot.last_index || u != r->configuration_index)
-        return; /* none after the snapshot: committed with it */
+    /* None after the snapshot: committed with it.  Or committed already:
+     * a sole voter elects itself inside raft_start and applies its whole
+     * log there (convertToLeader), --recover's entry included. */
+    if (u == 0 || u <= r->log.snapshot.last_index || u != r->configuration_index ||
+        u <= r->commit_index || u <= r->last_applied)
+        return;
     struct raft_configuration committed;
     if (cc != NULL) {
         if (conf_decode(&cc->buf, &committed) != 0)

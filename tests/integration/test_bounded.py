@@ -318,7 +318,7 @@ class Bounded(harness.ClusterTestCase):
             for f in followers:
                 c.pause(f)
             for f in followers:  # stopped for sure before the request goes out
-                wait_until(lambda: harness._task_state("/proc/%d/stat" % c.pid(f)) == "T", 5,
+                wait_until(lambda: harness.zcproc.proc_state(c.pid(f)) == "paused", 5,
                            "%s stopped" % f)
             try:
                 r = d.request(session, seq, op, product, qty, timeout=10)

@@ -51,7 +51,9 @@ class Fencing(harness.ClusterTestCase):
             c.start_cart_node(NODE, 1, c.cart_endpoints + [fake.endpoint], c.stock_endpoints,
                               extra_args=["--broker-liveness", "600000"])
             rid, hello = fake.recv_msg(zp.HELLO, timeout=10)
-            self.assertEqual((rid, hello.node), (NODE.encode(), NODE))
+            # protocol.md section 1: routing id NAME "/" 16 hex digits
+            self.assertEqual((rid.split(b"/")[0], len(rid), hello.node),
+                             (NODE.encode(), len(NODE) + 17, NODE))
             self.assertEqual([si.slot for si in hello.slots], [0])
             wait_until(lambda: c.counts() == (1, 1, 0, 0), 10, "the node's slot registered")
 

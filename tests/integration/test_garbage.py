@@ -84,7 +84,7 @@ class Garbage(harness.ClusterTestCase):
             c.start_cart_node("spy", 1, c.cart_endpoints + [fbroker.endpoint], [fstock.endpoint])
             wait_until(lambda: c.counts() == (2, 2, 0, 0), 10, "node spy registered")
             rid, _ = fbroker.recv_msg(zp.HELLO, timeout=10)
-            self.assertEqual(rid, b"spy")
+            self.assertEqual(rid.split(b"/")[0], b"spy")  # NAME "/" nonce (protocol.md 1)
             frames = garbage_frames(9)
             before = c.replica_status(c.client_endpoints[0])
 
