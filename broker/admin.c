@@ -102,7 +102,7 @@ static void propose_member(admin_t *a, uint8_t type)
 {
     zc_cmd_t c = {.type = type, .time_ms = zc_wall_ms()};
     c.member = a->member;
-    zc_node_propose(a->b->node, &c, member_done, a);
+    broker_propose(a->b, &c, member_done, a);
 }
 
 static void change_done(void *arg, int status, const char *detail)
@@ -154,7 +154,7 @@ static void remove_cart_node_done(void *arg, int status, const zc_cmd_result_t *
 
 void admin_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *m)
 {
-    if (!zc_node_ready(b->node)) {
+    if (!broker_ready(b)) {
         char ep[ZC_ADDR_MAX + 1];
         broker_leader_endpoint(b, ep);
         frontend_admin_reply(b, client, client_len, m->corr, ZC_NOT_LEADER, ep);

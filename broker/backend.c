@@ -37,7 +37,7 @@ int backend_send(broker_t *b, const char *node, const zc_msg_t *m)
     zc_wbuf_init(&w);
     int rc = -1;
     if (zc_msg_encode(m, &w) == 0)
-        rc = zc_zsend(b->back, ni->rid, strlen(ni->rid), w.data, w.len);
+        rc = b->io->send_node(b, ni->rid, w.data, w.len);
     if (rc != 0)
         zc_debug("send %s to node %s failed: %s", zc_msg_name(m->id), node,
                  zmq_strerror(zmq_errno()));
@@ -115,7 +115,7 @@ static void on_frame(broker_t *b, const char *node, const char *rid, zmq_msg_t *
             zc_msg_init(&hb, ZC_MSG_HEARTBEAT);
             snprintf(hb.node, sizeof hb.node, "%s", node);
             zc_node_info_t info;
-            zc_node_info(b->node, &info);
+            broker_info(b, &info);
             hb.replica = b->cfg.id;
             hb.term = info.ready ? info.term : 0; /* the node's readiness: it reaches the leader */
             backend_send(b, node, &hb);

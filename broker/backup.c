@@ -154,7 +154,7 @@ static void on_done(uv_work_t *w, int status)
     b->backup = NULL;
     free(k);
     if (b->stopping)
-        broker_finish_stop(b); /* stop waited for the copy to let go of the state */
+        b->finish_stop(b); /* stop waited for the copy to let go of the state */
 }
 
 /* "1 voter, 2 voter, 3 standby" */
@@ -162,7 +162,7 @@ static void describe_members(broker_t *b, char *out, size_t cap)
 {
     uint64_t ids[16];
     const char *roles[16];
-    unsigned n = zc_node_configuration(b->node, ids, roles, 16);
+    unsigned n = broker_configuration(b, ids, roles, 16);
     size_t used = 0;
     out[0] = 0;
     for (unsigned i = 0; i < n && used < cap; i++)
@@ -188,7 +188,7 @@ void backup_start(broker_t *b, const uint8_t *client, size_t client_len, uint64_
         return;
     }
     k->b = b;
-    k->state = zc_node_state(b->node);
+    k->state = broker_state(b);
     memcpy(k->client, client, client_len);
     k->client_len = (uint8_t)client_len;
     k->corr = corr;
@@ -196,7 +196,7 @@ void backup_start(broker_t *b, const uint8_t *client, size_t client_len, uint64_
     snprintf(k->dir, sizeof k->dir, "%s/%s", b->cfg.backup_dir, name);
     snprintf(k->tmp, sizeof k->tmp, "%s/%s.tmp", b->cfg.backup_dir, name);
     zc_node_info_t info;
-    zc_node_info(b->node, &info);
+    broker_info(b, &info);
     k->term = info.term;
     describe_members(b, k->members, sizeof k->members);
     struct stat st;

@@ -102,10 +102,39 @@ typedef struct {
     zc_dq_entry_t due;        /* in broker.drain_q at its next RESET */
 } cart_info_t;
 
+struct broker;
+
+/* The broker core's ports to the world: everything it does to the raft node
+ * and to the two ROUTER sockets goes through these, so that its decisions
+ * (route.c above all) run in unit tests against a fake node and recorded
+ * sends (tests/unit/test_route.c).  broker/io.c wires the real ones. */
+typedef struct broker_io {
+    /* raft: this replica's view (zc_node_info) and readiness (zc_node_ready) */
+    void (*info)(struct broker *b, zc_node_info_t *out);
+    bool (*ready)(struct broker *b);
+    /* the replicated state, read-only to the broker (zc_node_state) */
+    zc_state_t *(*state)(struct broker *b);
+    /* raft's configuration: ids and role names, at most max (zc_node_configuration) */
+    unsigned (*configuration)(struct broker *b, uint64_t *ids, const char **roles, unsigned max);
+    /* a member of the configuration by raft id (zc_node_member) */
+    bool (*member)(struct broker *b, uint64_t id, zc_replica_t *out);
+    /* propose a command; cb runs once, maybe before this returns (zc_node_propose) */
+    void (*propose)(struct broker *b, const zc_cmd_t *cmd, zc_propose_cb cb, void *arg);
+    /* one encoded frame to a client routing id (the client ROUTER); 0 or -1 */
+    int (*send_client)(struct broker *b, const uint8_t *rid, size_t rid_len, const void *frame,
+                       size_t len);
+    /* one encoded frame to a cart node's routing id (the cart ROUTER); 0 or -1 */
+    int (*send_node)(struct broker *b, const char *rid, const void *frame, size_t len);
+} broker_io_t;
+
+/* The real ports (broker/io.c). */
+extern const broker_io_t broker_io_real;
+
 typedef struct broker {
     uv_loop_t *loop;          /* the one event loop */
     broker_config_t cfg;      /* parsed flags */
-    zc_node_t *node;          /* raft node + replicated state */
+    zc_node_t *node;          /* raft node + replicated state (reached through io) */
+    const broker_io_t *io;    /* the ports every module acts through */
     const zc_replica_t *self; /* this replica in cfg.replicas */
     void *zctx;               /* ZeroMQ context: czmq's, where zauth answers (lib/zsec.h) */
     zc_sec_t *sec;            /* CurveZMQ keys and zauth; --insecure: a no-op */
@@ -118,6 +147,9 @@ typedef struct broker {
     uv_signal_t sigint;       /* shutdown */
     uv_signal_t sigterm;      /* shutdown */
     bool stopping;            /* shutdown started */
+    void (*finish_stop)(struct broker *b); /* the process's last step of a stop (closing
+                                              raft and the state); backup.c calls it when
+                                              a stop waited for a backup */
     bool handing_off;         /* SIGTERM to a leader: transferring leadership first */
     uv_timer_t handoff_timer; /* bounds that wait */
     int exit_code;            /* process exit status once the loop ends */
@@ -164,15 +196,40 @@ typedef struct broker {
     uint64_t forwarded;       /* requests relayed to the leader (metrics) */
 } broker_t;
 
+/* Shorthands for the ports. */
+static inline void broker_info(broker_t *b, zc_node_info_t *out) { b->io->info(b, out); }
+static inline bool broker_ready(broker_t *b) { return b->io->ready(b); }
+static inline zc_state_t *broker_state(broker_t *b) { return b->io->state(b); }
+static inline bool broker_member(broker_t *b, uint64_t id, zc_replica_t *out)
+{
+    return b->io->member(b, id, out);
+}
+static inline unsigned broker_configuration(broker_t *b, uint64_t *ids, const char **roles,
+                                            unsigned max)
+{
+    return b->io->configuration(b, ids, roles, max);
+}
+static inline void broker_propose(broker_t *b, const zc_cmd_t *cmd, zc_propose_cb cb, void *arg)
+{
+    b->io->propose(b, cmd, cb, arg);
+}
+
+/* broker.c: the core's lifecycle.  broker_init needs b->cfg set and the
+ * rest zeroed; -1 out of memory.  broker_destroy answers what still waits. */
+int broker_init(broker_t *b, const broker_io_t *io);
+void broker_destroy(broker_t *b);
+/* Raft's role or readiness changed: dispatch or refuse parked requests,
+ * build or forget the leader-only caches. */
+void broker_role_changed(broker_t *b);
+/* The periodic work: expiries, liveness, leases, purges, drain retries. */
+void broker_tick(broker_t *b, uint64_t now_us);
+
 /* metrics.c: /metrics and /readyz (--http) */
 /* Count one answer to a client; started_us 0: answered at once (not timed). */
 void metrics_request(broker_t *b, int op, int status, uint64_t started_us);
 int metrics_open(broker_t *b, const char *addr, char *err, size_t errlen);
 void metrics_close(broker_t *b);
 
-/* main.c: the last step of a stop, closing raft and the state (backup.c
- * calls it when a stop waited for a backup). */
-void broker_finish_stop(broker_t *b);
 
 /* frontend.c: client side */
 int frontend_open(broker_t *b, char *err, size_t errlen);

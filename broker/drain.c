@@ -82,7 +82,7 @@ static void send_reset(broker_t *b, cart_info_t *ci, uint64_t generation, uint64
 
 void drain_cart(broker_t *b, const char *cart, uint64_t generation)
 {
-    if (!zc_node_ready(b->node))
+    if (!broker_ready(b))
         return;
     cart_info_t *ci = cart_get(b, cart);
     if (ci)
@@ -110,15 +110,15 @@ static int scan_one(const zc_cart_rec_t *c, void *arg)
 
 void drain_scan(broker_t *b, uint64_t now_us, bool force)
 {
-    if (!zc_node_ready(b->node))
+    if (!broker_ready(b))
         return;
     b->last_drain_us = now_us;
     if (force) {
         scan_t s = {b, now_us, force};
-        zc_state_each_cart(zc_node_state(b->node), scan_one, &s);
+        zc_state_each_cart(broker_state(b), scan_one, &s);
         return;
     }
-    zc_state_t *st = zc_node_state(b->node);
+    zc_state_t *st = broker_state(b);
     zc_dq_entry_t *e;
     while ((e = zc_dq_pop_due(&b->drain_q, now_us)) != NULL) {
         cart_info_t *ci = ZC_CONTAINER(e, cart_info_t, due);
@@ -154,12 +154,12 @@ static void return_done(void *arg, int status, const zc_cmd_result_t *res)
 
 void drain_reset_done(broker_t *b, const char *node, const zc_msg_t *m)
 {
-    if (!zc_node_ready(b->node))
+    if (!broker_ready(b))
         return;
     char id[ZC_CART_MAX + 1];
     zc_cart_rec_t rec;
     snprintf(id, sizeof id, "%s.%u", node, m->slot);
-    if (zc_state_get_cart(zc_node_state(b->node), id, &rec) != 0 ||
+    if (zc_state_get_cart(broker_state(b), id, &rec) != 0 ||
         rec.state != ZC_CART_DRAINING || rec.generation != m->generation)
         return; /* stale or duplicate */
     cart_info_t *ci = cart_get(b, id);
@@ -174,7 +174,7 @@ void drain_reset_done(broker_t *b, const char *node, const zc_msg_t *m)
     zc_cmd_t c = {.type = ZC_CMD_RETURN, .time_ms = zc_wall_ms()};
     snprintf(c.ret.cart, sizeof c.ret.cart, "%s", id);
     c.ret.generation = m->generation;
-    zc_node_propose(b->node, &c, return_done, ctx);
+    broker_propose(b, &c, return_done, ctx);
 }
 
 

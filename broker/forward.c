@@ -58,7 +58,7 @@ bool forward_request(broker_t *b, const uint8_t *client, size_t client_len, cons
     if (b->stopping || b->peers == NULL || b->forwards == NULL || from_replica(client, client_len))
         return false;
     zc_node_info_t info;
-    zc_node_info(b->node, &info);
+    broker_info(b, &info);
     if (info.role == ZC_ROLE_LEADER || info.leader_id == 0 || info.leader_id == b->cfg.id)
         return false;
     uint8_t key[FWD_KEY_LEN];
@@ -107,7 +107,7 @@ void forward_reply(broker_t *b, const void *data, size_t len)
     fwd_t *f = zc_map_get(b->forwards, key, FWD_KEY_LEN);
     if (f == NULL)
         return; /* expired meanwhile, or a duplicate answer */
-    if (zc_zsend(b->front, f->waiter[0].id, f->waiter[0].len, data, len) != 0)
+    if (b->io->send_client(b, f->waiter[0].id, f->waiter[0].len, data, len) != 0)
         zc_debug("relayed reply dropped: %s", zmq_strerror(zmq_errno()));
     memmove(&f->waiter[0], &f->waiter[1], --f->n_waiters * sizeof f->waiter[0]);
     if (f->n_waiters == 0)

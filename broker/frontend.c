@@ -22,7 +22,7 @@ static void send_msg(broker_t *b, const uint8_t *client, size_t client_len, cons
     if (m->id == ZC_MSG_REPLY)
         signed_m.replica = b->cfg.id; /* who decided it; the term comes with m */
     if (zc_msg_encode(&signed_m, &w) == 0 &&
-        zc_zsend(b->front, client, client_len, w.data, w.len) != 0)
+        b->io->send_client(b, client, client_len, w.data, w.len) != 0)
         zc_debug("reply to a client dropped: %s", zmq_strerror(zmq_errno()));
     zc_wbuf_clear(&w);
 }
@@ -130,8 +130,8 @@ static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, 
 {
     zc_node_info_t info;
     zc_state_counts_t n;
-    zc_state_t *st = zc_node_state(b->node);
-    zc_node_info(b->node, &info);
+    zc_state_t *st = broker_state(b);
+    broker_info(b, &info);
     if (zc_state_counts(st, &n) != 0)
         memset(&n, 0, sizeof n);
     char leader_ep[ZC_ADDR_MAX + 1];
@@ -186,12 +186,12 @@ static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, 
     zc_msg_add_prop(&r, "breakers_not_closed", "%" PRIu64, zc_state_breakers_not_closed(st));
     uint64_t ids[16];
     const char *roles[16];
-    unsigned n_conf = zc_node_configuration(b->node, ids, roles, 16);
+    unsigned n_conf = broker_configuration(b, ids, roles, 16);
     for (unsigned i = 0; i < n_conf; i++) {
         zc_replica_t m;
         char key[32];
         snprintf(key, sizeof key, "member.%" PRIu64, ids[i]);
-        if (zc_node_member(b->node, ids[i], &m))
+        if (broker_member(b, ids[i], &m))
             zc_msg_add_prop(&r, key, "%s %s %s", roles[i], m.raft_address, m.client_endpoint);
         else
             zc_msg_add_prop(&r, key, "%s unknown unknown", roles[i]);
@@ -219,8 +219,8 @@ void broker_leader_endpoint(broker_t *b, char out[ZC_ADDR_MAX + 1])
 {
     zc_node_info_t info;
     zc_replica_t m;
-    zc_node_info(b->node, &info);
-    if (info.leader_id && info.leader_id != b->cfg.id && zc_node_member(b->node, info.leader_id, &m))
+    broker_info(b, &info);
+    if (info.leader_id && info.leader_id != b->cfg.id && broker_member(b, info.leader_id, &m))
         snprintf(out, ZC_ADDR_MAX + 1, "%s", m.client_endpoint);
     else
         snprintf(out, ZC_ADDR_MAX + 1, "unknown");

@@ -144,7 +144,7 @@ static void expire(broker_t *b, lease_t *l)
     zc_cmd_t cmd = {.type = ZC_CMD_RELEASE, .time_ms = zc_wall_ms()};
     memcpy(cmd.release.session, l->session, ZC_SESSION_LEN);
     cmd.release.why = ZC_RELEASE_EXPIRED;
-    zc_node_propose(b->node, &cmd, expiry_done, ctx);
+    broker_propose(b, &cmd, expiry_done, ctx);
 }
 
 /* Queue a full lease for the session of an ASSIGNED cart (lease_start). */
@@ -161,9 +161,9 @@ static int start_one(const zc_cart_rec_t *c, void *arg)
 
 void lease_start(broker_t *b)
 {
-    if (!zc_node_ready(b->node))
+    if (!broker_ready(b))
         return;
-    zc_state_each_cart(zc_node_state(b->node), start_one, b);
+    zc_state_each_cart(broker_state(b), start_one, b);
 }
 
 void lease_scan(broker_t *b, uint64_t now_us)
@@ -178,9 +178,9 @@ void lease_scan(broker_t *b, uint64_t now_us)
         b->ready_since_us = now_us;
         return;
     }
-    if (!zc_node_ready(b->node))
+    if (!broker_ready(b))
         return;
-    zc_state_t *st = zc_node_state(b->node);
+    zc_state_t *st = broker_state(b);
     zc_dq_entry_t *e;
     while ((e = zc_dq_pop_due(&b->lease_q, now_us)) != NULL) {
         lease_t *l = ZC_CONTAINER(e, lease_t, due);

@@ -149,7 +149,7 @@ void liveness_propose(broker_t *b, const char *cart, uint8_t from, int ev, int w
     c.brk.why = (uint8_t)why;
     c.brk.max_probes = (uint16_t)b->cfg.breaker_probes;
     if (cb) {
-        zc_node_propose(b->node, &c, cb, arg);
+        broker_propose(b, &c, cb, arg);
         return;
     }
     brk_info_t *i = info_get(b, cart);
@@ -163,7 +163,7 @@ void liveness_propose(broker_t *b, const char *cart, uint8_t from, int ev, int w
     ctx->ev = (uint8_t)ev;
     ctx->from = from;
     i->pending = true;
-    zc_node_propose(b->node, &c, propose_done, ctx);
+    broker_propose(b, &c, propose_done, ctx);
 }
 
 /* One scan's context. */
@@ -208,7 +208,7 @@ static void reassign(broker_t *b, const zc_cart_rec_t *c)
     zc_cmd_t cmd = {.type = ZC_CMD_REASSIGN, .time_ms = zc_wall_ms()};
     snprintf(cmd.reassign.cart, sizeof cmd.reassign.cart, "%s", c->id);
     cmd.reassign.generation = c->generation;
-    zc_node_propose(b->node, &cmd, reassign_done, ctx);
+    broker_propose(b, &cmd, reassign_done, ctx);
 }
 
 /* Argument of a free cart's PROBE proposal. */
@@ -263,14 +263,14 @@ static void probe_free(broker_t *b, const zc_cart_rec_t *c, uint64_t now_us)
 
 void liveness_reset_done(broker_t *b, const char *node, const zc_msg_t *m)
 {
-    if (!zc_node_ready(b->node))
+    if (!broker_ready(b))
         return;
     char id[ZC_CART_MAX + 1];
     zc_cart_rec_t rec;
     snprintf(id, sizeof id, "%s.%u", node, m->slot);
     brk_info_t *i = b->breakers ? zc_map_get(b->breakers, id, strlen(id)) : NULL;
     if (i == NULL || i->probe_sent_us == 0 || i->probe_gen != m->generation ||
-        zc_state_get_cart(zc_node_state(b->node), id, &rec) != 0 || rec.state != ZC_CART_FREE ||
+        zc_state_get_cart(broker_state(b), id, &rec) != 0 || rec.state != ZC_CART_FREE ||
         rec.generation != m->generation || rec.breaker.state != ZC_BRK_HALF_OPEN ||
         rec.breaker.mode != ZC_BRK_AUTO)
         return; /* not the answer to a probe of ours, or too late to matter */
@@ -382,9 +382,9 @@ void liveness_scan(broker_t *b, uint64_t now_us)
         b->ready_since_us = now_us;
         return;
     }
-    if (!zc_node_ready(b->node))
+    if (!broker_ready(b))
         return;
-    zc_state_t *st = zc_node_state(b->node);
+    zc_state_t *st = broker_state(b);
     uint64_t wall = zc_wall_ms();
     /* (a) Breakers that are not CLOSED-and-auto: their timers and probes. */
     scan_t s = {b, now_us, wall, false, false};
@@ -438,16 +438,16 @@ static int start_known(const void *k, size_t kl, void *v, void *arg)
 void liveness_start(broker_t *b)
 {
     zc_dq_clear(&b->node_q);
-    if (!zc_node_ready(b->node))
+    if (!broker_ready(b))
         return;
     zc_map_each(b->nodes, start_known, b);
-    zc_state_each_cart(zc_node_state(b->node), start_one, b);
+    zc_state_each_cart(broker_state(b), start_one, b);
 }
 
 void liveness_op_result(broker_t *b, const char *cart, bool ok, bool probe,
                         uint64_t probe_since_ms)
 {
-    if (!zc_node_ready(b->node))
+    if (!broker_ready(b))
         return;
     if (probe) {
         /* A result of an earlier HALF_OPEN period (the breaker reopened and
@@ -455,7 +455,7 @@ void liveness_op_result(broker_t *b, const char *cart, bool ok, bool probe,
          * a stale failure would reopen it "for failures", which no HELLO
          * closes. */
         zc_cart_rec_t rec;
-        if (zc_state_get_cart(zc_node_state(b->node), cart, &rec) != 0 ||
+        if (zc_state_get_cart(broker_state(b), cart, &rec) != 0 ||
             rec.breaker.state != ZC_BRK_HALF_OPEN || rec.breaker.since_ms != probe_since_ms) {
             zc_info("cart %s: result of a probe of an earlier HALF_OPEN period ignored", cart);
             return;

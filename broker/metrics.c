@@ -44,7 +44,7 @@ static void write_raft(broker_t *b, zc_prom_t *p)
 {
     zc_node_info_t info;
     zc_node_raft_stats_t rs;
-    zc_node_info(b->node, &info);
+    broker_info(b, &info);
     zc_node_raft_stats(b->node, &rs);
     zc_prom_family(p, "zcart_raft_role", "gauge", "1 for this replica's raft role, else 0.");
     for (int r = ZC_ROLE_UNAVAILABLE; r <= ZC_ROLE_LEADER; r++)
@@ -144,7 +144,7 @@ static int count_node(const void *key, size_t klen, void *value, void *arg)
 
 static void write_state(broker_t *b, zc_prom_t *p)
 {
-    zc_state_t *st = zc_node_state(b->node);
+    zc_state_t *st = broker_state(b);
     zc_state_counts_t n;
     if (zc_state_counts(st, &n) != 0)
         memset(&n, 0, sizeof n);
@@ -214,7 +214,7 @@ static bool is_ready(void *arg, char *why, size_t cap)
 {
     broker_t *b = arg;
     zc_node_info_t info;
-    zc_node_info(b->node, &info);
+    broker_info(b, &info);
     return zc_node_info_ready(&info, b->cfg.ready_lag, why, cap);
 }
 

@@ -139,13 +139,13 @@ void peers_sync(peers_t *ps)
 {
     uint64_t ids[PEERS_MAX];
     const char *roles[PEERS_MAX];
-    unsigned n = zc_node_configuration(ps->b->node, ids, roles, PEERS_MAX);
+    unsigned n = broker_configuration(ps->b, ids, roles, PEERS_MAX);
     /* Drop peers no longer in the configuration or whose endpoint changed. */
     for (unsigned i = 0; i < ps->n;) {
         zc_replica_t m;
         bool keep = false;
         for (unsigned j = 0; j < n; j++)
-            if (ids[j] == ps->peer[i].id && zc_node_member(ps->b->node, ids[j], &m) &&
+            if (ids[j] == ps->peer[i].id && broker_member(ps->b, ids[j], &m) &&
                 strcmp(m.client_endpoint, ps->peer[i].endpoint) == 0)
                 keep = true;
         if (keep) {
@@ -158,7 +158,7 @@ void peers_sync(peers_t *ps)
             zc_replica_t last;
             uint64_t last_id = ps->peer[ps->n - 1].id;
             peer_close(&ps->peer[ps->n - 1]);
-            if (zc_node_member(ps->b->node, last_id, &last))
+            if (broker_member(ps->b, last_id, &last))
                 peer_open(ps, &ps->peer[i], &last);
         }
         ps->n--;
@@ -171,7 +171,7 @@ void peers_sync(peers_t *ps)
         for (unsigned i = 0; i < ps->n; i++)
             have |= ps->peer[i].id == ids[j];
         zc_replica_t m;
-        if (!have && zc_node_member(ps->b->node, ids[j], &m) &&
+        if (!have && broker_member(ps->b, ids[j], &m) &&
             peer_open(ps, &ps->peer[ps->n], &m) == 0)
             ps->n++;
     }

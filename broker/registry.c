@@ -50,7 +50,7 @@ static void register_done(void *arg, int status, const zc_cmd_result_t *res)
         zc_info("registered %u cart(s) of node %s, %u known one(s) to drain (the node holds "
                 "newer contents)", res->count, ctx->node, res->moved);
         if (!ctx->b->stopping) /* those that held something drain first (drain.c) */
-            zc_state_each_node_cart(zc_node_state(ctx->b->node), ctx->node, drain_dirty, ctx->b);
+            zc_state_each_node_cart(broker_state(ctx->b), ctx->node, drain_dirty, ctx->b);
     }
     free(ctx);
 }
@@ -100,7 +100,7 @@ static void unregister_done(void *arg, int status, const zc_cmd_result_t *res)
     if (n)
         n->unregister_pending = false;
     if (status == ZC_OK && res->status == ZC_OK && !b->stopping) {
-        zc_state_t *st = zc_node_state(b->node);
+        zc_state_t *st = broker_state(b);
         zc_cart_rec_t rec;
         zc_session_rec_t sess;
         for (size_t i = 0; i < ctx->n; i++)
@@ -143,7 +143,7 @@ static void unregister_propose(broker_t *b, unreg_ctx_t *ctx)
     node_info_t *n = zc_map_get(b->nodes, ctx->node, strlen(ctx->node));
     if (n)
         n->unregister_pending = true;
-    zc_node_propose(b->node, &c, unregister_done, ctx);
+    broker_propose(b, &c, unregister_done, ctx);
 }
 
 /* Collects a node's carts whose slots its HELLO does not list. */
@@ -182,7 +182,7 @@ static void unregister_orphans(broker_t *b, node_info_t *n, const zc_msg_t *hell
     ctx->b = b;
     snprintf(ctx->node, sizeof ctx->node, "%s", n->name);
     orphans_t o = {listed, ctx, 0};
-    int rc = zc_state_each_node_cart(zc_node_state(b->node), n->name, find_orphan, &o);
+    int rc = zc_state_each_node_cart(broker_state(b), n->name, find_orphan, &o);
     free(listed);
     if (rc != 0 || o.rc != 0 || ctx->n == 0) {
         unreg_ctx_free(ctx);
@@ -212,7 +212,7 @@ void registry_remove_node(broker_t *b, const char *node, zc_propose_cb cb, void 
     ctx->cb = cb;
     ctx->arg = arg;
     /* Best effort: the list only says whose volatile records to drop. */
-    zc_state_each_node_cart(zc_node_state(b->node), node, collect_all, ctx);
+    zc_state_each_node_cart(broker_state(b), node, collect_all, ctx);
     unregister_propose(b, ctx);
 }
 
@@ -241,7 +241,7 @@ static int room_scan(const void *k, size_t kl, void *v, void *arg)
     if (r->now_us - n->last_hello_us <= (uint64_t)r->b->cfg.cart_liveness_ms * 1000u ||
         n->register_pending || n->unregister_pending || r->n >= BROKER_NODES_MAX)
         return 0;
-    if (zc_state_each_node_cart(zc_node_state(r->b->node), n->name, has_cart, &any) != 0 || any)
+    if (zc_state_each_node_cart(broker_state(r->b), n->name, has_cart, &any) != 0 || any)
         return 0;
     snprintf(r->names[r->n++], sizeof r->names[0], "%s", n->name);
     return 0;
@@ -279,9 +279,9 @@ void registry_hello(broker_t *b, const zc_msg_t *hello)
     n->last_hello_us = zc_mono_us();
     n->last_hello_wall_ms = zc_wall_ms();
     liveness_heard(b, n);
-    if (!zc_node_ready(b->node) || n->register_pending)
+    if (!broker_ready(b) || n->register_pending)
         return;
-    zc_state_t *st = zc_node_state(b->node);
+    zc_state_t *st = broker_state(b);
     zc_cmd_slot_t *slots = calloc(hello->n_slots ? hello->n_slots : 1, sizeof *slots);
     if (slots == NULL)
         return;
@@ -317,7 +317,7 @@ void registry_hello(broker_t *b, const zc_msg_t *hello)
             ctx->b = b;
             snprintf(ctx->node, sizeof ctx->node, "%s", hello->node);
             n->register_pending = true;
-            zc_node_propose(b->node, &c, register_done, ctx);
+            broker_propose(b, &c, register_done, ctx);
         }
     }
     free(slots);

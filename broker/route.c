@@ -155,7 +155,7 @@ static breq_t *ctx_take_session(void *arg, broker_t **bp, breq_state_t want,
 static void forward(broker_t *b, breq_t *q)
 {
     zc_cart_rec_t rec;
-    int rc = zc_state_get_cart(zc_node_state(b->node), q->cart, &rec);
+    int rc = zc_state_get_cart(broker_state(b), q->cart, &rec);
     if (rc < 0) {
         finish(b, q, ZC_INTERNAL, "state read failed", NULL);
         return;
@@ -377,7 +377,7 @@ static void propose(broker_t *b, breq_t *q, const zc_cmd_t *cmd, breq_state_t st
     memcpy(ctx->session, q->req.session, ZC_SESSION_LEN);
     breq_wait(b, q, state);
     /* May call back before returning: q must not be used after this. */
-    zc_node_propose(b->node, cmd, cb, ctx);
+    broker_propose(b, cmd, cb, ctx);
 }
 
 /* Steps 4 to 7 for a ready leader. */
@@ -385,14 +385,14 @@ static void dispatch(broker_t *b, breq_t *q)
 {
     const zc_msg_t *req = &q->req;
     zc_node_info_t ni;
-    zc_node_info(b->node, &ni);
+    broker_info(b, &ni);
     q->term = ni.ready ? ni.term : 0; /* what the REPLY says about who decided it */
     if (req->deadline && zc_wall_ms() > req->deadline) {
         finish(b, q, ZC_EXPIRED, "picked up after its deadline", NULL);
         return;
     }
     zc_session_rec_t s;
-    int rc = zc_state_get_session(zc_node_state(b->node), req->session, &s);
+    int rc = zc_state_get_session(broker_state(b), req->session, &s);
     if (rc < 0) {
         finish(b, q, ZC_INTERNAL, "state read failed", NULL);
         return;
@@ -441,12 +441,12 @@ static void dispatch(broker_t *b, breq_t *q)
          * the state already holds the limit, and by apply on every replica
          * when this ASSIGN would pass it. */
         uint32_t limit = zc_state_max_records((size_t)b->cfg.state_map_size);
-        if (zc_state_records(zc_node_state(b->node)) >= limit) {
+        if (zc_state_records(broker_state(b)) >= limit) {
             finish(b, q, ZC_STORAGE_FULL, STORAGE_FULL_DETAIL, NULL);
             return;
         }
         /* No proposal that can only say NO_FREE_CART. */
-        if (zc_state_free_count(zc_node_state(b->node)) == 0) {
+        if (zc_state_free_count(broker_state(b)) == 0) {
             finish(b, q, ZC_NO_FREE_CART, "every cart is taken or unavailable", NULL);
             return;
         }
@@ -473,7 +473,7 @@ void route_request(broker_t *b, const uint8_t *client, size_t client_len, const 
         frontend_reply_ko(b, client, client_len, req, ZC_UNAVAILABLE, "replica shutting down");
         return;
     }
-    zc_node_info(b->node, &info);
+    broker_info(b, &info);
 #ifdef ZCART_MUTANT_FOLLOWER_SERVES /* chaos mutant: every replica serves as if it led */
     info.role = ZC_ROLE_LEADER;
     info.ready = true;
@@ -626,7 +626,7 @@ void route_node_connected(broker_t *b, const char *node)
 void route_role_changed(broker_t *b)
 {
     zc_node_info_t info;
-    zc_node_info(b->node, &info);
+    broker_info(b, &info);
     /* Collect the parked requests first: dispatching re-links them. */
     zc_link_t parked;
     zc_link_init(&parked);
