@@ -43,7 +43,21 @@
  * has been silent for --cart-liveness: registry_make_room). */
 #define BROKER_NODES_MAX 256
 
+/* The request lifecycle, a checked transition table (route.c, breq_next):
+ *
+ *   NEW ----> PARKED ----> (as from NEW, once the leader is ready)
+ *    |
+ *    +------> ASSIGNING --> PROBING, AT_CART, AT_NODE   (the add goes on)
+ *    +------> RELEASING                                 (close)
+ *    +------> TELLING                                   (CART_LOST)
+ *    +------> PROBING ----> AT_CART, AT_NODE
+ *    +------> AT_NODE ----> PROBING, AT_CART            (its node said HELLO)
+ *    +------> AT_CART
+ *
+ * Every state may end (the client is answered and the breq freed); nothing
+ * else moves.  A move the table lacks is a bug: logged, answered INTERNAL. */
 typedef enum {
+    BREQ_NEW = 0,    /* just arrived, not waiting for anything yet */
     BREQ_PARKED = 1, /* leader not ready yet */
     BREQ_ASSIGNING,  /* ASSIGN proposed, waiting for the commit */
     BREQ_AT_CART,    /* CART_REQUEST sent, waiting for the CART_REPLY */
@@ -51,6 +65,7 @@ typedef enum {
     BREQ_AT_NODE,    /* its cart's node is not connected: waiting for its HELLO */
     BREQ_PROBING,    /* HALF_OPEN breaker: PROBE proposed, waiting for the commit */
     BREQ_TELLING,    /* the session's cart was lost: LOST_TOLD proposed, waiting */
+    BREQ_N_STATES
 } breq_state_t;
 
 /* One client request in progress. */
@@ -265,6 +280,9 @@ void route_role_changed(broker_t *b);
 void route_expire(broker_t *b, uint64_t now_us);
 /* Answer and free every breq (shutdown). */
 void route_abort_all(broker_t *b);
+/* The lifecycle's table: may a request move from `from` to `to`? */
+bool route_breq_may(breq_state_t from, breq_state_t to);
+const char *route_breq_state_name(breq_state_t s);
 
 /* backend.c: cart side */
 int backend_open(broker_t *b, char *err, size_t errlen);

@@ -78,16 +78,59 @@ static void breq_free(broker_t *b, breq_t *q)
     free(q);
 }
 
-/* Start (or restart) a wait: every wait lasts cart_timeout_ms, so appending
- * keeps `waiting` sorted by expiry. */
-static void breq_wait(broker_t *b, breq_t *q, breq_state_t state)
+#define TO(s) (1u << (s))
+/* breq_next[state]: the states a request may move to from it (broker.h has
+ * the diagram).  Ending (answer and free) is always allowed, not listed. */
+static const uint16_t breq_next[BREQ_N_STATES] = {
+    [BREQ_NEW] = TO(BREQ_PARKED) | TO(BREQ_ASSIGNING) | TO(BREQ_RELEASING) | TO(BREQ_TELLING) |
+                 TO(BREQ_PROBING) | TO(BREQ_AT_NODE) | TO(BREQ_AT_CART),
+    [BREQ_PARKED] = TO(BREQ_ASSIGNING) | TO(BREQ_RELEASING) | TO(BREQ_TELLING) |
+                    TO(BREQ_PROBING) | TO(BREQ_AT_NODE) | TO(BREQ_AT_CART),
+    [BREQ_ASSIGNING] = TO(BREQ_PROBING) | TO(BREQ_AT_NODE) | TO(BREQ_AT_CART),
+    [BREQ_PROBING] = TO(BREQ_AT_NODE) | TO(BREQ_AT_CART),
+    [BREQ_AT_NODE] = TO(BREQ_PROBING) | TO(BREQ_AT_CART),
+    [BREQ_AT_CART] = 0,
+    [BREQ_RELEASING] = 0,
+    [BREQ_TELLING] = 0,
+};
+#undef TO
+
+bool route_breq_may(breq_state_t from, breq_state_t to)
 {
+    return from < BREQ_N_STATES && to < BREQ_N_STATES && (breq_next[from] >> to) & 1u;
+}
+
+const char *route_breq_state_name(breq_state_t s)
+{
+    static const char *const names[BREQ_N_STATES] = {
+        [BREQ_NEW] = "NEW",         [BREQ_PARKED] = "PARKED",   [BREQ_ASSIGNING] = "ASSIGNING",
+        [BREQ_AT_CART] = "AT_CART", [BREQ_RELEASING] = "RELEASING", [BREQ_AT_NODE] = "AT_NODE",
+        [BREQ_PROBING] = "PROBING", [BREQ_TELLING] = "TELLING",
+    };
+    return s < BREQ_N_STATES ? names[s] : "?";
+}
+
+static void finish(broker_t *b, breq_t *q, int status, const char *detail, const zc_msg_t *cart_reply);
+
+/* Start (or restart) a wait in `state`: every wait lasts cart_timeout_ms,
+ * so appending keeps `waiting` sorted by expiry.  False (and q answered
+ * INTERNAL, freed) when the lifecycle has no such move. */
+static bool breq_wait(broker_t *b, breq_t *q, breq_state_t state)
+{
+    if (!route_breq_may(q->state, state)) {
+        zc_error("request corr %llu: %s -> %s is not in the request lifecycle (a bug)",
+                 (unsigned long long)q->corr, route_breq_state_name(q->state),
+                 route_breq_state_name(state));
+        finish(b, q, ZC_INTERNAL, "internal error: bad request state transition", NULL);
+        return false;
+    }
     b->n_at_node += (state == BREQ_AT_NODE) - (q->state == BREQ_AT_NODE);
     b->n_proposing += proposing(state) - proposing(q->state);
     q->state = state;
     q->expires_us = zc_mono_us() + (uint64_t)b->cfg.cart_timeout_ms * 1000u;
     zc_link_remove(&q->link);
     zc_list_push_back(&b->waiting, &q->link);
+    return true;
 }
 
 /* Put q back into `waiting` at the place its (unchanged) expiry gives it:
@@ -130,6 +173,25 @@ static void finish_not_leader(broker_t *b, breq_t *q)
     breq_free(b, q);
 }
 
+/* q starts waiting in `state` for a proposal to commit: the callback's
+ * context.  NULL (q answered and freed) when that cannot be. */
+static propose_ctx_t *wait_for_commit(broker_t *b, breq_t *q, breq_state_t state)
+{
+    propose_ctx_t *ctx = malloc(sizeof *ctx);
+    if (ctx == NULL) {
+        finish(b, q, ZC_INTERNAL, "out of memory", NULL);
+        return NULL;
+    }
+    ctx->b = b;
+    ctx->corr = q->corr;
+    memcpy(ctx->session, q->req.session, ZC_SESSION_LEN);
+    if (!breq_wait(b, q, state)) {
+        free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
 static void send_to_cart(broker_t *b, breq_t *q);
 static void probe_done(void *arg, int status, const zc_cmd_result_t *res);
 
@@ -169,15 +231,9 @@ static void forward(broker_t *b, breq_t *q)
             finish(b, q, ZC_CART_UNAVAILABLE, detail, NULL);
             return;
         }
-        propose_ctx_t *ctx = malloc(sizeof *ctx);
-        if (ctx == NULL) {
-            finish(b, q, ZC_INTERNAL, "out of memory", NULL);
+        propose_ctx_t *ctx = wait_for_commit(b, q, BREQ_PROBING);
+        if (ctx == NULL)
             return;
-        }
-        ctx->b = b;
-        ctx->corr = q->corr;
-        memcpy(ctx->session, q->req.session, ZC_SESSION_LEN);
-        breq_wait(b, q, BREQ_PROBING);
         liveness_propose(b, q->cart, rec.breaker.state, ZC_BRK_EV_PROBE, ZC_BRK_WHY_NONE,
                          probe_done, ctx);
         return;
@@ -367,15 +423,9 @@ static void propose(broker_t *b, breq_t *q, const zc_cmd_t *cmd, breq_state_t st
         busy(b, q, "requests waiting for a commit", b->n_proposing, b->cfg.max_proposals);
         return;
     }
-    propose_ctx_t *ctx = malloc(sizeof *ctx);
-    if (ctx == NULL) {
-        finish(b, q, ZC_INTERNAL, "out of memory", NULL);
+    propose_ctx_t *ctx = wait_for_commit(b, q, state);
+    if (ctx == NULL)
         return;
-    }
-    ctx->b = b;
-    ctx->corr = q->corr;
-    memcpy(ctx->session, q->req.session, ZC_SESSION_LEN);
-    breq_wait(b, q, state);
     /* May call back before returning: q must not be used after this. */
     broker_propose(b, cmd, cb, ctx);
 }

@@ -795,6 +795,30 @@ TEST(open_breaker_fails_fast)
     teardown();
 }
 
+/* The request lifecycle's table (broker.h): the moves the routing makes
+ * are in it, and a request that waits for a cart, a release or a CART_LOST
+ * commit can only end. */
+TEST(request_lifecycle_table)
+{
+    CHECK(route_breq_may(BREQ_NEW, BREQ_PARKED));
+    CHECK(route_breq_may(BREQ_PARKED, BREQ_ASSIGNING));
+    CHECK(route_breq_may(BREQ_ASSIGNING, BREQ_AT_CART));
+    CHECK(route_breq_may(BREQ_ASSIGNING, BREQ_PROBING));
+    CHECK(route_breq_may(BREQ_AT_NODE, BREQ_AT_CART));
+    CHECK(route_breq_may(BREQ_PROBING, BREQ_AT_NODE));
+    for (int to = 0; to < BREQ_N_STATES; to++) {
+        CHECK(!route_breq_may(BREQ_AT_CART, (breq_state_t)to));
+        CHECK(!route_breq_may(BREQ_RELEASING, (breq_state_t)to));
+        CHECK(!route_breq_may(BREQ_TELLING, (breq_state_t)to));
+        CHECK(!route_breq_may((breq_state_t)to, BREQ_NEW));
+        CHECK(!route_breq_may((breq_state_t)to, BREQ_N_STATES));
+    }
+    CHECK(!route_breq_may(BREQ_ASSIGNING, BREQ_RELEASING));
+    CHECK(!route_breq_may(BREQ_PARKED, BREQ_PARKED));
+    CHECK_STR(route_breq_state_name(BREQ_AT_NODE), "AT_NODE");
+    CHECK_STR(route_breq_state_name(BREQ_N_STATES), "?");
+}
+
 int main(void)
 {
     zc_log_threshold = ZC_LOG_ERROR;
@@ -823,6 +847,7 @@ int main(void)
     RUN(proposal_lost_with_leadership_is_not_leader);
     RUN(admission_busy_past_max_proposals);
     RUN(open_breaker_fails_fast);
+    RUN(request_lifecycle_table);
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)
