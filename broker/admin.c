@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "broker/backup.h"
-#include "broker/broker.h"
+#include "broker/internal.h"
 #include "broker/liveness.h"
 #include "broker/registry.h"
 #include "lib/clock.h"
@@ -56,7 +56,7 @@ typedef struct {
 static void finish(admin_t *a, int status, const char *detail)
 {
     if (!a->b->stopping)
-        frontend_admin_reply(a->b, a->client, a->client_len, a->corr, status, detail);
+        broker__frontend_admin_reply(a->b, a->client, a->client_len, a->corr, status, detail);
     if (a->step == ADM_BREAKER || a->step == ADM_REMOVE_CART_NODE)
         zc_info("admin %s %s: %s (%s)", a->step == ADM_BREAKER ? "breaker" : "remove-cart-node",
                 a->cart, zc_status_name(status), detail ? detail : "");
@@ -102,7 +102,7 @@ static void propose_member(admin_t *a, uint8_t type)
 {
     zc_cmd_t c = {.type = type, .time_ms = zc_wall_ms()};
     c.member = a->member;
-    broker_propose(a->b, &c, member_done, a);
+    broker__propose(a->b, &c, member_done, a);
 }
 
 static void change_done(void *arg, int status, const char *detail)
@@ -152,87 +152,117 @@ static void remove_cart_node_done(void *arg, int status, const zc_cmd_result_t *
     finish(a, ZC_OK, detail);
 }
 
-void admin_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *m)
+static void cmd_transfer(admin_t *a, const zc_msg_t *m)
 {
-    if (!broker_ready(b)) {
+    const char *id = zc_msg_prop(m, "id");
+    a->step = ADM_TRANSFER;
+    if (id && !parse_id(id, &a->member.id)) {
+        finish(a, ZC_BAD_REQUEST, "id must be a positive integer");
+        return;
+    }
+    zc_node_transfer(a->b->node, a->member.id, change_done, a);
+}
+
+static void cmd_add_node(admin_t *a, const zc_msg_t *m)
+{
+    a->step = ADM_ADD_MEMBER;
+    const char *id = zc_msg_prop(m, "id"), *raft = zc_msg_prop(m, "raft"),
+               *cl = zc_msg_prop(m, "client"), *cart = zc_msg_prop(m, "cart");
+    if (!parse_id(id, &a->member.id) || !raft || !cl || !cart || !strchr(raft, ':') || !*cl ||
+        !*cart) {
+        finish(a, ZC_BAD_REQUEST, "add-node wants id, raft (host:port), client and cart");
+        return;
+    }
+    snprintf(a->member.raft_address, sizeof a->member.raft_address, "%s", raft);
+    snprintf(a->member.client_endpoint, sizeof a->member.client_endpoint, "%s", cl);
+    snprintf(a->member.cart_endpoint, sizeof a->member.cart_endpoint, "%s", cart);
+    propose_member(a, ZC_CMD_MEMBER_SET);
+}
+
+static void cmd_remove_node(admin_t *a, const zc_msg_t *m)
+{
+    a->step = ADM_REMOVE_RAFT;
+    if (!parse_id(zc_msg_prop(m, "id"), &a->member.id)) {
+        finish(a, ZC_BAD_REQUEST, "remove-node wants an id");
+        return;
+    }
+    if (a->member.id == a->b->cfg.id) {
+        finish(a, ZC_BAD_REQUEST,
+               "this replica leads: transfer leadership away first (admin transfer-leader)");
+        return;
+    }
+    zc_node_remove(a->b->node, a->member.id, change_done, a);
+}
+
+static void cmd_breaker(admin_t *a, const zc_msg_t *m)
+{
+    a->step = ADM_BREAKER;
+    const char *cart = zc_msg_prop(m, "cart"), *action = zc_msg_prop(m, "action");
+    int ev = !action                         ? 0
+             : strcmp(action, "open") == 0  ? ZC_BRK_EV_FORCE_OPEN
+             : strcmp(action, "close") == 0 ? ZC_BRK_EV_FORCE_CLOSE
+             : strcmp(action, "auto") == 0  ? ZC_BRK_EV_AUTO
+                                            : 0;
+    if (cart == NULL || *cart == 0 || strlen(cart) > ZC_CART_MAX || ev == 0) {
+        finish(a, ZC_BAD_REQUEST, "breaker wants cart and action (open, close or auto)");
+        return;
+    }
+    snprintf(a->cart, sizeof a->cart, "%s", cart);
+    broker__liveness_propose(a->b, a->cart, 0, ev, ZC_BRK_WHY_OPERATOR, breaker_done, a);
+}
+
+static void cmd_remove_cart_node(admin_t *a, const zc_msg_t *m)
+{
+    a->step = ADM_REMOVE_CART_NODE;
+    const char *node = zc_msg_prop(m, "node");
+    if (node == NULL || !zc_node_name_valid(node)) {
+        finish(a, ZC_BAD_REQUEST, "remove-cart-node wants node (1..32 of [A-Za-z0-9_-])");
+        return;
+    }
+    snprintf(a->cart, sizeof a->cart, "%s", node);
+    broker__registry_remove_node(a->b, a->cart, remove_cart_node_done, a);
+}
+
+/* The commands that change the cluster, each started by its function
+ * (backup, which needs no admin_t, is answered apart). */
+static const struct {
+    const char *name;                            /* ADMIN command */
+    void (*start)(admin_t *a, const zc_msg_t *m); /* checks its props, starts it */
+} commands[] = {
+    {"transfer-leader", cmd_transfer},   {"add-node", cmd_add_node},
+    {"remove-node", cmd_remove_node},    {"breaker", cmd_breaker},
+    {"remove-cart-node", cmd_remove_cart_node},
+};
+
+void broker__admin_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *m)
+{
+    if (!broker__ready(b)) {
         char ep[ZC_ADDR_MAX + 1];
-        broker_leader_endpoint(b, ep);
-        frontend_admin_reply(b, client, client_len, m->corr, ZC_NOT_LEADER, ep);
+        broker__leader_endpoint(b, ep);
+        broker__frontend_admin_reply(b, client, client_len, m->corr, ZC_NOT_LEADER, ep);
         return;
     }
     if (strcmp(m->command, "backup") == 0) {
-        backup_start(b, client, client_len, m->corr, zc_msg_prop(m, "name"));
+        broker__backup_start(b, client, client_len, m->corr, zc_msg_prop(m, "name"));
         return;
     }
     admin_t *a = calloc(1, sizeof *a);
     if (a == NULL) {
-        frontend_admin_reply(b, client, client_len, m->corr, ZC_INTERNAL, "out of memory");
+        broker__frontend_admin_reply(b, client, client_len, m->corr, ZC_INTERNAL, "out of memory");
         return;
     }
     a->b = b;
     memcpy(a->client, client, client_len);
     a->client_len = (uint8_t)client_len;
     a->corr = m->corr;
-    const char *id = zc_msg_prop(m, "id");
-    if (strcmp(m->command, "transfer-leader") == 0) {
-        a->step = ADM_TRANSFER;
-        if (id && !parse_id(id, &a->member.id)) {
-            finish(a, ZC_BAD_REQUEST, "id must be a positive integer");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(m->command, commands[i].name) == 0) {
+            commands[i].start(a, m);
             return;
         }
-        zc_node_transfer(b->node, a->member.id, change_done, a);
-    } else if (strcmp(m->command, "add-node") == 0) {
-        a->step = ADM_ADD_MEMBER;
-        const char *raft = zc_msg_prop(m, "raft"), *cl = zc_msg_prop(m, "client"),
-                   *cart = zc_msg_prop(m, "cart");
-        if (!parse_id(id, &a->member.id) || !raft || !cl || !cart || !strchr(raft, ':') ||
-            !*cl || !*cart) {
-            finish(a, ZC_BAD_REQUEST, "add-node wants id, raft (host:port), client and cart");
-            return;
-        }
-        snprintf(a->member.raft_address, sizeof a->member.raft_address, "%s", raft);
-        snprintf(a->member.client_endpoint, sizeof a->member.client_endpoint, "%s", cl);
-        snprintf(a->member.cart_endpoint, sizeof a->member.cart_endpoint, "%s", cart);
-        propose_member(a, ZC_CMD_MEMBER_SET);
-    } else if (strcmp(m->command, "remove-node") == 0) {
-        a->step = ADM_REMOVE_RAFT;
-        if (!parse_id(id, &a->member.id)) {
-            finish(a, ZC_BAD_REQUEST, "remove-node wants an id");
-            return;
-        }
-        if (a->member.id == b->cfg.id) {
-            finish(a, ZC_BAD_REQUEST,
-                   "this replica leads: transfer leadership away first (admin transfer-leader)");
-            return;
-        }
-        zc_node_remove(b->node, a->member.id, change_done, a);
-    } else if (strcmp(m->command, "breaker") == 0) {
-        a->step = ADM_BREAKER;
-        const char *cart = zc_msg_prop(m, "cart"), *action = zc_msg_prop(m, "action");
-        int ev = !action                         ? 0
-                 : strcmp(action, "open") == 0  ? ZC_BRK_EV_FORCE_OPEN
-                 : strcmp(action, "close") == 0 ? ZC_BRK_EV_FORCE_CLOSE
-                 : strcmp(action, "auto") == 0  ? ZC_BRK_EV_AUTO
-                                                : 0;
-        if (cart == NULL || *cart == 0 || strlen(cart) > ZC_CART_MAX || ev == 0) {
-            finish(a, ZC_BAD_REQUEST, "breaker wants cart and action (open, close or auto)");
-            return;
-        }
-        snprintf(a->cart, sizeof a->cart, "%s", cart);
-        liveness_propose(b, a->cart, 0, ev, ZC_BRK_WHY_OPERATOR, breaker_done, a);
-    } else if (strcmp(m->command, "remove-cart-node") == 0) {
-        a->step = ADM_REMOVE_CART_NODE;
-        const char *node = zc_msg_prop(m, "node");
-        if (node == NULL || !zc_node_name_valid(node)) {
-            finish(a, ZC_BAD_REQUEST, "remove-cart-node wants node (1..32 of [A-Za-z0-9_-])");
-            return;
-        }
-        snprintf(a->cart, sizeof a->cart, "%s", node);
-        registry_remove_node(b, a->cart, remove_cart_node_done, a);
-    } else {
-        a->step = ADM_TRANSFER;
-        char why[96];
-        snprintf(why, sizeof why, "unknown admin command '%.40s'", m->command);
-        finish(a, ZC_BAD_REQUEST, why);
     }
+    a->step = ADM_TRANSFER;
+    char why[96];
+    snprintf(why, sizeof why, "unknown admin command '%.40s'", m->command);
+    finish(a, ZC_BAD_REQUEST, why);
 }

@@ -21,12 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/broker.h"
+#include "broker/internal.h"
 #include "broker/liveness.h"
 #include "broker/registry.h"
 #include "lib/log.h"
 
-int backend_send(broker_t *b, const char *node, const zc_msg_t *m)
+int broker__backend_send(broker_t *b, const char *node, const zc_msg_t *m)
 {
     const node_info_t *ni = b->nodes ? zc_map_get(b->nodes, node, strlen(node)) : NULL;
     if (ni == NULL || ni->rid[0] == 0) {
@@ -103,35 +103,35 @@ static void on_frame(broker_t *b, const char *node, const char *rid, zmq_msg_t *
             /* "a.b" would make cart "a.b.0", ambiguous with node "a", slot "b.0". */
             drop(b, "node name outside 1..32 of [A-Za-z0-9_-]", node);
         else if (zc_map_get(b->nodes, node, strlen(node)) == NULL &&
-                 zc_map_size(b->nodes) >= BROKER_NODES_MAX && !registry_make_room(b))
+                 zc_map_size(b->nodes) >= BROKER_NODES_MAX && !broker__registry_make_room(b))
             /* Bound what names can cost; a removed node's name is freed. */
             drop(b, "too many cart nodes (BROKER_NODES_MAX)", node);
         else {
-            registry_hello(b, &m);
+            broker__registry_hello(b, &m);
             remember_rid(b, node, rid);
-            route_node_connected(b, node);
+            broker__route_node_connected(b, node);
             /* Every replica answers: the node watches each one's liveness. */
             zc_msg_t hb;
             zc_msg_init(&hb, ZC_MSG_HEARTBEAT);
             snprintf(hb.node, sizeof hb.node, "%s", node);
             zc_node_info_t info;
-            broker_info(b, &info);
+            broker__info(b, &info);
             hb.replica = b->cfg.id;
             hb.term = info.ready ? info.term : 0; /* the node's readiness: it reaches the leader */
-            backend_send(b, node, &hb);
+            broker__backend_send(b, node, &hb);
         }
         break;
     case ZC_MSG_CART_REPLY:
         remember_rid(b, node, rid);
-        route_cart_reply(b, node, &m);
+        broker__route_cart_reply(b, node, &m);
         break;
     case ZC_MSG_RESET_DONE:
         if (strcmp(m.node, node) != 0)
             drop(b, "RESET_DONE names another node", node);
         else {
             remember_rid(b, node, rid);
-            drain_reset_done(b, node, &m);
-            liveness_reset_done(b, node, &m);
+            broker__drain_reset_done(b, node, &m);
+            broker__liveness_reset_done(b, node, &m);
         }
         break;
     default:
@@ -169,7 +169,7 @@ static void on_readable(void *sock, void *arg)
     }
 }
 
-int backend_open(broker_t *b, char *err, size_t errlen)
+int broker__backend_open(broker_t *b, char *err, size_t errlen)
 {
     int one = 1, hwm = 100000;
     b->back = zmq_socket(b->zctx, ZMQ_ROUTER);
@@ -200,7 +200,7 @@ err:
     return -1;
 }
 
-void backend_close(broker_t *b)
+void broker__backend_close(broker_t *b)
 {
     zc_watch_destroy(&b->back_w);
     if (b->back)
@@ -208,7 +208,7 @@ void backend_close(broker_t *b)
     b->back = NULL;
 }
 
-bool broker_split_cart(const char *cart, char node[ZC_NODE_MAX + 1], uint16_t *slot)
+bool broker__split_cart(const char *cart, char node[ZC_NODE_MAX + 1], uint16_t *slot)
 {
     const char *dot = strrchr(cart, '.');
     if (dot == NULL || dot == cart || (size_t)(dot - cart) > ZC_NODE_MAX || !dot[1])

@@ -37,7 +37,7 @@ typedef struct backup {
     zc_state_counts_t counts;            /* its counts */
 } backup_t;
 
-bool backup_running(const broker_t *b) { return b->backup != NULL; }
+bool broker__backup_running(const broker_t *b) { return b->backup != NULL; }
 
 static int fail(backup_t *k, const char *what)
 {
@@ -150,7 +150,7 @@ static void on_done(uv_work_t *w, int status)
         zc_info("%s", detail);
     }
     if (!b->stopping)
-        frontend_admin_reply(b, k->client, k->client_len, k->corr, code, detail);
+        broker__frontend_admin_reply(b, k->client, k->client_len, k->corr, code, detail);
     b->backup = NULL;
     free(k);
     if (b->stopping)
@@ -162,7 +162,7 @@ static void describe_members(broker_t *b, char *out, size_t cap)
 {
     uint64_t ids[16];
     const char *roles[16];
-    unsigned n = broker_configuration(b, ids, roles, 16);
+    unsigned n = broker__configuration(b, ids, roles, 16);
     size_t used = 0;
     out[0] = 0;
     for (unsigned i = 0; i < n && used < cap; i++)
@@ -170,25 +170,25 @@ static void describe_members(broker_t *b, char *out, size_t cap)
                                  roles[i]);
 }
 
-void backup_start(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr,
+void broker__backup_start(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr,
                   const char *name)
 {
     if (name == NULL || !zc_backup_name_valid(name)) {
-        frontend_admin_reply(b, client, client_len, corr, ZC_BAD_REQUEST,
+        broker__frontend_admin_reply(b, client, client_len, corr, ZC_BAD_REQUEST,
                              "backup wants name: 1..64 of [A-Za-z0-9_.-], not starting with '.'");
         return;
     }
     if (b->backup) {
-        frontend_admin_reply(b, client, client_len, corr, ZC_BUSY, "a backup is being written");
+        broker__frontend_admin_reply(b, client, client_len, corr, ZC_BUSY, "a backup is being written");
         return;
     }
     backup_t *k = calloc(1, sizeof *k);
     if (k == NULL) {
-        frontend_admin_reply(b, client, client_len, corr, ZC_INTERNAL, "out of memory");
+        broker__frontend_admin_reply(b, client, client_len, corr, ZC_INTERNAL, "out of memory");
         return;
     }
     k->b = b;
-    k->state = broker_state(b);
+    k->state = broker__state(b);
     memcpy(k->client, client, client_len);
     k->client_len = (uint8_t)client_len;
     k->corr = corr;
@@ -196,7 +196,7 @@ void backup_start(broker_t *b, const uint8_t *client, size_t client_len, uint64_
     snprintf(k->dir, sizeof k->dir, "%s/%s", b->cfg.backup_dir, name);
     snprintf(k->tmp, sizeof k->tmp, "%s/%s.tmp", b->cfg.backup_dir, name);
     zc_node_info_t info;
-    broker_info(b, &info);
+    broker__info(b, &info);
     k->term = info.term;
     describe_members(b, k->members, sizeof k->members);
     struct stat st;
@@ -205,7 +205,7 @@ void backup_start(broker_t *b, const uint8_t *client, size_t client_len, uint64_
         char why[ZC_DETAIL_MAX + 1];
         snprintf(why, sizeof why, "backup %s exists already in %.120s (or its .tmp: remove it)", name,
                  b->cfg.backup_dir);
-        frontend_admin_reply(b, client, client_len, corr, ZC_BAD_REQUEST, why);
+        broker__frontend_admin_reply(b, client, client_len, corr, ZC_BAD_REQUEST, why);
         free(k);
         return;
     }
@@ -260,7 +260,7 @@ static int make_dirs(const char *path)
     return mkdir(p, 0700) == 0 || errno == EEXIST ? 0 : -1;
 }
 
-int backup_restore(const char *backup, const char *data_dir, uint64_t map_size)
+int broker__backup_restore(const char *backup, const char *data_dir, uint64_t map_size)
 {
     char src[BACKUP_PATH_MAX + 16], dir[BACKUP_PATH_MAX + 16], dst[BACKUP_PATH_MAX + 32],
         raft[BACKUP_PATH_MAX + 16], why[512];

@@ -18,15 +18,15 @@
 #ifndef ZC_BROKER_BACKUP_H
 #define ZC_BROKER_BACKUP_H
 
-#include "broker/broker.h"
+#include "broker/internal.h"
 
 /* Start a backup for an admin request (a ready leader); the admin-reply
  * comes when it is written or failed.  One at a time (BUSY otherwise). */
-void backup_start(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr,
+void broker__backup_start(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr,
                   const char *name);
 /* A backup is being written (stop must wait for it: it reads the state). */
-bool backup_running(const broker_t *b);
+bool broker__backup_running(const broker_t *b);
 /* --restore: returns the process exit status (0 done, 1 failed, 2 misuse). */
-int backup_restore(const char *backup, const char *data_dir, uint64_t map_size);
+int broker__backup_restore(const char *backup, const char *data_dir, uint64_t map_size);
 
 #endif

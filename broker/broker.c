@@ -17,7 +17,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 
-int broker_init(broker_t *b, const broker_io_t *io)
+int broker__init(broker_t *b, const broker_io_t *io)
 {
     b->io = io;
     zc_link_init(&b->waiting);
@@ -32,24 +32,24 @@ int broker_init(broker_t *b, const broker_io_t *io)
     b->leases = zc_map_new();
     b->forwards = zc_map_new();
     if (!b->inflight || !b->nodes || !b->carts || !b->breakers || !b->leases || !b->forwards) {
-        broker_destroy(b);
+        broker__destroy(b);
         return -1;
     }
     return 0;
 }
 
-void broker_destroy(broker_t *b)
+void broker__destroy(broker_t *b)
 {
-    route_abort_all(b);
+    broker__route_abort_all(b);
     zc_map_destroy(&b->inflight);
-    forward_forget_all(b);
+    broker__forward_forget_all(b);
     zc_dq_clear(&b->drain_q);
     if (b->carts)
         zc_map_each(b->carts, zc_map_free_value, NULL);
     zc_map_destroy(&b->carts);
-    liveness_destroy(b);
-    lease_destroy(b);
-    registry_destroy(b);
+    broker__liveness_destroy(b);
+    broker__lease_destroy(b);
+    broker__registry_destroy(b);
 }
 
 static void seed_done(void *arg, int status, const zc_cmd_result_t *res)
@@ -69,54 +69,54 @@ static void seed_members(broker_t *b)
     const char *roles[16];
     if (b->node == NULL)
         return; /* no raft node behind the ports (unit tests) */
-    unsigned n = broker_configuration(b, ids, roles, 16);
+    unsigned n = broker__configuration(b, ids, roles, 16);
     for (unsigned i = 0; i < n; i++) {
         zc_member_t m;
-        if (zc_state_get_member(broker_state(b), ids[i], &m) == 0)
+        if (zc_state_get_member(broker__state(b), ids[i], &m) == 0)
             continue;
         for (unsigned j = 0; j < b->cfg.n_replicas; j++) {
             if (b->cfg.replicas[j].id != ids[i])
                 continue;
             zc_cmd_t c = {.type = ZC_CMD_MEMBER_SET, .time_ms = zc_wall_ms()};
             c.member = b->cfg.replicas[j];
-            broker_propose(b, &c, seed_done, NULL);
+            broker__propose(b, &c, seed_done, NULL);
         }
     }
 }
 
-void broker_role_changed(broker_t *b)
+void broker__role_changed(broker_t *b)
 {
-    bool ready = broker_ready(b);
-    route_role_changed(b);
+    bool ready = broker__ready(b);
+    broker__route_role_changed(b);
     if (ready && !b->was_ready) {
         b->ready_since_us = zc_mono_us(); /* every node gets a full liveness window */
         seed_members(b);
-        drain_scan(b, zc_mono_us(), true);
-        lease_start(b);
-        liveness_start(b);
+        broker__drain_scan(b, zc_mono_us(), true);
+        broker__lease_start(b);
+        broker__liveness_start(b);
     }
     if (!ready && b->was_ready) {
-        drain_forget_all(b);
-        registry_forget_all(b);
-        liveness_forget_all(b);
-        lease_forget_all(b);
+        broker__drain_forget_all(b);
+        broker__registry_forget_all(b);
+        broker__liveness_forget_all(b);
+        broker__lease_forget_all(b);
     }
     b->was_ready = ready;
 }
 
-void broker_tick(broker_t *b, uint64_t now)
+void broker__tick(broker_t *b, uint64_t now)
 {
-    route_expire(b, now);
-    route_node_connected(b, NULL); /* a node's connection may be back before its HELLO */
+    broker__route_expire(b, now);
+    broker__route_node_connected(b, NULL); /* a node's connection may be back before its HELLO */
     if (now - b->last_liveness_us >= LIVENESS_SCAN_MS * 1000u) {
         b->last_liveness_us = now;
-        liveness_scan(b, now);
+        broker__liveness_scan(b, now);
     }
     if (now - b->last_lease_us >= LEASE_SCAN_MS * 1000u) {
         b->last_lease_us = now;
-        lease_scan(b, now);
+        broker__lease_scan(b, now);
     }
-    purge_scan(b, now);
-    forward_expire(b, now);
-    drain_scan(b, now, false); /* the resets that are due: O(1) when none is */
+    broker__purge_scan(b, now);
+    broker__forward_expire(b, now);
+    broker__drain_scan(b, now, false); /* the resets that are due: O(1) when none is */
 }

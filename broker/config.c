@@ -28,7 +28,7 @@ static const char usage_tail[] =
     "truncate, snapshot, term or vote) failed, logged as `raft storage: OP failed';\n"
     "1 when raft stopped for another reason or on a start-up error; 2 on a usage error.\n";
 
-bool broker_parse_replica(const char *spec, zc_replica_t *out)
+bool broker__parse_replica(const char *spec, zc_replica_t *out)
 {
     memset(out, 0, sizeof *out);
     char buf[1024];
@@ -100,7 +100,7 @@ static const char *read_replica(const char *arg, void *target)
     broker_config_t *c = target;
     if (c->n_replicas == BROKER_MAX_REPLICAS)
         return "too many --replica flags (at most 9)";
-    if (!broker_parse_replica(arg, &c->replicas[c->n_replicas]))
+    if (!broker__parse_replica(arg, &c->replicas[c->n_replicas]))
         return "expected ID=RAFT_HOST:PORT,CLIENT_EP,CART_EP";
     c->n_replicas++;
     return NULL;
@@ -272,7 +272,7 @@ static const char *config_invalid(const broker_config_t *c)
     return NULL;
 }
 
-int broker_config_parse(broker_config_t *c, int argc, char **argv)
+int broker__config_parse(broker_config_t *c, int argc, char **argv)
 {
     const zc_flag_t flags[] = {FLAGS(c)};
     char err[300];

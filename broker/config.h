@@ -59,8 +59,8 @@ typedef struct {
 
 /* Parse argv.  Returns 0 to run, 1 when --help was printed, 2 on a usage
  * error (message already printed to stderr). */
-int broker_config_parse(broker_config_t *c, int argc, char **argv);
+int broker__config_parse(broker_config_t *c, int argc, char **argv);
 /* Parse "ID=RAFT_ADDR,CLIENT_EP,CART_EP"; false on a malformed spec. */
-bool broker_parse_replica(const char *spec, zc_replica_t *out);
+bool broker__parse_replica(const char *spec, zc_replica_t *out);
 
 #endif

@@ -9,7 +9,7 @@
  * becomes ready, so a drain interrupted by a crash or a failover is
  * finished by whoever leads next.  From then on it learns of every new
  * DRAINING cart from the commits it proposed itself (a release or an
- * expiry: drain_cart; a lost cart: liveness.c; a dirty registration:
+ * expiry: broker__drain_cart; a lost cart: liveness.c; a dirty registration:
  * registry.c), and each draining cart waits for its next RESET in a
  * deadline queue (lib/dq.h), so a tick costs O(resets due), not O(carts).
  * A popped cart is looked up again: one no longer DRAINING (returned,
@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/broker.h"
+#include "broker/internal.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "proto/status.h"
@@ -60,7 +60,7 @@ static void send_reset(broker_t *b, cart_info_t *ci, uint64_t generation, uint64
 {
     char node[ZC_NODE_MAX + 1];
     uint16_t slot;
-    if (!broker_split_cart(ci->id, node, &slot))
+    if (!broker__split_cart(ci->id, node, &slot))
         return;
     zc_msg_t m;
     zc_msg_init(&m, ZC_MSG_RESET);
@@ -69,20 +69,20 @@ static void send_reset(broker_t *b, cart_info_t *ci, uint64_t generation, uint64
     ci->reset_sent_us = now_us;
     ci->reset_gen = generation;
     zc_dq_set(&b->drain_q, &ci->due, now_us + (uint64_t)b->cfg.drain_retry_ms * 1000u);
-    if (backend_send(b, node, &m) == 0)
+    if (broker__backend_send(b, node, &m) == 0)
         zc_debug("RESET %s gen %" PRIu64 " sent", ci->id, generation);
 #ifdef ZCART_MUTANT_RETURN_BEFORE_RESET /* chaos mutant: RETURN without waiting for RESET_DONE */
     zc_msg_t done;
     zc_msg_init(&done, ZC_MSG_RESET_DONE);
     done.slot = slot;
     done.generation = generation;
-    drain_reset_done(b, node, &done);
+    broker__drain_reset_done(b, node, &done);
 #endif
 }
 
-void drain_cart(broker_t *b, const char *cart, uint64_t generation)
+void broker__drain_cart(broker_t *b, const char *cart, uint64_t generation)
 {
-    if (!broker_ready(b))
+    if (!broker__ready(b))
         return;
     cart_info_t *ci = cart_get(b, cart);
     if (ci)
@@ -108,17 +108,17 @@ static int scan_one(const zc_cart_rec_t *c, void *arg)
     return 0;
 }
 
-void drain_scan(broker_t *b, uint64_t now_us, bool force)
+void broker__drain_scan(broker_t *b, uint64_t now_us, bool force)
 {
-    if (!broker_ready(b))
+    if (!broker__ready(b))
         return;
     b->last_drain_us = now_us;
     if (force) {
         scan_t s = {b, now_us, force};
-        zc_state_each_cart(broker_state(b), scan_one, &s);
+        zc_state_each_cart(broker__state(b), scan_one, &s);
         return;
     }
-    zc_state_t *st = broker_state(b);
+    zc_state_t *st = broker__state(b);
     zc_dq_entry_t *e;
     while ((e = zc_dq_pop_due(&b->drain_q, now_us)) != NULL) {
         cart_info_t *ci = ZC_CONTAINER(e, cart_info_t, due);
@@ -152,14 +152,14 @@ static void return_done(void *arg, int status, const zc_cmd_result_t *res)
     free(ctx);
 }
 
-void drain_reset_done(broker_t *b, const char *node, const zc_msg_t *m)
+void broker__drain_reset_done(broker_t *b, const char *node, const zc_msg_t *m)
 {
-    if (!broker_ready(b))
+    if (!broker__ready(b))
         return;
     char id[ZC_CART_MAX + 1];
     zc_cart_rec_t rec;
     snprintf(id, sizeof id, "%s.%u", node, m->slot);
-    if (zc_state_get_cart(broker_state(b), id, &rec) != 0 ||
+    if (zc_state_get_cart(broker__state(b), id, &rec) != 0 ||
         rec.state != ZC_CART_DRAINING || rec.generation != m->generation)
         return; /* stale or duplicate */
     cart_info_t *ci = cart_get(b, id);
@@ -174,18 +174,18 @@ void drain_reset_done(broker_t *b, const char *node, const zc_msg_t *m)
     zc_cmd_t c = {.type = ZC_CMD_RETURN, .time_ms = zc_wall_ms()};
     snprintf(c.ret.cart, sizeof c.ret.cart, "%s", id);
     c.ret.generation = m->generation;
-    broker_propose(b, &c, return_done, ctx);
+    broker__propose(b, &c, return_done, ctx);
 }
 
 
-void drain_forget_cart(broker_t *b, const char *cart)
+void broker__drain_forget_cart(broker_t *b, const char *cart)
 {
     cart_info_t *ci = zc_map_get(b->carts, cart, strlen(cart));
     if (ci && !ci->return_pending)
         cart_forget(b, cart);
 }
 
-void drain_forget_all(broker_t *b)
+void broker__drain_forget_all(broker_t *b)
 {
     zc_dq_clear(&b->drain_q);
     zc_map_each(b->carts, zc_map_free_value, NULL);

@@ -90,7 +90,7 @@ static int dump_session(const zc_session_rec_t *r, void *arg)
     return 0;
 }
 
-int broker_dump_state(const char *data_dir)
+int broker__dump_state(const char *data_dir)
 {
     char path[4096], err[4600], digest[17];
     snprintf(path, sizeof path, "%s/state", data_dir);

@@ -9,6 +9,6 @@
 
 /* Print the dump of data_dir/state; 0 on success, 1 (message on stderr) if
  * the directory is missing, holds no state or a record does not decode. */
-int broker_dump_state(const char *data_dir);
+int broker__dump_state(const char *data_dir);
 
 #endif

@@ -52,13 +52,13 @@ static bool from_replica(const uint8_t *client, size_t client_len)
     return client_len >= n && memcmp(client, BROKER_PEER_ID_PREFIX, n) == 0;
 }
 
-bool forward_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req,
+bool broker__forward_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req,
                      const void *data, size_t len)
 {
     if (b->stopping || b->peers == NULL || b->forwards == NULL || from_replica(client, client_len))
         return false;
     zc_node_info_t info;
-    broker_info(b, &info);
+    broker__info(b, &info);
     if (info.role == ZC_ROLE_LEADER || info.leader_id == 0 || info.leader_id == b->cfg.id)
         return false;
     uint8_t key[FWD_KEY_LEN];
@@ -67,7 +67,7 @@ bool forward_request(broker_t *b, const uint8_t *client, size_t client_len, cons
     if ((f == NULL && zc_map_size(b->forwards) >= BROKER_FORWARDS_MAX) ||
         (f != NULL && f->n_waiters == FWD_WAITERS_MAX))
         return false;
-    if (peers_send(b->peers, info.leader_id, data, len) != 0)
+    if (broker__peers_send(b->peers, info.leader_id, data, len) != 0)
         return false; /* no live connection to the leader: NOT_LEADER, as before */
     if (f == NULL) {
         f = calloc(1, sizeof *f);
@@ -88,7 +88,7 @@ bool forward_request(broker_t *b, const uint8_t *client, size_t client_len, cons
     return true;
 }
 
-void forward_reply(broker_t *b, const void *data, size_t len)
+void broker__forward_reply(broker_t *b, const void *data, size_t len)
 {
     uint8_t session[ZC_SESSION_LEN];
     uint64_t seq;
@@ -119,11 +119,11 @@ void forward_reply(broker_t *b, const void *data, size_t len)
 static void give_up(broker_t *b, fwd_t *f, const char *why)
 {
     for (unsigned i = 0; i < f->n_waiters; i++)
-        frontend_reply_ko(b, f->waiter[i].id, f->waiter[i].len, &f->req, ZC_UNAVAILABLE, why);
+        broker__frontend_reply_ko(b, f->waiter[i].id, f->waiter[i].len, &f->req, ZC_UNAVAILABLE, why);
     fwd_free(b, f);
 }
 
-void forward_expire(broker_t *b, uint64_t now_us)
+void broker__forward_expire(broker_t *b, uint64_t now_us)
 {
     zc_dq_entry_t *e;
     while ((e = zc_dq_pop_due(&b->forward_q, now_us)) != NULL)
@@ -155,7 +155,7 @@ static int collect_gone(const void *key, size_t klen, void *value, void *arg)
     return 0;
 }
 
-void forward_peer_gone(broker_t *b, uint64_t id)
+void broker__forward_peer_gone(broker_t *b, uint64_t id)
 {
     if (b->forwards == NULL)
         return;
@@ -170,7 +170,7 @@ void forward_peer_gone(broker_t *b, uint64_t id)
 }
 
 
-void forward_forget_all(broker_t *b)
+void broker__forward_forget_all(broker_t *b)
 {
     if (b->forwards)
         zc_map_each(b->forwards, zc_map_free_value, NULL);

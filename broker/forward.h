@@ -22,7 +22,7 @@ answers each copy, so each asker gets one answer); the leader treats it like any
 #ifndef ZC_BROKER_FORWARD_H
 #define ZC_BROKER_FORWARD_H
 
-#include "broker/broker.h"
+#include "broker/internal.h"
 
 #define BROKER_FORWARDS_MAX 4096
 /* Routing id prefix of a replica's peer connections (peers.c). */
@@ -31,17 +31,17 @@ answers each copy, so each asker gets one answer); the leader treats it like any
 /* Relay a valid REQUEST (raw frame data/len) to the leader: true if it was
  * sent (the answer comes later), false if this replica leads, knows no
  * leader, has no live connection to it, or the request came from a replica. */
-bool forward_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req,
+bool broker__forward_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req,
                      const void *data, size_t len);
 /* A frame from the leader on a peer connection: pass a REPLY on. */
-void forward_reply(broker_t *b, const void *data, size_t len);
+void broker__forward_reply(broker_t *b, const void *data, size_t len);
 /* Answer UNAVAILABLE the relayed requests that waited too long. */
-void forward_expire(broker_t *b, uint64_t now_us);
+void broker__forward_expire(broker_t *b, uint64_t now_us);
 /* Replica `id`'s connection dropped (peers.c): the requests relayed to it
  * may never be answered; answer them UNAVAILABLE now, so their clients
  * retry at once instead of waiting out their attempt timeout. */
-void forward_peer_gone(broker_t *b, uint64_t id);
+void broker__forward_peer_gone(broker_t *b, uint64_t id);
 /* Forget every relayed request (stop). */
-void forward_forget_all(broker_t *b);
+void broker__forward_forget_all(broker_t *b);
 
 #endif

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "broker/broker.h"
+#include "broker/internal.h"
 #include "broker/forward.h"
 #include "lib/log.h"
 #include "proto/status.h"
@@ -27,12 +27,12 @@ static void send_msg(broker_t *b, const uint8_t *client, size_t client_len, cons
     zc_wbuf_clear(&w);
 }
 
-void frontend_send(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *m)
+void broker__frontend_send(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *m)
 {
     send_msg(b, client, client_len, m);
 }
 
-void frontend_admin_reply(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr,
+void broker__frontend_admin_reply(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr,
                           int status, const char *detail)
 {
     zc_msg_t r;
@@ -43,7 +43,7 @@ void frontend_admin_reply(broker_t *b, const uint8_t *client, size_t client_len,
     send_msg(b, client, client_len, &r);
 }
 
-void frontend_reply_ko(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req,
+void broker__frontend_reply_ko(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req,
                        int status, const char *detail)
 {
     zc_msg_t r;
@@ -55,16 +55,16 @@ void frontend_reply_ko(broker_t *b, const uint8_t *client, size_t client_len, co
     r.status = (uint8_t)status;
     snprintf(r.detail, sizeof r.detail, "%s", detail ? detail : "");
     send_msg(b, client, client_len, &r);
-    metrics_request(b, req ? req->op : 0, status, 0);
+    broker__metrics_request(b, req ? req->op : 0, status, 0);
 }
 
-void frontend_reply_not_leader(broker_t *b, const uint8_t *client, size_t client_len,
+void broker__frontend_reply_not_leader(broker_t *b, const uint8_t *client, size_t client_len,
                                const zc_msg_t *req)
 {
     char ep[ZC_ADDR_MAX + 1];
-    broker_leader_endpoint(b, ep);
+    broker__leader_endpoint(b, ep);
     zc_info("NOT_LEADER: client redirected to %s", ep);
-    frontend_reply_ko(b, client, client_len, req, ZC_NOT_LEADER, ep);
+    broker__frontend_reply_ko(b, client, client_len, req, ZC_NOT_LEADER, ep);
 }
 
 /* Step 2: field checks.  NULL if valid, else why not. */
@@ -126,30 +126,28 @@ static int add_breaker(const zc_cart_rec_t *c, void *arg)
     return 0;
 }
 
-static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr)
+/* status props: raft, the state's counts and digest. */
+static void status_state(broker_t *b, zc_msg_t *r)
 {
     zc_node_info_t info;
     zc_state_counts_t n;
-    zc_state_t *st = broker_state(b);
-    broker_info(b, &info);
+    zc_state_t *st = broker__state(b);
+    broker__info(b, &info);
     if (zc_state_counts(st, &n) != 0)
         memset(&n, 0, sizeof n);
     char leader_ep[ZC_ADDR_MAX + 1];
-    broker_leader_endpoint(b, leader_ep);
+    broker__leader_endpoint(b, leader_ep);
     if (info.role == ZC_ROLE_LEADER)
         snprintf(leader_ep, sizeof leader_ep, "%s", b->self->client_endpoint);
-    zc_msg_t r;
-    zc_msg_init(&r, ZC_MSG_STATUS_REPLY);
-    r.corr = corr;
-    zc_msg_add_prop(&r, "id", "%" PRIu64, b->cfg.id);
-    zc_msg_add_prop(&r, "endpoint", "%s", b->self->client_endpoint);
-    zc_msg_add_prop(&r, "role", "%s", zc_role_name(info.role));
-    zc_msg_add_prop(&r, "ready", "%d", info.ready ? 1 : 0);
-    zc_msg_add_prop(&r, "term", "%" PRIu64, info.term);
-    zc_msg_add_prop(&r, "commit_index", "%" PRIu64, info.commit_index);
-    zc_msg_add_prop(&r, "applied_index", "%" PRIu64, info.applied_index);
-    zc_msg_add_prop(&r, "last_index", "%" PRIu64, info.last_index);
-    zc_msg_add_prop(&r, "applied_commands", "%" PRIu64, zc_state_meta(st, "applied_commands"));
+    zc_msg_add_prop(r, "id", "%" PRIu64, b->cfg.id);
+    zc_msg_add_prop(r, "endpoint", "%s", b->self->client_endpoint);
+    zc_msg_add_prop(r, "role", "%s", zc_role_name(info.role));
+    zc_msg_add_prop(r, "ready", "%d", info.ready ? 1 : 0);
+    zc_msg_add_prop(r, "term", "%" PRIu64, info.term);
+    zc_msg_add_prop(r, "commit_index", "%" PRIu64, info.commit_index);
+    zc_msg_add_prop(r, "applied_index", "%" PRIu64, info.applied_index);
+    zc_msg_add_prop(r, "last_index", "%" PRIu64, info.last_index);
+    zc_msg_add_prop(r, "applied_commands", "%" PRIu64, zc_state_meta(st, "applied_commands"));
     /* The digest reads the whole state: computed once per applied index
      * (the state changes only by applying entries; a restore moves the
      * index too). */
@@ -158,69 +156,96 @@ static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, 
         b->digest_index = info.applied_index;
         b->digest_valid = true;
     }
-    zc_msg_add_prop(&r, "digest", "%016" PRIx64, b->digest);
-    zc_msg_add_prop(&r, "leader_id", "%" PRIu64, info.leader_id);
-    zc_msg_add_prop(&r, "leader_endpoint", "%s", leader_ep);
-    zc_msg_add_prop(&r, "carts_total", "%u", n.total);
-    zc_msg_add_prop(&r, "carts_free", "%u", n.free);
-    zc_msg_add_prop(&r, "carts_assigned", "%u", n.assigned);
-    zc_msg_add_prop(&r, "carts_draining", "%u", n.draining);
-    zc_msg_add_prop(&r, "sessions_live", "%u", n.sessions_live);
-    zc_msg_add_prop(&r, "sessions_ended", "%u", n.sessions_ended);
+    zc_msg_add_prop(r, "digest", "%016" PRIx64, b->digest);
+    zc_msg_add_prop(r, "leader_id", "%" PRIu64, info.leader_id);
+    zc_msg_add_prop(r, "leader_endpoint", "%s", leader_ep);
+    zc_msg_add_prop(r, "carts_total", "%u", n.total);
+    zc_msg_add_prop(r, "carts_free", "%u", n.free);
+    zc_msg_add_prop(r, "carts_assigned", "%u", n.assigned);
+    zc_msg_add_prop(r, "carts_draining", "%u", n.draining);
+    zc_msg_add_prop(r, "sessions_live", "%u", n.sessions_live);
+    zc_msg_add_prop(r, "sessions_ended", "%u", n.sessions_ended);
     uint64_t used = 0, map = 0;
     if (zc_state_storage(st, &used, &map) == 0) {
-        zc_msg_add_prop(&r, "storage_used_bytes", "%" PRIu64, used);
-        zc_msg_add_prop(&r, "storage_map_bytes", "%" PRIu64, map);
+        zc_msg_add_prop(r, "storage_used_bytes", "%" PRIu64, used);
+        zc_msg_add_prop(r, "storage_map_bytes", "%" PRIu64, map);
     }
-    zc_msg_add_prop(&r, "inflight", "%zu", zc_map_size(b->inflight));
-    zc_msg_add_prop(&r, "busy", "%" PRIu64, b->busy);
-    zc_msg_add_prop(&r, "leases", "%zu", b->leases ? zc_map_size(b->leases) : (size_t)0);
-    zc_msg_add_prop(&r, "cart_nodes", "%zu", b->nodes ? zc_map_size(b->nodes) : (size_t)0);
-    zc_msg_add_prop(&r, "bad_requests", "%" PRIu64, b->bad_requests);
-    zc_msg_add_prop(&r, "dropped", "%" PRIu64, b->dropped);
-    zc_msg_add_prop(&r, "forbidden", "%" PRIu64, b->forbidden);
-    zc_msg_add_prop(&r, "secure", "%d", zc_sec_insecure(b->sec) ? 0 : 1);
-    /* Through the breaker index: O(listed breakers), not O(carts). */
-    breakers_t brk = {&r, 0};
-    zc_state_each_breaker_not_closed(st, add_breaker, &brk);
-    zc_msg_add_prop(&r, "breakers_not_closed", "%" PRIu64, zc_state_breakers_not_closed(st));
+}
+
+/* status props: the configuration's members. */
+static void status_members(broker_t *b, zc_msg_t *r)
+{
     uint64_t ids[16];
     const char *roles[16];
-    unsigned n_conf = broker_configuration(b, ids, roles, 16);
+    unsigned n_conf = broker__configuration(b, ids, roles, 16);
     for (unsigned i = 0; i < n_conf; i++) {
         zc_replica_t m;
         char key[32];
         snprintf(key, sizeof key, "member.%" PRIu64, ids[i]);
-        if (broker_member(b, ids[i], &m))
-            zc_msg_add_prop(&r, key, "%s %s %s", roles[i], m.raft_address, m.client_endpoint);
+        if (broker__member(b, ids[i], &m))
+            zc_msg_add_prop(r, key, "%s %s %s", roles[i], m.raft_address, m.client_endpoint);
         else
-            zc_msg_add_prop(&r, key, "%s unknown unknown", roles[i]);
+            zc_msg_add_prop(r, key, "%s unknown unknown", roles[i]);
     }
+}
+
+/* status props: this process's requests and refusals. */
+static void status_process(broker_t *b, zc_msg_t *r)
+{
+    zc_msg_add_prop(r, "inflight", "%zu", zc_map_size(b->inflight));
+    zc_msg_add_prop(r, "busy", "%" PRIu64, b->busy);
+    zc_msg_add_prop(r, "leases", "%zu", b->leases ? zc_map_size(b->leases) : (size_t)0);
+    zc_msg_add_prop(r, "cart_nodes", "%zu", b->nodes ? zc_map_size(b->nodes) : (size_t)0);
+    zc_msg_add_prop(r, "bad_requests", "%" PRIu64, b->bad_requests);
+    zc_msg_add_prop(r, "dropped", "%" PRIu64, b->dropped);
+    zc_msg_add_prop(r, "forbidden", "%" PRIu64, b->forbidden);
+    zc_msg_add_prop(r, "secure", "%d", zc_sec_insecure(b->sec) ? 0 : 1);
+}
+
+/* status props: how long the loop stopped turning, and the snapshots. */
+static void status_loop(broker_t *b, zc_msg_t *r)
+{
     /* How long the loop stopped turning, and the snapshots (built off it). */
     zc_stallwatch_stats_t sw = {0};
     if (b->stall)
         zc_stallwatch_stats(b->stall, &sw);
-    zc_msg_add_prop(&r, "loop_stall_max_us", "%" PRIu64, sw.max_us);
-    zc_msg_add_prop(&r, "loop_stall_recent_max_us", "%" PRIu64, sw.recent_max_us);
-    zc_msg_add_prop(&r, "loop_stalls_slow", "%" PRIu64, sw.slow);
+    zc_msg_add_prop(r, "loop_stall_max_us", "%" PRIu64, sw.max_us);
+    zc_msg_add_prop(r, "loop_stall_recent_max_us", "%" PRIu64, sw.recent_max_us);
+    zc_msg_add_prop(r, "loop_stalls_slow", "%" PRIu64, sw.slow);
     zc_node_snapshot_stats_t ss;
     zc_node_snapshot_stats(b->node, &ss);
-    zc_msg_add_prop(&r, "snapshots", "%" PRIu64, ss.snapshots);
-    zc_msg_add_prop(&r, "snapshots_failed", "%" PRIu64, ss.failed);
-    zc_msg_add_prop(&r, "snapshot_build_last_us", "%" PRIu64, ss.build_last_us);
-    zc_msg_add_prop(&r, "snapshot_build_max_us", "%" PRIu64, ss.build_max_us);
-    zc_msg_add_prop(&r, "snapshot_loop_max_us", "%" PRIu64, ss.begin_max_us);
-    zc_msg_add_prop(&r, "snapshot_bytes", "%" PRIu64, ss.bytes_last);
+    zc_msg_add_prop(r, "snapshots", "%" PRIu64, ss.snapshots);
+    zc_msg_add_prop(r, "snapshots_failed", "%" PRIu64, ss.failed);
+    zc_msg_add_prop(r, "snapshot_build_last_us", "%" PRIu64, ss.build_last_us);
+    zc_msg_add_prop(r, "snapshot_build_max_us", "%" PRIu64, ss.build_max_us);
+    zc_msg_add_prop(r, "snapshot_loop_max_us", "%" PRIu64, ss.begin_max_us);
+    zc_msg_add_prop(r, "snapshot_bytes", "%" PRIu64, ss.bytes_last);
+}
+
+static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr)
+{
+    zc_msg_t r;
+    zc_msg_init(&r, ZC_MSG_STATUS_REPLY);
+    r.corr = corr;
+    status_state(b, &r);
+    status_process(b, &r);
+    /* Through the breaker index: O(listed breakers), not O(carts). */
+    zc_state_t *st = broker__state(b);
+    breakers_t brk = {&r, 0};
+    zc_state_each_breaker_not_closed(st, add_breaker, &brk);
+    zc_msg_add_prop(&r, "breakers_not_closed", "%" PRIu64, zc_state_breakers_not_closed(st));
+    status_members(b, &r);
+    status_loop(b, &r);
     send_msg(b, client, client_len, &r);
     zc_msg_reset(&r);
 }
 
-void broker_leader_endpoint(broker_t *b, char out[ZC_ADDR_MAX + 1])
+void broker__leader_endpoint(broker_t *b, char out[ZC_ADDR_MAX + 1])
 {
     zc_node_info_t info;
     zc_replica_t m;
-    broker_info(b, &info);
-    if (info.leader_id && info.leader_id != b->cfg.id && broker_member(b, info.leader_id, &m))
+    broker__info(b, &info);
+    if (info.leader_id && info.leader_id != b->cfg.id && broker__member(b, info.leader_id, &m))
         snprintf(out, ZC_ADDR_MAX + 1, "%s", m.client_endpoint);
     else
         snprintf(out, ZC_ADDR_MAX + 1, "unknown");
@@ -244,9 +269,9 @@ static void forbid(broker_t *b, const uint8_t *client, size_t client_len, zmq_ms
                 zc_escape(role ? role : "none", 16, r, sizeof r), (unsigned long long)b->forbidden);
     }
     if (id == ZC_MSG_ADMIN || id == ZC_MSG_STATUS)
-        frontend_admin_reply(b, client, client_len, req ? req->corr : 0, ZC_FORBIDDEN, what);
+        broker__frontend_admin_reply(b, client, client_len, req ? req->corr : 0, ZC_FORBIDDEN, what);
     else
-        frontend_reply_ko(b, client, client_len, req, ZC_FORBIDDEN, what);
+        broker__frontend_reply_ko(b, client, client_len, req, ZC_FORBIDDEN, what);
 }
 
 static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, zmq_msg_t *body)
@@ -286,7 +311,7 @@ static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, zmq_
         zc_msg_t echo;
         zc_msg_init(&echo, ZC_MSG_REQUEST);
         bool readable = zc_msg_peek_request(data, len, echo.session, &echo.seq);
-        frontend_reply_ko(b, client, client_len, readable ? &echo : NULL, ZC_BAD_REQUEST, why);
+        broker__frontend_reply_ko(b, client, client_len, readable ? &echo : NULL, ZC_BAD_REQUEST, why);
         return;
     }
     switch (m.id) {
@@ -296,9 +321,9 @@ static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, zmq_
             forbid(b, client, client_len, body, &m, m.id, "requests need a client key");
         else if ((why = invalid_request(&m)) != NULL) {
             b->bad_requests++;
-            frontend_reply_ko(b, client, client_len, &m, ZC_BAD_REQUEST, why);
-        } else if (!forward_request(b, client, client_len, &m, data, len)) {
-            route_request(b, client, client_len, &m);
+            broker__frontend_reply_ko(b, client, client_len, &m, ZC_BAD_REQUEST, why);
+        } else if (!broker__forward_request(b, client, client_len, &m, data, len)) {
+            broker__route_request(b, client, client_len, &m);
         }
         break;
     case ZC_MSG_STATUS:
@@ -310,11 +335,11 @@ static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, zmq_
         if (!zc_sec_role_ok(b->sec, body, "admin"))
             forbid(b, client, client_len, body, &m, m.id, "admin commands need an admin key");
         else
-            admin_request(b, client, client_len, &m);
+            broker__admin_request(b, client, client_len, &m);
         break;
     default:
         b->bad_requests++;
-        frontend_reply_ko(b, client, client_len, NULL, ZC_BAD_REQUEST,
+        broker__frontend_reply_ko(b, client, client_len, NULL, ZC_BAD_REQUEST,
                           "unexpected message on the client endpoint");
     }
     zc_msg_reset(&m);
@@ -332,14 +357,14 @@ static void on_readable(void *sock, void *arg)
         } else if (z.n >= 1 && zc_zmsg_size(&z, 0) <= BROKER_CLIENT_ID_MAX) {
             /* Wrong number of frames: answerable, since we have the id. */
             b->bad_requests++;
-            frontend_reply_ko(b, zc_zmsg_data(&z, 0), zc_zmsg_size(&z, 0), NULL, ZC_BAD_REQUEST,
+            broker__frontend_reply_ko(b, zc_zmsg_data(&z, 0), zc_zmsg_size(&z, 0), NULL, ZC_BAD_REQUEST,
                               "a message must be exactly one frame");
         }
         zc_zmsg_close(&z);
     }
 }
 
-int frontend_open(broker_t *b, char *err, size_t errlen)
+int broker__frontend_open(broker_t *b, char *err, size_t errlen)
 {
     b->front = zmq_socket(b->zctx, ZMQ_ROUTER);
     if (b->front == NULL)
@@ -366,7 +391,7 @@ err:
     return -1;
 }
 
-void frontend_close(broker_t *b)
+void broker__frontend_close(broker_t *b)
 {
     zc_watch_destroy(&b->front_w);
     if (b->front)

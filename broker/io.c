@@ -1,7 +1,7 @@
 /* io: the broker core's real ports (broker_io_t in broker.h) -- the raft
  * node of replication/node.h and the two ROUTER sockets.  Nothing here
  * decides anything; the unit tests replace exactly this file's table. */
-#include "broker/broker.h"
+#include "broker/internal.h"
 #include <string.h>
 
 #include "lib/zmqx.h"
@@ -14,7 +14,7 @@ static zc_state_t *io_state(broker_t *b) { return zc_node_state(b->node); }
 
 static unsigned io_configuration(broker_t *b, uint64_t *ids, const char **roles, unsigned max)
 {
-    return broker_configuration(b, ids, roles, max);
+    return zc_node_configuration(b->node, ids, roles, max);
 }
 
 static bool io_member(broker_t *b, uint64_t id, zc_replica_t *out)
@@ -38,7 +38,7 @@ static int io_send_node(broker_t *b, const char *rid, const void *frame, size_t 
     return zc_zsend(b->back, rid, strlen(rid), frame, len);
 }
 
-const broker_io_t broker_io_real = {
+const broker_io_t broker__io_real = {
     .info = io_info,
     .ready = io_ready,
     .state = io_state,

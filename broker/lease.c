@@ -96,7 +96,7 @@ static uint64_t lease_deadline(const broker_t *b, const lease_t *l)
     return heard + (uint64_t)b->cfg.session_ttl_ms * 1000u + 1;
 }
 
-void lease_touch(broker_t *b, const uint8_t session[ZC_SESSION_LEN])
+void broker__lease_touch(broker_t *b, const uint8_t session[ZC_SESSION_LEN])
 {
     lease_t *l = lease_get(b, session, true);
     if (l == NULL)
@@ -106,7 +106,7 @@ void lease_touch(broker_t *b, const uint8_t session[ZC_SESSION_LEN])
         zc_dq_set(&b->lease_q, &l->due, lease_deadline(b, l));
 }
 
-void lease_forget(broker_t *b, const uint8_t session[ZC_SESSION_LEN])
+void broker__lease_forget(broker_t *b, const uint8_t session[ZC_SESSION_LEN])
 {
     lease_t *l = b->leases ? zc_map_get(b->leases, session, ZC_SESSION_LEN) : NULL;
     if (l && !l->expiring)
@@ -125,7 +125,7 @@ static void expiry_done(void *arg, int status, const zc_cmd_result_t *res)
     if (status == ZC_OK && res->status == ZC_OK && res->cart[0]) {
         zc_info("session %.8s expired (no request for %u ms), cart %s gen %llu draining", hex,
                 b->cfg.session_ttl_ms, res->cart, (unsigned long long)res->generation);
-        drain_cart(b, res->cart, res->generation);
+        broker__drain_cart(b, res->cart, res->generation);
     }
     free(ctx);
 }
@@ -144,10 +144,10 @@ static void expire(broker_t *b, lease_t *l)
     zc_cmd_t cmd = {.type = ZC_CMD_RELEASE, .time_ms = zc_wall_ms()};
     memcpy(cmd.release.session, l->session, ZC_SESSION_LEN);
     cmd.release.why = ZC_RELEASE_EXPIRED;
-    broker_propose(b, &cmd, expiry_done, ctx);
+    broker__propose(b, &cmd, expiry_done, ctx);
 }
 
-/* Queue a full lease for the session of an ASSIGNED cart (lease_start). */
+/* Queue a full lease for the session of an ASSIGNED cart (broker__lease_start). */
 static int start_one(const zc_cart_rec_t *c, void *arg)
 {
     broker_t *b = arg;
@@ -159,14 +159,14 @@ static int start_one(const zc_cart_rec_t *c, void *arg)
     return 0;
 }
 
-void lease_start(broker_t *b)
+void broker__lease_start(broker_t *b)
 {
-    if (!broker_ready(b))
+    if (!broker__ready(b))
         return;
-    zc_state_each_cart(broker_state(b), start_one, b);
+    zc_state_each_cart(broker__state(b), start_one, b);
 }
 
-void lease_scan(broker_t *b, uint64_t now_us)
+void broker__lease_scan(broker_t *b, uint64_t now_us)
 {
     uint64_t gap = b->lease_prev_us ? now_us - b->lease_prev_us : 0;
     b->lease_prev_us = now_us;
@@ -178,9 +178,9 @@ void lease_scan(broker_t *b, uint64_t now_us)
         b->ready_since_us = now_us;
         return;
     }
-    if (!broker_ready(b))
+    if (!broker__ready(b))
         return;
-    zc_state_t *st = broker_state(b);
+    zc_state_t *st = broker__state(b);
     zc_dq_entry_t *e;
     while ((e = zc_dq_pop_due(&b->lease_q, now_us)) != NULL) {
         lease_t *l = ZC_CONTAINER(e, lease_t, due);
@@ -204,7 +204,7 @@ void lease_scan(broker_t *b, uint64_t now_us)
 }
 
 
-void lease_forget_all(broker_t *b)
+void broker__lease_forget_all(broker_t *b)
 {
     zc_dq_clear(&b->lease_q);
     if (b->leases)
@@ -213,7 +213,7 @@ void lease_forget_all(broker_t *b)
     b->leases = zc_map_new();
 }
 
-void lease_destroy(broker_t *b)
+void broker__lease_destroy(broker_t *b)
 {
     zc_dq_clear(&b->lease_q);
     if (b->leases)

@@ -57,7 +57,7 @@
  * proposal for one of them is still to be made, then at its loss
  * deadline, then not until its next HELLO.  When this replica becomes a
  * ready leader it walks the registry once to queue every node that has
- * carts (liveness_start), so a node that never says HELLO to it is still
+ * carts (broker__liveness_start), so a node that never says HELLO to it is still
  * found silent.
  *
  * At most one proposal per cart is in flight.  A proposal the table refuses
@@ -113,7 +113,7 @@ static brk_info_t *info_get(broker_t *b, const char *cart)
     return i;
 }
 
-zc_brk_policy_t liveness_policy(const broker_t *b)
+zc_brk_policy_t broker__liveness_policy(const broker_t *b)
 {
     zc_brk_policy_t p = {.open_wait_ms = b->cfg.breaker_wait_ms,
                          .open_wait_max_ms = b->cfg.breaker_wait_max_ms,
@@ -140,7 +140,7 @@ static void propose_done(void *arg, int status, const zc_cmd_result_t *res)
     free(ctx);
 }
 
-void liveness_propose(broker_t *b, const char *cart, uint8_t from, int ev, int why,
+void broker__liveness_propose(broker_t *b, const char *cart, uint8_t from, int ev, int why,
                       zc_propose_cb cb, void *arg)
 {
     zc_cmd_t c = {.type = ZC_CMD_BREAKER, .time_ms = zc_wall_ms()};
@@ -149,7 +149,7 @@ void liveness_propose(broker_t *b, const char *cart, uint8_t from, int ev, int w
     c.brk.why = (uint8_t)why;
     c.brk.max_probes = (uint16_t)b->cfg.breaker_probes;
     if (cb) {
-        broker_propose(b, &c, cb, arg);
+        broker__propose(b, &c, cb, arg);
         return;
     }
     brk_info_t *i = info_get(b, cart);
@@ -163,7 +163,7 @@ void liveness_propose(broker_t *b, const char *cart, uint8_t from, int ev, int w
     ctx->ev = (uint8_t)ev;
     ctx->from = from;
     i->pending = true;
-    broker_propose(b, &c, propose_done, ctx);
+    broker__propose(b, &c, propose_done, ctx);
 }
 
 /* One scan's context. */
@@ -185,7 +185,7 @@ static void reassign_done(void *arg, int status, const zc_cmd_result_t *res)
     if (status == ZC_OK && res->status == ZC_OK) {
         zc_warn("cart %s lost (its node silent for %u ms): its session moved to %s gen %llu",
                 ctx->cart, b->cfg.cart_lost_ms, res->cart, (unsigned long long)res->generation);
-        drain_cart(b, ctx->cart, ctx->generation); /* reset when its node returns */
+        broker__drain_cart(b, ctx->cart, ctx->generation); /* reset when its node returns */
     }
     else if (status == ZC_OK && res->status == ZC_NO_FREE_CART)
         zc_warn("cart %s lost but no free cart to move its session to; retrying", ctx->cart);
@@ -208,7 +208,7 @@ static void reassign(broker_t *b, const zc_cart_rec_t *c)
     zc_cmd_t cmd = {.type = ZC_CMD_REASSIGN, .time_ms = zc_wall_ms()};
     snprintf(cmd.reassign.cart, sizeof cmd.reassign.cart, "%s", c->id);
     cmd.reassign.generation = c->generation;
-    broker_propose(b, &cmd, reassign_done, ctx);
+    broker__propose(b, &cmd, reassign_done, ctx);
 }
 
 /* Argument of a free cart's PROBE proposal. */
@@ -228,14 +228,14 @@ static void free_probe_done(void *arg, int status, const zc_cmd_result_t *res)
     uint16_t slot;
     if (i)
         i->pending = false;
-    if (i && status == ZC_OK && res->status == ZC_OK && broker_split_cart(ctx->cart, node, &slot)) {
+    if (i && status == ZC_OK && res->status == ZC_OK && broker__split_cart(ctx->cart, node, &slot)) {
         zc_msg_t m;
         zc_msg_init(&m, ZC_MSG_RESET);
         m.slot = slot;
         m.generation = ctx->generation;
         i->probe_sent_us = zc_mono_us();
         i->probe_gen = ctx->generation;
-        if (backend_send(b, node, &m) == 0)
+        if (broker__backend_send(b, node, &m) == 0)
             zc_info("cart %s is free and HALF_OPEN: probing it with a RESET of gen %llu", ctx->cart,
                     (unsigned long long)ctx->generation);
     }
@@ -257,25 +257,25 @@ static void probe_free(broker_t *b, const zc_cart_rec_t *c, uint64_t now_us)
     ctx->generation = c->generation;
     i->pending = true;
     i->probe_sent_us = 0;
-    liveness_propose(b, c->id, ZC_BRK_HALF_OPEN, ZC_BRK_EV_PROBE, ZC_BRK_WHY_NONE, free_probe_done,
+    broker__liveness_propose(b, c->id, ZC_BRK_HALF_OPEN, ZC_BRK_EV_PROBE, ZC_BRK_WHY_NONE, free_probe_done,
                      ctx);
 }
 
-void liveness_reset_done(broker_t *b, const char *node, const zc_msg_t *m)
+void broker__liveness_reset_done(broker_t *b, const char *node, const zc_msg_t *m)
 {
-    if (!broker_ready(b))
+    if (!broker__ready(b))
         return;
     char id[ZC_CART_MAX + 1];
     zc_cart_rec_t rec;
     snprintf(id, sizeof id, "%s.%u", node, m->slot);
     brk_info_t *i = b->breakers ? zc_map_get(b->breakers, id, strlen(id)) : NULL;
     if (i == NULL || i->probe_sent_us == 0 || i->probe_gen != m->generation ||
-        zc_state_get_cart(broker_state(b), id, &rec) != 0 || rec.state != ZC_CART_FREE ||
+        zc_state_get_cart(broker__state(b), id, &rec) != 0 || rec.state != ZC_CART_FREE ||
         rec.generation != m->generation || rec.breaker.state != ZC_BRK_HALF_OPEN ||
         rec.breaker.mode != ZC_BRK_AUTO)
         return; /* not the answer to a probe of ours, or too late to matter */
     i->probe_sent_us = 0;
-    liveness_propose(b, id, ZC_BRK_HALF_OPEN, ZC_BRK_EV_PROBE_OK, ZC_BRK_WHY_NONE, NULL, NULL);
+    broker__liveness_propose(b, id, ZC_BRK_HALF_OPEN, ZC_BRK_EV_PROBE_OK, ZC_BRK_WHY_NONE, NULL, NULL);
 }
 
 /* How long the breaker has been in its state, in ms.  Its record's
@@ -338,38 +338,38 @@ static int scan_one(const zc_cart_rec_t *c, void *arg)
     }
     if (k->mode != ZC_BRK_AUTO)
         return 0;
-    zc_brk_policy_t p = liveness_policy(b);
+    zc_brk_policy_t p = broker__liveness_policy(b);
     uint64_t age_ms = k->state == ZC_BRK_CLOSED ? 0 : breaker_age_ms(b, c, s);
     switch (k->state) {
     case ZC_BRK_CLOSED:
         if (silent) {
-            liveness_propose(b, c->id, k->state, ZC_BRK_EV_TRIP, ZC_BRK_WHY_HEARTBEAT, NULL, NULL);
+            broker__liveness_propose(b, c->id, k->state, ZC_BRK_EV_TRIP, ZC_BRK_WHY_HEARTBEAT, NULL, NULL);
             s->again = true;
         }
         break;
     case ZC_BRK_OPEN:
         if (age_ms >= zc_breaker_open_wait_ms(k, &p))
-            liveness_propose(b, c->id, k->state, ZC_BRK_EV_WAIT_OVER, ZC_BRK_WHY_NONE, NULL, NULL);
+            broker__liveness_propose(b, c->id, k->state, ZC_BRK_EV_WAIT_OVER, ZC_BRK_WHY_NONE, NULL, NULL);
         break;
     case ZC_BRK_HALF_OPEN:
         if (n && heard_since(b, c, n) && !silent && k->why != ZC_BRK_WHY_FAILURES)
-            liveness_propose(b, c->id, k->state, ZC_BRK_EV_PROBE_OK, ZC_BRK_WHY_NONE, NULL, NULL);
+            broker__liveness_propose(b, c->id, k->state, ZC_BRK_EV_PROBE_OK, ZC_BRK_WHY_NONE, NULL, NULL);
         else if (silent && age_ms >= b->cfg.cart_liveness_ms)
-            liveness_propose(b, c->id, k->state, ZC_BRK_EV_PROBE_FAIL, ZC_BRK_WHY_HEARTBEAT, NULL,
+            broker__liveness_propose(b, c->id, k->state, ZC_BRK_EV_PROBE_FAIL, ZC_BRK_WHY_HEARTBEAT, NULL,
                              NULL);
         else if (c->state == ZC_CART_FREE && !silent && n && k->probes < p.max_probes)
             probe_free(b, c, s->now_us); /* nobody else will: see the header */
         else if (k->probes >= p.max_probes && age_ms >= 2 * (uint64_t)b->cfg.cart_timeout_ms)
             /* Every probe was admitted and none came back OK in time (its
              * request may be gone with a previous leader): try again later. */
-            liveness_propose(b, c->id, k->state, ZC_BRK_EV_PROBE_FAIL, ZC_BRK_WHY_FAILURES, NULL,
+            broker__liveness_propose(b, c->id, k->state, ZC_BRK_EV_PROBE_FAIL, ZC_BRK_WHY_FAILURES, NULL,
                              NULL);
         break;
     }
     return 0;
 }
 
-void liveness_scan(broker_t *b, uint64_t now_us)
+void broker__liveness_scan(broker_t *b, uint64_t now_us)
 {
     uint64_t gap = b->liveness_prev_us ? now_us - b->liveness_prev_us : 0;
     b->liveness_prev_us = now_us;
@@ -382,9 +382,9 @@ void liveness_scan(broker_t *b, uint64_t now_us)
         b->ready_since_us = now_us;
         return;
     }
-    if (!broker_ready(b))
+    if (!broker__ready(b))
         return;
-    zc_state_t *st = broker_state(b);
+    zc_state_t *st = broker__state(b);
     uint64_t wall = zc_wall_ms();
     /* (a) Breakers that are not CLOSED-and-auto: their timers and probes. */
     scan_t s = {b, now_us, wall, false, false};
@@ -407,23 +407,23 @@ void liveness_scan(broker_t *b, uint64_t now_us)
             zc_dq_set(&b->node_q, &n->due, now_us + LIVENESS_SCAN_MS * 1000u);
         else if (w.assigned && heard + lost_us + 1 > now_us)
             zc_dq_set(&b->node_q, &n->due, heard + lost_us + 1);
-        /* else: nothing more until its next HELLO (liveness_heard) */
+        /* else: nothing more until its next HELLO (broker__liveness_heard) */
     }
 }
 
-void liveness_heard(broker_t *b, node_info_t *n)
+void broker__liveness_heard(broker_t *b, node_info_t *n)
 {
     uint64_t heard = n->last_hello_us > b->ready_since_us ? n->last_hello_us : b->ready_since_us;
     zc_dq_set(&b->node_q, &n->due, heard + (uint64_t)b->cfg.cart_liveness_ms * 1000u + 1);
 }
 
-/* liveness_start: queue the node of every registered cart. */
+/* broker__liveness_start: queue the node of every registered cart. */
 static int start_one(const zc_cart_rec_t *c, void *arg)
 {
     broker_t *b = arg;
-    node_info_t *n = registry_node(b, c->node);
+    node_info_t *n = broker__registry_node(b, c->node);
     if (n && !zc_dq_queued(&n->due))
-        liveness_heard(b, n);
+        broker__liveness_heard(b, n);
     return 0;
 }
 
@@ -431,23 +431,23 @@ static int start_known(const void *k, size_t kl, void *v, void *arg)
 {
     (void)k;
     (void)kl;
-    liveness_heard(arg, v);
+    broker__liveness_heard(arg, v);
     return 0;
 }
 
-void liveness_start(broker_t *b)
+void broker__liveness_start(broker_t *b)
 {
     zc_dq_clear(&b->node_q);
-    if (!broker_ready(b))
+    if (!broker__ready(b))
         return;
     zc_map_each(b->nodes, start_known, b);
-    zc_state_each_cart(broker_state(b), start_one, b);
+    zc_state_each_cart(broker__state(b), start_one, b);
 }
 
-void liveness_op_result(broker_t *b, const char *cart, bool ok, bool probe,
+void broker__liveness_op_result(broker_t *b, const char *cart, bool ok, bool probe,
                         uint64_t probe_since_ms)
 {
-    if (!broker_ready(b))
+    if (!broker__ready(b))
         return;
     if (probe) {
         /* A result of an earlier HALF_OPEN period (the breaker reopened and
@@ -455,7 +455,7 @@ void liveness_op_result(broker_t *b, const char *cart, bool ok, bool probe,
          * a stale failure would reopen it "for failures", which no HELLO
          * closes. */
         zc_cart_rec_t rec;
-        if (zc_state_get_cart(broker_state(b), cart, &rec) != 0 ||
+        if (zc_state_get_cart(broker__state(b), cart, &rec) != 0 ||
             rec.breaker.state != ZC_BRK_HALF_OPEN || rec.breaker.since_ms != probe_since_ms) {
             zc_info("cart %s: result of a probe of an earlier HALF_OPEN period ignored", cart);
             return;
@@ -466,7 +466,7 @@ void liveness_op_result(broker_t *b, const char *cart, bool ok, bool probe,
         return;
     if (probe) {
         i->failures = 0;
-        liveness_propose(b, cart, ZC_BRK_HALF_OPEN, ok ? ZC_BRK_EV_PROBE_OK : ZC_BRK_EV_PROBE_FAIL,
+        broker__liveness_propose(b, cart, ZC_BRK_HALF_OPEN, ok ? ZC_BRK_EV_PROBE_OK : ZC_BRK_EV_PROBE_FAIL,
                          ok ? ZC_BRK_WHY_NONE : ZC_BRK_WHY_FAILURES, NULL, NULL);
         return;
     }
@@ -478,18 +478,18 @@ void liveness_op_result(broker_t *b, const char *cart, bool ok, bool probe,
         return;
     i->failures = 0;
     zc_warn("cart %s: %u operations in a row failed or timed out", cart, b->cfg.breaker_failures);
-    liveness_propose(b, cart, ZC_BRK_CLOSED, ZC_BRK_EV_TRIP, ZC_BRK_WHY_FAILURES, NULL, NULL);
+    broker__liveness_propose(b, cart, ZC_BRK_CLOSED, ZC_BRK_EV_TRIP, ZC_BRK_WHY_FAILURES, NULL, NULL);
 }
 
 
-void liveness_forget_cart(broker_t *b, const char *cart)
+void broker__liveness_forget_cart(broker_t *b, const char *cart)
 {
     brk_info_t *i = b->breakers ? zc_map_get(b->breakers, cart, strlen(cart)) : NULL;
     if (i && !i->pending)
         free(zc_map_del(b->breakers, cart, strlen(cart)));
 }
 
-void liveness_forget_all(broker_t *b)
+void broker__liveness_forget_all(broker_t *b)
 {
     zc_dq_clear(&b->node_q);
     zc_map_each(b->breakers, zc_map_free_value, NULL);
@@ -497,7 +497,7 @@ void liveness_forget_all(broker_t *b)
     b->breakers = zc_map_new();
 }
 
-void liveness_destroy(broker_t *b)
+void broker__liveness_destroy(broker_t *b)
 {
     zc_dq_clear(&b->node_q);
     if (b->breakers)

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "broker/backup.h"
-#include "broker/broker.h"
+#include "broker/internal.h"
 #include "broker/forward.h"
 #include "broker/dump.h"
 #include "broker/lease.h"
@@ -42,22 +42,22 @@ static void on_role_changed(void *arg)
         return;
     }
     zc_node_info_t info;
-    broker_info(b, &info);
+    broker__info(b, &info);
     zc_sd_status("replica %llu: %s%s, term %llu", (unsigned long long)b->cfg.id,
                  zc_role_name(info.role), info.ready ? " (ready)" : "",
                  (unsigned long long)info.term);
-    broker_role_changed(b);
+    broker__role_changed(b);
 }
 
 static void on_tick(uv_timer_t *t)
 {
     broker_t *b = t->data;
     uint64_t now = zc_mono_us();
-    broker_tick(b, now);
+    broker__tick(b, now);
     if (now - b->last_peers_us >= (uint64_t)b->cfg.drain_retry_ms * 1000u) {
         b->last_peers_us = now;
         if (b->peers)
-            peers_sync(b->peers); /* membership may have changed */
+            broker__peers_sync(b->peers); /* membership may have changed */
     }
 }
 
@@ -80,13 +80,13 @@ static void stop(broker_t *b)
     uv_close((uv_handle_t *)&b->handoff_timer, NULL);
     uv_close((uv_handle_t *)&b->sigint, NULL);
     uv_close((uv_handle_t *)&b->sigterm, NULL);
-    route_abort_all(b);
-    forward_forget_all(b);
-    peers_destroy(&b->peers);
-    metrics_close(b);
-    frontend_close(b);
-    backend_close(b);
-    if (backup_running(b))
+    broker__route_abort_all(b);
+    broker__forward_forget_all(b);
+    broker__peers_destroy(&b->peers);
+    broker__metrics_close(b);
+    broker__frontend_close(b);
+    broker__backend_close(b);
+    if (broker__backup_running(b))
         zc_info("waiting for the backup being written");
     else
         finish_stop(b);
@@ -130,7 +130,7 @@ static void on_signal(uv_signal_t *s, int signum)
         stop(b);
         return;
     }
-    broker_info(b, &info);
+    broker__info(b, &info);
     if (info.role != ZC_ROLE_LEADER) {
         stop(b);
         return;
@@ -176,9 +176,9 @@ static int start_node(broker_t *b, char *err, size_t errlen)
 /* The process around the core: timers, signals, the connection watch. */
 static void start_process(broker_t *b)
 {
-    b->peers = peers_new(b);
+    b->peers = broker__peers_new(b);
     if (b->peers)
-        peers_sync(b->peers);
+        broker__peers_sync(b->peers);
     uv_timer_init(b->loop, &b->tick);
     b->tick.data = b;
     uv_timer_start(&b->tick, on_tick, TICK_MS, TICK_MS);
@@ -203,7 +203,7 @@ static int serve(broker_t *b)
         return 2;
     }
     b->zctx = zc_sec_context();
-    if (b->zctx == NULL || broker_init(b, &broker_io_real) != 0) {
+    if (b->zctx == NULL || broker__init(b, &broker__io_real) != 0) {
         fprintf(stderr, "zcart-broker: out of memory\n");
         zc_sec_destroy(&b->sec);
         return 1;
@@ -213,11 +213,11 @@ static int serve(broker_t *b)
         zc_error("%s", err);
         goto out;
     }
-    if (frontend_open(b, err, sizeof err) != 0 || backend_open(b, err, sizeof err) != 0 ||
-        (b->cfg.http[0] && metrics_open(b, b->cfg.http, err, sizeof err) != 0)) {
+    if (broker__frontend_open(b, err, sizeof err) != 0 || broker__backend_open(b, err, sizeof err) != 0 ||
+        (b->cfg.http[0] && broker__metrics_open(b, b->cfg.http, err, sizeof err) != 0)) {
         zc_error("%s", err);
-        frontend_close(b);
-        backend_close(b);
+        broker__frontend_close(b);
+        broker__backend_close(b);
         zc_node_close(b->node, on_node_closed, b);
         uv_run(b->loop, UV_RUN_DEFAULT);
         goto out;
@@ -232,7 +232,7 @@ static int serve(broker_t *b)
     rc = b->exit_code;
 out:
     uv_loop_close(b->loop);
-    broker_destroy(b);
+    broker__destroy(b);
     zc_sec_destroy(&b->sec); /* czmq's context itself ends at exit (zsys_shutdown) */
     return rc;
 }
@@ -241,15 +241,15 @@ int main(int argc, char **argv)
 {
     broker_t b;
     memset(&b, 0, sizeof b);
-    switch (broker_config_parse(&b.cfg, argc, argv)) {
+    switch (broker__config_parse(&b.cfg, argc, argv)) {
     case 0: break;
     case 1: return 0;
     default: return 2;
     }
     if (b.cfg.dump_state)
-        return broker_dump_state(b.cfg.data_dir);
+        return broker__dump_state(b.cfg.data_dir);
     if (b.cfg.restore[0])
-        return backup_restore(b.cfg.restore, b.cfg.data_dir, b.cfg.state_map_size);
+        return broker__backup_restore(b.cfg.restore, b.cfg.data_dir, b.cfg.state_map_size);
     /* raft's libuv transport writes to sockets whose peer may be gone. */
     signal(SIGPIPE, SIG_IGN);
     char name[32];

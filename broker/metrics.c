@@ -3,7 +3,7 @@
  * Everything here is read on scrape from what the replica keeps anyway:
  * raft's indexes and the node's proposal counters (replication/node.h),
  * the state's O(1) counts (carts, sessions, storage), the request counters
- * that metrics_request adds to on every answer to a client, and the loop
+ * that broker__metrics_request adds to on every answer to a client, and the loop
  * and snapshot watches.  The page costs O(breakers not CLOSED + cart
  * nodes); nothing walks the carts or the sessions.
  *
@@ -16,12 +16,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "broker/broker.h"
+#include "broker/internal.h"
 #include "lib/clock.h"
 #include "lib/ops.h"
 #include "replication/breaker.h"
 
-void metrics_request(broker_t *b, int op, int status, uint64_t started_us)
+void broker__metrics_request(broker_t *b, int op, int status, uint64_t started_us)
 {
     if (op < 0 || op >= BROKER_OPS)
         op = 0;
@@ -44,7 +44,7 @@ static void write_raft(broker_t *b, zc_prom_t *p)
 {
     zc_node_info_t info;
     zc_node_raft_stats_t rs;
-    broker_info(b, &info);
+    broker__info(b, &info);
     zc_node_raft_stats(b->node, &rs);
     zc_prom_family(p, "zcart_raft_role", "gauge", "1 for this replica's raft role, else 0.");
     for (int r = ZC_ROLE_UNAVAILABLE; r <= ZC_ROLE_LEADER; r++)
@@ -144,7 +144,7 @@ static int count_node(const void *key, size_t klen, void *value, void *arg)
 
 static void write_state(broker_t *b, zc_prom_t *p)
 {
-    zc_state_t *st = broker_state(b);
+    zc_state_t *st = broker__state(b);
     zc_state_counts_t n;
     if (zc_state_counts(st, &n) != 0)
         memset(&n, 0, sizeof n);
@@ -214,13 +214,13 @@ static bool is_ready(void *arg, char *why, size_t cap)
 {
     broker_t *b = arg;
     zc_node_info_t info;
-    broker_info(b, &info);
+    broker__info(b, &info);
     return zc_node_info_ready(&info, b->cfg.ready_lag, why, cap);
 }
 
 static const zc_ops_fns_t broker_ops_fns = {write_metrics, is_ready};
 
-int metrics_open(broker_t *b, const char *addr, char *err, size_t errlen)
+int broker__metrics_open(broker_t *b, const char *addr, char *err, size_t errlen)
 {
     b->ops = zc_ops_new(b->loop, addr, &broker_ops_fns, b, err, errlen);
     if (b->ops == NULL)
@@ -229,4 +229,4 @@ int metrics_open(broker_t *b, const char *addr, char *err, size_t errlen)
     return 0;
 }
 
-void metrics_close(broker_t *b) { zc_ops_destroy(&b->ops); }
+void broker__metrics_close(broker_t *b) { zc_ops_destroy(&b->ops); }

@@ -41,7 +41,7 @@ static void on_event(void *sock, void *arg)
             if (ev == ZMQ_EVENT_DISCONNECTED) {
                 zc_debug("connection to replica %" PRIu64 " dropped", p->id);
                 zc_node_peer_gone(p->owner->b->node, p->id);
-                forward_peer_gone(p->owner->b, p->id);
+                broker__forward_peer_gone(p->owner->b, p->id);
             }
         }
         zc_zmsg_close(&z);
@@ -58,12 +58,12 @@ static void on_reply(void *sock, void *arg)
         if (zc_zmsg_recv(sock, &z) != 0)
             return;
         if (z.n == 1 && !z.over)
-            forward_reply(p->owner->b, zc_zmsg_data(&z, 0), zc_zmsg_size(&z, 0));
+            broker__forward_reply(p->owner->b, zc_zmsg_data(&z, 0), zc_zmsg_size(&z, 0));
         zc_zmsg_close(&z);
     }
 }
 
-int peers_send(peers_t *ps, uint64_t id, const void *data, size_t len)
+int broker__peers_send(peers_t *ps, uint64_t id, const void *data, size_t len)
 {
     for (unsigned i = 0; i < ps->n; i++)
         if (ps->peer[i].id == id && ps->peer[i].dealer)
@@ -127,7 +127,7 @@ err:
     return -1;
 }
 
-peers_t *peers_new(broker_t *b)
+peers_t *broker__peers_new(broker_t *b)
 {
     peers_t *ps = calloc(1, sizeof *ps);
     if (ps)
@@ -135,17 +135,17 @@ peers_t *peers_new(broker_t *b)
     return ps;
 }
 
-void peers_sync(peers_t *ps)
+void broker__peers_sync(peers_t *ps)
 {
     uint64_t ids[PEERS_MAX];
     const char *roles[PEERS_MAX];
-    unsigned n = broker_configuration(ps->b, ids, roles, PEERS_MAX);
+    unsigned n = broker__configuration(ps->b, ids, roles, PEERS_MAX);
     /* Drop peers no longer in the configuration or whose endpoint changed. */
     for (unsigned i = 0; i < ps->n;) {
         zc_replica_t m;
         bool keep = false;
         for (unsigned j = 0; j < n; j++)
-            if (ids[j] == ps->peer[i].id && broker_member(ps->b, ids[j], &m) &&
+            if (ids[j] == ps->peer[i].id && broker__member(ps->b, ids[j], &m) &&
                 strcmp(m.client_endpoint, ps->peer[i].endpoint) == 0)
                 keep = true;
         if (keep) {
@@ -158,7 +158,7 @@ void peers_sync(peers_t *ps)
             zc_replica_t last;
             uint64_t last_id = ps->peer[ps->n - 1].id;
             peer_close(&ps->peer[ps->n - 1]);
-            if (broker_member(ps->b, last_id, &last))
+            if (broker__member(ps->b, last_id, &last))
                 peer_open(ps, &ps->peer[i], &last);
         }
         ps->n--;
@@ -171,13 +171,13 @@ void peers_sync(peers_t *ps)
         for (unsigned i = 0; i < ps->n; i++)
             have |= ps->peer[i].id == ids[j];
         zc_replica_t m;
-        if (!have && broker_member(ps->b, ids[j], &m) &&
+        if (!have && broker__member(ps->b, ids[j], &m) &&
             peer_open(ps, &ps->peer[ps->n], &m) == 0)
             ps->n++;
     }
 }
 
-void peers_destroy(peers_t **p)
+void broker__peers_destroy(peers_t **p)
 {
     peers_t *ps = *p;
     if (ps == NULL)

@@ -12,16 +12,16 @@
 #ifndef ZC_BROKER_PEERS_H
 #define ZC_BROKER_PEERS_H
 
-#include "broker/broker.h"
+#include "broker/internal.h"
 
 typedef struct peers peers_t;
 
-peers_t *peers_new(broker_t *b);
+peers_t *broker__peers_new(broker_t *b);
 /* Re-read the raft configuration and connect to members not watched yet. */
-void peers_sync(peers_t *p);
-void peers_destroy(peers_t **p);
+void broker__peers_sync(peers_t *p);
+void broker__peers_destroy(peers_t **p);
 /* Send one frame to replica `id` over the idle connection (forward.c):
  * 0, or -1 when there is no live connection to it (nothing is queued). */
-int peers_send(peers_t *p, uint64_t id, const void *data, size_t len);
+int broker__peers_send(peers_t *p, uint64_t id, const void *data, size_t len);
 
 #endif

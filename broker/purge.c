@@ -59,9 +59,9 @@ static bool next_id(uint8_t id[ZC_SESSION_LEN])
     return false;
 }
 
-void purge_scan(broker_t *b, uint64_t now_us)
+void broker__purge_scan(broker_t *b, uint64_t now_us)
 {
-    if (b->purge_pending || !broker_ready(b))
+    if (b->purge_pending || !broker__ready(b))
         return;
     if (!b->purge_backlog && now_us - b->last_purge_us < PURGE_SCAN_MS * 1000u)
         return;
@@ -73,7 +73,7 @@ void purge_scan(broker_t *b, uint64_t now_us)
     c->time_ms = zc_wall_ms();
     c->purge.retention_ms = b->cfg.session_retention_ms;
     scan_t s = {.cmd = c, .now_ms = c->time_ms, .retention_ms = b->cfg.session_retention_ms};
-    int seen = zc_state_each_session_from(broker_state(b), b->purge_from, PURGE_SCAN_MAX,
+    int seen = zc_state_each_session_from(broker__state(b), b->purge_from, PURGE_SCAN_MAX,
                                           pick, &s);
     if (seen < 0) {
         free(c);
@@ -89,7 +89,7 @@ void purge_scan(broker_t *b, uint64_t now_us)
     b->purge_backlog = c->purge.n == ZC_PURGE_MAX || seen == PURGE_SCAN_MAX;
     if (c->purge.n > 0) {
         b->purge_pending = true;
-        broker_propose(b, c, purge_done, b);
+        broker__propose(b, c, purge_done, b);
     }
     free(c);
 }

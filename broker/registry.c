@@ -16,7 +16,7 @@ typedef struct {
     char node[ZC_NODE_MAX + 1];  /* node whose REGISTER this is */
 } register_ctx_t;
 
-node_info_t *registry_node(broker_t *b, const char *name)
+node_info_t *broker__registry_node(broker_t *b, const char *name)
 {
     node_info_t *n = zc_map_get(b->nodes, name, strlen(name));
     if (n == NULL) {
@@ -36,7 +36,7 @@ node_info_t *registry_node(broker_t *b, const char *name)
 static int drain_dirty(const zc_cart_rec_t *c, void *arg)
 {
     if (c->state == ZC_CART_DRAINING)
-        drain_cart(arg, c->id, c->generation);
+        broker__drain_cart(arg, c->id, c->generation);
     return 0;
 }
 
@@ -50,7 +50,7 @@ static void register_done(void *arg, int status, const zc_cmd_result_t *res)
         zc_info("registered %u cart(s) of node %s, %u known one(s) to drain (the node holds "
                 "newer contents)", res->count, ctx->node, res->moved);
         if (!ctx->b->stopping) /* those that held something drain first (drain.c) */
-            zc_state_each_node_cart(broker_state(ctx->b), ctx->node, drain_dirty, ctx->b);
+            zc_state_each_node_cart(broker__state(ctx->b), ctx->node, drain_dirty, ctx->b);
     }
     free(ctx);
 }
@@ -100,18 +100,18 @@ static void unregister_done(void *arg, int status, const zc_cmd_result_t *res)
     if (n)
         n->unregister_pending = false;
     if (status == ZC_OK && res->status == ZC_OK && !b->stopping) {
-        zc_state_t *st = broker_state(b);
+        zc_state_t *st = broker__state(b);
         zc_cart_rec_t rec;
         zc_session_rec_t sess;
         for (size_t i = 0; i < ctx->n; i++)
             if (zc_state_get_cart(st, ctx->carts[i], &rec) == 1) {
-                drain_forget_cart(b, ctx->carts[i]);
-                liveness_forget_cart(b, ctx->carts[i]);
+                broker__drain_forget_cart(b, ctx->carts[i]);
+                broker__liveness_forget_cart(b, ctx->carts[i]);
             }
         for (size_t i = 0; i < ctx->n_sessions; i++)
             if (zc_state_get_session(st, ctx->sessions[i], &sess) == 0 &&
                 sess.state != ZC_SESS_LIVE)
-                lease_forget(b, ctx->sessions[i]);
+                broker__lease_forget(b, ctx->sessions[i]);
         if (ctx->all && n && !n->register_pending) {
             zc_dq_remove(&b->node_q, &n->due);
             zc_map_del(b->nodes, ctx->node, strlen(ctx->node));
@@ -137,13 +137,13 @@ static void unregister_propose(broker_t *b, unreg_ctx_t *ctx)
     for (size_t i = 0; !ctx->all && i < ctx->n && c.unreg.n < ZC_REGISTER_MAX; i++) {
         char node[ZC_NODE_MAX + 1];
         uint16_t slot;
-        if (broker_split_cart(ctx->carts[i], node, &slot))
+        if (broker__split_cart(ctx->carts[i], node, &slot))
             c.unreg.slots[c.unreg.n++] = slot;
     }
     node_info_t *n = zc_map_get(b->nodes, ctx->node, strlen(ctx->node));
     if (n)
         n->unregister_pending = true;
-    broker_propose(b, &c, unregister_done, ctx);
+    broker__propose(b, &c, unregister_done, ctx);
 }
 
 /* Collects a node's carts whose slots its HELLO does not list. */
@@ -182,7 +182,7 @@ static void unregister_orphans(broker_t *b, node_info_t *n, const zc_msg_t *hell
     ctx->b = b;
     snprintf(ctx->node, sizeof ctx->node, "%s", n->name);
     orphans_t o = {listed, ctx, 0};
-    int rc = zc_state_each_node_cart(broker_state(b), n->name, find_orphan, &o);
+    int rc = zc_state_each_node_cart(broker__state(b), n->name, find_orphan, &o);
     free(listed);
     if (rc != 0 || o.rc != 0 || ctx->n == 0) {
         unreg_ctx_free(ctx);
@@ -198,7 +198,7 @@ static int collect_all(const zc_cart_rec_t *c, void *arg)
     return unreg_add(arg, c) != 0 ? 1 : 0;
 }
 
-void registry_remove_node(broker_t *b, const char *node, zc_propose_cb cb, void *arg)
+void broker__registry_remove_node(broker_t *b, const char *node, zc_propose_cb cb, void *arg)
 {
     unreg_ctx_t *ctx = calloc(1, sizeof *ctx);
     if (ctx == NULL) {
@@ -212,7 +212,7 @@ void registry_remove_node(broker_t *b, const char *node, zc_propose_cb cb, void 
     ctx->cb = cb;
     ctx->arg = arg;
     /* Best effort: the list only says whose volatile records to drop. */
-    zc_state_each_node_cart(broker_state(b), node, collect_all, ctx);
+    zc_state_each_node_cart(broker__state(b), node, collect_all, ctx);
     unregister_propose(b, ctx);
 }
 
@@ -223,7 +223,7 @@ static int has_cart(const zc_cart_rec_t *c, void *arg)
     return 1;
 }
 
-/* Names registry_make_room may drop. */
+/* Names broker__registry_make_room may drop. */
 typedef struct {
     broker_t *b;                              /* the broker */
     uint64_t now_us;                          /* monotonic now */
@@ -241,13 +241,13 @@ static int room_scan(const void *k, size_t kl, void *v, void *arg)
     if (r->now_us - n->last_hello_us <= (uint64_t)r->b->cfg.cart_liveness_ms * 1000u ||
         n->register_pending || n->unregister_pending || r->n >= BROKER_NODES_MAX)
         return 0;
-    if (zc_state_each_node_cart(broker_state(r->b), n->name, has_cart, &any) != 0 || any)
+    if (zc_state_each_node_cart(broker__state(r->b), n->name, has_cart, &any) != 0 || any)
         return 0;
     snprintf(r->names[r->n++], sizeof r->names[0], "%s", n->name);
     return 0;
 }
 
-bool registry_make_room(broker_t *b)
+bool broker__registry_make_room(broker_t *b)
 {
     uint64_t now = zc_mono_us();
     if (b->last_room_us && now - b->last_room_us < 1000000u)
@@ -271,17 +271,17 @@ bool registry_make_room(broker_t *b)
     return zc_map_size(b->nodes) < BROKER_NODES_MAX;
 }
 
-void registry_hello(broker_t *b, const zc_msg_t *hello)
+void broker__registry_hello(broker_t *b, const zc_msg_t *hello)
 {
-    node_info_t *n = registry_node(b, hello->node);
+    node_info_t *n = broker__registry_node(b, hello->node);
     if (n == NULL)
         return;
     n->last_hello_us = zc_mono_us();
     n->last_hello_wall_ms = zc_wall_ms();
-    liveness_heard(b, n);
-    if (!broker_ready(b) || n->register_pending)
+    broker__liveness_heard(b, n);
+    if (!broker__ready(b) || n->register_pending)
         return;
-    zc_state_t *st = broker_state(b);
+    zc_state_t *st = broker__state(b);
     zc_cmd_slot_t *slots = calloc(hello->n_slots ? hello->n_slots : 1, sizeof *slots);
     if (slots == NULL)
         return;
@@ -317,7 +317,7 @@ void registry_hello(broker_t *b, const zc_msg_t *hello)
             ctx->b = b;
             snprintf(ctx->node, sizeof ctx->node, "%s", hello->node);
             n->register_pending = true;
-            broker_propose(b, &c, register_done, ctx);
+            broker__propose(b, &c, register_done, ctx);
         }
     }
     free(slots);
@@ -334,10 +334,10 @@ static int clear_pending(const void *k, size_t kl, void *v, void *arg)
     return 0;
 }
 
-void registry_forget_all(broker_t *b) { zc_map_each(b->nodes, clear_pending, NULL); }
+void broker__registry_forget_all(broker_t *b) { zc_map_each(b->nodes, clear_pending, NULL); }
 
 
-void registry_destroy(broker_t *b)
+void broker__registry_destroy(broker_t *b)
 {
     zc_dq_clear(&b->node_q);
     if (b->nodes)

@@ -12,20 +12,20 @@
 #ifndef ZC_BROKER_REGISTRY_H
 #define ZC_BROKER_REGISTRY_H
 
-#include "broker/broker.h"
+#include "broker/internal.h"
 
-void registry_hello(broker_t *b, const zc_msg_t *hello);
+void broker__registry_hello(broker_t *b, const zc_msg_t *hello);
 /* The node's record, created if missing (NULL: out of memory). */
-node_info_t *registry_node(broker_t *b, const char *name);
+node_info_t *broker__registry_node(broker_t *b, const char *name);
 /* The node map is full (BROKER_NODES_MAX): drop the names that have no
  * registered cart and sent no HELLO for --cart-liveness (a node an
  * operator removed).  True if there is room now. */
-bool registry_make_room(broker_t *b);
+bool broker__registry_make_room(broker_t *b);
 /* admin remove-cart-node: commit UNREGISTER of every cart of `node`; cb
  * gets the command's result.  The leader forgets the name once it commits. */
-void registry_remove_node(broker_t *b, const char *node, zc_propose_cb cb, void *arg);
+void broker__registry_remove_node(broker_t *b, const char *node, zc_propose_cb cb, void *arg);
 /* Leadership lost: forget in-flight registrations. */
-void registry_forget_all(broker_t *b);
-void registry_destroy(broker_t *b);
+void broker__registry_forget_all(broker_t *b);
+void broker__registry_destroy(broker_t *b);
 
 #endif

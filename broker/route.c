@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/broker.h"
+#include "broker/internal.h"
 #include "broker/lease.h"
 #include "broker/liveness.h"
 #include "lib/clock.h"
@@ -95,12 +95,12 @@ static const uint16_t breq_next[BREQ_N_STATES] = {
 };
 #undef TO
 
-bool route_breq_may(breq_state_t from, breq_state_t to)
+bool broker__route_breq_may(breq_state_t from, breq_state_t to)
 {
     return from < BREQ_N_STATES && to < BREQ_N_STATES && (breq_next[from] >> to) & 1u;
 }
 
-const char *route_breq_state_name(breq_state_t s)
+const char *broker__route_breq_state_name(breq_state_t s)
 {
     static const char *const names[BREQ_N_STATES] = {
         [BREQ_NEW] = "NEW",         [BREQ_PARKED] = "PARKED",   [BREQ_ASSIGNING] = "ASSIGNING",
@@ -117,10 +117,10 @@ static void finish(broker_t *b, breq_t *q, int status, const char *detail, const
  * INTERNAL, freed) when the lifecycle has no such move. */
 static bool breq_wait(broker_t *b, breq_t *q, breq_state_t state)
 {
-    if (!route_breq_may(q->state, state)) {
+    if (!broker__route_breq_may(q->state, state)) {
         zc_error("request corr %llu: %s -> %s is not in the request lifecycle (a bug)",
-                 (unsigned long long)q->corr, route_breq_state_name(q->state),
-                 route_breq_state_name(state));
+                 (unsigned long long)q->corr, broker__route_breq_state_name(q->state),
+                 broker__route_breq_state_name(state));
         finish(b, q, ZC_INTERNAL, "internal error: bad request state transition", NULL);
         return false;
     }
@@ -162,14 +162,14 @@ static void finish(broker_t *b, breq_t *q, int status, const char *detail, const
         r.items = cart_reply->items;
         r.n_items = cart_reply->n_items;
     }
-    frontend_send(b, q->client, q->client_len, &r);
-    metrics_request(b, q->req.op, status, q->started_us);
+    broker__frontend_send(b, q->client, q->client_len, &r);
+    broker__metrics_request(b, q->req.op, status, q->started_us);
     breq_free(b, q);
 }
 
 static void finish_not_leader(broker_t *b, breq_t *q)
 {
-    frontend_reply_not_leader(b, q->client, q->client_len, &q->req);
+    broker__frontend_reply_not_leader(b, q->client, q->client_len, &q->req);
     breq_free(b, q);
 }
 
@@ -217,13 +217,13 @@ static breq_t *ctx_take_session(void *arg, broker_t **bp, breq_state_t want,
 static void forward(broker_t *b, breq_t *q)
 {
     zc_cart_rec_t rec;
-    int rc = zc_state_get_cart(broker_state(b), q->cart, &rec);
+    int rc = zc_state_get_cart(broker__state(b), q->cart, &rec);
     if (rc < 0) {
         finish(b, q, ZC_INTERNAL, "state read failed", NULL);
         return;
     }
     if (rc == 0 && !q->probe && rec.breaker.state != ZC_BRK_CLOSED) {
-        zc_brk_policy_t p = liveness_policy(b);
+        zc_brk_policy_t p = broker__liveness_policy(b);
         if (!zc_breaker_passes(&rec.breaker, &p)) {
             char detail[96];
             snprintf(detail, sizeof detail, "the cart's breaker is %s (%s)",
@@ -234,7 +234,7 @@ static void forward(broker_t *b, breq_t *q)
         propose_ctx_t *ctx = wait_for_commit(b, q, BREQ_PROBING);
         if (ctx == NULL)
             return;
-        liveness_propose(b, q->cart, rec.breaker.state, ZC_BRK_EV_PROBE, ZC_BRK_WHY_NONE,
+        broker__liveness_propose(b, q->cart, rec.breaker.state, ZC_BRK_EV_PROBE, ZC_BRK_WHY_NONE,
                          probe_done, ctx);
         return;
     }
@@ -245,7 +245,7 @@ static void send_to_cart(broker_t *b, breq_t *q)
 {
     char node[ZC_NODE_MAX + 1];
     uint16_t slot;
-    if (!broker_split_cart(q->cart, node, &slot)) {
+    if (!broker__split_cart(q->cart, node, &slot)) {
         finish(b, q, ZC_INTERNAL, "malformed cart id in the replicated state", NULL);
         return;
     }
@@ -260,7 +260,7 @@ static void send_to_cart(broker_t *b, breq_t *q)
     m.deadline = q->req.deadline;
     memcpy(m.product, q->req.product, sizeof m.product);
     m.qty = q->req.qty;
-    if (backend_send(b, node, &m) != 0) {
+    if (broker__backend_send(b, node, &m) != 0) {
         /* Not connected (yet): its HELLO forwards the request, the tick
          * answers CART_UNAVAILABLE once the wait runs out. */
         if (q->state != BREQ_AT_NODE)
@@ -295,7 +295,7 @@ static void assign_done(void *arg, int status, const zc_cmd_result_t *res)
          * starts now (without an entry it would count from when this
          * replica became leader, and could expire at once). */
         if (status == ZC_OK && res->status == ZC_OK && !res->replayed)
-            lease_touch(b, session);
+            broker__lease_touch(b, session);
         return;
     }
     if (status != ZC_OK) {
@@ -312,7 +312,7 @@ static void assign_done(void *arg, int status, const zc_cmd_result_t *res)
     }
     snprintf(q->cart, sizeof q->cart, "%s", res->cart);
     q->generation = res->generation;
-    lease_touch(b, q->req.session);
+    broker__lease_touch(b, q->req.session);
     char s[9];
     short_session(q->req.session, s);
     zc_info("session %s assigned cart %s gen %llu", s, q->cart, (unsigned long long)q->generation);
@@ -326,7 +326,7 @@ static void probe_done(void *arg, int status, const zc_cmd_result_t *res)
     broker_t *b;
     breq_t *q = ctx_take(arg, &b, BREQ_PROBING);
     if (q == NULL)
-        return; /* gone: liveness_scan fails the probe once its time is up */
+        return; /* gone: broker__liveness_scan fails the probe once its time is up */
     if (status != ZC_OK) {
         proposal_failed(b, q, status);
         return;
@@ -375,9 +375,9 @@ static void release_done(void *arg, int status, const zc_cmd_result_t *res)
         /* The client gave up, but the cart still needs draining and the
          * ended session no lease. */
         if (status == ZC_OK) {
-            lease_forget(b, session);
+            broker__lease_forget(b, session);
             if (res->cart[0])
-                drain_cart(b, res->cart, res->generation);
+                broker__drain_cart(b, res->cart, res->generation);
         }
         return;
     }
@@ -387,13 +387,13 @@ static void release_done(void *arg, int status, const zc_cmd_result_t *res)
     }
     snprintf(q->cart, sizeof q->cart, "%s", res->cart);
     q->generation = res->generation;
-    lease_forget(b, q->req.session);
+    broker__lease_forget(b, q->req.session);
     if (res->cart[0]) {
         char s[9];
         short_session(q->req.session, s);
         zc_info("session %s closed, cart %s gen %llu draining", s, q->cart,
                 (unsigned long long)q->generation);
-        drain_cart(b, res->cart, res->generation);
+        broker__drain_cart(b, res->cart, res->generation);
     }
     finish(b, q, ZC_OK, NULL, NULL);
 }
@@ -427,81 +427,70 @@ static void propose(broker_t *b, breq_t *q, const zc_cmd_t *cmd, breq_state_t st
     if (ctx == NULL)
         return;
     /* May call back before returning: q must not be used after this. */
-    broker_propose(b, cmd, cb, ctx);
+    broker__propose(b, cmd, cb, ctx);
 }
 
-/* Steps 4 to 7 for a ready leader. */
-static void dispatch(broker_t *b, breq_t *q)
+/* Step 5: the session has ended (its last cart and generation are in q). */
+static void answer_ended(broker_t *b, breq_t *q, const zc_session_rec_t *s)
+{
+#ifdef ZCART_MUTANT_CLOSED_SESSION_RENEWED /* chaos mutant: an ended session's keepalive is OK */
+    if (q->req.op == ZC_OP_CLOSE || q->req.op == ZC_OP_KEEPALIVE)
+#else
+    if (q->req.op == ZC_OP_CLOSE)
+#endif
+        finish(b, q, ZC_OK, NULL, NULL);
+    else if (s->state == ZC_SESS_CLOSED)
+        finish(b, q, ZC_SESSION_CLOSED, "the session was closed", NULL);
+    else
+        finish(b, q, ZC_SESSION_EXPIRED, "the session's lease expired", NULL);
+}
+
+/* Steps 7 and 8: a live session with a cart. */
+static void dispatch_live(broker_t *b, breq_t *q, const zc_session_rec_t *s)
 {
     const zc_msg_t *req = &q->req;
-    zc_node_info_t ni;
-    broker_info(b, &ni);
-    q->term = ni.ready ? ni.term : 0; /* what the REPLY says about who decided it */
-    if (req->deadline && zc_wall_ms() > req->deadline) {
-        finish(b, q, ZC_EXPIRED, "picked up after its deadline", NULL);
+    broker__lease_touch(b, req->session);
+    if (s->lost && req->op != ZC_OP_CLOSE) {
+        /* Told once, through the log: after this commit the mark is gone. */
+        zc_cmd_t c = {.type = ZC_CMD_LOST_TOLD, .time_ms = zc_wall_ms()};
+        memcpy(c.told.session, req->session, ZC_SESSION_LEN);
+        propose(b, q, &c, BREQ_TELLING, told_done);
         return;
     }
-    zc_session_rec_t s;
-    int rc = zc_state_get_session(broker_state(b), req->session, &s);
-    if (rc < 0) {
-        finish(b, q, ZC_INTERNAL, "state read failed", NULL);
+    if (req->op == ZC_OP_KEEPALIVE) {
+        finish(b, q, ZC_OK, NULL, NULL); /* the lease is renewed: nothing else to do */
         return;
     }
-    if (rc == 0) {
-        snprintf(q->cart, sizeof q->cart, "%s", s.cart);
-        q->generation = s.generation;
-        if (s.state != ZC_SESS_LIVE) {
-#ifdef ZCART_MUTANT_CLOSED_SESSION_RENEWED /* chaos mutant: an ended session's keepalive is OK */
-            if (req->op == ZC_OP_CLOSE || req->op == ZC_OP_KEEPALIVE)
-#else
-            if (req->op == ZC_OP_CLOSE)
-#endif
-                finish(b, q, ZC_OK, NULL, NULL);
-            else if (s.state == ZC_SESS_CLOSED)
-                finish(b, q, ZC_SESSION_CLOSED, "the session was closed", NULL);
-            else
-                finish(b, q, ZC_SESSION_EXPIRED, "the session's lease expired", NULL);
-            return;
-        }
-        lease_touch(b, req->session);
-        if (s.lost && req->op != ZC_OP_CLOSE) {
-            /* Told once, through the log: after this commit the mark is gone. */
-            zc_cmd_t c = {.type = ZC_CMD_LOST_TOLD, .time_ms = zc_wall_ms()};
-            memcpy(c.told.session, req->session, ZC_SESSION_LEN);
-            propose(b, q, &c, BREQ_TELLING, told_done);
-            return;
-        }
-        if (req->op == ZC_OP_KEEPALIVE) {
-            finish(b, q, ZC_OK, NULL, NULL); /* the lease is renewed: nothing else to do */
-            return;
-        }
-        if (req->op == ZC_OP_CLOSE) {
-            zc_cmd_t c = {.type = ZC_CMD_RELEASE, .time_ms = zc_wall_ms()};
-            memcpy(c.release.session, req->session, ZC_SESSION_LEN);
-            c.release.why = ZC_RELEASE_CLOSE;
-            propose(b, q, &c, BREQ_RELEASING, release_done);
-            return;
-        }
-        forward(b, q);
+    if (req->op == ZC_OP_CLOSE) {
+        zc_cmd_t c = {.type = ZC_CMD_RELEASE, .time_ms = zc_wall_ms()};
+        memcpy(c.release.session, req->session, ZC_SESSION_LEN);
+        c.release.why = ZC_RELEASE_CLOSE;
+        propose(b, q, &c, BREQ_RELEASING, release_done);
         return;
     }
-    switch (req->op) {
+    forward(b, q);
+}
+
+/* Step 6: a session with no cart. */
+static void dispatch_unknown(broker_t *b, breq_t *q)
+{
+    switch (q->req.op) {
     case ZC_OP_ADD: {
         /* The storage limit (replication/state.h): refused here at once when
          * the state already holds the limit, and by apply on every replica
          * when this ASSIGN would pass it. */
         uint32_t limit = zc_state_max_records((size_t)b->cfg.state_map_size);
-        if (zc_state_records(broker_state(b)) >= limit) {
+        if (zc_state_records(broker__state(b)) >= limit) {
             finish(b, q, ZC_STORAGE_FULL, STORAGE_FULL_DETAIL, NULL);
             return;
         }
         /* No proposal that can only say NO_FREE_CART. */
-        if (zc_state_free_count(broker_state(b)) == 0) {
+        if (zc_state_free_count(broker__state(b)) == 0) {
             finish(b, q, ZC_NO_FREE_CART, "every cart is taken or unavailable", NULL);
             return;
         }
         zc_cmd_t c = {.type = ZC_CMD_ASSIGN, .time_ms = zc_wall_ms()};
-        memcpy(c.assign.session, req->session, ZC_SESSION_LEN);
+        memcpy(c.assign.session, q->req.session, ZC_SESSION_LEN);
         c.assign.max_records = limit;
         c.assign.placement = b->cfg.placement;
         propose(b, q, &c, BREQ_ASSIGNING, assign_done);
@@ -516,20 +505,48 @@ static void dispatch(broker_t *b, breq_t *q)
     }
 }
 
-void route_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req)
+/* Steps 4 to 8 for a ready leader. */
+static void dispatch(broker_t *b, breq_t *q)
+{
+    zc_node_info_t ni;
+    broker__info(b, &ni);
+    q->term = ni.ready ? ni.term : 0; /* what the REPLY says about who decided it */
+    if (q->req.deadline && zc_wall_ms() > q->req.deadline) {
+        finish(b, q, ZC_EXPIRED, "picked up after its deadline", NULL);
+        return;
+    }
+    zc_session_rec_t s;
+    int rc = zc_state_get_session(broker__state(b), q->req.session, &s);
+    if (rc < 0) {
+        finish(b, q, ZC_INTERNAL, "state read failed", NULL);
+        return;
+    }
+    if (rc == 1) {
+        dispatch_unknown(b, q);
+        return;
+    }
+    snprintf(q->cart, sizeof q->cart, "%s", s.cart);
+    q->generation = s.generation;
+    if (s.state != ZC_SESS_LIVE)
+        answer_ended(b, q, &s);
+    else
+        dispatch_live(b, q, &s);
+}
+
+void broker__route_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req)
 {
     zc_node_info_t info;
     if (b->stopping) {
-        frontend_reply_ko(b, client, client_len, req, ZC_UNAVAILABLE, "replica shutting down");
+        broker__frontend_reply_ko(b, client, client_len, req, ZC_UNAVAILABLE, "replica shutting down");
         return;
     }
-    broker_info(b, &info);
+    broker__info(b, &info);
 #ifdef ZCART_MUTANT_FOLLOWER_SERVES /* chaos mutant: every replica serves as if it led */
     info.role = ZC_ROLE_LEADER;
     info.ready = true;
 #endif
     if (info.role != ZC_ROLE_LEADER) {
-        frontend_reply_not_leader(b, client, client_len, req);
+        broker__frontend_reply_not_leader(b, client, client_len, req);
         return;
     }
     if (zc_map_size(b->inflight) >= b->cfg.max_waiting) {
@@ -538,12 +555,12 @@ void route_request(broker_t *b, const uint8_t *client, size_t client_len, const 
                  "the leader is busy: %zu requests waiting (limit %u); retry after %u ms",
                  zc_map_size(b->inflight), b->cfg.max_waiting, b->cfg.cart_timeout_ms / 4);
         b->busy++;
-        frontend_reply_ko(b, client, client_len, req, ZC_BUSY, detail);
+        broker__frontend_reply_ko(b, client, client_len, req, ZC_BUSY, detail);
         return;
     }
     breq_t *q = breq_new(b, client, client_len, req);
     if (q == NULL) {
-        frontend_reply_ko(b, client, client_len, req, ZC_INTERNAL, "out of memory");
+        broker__frontend_reply_ko(b, client, client_len, req, ZC_INTERNAL, "out of memory");
         return;
     }
     if (!info.ready) {
@@ -576,7 +593,7 @@ static bool cart_may_say(int status)
     }
 }
 
-void route_cart_reply(broker_t *b, const char *node, const zc_msg_t *m)
+void broker__route_cart_reply(broker_t *b, const char *node, const zc_msg_t *m)
 {
     breq_t *q = zc_map_get_u64(b->inflight, m->corr);
     char qnode[ZC_NODE_MAX + 1];
@@ -585,7 +602,7 @@ void route_cart_reply(broker_t *b, const char *node, const zc_msg_t *m)
         zc_debug("late or unknown cart reply corr %llu from %s", (unsigned long long)m->corr, node);
         return;
     }
-    if (!broker_split_cart(q->cart, qnode, &slot) || strcmp(qnode, node) != 0 || slot != m->slot ||
+    if (!broker__split_cart(q->cart, qnode, &slot) || strcmp(qnode, node) != 0 || slot != m->slot ||
         memcmp(m->session, q->req.session, ZC_SESSION_LEN) != 0 || m->seq != q->req.seq) {
         b->dropped++;
         zc_warn("cart reply corr %llu from %s does not match its request, dropped",
@@ -598,7 +615,7 @@ void route_cart_reply(broker_t *b, const char *node, const zc_msg_t *m)
         b->dropped++;
         zc_warn("cart %s answered status %d (%s), which a cart must not: INTERNAL to the client",
                 q->cart, m->status, zc_status_name(m->status));
-        liveness_op_result(b, q->cart, false, q->probe, q->probe_since_ms);
+        broker__liveness_op_result(b, q->cart, false, q->probe, q->probe_since_ms);
         finish(b, q, ZC_INTERNAL, "the cart answered a status a cart must not", NULL);
         return;
     }
@@ -608,11 +625,11 @@ void route_cart_reply(broker_t *b, const char *node, const zc_msg_t *m)
                 zc_escape(m->detail, sizeof m->detail, d, sizeof d));
     }
     /* A KO the cart decided is the cart working; INTERNAL is the cart failing. */
-    liveness_op_result(b, q->cart, m->status != ZC_INTERNAL, q->probe, q->probe_since_ms);
+    broker__liveness_op_result(b, q->cart, m->status != ZC_INTERNAL, q->probe, q->probe_since_ms);
     finish(b, q, m->status, m->detail, m);
 }
 
-void route_expire(broker_t *b, uint64_t now_us)
+void broker__route_expire(broker_t *b, uint64_t now_us)
 {
     while (!zc_list_empty(&b->waiting)) {
         breq_t *q = ZC_CONTAINER(b->waiting.next, breq_t, link);
@@ -622,14 +639,14 @@ void route_expire(broker_t *b, uint64_t now_us)
         case BREQ_AT_CART:
             zc_warn("cart %s did not answer seq %llu within %u ms", q->cart,
                     (unsigned long long)q->req.seq, b->cfg.cart_timeout_ms);
-            liveness_op_result(b, q->cart, false, q->probe, q->probe_since_ms);
+            broker__liveness_op_result(b, q->cart, false, q->probe, q->probe_since_ms);
             finish(b, q, ZC_CART_UNAVAILABLE, "the cart did not answer in time", NULL);
             break;
         case BREQ_AT_NODE:
             zc_warn("cart %s: its node did not connect within %u ms (seq %llu)", q->cart,
                     b->cfg.cart_timeout_ms, (unsigned long long)q->req.seq);
             if (q->probe)
-                liveness_op_result(b, q->cart, false, true, q->probe_since_ms);
+                broker__liveness_op_result(b, q->cart, false, true, q->probe_since_ms);
             finish(b, q, ZC_CART_UNAVAILABLE, "the cart's node is not connected", NULL);
             break;
         case BREQ_PARKED:
@@ -642,7 +659,7 @@ void route_expire(broker_t *b, uint64_t now_us)
     }
 }
 
-void route_node_connected(broker_t *b, const char *node)
+void broker__route_node_connected(broker_t *b, const char *node)
 {
     if (b->n_at_node == 0)
         return;
@@ -655,7 +672,7 @@ void route_node_connected(broker_t *b, const char *node)
         breq_t *q = ZC_CONTAINER(l, breq_t, link);
         char qnode[ZC_NODE_MAX + 1];
         uint16_t slot;
-        if (q->state == BREQ_AT_NODE && broker_split_cart(q->cart, qnode, &slot) &&
+        if (q->state == BREQ_AT_NODE && broker__split_cart(q->cart, qnode, &slot) &&
             (node == NULL || strcmp(qnode, node) == 0)) {
             zc_link_remove(&q->link);
             zc_list_push_back(&ready, &q->link);
@@ -673,10 +690,10 @@ void route_node_connected(broker_t *b, const char *node)
     }
 }
 
-void route_role_changed(broker_t *b)
+void broker__route_role_changed(broker_t *b)
 {
     zc_node_info_t info;
-    broker_info(b, &info);
+    broker__info(b, &info);
     /* Collect the parked requests first: dispatching re-links them. */
     zc_link_t parked;
     zc_link_init(&parked);
@@ -702,7 +719,7 @@ void route_role_changed(broker_t *b)
     }
 }
 
-void route_abort_all(broker_t *b)
+void broker__route_abort_all(broker_t *b)
 {
     while (!zc_list_empty(&b->waiting)) {
         breq_t *q = ZC_CONTAINER(b->waiting.next, breq_t, link);

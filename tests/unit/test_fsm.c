@@ -980,13 +980,19 @@ TEST(least_loaded_placement_spreads_sessions_over_nodes)
         CHECK_STR(a.cart, b.cart);
     }
     CHECK_EQ_U64(zc_state_digest(zc_fsm_state(f)), zc_state_digest(zc_fsm_state(g)));
-    /* Codec: an unknown placement is refused. */
+    /* Codec: an unknown placement is refused, encoding and decoding. */
     zc_cmd_t c = {.type = ZC_CMD_ASSIGN, .time_ms = 1};
     c.assign.placement = 2;
     zc_wbuf_t w;
     zc_wbuf_init(&w);
+    CHECK(zc_cmd_encode(&c, &w) == -1);
+    zc_wbuf_clear(&w);
+    c.assign.placement = ZC_PLACE_LEAST_LOADED;
     CHECK(zc_cmd_encode(&c, &w) == 0);
     zc_cmd_t back;
+    CHECK(zc_cmd_decode(&back, w.data, w.len) == 0);
+    CHECK(w.len > 30 && w.data[30] == ZC_PLACE_LEAST_LOADED); /* type, version, time, session, max */
+    w.data[30] = 2;
     CHECK(zc_cmd_decode(&back, w.data, w.len) == -1);
     zc_wbuf_clear(&w);
     zc_fsm_destroy(&f);

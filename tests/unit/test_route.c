@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "broker/broker.h"
+#include "broker/internal.h"
 #include "broker/lease.h"
 #include "broker/registry.h"
 #include "lib/clock.h"
@@ -192,9 +192,9 @@ static void setup(unsigned slots)
     memset(&B, 0, sizeof B);
     char *argv[] = {"zcart-broker", "--id", "1", "--data", dir, "--replica",
                     "1=127.0.0.1:1,tcp://127.0.0.1:2,tcp://127.0.0.1:3", "--insecure", NULL};
-    CHECK(broker_config_parse(&B.cfg, 8, argv) == 0);
+    CHECK(broker__config_parse(&B.cfg, 8, argv) == 0);
     B.self = &B.cfg.replicas[0];
-    CHECK(broker_init(&B, &fake_io) == 0);
+    CHECK(broker__init(&B, &fake_io) == 0);
     W.info = (zc_node_info_t){.role = ZC_ROLE_LEADER, .ready = true, .term = 7, .leader_id = 1};
     if (slots) {
         zc_cmd_slot_t s[16];
@@ -205,18 +205,18 @@ static void setup(unsigned slots)
         c.reg.n = (uint16_t)slots;
         c.reg.slots = s;
         CHECK_EQ_U64(apply(&c).count, slots);
-        node_info_t *ni = registry_node(&B, "n1");
+        node_info_t *ni = broker__registry_node(&B, "n1");
         CHECK(ni != NULL);
         snprintf(ni->rid, sizeof ni->rid, "n1/00112233aabbccdd");
     }
-    broker_role_changed(&B); /* now a ready leader: leases and liveness start */
+    broker__role_changed(&B); /* now a ready leader: leases and liveness start */
     forget_sent();
 }
 
 static void teardown(void)
 {
     fail_all(ZC_NOT_LEADER);
-    broker_destroy(&B);
+    broker__destroy(&B);
     forget_sent();
     zc_fsm_destroy(&W.fsm);
 }
@@ -239,7 +239,7 @@ static void request(int k, uint64_t seq, int op, const char *product, uint32_t q
     if (product)
         snprintf(m.product, sizeof m.product, "%s", product);
     m.qty = qty;
-    route_request(&B, (const uint8_t *)CLIENT, strlen(CLIENT), &m);
+    broker__route_request(&B, (const uint8_t *)CLIENT, strlen(CLIENT), &m);
 }
 
 /* The last reply to the client, checked for status. */
@@ -276,7 +276,7 @@ static void cart_answers(int status, const char *detail)
     snprintf(a.detail, sizeof a.detail, "%s", detail);
     a.items = &item;
     a.n_items = 1;
-    route_cart_reply(&B, "n1", &a);
+    broker__route_cart_reply(&B, "n1", &a);
 }
 
 /* Session k holds a cart: an add assigned and answered OK. */
@@ -324,17 +324,17 @@ TEST(step3_unready_leader_parks_until_ready_or_deposed)
     request(1, 1, ZC_OP_LIST, NULL, 0);
     CHECK_EQ_U64(W.n_client, 0);
     W.info.ready = true;
-    broker_role_changed(&B);
+    broker__role_changed(&B);
     const zc_msg_t *r = reply(ZC_OK);
     if (r)
         CHECK_EQ_U64(r->term, 7);
     forget_sent();
     W.info.ready = false;
-    broker_role_changed(&B);
+    broker__role_changed(&B);
     request(1, 2, ZC_OP_LIST, NULL, 0);
     CHECK_EQ_U64(W.n_client, 0);
     W.info.role = ZC_ROLE_FOLLOWER;
-    broker_role_changed(&B);
+    broker__role_changed(&B);
     reply(ZC_NOT_LEADER);
     teardown();
 }
@@ -345,7 +345,7 @@ TEST(step3_parked_request_expires_unavailable)
     setup(2);
     W.info.ready = false;
     request(1, 1, ZC_OP_LIST, NULL, 0);
-    route_expire(&B, zc_mono_us() + (uint64_t)B.cfg.cart_timeout_ms * 1000u + 1);
+    broker__route_expire(&B, zc_mono_us() + (uint64_t)B.cfg.cart_timeout_ms * 1000u + 1);
     const zc_msg_t *r = reply(ZC_UNAVAILABLE);
     if (r)
         CHECK_EQ_U64(r->term, 0);
@@ -367,7 +367,7 @@ TEST(step4_deadline_past_is_expired)
     m.qty = 1;
     m.deadline = zc_wall_ms() - 1000;
     unsigned proposed = W.proposed;
-    route_request(&B, (const uint8_t *)CLIENT, strlen(CLIENT), &m);
+    broker__route_request(&B, (const uint8_t *)CLIENT, strlen(CLIENT), &m);
     const zc_msg_t *r = reply(ZC_EXPIRED);
     if (r) {
         CHECK_STR(r->cart, "");
@@ -478,7 +478,7 @@ TEST(step6_first_add_assigns_then_forwards)
     CHECK_EQ_U64(cr->qty, 3);
     char node[ZC_NODE_MAX + 1];
     uint16_t slot = 0;
-    CHECK(broker_split_cart(s.cart, node, &slot));
+    CHECK(broker__split_cart(s.cart, node, &slot));
     CHECK_EQ_U64(cr->slot, slot);
     CHECK_EQ_U64(W.n_client, 0);
     cart_answers(ZC_OK, "");
@@ -636,7 +636,7 @@ TEST(step8_node_not_connected_waits_for_hello_or_times_out)
 {
     setup(2);
     assigned(1);
-    node_info_t *ni = registry_node(&B, "n1");
+    node_info_t *ni = broker__registry_node(&B, "n1");
     char rid[ZC_NODE_RID_MAX + 1];
     snprintf(rid, sizeof rid, "%s", ni->rid);
     ni->rid[0] = 0; /* as after a failover: known once its next HELLO arrives */
@@ -644,14 +644,14 @@ TEST(step8_node_not_connected_waits_for_hello_or_times_out)
     CHECK_EQ_U64(W.n_node, 0);
     CHECK_EQ_U64(W.n_client, 0);
     snprintf(ni->rid, sizeof ni->rid, "%s", rid);
-    route_node_connected(&B, "n1");
+    broker__route_node_connected(&B, "n1");
     CHECK_EQ_U64(W.n_node, 1);
     cart_answers(ZC_OK, "");
     reply(ZC_OK);
     forget_sent();
     ni->rid[0] = 0;
     request(1, 3, ZC_OP_LIST, NULL, 0);
-    route_expire(&B, zc_mono_us() + (uint64_t)B.cfg.cart_timeout_ms * 1000u + 1);
+    broker__route_expire(&B, zc_mono_us() + (uint64_t)B.cfg.cart_timeout_ms * 1000u + 1);
     const zc_msg_t *r = reply(ZC_CART_UNAVAILABLE);
     if (r) {
         CHECK(r->cart[0] != 0);
@@ -668,7 +668,7 @@ TEST(step8_cart_silent_is_unavailable_and_late_answer_dropped)
     assigned(1);
     request(1, 2, ZC_OP_ADD, "pear", 1);
     CHECK_EQ_U64(W.n_node, 1);
-    route_expire(&B, zc_mono_us() + (uint64_t)B.cfg.cart_timeout_ms * 1000u + 1);
+    broker__route_expire(&B, zc_mono_us() + (uint64_t)B.cfg.cart_timeout_ms * 1000u + 1);
     reply(ZC_CART_UNAVAILABLE);
     unsigned n = W.n_client;
     cart_answers(ZC_OK, "");
@@ -730,7 +730,7 @@ TEST(late_commit_after_timeout_answers_once)
 {
     setup(2);
     request(1, 1, ZC_OP_ADD, "apple", 1);
-    route_expire(&B, zc_mono_us() + (uint64_t)B.cfg.cart_timeout_ms * 1000u + 1);
+    broker__route_expire(&B, zc_mono_us() + (uint64_t)B.cfg.cart_timeout_ms * 1000u + 1);
     const zc_msg_t *r = reply(ZC_UNAVAILABLE);
     if (r)
         CHECK(strstr(r->detail, "commit") != NULL);
@@ -800,23 +800,23 @@ TEST(open_breaker_fails_fast)
  * commit can only end. */
 TEST(request_lifecycle_table)
 {
-    CHECK(route_breq_may(BREQ_NEW, BREQ_PARKED));
-    CHECK(route_breq_may(BREQ_PARKED, BREQ_ASSIGNING));
-    CHECK(route_breq_may(BREQ_ASSIGNING, BREQ_AT_CART));
-    CHECK(route_breq_may(BREQ_ASSIGNING, BREQ_PROBING));
-    CHECK(route_breq_may(BREQ_AT_NODE, BREQ_AT_CART));
-    CHECK(route_breq_may(BREQ_PROBING, BREQ_AT_NODE));
+    CHECK(broker__route_breq_may(BREQ_NEW, BREQ_PARKED));
+    CHECK(broker__route_breq_may(BREQ_PARKED, BREQ_ASSIGNING));
+    CHECK(broker__route_breq_may(BREQ_ASSIGNING, BREQ_AT_CART));
+    CHECK(broker__route_breq_may(BREQ_ASSIGNING, BREQ_PROBING));
+    CHECK(broker__route_breq_may(BREQ_AT_NODE, BREQ_AT_CART));
+    CHECK(broker__route_breq_may(BREQ_PROBING, BREQ_AT_NODE));
     for (int to = 0; to < BREQ_N_STATES; to++) {
-        CHECK(!route_breq_may(BREQ_AT_CART, (breq_state_t)to));
-        CHECK(!route_breq_may(BREQ_RELEASING, (breq_state_t)to));
-        CHECK(!route_breq_may(BREQ_TELLING, (breq_state_t)to));
-        CHECK(!route_breq_may((breq_state_t)to, BREQ_NEW));
-        CHECK(!route_breq_may((breq_state_t)to, BREQ_N_STATES));
+        CHECK(!broker__route_breq_may(BREQ_AT_CART, (breq_state_t)to));
+        CHECK(!broker__route_breq_may(BREQ_RELEASING, (breq_state_t)to));
+        CHECK(!broker__route_breq_may(BREQ_TELLING, (breq_state_t)to));
+        CHECK(!broker__route_breq_may((breq_state_t)to, BREQ_NEW));
+        CHECK(!broker__route_breq_may((breq_state_t)to, BREQ_N_STATES));
     }
-    CHECK(!route_breq_may(BREQ_ASSIGNING, BREQ_RELEASING));
-    CHECK(!route_breq_may(BREQ_PARKED, BREQ_PARKED));
-    CHECK_STR(route_breq_state_name(BREQ_AT_NODE), "AT_NODE");
-    CHECK_STR(route_breq_state_name(BREQ_N_STATES), "?");
+    CHECK(!broker__route_breq_may(BREQ_ASSIGNING, BREQ_RELEASING));
+    CHECK(!broker__route_breq_may(BREQ_PARKED, BREQ_PARKED));
+    CHECK_STR(broker__route_breq_state_name(BREQ_AT_NODE), "AT_NODE");
+    CHECK_STR(broker__route_breq_state_name(BREQ_N_STATES), "?");
 }
 
 int main(void)

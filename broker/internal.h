@@ -40,7 +40,7 @@
  * more new name is dropped and counted.  A name leaves the node map when
  * `zcart admin remove-cart-node` unregisters it (on the leader at once; on
  * a follower when the map is full and the name has no registered cart and
- * has been silent for --cart-liveness: registry_make_room). */
+ * has been silent for --cart-liveness: broker__registry_make_room). */
 #define BROKER_NODES_MAX 256
 
 /* The request lifecycle, a checked transition table (route.c, breq_next):
@@ -143,7 +143,7 @@ typedef struct broker_io {
 } broker_io_t;
 
 /* The real ports (broker/io.c). */
-extern const broker_io_t broker_io_real;
+extern const broker_io_t broker__io_real;
 
 typedef struct broker {
     uv_loop_t *loop;          /* the one event loop */
@@ -180,7 +180,7 @@ typedef struct broker {
     uint64_t digest_index;    /* ... the applied index it was computed at */
     bool digest_valid;        /* digest/digest_index hold a computed value */
     zc_map_t *nodes;          /* node name -> node_info_t */
-    uint64_t last_room_us;    /* last registry_make_room sweep (monotonic) */
+    uint64_t last_room_us;    /* last broker__registry_make_room sweep (monotonic) */
     zc_dq_t node_q;           /* liveness.c's nodes by when they would be silent too long */
     zc_map_t *carts;          /* cart id -> cart_info_t (draining carts) */
     zc_dq_t drain_q;          /* drain.c's draining carts by their next RESET */
@@ -193,7 +193,7 @@ typedef struct broker {
     uint64_t last_liveness_us; /* last liveness scan (tick gating) */
     uint64_t liveness_prev_us; /* previous liveness scan (stall detection) */
     uint64_t last_drain_us;   /* last drain scan */
-    uint64_t last_peers_us;   /* last peers_sync (tick gating) */
+    uint64_t last_peers_us;   /* last broker__peers_sync (tick gating) */
     uint64_t last_purge_us;   /* last purge scan (purge.c) */
     uint8_t purge_from[ZC_SESSION_LEN]; /* where the next purge scan starts */
     bool purge_pending;       /* a PURGE is being committed */
@@ -212,93 +212,93 @@ typedef struct broker {
 } broker_t;
 
 /* Shorthands for the ports. */
-static inline void broker_info(broker_t *b, zc_node_info_t *out) { b->io->info(b, out); }
-static inline bool broker_ready(broker_t *b) { return b->io->ready(b); }
-static inline zc_state_t *broker_state(broker_t *b) { return b->io->state(b); }
-static inline bool broker_member(broker_t *b, uint64_t id, zc_replica_t *out)
+static inline void broker__info(broker_t *b, zc_node_info_t *out) { b->io->info(b, out); }
+static inline bool broker__ready(broker_t *b) { return b->io->ready(b); }
+static inline zc_state_t *broker__state(broker_t *b) { return b->io->state(b); }
+static inline bool broker__member(broker_t *b, uint64_t id, zc_replica_t *out)
 {
     return b->io->member(b, id, out);
 }
-static inline unsigned broker_configuration(broker_t *b, uint64_t *ids, const char **roles,
+static inline unsigned broker__configuration(broker_t *b, uint64_t *ids, const char **roles,
                                             unsigned max)
 {
     return b->io->configuration(b, ids, roles, max);
 }
-static inline void broker_propose(broker_t *b, const zc_cmd_t *cmd, zc_propose_cb cb, void *arg)
+static inline void broker__propose(broker_t *b, const zc_cmd_t *cmd, zc_propose_cb cb, void *arg)
 {
     b->io->propose(b, cmd, cb, arg);
 }
 
-/* broker.c: the core's lifecycle.  broker_init needs b->cfg set and the
- * rest zeroed; -1 out of memory.  broker_destroy answers what still waits. */
-int broker_init(broker_t *b, const broker_io_t *io);
-void broker_destroy(broker_t *b);
+/* broker.c: the core's lifecycle.  broker__init needs b->cfg set and the
+ * rest zeroed; -1 out of memory.  broker__destroy answers what still waits. */
+int broker__init(broker_t *b, const broker_io_t *io);
+void broker__destroy(broker_t *b);
 /* Raft's role or readiness changed: dispatch or refuse parked requests,
  * build or forget the leader-only caches. */
-void broker_role_changed(broker_t *b);
+void broker__role_changed(broker_t *b);
 /* The periodic work: expiries, liveness, leases, purges, drain retries. */
-void broker_tick(broker_t *b, uint64_t now_us);
+void broker__tick(broker_t *b, uint64_t now_us);
 
 /* metrics.c: /metrics and /readyz (--http) */
 /* Count one answer to a client; started_us 0: answered at once (not timed). */
-void metrics_request(broker_t *b, int op, int status, uint64_t started_us);
-int metrics_open(broker_t *b, const char *addr, char *err, size_t errlen);
-void metrics_close(broker_t *b);
+void broker__metrics_request(broker_t *b, int op, int status, uint64_t started_us);
+int broker__metrics_open(broker_t *b, const char *addr, char *err, size_t errlen);
+void broker__metrics_close(broker_t *b);
 
 
 /* frontend.c: client side */
-int frontend_open(broker_t *b, char *err, size_t errlen);
-void frontend_close(broker_t *b);
+int broker__frontend_open(broker_t *b, char *err, size_t errlen);
+void broker__frontend_close(broker_t *b);
 /* Send a REPLY (m) to a client routing id. */
-void frontend_send(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *m);
+void broker__frontend_send(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *m);
 /* Reply KO to a request with no cart involved. */
-void frontend_reply_ko(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req,
+void broker__frontend_reply_ko(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req,
                        int status, const char *detail);
 /* NOT_LEADER with the leader's client endpoint or "unknown". */
-void frontend_reply_not_leader(broker_t *b, const uint8_t *client, size_t client_len,
+void broker__frontend_reply_not_leader(broker_t *b, const uint8_t *client, size_t client_len,
                                const zc_msg_t *req);
 
 /* The leader's client endpoint, or "unknown" (also when this is the leader). */
-void broker_leader_endpoint(broker_t *b, char out[ZC_ADDR_MAX + 1]);
+void broker__leader_endpoint(broker_t *b, char out[ZC_ADDR_MAX + 1]);
 
 /* admin.c: ADMIN requests (membership, leadership) */
-void admin_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *m);
+void broker__admin_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *m);
 /* Send an ADMIN_REPLY. */
-void frontend_admin_reply(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr,
+void broker__frontend_admin_reply(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr,
                           int status, const char *detail);
 
 /* route.c: the decision procedure for one client REQUEST */
-void route_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req);
+void broker__route_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req);
 /* A CART_REPLY arrived from a node. */
-void route_cart_reply(broker_t *b, const char *node, const zc_msg_t *m);
+void broker__route_cart_reply(broker_t *b, const char *node, const zc_msg_t *m);
 /* A node said HELLO (node), or the tick (NULL: any node): forward the
  * requests waiting for that node's connection. */
-void route_node_connected(broker_t *b, const char *node);
+void broker__route_node_connected(broker_t *b, const char *node);
 /* Role or readiness changed: dispatch or refuse parked requests. */
-void route_role_changed(broker_t *b);
+void broker__route_role_changed(broker_t *b);
 /* Expire waits that ran out; called from the tick. */
-void route_expire(broker_t *b, uint64_t now_us);
+void broker__route_expire(broker_t *b, uint64_t now_us);
 /* Answer and free every breq (shutdown). */
-void route_abort_all(broker_t *b);
+void broker__route_abort_all(broker_t *b);
 /* The lifecycle's table: may a request move from `from` to `to`? */
-bool route_breq_may(breq_state_t from, breq_state_t to);
-const char *route_breq_state_name(breq_state_t s);
+bool broker__route_breq_may(breq_state_t from, breq_state_t to);
+const char *broker__route_breq_state_name(breq_state_t s);
 
 /* backend.c: cart side */
-int backend_open(broker_t *b, char *err, size_t errlen);
-void backend_close(broker_t *b);
+int broker__backend_open(broker_t *b, char *err, size_t errlen);
+void broker__backend_close(broker_t *b);
 /* Send m to a cart node; -1 if the node is not connected. */
-int backend_send(broker_t *b, const char *node, const zc_msg_t *m);
+int broker__backend_send(broker_t *b, const char *node, const zc_msg_t *m);
 
 /* drain.c: released carts -> RESET -> RESET_DONE -> RETURN */
-void drain_cart(broker_t *b, const char *cart, uint64_t generation);
-void drain_scan(broker_t *b, uint64_t now_us, bool force);
-void drain_reset_done(broker_t *b, const char *node, const zc_msg_t *m);
-void drain_forget_all(broker_t *b);
+void broker__drain_cart(broker_t *b, const char *cart, uint64_t generation);
+void broker__drain_scan(broker_t *b, uint64_t now_us, bool force);
+void broker__drain_reset_done(broker_t *b, const char *node, const zc_msg_t *m);
+void broker__drain_forget_all(broker_t *b);
 /* Forget what the leader keeps about one cart (it was unregistered). */
-void drain_forget_cart(broker_t *b, const char *cart);
+void broker__drain_forget_cart(broker_t *b, const char *cart);
 
 /* Split "node.slot"; false if malformed. */
-bool broker_split_cart(const char *cart, char node[ZC_NODE_MAX + 1], uint16_t *slot);
+bool broker__split_cart(const char *cart, char node[ZC_NODE_MAX + 1], uint16_t *slot);
 
 #endif
