@@ -667,7 +667,23 @@ int zc_state_local_set(zc_state_t *s, const char *key, const char *value)
     return mdb_env_sync(s->env, 1) == 0 ? 0 : -1;
 }
 
-int zc_state_each_member(zc_state_t *s, int (*fn)(const zc_member_t *m, void *arg), void *arg)
+/* The typed visitors of the zc_state_each_* walks. */
+typedef struct {
+    zc_state_t *s; /* the state */
+    union {
+        int (*member)(const zc_member_t *m, void *arg);
+        int (*cart)(const zc_cart_rec_t *c, void *arg);
+        int (*free)(const char *cart, void *arg);
+        int (*session)(const zc_session_rec_t *r, void *arg);
+    } fn;       /* the caller's visitor: non-zero stops the walk */
+    void *arg;  /* its argument */
+} walk_t;
+
+/* One read transaction, one cursor over dbi from its first record; step
+ * returns 0 to go on, 1 to stop, -1 for a record it cannot use.  0 (a
+ * stop included), or -1. */
+static int walk(zc_state_t *s, MDB_dbi dbi,
+                int (*step)(MDB_txn *t, const MDB_val *k, const MDB_val *v, walk_t *w), walk_t *w)
 {
     MDB_txn *t = rtxn(s);
     MDB_cursor *cur;
@@ -675,48 +691,75 @@ int zc_state_each_member(zc_state_t *s, int (*fn)(const zc_member_t *m, void *ar
     int rc = -1;
     if (t == NULL)
         return -1;
-    if (mdb_cursor_open(t, s->members, &cur) != 0)
-        goto out;
-    rc = 0;
-    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
-        zc_member_t m;
-        if (decode_member(&k, &v, &m) != 0) {
-            rc = -1;
-            break;
+    if (mdb_cursor_open(t, dbi, &cur) == 0) {
+        rc = 0;
+        for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+            int r = step(t, &k, &v, w);
+            if (r != 0) {
+                rc = r < 0 ? -1 : 0;
+                break;
+            }
         }
-        if (fn(&m, arg) != 0)
-            break;
+        mdb_cursor_close(cur);
     }
-    mdb_cursor_close(cur);
-out:
     mdb_txn_abort(t);
     return rc;
 }
 
+static int step_member(MDB_txn *t, const MDB_val *k, const MDB_val *v, walk_t *w)
+{
+    zc_member_t m;
+    if (decode_member(k, v, &m) != 0)
+        return -1;
+    return w->fn.member(&m, w->arg) != 0;
+}
+
+static int step_cart(MDB_txn *t, const MDB_val *k, const MDB_val *v, walk_t *w)
+{
+    zc_cart_rec_t c;
+    if (decode_cart(k, v, &c) != 0)
+        return -1;
+    return w->fn.cart(&c, w->arg) != 0;
+}
+
+/* brkidx lists cart ids: the record itself is in carts. */
+static int step_indexed_cart(MDB_txn *t, const MDB_val *k, const MDB_val *v, walk_t *w)
+{
+    MDB_val cv;
+    zc_cart_rec_t c;
+    if (mdb_get(t, w->s->carts, (MDB_val *)k, &cv) != 0 || decode_cart(k, &cv, &c) != 0)
+        return -1;
+    return w->fn.cart(&c, w->arg) != 0;
+}
+
+static int step_free(MDB_txn *t, const MDB_val *k, const MDB_val *v, walk_t *w)
+{
+    char id[ZC_CART_MAX + 1];
+    if (v->mv_size > ZC_CART_MAX)
+        return -1;
+    memcpy(id, v->mv_data, v->mv_size);
+    id[v->mv_size] = 0;
+    return w->fn.free(id, w->arg) != 0;
+}
+
+static int step_session(MDB_txn *t, const MDB_val *k, const MDB_val *v, walk_t *w)
+{
+    zc_session_rec_t r;
+    if (decode_session(k, v, &r) != 0)
+        return -1;
+    return w->fn.session(&r, w->arg) != 0;
+}
+
+int zc_state_each_member(zc_state_t *s, int (*fn)(const zc_member_t *m, void *arg), void *arg)
+{
+    walk_t w = {.s = s, .fn.member = fn, .arg = arg};
+    return walk(s, s->members, step_member, &w);
+}
+
 int zc_state_each_cart(zc_state_t *s, int (*fn)(const zc_cart_rec_t *c, void *arg), void *arg)
 {
-    MDB_txn *t = rtxn(s);
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int rc = -1;
-    if (t == NULL)
-        return -1;
-    if (mdb_cursor_open(t, s->carts, &cur) != 0)
-        goto out;
-    rc = 0;
-    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
-        zc_cart_rec_t c;
-        if (decode_cart(&k, &v, &c) != 0) {
-            rc = -1;
-            break;
-        }
-        if (fn(&c, arg) != 0)
-            break;
-    }
-    mdb_cursor_close(cur);
-out:
-    mdb_txn_abort(t);
-    return rc;
+    walk_t w = {.s = s, .fn.cart = fn, .arg = arg};
+    return walk(s, s->carts, step_cart, &w);
 }
 
 int zc_state_each_node_cart(zc_state_t *s, const char *node,
@@ -751,29 +794,8 @@ int zc_state_each_breaker_not_closed(zc_state_t *s, int (*fn)(const zc_cart_rec_
         brk_filter_t f = {fn, arg};
         return zc_state_each_cart(s, brk_filter, &f);
     }
-    MDB_txn *t = rtxn(s);
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int rc = -1;
-    if (t == NULL)
-        return -1;
-    if (mdb_cursor_open(t, s->brkidx, &cur) != 0)
-        goto out;
-    rc = 0;
-    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
-        MDB_val cv;
-        zc_cart_rec_t c;
-        if (mdb_get(t, s->carts, &k, &cv) != 0 || decode_cart(&k, &cv, &c) != 0) {
-            rc = -1;
-            break;
-        }
-        if (fn(&c, arg) != 0)
-            break;
-    }
-    mdb_cursor_close(cur);
-out:
-    mdb_txn_abort(t);
-    return rc;
+    walk_t w = {.s = s, .fn.cart = fn, .arg = arg};
+    return walk(s, s->brkidx, step_indexed_cart, &w);
 }
 
 uint64_t zc_state_breakers_not_closed(zc_state_t *s)
@@ -795,57 +817,15 @@ uint64_t zc_state_breakers_not_closed(zc_state_t *s)
 
 int zc_state_each_free(zc_state_t *s, int (*fn)(const char *cart, void *arg), void *arg)
 {
-    MDB_txn *t = rtxn(s);
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int rc = -1;
-    if (t == NULL)
-        return -1;
-    if (mdb_cursor_open(t, s->free, &cur) != 0)
-        goto out;
-    rc = 0;
-    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
-        char id[ZC_CART_MAX + 1];
-        if (v.mv_size > ZC_CART_MAX) {
-            rc = -1;
-            break;
-        }
-        memcpy(id, v.mv_data, v.mv_size);
-        id[v.mv_size] = 0;
-        if (fn(id, arg) != 0)
-            break;
-    }
-    mdb_cursor_close(cur);
-out:
-    mdb_txn_abort(t);
-    return rc;
+    walk_t w = {.s = s, .fn.free = fn, .arg = arg};
+    return walk(s, s->free, step_free, &w);
 }
 
 int zc_state_each_session(zc_state_t *s, int (*fn)(const zc_session_rec_t *r, void *arg),
                           void *arg)
 {
-    MDB_txn *t = rtxn(s);
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int rc = -1;
-    if (t == NULL)
-        return -1;
-    if (mdb_cursor_open(t, s->sessions, &cur) != 0)
-        goto out;
-    rc = 0;
-    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
-        zc_session_rec_t r;
-        if (decode_session(&k, &v, &r) != 0) {
-            rc = -1;
-            break;
-        }
-        if (fn(&r, arg) != 0)
-            break;
-    }
-    mdb_cursor_close(cur);
-out:
-    mdb_txn_abort(t);
-    return rc;
+    walk_t w = {.s = s, .fn.session = fn, .arg = arg};
+    return walk(s, s->sessions, step_session, &w);
 }
 
 int zc_state_each_session_from(zc_state_t *s, const uint8_t from[ZC_SESSION_LEN], unsigned max,

@@ -42,7 +42,6 @@
 #ifndef ZC_REPLICATION_STATE_H
 #define ZC_REPLICATION_STATE_H
 
-#include <lmdb.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -93,21 +92,8 @@ typedef struct {
     uint32_t sessions_ended;                  /* CLOSED or EXPIRED (tombstones) */
 } zc_state_counts_t;
 
-/* The open environment and its databases. */
-typedef struct zc_state {
-    MDB_env *env;     /* LMDB environment (owned) */
-    MDB_dbi meta;     /* meta database */
-    MDB_dbi carts;    /* cart registry */
-    MDB_dbi free;     /* free list */
-    MDB_dbi sessions; /* session table */
-    MDB_dbi members;  /* replica directory */
-    MDB_dbi nodefree; /* index: node + free position -> cart id */
-    MDB_dbi nodeload; /* index: node -> ASSIGNED carts */
-    MDB_dbi brkidx;   /* index: cart id -> empty, carts whose breaker is not CLOSED-and-auto */
-    bool has_brkidx;  /* brkidx exists (a read-only state from before it has none) */
-    MDB_dbi local;    /* this replica's own facts: never replicated, snapshotted or hashed */
-    bool readonly;    /* opened by zc_state_open_readonly: never written or synced */
-} zc_state_t;
+/* The open state: opaque outside state.c and the FSM (replication/state_txn.h). */
+typedef struct zc_state zc_state_t;
 
 /* Open (creating) the state under dir.  map_size 0 = ZC_STATE_MAP_DEFAULT. */
 zc_state_t *zc_state_open(const char *dir, size_t map_size, char *err, size_t errlen);

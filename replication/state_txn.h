@@ -3,11 +3,30 @@
  * itself call them -- everything else reads through state.h -- and unit
  * tests that corrupt a state on purpose to prove zc_state_check sees it.
  * Each returns 0, or -1 on a storage error (the caller aborts the
- * transaction). */
+ * transaction).  The struct of the open state is here too: the FSM opens
+ * its write transactions, snapshots and restores on the environment. */
 #ifndef ZC_REPLICATION_STATE_TXN_H
 #define ZC_REPLICATION_STATE_TXN_H
 
+#include <lmdb.h>
+
 #include "replication/state.h"
+
+/* The open environment and its databases. */
+struct zc_state {
+    MDB_env *env;     /* LMDB environment (owned) */
+    MDB_dbi meta;     /* meta database */
+    MDB_dbi carts;    /* cart registry */
+    MDB_dbi free;     /* free list */
+    MDB_dbi sessions; /* session table */
+    MDB_dbi members;  /* replica directory */
+    MDB_dbi nodefree; /* index: node + free position -> cart id */
+    MDB_dbi nodeload; /* index: node -> ASSIGNED carts */
+    MDB_dbi brkidx;   /* index: cart id -> empty, carts whose breaker is not CLOSED-and-auto */
+    bool has_brkidx;  /* brkidx exists (a read-only state from before it has none) */
+    MDB_dbi local;    /* this replica's own facts: never replicated, snapshotted or hashed */
+    bool readonly;    /* opened by zc_state_open_readonly: never written or synced */
+};
 
 int zc_state_txn_get_cart(zc_state_t *s, MDB_txn *t, const char *id, zc_cart_rec_t *out);
 int zc_state_txn_put_cart(zc_state_t *s, MDB_txn *t, const zc_cart_rec_t *c);
