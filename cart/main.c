@@ -136,27 +136,9 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&sigterm_h, NULL);
 }
 
-int main(int argc, char **argv)
+/* The flags' checks beyond each flag's own bounds; 0, or 2 (usage). */
+static int check_flags(void)
 {
-    char err[512];
-    cart_config_defaults(&cfg);
-    switch (zc_flags_parse(flags, argc, argv, err, sizeof err)) {
-    case ZC_FLAGS_HELP:
-        print_usage(stdout);
-        return 0;
-    case ZC_FLAGS_ERROR:
-        fprintf(stderr, "zcart-cart: %s\n", err);
-        return 2;
-    case ZC_FLAGS_OK:
-        break;
-    }
-    if (opt.dump) {
-        if (!cfg.data_dir || !cfg.slots) {
-            fprintf(stderr, "zcart-cart: --dump-state needs --data DIR and --slots N\n");
-            return 2;
-        }
-        return cart_dump_state(cfg.data_dir, cfg.slots, cfg.name);
-    }
     if (!cfg.name || !cfg.slots || !cfg.data_dir || !cfg.brokers || !cfg.stock) {
         fprintf(stderr, "zcart-cart: --name, --slots, --data, --brokers and --stock are required\n");
         print_usage(stderr);
@@ -167,16 +149,18 @@ int main(int argc, char **argv)
                 cfg.stock_open_max_ms, cfg.stock_open_ms);
         return 2;
     }
-    signal(SIGPIPE, SIG_IGN);
-    zc_log_set_name(cfg.name);
-    zc_log_threshold = opt.level;
-    uv_loop_t *loop = uv_default_loop();
-    char bkey[ZC_KEY_Z85], skey[ZC_KEY_Z85];
     if (!opt.insecure && (opt.cert == NULL || opt.broker_key == NULL || opt.stock_key == NULL)) {
         fprintf(stderr, "zcart-cart: secure by default: give --cert, --broker-key and --stock-key "
                         "(`zcart keygen`), or --insecure\n");
         return 2;
     }
+    return 0;
+}
+
+/* Keys, the node, --http, signals, then the loop until a signal. */
+static int serve(uv_loop_t *loop)
+{
+    char err[512], bkey[ZC_KEY_Z85], skey[ZC_KEY_Z85];
     if (!opt.insecure && (zc_sec_key_arg(opt.broker_key, bkey, err, sizeof err) != 0 ||
                           zc_sec_key_arg(opt.stock_key, skey, err, sizeof err) != 0)) {
         fprintf(stderr, "zcart-cart: %s\n", err);
@@ -218,4 +202,33 @@ int main(int argc, char **argv)
     uv_loop_close(loop);
     zc_sec_destroy(&sec);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char err[512];
+    cart_config_defaults(&cfg);
+    switch (zc_flags_parse(flags, argc, argv, err, sizeof err)) {
+    case ZC_FLAGS_HELP:
+        print_usage(stdout);
+        return 0;
+    case ZC_FLAGS_ERROR:
+        fprintf(stderr, "zcart-cart: %s\n", err);
+        return 2;
+    case ZC_FLAGS_OK:
+        break;
+    }
+    if (opt.dump) {
+        if (!cfg.data_dir || !cfg.slots) {
+            fprintf(stderr, "zcart-cart: --dump-state needs --data DIR and --slots N\n");
+            return 2;
+        }
+        return cart_dump_state(cfg.data_dir, cfg.slots, cfg.name);
+    }
+    if (check_flags() != 0)
+        return 2;
+    signal(SIGPIPE, SIG_IGN);
+    zc_log_set_name(cfg.name);
+    zc_log_threshold = opt.level;
+    return serve(uv_default_loop());
 }

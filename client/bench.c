@@ -353,12 +353,69 @@ static int usage(const char *why)
     return 2;
 }
 
+/* What the command line gives besides the bench_t fields. */
+typedef struct {
+    const char *catalog; /* --catalog FILE */
+    bool catalog_given;  /* --catalog was given */
+    const char *prefix;  /* --product-prefix P */
+    long products;       /* --products N (0: the catalog's) */
+} parse_extra_t;
+
+/* One option taking the value val: 0, or usage()'s status. */
+static int parse_valued(const char *a, const char *val, bench_t *b, parse_extra_t *x)
+{
+    long v;
+    char why[200];
+    if (strcmp(a, "--server-key") == 0) {
+        b->server_key = val;
+    } else if (strcmp(a, "--cert") == 0) {
+        b->cert = val;
+    } else if (strcmp(a, "--brokers") == 0) {
+        b->brokers = val;
+    } else if (strcmp(a, "-c") == 0) {
+        if (!parse_num(val, 1, 1024, &v))
+            return usage("-c wants 1..1024");
+        b->clients = (int)v;
+    } else if (strcmp(a, "-d") == 0) {
+        if (!parse_num(val, 1, 86400, &v))
+            return usage("-d wants 1..86400 seconds");
+        b->seconds = (int)v;
+    } else if (strcmp(a, "-w") == 0) {
+        if (strcmp(val, "assign") == 0)
+            b->workload = W_ASSIGN;
+        else if (strcmp(val, "ops") == 0)
+            b->workload = W_OPS;
+        else if (strcmp(val, "mixed") == 0)
+            b->workload = W_MIXED;
+        else
+            return usage("-w wants assign, ops or mixed");
+    } else if (strcmp(a, "--products") == 0) {
+        if (!parse_num(val, 1, MAX_PRODUCTS, &x->products))
+            return usage("--products wants 1..1024");
+    } else if (strcmp(a, "--catalog") == 0) {
+        x->catalog = val;
+        x->catalog_given = true;
+    } else if (strcmp(a, "--product-prefix") == 0) {
+        x->prefix = val;
+    } else if (strcmp(a, "--timeline") == 0) {
+        if (*val == 0)
+            return usage("--timeline wants a file name");
+        b->timeline_path = val;
+    } else if (strcmp(a, "--timeout") == 0) {
+        if (!parse_num(val, 1, 86400000, &v))
+            return usage("--timeout wants 1..86400000 ms");
+        b->timeout_ms = (int)v;
+    } else {
+        snprintf(why, sizeof why, "unknown option '%.60s'", a);
+        return usage(why);
+    }
+    return 0;
+}
+
 static int parse(int argc, char **argv, bench_t *b)
 {
-    const char *catalog = DEFAULT_CATALOG, *prefix = NULL;
-    long products = 0, v;
+    parse_extra_t x = {.catalog = DEFAULT_CATALOG};
     char why[200];
-    bool catalog_given = false;
     b->brokers = getenv("ZCART_BROKERS");
     b->clients = 8;
     b->seconds = 10;
@@ -366,72 +423,30 @@ static int parse(int argc, char **argv, bench_t *b)
     b->timeout_ms = ZCART_DEFAULT_TOTAL_TIMEOUT_MS;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        bool takes = true;
         if (strcmp(a, "--json") == 0) {
             b->json = true;
-            takes = false;
         } else if (strcmp(a, "--insecure") == 0) {
             b->insecure = true;
-            takes = false;
-        } else if (val != NULL && strcmp(a, "--server-key") == 0) {
-            b->server_key = val;
-        } else if (val != NULL && strcmp(a, "--cert") == 0) {
-            b->cert = val;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(USAGE, stdout);
             return 1;
         } else if (val == NULL) {
             snprintf(why, sizeof why, "unknown option or missing value: '%.60s'", a);
             return usage(why);
-        } else if (strcmp(a, "--brokers") == 0) {
-            b->brokers = val;
-        } else if (strcmp(a, "-c") == 0) {
-            if (!parse_num(val, 1, 1024, &v))
-                return usage("-c wants 1..1024");
-            b->clients = (int)v;
-        } else if (strcmp(a, "-d") == 0) {
-            if (!parse_num(val, 1, 86400, &v))
-                return usage("-d wants 1..86400 seconds");
-            b->seconds = (int)v;
-        } else if (strcmp(a, "-w") == 0) {
-            if (strcmp(val, "assign") == 0)
-                b->workload = W_ASSIGN;
-            else if (strcmp(val, "ops") == 0)
-                b->workload = W_OPS;
-            else if (strcmp(val, "mixed") == 0)
-                b->workload = W_MIXED;
-            else
-                return usage("-w wants assign, ops or mixed");
-        } else if (strcmp(a, "--products") == 0) {
-            if (!parse_num(val, 1, MAX_PRODUCTS, &products))
-                return usage("--products wants 1..1024");
-        } else if (strcmp(a, "--catalog") == 0) {
-            catalog = val;
-            catalog_given = true;
-        } else if (strcmp(a, "--product-prefix") == 0) {
-            prefix = val;
-        } else if (strcmp(a, "--timeline") == 0) {
-            if (*val == 0)
-                return usage("--timeline wants a file name");
-            b->timeline_path = val;
-        } else if (strcmp(a, "--timeout") == 0) {
-            if (!parse_num(val, 1, 86400000, &v))
-                return usage("--timeout wants 1..86400000 ms");
-            b->timeout_ms = (int)v;
         } else {
-            snprintf(why, sizeof why, "unknown option '%.60s'", a);
-            return usage(why);
-        }
-        if (takes)
+            int rc = parse_valued(a, val, b, &x);
+            if (rc != 0)
+                return rc;
             i++;
+        }
     }
-    if (catalog_given && prefix)
+    if (x.catalog_given && x.prefix)
         return usage("give --catalog or --product-prefix, not both");
     if (b->brokers == NULL || *b->brokers == 0)
         return usage("no brokers: give --brokers EP,... or set ZCART_BROKERS");
     if (!zcart_brokers_check(b->brokers, why, sizeof why))
         return usage(why);
-    if (!make_products(b, catalog, prefix, products, why, sizeof why))
+    if (!make_products(b, x.catalog, x.prefix, x.products, why, sizeof why))
         return usage(why);
     return 0;
 }
@@ -600,6 +615,92 @@ static bool write_timeline(bench_t *b, worker_t *ws)
     return ok;
 }
 
+/* The clients' keys (secure by default); false after saying why not. */
+static bool client_keys(bench_t *b, zcart_options_t *o, char keys[3][ZC_KEY_Z85])
+{
+    const char *insecure_env = getenv("ZCART_INSECURE");
+    if (insecure_env && strcmp(insecure_env, "1") == 0)
+        b->insecure = true;
+    if (b->insecure)
+        return true;
+    char why[300];
+    const char *sk = b->server_key ? b->server_key : getenv("ZCART_SERVER_KEY");
+    const char *cert = b->cert ? b->cert : getenv("ZCART_CERT");
+    zcert_t *zc = cert ? zcert_load(cert) : NULL;
+    if (sk == NULL || zc_sec_key_arg(sk, keys[0], why, sizeof why) != 0 || zc == NULL) {
+        fprintf(stderr, "zcart-bench: secure by default: give --server-key and --cert (or "
+                        "ZCART_SERVER_KEY, ZCART_CERT), or --insecure\n");
+        zcert_destroy(&zc);
+        return false;
+    }
+    snprintf(keys[1], ZC_KEY_Z85, "%s", zcert_public_txt(zc));
+    snprintf(keys[2], ZC_KEY_Z85, "%s", zcert_secret_txt(zc));
+    zcert_destroy(&zc);
+    o->server_key = keys[0];
+    o->public_key = keys[1];
+    o->secret_key = keys[2];
+    return true;
+}
+
+/* Start every client thread, release them together, wait for them all;
+ * the seconds from the start to the last timed request. */
+static double run_workers(bench_t *b, worker_t *ws, const zcart_options_t *o)
+{
+    pthread_barrier_init(&b->ready, NULL, (unsigned)b->clients + 1);
+    pthread_barrier_init(&b->go, NULL, (unsigned)b->clients + 1);
+    /* Samples preallocated per thread and op type: ~20k req/s spread over
+     * the threads for the whole run, at least 4096. */
+    size_t prealloc = (size_t)b->seconds * 20000 / (size_t)b->clients;
+    if (prealloc < 4096)
+        prealloc = 4096;
+    for (int c = 0; c < b->clients; c++) {
+        worker_t *w = &ws[c];
+        w->b = b;
+        w->index = c;
+        w->rng = 0x9e3779b97f4a7c15ull * (uint64_t)(c + 1) ^ zc_mono_us();
+        w->rng |= 1;
+        for (int op = 1; op < N_OPS; op++)
+            zlat_init(&w->lat[op], op == ZC_OP_ADD || b->workload != W_OPS ? prealloc : 0);
+        if (b->timeline)
+            tl_reserve(&w->tl, prealloc); /* on failure tl_add grows it from zero */
+        w->z = zcart_new(b->brokers, o);
+        if (w->z == NULL)
+            snprintf(w->error, sizeof w->error, "client %d: cannot create a client", c);
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            /* The barriers count every planned thread: no way on. */
+            fprintf(stderr, "zcart-bench: cannot start client thread %d\n", c);
+            exit(3);
+        }
+    }
+    pthread_barrier_wait(&b->ready);
+    b->start_us = zc_mono_us();
+    b->end_us = b->start_us + (uint64_t)b->seconds * 1000000u;
+    pthread_barrier_wait(&b->go);
+    uint64_t last_us = b->start_us;
+    for (int c = 0; c < b->clients; c++) {
+        pthread_join(ws[c].thread, NULL);
+        if (ws[c].finish_us > last_us)
+            last_us = ws[c].finish_us;
+    }
+    pthread_barrier_destroy(&b->ready);
+    pthread_barrier_destroy(&b->go);
+    /* The window ends when the last timed request did; the untimed closes
+     * after it are not in it. */
+    double secs = (double)(last_us - b->start_us) / 1e6;
+    return secs <= 0 ? 1e-6 : secs;
+}
+
+static void free_workers(bench_t *b, worker_t *ws)
+{
+    for (int c = 0; c < b->clients; c++) {
+        zcart_destroy(&ws[c].z);
+        for (int op = 1; op < N_OPS; op++)
+            zlat_clear(&ws[c].lat[op]);
+        free(ws[c].tl.recs);
+    }
+    free(ws);
+}
+
 int main(int argc, char **argv)
 {
     bench_t b = {0};
@@ -610,14 +711,11 @@ int main(int argc, char **argv)
     }
     zc_log_set_name("zcart-bench");
     zc_log_threshold = ZC_LOG_WARN;
-    if (b.timeline_path) {
-        b.timeline = fopen(b.timeline_path, "w");
-        if (b.timeline == NULL) {
-            fprintf(stderr, "zcart-bench: --timeline %s: %s\nTry 'zcart-bench --help'.\n",
-                    b.timeline_path, strerror(errno));
-            free_products(&b);
-            return 2;
-        }
+    if (b.timeline_path && (b.timeline = fopen(b.timeline_path, "w")) == NULL) {
+        fprintf(stderr, "zcart-bench: --timeline %s: %s\nTry 'zcart-bench --help'.\n",
+                b.timeline_path, strerror(errno));
+        free_products(&b);
+        return 2;
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -631,68 +729,9 @@ int main(int argc, char **argv)
     zmq_ctx_set(b.ctx, ZMQ_MAX_SOCKETS, 8 * b.clients + 64);
     zcart_options_t o = {.total_timeout_ms = b.timeout_ms, .zmq_context = b.ctx};
     char keys[3][ZC_KEY_Z85];
-    const char *insecure_env = getenv("ZCART_INSECURE");
-    if (insecure_env && strcmp(insecure_env, "1") == 0)
-        b.insecure = true;
-    if (!b.insecure) {
-        char why[300];
-        const char *sk = b.server_key ? b.server_key : getenv("ZCART_SERVER_KEY");
-        const char *cert = b.cert ? b.cert : getenv("ZCART_CERT");
-        zcert_t *zc = cert ? zcert_load(cert) : NULL;
-        if (sk == NULL || zc_sec_key_arg(sk, keys[0], why, sizeof why) != 0 || zc == NULL) {
-            fprintf(stderr, "zcart-bench: secure by default: give --server-key and --cert (or "
-                            "ZCART_SERVER_KEY, ZCART_CERT), or --insecure\n");
-            zcert_destroy(&zc);
-            return 2;
-        }
-        snprintf(keys[1], ZC_KEY_Z85, "%s", zcert_public_txt(zc));
-        snprintf(keys[2], ZC_KEY_Z85, "%s", zcert_secret_txt(zc));
-        zcert_destroy(&zc);
-        o.server_key = keys[0];
-        o.public_key = keys[1];
-        o.secret_key = keys[2];
-    }
-    pthread_barrier_init(&b.ready, NULL, (unsigned)b.clients + 1);
-    pthread_barrier_init(&b.go, NULL, (unsigned)b.clients + 1);
-    /* Samples preallocated per thread and op type: ~20k req/s spread over
-     * the threads for the whole run, at least 4096. */
-    size_t prealloc = (size_t)b.seconds * 20000 / (size_t)b.clients;
-    if (prealloc < 4096)
-        prealloc = 4096;
-    for (int c = 0; c < b.clients; c++) {
-        worker_t *w = &ws[c];
-        w->b = &b;
-        w->index = c;
-        w->rng = 0x9e3779b97f4a7c15ull * (uint64_t)(c + 1) ^ zc_mono_us();
-        w->rng |= 1;
-        for (int op = 1; op < N_OPS; op++)
-            zlat_init(&w->lat[op], op == ZC_OP_ADD || b.workload != W_OPS ? prealloc : 0);
-        if (b.timeline)
-            tl_reserve(&w->tl, prealloc); /* on failure tl_add grows it from zero */
-        w->z = zcart_new(b.brokers, &o);
-        if (w->z == NULL)
-            snprintf(w->error, sizeof w->error, "client %d: cannot create a client", c);
-        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-            /* The barriers count every planned thread: no way on. */
-            fprintf(stderr, "zcart-bench: cannot start client thread %d\n", c);
-            exit(3);
-        }
-    }
-    pthread_barrier_wait(&b.ready);
-    b.start_us = zc_mono_us();
-    b.end_us = b.start_us + (uint64_t)b.seconds * 1000000u;
-    pthread_barrier_wait(&b.go);
-    uint64_t last_us = b.start_us;
-    for (int c = 0; c < b.clients; c++) {
-        pthread_join(ws[c].thread, NULL);
-        if (ws[c].finish_us > last_us)
-            last_us = ws[c].finish_us;
-    }
-    /* The window ends when the last timed request did; the untimed closes
-     * after it are not in it. */
-    double secs = (double)(last_us - b.start_us) / 1e6;
-    if (secs <= 0)
-        secs = 1e-6;
+    if (!client_keys(&b, &o, keys))
+        return 2;
+    double secs = run_workers(&b, ws, &o);
     totals_t t;
     sum_up(&b, ws, &t);
     for (int c = 0; c < b.clients; c++)
@@ -704,17 +743,9 @@ int main(int argc, char **argv)
         report_text(&b, &t, secs);
     fflush(stdout);
     bool timeline_ok = b.timeline == NULL || write_timeline(&b, ws);
-    for (int c = 0; c < b.clients; c++) {
-        zcart_destroy(&ws[c].z);
-        for (int op = 1; op < N_OPS; op++)
-            zlat_clear(&ws[c].lat[op]);
-        free(ws[c].tl.recs);
-    }
+    free_workers(&b, ws);
     for (int op = 1; op < N_OPS; op++)
         zlat_clear(&t.lat[op]);
-    free(ws);
-    pthread_barrier_destroy(&b.ready);
-    pthread_barrier_destroy(&b.go);
     zmq_ctx_term(b.ctx);
     free_products(&b);
     return !t.answered ? 3 : timeline_ok ? 0 : 1;

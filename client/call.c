@@ -161,117 +161,145 @@ static void not_leader(loop_t *l, const char *from, const char *leader)
     next_replica(z);
 }
 
+/* What one try led to. */
+typedef enum {
+    STEP_ANSWERED,    /* reply holds the answer */
+    STEP_NEXT,        /* try again (the replica and the wait are chosen) */
+    STEP_UNREACHABLE, /* give up: no answer that may be resent */
+    STEP_SYS,         /* a local ZeroMQ error (errno) */
+} step_t;
+
+/* An answer arrived: the ones that mean "try again" are taken care of. */
+static step_t on_answer(loop_t *l, const char *from, zc_msg_t *reply)
+{
+    zcart_t *z = l->z;
+    if (reply->status == ZC_NOT_LEADER) {
+        not_leader(l, from, reply->detail);
+        zc_msg_reset(reply);
+        return STEP_NEXT;
+    }
+    if (reply->status == ZC_UNAVAILABLE && reply->id == ZC_MSG_REPLY) {
+        l->in_doubt = true;
+        say(l, "%s: UNAVAILABLE: %.120s", from, reply->detail);
+        zc_msg_reset(reply);
+        backoff(l);
+        next_replica(z);
+        return STEP_NEXT;
+    }
+    if (reply->status == ZC_BUSY && reply->id == ZC_MSG_REPLY && zc_mono_ms() < l->end) {
+        /* Admission control: not applied; the same replica, after a backoff. */
+        say(l, "%s: BUSY: %.120s", from, reply->detail);
+        zc_msg_reset(reply);
+        backoff(l);
+        return STEP_NEXT;
+    }
+    if (reply->status == ZC_EXPIRED && l->in_doubt) {
+        say(l, "%s: EXPIRED, after an earlier try went unanswered", from);
+        zc_msg_reset(reply);
+        return STEP_UNREACHABLE;
+    }
+    return STEP_ANSWERED;
+}
+
+/* No answer to a try: was it connected, lost, refused? */
+static step_t on_silence(loop_t *l, const zcart__call_t *c, const char *from, zcf_wait_t w,
+                         uint64_t waited_ms)
+{
+    zcart_t *z = l->z;
+    switch (w) {
+    case ZCF_TIMEOUT:
+        /* A frame whose connection never came up since the send is still
+         * queued here and dies with the socket: not in doubt, and safe to
+         * send elsewhere even when resending is not. */
+        zcf_conn_drain(&z->conn);
+        if (z->conn.touched) {
+            l->in_doubt = true;
+            say(l, "no answer from %s within %" PRIu64 " ms", from, waited_ms);
+            if (!c->resend)
+                return STEP_UNREACHABLE;
+        } else {
+            say(l, "could not connect to %s within %" PRIu64 " ms", from, waited_ms);
+        }
+        next_replica(z);
+        return STEP_NEXT;
+    case ZCF_LOST:
+        l->in_doubt = true;
+        say(l, "connection to %s lost", from);
+        if (!c->resend)
+            return STEP_UNREACHABLE;
+        break;
+    case ZCF_REFUSED:
+        say(l, "%s refused the connection", from);
+        break;
+    default:
+        return STEP_SYS;
+    }
+    next_replica(z);
+    quick_hop(l);
+    return STEP_NEXT;
+}
+
+/* One try at the current replica: connect if needed, send, wait. */
+static step_t try_once(loop_t *l, const zcart__call_t *c, uint64_t now, zc_msg_t *reply,
+                       zcart_result_t *res)
+{
+    zcart_t *z = l->z;
+    char from[ZCART_ENDPOINT_MAX + 1];
+    snprintf(from, sizeof from, "%s", z->list.eps[z->list.cur]);
+    snprintf(res->replica, sizeof res->replica, "%s", from);
+    if (z->conn.dealer == NULL && zcf_conn_open(&z->conn, z->ctx, from, &z->opt) != 0) {
+        if (errno == ETERM || errno == ENOMEM || errno == EMFILE)
+            return STEP_SYS;
+        say(l, "cannot connect to %s: %s", from, zmq_strerror(errno));
+        next_replica(z);
+        quick_hop(l);
+        return STEP_NEXT;
+    }
+    zcf_conn_arm(&z->conn); /* events from before this try are old news */
+    if (zmq_send(z->conn.dealer, c->frame, c->len, ZMQ_DONTWAIT) < 0) {
+        if (errno == ETERM)
+            return STEP_SYS;
+        say(l, "cannot send to %s: %s", from, zmq_strerror(errno));
+        next_replica(z);
+        quick_hop(l);
+        return STEP_NEXT;
+    }
+    res->attempts++;
+    uint64_t until = now + (uint64_t)(c->attempt_ms ? c->attempt_ms : z->opt.attempt_timeout_ms);
+    if (until > l->end)
+        until = l->end;
+    zcf_wait_t w = await(z, c, until, reply);
+    if (w != ZCF_GOT)
+        return on_silence(l, c, from, w, until - now);
+    return on_answer(l, from, reply);
+}
+
 int zcart__call(zcart_t *z, const zcart__call_t *c, zc_msg_t *reply, zcart_result_t *res)
 {
     loop_t l = {.z = z, .backoff = z->opt.backoff_ms,
                 .election_backoff = z->opt.election_backoff_ms};
-    uint64_t start = zc_mono_ms();
-    l.end = start + (uint64_t)z->opt.total_timeout_ms;
+    l.end = zc_mono_ms() + (uint64_t)z->opt.total_timeout_ms;
     snprintf(l.last, sizeof l.last, "nothing was tried");
     res->attempts = 0;
-    for (;;) {
-        uint64_t now = zc_mono_ms();
-        if (now >= l.end)
+    step_t step = STEP_UNREACHABLE;
+    for (uint64_t now; (now = zc_mono_ms()) < l.end;) {
+        step = try_once(&l, c, now, reply, res);
+        if (step != STEP_NEXT)
             break;
-        const char *ep = z->list.eps[z->list.cur];
-        char from[ZCART_ENDPOINT_MAX + 1];
-        snprintf(from, sizeof from, "%s", ep);
-        snprintf(res->replica, sizeof res->replica, "%s", ep);
-        if (z->conn.dealer == NULL && zcf_conn_open(&z->conn, z->ctx, ep, &z->opt) != 0) {
-            if (errno == ETERM || errno == ENOMEM || errno == EMFILE)
-                goto err_sys;
-            say(&l, "cannot connect to %s: %s", from, zmq_strerror(errno));
-            next_replica(z);
-            quick_hop(&l);
-            continue;
-        }
-        zcf_conn_arm(&z->conn); /* events from before this try are old news */
-        if (zmq_send(z->conn.dealer, c->frame, c->len, ZMQ_DONTWAIT) < 0) {
-            if (errno == ETERM)
-                goto err_sys;
-            say(&l, "cannot send to %s: %s", from, zmq_strerror(errno));
-            next_replica(z);
-            quick_hop(&l);
-            continue;
-        }
-        res->attempts++;
-        uint64_t until = now + (uint64_t)(c->attempt_ms ? c->attempt_ms : z->opt.attempt_timeout_ms);
-        if (until > l.end)
-            until = l.end;
-        switch (await(z, c, until, reply)) {
-        case ZCF_GOT:
-            break;
-        case ZCF_TIMEOUT:
-            /* A frame whose connection never came up since the send is
-             * still queued here and dies with the socket: not in doubt, and
-             * safe to send elsewhere even when resending is not. */
-            zcf_conn_drain(&z->conn);
-            if (z->conn.touched) {
-                l.in_doubt = true;
-                say(&l, "no answer from %s within %" PRIu64 " ms", from, until - now);
-                if (!c->resend)
-                    goto unreachable;
-            } else {
-                say(&l, "could not connect to %s within %" PRIu64 " ms", from, until - now);
-            }
-            next_replica(z);
-            continue;
-        case ZCF_LOST:
-            l.in_doubt = true;
-            say(&l, "connection to %s lost", from);
-            if (!c->resend)
-                goto unreachable;
-            next_replica(z);
-            quick_hop(&l);
-            continue;
-        case ZCF_REFUSED:
-            say(&l, "%s refused the connection", from);
-            next_replica(z);
-            quick_hop(&l);
-            continue;
-        case ZCF_FAIL:
-            goto err_sys;
-        }
-        /* An answer. */
-        if (reply->status == ZC_NOT_LEADER) {
-            not_leader(&l, from, reply->detail);
-            zc_msg_reset(reply);
-            continue;
-        }
-        if (reply->status == ZC_UNAVAILABLE && reply->id == ZC_MSG_REPLY) {
-            l.in_doubt = true;
-            say(&l, "%s: UNAVAILABLE: %.120s", from, reply->detail);
-            zc_msg_reset(reply);
-            backoff(&l);
-            next_replica(z);
-            continue;
-        }
-        if (reply->status == ZC_BUSY && reply->id == ZC_MSG_REPLY && zc_mono_ms() < l.end) {
-            /* Admission control: not applied; the same replica, after a backoff. */
-            say(&l, "%s: BUSY: %.120s", from, reply->detail);
-            zc_msg_reset(reply);
-            backoff(&l);
-            continue;
-        }
-        if (reply->status == ZC_EXPIRED && l.in_doubt) {
-            say(&l, "%s: EXPIRED, after an earlier try went unanswered", from);
-            zc_msg_reset(reply);
-            goto unreachable;
-        }
-        return ZCART_ANSWERED;
+        step = STEP_UNREACHABLE; /* what running out of time means */
     }
-unreachable:
+    if (step == STEP_ANSWERED)
+        return ZCART_ANSWERED;
     res->status = -1;
-    res->reason = "UNREACHABLE";
     res->in_doubt = l.in_doubt;
+    if (step == STEP_SYS) {
+        res->reason = "LOCAL_ERROR";
+        snprintf(res->detail, sizeof res->detail, "ZeroMQ: %s", zmq_strerror(errno));
+        zcf_conn_close(&z->conn);
+        return ZCART_ESYS;
+    }
+    res->reason = "UNREACHABLE";
     snprintf(res->detail, sizeof res->detail, "no answer within %d ms (%u %s); last: %.180s",
              z->opt.total_timeout_ms, res->attempts, res->attempts == 1 ? "try" : "tries", l.last);
     return ZCART_EUNREACHABLE;
-err_sys:
-    res->status = -1;
-    res->reason = "LOCAL_ERROR";
-    res->in_doubt = l.in_doubt;
-    snprintf(res->detail, sizeof res->detail, "ZeroMQ: %s", zmq_strerror(errno));
-    zcf_conn_close(&z->conn);
-    return ZCART_ESYS;
 }

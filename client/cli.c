@@ -677,6 +677,44 @@ static bool client_keys(const cli_args_t *a, zcart_options_t *o, char keys[3][ZC
     return true;
 }
 
+/* The command's arguments, props (admin), brokers and session, checked
+ * before anything connects; false and why on a usage error. */
+static bool check_command(const cli_args_t *a, zcart_prop_t props[4], size_t *n_props,
+                          const char **brokers, const char **session, char *why, size_t cap)
+{
+    if (strcmp(a->cmd, "add") == 0 || strcmp(a->cmd, "remove") == 0) {
+        uint32_t qty;
+        if (!item_args(a->args[0], a->args[1], &qty, why, cap))
+            return false;
+    }
+    if (strcmp(a->cmd, "admin") == 0 && !admin_props(a, props, n_props, why, cap))
+        return false;
+    *brokers = a->brokers ? a->brokers : getenv("ZCART_BROKERS");
+    if (*brokers == NULL || **brokers == 0) {
+        snprintf(why, cap, "no brokers: give --brokers EP,... or set ZCART_BROKERS");
+        return false;
+    }
+    if (!zcart_brokers_check(*brokers, why, cap))
+        return false;
+    *session = a->session;
+    if (*session == NULL) {
+        *session = getenv("ZCART_SESSION");
+        if (*session && **session == 0)
+            *session = NULL;
+    }
+    uint8_t id[ZC_SESSION_LEN];
+    if (*session && !zc_session_parse(*session, id)) {
+        snprintf(why, cap, "the session id must be 32 hex digits, not all zero");
+        return false;
+    }
+    if (*session == NULL && (strcmp(a->cmd, "remove") == 0 || strcmp(a->cmd, "list") == 0 ||
+                             strcmp(a->cmd, "close") == 0 || strcmp(a->cmd, "keepalive") == 0)) {
+        snprintf(why, cap, "%s needs a session: give --session ID or set ZCART_SESSION", a->cmd);
+        return false;
+    }
+    return true;
+}
+
 int zcli_run(int argc, char **argv, FILE *in, FILE *out, FILE *err)
 {
     char why[200];
@@ -699,36 +737,12 @@ int zcli_run(int argc, char **argv, FILE *in, FILE *out, FILE *err)
     }
     zc_log_set_name("zcart");
     zc_log_threshold = a.verbose ? ZC_LOG_DEBUG : ZC_LOG_WARN;
-    if (strcmp(a.cmd, "add") == 0 || strcmp(a.cmd, "remove") == 0) {
-        uint32_t qty;
-        if (!item_args(a.args[0], a.args[1], &qty, why, sizeof why))
-            return usage_error(&c, why, false);
-    }
     zcart_prop_t props[4];
     size_t n_props = 0;
+    const char *brokers, *session;
+    if (!check_command(&a, props, &n_props, &brokers, &session, why, sizeof why))
+        return usage_error(&c, why, false);
     bool admin = strcmp(a.cmd, "admin") == 0;
-    if (admin && !admin_props(&a, props, &n_props, why, sizeof why))
-        return usage_error(&c, why, false);
-    const char *brokers = a.brokers ? a.brokers : getenv("ZCART_BROKERS");
-    if (brokers == NULL || *brokers == 0)
-        return usage_error(&c, "no brokers: give --brokers EP,... or set ZCART_BROKERS", false);
-    if (!zcart_brokers_check(brokers, why, sizeof why))
-        return usage_error(&c, why, false);
-    const char *session = a.session;
-    if (session == NULL) {
-        session = getenv("ZCART_SESSION");
-        if (session && *session == 0)
-            session = NULL;
-    }
-    uint8_t id[ZC_SESSION_LEN];
-    if (session && !zc_session_parse(session, id))
-        return usage_error(&c, "the session id must be 32 hex digits, not all zero", false);
-    if (session == NULL && (strcmp(a.cmd, "remove") == 0 || strcmp(a.cmd, "list") == 0 ||
-                            strcmp(a.cmd, "close") == 0 || strcmp(a.cmd, "keepalive") == 0)) {
-        snprintf(why, sizeof why, "%s needs a session: give --session ID or set ZCART_SESSION",
-                 a.cmd);
-        return usage_error(&c, why, false);
-    }
     zcart_options_t o = {0};
     char keys[3][ZC_KEY_Z85];
     if (!client_keys(&a, &o, keys, why, sizeof why))

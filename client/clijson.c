@@ -362,8 +362,63 @@ static bool breaker_view(const zcart_prop_t *p, breaker_view_t *v)
     return true;
 }
 
+/* key: an object of the integer props named in keys ({json key, prop}),
+ * null when no replica answered. */
+static void json_counts(zc_json_t *j, const char *key, const zcart_replica_t *best,
+                        const char *const keys[][2], size_t n)
+{
+    zc_json_key(j, key);
+    if (best == NULL) {
+        zc_json_null(j);
+        return;
+    }
+    zc_json_obj(j);
+    for (size_t i = 0; i < n; i++) {
+        const char *v = zcart_replica_prop(best, keys[i][1]);
+        zc_json_key(j, keys[i][0]);
+        if (v && zcli_is_integer(v))
+            json_value(j, keys[i][1], v);
+        else
+            zc_json_null(j);
+    }
+    zc_json_end(j);
+}
+
+/* "breakers": every breaker not CLOSED the best replica listed. */
+static void json_breakers(zc_json_t *j, const zcart_replica_t *best)
+{
+    zc_json_key(j, "breakers");
+    zc_json_arr(j);
+    for (size_t i = 0; best && i < best->n_props; i++) {
+        breaker_view_t v;
+        if (!breaker_view(&best->props[i], &v))
+            continue;
+        zc_json_obj(j);
+        zc_json_kstr(j, "cart", v.cart);
+        zc_json_kstr(j, "state", v.state);
+        zc_json_kstr(j, "mode", v.mode);
+        zc_json_kstr(j, "why", v.why);
+        zc_json_ku64(j, "since_ms", v.since_ms);
+        zc_json_ku64(j, "trips", v.trips);
+        zc_json_ku64(j, "probes", v.probes);
+        zc_json_key(j, "cart_state");
+        if (v.cart_state[0])
+            zc_json_string(j, v.cart_state);
+        else
+            zc_json_null(j);
+        zc_json_end(j);
+    }
+    zc_json_end(j);
+}
+
 static void json_status(FILE *out, int rc, const zcart_status_t *st)
 {
+    static const char *const cart_keys[][2] = {{"total", "carts_total"},
+                                               {"free", "carts_free"},
+                                               {"assigned", "carts_assigned"},
+                                               {"draining", "carts_draining"}};
+    static const char *const session_keys[][2] = {{"live", "sessions_live"},
+                                                  {"ended", "sessions_ended"}};
     zc_json_t j;
     bool is_leader;
     const zcart_replica_t *best = pick(st, &is_leader);
@@ -380,69 +435,15 @@ static void json_status(FILE *out, int rc, const zcart_status_t *st)
     for (size_t i = 0; i < st->n_replicas; i++)
         json_replica(&j, &st->replicas[i]);
     zc_json_end(&j);
-    zc_json_key(&j, "carts");
-    if (best) {
-        static const char *const ck[][2] = {{"total", "carts_total"},
-                                            {"free", "carts_free"},
-                                            {"assigned", "carts_assigned"},
-                                            {"draining", "carts_draining"}};
-        zc_json_obj(&j);
-        for (size_t i = 0; i < 4; i++) {
-            const char *v = zcart_replica_prop(best, ck[i][1]);
-            zc_json_key(&j, ck[i][0]);
-            if (v && zcli_is_integer(v))
-                json_value(&j, ck[i][1], v);
-            else
-                zc_json_null(&j);
-        }
-        zc_json_end(&j);
-    } else {
-        zc_json_null(&j);
-    }
-    zc_json_key(&j, "sessions");
-    if (best) {
-        static const char *const sk[][2] = {{"live", "sessions_live"}, {"ended", "sessions_ended"}};
-        zc_json_obj(&j);
-        for (size_t i = 0; i < 2; i++) {
-            const char *v = zcart_replica_prop(best, sk[i][1]);
-            zc_json_key(&j, sk[i][0]);
-            if (v && zcli_is_integer(v))
-                json_value(&j, sk[i][1], v);
-            else
-                zc_json_null(&j);
-        }
-        zc_json_end(&j);
-    } else {
-        zc_json_null(&j);
-    }
+    json_counts(&j, "carts", best, cart_keys, 4);
+    json_counts(&j, "sessions", best, session_keys, 2);
     zc_json_key(&j, "leader");
     const char *lep = is_leader ? zcart_replica_prop(best, "endpoint") : NULL;
     if (lep)
         zc_json_string(&j, lep);
     else
         zc_json_null(&j);
-    zc_json_key(&j, "breakers");
-    zc_json_arr(&j);
-    for (size_t i = 0; best && i < best->n_props; i++) {
-        breaker_view_t v;
-        if (!breaker_view(&best->props[i], &v))
-            continue;
-        zc_json_obj(&j);
-        zc_json_kstr(&j, "cart", v.cart);
-        zc_json_kstr(&j, "state", v.state);
-        zc_json_kstr(&j, "mode", v.mode);
-        zc_json_kstr(&j, "why", v.why);
-        zc_json_ku64(&j, "since_ms", v.since_ms);
-        zc_json_ku64(&j, "trips", v.trips);
-        zc_json_ku64(&j, "probes", v.probes);
-        zc_json_key(&j, "cart_state");
-        if (v.cart_state[0])
-            zc_json_string(&j, v.cart_state);
-        else
-            zc_json_null(&j);
-        zc_json_end(&j);
-    }
-    zc_json_end(&j);
+    json_breakers(&j, best);
     zc_json_end(&j);
     emit(out, &j);
 }

@@ -172,6 +172,101 @@ static void *read_list(zc_rbuf_t *r, uint16_t *n, unsigned max, size_t elem, con
     return p;
 }
 
+static void read_items(zc_rbuf_t *r, zc_msg_t *m, const char **why)
+{
+    m->items = read_list(r, &m->n_items, ZC_ITEMS_MAX, sizeof *m->items, "items over 256 entries",
+                         why);
+    for (unsigned i = 0; m->items && i < m->n_items && !r->err; i++) {
+        read_str(r, m->items[i].product, sizeof m->items[i].product,
+                 "item product longer than 64 octets", "NUL octet inside an item product", why);
+        m->items[i].qty = zc_rbuf_u32(r);
+    }
+}
+
+static void read_slots(zc_rbuf_t *r, zc_msg_t *m, const char **why)
+{
+    m->slots = read_list(r, &m->n_slots, ZC_SLOTS_MAX, sizeof *m->slots,
+                         "slots over 1024 entries", why);
+    for (unsigned i = 0; m->slots && i < m->n_slots; i++) {
+        zc_slotinfo_t *s = &m->slots[i];
+        s->slot = zc_rbuf_u16(r);
+        zc_rbuf_bytes(r, s->session, ZC_SESSION_LEN);
+        s->generation = zc_rbuf_u64(r);
+        s->reset_generation = zc_rbuf_u64(r);
+        s->n_items = zc_rbuf_u32(r);
+    }
+}
+
+static void read_props(zc_rbuf_t *r, zc_msg_t *m, const char **why)
+{
+    m->props = read_list(r, &m->n_props, ZC_PROPS_MAX, sizeof *m->props,
+                         "props over 512 entries", why);
+    for (unsigned i = 0; m->props && i < m->n_props && !r->err; i++) {
+        read_str(r, m->props[i].key, sizeof m->props[i].key, "prop key longer than 64 octets",
+                 "NUL octet inside a prop key", why);
+        read_str(r, m->props[i].value, sizeof m->props[i].value,
+                 "prop value longer than 255 octets", "NUL octet inside a prop value", why);
+    }
+}
+
+/* One field of the table, in wire order. */
+static void read_field(zc_rbuf_t *r, zc_msg_t *m, unsigned char field, const char **why)
+{
+    switch (field) {
+    case F_CORR: m->corr = zc_rbuf_u64(r); break;
+    case F_SESSION: zc_rbuf_bytes(r, m->session, ZC_SESSION_LEN); break;
+    case F_SEQ: m->seq = zc_rbuf_u64(r); break;
+    case F_OP: m->op = zc_rbuf_u8(r); break;
+    case F_STATUS: m->status = zc_rbuf_u8(r); break;
+    case F_DEADLINE: m->deadline = zc_rbuf_u64(r); break;
+    case F_PRODUCT:
+        read_str(r, m->product, sizeof m->product, "product longer than 64 octets",
+                 "NUL octet inside product", why);
+        break;
+    case F_QTY: m->qty = zc_rbuf_u32(r); break;
+    case F_CART:
+        read_str(r, m->cart, sizeof m->cart, "cart longer than 64 octets", "NUL octet inside cart",
+                 why);
+        break;
+    case F_GENERATION: m->generation = zc_rbuf_u64(r); break;
+    case F_REPLICA: m->replica = zc_rbuf_u64(r); break;
+    case F_TERM: m->term = zc_rbuf_u64(r); break;
+    case F_DETAIL:
+        read_str(r, m->detail, sizeof m->detail, "detail longer than 255 octets",
+                 "NUL octet inside detail", why);
+        break;
+    case F_NODE:
+        read_str(r, m->node, sizeof m->node, "node longer than 32 octets", "NUL octet inside node",
+                 why);
+        break;
+    case F_SLOT: m->slot = zc_rbuf_u16(r); break;
+    case F_COMMAND:
+        read_str(r, m->command, sizeof m->command, "command longer than 32 octets",
+                 "NUL octet inside command", why);
+        break;
+    case F_ITEMS: read_items(r, m, why); break;
+    case F_SLOTS: read_slots(r, m, why); break;
+    case F_PROPS: read_props(r, m, why); break;
+    }
+}
+
+/* Signature, version and id: the id, or 0 and why. */
+static uint8_t read_header(zc_rbuf_t *r, const char **why)
+{
+    uint8_t s0 = zc_rbuf_u8(r), s1 = zc_rbuf_u8(r), ver = zc_rbuf_u8(r), id = zc_rbuf_u8(r);
+    if (r->err)
+        *why = "message shorter than its header";
+    else if (s0 != ZC_SIG0 || s1 != ZC_SIG1)
+        *why = "bad protocol signature (want \"ZC\")";
+    else if (ver != ZC_VERSION)
+        *why = "unsupported protocol version";
+    else if (msgs[id].fields == NULL)
+        *why = "unknown message id";
+    else
+        return id;
+    return 0;
+}
+
 int zc_msg_decode(zc_msg_t *m, const void *data, size_t len, const char **why)
 {
     zc_rbuf_t r;
@@ -179,93 +274,12 @@ int zc_msg_decode(zc_msg_t *m, const void *data, size_t len, const char **why)
     zc_msg_reset(m);
     m->id = 0;
     *why = NULL;
-    uint8_t s0 = zc_rbuf_u8(&r), s1 = zc_rbuf_u8(&r), ver = zc_rbuf_u8(&r), id = zc_rbuf_u8(&r);
-    if (r.err) {
-        *why = "message shorter than its header";
+    uint8_t id = read_header(&r, why);
+    if (id == 0)
         return -1;
-    }
-    if (s0 != ZC_SIG0 || s1 != ZC_SIG1) {
-        *why = "bad protocol signature (want \"ZC\")";
-        return -1;
-    }
-    if (ver != ZC_VERSION) {
-        *why = "unsupported protocol version";
-        return -1;
-    }
-    const unsigned char *f = msgs[id].fields;
-    if (f == NULL) {
-        *why = "unknown message id";
-        return -1;
-    }
     m->id = id;
-    for (; *f != F_END && !r.err; f++) {
-        switch (*f) {
-        case F_CORR: m->corr = zc_rbuf_u64(&r); break;
-        case F_SESSION: zc_rbuf_bytes(&r, m->session, ZC_SESSION_LEN); break;
-        case F_SEQ: m->seq = zc_rbuf_u64(&r); break;
-        case F_OP: m->op = zc_rbuf_u8(&r); break;
-        case F_STATUS: m->status = zc_rbuf_u8(&r); break;
-        case F_DEADLINE: m->deadline = zc_rbuf_u64(&r); break;
-        case F_PRODUCT:
-            read_str(&r, m->product, sizeof m->product, "product longer than 64 octets",
-                     "NUL octet inside product", why);
-            break;
-        case F_QTY: m->qty = zc_rbuf_u32(&r); break;
-        case F_CART:
-            read_str(&r, m->cart, sizeof m->cart, "cart longer than 64 octets",
-                     "NUL octet inside cart", why);
-            break;
-        case F_GENERATION: m->generation = zc_rbuf_u64(&r); break;
-        case F_REPLICA: m->replica = zc_rbuf_u64(&r); break;
-        case F_TERM: m->term = zc_rbuf_u64(&r); break;
-        case F_DETAIL:
-            read_str(&r, m->detail, sizeof m->detail, "detail longer than 255 octets",
-                     "NUL octet inside detail", why);
-            break;
-        case F_NODE:
-            read_str(&r, m->node, sizeof m->node, "node longer than 32 octets",
-                     "NUL octet inside node", why);
-            break;
-        case F_SLOT: m->slot = zc_rbuf_u16(&r); break;
-        case F_COMMAND:
-            read_str(&r, m->command, sizeof m->command, "command longer than 32 octets",
-                     "NUL octet inside command", why);
-            break;
-        case F_ITEMS:
-            m->items = read_list(&r, &m->n_items, ZC_ITEMS_MAX, sizeof *m->items,
-                                 "items over 256 entries", why);
-            for (unsigned i = 0; m->items && i < m->n_items && !r.err; i++) {
-                read_str(&r, m->items[i].product, sizeof m->items[i].product,
-                         "item product longer than 64 octets", "NUL octet inside an item product",
-                         why);
-                m->items[i].qty = zc_rbuf_u32(&r);
-            }
-            break;
-        case F_SLOTS:
-            m->slots = read_list(&r, &m->n_slots, ZC_SLOTS_MAX, sizeof *m->slots,
-                                 "slots over 1024 entries", why);
-            for (unsigned i = 0; m->slots && i < m->n_slots; i++) {
-                zc_slotinfo_t *s = &m->slots[i];
-                s->slot = zc_rbuf_u16(&r);
-                zc_rbuf_bytes(&r, s->session, ZC_SESSION_LEN);
-                s->generation = zc_rbuf_u64(&r);
-                s->reset_generation = zc_rbuf_u64(&r);
-                s->n_items = zc_rbuf_u32(&r);
-            }
-            break;
-        case F_PROPS:
-            m->props = read_list(&r, &m->n_props, ZC_PROPS_MAX, sizeof *m->props,
-                                 "props over 512 entries", why);
-            for (unsigned i = 0; m->props && i < m->n_props && !r.err; i++) {
-                read_str(&r, m->props[i].key, sizeof m->props[i].key,
-                         "prop key longer than 64 octets", "NUL octet inside a prop key", why);
-                read_str(&r, m->props[i].value, sizeof m->props[i].value,
-                         "prop value longer than 255 octets", "NUL octet inside a prop value",
-                         why);
-            }
-            break;
-        }
-    }
+    for (const unsigned char *f = msgs[id].fields; *f != F_END && !r.err; f++)
+        read_field(&r, m, *f, why);
     if (r.err || !zc_rbuf_done(&r)) {
         if (*why == NULL)
             *why = r.err ? "truncated message" : "trailing bytes after the last field";

@@ -290,16 +290,10 @@ static int check_history(zc_node_t *n, char *err, size_t errlen)
     return 0;
 }
 
-int zc_node_start(zc_node_t *n, char *err, size_t errlen)
+/* raft's io before raft_init: the transport, libuv's io with our settings,
+ * and the io guard.  -1 with everything released. */
+static int open_io(zc_node_t *n, char *err, size_t errlen)
 {
-    zc_replica_t me, *self = &me;
-    struct raft_configuration conf;
-    int rv;
-
-    zc_node_member(n, n->cfg.id, &me);
-
-    if (check_history(n, err, errlen) != 0)
-        return -1;
     /* A snapshot is at most the LMDB map; one raft message never exceeds
      * it by more than the envelope, whatever length a peer announces. */
     zc_transport_config_t tc = {
@@ -313,9 +307,10 @@ int zc_node_start(zc_node_t *n, char *err, size_t errlen)
         snprintf(err, errlen, "raft transport: out of memory");
         return -1;
     }
-    if ((rv = raft_uv_init(&n->io, n->loop, n->raft_dir, &n->transport)) != 0) {
+    if (raft_uv_init(&n->io, n->loop, n->raft_dir, &n->transport) != 0) {
         snprintf(err, errlen, "raft io %s: %s", n->raft_dir, n->io.errmsg);
-        goto err_after_transport;
+        zc_transport_close_unused(&n->transport);
+        return -1;
     }
     /* A corrupt segment must stop the replica, not be renamed away with
      * entries it may have acknowledged (raft 0.15 recovers by default). */
@@ -334,17 +329,20 @@ int zc_node_start(zc_node_t *n, char *err, size_t errlen)
     n->guard = zc_io_guard_install(&n->io, ZC_IO_GUARD_ALL, NULL, NULL);
     if (n->guard == NULL) {
         snprintf(err, errlen, "out of memory");
-        goto err_after_io;
+        raft_uv_close(&n->io);
+        zc_transport_close_unused(&n->transport);
+        return -1;
     }
-    if ((rv = raft_init(&n->raft, &n->io, &n->raft_fsm, n->cfg.id, self->raft_address)) != 0) {
-        snprintf(err, errlen, "raft init: %s", raft_errmsg(&n->raft));
-        goto err_after_io;
-    }
-    n->raft.data = n;
-    n->raft_inited = true;
-    zc_io_guard_bind(n->guard, &n->raft);
-    zc_fsm_bind(n->fsm, &n->raft);
+    return 0;
+}
 
+/* The configuration at start: bootstrap a new cluster of the members
+ * given, force one (--recover), or nothing (a joining server, or a log
+ * that already has one).  -1 on an error. */
+static int bootstrap_or_recover(zc_node_t *n, char *err, size_t errlen)
+{
+    struct raft_configuration conf;
+    int rv;
     raft_configuration_init(&conf);
     for (unsigned i = 0; i < n->cfg.n_replicas && !n->cfg.join; i++) {
         rv = raft_configuration_add(&conf, n->members[i].id, n->members[i].raft_address,
@@ -353,7 +351,7 @@ int zc_node_start(zc_node_t *n, char *err, size_t errlen)
             snprintf(err, errlen, "member %llu: %s", (unsigned long long)n->members[i].id,
                      raft_strerror(rv));
             raft_configuration_close(&conf);
-            goto err_after_raft;
+            return -1;
         }
     }
     if (n->cfg.recover) {
@@ -364,52 +362,62 @@ int zc_node_start(zc_node_t *n, char *err, size_t errlen)
         raft_configuration_close(&conf);
         if (rv != 0) {
             snprintf(err, errlen, "recover: %s", raft_errmsg(&n->raft));
-            goto err_after_raft;
+            return -1;
         }
         zc_warn("RECOVER: forced a configuration of %u member(s); entries this replica "
                 "never received are lost", n->cfg.n_replicas);
-        rv = RAFT_CANTBOOTSTRAP;
-    } else {
-        /* A joining server starts empty; the leader's raft_add brings it in. */
-        rv = n->cfg.join ? RAFT_CANTBOOTSTRAP : raft_bootstrap(&n->raft, &conf);
-        raft_configuration_close(&conf);
+        return 0;
     }
+    /* A joining server starts empty; the leader's raft_add brings it in. */
+    rv = n->cfg.join ? RAFT_CANTBOOTSTRAP : raft_bootstrap(&n->raft, &conf);
+    raft_configuration_close(&conf);
     if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
         snprintf(err, errlen, "bootstrap: %s", raft_errmsg(&n->raft));
-        goto err_after_raft;
+        return -1;
     }
     if (rv == 0)
         zc_info("bootstrapped a new cluster of %u members", n->cfg.n_replicas);
+    return 0;
+}
 
+int zc_node_start(zc_node_t *n, char *err, size_t errlen)
+{
+    zc_replica_t self;
+    zc_node_member(n, n->cfg.id, &self);
+    if (check_history(n, err, errlen) != 0 || open_io(n, err, errlen) != 0)
+        return -1;
+    if (raft_init(&n->raft, &n->io, &n->raft_fsm, n->cfg.id, self.raft_address) != 0) {
+        snprintf(err, errlen, "raft init: %s", raft_errmsg(&n->raft));
+        zc_io_guard_destroy(&n->guard);
+        raft_uv_close(&n->io);
+        zc_transport_close_unused(&n->transport);
+        return -1;
+    }
+    n->raft.data = n;
+    n->raft_inited = true;
+    zc_io_guard_bind(n->guard, &n->raft);
+    zc_fsm_bind(n->fsm, &n->raft);
+    /* From here raft owns io and transport: zc_node_close releases them. */
+    if (bootstrap_or_recover(n, err, errlen) != 0)
+        return -1;
     raft_set_election_timeout(&n->raft, n->cfg.election_timeout_ms);
     raft_set_heartbeat_timeout(&n->raft, n->cfg.heartbeat_timeout_ms);
     raft_set_snapshot_threshold(&n->raft, n->cfg.snapshot_threshold);
     raft_set_snapshot_trailing(&n->raft, n->cfg.snapshot_trailing);
     raft_set_pre_vote(&n->raft, n->cfg.pre_vote);
     raft_uv_set_connect_retry_delay(&n->io, n->cfg.heartbeat_timeout_ms);
-
-    if ((rv = raft_start(&n->raft)) != 0) {
+    if (raft_start(&n->raft) != 0) {
         snprintf(err, errlen, "raft start: %s", raft_errmsg(&n->raft));
-        goto err_after_raft;
+        return -1;
     }
     n->started = true;
     zc_io_guard_started(n->guard);
     uint64_t applied = zc_fsm_applied_index(n->fsm), last = raft_last_index(&n->raft);
     zc_info("raft started: id %llu at %s, state at entry %llu, log ends at %llu",
-            (unsigned long long)n->cfg.id, self->raft_address, (unsigned long long)applied,
+            (unsigned long long)n->cfg.id, self.raft_address, (unsigned long long)applied,
             (unsigned long long)last);
     uv_check_start(&n->check, check_cb);
     return 0;
-
-err_after_raft:
-    /* raft owns io and transport now; zc_node_close releases them. */
-    return -1;
-err_after_io:
-    zc_io_guard_destroy(&n->guard);
-    raft_uv_close(&n->io);
-err_after_transport:
-    zc_transport_close_unused(&n->transport);
-    return -1;
 }
 
 static void retired_free(zc_node_t *n);

@@ -1045,140 +1045,198 @@ uint64_t zc_state_digest(zc_state_t *s)
 
 /* --- invariant check --- */
 
-int zc_state_check(zc_state_t *s, char *why, size_t whylen)
+/* zc_state_check's walk: where it is, what it found so far. */
+typedef struct {
+    zc_state_t *s;       /* the state */
+    MDB_txn *t;          /* one read transaction for the whole check */
+    char *why;           /* the first inconsistency found */
+    size_t whylen;       /* room in why */
+    size_t n_list;       /* free-list entries */
+    size_t n_free;       /* FREE carts */
+    size_t n_carts;      /* cart records */
+    size_t n_assigned;   /* ASSIGNED carts */
+    size_t n_not_closed; /* carts whose breaker is not CLOSED-and-auto */
+    size_t n_live;       /* LIVE sessions */
+    size_t n_ended;      /* ended sessions */
+} check_t;
+
+/* A cursor over dbi; NULL (and why says so) on a storage error. */
+static MDB_cursor *check_cursor(check_t *ck, MDB_dbi dbi)
 {
-    MDB_txn *t = rtxn(s);
-    MDB_cursor *cur = NULL;
+    MDB_cursor *cur;
+    if (mdb_cursor_open(ck->t, dbi, &cur) == 0)
+        return cur;
+    snprintf(ck->why, ck->whylen, "storage error while checking");
+    return NULL;
+}
+
+/* Free list: each entry a FREE cart whose free_pos is that entry. */
+static int check_free_list(check_t *ck)
+{
     MDB_val k, v;
-    int rc = 0;
-    if (t == NULL) {
-        snprintf(why, whylen, "cannot open a read transaction");
-        return -1;
-    }
-    /* Free list: each entry a FREE cart whose free_pos is that entry. */
-    size_t n_list = 0;
-    if (mdb_cursor_open(t, s->free, &cur) != 0)
-        goto storage;
+    MDB_cursor *cur = check_cursor(ck, ck->s->free);
+    int rc = cur ? 0 : -1;
     for (int op = MDB_FIRST; rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
         char id[ZC_CART_MAX + 1];
         zc_cart_rec_t c;
         size_t n = v.mv_size < ZC_CART_MAX ? v.mv_size : ZC_CART_MAX;
         memcpy(id, v.mv_data, n);
         id[n] = 0;
-        n_list++;
-        if (zc_state_txn_get_cart(s, t, id, &c) != 0) {
-            snprintf(why, whylen, "free list names unregistered cart %s", id);
+        ck->n_list++;
+        if (zc_state_txn_get_cart(ck->s, ck->t, id, &c) != 0) {
+            snprintf(ck->why, ck->whylen, "free list names unregistered cart %s", id);
             rc = -1;
         } else if (c.state != ZC_CART_FREE || k.mv_size != 8 || c.free_pos != from_be64(k.mv_data)) {
-            snprintf(why, whylen, "free list entry for %s but the cart is in state %u at pos %llu",
-                     id, c.state, (unsigned long long)c.free_pos);
+            snprintf(ck->why, ck->whylen,
+                     "free list entry for %s but the cart is in state %u at pos %llu", id, c.state,
+                     (unsigned long long)c.free_pos);
             rc = -1;
         }
     }
-    mdb_cursor_close(cur);
-    cur = NULL;
-    if (rc != 0)
-        goto out;
-    /* Carts: states valid, breakers consistent with their mode, FREE count =
-     * free list length, ASSIGNED held by a LIVE session with the same
-     * generation. */
-    size_t n_free = 0, n_carts = 0, n_assigned = 0, n_live = 0, n_ended = 0, n_not_closed = 0;
-    if (mdb_cursor_open(t, s->carts, &cur) != 0)
-        goto storage;
-    for (int op = MDB_FIRST; rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
-        zc_cart_rec_t c;
-        zc_session_rec_t r;
-        n_carts++;
-        if (decode_cart(&k, &v, &c) == 0 &&
-            (c.breaker.state != ZC_BRK_CLOSED || c.breaker.mode != ZC_BRK_AUTO)) {
-            MDB_val iv;
-            n_not_closed++;
-            if (s->has_brkidx && !s->readonly && mdb_get(t, s->brkidx, &k, &iv) != 0) {
-                snprintf(why, whylen, "cart %s breaker not CLOSED-and-auto but not indexed", c.id);
-                rc = -1;
-                break;
-            }
-        }
-        if (decode_cart(&k, &v, &c) != 0) {
-            snprintf(why, whylen, "undecodable cart record");
-            rc = -1;
-        } else if (c.breaker.state >= ZC_BRK_N_STATES ||
-                   (c.breaker.mode == ZC_BRK_FORCED_OPEN && c.breaker.state != ZC_BRK_OPEN) ||
-                   (c.breaker.mode == ZC_BRK_FORCED_CLOSED && c.breaker.state != ZC_BRK_CLOSED)) {
-            snprintf(why, whylen, "cart %s breaker %s in mode %s", c.id,
-                     zc_breaker_state_name(c.breaker.state), zc_breaker_mode_name(c.breaker.mode));
-            rc = -1;
-        } else if (c.state == ZC_CART_FREE) {
-            n_free++;
-        } else if (c.state == ZC_CART_ASSIGNED) {
-            n_assigned++;
-            if (zc_state_txn_get_session(s, t, c.session, &r) != 0 || r.state != ZC_SESS_LIVE ||
-                strcmp(r.cart, c.id) != 0 || r.generation != c.generation) {
-                snprintf(why, whylen, "cart %s is assigned but its session does not hold it", c.id);
-                rc = -1;
-            }
-        } else if (c.state != ZC_CART_DRAINING) {
-            snprintf(why, whylen, "cart %s in unknown state %u", c.id, c.state);
-            rc = -1;
-        }
-    }
-    mdb_cursor_close(cur);
-    cur = NULL;
-    MDB_stat bst;
-    if (rc == 0 && s->has_brkidx && !s->readonly && mdb_stat(t, s->brkidx, &bst) == 0 &&
-        bst.ms_entries != n_not_closed) {
-        snprintf(why, whylen, "%zu carts with a breaker not CLOSED-and-auto but %zu in the index",
-                 n_not_closed, (size_t)bst.ms_entries);
-        rc = -1;
-    }
-    if (rc == 0 && n_free != n_list) {
-        snprintf(why, whylen, "%zu FREE carts but %zu free-list entries", n_free, n_list);
-        rc = -1;
-    }
-    if (rc != 0)
-        goto out;
-    /* Sessions: a LIVE one's cart is ASSIGNED to it. */
-    if (mdb_cursor_open(t, s->sessions, &cur) != 0)
-        goto storage;
-    for (int op = MDB_FIRST; rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
-        zc_session_rec_t r;
-        zc_cart_rec_t c;
-        if (decode_session(&k, &v, &r) == 0)
-            *(r.state == ZC_SESS_LIVE ? &n_live : &n_ended) += 1;
-        if (decode_session(&k, &v, &r) != 0) {
-            snprintf(why, whylen, "undecodable session record");
-            rc = -1;
-        } else if (r.state == ZC_SESS_LIVE &&
-                   (zc_state_txn_get_cart(s, t, r.cart, &c) != 0 || c.state != ZC_CART_ASSIGNED ||
-                    memcmp(c.session, r.id, ZC_SESSION_LEN) != 0 || c.generation != r.generation)) {
-            snprintf(why, whylen, "live session's cart %s is not assigned to it", r.cart);
-            rc = -1;
-        }
-    }
-    mdb_cursor_close(cur);
-    cur = NULL;
-    /* The O(1) counters (meta) agree with the records. */
-    if (rc == 0 && !s->readonly && zc_state_txn_meta(s, t, "counts_v") == ZC_STATE_COUNTS_V &&
-        (zc_state_txn_meta(s, t, "carts_total") != n_carts ||
-         zc_state_txn_meta(s, t, "carts_assigned") != n_assigned ||
-         zc_state_txn_meta(s, t, "sessions_live") != n_live ||
-         zc_state_txn_meta(s, t, "sessions_ended") != n_ended)) {
-        snprintf(why, whylen, "meta counters (carts %llu/%llu assigned, sessions %llu live %llu "
-                 "ended) differ from the records (%zu/%zu, %zu, %zu)",
-                 (unsigned long long)zc_state_txn_meta(s, t, "carts_total"),
-                 (unsigned long long)zc_state_txn_meta(s, t, "carts_assigned"),
-                 (unsigned long long)zc_state_txn_meta(s, t, "sessions_live"),
-                 (unsigned long long)zc_state_txn_meta(s, t, "sessions_ended"), n_carts,
-                 n_assigned, n_live, n_ended);
-        rc = -1;
-    }
-out:
-    mdb_txn_abort(t);
+    if (cur)
+        mdb_cursor_close(cur);
     return rc;
-storage:
-    snprintf(why, whylen, "storage error while checking");
-    mdb_txn_abort(t);
+}
+
+/* One cart: a valid state, a breaker consistent with its mode (and in the
+ * index when not CLOSED-and-auto), an ASSIGNED one held by a LIVE session
+ * with the same generation. */
+static int check_cart(check_t *ck, const MDB_val *k, const MDB_val *v)
+{
+    zc_state_t *s = ck->s;
+    zc_cart_rec_t c;
+    zc_session_rec_t r;
+    ck->n_carts++;
+    if (decode_cart(k, v, &c) != 0) {
+        snprintf(ck->why, ck->whylen, "undecodable cart record");
+        return -1;
+    }
+    if (c.breaker.state != ZC_BRK_CLOSED || c.breaker.mode != ZC_BRK_AUTO) {
+        MDB_val iv;
+        ck->n_not_closed++;
+        if (s->has_brkidx && !s->readonly && mdb_get(ck->t, s->brkidx, (MDB_val *)k, &iv) != 0) {
+            snprintf(ck->why, ck->whylen,
+                     "cart %s breaker not CLOSED-and-auto but not indexed", c.id);
+            return -1;
+        }
+    }
+    if (c.breaker.state >= ZC_BRK_N_STATES ||
+        (c.breaker.mode == ZC_BRK_FORCED_OPEN && c.breaker.state != ZC_BRK_OPEN) ||
+        (c.breaker.mode == ZC_BRK_FORCED_CLOSED && c.breaker.state != ZC_BRK_CLOSED)) {
+        snprintf(ck->why, ck->whylen, "cart %s breaker %s in mode %s", c.id,
+                 zc_breaker_state_name(c.breaker.state), zc_breaker_mode_name(c.breaker.mode));
+        return -1;
+    }
+    if (c.state == ZC_CART_FREE) {
+        ck->n_free++;
+    } else if (c.state == ZC_CART_ASSIGNED) {
+        ck->n_assigned++;
+        if (zc_state_txn_get_session(s, ck->t, c.session, &r) != 0 || r.state != ZC_SESS_LIVE ||
+            strcmp(r.cart, c.id) != 0 || r.generation != c.generation) {
+            snprintf(ck->why, ck->whylen, "cart %s is assigned but its session does not hold it",
+                     c.id);
+            return -1;
+        }
+    } else if (c.state != ZC_CART_DRAINING) {
+        snprintf(ck->why, ck->whylen, "cart %s in unknown state %u", c.id, c.state);
+        return -1;
+    }
+    return 0;
+}
+
+/* Every cart; then the breaker index's size and the FREE count against
+ * the free list. */
+static int check_carts(check_t *ck)
+{
+    zc_state_t *s = ck->s;
+    MDB_val k, v;
+    MDB_cursor *cur = check_cursor(ck, s->carts);
+    int rc = cur ? 0 : -1;
+    for (int op = MDB_FIRST; rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT)
+        rc = check_cart(ck, &k, &v);
+    if (cur)
+        mdb_cursor_close(cur);
+    MDB_stat bst;
+    if (rc == 0 && s->has_brkidx && !s->readonly && mdb_stat(ck->t, s->brkidx, &bst) == 0 &&
+        bst.ms_entries != ck->n_not_closed) {
+        snprintf(ck->why, ck->whylen,
+                 "%zu carts with a breaker not CLOSED-and-auto but %zu in the index",
+                 ck->n_not_closed, (size_t)bst.ms_entries);
+        rc = -1;
+    }
+    if (rc == 0 && ck->n_free != ck->n_list) {
+        snprintf(ck->why, ck->whylen, "%zu FREE carts but %zu free-list entries", ck->n_free,
+                 ck->n_list);
+        rc = -1;
+    }
+    return rc;
+}
+
+/* Sessions: a LIVE one's cart is ASSIGNED to it. */
+static int check_sessions(check_t *ck)
+{
+    MDB_val k, v;
+    MDB_cursor *cur = check_cursor(ck, ck->s->sessions);
+    int rc = cur ? 0 : -1;
+    for (int op = MDB_FIRST; rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        zc_session_rec_t r;
+        zc_cart_rec_t c;
+        if (decode_session(&k, &v, &r) != 0) {
+            snprintf(ck->why, ck->whylen, "undecodable session record");
+            rc = -1;
+            break;
+        }
+        *(r.state == ZC_SESS_LIVE ? &ck->n_live : &ck->n_ended) += 1;
+        if (r.state == ZC_SESS_LIVE &&
+            (zc_state_txn_get_cart(ck->s, ck->t, r.cart, &c) != 0 || c.state != ZC_CART_ASSIGNED ||
+             memcmp(c.session, r.id, ZC_SESSION_LEN) != 0 || c.generation != r.generation)) {
+            snprintf(ck->why, ck->whylen, "live session's cart %s is not assigned to it", r.cart);
+            rc = -1;
+        }
+    }
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc;
+}
+
+/* The O(1) counters (meta) agree with the records. */
+static int check_counters(check_t *ck)
+{
+    zc_state_t *s = ck->s;
+    MDB_txn *t = ck->t;
+    if (s->readonly || zc_state_txn_meta(s, t, "counts_v") != ZC_STATE_COUNTS_V)
+        return 0;
+    uint64_t total = zc_state_txn_meta(s, t, "carts_total"),
+             assigned = zc_state_txn_meta(s, t, "carts_assigned"),
+             live = zc_state_txn_meta(s, t, "sessions_live"),
+             ended = zc_state_txn_meta(s, t, "sessions_ended");
+    if (total == ck->n_carts && assigned == ck->n_assigned && live == ck->n_live &&
+        ended == ck->n_ended)
+        return 0;
+    snprintf(ck->why, ck->whylen,
+             "meta counters (carts %llu/%llu assigned, sessions %llu live %llu ended) differ "
+             "from the records (%zu/%zu, %zu, %zu)",
+             (unsigned long long)total, (unsigned long long)assigned, (unsigned long long)live,
+             (unsigned long long)ended, ck->n_carts, ck->n_assigned, ck->n_live, ck->n_ended);
     return -1;
+}
+
+int zc_state_check(zc_state_t *s, char *why, size_t whylen)
+{
+    check_t ck = {.s = s, .t = rtxn(s), .why = why, .whylen = whylen};
+    if (ck.t == NULL) {
+        snprintf(why, whylen, "cannot open a read transaction");
+        return -1;
+    }
+    int rc = check_free_list(&ck);
+    if (rc == 0)
+        rc = check_carts(&ck);
+    if (rc == 0)
+        rc = check_sessions(&ck);
+    if (rc == 0)
+        rc = check_counters(&ck);
+    mdb_txn_abort(ck.t);
+    return rc;
 }
 
 /* --- backup and restore (replication/backup.c) --- */

@@ -111,6 +111,67 @@ static const char *read_delay(const char *arg, void *target)
     return NULL;
 }
 
+/* The inventory under --data, seeded from --catalog when empty; NULL
+ * (and *code the exit status) on an error. */
+static inventory_t *open_inventory(int *code)
+{
+    char err[512];
+    inventory_t *inv = inventory_open(opt.data, err, sizeof err);
+    if (inv == NULL) {
+        fprintf(stderr, "zcart-stock: %s\n", err);
+        *code = 1;
+        return NULL;
+    }
+    if (opt.catalog) {
+        int seeded;
+        if (inventory_seed(inv, opt.catalog, &seeded, err, sizeof err) != 0) {
+            fprintf(stderr, "zcart-stock: %s\n", err);
+            inventory_close(&inv);
+            *code = 2;
+            return NULL;
+        }
+        if (seeded)
+            zc_info("seeded %d products from %s", seeded, opt.catalog);
+        else
+            zc_info("inventory already holds %zu products; catalog %s ignored",
+                    inventory_count(inv), opt.catalog);
+    }
+    return inv;
+}
+
+/* The server, --http, signals, then the loop until a signal. */
+static int serve(uv_loop_t *loop, zc_sec_t *sec, inventory_t *inv)
+{
+    char err[512];
+    void *zctx = zc_sec_context(); /* czmq's: lib/zsec.h says why */
+    srv = server_new(loop, zctx, sec, opt.bind, inv, opt.delay[0], opt.delay[1], err, sizeof err);
+    if (srv == NULL) {
+        fprintf(stderr, "zcart-stock: %s\n", err);
+        return 1;
+    }
+    stock_metrics_t metrics = {srv, inv};
+    if (opt.http) {
+        ops = zc_ops_new(loop, opt.http, &stock_ops_fns, &metrics, err, sizeof err);
+        if (ops == NULL) {
+            fprintf(stderr, "zcart-stock: --http: %s\n", err);
+            server_destroy(&srv);
+            uv_run(loop, UV_RUN_DEFAULT);
+            return 1;
+        }
+        zc_info("http on port %u (/metrics, /healthz, /readyz)", zc_ops_port(ops));
+    }
+    uv_signal_init(loop, &sigint_h);
+    uv_signal_init(loop, &sigterm_h);
+    uv_signal_start(&sigint_h, on_signal, SIGINT);
+    uv_signal_start(&sigterm_h, on_signal, SIGTERM);
+    zc_info("serving %zu products on %s%s", inventory_count(inv), opt.bind,
+            opt.delay[1] ? " with random delays" : "");
+    zc_sd_ready(loop, "serving %zu products on %s", inventory_count(inv), opt.bind);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     char err[512];
@@ -142,54 +203,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "zcart-stock: %s\n", err);
         return 2;
     }
-    inventory_t *inv = inventory_open(opt.data, err, sizeof err);
-    if (inv == NULL) {
-        fprintf(stderr, "zcart-stock: %s\n", err);
-        return 1;
-    }
-    if (opt.catalog) {
-        int seeded;
-        if (inventory_seed(inv, opt.catalog, &seeded, err, sizeof err) != 0) {
-            fprintf(stderr, "zcart-stock: %s\n", err);
-            inventory_close(&inv);
-            return 2;
-        }
-        if (seeded)
-            zc_info("seeded %d products from %s", seeded, opt.catalog);
-        else
-            zc_info("inventory already holds %zu products; catalog %s ignored",
-                    inventory_count(inv), opt.catalog);
-    }
-    uv_loop_t *loop = uv_default_loop();
-    void *zctx = zc_sec_context(); /* czmq's: lib/zsec.h says why */
-    srv = server_new(loop, zctx, sec, opt.bind, inv, opt.delay[0], opt.delay[1], err, sizeof err);
-    if (srv == NULL) {
-        fprintf(stderr, "zcart-stock: %s\n", err);
-        inventory_close(&inv);
-        return 1;
-    }
-    stock_metrics_t metrics = {srv, inv};
-    if (opt.http) {
-        ops = zc_ops_new(loop, opt.http, &stock_ops_fns, &metrics, err, sizeof err);
-        if (ops == NULL) {
-            fprintf(stderr, "zcart-stock: --http: %s\n", err);
-            server_destroy(&srv);
-            uv_run(loop, UV_RUN_DEFAULT);
-            inventory_close(&inv);
-            return 1;
-        }
-        zc_info("http on port %u (/metrics, /healthz, /readyz)", zc_ops_port(ops));
-    }
-    uv_signal_init(loop, &sigint_h);
-    uv_signal_init(loop, &sigterm_h);
-    uv_signal_start(&sigint_h, on_signal, SIGINT);
-    uv_signal_start(&sigterm_h, on_signal, SIGTERM);
-    zc_info("serving %zu products on %s%s", inventory_count(inv), opt.bind,
-            opt.delay[1] ? " with random delays" : "");
-    zc_sd_ready(loop, "serving %zu products on %s", inventory_count(inv), opt.bind);
-    uv_run(loop, UV_RUN_DEFAULT);
-    uv_loop_close(loop);
+    int code = 0;
+    inventory_t *inv = open_inventory(&code);
+    if (inv != NULL)
+        code = serve(uv_default_loop(), sec, inv);
     zc_sec_destroy(&sec);
     inventory_close(&inv);
-    return 0;
+    return code;
 }
