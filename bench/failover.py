@@ -76,6 +76,7 @@ import zmq
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "deploy", "local"))
+import zcdaemon  # noqa: E402
 import zcproc  # noqa: E402
 import zcproto as zp  # noqa: E402  (the independent ZCP/1 codec of the integration tests)
 
@@ -160,8 +161,8 @@ def cli_status(a, brokers, timeout_ms=1000):
 
 
 def wait_converged(a, brokers, timeout=60.0):
-    """Wait until every replica answers with the same applied_index and digest and one is
-    a ready leader; the status then."""
+    """Wait until every replica answers with the leader's applied_index and digest and one
+    is a ready leader (zcdaemon); the status then."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -169,9 +170,7 @@ def wait_converged(a, brokers, timeout=60.0):
         reps = (st or {}).get("replicas") or []
         last = [(r.get("id"), r.get("role"), r.get("ready"), r.get("applied_index"),
                  r.get("digest")) for r in reps]
-        if (len(reps) == len(brokers) and all(r.get("reachable") for r in reps)
-                and len({(r.get("applied_index"), r.get("digest")) for r in reps}) == 1
-                and any(r.get("role") == "leader" and r.get("ready") == 1 for r in reps)):
+        if zcdaemon.disagreement(reps, len(brokers)) is None:
             return st
         time.sleep(0.1)
     raise RuntimeError("replicas did not converge within %.0f s: %r" % (timeout, last))

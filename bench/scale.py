@@ -64,6 +64,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import failover  # noqa: E402  (Poller, load_env: the STATUS prober of the drills)
+import zcdaemon  # noqa: E402  (deploy/local, on the path failover puts it)
 
 CLUSTER = os.path.join(ROOT, "deploy", "local", "zcart-cluster")
 
@@ -189,10 +190,7 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             st = self.statuses(500)
-            if (len(st) == 3 and len({(s.get("applied_index"), s.get("digest"))
-                                      for s in st.values()}) == 1
-                    and any(s.get("role") == "leader" and s.get("ready") == 1
-                            for s in st.values())):
+            if zcdaemon.disagreement(list(st.values()), 3) is None:
                 return st
             time.sleep(0.25)
         return None

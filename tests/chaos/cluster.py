@@ -45,6 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "deploy", "local"))
 from zcproc import proc_state  # noqa: E402
+import zcdaemon  # noqa: E402
 DEFAULT_BIN = os.path.join(REPO, "build", "bin")
 CATALOG_PRODUCTS = ["apple", "banana", "cherry", "grape", "lemon", "mango", "orange", "pear",
                     "kiwi", "plum", "peach", "melon"]
@@ -262,10 +263,10 @@ class Cluster:
         ZCART_SERVER_KEY / ZCART_CERT (the client key) in this process's
         environment, which every zcart CLI it starts (status, the workload's
         shells) inherits.  ZCART_CHAOS_INSECURE=1 runs every daemon with
-        --insecure instead.  Returns the flags per kind."""
+        --insecure instead.  Returns the keys directory, None if insecure."""
         if os.environ.get("ZCART_CHAOS_INSECURE") == "1":
             os.environ["ZCART_INSECURE"] = "1"  # the CLI: plain connections
-            return {"stock": ["--insecure"], "broker": ["--insecure"], "cart": lambda c: ["--insecure"]}
+            return None
         k = os.path.join(self.dir, "keys")
         r = subprocess.run([os.path.join(self.bin, "zcart"), "keygen", k] + list(self.cart_names()),
                            stdin=subprocess.DEVNULL, capture_output=True, text=True)
@@ -273,42 +274,35 @@ class Cluster:
             raise ClusterError("zcart keygen failed: %s" % r.stderr.strip())
         os.environ["ZCART_SERVER_KEY"] = os.path.join(k, "replica.cert")
         os.environ["ZCART_CERT"] = os.path.join(k, "client.cert_secret")
-        allow = os.path.join(k, "allow")
-        return {"stock": ["--cert", os.path.join(k, "stock.cert_secret"), "--allow", allow],
-                "broker": ["--cert", os.path.join(k, "replica.cert_secret"), "--allow", allow],
-                "cart": lambda c: ["--cert", os.path.join(k, "cart-%s.cert_secret" % c),
-                                   "--broker-key", os.path.join(k, "replica.cert"),
-                                   "--stock-key", os.path.join(k, "stock.cert")]}
+        return k
 
     def build(self):
         """Create the Daemon objects (nothing runs yet)."""
         self._write_catalog()
-        sec = self._keys()
+        keys = self._keys()
         ep = {}
         for r in self.replica_ids():
             a = self.net.host(self.broker_name(r)).addr
-            ep[r] = ("%s:%d" % (a, RAFT_PORT), "tcp://%s:%d" % (a, CLIENT_PORT),
-                     "tcp://%s:%d" % (a, CART_PORT))
+            ep[r] = {"id": r, "raft": "%s:%d" % (a, RAFT_PORT),
+                     "client": "tcp://%s:%d" % (a, CLIENT_PORT),
+                     "cart": "tcp://%s:%d" % (a, CART_PORT)}
         stocks = ["tcp://%s:%d" % (self.net.host(s).addr, STOCK_PORT) for s in self.stock_names()]
         for s, e in zip(self.stock_names(), stocks):
             d = os.path.join(self.dir, s, "data")
-            argv = [os.path.join(self.bin, "zcart-stock"), "--bind", e, "--data", d,
-                    "--catalog", self.catalog] + sec["stock"]
+            argv = zcdaemon.stock_argv(self.bin, e, d, self.catalog, keys)
             self.daemons[s] = Daemon(s, "stock", self.net.host(s), argv, self.dir, self.net)
         for r in self.replica_ids():
             name = self.broker_name(r)
             d = os.path.join(self.dir, name, "data")
-            argv = [os.path.join(self.bin, "zcart-broker"), "--id", str(r), "--data", d]
-            for m in self.replica_ids():
-                argv += ["--replica", "%d=%s,%s,%s" % ((m,) + ep[m])]
-            argv += sec["broker"] + self.broker_args
+            argv = zcdaemon.broker_argv(self.bin, r, d, [ep[m] for m in self.replica_ids()],
+                                        keys) + self.broker_args
             self.daemons[name] = Daemon(name, "broker", self.net.host(name), argv, self.dir,
                                         self.net)
         for c in self.cart_names():
             d = os.path.join(self.dir, c, "data")
-            argv = [os.path.join(self.bin, "zcart-cart"), "--name", c, "--slots", str(self.slots),
-                    "--data", d, "--brokers", ",".join(ep[r][2] for r in self.replica_ids()),
-                    "--stock", ",".join(stocks)] + sec["cart"](c) + self.cart_args
+            argv = zcdaemon.cart_argv(self.bin, c, self.slots, d,
+                                      [ep[r]["cart"] for r in self.replica_ids()], stocks,
+                                      keys) + self.cart_args
             self.daemons[c] = Daemon(c, "cart", self.net.host(c), argv, self.dir, self.net)
         for d in self.daemons.values():
             if not os.access(d.argv[0], os.X_OK):
@@ -358,6 +352,136 @@ class Cluster:
         replica counts all carts; else the last problem at the deadline."""
         deadline = time.monotonic() + timeout
         problem = "not checked"
+        want = self.n_carts * self.slots
+        while time.monotonic() < deadline:
+            dead = [d.name for d in self.daemons.values() if d.state() == "dead"]
+            if dead:
+                return "exited: %s" % ", ".join(dead)
+            st = self.status()
+            reps = (st or {}).get("replicas") or []
+            if st is None:
+                problem = "no answer from zcart status"
+            elif not all(r.get("reachable") for r in reps) or len(reps) != self.n_replicas:
+                problem = "replicas not answering"
+            elif len([r for r in reps if r.get("role") == "leader" and r.get("ready") == 1]) != 1:
+                problem = "no ready leader (roles %s)" % [r.get("role") for r in reps]
+            elif any(r.get("carts_total") != want for r in reps):
+                problem = "carts registered: %s of %d" % ([r.get("carts_total") for r in reps], want)
+            else:
+                return None
+            time.sleep(0.2)
+        return problem
+
+    def restart(self, name):
+        with self.lock:
+            d = self.daemons[name]
+            if d.state() == "dead":
+                d.start()
+
+    def stop_all(self, timeout=10.0):
+        """Stop carts, brokers, stock (reverse start order); names that needed
+        SIGKILL or exited non-zero."""
+        bad = []
+        for d in reversed(list(self.daemons.values())):
+            if d.proc is None:
+                continue
+            was_dead = d.state() == "dead"
+            ok = d.stop(timeout)
+            if not ok and not was_dead:
+                bad.append("%s (exit %s)" % (d.name, d.proc.returncode))
+        return bad
+
+    def kill_all(self):
+        """Interrupted or failed run: SIGKILL whatever still runs."""
+        for d in self.daemons.values():
+            if d.proc and d.state() != "dead":
+                d.expect_dead = True
+                d.signal(signal.SIGCONT)
+                d.signal(signal.SIGKILL)
+        for d in self.daemons.values():
+            if d.proc:
+                d.wait_dead(10)
+
+    def unmount_disks(self):
+        """After every daemon is gone: unmount the data tmpfs (disk_size)."""
+        for path in self.disks:
+            diskmod.unmount(path)
+        self.disks = []
+
+    def unexpected_exits(self):
+        """Daemons found dead that nobody killed: [(name, exit status)]; each
+        is reported once (expect_dead is set once reported).  An exit in the
+        daemon's tolerated_exits goes to `tolerated` instead."""
+        out = []
+        for d in self.daemons.values():
+            if d.proc is not None and not d.expect_dead and d.proc.poll() is not None:
+                d.expect_dead = True
+                if d.proc.returncode in d.tolerated_exits:
+                    self.tolerated.append((time.time(), d.name, d.proc.returncode))
+                    continue
+                d.exits.append((time.time(), d.proc.returncode))
+                out.append((d.name, d.proc.returncode))
+        return out
+
+    # -- status --
+    def admin_args(self):
+        """The CLI options of an admin command: the admin key (none on an
+        --insecure cluster)."""
+        k = os.path.join(self.dir, "keys", "admin.cert_secret")
+        return [] if os.environ.get("ZCART_CHAOS_INSECURE") == "1" else ["--cert", k]
+
+    def cli_argv(self, host, args, timeout_ms=1500, replicas=None):
+        """The argv of `zcart --json --brokers ... ARGS` inside host's namespace;
+        replicas: the replica ids it may talk to (default: all)."""
+        eps = self.brokers if replicas is None else [self.client_endpoint(r) for r in replicas]
+        return self.net.exec_prefix(host) + [os.path.join(self.bin, "zcart"), "--brokers",
+                                             ",".join(eps), "--json", "--timeout",
+                                             str(timeout_ms)] + list(args)
+
+    def cli(self, host, args, timeout_ms=1500, replicas=None):
+        """`zcart --json --brokers ... ARGS` run inside host's namespace; the
+        parsed last line, or None."""
+        argv = self.cli_argv(host, args, timeout_ms, replicas)
+        try:
+            r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               timeout=timeout_ms / 1000.0 + 10)
+            return json.loads(r.stdout.strip().splitlines()[-1])
+        except (subprocess.TimeoutExpired, ValueError, IndexError):
+            return None
+
+    def status(self, timeout_ms=1000):
+        return self.cli("ctl", ["status"], timeout_ms)
+
+    def leader(self, st=None):
+        """The replica id of the ready leader (highest term if several claim
+        it), or None."""
+        st = st if st is not None else self.status()
+        reps = [r for r in (st or {}).get("replicas", [])
+                if r.get("reachable") and r.get("role") == "leader" and r.get("ready") == 1]
+        if not reps:
+            return None
+        return max(reps, key=lambda r: r.get("term", 0))["id"]
+
+    def wait_leader(self, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rid = self.leader()
+            if rid is not None:
+                return rid
+            time.sleep(0.1)
+        return None
+
+    def converged(self, st=None, quiet=True):
+        """(True, replicas) when every replica answers, one ready leader, every
+        one at the leader's applied index and digest, every cart registered
+        -- and, if quiet, none draining and no breaker open; else (False,
+        why)."""
+        st = st if st is not None else self.status()
+        reps = (st or {}).get("replicas") or []
+        why = zcdaemon.disagreement(reps, self.n_replicas)
+        if why:
+            return False, why
+        ld = [r for r in reps if r.get("role") == "leader"][0]
         want = self.n_carts * self.slots
         while time.monotonic() < deadline:
             dead = [d.name for d in self.daemons.values() if d.state() == "dead"]

@@ -83,6 +83,7 @@ SECURE = os.environ.get("ZCART_IT_INSECURE") != "1"
 CLUSTER_TOOL = os.path.join(REPO, "deploy", "local", "zcart-cluster")
 sys.path.insert(0, os.path.dirname(CLUSTER_TOOL))
 import zcproc  # noqa: E402  (deploy/local: when a process is gone)
+import zcdaemon  # noqa: E402  (deploy/local: daemon command lines, convergence)
 BIN = os.path.abspath(os.environ.get("ZCART_BIN") or os.path.join(REPO, "build", "bin"))
 ROOT = os.environ.get("ZCART_IT_ROOT", "/tmp/zcart-it")
 PYTHON = "/usr/bin/python3"
@@ -409,14 +410,10 @@ class Cluster:
         """Start a zcart-cart the cluster tool does not know, in DIR/NAME, with
         the --brokers and --stock lists given (endpoints).  `down` stops it."""
         d = os.path.join(self.dir, name)
-        argv = [os.path.join(BIN, "zcart-cart"), "--name", name, "--slots", str(slots),
-                "--data", os.path.join(d, "data"), "--brokers", ",".join(brokers),
-                "--stock", ",".join(stock), "--hello-interval", str(self.hello_interval)]
         if self.secure:
-            argv += ["--cert", self.cart_key(name), "--broker-key", self.key_file("replica"),
-                     "--stock-key", self.key_file("stock")]
-        else:
-            argv.append("--insecure")
+            self.cart_key(name)  # made if missing
+        argv = zcdaemon.cart_argv(BIN, name, slots, os.path.join(d, "data"), brokers, stock,
+                                  self.keys if self.secure else None, self.hello_interval)
         argv += list(extra_args)
         return self._spawn_extra(name, argv)
 
@@ -459,22 +456,15 @@ class Cluster:
               "client": "tcp://127.0.0.1:%d" % self.port(),
               "cart": "tcp://127.0.0.1:%d" % self.port()}
         d = os.path.join(self.dir, name)
-        argv = [os.path.join(BIN, "zcart-broker"), "--id", str(rid),
-                "--data", os.path.join(d, "data")]
-        for p in self.plan["procs"]:
-            if p["kind"] == "broker":
-                argv += ["--replica", p["argv"][p["argv"].index("--id") + 1] + "=%s,%s,%s"
-                         % (p["raft"], p["endpoint"], p["cart_endpoint"])]
-        argv += ["--replica", "%d=%s,%s,%s" % (rid, me["raft"], me["client"], me["cart"])]
+        replicas = [{"id": int(p["argv"][p["argv"].index("--id") + 1]), "raft": p["raft"],
+                     "client": p["endpoint"], "cart": p["cart_endpoint"]}
+                    for p in self.plan["procs"] if p["kind"] == "broker"]
+        argv = zcdaemon.broker_argv(BIN, rid, os.path.join(d, "data"), replicas + [me],
+                                    self.keys if self.secure else None)
         if join:
             argv.append("--join")
         if self.log_level:
             argv += ["--log-level", self.log_level]
-        if self.secure:
-            argv += ["--cert", self.key_file("replica", True),
-                     "--allow", os.path.join(self.keys, "allow")]
-        else:
-            argv.append("--insecure")
         argv += self.broker_args + list(extra_args)
         self._spawn_extra(name, argv)
         return name, me
@@ -660,8 +650,9 @@ class Cluster:
 
 def converged(c, endpoints=None):
     """The STATUS of every replica (c's client endpoints, or those given) once
-    all of them answer, exactly one leads, and every one is at the leader's
-    applied index with the leader's digest; else None."""
+    all of them answer, exactly one is a ready leader, and every one is at
+    the leader's applied index with the leader's digest (zcdaemon); else
+    None."""
     endpoints = list(endpoints or c.client_endpoints)
     st = []
     for ep in endpoints:
@@ -669,14 +660,7 @@ def converged(c, endpoints=None):
             st.append(c.replica_status(ep, timeout=0.5))
         except (AssertionError, Timeout, zmq.ZMQError):
             return None
-    leaders = [s for s in st if s["role"] == "leader"]
-    if len(leaders) != 1:
-        return None
-    ld = leaders[0]
-    for s in st:
-        if s["applied_index"] != ld["applied_index"] or s["digest"] != ld["digest"]:
-            return None
-    return st
+    return None if zcdaemon.disagreement(st, len(endpoints)) else st
 
 
 def describe(c, endpoints=None):

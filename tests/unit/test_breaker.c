@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "replication/breaker.h"
-#include "tests/unit/unit.h"
+#include "unit.h"
 
 /* One allowed move. */
 typedef struct {

@@ -12,7 +12,7 @@
 #include "client/internal.h"
 #include "client/zcart.h"
 #include "proto/status.h"
-#include "tests/unit/unit.h"
+#include "unit.h"
 
 /* One CLI run's outcome. */
 typedef struct {

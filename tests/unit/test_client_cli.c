@@ -6,7 +6,7 @@
  * per command and nothing else, exit statuses, the session line, seqs that
  * keep increasing across "processes", status --json, the shell, and that
  * session objects renew their lease on their own when asked to. */
-#include "tests/unit/test_client_fake.c"
+#include "test_client_fake.c"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -14,7 +14,7 @@
 
 #include "client/cli.h"
 #include "client/zcart.h"
-#include "tests/unit/unit.h"
+#include "unit.h"
 
 static void *ctx;
 

@@ -7,11 +7,11 @@
  * refused connection must be noticed in milliseconds, far below the
  * multi-second attempt timeout those tests configure), and lower limits
  * where a wait is required (backoff, attempt timeout). */
-#include "tests/unit/test_client_fake.c"
+#include "test_client_fake.c"
 
 #include "client/internal.h"
 #include "client/zcart.h"
-#include "tests/unit/unit.h"
+#include "unit.h"
 
 static void *ctx;
 

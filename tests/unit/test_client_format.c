@@ -10,7 +10,7 @@
 #include "client/latency.h"
 #include "client/zcart.h"
 #include "proto/msg.h"
-#include "tests/unit/unit.h"
+#include "unit.h"
 
 #define SID "0123456789abcdef0123456789abcdef"
 

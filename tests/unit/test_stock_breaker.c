@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "cart/stock_breaker.h"
-#include "tests/unit/unit.h"
+#include "unit.h"
 
 #define K 3
 static const stock_breaker_policy_t pol = {.failures = K, .open_ms = 100, .open_max_ms = 700};

@@ -21,7 +21,7 @@
 #include "lib/zmqx.h"
 #include "proto/msg.h"
 #include "proto/status.h"
-#include "tests/unit/unit.h"
+#include "unit.h"
 
 /* One callback's outcome. */
 typedef struct {
