@@ -169,44 +169,28 @@ static void on_readable(void *sock, void *arg)
     }
 }
 
-int broker__backend_open(broker_t *b, char *err, size_t errlen)
+static void back_setup(broker_t *b, void *sock)
 {
-    int one = 1, hwm = 100000;
-    b->back = zmq_socket(b->zctx, ZMQ_ROUTER);
-    if (b->back == NULL)
-        goto err;
-    zc_zsock_defaults(b->back);
-    if (zc_sec_server(b->sec, b->back) != 0)
-        goto err;
     if (zc_sec_insecure(b->sec)) {
         /* A node (or a test) with a bare name takes it over at once. */
-        zmq_setsockopt(b->back, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+        int one = 1;
+        zmq_setsockopt(sock, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     } else {
         int ivl = 1000, ttl = 3000;
-        zmq_setsockopt(b->back, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
-        zmq_setsockopt(b->back, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
+        zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+        zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
     }
-    zmq_setsockopt(b->back, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(b->back, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if (zmq_bind(b->back, b->self->cart_endpoint) != 0)
-        goto err;
-    b->back_w = zc_watch_new(b->loop, b->back, on_readable, b);
-    if (b->back_w == NULL)
-        goto err;
-    return 0;
-err:
-    snprintf(err, errlen, "cart endpoint %s: %s", b->self->cart_endpoint,
-             zmq_strerror(zmq_errno()));
-    return -1;
 }
 
-void broker__backend_close(broker_t *b)
+int broker__backend_open(broker_t *b, char *err, size_t errlen)
 {
-    zc_watch_destroy(&b->back_w);
-    if (b->back)
-        zmq_close(b->back);
-    b->back = NULL;
+    broker__router_t r = {.what = "cart", .endpoint = b->self->cart_endpoint, .hwm = 100000,
+                          .setup = back_setup, .on_readable = on_readable, .sock = &b->back,
+                          .watch = &b->back_w};
+    return broker__router_open(b, &r, err, errlen);
 }
+
+void broker__backend_close(broker_t *b) { broker__router_close(&b->back, &b->back_w); }
 
 bool broker__split_cart(const char *cart, char node[ZC_NODE_MAX + 1], uint16_t *slot)
 {

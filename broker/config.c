@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/daemon.h"
 #include "lib/flags.h"
 
 static const char usage[] =
@@ -118,11 +119,6 @@ static const char *read_placement(const char *arg, void *target)
     return NULL;
 }
 
-static const char *read_level(const char *arg, void *target)
-{
-    return zc_log_parse_level(arg, target) ? NULL : "debug, info, warn or error";
-}
-
 /* The flag table: the reference for every flag, --help included. */
 #define FLAGS(c)                                                                                   \
     {"id", "N", ZC_FLAG_U64, &(c)->id, 1, 1000000, NULL,                                           \
@@ -227,8 +223,7 @@ static const char *read_level(const char *arg, void *target)
      "lost (docs/operations.md)"},                                                                 \
     {"join", NULL, ZC_FLAG_BOOL, &(c)->join, 0, 0, NULL,                                           \
      "join an existing cluster instead of bootstrapping"},                                         \
-    {"log-level", "LEVEL", ZC_FLAG_CALL, &(c)->log_level, 0, 0, read_level,                        \
-     "debug, info, warn or error (default info)"},                                                 \
+    ZC_DAEMON_FLAG_LOG_LEVEL(&(c)->log_level),                                                     \
     {"dump-state", NULL, ZC_FLAG_BOOL, &(c)->dump_state, 0, 0, NULL,                               \
      "print the replicated state in DIR/state (applied index,\n"                                   \
      "digest, carts, free list, sessions) as one JSON object\n"                                    \

@@ -366,35 +366,14 @@ static void on_readable(void *sock, void *arg)
 
 int broker__frontend_open(broker_t *b, char *err, size_t errlen)
 {
-    b->front = zmq_socket(b->zctx, ZMQ_ROUTER);
-    if (b->front == NULL)
-        goto err;
-    zc_zsock_defaults(b->front);
-    if (zc_sec_server(b->sec, b->front) != 0)
-        goto err;
     /* Per connection: a client that does not read its replies loses the
      * ones past FRONT_HWM (a ROUTER drops them) instead of growing the
      * replica's memory; one that sends faster than it is served is held
      * back by TCP past FRONT_HWM unread frames. */
-    int hwm = FRONT_HWM;
-    zmq_setsockopt(b->front, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(b->front, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if (zmq_bind(b->front, b->self->client_endpoint) != 0)
-        goto err;
-    b->front_w = zc_watch_new(b->loop, b->front, on_readable, b);
-    if (b->front_w == NULL)
-        goto err;
-    return 0;
-err:
-    snprintf(err, errlen, "client endpoint %s: %s", b->self->client_endpoint,
-             zmq_strerror(zmq_errno()));
-    return -1;
+    broker__router_t r = {.what = "client", .endpoint = b->self->client_endpoint,
+                          .hwm = FRONT_HWM, .on_readable = on_readable, .sock = &b->front,
+                          .watch = &b->front_w};
+    return broker__router_open(b, &r, err, errlen);
 }
 
-void broker__frontend_close(broker_t *b)
-{
-    zc_watch_destroy(&b->front_w);
-    if (b->front)
-        zmq_close(b->front);
-    b->front = NULL;
-}
+void broker__frontend_close(broker_t *b) { broker__router_close(&b->front, &b->front_w); }

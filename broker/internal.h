@@ -229,6 +229,21 @@ static inline void broker__propose(broker_t *b, const zc_cmd_t *cmd, zc_propose_
     b->io->propose(b, cmd, cb, arg);
 }
 
+/* io.c: one of the two ROUTERs -- CURVE server (lib/zsec.h), hwm frames
+ * each way per connection, bound and watched on the loop. */
+typedef struct {
+    const char *what;       /* "client" or "cart", for the error */
+    const char *endpoint;   /* where it binds */
+    int hwm;                /* ZMQ_SNDHWM and ZMQ_RCVHWM */
+    void (*setup)(broker_t *b, void *sock); /* more options before the bind, or NULL */
+    zc_watch_cb on_readable; /* called with (socket, b) */
+    void **sock;            /* out: the socket (b->front, b->back) */
+    zc_watch_t **watch;     /* out: its watcher */
+} broker__router_t;
+/* 0, or -1 with err ("WHAT endpoint EP: why"); the caller closes either way. */
+int broker__router_open(broker_t *b, const broker__router_t *r, char *err, size_t errlen);
+void broker__router_close(void **sock, zc_watch_t **watch);
+
 /* broker.c: the core's lifecycle.  broker__init needs b->cfg set and the
  * rest zeroed; -1 out of memory.  broker__destroy answers what still waits. */
 int broker__init(broker_t *b, const broker_io_t *io);

@@ -2,8 +2,10 @@
  * node of replication/node.h and the two ROUTER sockets.  Nothing here
  * decides anything; the unit tests replace exactly this file's table. */
 #include "broker/internal.h"
+#include <stdio.h>
 #include <string.h>
 
+#include "lib/log.h"
 #include "lib/zmqx.h"
 
 static void io_info(broker_t *b, zc_node_info_t *out) { zc_node_info(b->node, out); }
@@ -48,3 +50,34 @@ const broker_io_t broker__io_real = {
     .send_client = io_send_client,
     .send_node = io_send_node,
 };
+
+int broker__router_open(broker_t *b, const broker__router_t *r, char *err, size_t errlen)
+{
+    *r->sock = zmq_socket(b->zctx, ZMQ_ROUTER);
+    if (*r->sock == NULL)
+        goto err;
+    zc_zsock_defaults(*r->sock);
+    if (zc_sec_server(b->sec, *r->sock) != 0)
+        goto err;
+    if (r->setup)
+        r->setup(b, *r->sock);
+    zmq_setsockopt(*r->sock, ZMQ_SNDHWM, &r->hwm, sizeof r->hwm);
+    zmq_setsockopt(*r->sock, ZMQ_RCVHWM, &r->hwm, sizeof r->hwm);
+    if (zmq_bind(*r->sock, r->endpoint) != 0)
+        goto err;
+    *r->watch = zc_watch_new(b->loop, *r->sock, r->on_readable, b);
+    if (*r->watch == NULL)
+        goto err;
+    return 0;
+err:
+    snprintf(err, errlen, "%s endpoint %s: %s", r->what, r->endpoint, zmq_strerror(zmq_errno()));
+    return -1;
+}
+
+void broker__router_close(void **sock, zc_watch_t **watch)
+{
+    zc_watch_destroy(watch);
+    if (*sock)
+        zmq_close(*sock);
+    *sock = NULL;
+}

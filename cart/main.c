@@ -7,6 +7,7 @@
 #include "cart/dump.h"
 #include "cart/metrics.h"
 #include "cart/node.h"
+#include "lib/daemon.h"
 #include "lib/flags.h"
 #include "lib/log.h"
 #include "lib/sdnotify.h"
@@ -50,10 +51,6 @@ static const char *read_name(const char *arg, void *target)
     return NULL;
 }
 
-static const char *read_level(const char *arg, void *target)
-{
-    return zc_log_parse_level(arg, target) ? NULL : "debug, info, warn or error";
-}
 
 static cart_config_t cfg;
 
@@ -101,11 +98,8 @@ static const zc_flag_t flags[] = {
      "the stock service's public key (KEYS/stock.cert)"},
     {"insecure", NULL, ZC_FLAG_BOOL, &opt.insecure, 0, 0, NULL,
      "no CurveZMQ: for experiments only (logged loudly)"},
-    {"http", "HOST:PORT", ZC_FLAG_STR, &opt.http, 0, 0, NULL,
-     "serve /metrics (Prometheus), /healthz and /readyz over HTTP\n"
-     "(docs/operations.md); PORT 0 picks a free one (logged)"},
-    {"log-level", "LEVEL", ZC_FLAG_CALL, &opt.level, 0, 0, read_level,
-     "debug, info, warn or error (default info)"},
+    ZC_DAEMON_FLAG_HTTP(&opt.http),
+    ZC_DAEMON_FLAG_LOG_LEVEL(&opt.level),
     {"dump-state", NULL, ZC_FLAG_BOOL, &opt.dump, 0, 0, NULL,
      "print slots 0..N-1 of the store in DIR (owner, generation,\n"
      "reset generation, items) as one JSON object and exit;\n"
@@ -114,26 +108,17 @@ static const zc_flag_t flags[] = {
     ZC_FLAGS_END,
 };
 
-static void print_usage(FILE *out)
-{
-    fputs(usage, out);
-    zc_flags_help(out, flags);
-}
+static void print_usage(FILE *out) { zc_daemon_usage(out, usage, flags); }
 
 static cart_node_t *node;
 static zc_ops_t *ops;
-static uv_signal_t sigint_h, sigterm_h;
+static zc_daemon_signals_t signals;
 
-static void on_signal(uv_signal_t *s, int signum)
+static void stop(void *arg)
 {
-    (void)s;
-    (void)signum;
-    zc_info("shutting down");
-    zc_sd_stopping();
+    (void)arg;
     zc_ops_destroy(&ops);
     cart_node_destroy(&node);
-    uv_close((uv_handle_t *)&sigint_h, NULL);
-    uv_close((uv_handle_t *)&sigterm_h, NULL);
 }
 
 /* The flags' checks beyond each flag's own bounds; 0, or 2 (usage). */
@@ -180,19 +165,15 @@ static int serve(uv_loop_t *loop)
         return 1;
     }
     if (opt.http) {
-        ops = zc_ops_new(loop, opt.http, &cart_ops_fns, node, err, sizeof err);
+        ops = zc_daemon_http(loop, opt.http, &cart_ops_fns, node, err, sizeof err);
         if (ops == NULL) {
             fprintf(stderr, "zcart-cart: --http: %s\n", err);
             cart_node_destroy(&node);
             uv_run(loop, UV_RUN_DEFAULT);
             return 1;
         }
-        zc_info("http on port %u (/metrics, /healthz, /readyz)", zc_ops_port(ops));
     }
-    uv_signal_init(loop, &sigint_h);
-    uv_signal_init(loop, &sigterm_h);
-    uv_signal_start(&sigint_h, on_signal, SIGINT);
-    uv_signal_start(&sigterm_h, on_signal, SIGTERM);
+    zc_daemon_signals_start(&signals, loop, stop, NULL);
     zc_info("hosting %u carts, brokers %s, stock %s (timeout %u ms, breaker: %u failures, "
             "open %u..%u ms)",
             cfg.slots, cfg.brokers, cfg.stock, cfg.stock_timeout_ms, cfg.stock_failures,
@@ -206,18 +187,10 @@ static int serve(uv_loop_t *loop)
 
 int main(int argc, char **argv)
 {
-    char err[512];
     cart_config_defaults(&cfg);
-    switch (zc_flags_parse(flags, argc, argv, err, sizeof err)) {
-    case ZC_FLAGS_HELP:
-        print_usage(stdout);
-        return 0;
-    case ZC_FLAGS_ERROR:
-        fprintf(stderr, "zcart-cart: %s\n", err);
-        return 2;
-    case ZC_FLAGS_OK:
-        break;
-    }
+    int code = zc_daemon_flags("zcart-cart", usage, flags, argc, argv);
+    if (code != ZC_DAEMON_RUN)
+        return code;
     if (opt.dump) {
         if (!cfg.data_dir || !cfg.slots) {
             fprintf(stderr, "zcart-cart: --dump-state needs --data DIR and --slots N\n");

@@ -2,6 +2,8 @@
  * order, which makes "lowest seq of a slot" a single cursor seek. */
 #include "cart/store.h"
 
+#include "lib/lmdbx.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,60 +29,24 @@ struct store {
 store_t *store_open(const char *dir, unsigned n_slots, size_t map_size, char *err, size_t errlen)
 {
     store_t *s = calloc(1, sizeof *s);
-    MDB_txn *t;
-    int rc;
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     s->n_slots = n_slots;
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "create %s: %s", dir, strerror(errno));
+    const zc_lmdb_db_t dbs[] = {ZC_LMDB_DB("slots", &s->slots), ZC_LMDB_DB("items", &s->items),
+                                ZC_LMDB_DB("dedup", &s->dedup)};
+    /* No NOSYNC: a commit is durable when it returns. */
+    if (zc_lmdb_open(&s->env, dir, 4, map_size ? map_size : STORE_MAP_DEFAULT, MDB_NOTLS, dbs, 3,
+                     err, errlen) != 0) {
         free(s);
         return NULL;
     }
-    if ((rc = mdb_env_create(&s->env)) != 0)
-        goto err;
-    mdb_env_set_maxdbs(s->env, 4);
-    mdb_env_set_mapsize(s->env, map_size ? map_size : STORE_MAP_DEFAULT);
-    /* No NOSYNC: a commit is durable when it returns. */
-    if ((rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0644)) != 0)
-        goto err_after_env;
-    if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != 0)
-        goto err_after_env;
-    if ((rc = mdb_dbi_open(t, "slots", MDB_CREATE, &s->slots)) != 0 ||
-        (rc = mdb_dbi_open(t, "items", MDB_CREATE, &s->items)) != 0 ||
-        (rc = mdb_dbi_open(t, "dedup", MDB_CREATE, &s->dedup)) != 0) {
-        mdb_txn_abort(t);
-        goto err_after_env;
-    }
-    if ((rc = mdb_txn_commit(t)) != 0)
-        goto err_after_env;
     return s;
-err_after_env:
-    mdb_env_close(s->env);
-err:
-    snprintf(err, errlen, "lmdb %s: %s", dir, mdb_strerror(rc));
-    free(s);
-    return NULL;
 }
 
 store_t *store_open_readonly(const char *dir, unsigned n_slots, char *err, size_t errlen)
 {
-    char path[4096];
-    struct stat st;
-    MDB_txn *t;
-    int rc;
-    /* mdb_env_open would name neither the directory nor the missing file. */
-    if (stat(dir, &st) != 0) {
-        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-        return NULL;
-    }
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    if (!S_ISDIR(st.st_mode) || stat(path, &st) != 0) {
-        snprintf(err, errlen, "%s: no cart store here (no data.mdb)", dir);
-        return NULL;
-    }
     store_t *s = calloc(1, sizeof *s);
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -88,30 +54,13 @@ store_t *store_open_readonly(const char *dir, unsigned n_slots, char *err, size_
     }
     s->n_slots = n_slots;
     s->readonly = true;
-    if ((rc = mdb_env_create(&s->env)) != 0)
-        goto err;
-    mdb_env_set_maxdbs(s->env, 4);
-    if ((rc = mdb_env_open(s->env, dir, MDB_RDONLY | MDB_NOTLS, 0644)) != 0)
-        goto err_after_env;
-    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t)) != 0)
-        goto err_after_env;
-    /* Without MDB_CREATE: a database that is missing is not a cart store. */
-    if ((rc = mdb_dbi_open(t, "slots", 0, &s->slots)) != 0 ||
-        (rc = mdb_dbi_open(t, "items", 0, &s->items)) != 0 ||
-        (rc = mdb_dbi_open(t, "dedup", 0, &s->dedup)) != 0) {
-        mdb_txn_abort(t);
-        goto err_after_env;
+    const zc_lmdb_db_t dbs[] = {ZC_LMDB_DB("slots", &s->slots), ZC_LMDB_DB("items", &s->items),
+                                ZC_LMDB_DB("dedup", &s->dedup)};
+    if (zc_lmdb_open_readonly(&s->env, dir, "cart store", 4, dbs, 3, err, errlen) != 0) {
+        free(s);
+        return NULL;
     }
-    /* Handles opened in a read-only transaction stay valid once it commits. */
-    if ((rc = mdb_txn_commit(t)) != 0)
-        goto err_after_env;
     return s;
-err_after_env:
-    mdb_env_close(s->env);
-err:
-    snprintf(err, errlen, "%s: not a readable cart store (lmdb: %s)", dir, mdb_strerror(rc));
-    free(s);
-    return NULL;
 }
 
 void store_close(store_t **p)

@@ -6,6 +6,8 @@
 #include "replication/state.h"
 #include "replication/state_txn.h"
 
+#include "lib/lmdbx.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,108 +107,47 @@ static int decode_session(const MDB_val *k, const MDB_val *v, zc_session_rec_t *
 zc_state_t *zc_state_open(const char *dir, size_t map_size, char *err, size_t errlen)
 {
     zc_state_t *s = calloc(1, sizeof *s);
-    MDB_txn *t = NULL;
-    int rc;
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "create %s: %s", dir, strerror(errno));
-        goto err_after_alloc;
-    }
-    if ((rc = mdb_env_create(&s->env)) != 0)
-        goto err_lmdb;
-    mdb_env_set_maxdbs(s->env, 10);
-    mdb_env_set_mapsize(s->env, map_size ? map_size : ZC_STATE_MAP_DEFAULT);
-    if ((rc = mdb_env_open(s->env, dir, MDB_NOSYNC | MDB_NOTLS, 0644)) != 0)
-        goto err_lmdb;
-    if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != 0)
-        goto err_lmdb;
-    if ((rc = mdb_dbi_open(t, "meta", MDB_CREATE, &s->meta)) != 0 ||
-        (rc = mdb_dbi_open(t, "carts", MDB_CREATE, &s->carts)) != 0 ||
-        (rc = mdb_dbi_open(t, "free", MDB_CREATE, &s->free)) != 0 ||
-        (rc = mdb_dbi_open(t, "sessions", MDB_CREATE, &s->sessions)) != 0 ||
-        (rc = mdb_dbi_open(t, "members", MDB_CREATE, &s->members)) != 0 ||
-        (rc = mdb_dbi_open(t, "local", MDB_CREATE, &s->local)) != 0 ||
-        (rc = mdb_dbi_open(t, "nodefree", MDB_CREATE, &s->nodefree)) != 0 ||
-        (rc = mdb_dbi_open(t, "nodeload", MDB_CREATE, &s->nodeload)) != 0 ||
-        (rc = mdb_dbi_open(t, "brkidx", MDB_CREATE, &s->brkidx)) != 0) {
-        mdb_txn_abort(t);
-        goto err_lmdb;
+    const zc_lmdb_db_t dbs[] = {
+        ZC_LMDB_DB("meta", &s->meta),         ZC_LMDB_DB("carts", &s->carts),
+        ZC_LMDB_DB("free", &s->free),         ZC_LMDB_DB("sessions", &s->sessions),
+        ZC_LMDB_DB("members", &s->members),   ZC_LMDB_DB("local", &s->local),
+        ZC_LMDB_DB("nodefree", &s->nodefree), ZC_LMDB_DB("nodeload", &s->nodeload),
+        ZC_LMDB_DB("brkidx", &s->brkidx),
+    };
+    if (zc_lmdb_open(&s->env, dir, 10, map_size ? map_size : ZC_STATE_MAP_DEFAULT,
+                     MDB_NOSYNC | MDB_NOTLS, dbs, sizeof dbs / sizeof dbs[0], err, errlen) != 0) {
+        free(s);
+        return NULL;
     }
     s->has_brkidx = true;
-    if ((rc = mdb_txn_commit(t)) != 0)
-        goto err_lmdb;
     return s;
-
-err_lmdb:
-    snprintf(err, errlen, "lmdb %s: %s", dir, mdb_strerror(rc));
-    if (s->env)
-        mdb_env_close(s->env);
-err_after_alloc:
-    free(s);
-    return NULL;
 }
 
 zc_state_t *zc_state_open_readonly(const char *dir, char *err, size_t errlen)
 {
-    char path[4096];
-    struct stat st;
-    MDB_txn *t = NULL;
-    int rc;
-    /* mdb_env_open would name neither the directory nor the missing file. */
-    if (stat(dir, &st) != 0) {
-        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-        return NULL;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "%s: not a directory", dir);
-        return NULL;
-    }
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    if (stat(path, &st) != 0) {
-        snprintf(err, errlen, "%s: no zcart state here (%s: %s)", dir, path, strerror(errno));
-        return NULL;
-    }
     zc_state_t *s = calloc(1, sizeof *s);
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     s->readonly = true;
-    if ((rc = mdb_env_create(&s->env)) != 0)
-        goto err_lmdb;
-    mdb_env_set_maxdbs(s->env, 10);
-    if ((rc = mdb_env_open(s->env, dir, MDB_RDONLY | MDB_NOTLS, 0644)) != 0)
-        goto err_lmdb;
-    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t)) != 0)
-        goto err_lmdb;
-    /* Without MDB_CREATE: a database that is missing is not our state. */
-    if ((rc = mdb_dbi_open(t, "meta", 0, &s->meta)) != 0 ||
-        (rc = mdb_dbi_open(t, "carts", 0, &s->carts)) != 0 ||
-        (rc = mdb_dbi_open(t, "free", 0, &s->free)) != 0 ||
-        (rc = mdb_dbi_open(t, "sessions", 0, &s->sessions)) != 0 ||
-        (rc = mdb_dbi_open(t, "members", 0, &s->members)) != 0 ||
-        (rc = mdb_dbi_open(t, "local", 0, &s->local)) != 0) {
-        mdb_txn_abort(t);
-        snprintf(err, errlen, "%s: not a zcart state (lmdb: %s)", dir, mdb_strerror(rc));
-        goto err_after_env;
+    /* A state from before the breaker index has none: status walks the carts. */
+    const zc_lmdb_db_t dbs[] = {
+        ZC_LMDB_DB("meta", &s->meta),         ZC_LMDB_DB("carts", &s->carts),
+        ZC_LMDB_DB("free", &s->free),         ZC_LMDB_DB("sessions", &s->sessions),
+        ZC_LMDB_DB("members", &s->members),   ZC_LMDB_DB("local", &s->local),
+        ZC_LMDB_DB_OPTIONAL("brkidx", &s->brkidx, &s->has_brkidx),
+    };
+    if (zc_lmdb_open_readonly(&s->env, dir, "zcart state", 10, dbs, sizeof dbs / sizeof dbs[0], err,
+                              errlen) != 0) {
+        free(s);
+        return NULL;
     }
-    /* A state from before the breaker index has none: walk the carts. */
-    s->has_brkidx = mdb_dbi_open(t, "brkidx", 0, &s->brkidx) == 0;
-    /* Handles opened in a read-only transaction stay valid once it commits. */
-    if ((rc = mdb_txn_commit(t)) != 0)
-        goto err_lmdb;
     return s;
-
-err_lmdb:
-    snprintf(err, errlen, "lmdb %s: %s", dir, mdb_strerror(rc));
-err_after_env:
-    if (s->env)
-        mdb_env_close(s->env);
-    free(s);
-    return NULL;
 }
 
 void zc_state_close(zc_state_t **p)

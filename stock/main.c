@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/daemon.h"
 #include "lib/flags.h"
 #include "lib/log.h"
 #include "lib/zsec.h"
@@ -37,10 +38,6 @@ static struct {
 } opt = {.level = ZC_LOG_INFO};
 
 static const char *read_delay(const char *arg, void *target);
-static const char *read_level(const char *arg, void *target)
-{
-    return zc_log_parse_level(arg, target) ? NULL : "debug, info, warn or error";
-}
 
 static const zc_flag_t flags[] = {
     {"bind", "EP", ZC_FLAG_STR, &opt.bind, 0, 0, NULL,
@@ -60,34 +57,22 @@ static const zc_flag_t flags[] = {
      "may ask, anything else is dropped and logged"},
     {"insecure", NULL, ZC_FLAG_BOOL, &opt.insecure, 0, 0, NULL,
      "no CurveZMQ, anyone may ask: for experiments only (logged)"},
-    {"http", "HOST:PORT", ZC_FLAG_STR, &opt.http, 0, 0, NULL,
-     "serve /metrics (Prometheus), /healthz and /readyz over HTTP\n"
-     "(docs/operations.md); PORT 0 picks a free one (logged)"},
-    {"log-level", "LEVEL", ZC_FLAG_CALL, &opt.level, 0, 0, read_level,
-     "debug, info, warn or error (default info)"},
+    ZC_DAEMON_FLAG_HTTP(&opt.http),
+    ZC_DAEMON_FLAG_LOG_LEVEL(&opt.level),
     ZC_FLAGS_END,
 };
 
-static void print_usage(FILE *out)
-{
-    fputs(usage, out);
-    zc_flags_help(out, flags);
-}
+static void print_usage(FILE *out) { zc_daemon_usage(out, usage, flags); }
 
 static server_t *srv;
 static zc_ops_t *ops;
-static uv_signal_t sigint_h, sigterm_h;
+static zc_daemon_signals_t signals;
 
-static void on_signal(uv_signal_t *s, int signum)
+static void stop(void *arg)
 {
-    (void)s;
-    (void)signum;
-    zc_info("shutting down");
-    zc_sd_stopping();
+    (void)arg;
     zc_ops_destroy(&ops);
     server_destroy(&srv);
-    uv_close((uv_handle_t *)&sigint_h, NULL);
-    uv_close((uv_handle_t *)&sigterm_h, NULL);
 }
 
 /* "MIN[:MAX]" ms into target[0..1]. */
@@ -151,19 +136,15 @@ static int serve(uv_loop_t *loop, zc_sec_t *sec, inventory_t *inv)
     }
     stock_metrics_t metrics = {srv, inv};
     if (opt.http) {
-        ops = zc_ops_new(loop, opt.http, &stock_ops_fns, &metrics, err, sizeof err);
+        ops = zc_daemon_http(loop, opt.http, &stock_ops_fns, &metrics, err, sizeof err);
         if (ops == NULL) {
             fprintf(stderr, "zcart-stock: --http: %s\n", err);
             server_destroy(&srv);
             uv_run(loop, UV_RUN_DEFAULT);
             return 1;
         }
-        zc_info("http on port %u (/metrics, /healthz, /readyz)", zc_ops_port(ops));
     }
-    uv_signal_init(loop, &sigint_h);
-    uv_signal_init(loop, &sigterm_h);
-    uv_signal_start(&sigint_h, on_signal, SIGINT);
-    uv_signal_start(&sigterm_h, on_signal, SIGTERM);
+    zc_daemon_signals_start(&signals, loop, stop, NULL);
     zc_info("serving %zu products on %s%s", inventory_count(inv), opt.bind,
             opt.delay[1] ? " with random delays" : "");
     zc_sd_ready(loop, "serving %zu products on %s", inventory_count(inv), opt.bind);
@@ -175,16 +156,9 @@ static int serve(uv_loop_t *loop, zc_sec_t *sec, inventory_t *inv)
 int main(int argc, char **argv)
 {
     char err[512];
-    switch (zc_flags_parse(flags, argc, argv, err, sizeof err)) {
-    case ZC_FLAGS_HELP:
-        print_usage(stdout);
-        return 0;
-    case ZC_FLAGS_ERROR:
-        fprintf(stderr, "zcart-stock: %s\n", err);
-        return 2;
-    case ZC_FLAGS_OK:
-        break;
-    }
+    int code = zc_daemon_flags("zcart-stock", usage, flags, argc, argv);
+    if (code != ZC_DAEMON_RUN)
+        return code;
     if (opt.bind == NULL || opt.data == NULL) {
         fprintf(stderr, "zcart-stock: --bind and --data are required\n");
         print_usage(stderr);
@@ -203,7 +177,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "zcart-stock: %s\n", err);
         return 2;
     }
-    int code = 0;
     inventory_t *inv = open_inventory(&code);
     if (inv != NULL)
         code = serve(uv_default_loop(), sec, inv);
