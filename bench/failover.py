@@ -187,17 +187,7 @@ def load_env(run_dir):
                 os.environ[k] = v.strip("'")
 
 
-def read_cert(path):
-    """(public, secret) z85 bytes of a czmq certificate file."""
-    pub, sec = b"", b""
-    with open(path) as f:
-        for line in f:
-            k, _, v = line.strip().partition("=")
-            if k.strip() == "public-key":
-                pub = v.strip().strip('"').encode()
-            elif k.strip() == "secret-key":
-                sec = v.strip().strip('"').encode()
-    return pub, sec
+read_cert = zcdaemon.read_cert  # (public, secret) z85 bytes of a czmq certificate
 
 
 class Poller:
@@ -249,13 +239,8 @@ class Poller:
                 except zmq.Again:
                     break
                 now = time.time()
-                if len(frames) != 1:
-                    continue
-                try:
-                    m = zp.decode(frames[0])
-                except zp.DecodeError:
-                    continue
-                if m.id != zp.STATUS_REPLY:
+                m = zp.decode_one(frames)
+                if m is None or m.id != zp.STATUS_REPLY:
                     continue
                 if corrs is not None and corrs.get(m.corr) != self.by_sock[s]:
                     continue

@@ -69,12 +69,8 @@ import zcdaemon  # noqa: E402  (deploy/local, on the path failover puts it)
 CLUSTER = os.path.join(ROOT, "deploy", "local", "zcart-cluster")
 
 
-class Stop(Exception):
-    """SIGTERM, turned into an exception so that finally blocks run."""
-
-
-def _on_term(sig, frame):
-    raise Stop()
+Stop = failover.Stop  # SIGTERM as an exception, so that finally blocks run
+_on_term = failover._on_term
 
 
 def log(msg):

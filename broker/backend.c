@@ -140,34 +140,30 @@ static void on_frame(broker_t *b, const char *node, const char *rid, zmq_msg_t *
     zc_msg_reset(&m);
 }
 
-static void on_readable(void *sock, void *arg)
+static void on_message(zc_zmsg_t *z, void *arg)
 {
     broker_t *b = arg;
-    for (int i = 0; i < ZC_ZMQX_BATCH; i++) {
-        zc_zmsg_t z;
-        if (zc_zmsg_recv(sock, &z) != 0)
-            return;
-        /* Routing id: NAME, or NAME "/" nonce (a fresh connection's). */
-        char rid[ZC_NODE_RID_MAX + 1] = "", node[ZC_NODE_MAX + 1] = "";
-        size_t idlen = z.n >= 1 ? zc_zmsg_size(&z, 0) : 0;
-        if (idlen > 0 && idlen <= ZC_NODE_RID_MAX && !memchr(zc_zmsg_data(&z, 0), 0, idlen)) {
-            memcpy(rid, zc_zmsg_data(&z, 0), idlen);
-            rid[idlen] = 0;
-            size_t nl = strcspn(rid, "/");
-            if (nl > 0 && nl <= ZC_NODE_MAX && (rid[nl] == 0 || nl + 1 + ZC_NODE_NONCE_HEX == idlen)) {
-                memcpy(node, rid, nl);
-                node[nl] = 0;
-            }
+    /* Routing id: NAME, or NAME "/" nonce (a fresh connection's). */
+    char rid[ZC_NODE_RID_MAX + 1] = "", node[ZC_NODE_MAX + 1] = "";
+    size_t idlen = z->n >= 1 ? zc_zmsg_size(z, 0) : 0;
+    if (idlen > 0 && idlen <= ZC_NODE_RID_MAX && !memchr(zc_zmsg_data(z, 0), 0, idlen)) {
+        memcpy(rid, zc_zmsg_data(z, 0), idlen);
+        rid[idlen] = 0;
+        size_t nl = strcspn(rid, "/");
+        if (nl > 0 && nl <= ZC_NODE_MAX && (rid[nl] == 0 || nl + 1 + ZC_NODE_NONCE_HEX == idlen)) {
+            memcpy(node, rid, nl);
+            node[nl] = 0;
         }
-        if (node[0] == 0)
-            drop(b, "peer without a node-name routing id", "?");
-        else if (z.n != 2 || z.over)
-            drop(b, "a message must be exactly one frame", node);
-        else
-            on_frame(b, node, rid, &z.part[1]);
-        zc_zmsg_close(&z);
     }
+    if (node[0] == 0)
+        drop(b, "peer without a node-name routing id", "?");
+    else if (z->n != 2 || z->over)
+        drop(b, "a message must be exactly one frame", node);
+    else
+        on_frame(b, node, rid, &z->part[1]);
 }
+
+static void on_readable(void *sock, void *arg) { zc_zmsg_each(sock, on_message, arg); }
 
 static void back_setup(broker_t *b, void *sock)
 {

@@ -345,24 +345,20 @@ static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, zmq_
     zc_msg_reset(&m);
 }
 
-static void on_readable(void *sock, void *arg)
+static void on_message(zc_zmsg_t *z, void *arg)
 {
     broker_t *b = arg;
-    for (int i = 0; i < ZC_ZMQX_BATCH; i++) {
-        zc_zmsg_t z;
-        if (zc_zmsg_recv(sock, &z) != 0)
-            return;
-        if (z.n == 2 && !z.over && zc_zmsg_size(&z, 0) <= BROKER_CLIENT_ID_MAX) {
-            on_frame(b, zc_zmsg_data(&z, 0), zc_zmsg_size(&z, 0), &z.part[1]);
-        } else if (z.n >= 1 && zc_zmsg_size(&z, 0) <= BROKER_CLIENT_ID_MAX) {
-            /* Wrong number of frames: answerable, since we have the id. */
-            b->bad_requests++;
-            broker__frontend_reply_ko(b, zc_zmsg_data(&z, 0), zc_zmsg_size(&z, 0), NULL, ZC_BAD_REQUEST,
-                              "a message must be exactly one frame");
-        }
-        zc_zmsg_close(&z);
+    if (z->n == 2 && !z->over && zc_zmsg_size(z, 0) <= BROKER_CLIENT_ID_MAX) {
+        on_frame(b, zc_zmsg_data(z, 0), zc_zmsg_size(z, 0), &z->part[1]);
+    } else if (z->n >= 1 && zc_zmsg_size(z, 0) <= BROKER_CLIENT_ID_MAX) {
+        /* Wrong number of frames: answerable, since we have the id. */
+        b->bad_requests++;
+        broker__frontend_reply_ko(b, zc_zmsg_data(z, 0), zc_zmsg_size(z, 0), NULL, ZC_BAD_REQUEST,
+                                  "a message must be exactly one frame");
     }
 }
+
+static void on_readable(void *sock, void *arg) { zc_zmsg_each(sock, on_message, arg); }
 
 int broker__frontend_open(broker_t *b, char *err, size_t errlen)
 {

@@ -16,8 +16,7 @@ typedef struct {
     uint64_t id;                       /* its raft id */
     char endpoint[ZC_ADDR_MAX + 1];    /* its client endpoint */
     void *dealer;                      /* idle connection to it */
-    void *monitor;                     /* PAIR receiving the dealer's events */
-    zc_watch_t *watch;                 /* watcher on monitor */
+    zc_monitor_t *monitor;             /* the dealer's connection events */
     zc_watch_t *replies;               /* watcher on dealer: relayed answers (forward.c) */
     struct peers *owner;               /* back pointer */
 } peer_t;
@@ -28,40 +27,26 @@ struct peers {
     unsigned n;               /* entries in use */
 };
 
-static void on_event(void *sock, void *arg)
+static void on_event(void *arg, uint16_t ev)
 {
     peer_t *p = arg;
-    for (int i = 0; i < ZC_ZMQX_BATCH; i++) {
-        zc_zmsg_t z;
-        if (zc_zmsg_recv(sock, &z) != 0)
-            return;
-        if (z.n >= 1 && zc_zmsg_size(&z, 0) >= 2) {
-            uint16_t ev;
-            memcpy(&ev, zc_zmsg_data(&z, 0), 2);
-            if (ev == ZMQ_EVENT_DISCONNECTED) {
-                zc_debug("connection to replica %" PRIu64 " dropped", p->id);
-                zc_node_peer_gone(p->owner->b->node, p->id);
-                broker__forward_peer_gone(p->owner->b, p->id);
-            }
-        }
-        zc_zmsg_close(&z);
+    if (ev == ZMQ_EVENT_DISCONNECTED) {
+        zc_debug("connection to replica %" PRIu64 " dropped", p->id);
+        zc_node_peer_gone(p->owner->b->node, p->id);
+        broker__forward_peer_gone(p->owner->b, p->id);
     }
 }
 
 /* Answers on the idle connection: the leader's REPLYs to requests this
  * replica relayed (forward.c). */
-static void on_reply(void *sock, void *arg)
+static void on_reply_message(zc_zmsg_t *z, void *arg)
 {
     peer_t *p = arg;
-    for (int i = 0; i < ZC_ZMQX_BATCH; i++) {
-        zc_zmsg_t z;
-        if (zc_zmsg_recv(sock, &z) != 0)
-            return;
-        if (z.n == 1 && !z.over)
-            broker__forward_reply(p->owner->b, zc_zmsg_data(&z, 0), zc_zmsg_size(&z, 0));
-        zc_zmsg_close(&z);
-    }
+    if (z->n == 1 && !z->over)
+        broker__forward_reply(p->owner->b, zc_zmsg_data(z, 0), zc_zmsg_size(z, 0));
 }
+
+static void on_reply(void *sock, void *arg) { zc_zmsg_each(sock, on_reply_message, arg); }
 
 int broker__peers_send(peers_t *ps, uint64_t id, const void *data, size_t len)
 {
@@ -74,32 +59,24 @@ int broker__peers_send(peers_t *ps, uint64_t id, const void *data, size_t len)
 static void peer_close(peer_t *p)
 {
     zc_watch_destroy(&p->replies);
-    zc_watch_destroy(&p->watch);
-    if (p->dealer) {
-        zmq_socket_monitor(p->dealer, NULL, 0);
+    zc_monitor_destroy(&p->monitor);
+    if (p->dealer)
         zmq_close(p->dealer);
-    }
-    if (p->monitor)
-        zmq_close(p->monitor);
     memset(p, 0, sizeof *p);
 }
 
 static int peer_open(peers_t *ps, peer_t *p, const zc_replica_t *m)
 {
     broker_t *b = ps->b;
-    char inproc[64];
-    int ivl = 100, zero = 0;
+    int ivl = 100;
     memset(p, 0, sizeof *p);
     p->id = m->id;
     p->owner = ps;
     snprintf(p->endpoint, sizeof p->endpoint, "%s", m->client_endpoint);
-    snprintf(inproc, sizeof inproc, "inproc://peer-monitor-%" PRIu64, m->id);
     p->dealer = zmq_socket(b->zctx, ZMQ_DEALER);
-    p->monitor = zmq_socket(b->zctx, ZMQ_PAIR);
-    if (!p->dealer || !p->monitor)
+    if (!p->dealer)
         goto err;
     zc_zsock_defaults(p->dealer);
-    zmq_setsockopt(p->monitor, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(p->dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     /* Relayed requests go only over a live connection (never queued for a
      * leader that cannot be reached), under an id the leader's frontend
@@ -112,12 +89,11 @@ static int peer_open(peers_t *ps, peer_t *p, const zc_replica_t *m)
     /* Replicas share the replica certificate: its public key is the server's. */
     if (zc_sec_client(b->sec, p->dealer, zc_sec_public(b->sec)) != 0)
         goto err;
-    if (zmq_socket_monitor(p->dealer, inproc, ZMQ_EVENT_DISCONNECTED) != 0 ||
-        zmq_connect(p->monitor, inproc) != 0 || zmq_connect(p->dealer, p->endpoint) != 0)
+    p->monitor = zc_monitor_new(b->loop, b->zctx, p->dealer, ZMQ_EVENT_DISCONNECTED, on_event, p);
+    if (p->monitor == NULL || zmq_connect(p->dealer, p->endpoint) != 0)
         goto err;
-    p->watch = zc_watch_new(b->loop, p->monitor, on_event, p);
     p->replies = zc_watch_new(b->loop, p->dealer, on_reply, p);
-    if (p->watch == NULL || p->replies == NULL)
+    if (p->replies == NULL)
         goto err;
     return 0;
 err:

@@ -343,19 +343,26 @@ static void probe_done(void *arg, int status, const zc_cmd_result_t *res)
     send_to_cart(b, q);
 }
 
+/* A RELEASE or LOST_TOLD of q's session committed (true: the session's
+ * cart and generation into q), or it did not (false: q answered). */
+static bool committed(broker_t *b, breq_t *q, int status, const zc_cmd_result_t *res)
+{
+    if (status != ZC_OK) {
+        proposal_failed(b, q, status);
+        return false;
+    }
+    snprintf(q->cart, sizeof q->cart, "%s", res->cart);
+    q->generation = res->generation;
+    return true;
+}
+
 /* LOST_TOLD committed: this request is the session's CART_LOST answer. */
 static void told_done(void *arg, int status, const zc_cmd_result_t *res)
 {
     broker_t *b;
     breq_t *q = ctx_take(arg, &b, BREQ_TELLING);
-    if (q == NULL)
+    if (q == NULL || !committed(b, q, status, res))
         return;
-    if (status != ZC_OK) {
-        proposal_failed(b, q, status);
-        return;
-    }
-    snprintf(q->cart, sizeof q->cart, "%s", res->cart);
-    q->generation = res->generation;
     char s[9], detail[ZC_CART_MAX + 128];
     short_session(q->req.session, s);
     snprintf(detail, sizeof detail,
@@ -381,12 +388,8 @@ static void release_done(void *arg, int status, const zc_cmd_result_t *res)
         }
         return;
     }
-    if (status != ZC_OK) {
-        proposal_failed(b, q, status);
+    if (!committed(b, q, status, res))
         return;
-    }
-    snprintf(q->cart, sizeof q->cart, "%s", res->cart);
-    q->generation = res->generation;
     broker__lease_forget(b, q->req.session);
     if (res->cart[0]) {
         char s[9];
@@ -659,26 +662,49 @@ void broker__route_expire(broker_t *b, uint64_t now_us)
     }
 }
 
+/* Move the waiting requests `pick` chooses onto `out`, in waiting order. */
+static void collect(broker_t *b, zc_link_t *out, bool (*pick)(const breq_t *q, const void *arg),
+                    const void *arg)
+{
+    zc_link_init(out);
+    zc_link_t *l = b->waiting.next;
+    while (l != &b->waiting) {
+        zc_link_t *next = l->next;
+        breq_t *q = ZC_CONTAINER(l, breq_t, link);
+        if (pick(q, arg)) {
+            zc_link_remove(&q->link);
+            zc_list_push_back(out, &q->link);
+        }
+        l = next;
+    }
+}
+
+/* Waiting for `node` (NULL: any node) to connect. */
+static bool waits_for_node(const breq_t *q, const void *node)
+{
+    char qnode[ZC_NODE_MAX + 1];
+    uint16_t slot;
+    return q->state == BREQ_AT_NODE && broker__split_cart(q->cart, qnode, &slot) &&
+           (node == NULL || strcmp(qnode, node) == 0);
+}
+
+/* Decided anew now the role (zc_node_info_t) changed: parked ones once
+ * ready or deposed, those waiting for a node when deposed. */
+static bool moves_with_role(const breq_t *q, const void *arg)
+{
+    const zc_node_info_t *info = arg;
+    bool deposed = info->role != ZC_ROLE_LEADER;
+    return (q->state == BREQ_PARKED && (info->ready || deposed)) ||
+           (q->state == BREQ_AT_NODE && deposed);
+}
+
 void broker__route_node_connected(broker_t *b, const char *node)
 {
     if (b->n_at_node == 0)
         return;
     /* Collect first: forwarding re-links (or finishes) each request. */
     zc_link_t ready;
-    zc_link_init(&ready);
-    zc_link_t *l = b->waiting.next;
-    while (l != &b->waiting) {
-        zc_link_t *next = l->next;
-        breq_t *q = ZC_CONTAINER(l, breq_t, link);
-        char qnode[ZC_NODE_MAX + 1];
-        uint16_t slot;
-        if (q->state == BREQ_AT_NODE && broker__split_cart(q->cart, qnode, &slot) &&
-            (node == NULL || strcmp(qnode, node) == 0)) {
-            zc_link_remove(&q->link);
-            zc_list_push_back(&ready, &q->link);
-        }
-        l = next;
-    }
+    collect(b, &ready, waits_for_node, node);
     while (!zc_list_empty(&ready)) {
         breq_t *q = ZC_CONTAINER(ready.next, breq_t, link);
         uint64_t corr = q->corr;
@@ -696,19 +722,7 @@ void broker__route_role_changed(broker_t *b)
     broker__info(b, &info);
     /* Collect the parked requests first: dispatching re-links them. */
     zc_link_t parked;
-    zc_link_init(&parked);
-    zc_link_t *l = b->waiting.next;
-    while (l != &b->waiting) {
-        zc_link_t *next = l->next;
-        breq_t *q = ZC_CONTAINER(l, breq_t, link);
-        bool deposed = info.role != ZC_ROLE_LEADER;
-        if ((q->state == BREQ_PARKED && (info.ready || deposed)) ||
-            (q->state == BREQ_AT_NODE && deposed)) {
-            zc_link_remove(&q->link);
-            zc_list_push_back(&parked, &q->link);
-        }
-        l = next;
-    }
+    collect(b, &parked, moves_with_role, &info);
     while (!zc_list_empty(&parked)) {
         breq_t *q = ZC_CONTAINER(parked.next, breq_t, link);
         zc_link_remove(&q->link);

@@ -79,31 +79,11 @@ unsigned store_slots(store_t *s) { return s->n_slots; }
 
 int store_usage(store_t *s, uint64_t *used, uint64_t *map)
 {
-    MDB_envinfo info;
-    MDB_stat st;
-    MDB_txn *t;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0)
+    if (zc_lmdb_usage(s->env, used, map) != 0)
         return -1;
-    /* Its own read transaction (MDB_NOTLS allows one next to the
-     * iteration's write transaction): the free list (database 0) cannot be
-     * read inside a write transaction. */
-    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t) != 0)
-        return -1;
-    uint64_t free_pages = 0;
-    if (mdb_cursor_open(t, 0, &cur) == 0) {
-        for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT)
-            if (v.mv_size >= sizeof(size_t))
-                free_pages += *(const size_t *)v.mv_data; /* an ID list: count first */
-        mdb_cursor_close(cur);
-    }
-    mdb_txn_abort(t);
-    uint64_t pages = (uint64_t)info.me_last_pgno + 1;
     /* What this iteration wrote is not committed yet: twice its size covers
      * the pages it copies (B-tree paths, overflow pages). */
-    *used = (pages > free_pages ? pages - free_pages : 0) * st.ms_psize + 2 * s->pending;
-    *map = info.me_mapsize;
+    *used += 2 * s->pending;
     return 0;
 }
 bool store_dirty(store_t *s) { return s->modified; }
@@ -300,17 +280,28 @@ static int each_in_slot(store_t *s, MDB_dbi dbi, uint16_t slot,
     return out < 0 ? -1 : 0;
 }
 
+/* An items record: key slot (2 octets) + product, value the quantity (u32
+ * big-endian).  False if it is not one. */
+static bool decode_item(const MDB_val *k, const MDB_val *v, char product[ZC_PRODUCT_MAX + 1],
+                        uint32_t *qty)
+{
+    size_t n = k->mv_size - 2;
+    if (n > ZC_PRODUCT_MAX || v->mv_size != 4)
+        return false;
+    memcpy(product, (char *)k->mv_data + 2, n);
+    product[n] = 0;
+    const uint8_t *b = v->mv_data;
+    *qty = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    return true;
+}
+
 static int add_item(MDB_cursor *c, MDB_val *k, MDB_val *v, void *arg)
 {
     (void)c;
     char product[ZC_PRODUCT_MAX + 1];
-    size_t n = k->mv_size - 2;
-    if (n > ZC_PRODUCT_MAX || v->mv_size != 4)
+    uint32_t q;
+    if (!decode_item(k, v, product, &q))
         return -1;
-    memcpy(product, (char *)k->mv_data + 2, n);
-    product[n] = 0;
-    const uint8_t *b = v->mv_data;
-    uint32_t q = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
     return zc_msg_add_item(arg, product, q) == 0 ? 0 : -1;
 }
 
@@ -330,13 +321,9 @@ static int visit_item(MDB_cursor *c, MDB_val *k, MDB_val *v, void *arg)
     (void)c;
     item_visit_t *iv = arg;
     char product[ZC_PRODUCT_MAX + 1];
-    size_t n = k->mv_size - 2;
-    if (n > ZC_PRODUCT_MAX || v->mv_size != 4)
+    uint32_t q;
+    if (!decode_item(k, v, product, &q))
         return -1;
-    memcpy(product, (char *)k->mv_data + 2, n);
-    product[n] = 0;
-    const uint8_t *b = v->mv_data;
-    uint32_t q = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
     return iv->fn(product, q, iv->arg) != 0 ? 1 : 0;
 }
 

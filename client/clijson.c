@@ -149,6 +149,20 @@ static void text_op(FILE *out, int op, const char *session, bool new_session, in
     fflush(out);
 }
 
+/* The start of the JSON answer to an op or an admin command: a usage
+ * error is printed whole (false); else j is open with "ok". */
+static bool json_answer_begin(FILE *out, zc_json_t *j, int rc, const zcart_result_t *r)
+{
+    if (rc == ZCART_EINVAL) {
+        zcli_print_usage(out, true, r->detail);
+        return false;
+    }
+    zc_json_init(j);
+    zc_json_obj(j);
+    zc_json_kbool(j, "ok", rc == ZCART_ANSWERED && r->status == 0);
+    return true;
+}
+
 void zcli_print_op(FILE *out, bool json, int op, const char *session, bool new_session, int rc,
                    const zcart_result_t *r)
 {
@@ -156,14 +170,9 @@ void zcli_print_op(FILE *out, bool json, int op, const char *session, bool new_s
         text_op(out, op, session, new_session, rc, r);
         return;
     }
-    if (rc == ZCART_EINVAL) {
-        zcli_print_usage(out, true, r->detail);
-        return;
-    }
     zc_json_t j;
-    zc_json_init(&j);
-    zc_json_obj(&j);
-    zc_json_kbool(&j, "ok", rc == ZCART_ANSWERED && r->status == 0);
+    if (!json_answer_begin(out, &j, rc, r))
+        return;
     zc_json_kstr(&j, "op", zc_op_name(op) ? zc_op_name(op) : "?");
     zc_json_kstr(&j, "session", session);
     zc_json_kbool(&j, "new_session", new_session);
@@ -226,14 +235,9 @@ void zcli_print_admin(FILE *out, bool json, const char *command, int rc, const z
         fflush(out);
         return;
     }
-    if (rc == ZCART_EINVAL) {
-        zcli_print_usage(out, true, r->detail);
-        return;
-    }
     zc_json_t j;
-    zc_json_init(&j);
-    zc_json_obj(&j);
-    zc_json_kbool(&j, "ok", rc == ZCART_ANSWERED && r->status == 0);
+    if (!json_answer_begin(out, &j, rc, r))
+        return;
     zc_json_kstr(&j, "op", "admin");
     zc_json_kstr(&j, "command", command);
     zc_json_kstr(&j, "reason", rc == ZCART_ANSWERED ? r->reason : "UNREACHABLE");

@@ -84,3 +84,27 @@ int zc_lmdb_open_readonly(MDB_env **env, const char *dir, const char *what, unsi
     *env = NULL;
     return -1;
 }
+
+int zc_lmdb_usage(MDB_env *env, uint64_t *used_bytes, uint64_t *map_bytes)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    MDB_txn *t;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &st) != 0 ||
+        mdb_txn_begin(env, NULL, MDB_RDONLY, &t) != 0)
+        return -1;
+    uint64_t free_pages = 0;
+    if (mdb_cursor_open(t, 0, &cur) == 0) {
+        for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT)
+            if (v.mv_size >= sizeof(size_t))
+                free_pages += *(const size_t *)v.mv_data; /* an ID list: count first */
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(t);
+    uint64_t pages = (uint64_t)info.me_last_pgno + 1;
+    *used_bytes = (pages > free_pages ? pages - free_pages : 0) * st.ms_psize;
+    *map_bytes = info.me_mapsize;
+    return 0;
+}

@@ -9,6 +9,7 @@
 #include <lmdb.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* One named database: where its handle goes, and whether a read-only open
  * may find it missing (then *dbi is left alone and *present false). */
@@ -34,5 +35,11 @@ int zc_lmdb_open(MDB_env **env, const char *dir, unsigned maxdbs, size_t map_siz
  * created or written.  0 or -1 as zc_lmdb_open. */
 int zc_lmdb_open_readonly(MDB_env **env, const char *dir, const char *what, unsigned maxdbs,
                           const zc_lmdb_db_t *dbs, size_t n, char *err, size_t errlen);
+
+/* The bytes of the map in use (its pages less those on LMDB's free list,
+ * which later writes reuse) and the map's size.  Opens its own read
+ * transaction (the free list, database 0, cannot be read inside a write
+ * transaction; MDB_NOTLS allows one next to a write).  0 or -1. */
+int zc_lmdb_usage(MDB_env *env, uint64_t *used_bytes, uint64_t *map_bytes);
 
 #endif

@@ -2,7 +2,9 @@
 #include "lib/zmqx.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct zc_watch {
     uv_poll_t poll;       /* the ZMQ_FD, readable edge */
@@ -159,4 +161,78 @@ void zc_zsock_defaults(void *sock)
     zmq_getsockopt(sock, ZMQ_TYPE, &type, &len);
     if (type == ZMQ_ROUTER)
         zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+}
+
+void zc_zmsg_each(void *sock, void (*fn)(zc_zmsg_t *m, void *arg), void *arg)
+{
+    for (int i = 0; i < ZC_ZMQX_BATCH; i++) {
+        zc_zmsg_t z;
+        if (zc_zmsg_recv(sock, &z) != 0)
+            return;
+        fn(&z, arg);
+        zc_zmsg_close(&z);
+    }
+}
+
+struct zc_monitor {
+    void *sock;       /* the monitored socket (not owned) */
+    void *pair;       /* PAIR receiving its events (owned) */
+    zc_watch_t *watch; /* watcher on pair */
+    zc_monitor_cb cb; /* the owner's callback */
+    void *arg;        /* its argument */
+};
+
+static void on_monitor_event(zc_zmsg_t *z, void *arg)
+{
+    zc_monitor_t *m = arg;
+    if (z->n >= 1 && zc_zmsg_size(z, 0) >= 2) {
+        uint16_t ev;
+        memcpy(&ev, zc_zmsg_data(z, 0), 2);
+        m->cb(m->arg, ev);
+    }
+}
+
+static void on_monitor_readable(void *sock, void *arg) { zc_zmsg_each(sock, on_monitor_event, arg); }
+
+zc_monitor_t *zc_monitor_new(uv_loop_t *loop, void *zctx, void *sock, int events,
+                             zc_monitor_cb cb, void *arg)
+{
+    zc_monitor_t *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return NULL;
+    char inproc[64];
+    int zero = 0;
+    snprintf(inproc, sizeof inproc, "inproc://zc-monitor-%p", (void *)m);
+    m->sock = sock;
+    m->cb = cb;
+    m->arg = arg;
+    m->pair = zmq_socket(zctx, ZMQ_PAIR);
+    if (m->pair == NULL)
+        goto err;
+    zmq_setsockopt(m->pair, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_socket_monitor(sock, inproc, events) != 0)
+        goto err;
+    if (zmq_connect(m->pair, inproc) != 0 ||
+        (m->watch = zc_watch_new(loop, m->pair, on_monitor_readable, m)) == NULL) {
+        zmq_socket_monitor(sock, NULL, 0);
+        goto err;
+    }
+    return m;
+err:
+    if (m->pair)
+        zmq_close(m->pair);
+    free(m);
+    return NULL;
+}
+
+void zc_monitor_destroy(zc_monitor_t **p)
+{
+    zc_monitor_t *m = *p;
+    if (m == NULL)
+        return;
+    zc_watch_destroy(&m->watch);
+    zmq_socket_monitor(m->sock, NULL, 0);
+    zmq_close(m->pair);
+    free(m);
+    *p = NULL;
 }

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 #include <zmq.h>
 
@@ -34,6 +35,17 @@ zc_watch_t *zc_watch_new(uv_loop_t *loop, void *sock, zc_watch_cb cb, void *arg)
  * NULL.  The socket itself is left to the caller. */
 void zc_watch_destroy(zc_watch_t **p);
 
+/* A socket's connection events (zmq_socket_monitor) delivered on the loop:
+ * an inproc PAIR receives them and a watcher reads them.  Destroy it
+ * before closing the socket it monitors. */
+typedef struct zc_monitor zc_monitor_t;
+typedef void (*zc_monitor_cb)(void *arg, uint16_t event);
+/* Monitor `sock` (not owned) for `events` (ZMQ_EVENT_* bits); cb(arg, event)
+ * for each.  NULL on error (errno from ZeroMQ). */
+zc_monitor_t *zc_monitor_new(uv_loop_t *loop, void *zctx, void *sock, int events,
+                             zc_monitor_cb cb, void *arg);
+void zc_monitor_destroy(zc_monitor_t **p);
+
 /* At most this many frames are kept of a received message; the rest are read
  * and discarded, and the message is marked `over`. */
 #define ZC_ZMSG_MAX 4
@@ -49,6 +61,9 @@ typedef struct {
  * message is waiting (errno EAGAIN) or on error.  Close with zc_zmsg_close. */
 int zc_zmsg_recv(void *sock, zc_zmsg_t *m);
 void zc_zmsg_close(zc_zmsg_t *m);
+/* The usual body of a zc_watch_cb: receive up to ZC_ZMQX_BATCH whole
+ * messages from sock, fn(m, arg) for each; each is closed after fn. */
+void zc_zmsg_each(void *sock, void (*fn)(zc_zmsg_t *m, void *arg), void *arg);
 static inline const void *zc_zmsg_data(zc_zmsg_t *m, int i) { return zmq_msg_data(&m->part[i]); }
 static inline size_t zc_zmsg_size(zc_zmsg_t *m, int i) { return zmq_msg_size(&m->part[i]); }
 

@@ -341,16 +341,57 @@ static void release_held(zc_io_guard_t *g)
     }
 }
 
+/* A storage call that answers at once: a failure stops the replica. */
+static int checked(zc_io_guard_t *g, const char *what, int rv)
+{
+    if (rv != 0)
+        storage_failed(g, what, rv);
+    return rv;
+}
+
+/* The completion of an asynchronous write (append, snapshot): the
+ * caller's callback, with a failure reported first and hidden from raft
+ * (see hidden_failure); canceled means the io is closing. */
+static void (*write_done(zc_io_guard_t *g, pending_t *p, const char *what, int *status))(void)
+{
+    void (*cb)(void) = p->cb;
+    free(p);
+    if (*status != 0 && *status != RAFT_CANCELED) {
+        storage_failed(g, what, *status);
+        *status = 0;
+    }
+    return cb;
+}
+
+/* Submit an asynchronous write: remember its callback (oldest first),
+ * then rv = the inner call's answer (submit_end).  A refusal stops the
+ * replica, unless canceled (the io is closing). */
+static int submit_begin(zc_io_guard_t *g, void *req, void (*cb)(void), bool is_snapshot,
+                        const char *what)
+{
+    if (pending_add(g, req, cb, is_snapshot))
+        return 0;
+    storage_failed(g, what, RAFT_NOMEM);
+    return RAFT_NOMEM;
+}
+
+static int submit_end(zc_io_guard_t *g, void *req, const char *what, int rv)
+{
+    if (rv != 0) {
+        free(pending_take(g, req));
+        if (rv != RAFT_CANCELED)
+            storage_failed(g, what, rv);
+        return rv;
+    }
+    accepted(g);
+    return 0;
+}
+
 static void append_done(struct raft_io_append *req, int status)
 {
     pending_t *p;
     zc_io_guard_t *g = guard_of_req(req, &p);
-    raft_io_append_cb cb = (raft_io_append_cb)p->cb;
-    free(p);
-    if (status != 0 && status != RAFT_CANCELED) { /* canceled: the io is closing */
-        storage_failed(g, "append", status);
-        status = 0; /* the hook returned: see hidden_failure */
-    }
+    raft_io_append_cb cb = (raft_io_append_cb)write_done(g, p, "append", &status);
     cb(req, status);
     release_held(g);
     conf_observe(g);
@@ -361,40 +402,23 @@ static int guard_append(struct raft_io *io, struct raft_io_append *req,
 {
     zc_io_guard_t *g = guard_of(io);
     conf_appended(g, entries, n);
-    if (!pending_add(g, req, (void (*)(void))cb, false)) {
-        storage_failed(g, "append", RAFT_NOMEM);
-        return RAFT_NOMEM;
-    }
-    int rv = g->inner.append(io, req, entries, n, append_done);
-    if (rv != 0) {
-        free(pending_take(g, req));
-        if (rv != RAFT_CANCELED)
-            storage_failed(g, "append", rv);
+    int rv = submit_begin(g, req, (void (*)(void))cb, false, "append");
+    if (rv != 0)
         return rv;
-    }
-    accepted(g);
-    return 0;
+    return submit_end(g, req, "append", g->inner.append(io, req, entries, n, append_done));
 }
 
 static int guard_truncate(struct raft_io *io, raft_index index)
 {
-    zc_io_guard_t *g = guard_of(io);
-    int rv = g->inner.truncate(io, index);
-    if (rv != 0)
-        storage_failed(g, "truncate", rv);
-    return rv;
+    return checked(guard_of(io), "truncate", guard_of(io)->inner.truncate(io, index));
 }
 
 static void snapshot_done(struct raft_io_snapshot_put *req, int status)
 {
     pending_t *p;
     zc_io_guard_t *g = guard_of_req(req, &p);
-    raft_io_snapshot_put_cb cb = (raft_io_snapshot_put_cb)p->cb;
-    free(p);
-    if (status != 0 && status != RAFT_CANCELED) {
-        storage_failed(g, "snapshot write", status);
-        status = 0; /* the hook returned: see hidden_failure */
-    }
+    raft_io_snapshot_put_cb cb = (raft_io_snapshot_put_cb)write_done(g, p, "snapshot write",
+                                                                      &status);
     cb(req, status);
 }
 
@@ -404,37 +428,21 @@ static int guard_snapshot_put(struct raft_io *io, unsigned trailing,
 {
     zc_io_guard_t *g = guard_of(io);
     conf_fix_snapshot(g, snapshot);
-    if (!pending_add(g, req, (void (*)(void))cb, true)) {
-        storage_failed(g, "snapshot write", RAFT_NOMEM);
-        return RAFT_NOMEM;
-    }
-    int rv = g->inner.snapshot_put(io, trailing, req, snapshot, snapshot_done);
-    if (rv != 0) {
-        free(pending_take(g, req));
-        if (rv != RAFT_CANCELED) /* the io is closing */
-            storage_failed(g, "snapshot write", rv);
+    int rv = submit_begin(g, req, (void (*)(void))cb, true, "snapshot write");
+    if (rv != 0)
         return rv;
-    }
-    accepted(g);
-    return 0;
+    return submit_end(g, req, "snapshot write",
+                      g->inner.snapshot_put(io, trailing, req, snapshot, snapshot_done));
 }
 
 static int guard_set_term(struct raft_io *io, raft_term term)
 {
-    zc_io_guard_t *g = guard_of(io);
-    int rv = g->inner.set_term(io, term);
-    if (rv != 0)
-        storage_failed(g, "term write", rv);
-    return rv;
+    return checked(guard_of(io), "term write", guard_of(io)->inner.set_term(io, term));
 }
 
 static int guard_set_vote(struct raft_io *io, raft_id id)
 {
-    zc_io_guard_t *g = guard_of(io);
-    int rv = g->inner.set_vote(io, id);
-    if (rv != 0)
-        storage_failed(g, "vote write", rv);
-    return rv;
+    return checked(guard_of(io), "vote write", guard_of(io)->inner.set_vote(io, id));
 }
 
 /* --- 2: AppendEntries below the snapshot --- */

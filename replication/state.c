@@ -865,28 +865,7 @@ uint64_t zc_state_records(zc_state_t *s)
 
 int zc_state_storage(zc_state_t *s, uint64_t *used_bytes, uint64_t *map_bytes)
 {
-    MDB_envinfo info;
-    MDB_stat st;
-    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0)
-        return -1;
-    MDB_txn *t = rtxn(s);
-    if (t == NULL)
-        return -1;
-    /* Pages on the free list (database 0) can be reused: not in use. */
-    uint64_t free_pages = 0;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    if (mdb_cursor_open(t, 0, &cur) == 0) {
-        for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT)
-            if (v.mv_size >= sizeof(size_t))
-                free_pages += *(const size_t *)v.mv_data; /* an ID list: count first */
-        mdb_cursor_close(cur);
-    }
-    mdb_txn_abort(t);
-    uint64_t pages = (uint64_t)info.me_last_pgno + 1;
-    *used_bytes = (pages > free_pages ? pages - free_pages : 0) * st.ms_psize;
-    *map_bytes = info.me_mapsize;
-    return 0;
+    return zc_lmdb_usage(s->env, used_bytes, map_bytes);
 }
 
 static int count_cart(const zc_cart_rec_t *c, void *arg)

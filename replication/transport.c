@@ -33,8 +33,7 @@ typedef struct {
     uint64_t id;                         /* raft id raft gave for this address */
     char address[ZC_RELAY_ADDR_MAX + 1]; /* "host:port" */
     void *dealer;                        /* connected to tcp://address */
-    void *monitor;                       /* PAIR receiving the dealer's events */
-    zc_watch_t *watch;                   /* watcher on monitor */
+    zc_monitor_t *monitor;               /* the dealer's connection events */
     bool up;                             /* handshake done, not disconnected since */
     zc_link_t waiting;                   /* pending_t: raft connects waiting for `up` */
 } peer_t;
@@ -306,13 +305,9 @@ static void fire_pending(peer_t *p, bool ok)
 static void peer_free(peer_t *p)
 {
     fire_pending(p, false);
-    zc_watch_destroy(&p->watch);
-    if (p->dealer) {
-        zmq_socket_monitor(p->dealer, NULL, 0);
+    zc_monitor_destroy(&p->monitor);
+    if (p->dealer)
         zmq_close(p->dealer);
-    }
-    if (p->monitor)
-        zmq_close(p->monitor);
     free(p);
 }
 
@@ -403,29 +398,19 @@ static void out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-static void on_peer_event(void *sock, void *arg)
+static void on_peer_event(void *arg, uint16_t ev)
 {
     peer_t *p = arg;
-    for (int i = 0; i < ZC_ZMQX_BATCH; i++) {
-        zc_zmsg_t z;
-        if (zc_zmsg_recv(sock, &z) != 0)
-            return;
-        if (z.n >= 1 && zc_zmsg_size(&z, 0) >= 2) {
-            uint16_t ev;
-            memcpy(&ev, zc_zmsg_data(&z, 0), 2);
-            if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && !p->r->closing) {
-                p->up = true;
-                fire_pending(p, true);
-            }
-            if (ev == ZMQ_EVENT_DISCONNECTED && !p->r->closing) {
-                p->up = false;
-                unsigned k = close_from(p->r, p->id, 0);
-                zc_info("raft relay: connection to peer %" PRIu64 " at %s dropped; closed %u "
-                        "raft streams from it",
-                        p->id, p->address, k);
-            }
-        }
-        zc_zmsg_close(&z);
+    if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && !p->r->closing) {
+        p->up = true;
+        fire_pending(p, true);
+    }
+    if (ev == ZMQ_EVENT_DISCONNECTED && !p->r->closing) {
+        p->up = false;
+        unsigned k = close_from(p->r, p->id, 0);
+        zc_info("raft relay: connection to peer %" PRIu64 " at %s dropped; closed %u "
+                "raft streams from it",
+                p->id, p->address, k);
     }
 }
 
@@ -447,16 +432,13 @@ static peer_t *peer_get(relay_t *r, uint64_t id, const char *address)
     p->id = id;
     zc_link_init(&p->waiting);
     snprintf(p->address, sizeof p->address, "%s", address);
-    char ep[ZC_RELAY_ADDR_MAX + 16], inproc[96];
+    char ep[ZC_RELAY_ADDR_MAX + 16];
     snprintf(ep, sizeof ep, "tcp://%s", address);
-    snprintf(inproc, sizeof inproc, "inproc://raft-relay-%p", (void *)p);
-    int one = 1, zero = 0, ivl = 100, hb = 1000, hbt = 3000;
+    int one = 1, ivl = 100, hb = 1000, hbt = 3000;
     p->dealer = zmq_socket(r->zctx, ZMQ_DEALER);
-    p->monitor = zmq_socket(r->zctx, ZMQ_PAIR);
-    if (p->dealer == NULL || p->monitor == NULL)
+    if (p->dealer == NULL)
         goto err;
     zc_zsock_defaults(p->dealer);
-    zmq_setsockopt(p->monitor, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(p->dealer, ZMQ_IMMEDIATE, &one, sizeof one);
     zmq_setsockopt(p->dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(p->dealer, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb);
@@ -464,12 +446,10 @@ static peer_t *peer_get(relay_t *r, uint64_t id, const char *address)
     /* Replicas share the replica certificate: its public key is the server's. */
     if (r->sec != NULL && zc_sec_client(r->sec, p->dealer, zc_sec_public(r->sec)) != 0)
         goto err;
-    if (zmq_socket_monitor(p->dealer, inproc,
-                           ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0 ||
-        zmq_connect(p->monitor, inproc) != 0 || zmq_connect(p->dealer, ep) != 0)
-        goto err;
-    p->watch = zc_watch_new(r->loop, p->monitor, on_peer_event, p);
-    if (p->watch == NULL)
+    p->monitor = zc_monitor_new(r->loop, r->zctx, p->dealer,
+                                ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED,
+                                on_peer_event, p);
+    if (p->monitor == NULL || zmq_connect(p->dealer, ep) != 0)
         goto err;
     zc_list_push_back(&r->peers, &p->link);
     return p;

@@ -27,6 +27,20 @@ def security_flags(kind, keys, name=None):
     raise ValueError("no daemon kind %r" % kind)
 
 
+def read_cert(path):
+    """(public, secret) z85 bytes of a czmq certificate file (secret b"" in a
+    public one)."""
+    pub, sec = b"", b""
+    with open(path) as f:
+        for line in f:
+            k, _, v = line.strip().partition("=")
+            if k.strip() == "public-key":
+                pub = v.strip().strip('"').encode()
+            elif k.strip() == "secret-key":
+                sec = v.strip().strip('"').encode()
+    return pub, sec
+
+
 def replica_spec(m):
     """A --replica value from {"id", "raft", "client", "cart"}."""
     return "%d=%s,%s,%s" % (m["id"], m["raft"], m["client"], m["cart"])

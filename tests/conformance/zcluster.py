@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import random
+import sys
 import shutil
 import socket
 import subprocess
@@ -27,6 +28,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "deploy", "local"))
+import zcdaemon  # noqa: E402  (the keys layout of `zcart keygen`)
 TOOL = os.path.join(REPO, "deploy", "local", "zcart-cluster")
 CATALOG = os.path.join(HERE, "catalog.csv")
 LOCK = "/tmp/zcart-conformance-ports.lock"
@@ -34,17 +37,7 @@ SECURE = os.environ.get("ZCART_CONF_INSECURE") != "1"
 _keys = None   # DIR/keys of the newest cluster started (secure), else None
 
 
-def read_cert(path):
-    """(public, secret) z85 bytes of a czmq certificate file."""
-    pub, sec = b"", b""
-    with open(path) as f:
-        for line in f:
-            k, _, v = line.strip().partition("=")
-            if k.strip() == "public-key":
-                pub = v.strip().strip('"').encode()
-            elif k.strip() == "secret-key":
-                sec = v.strip().strip('"').encode()
-    return pub, sec
+read_cert = zcdaemon.read_cert  # (public, secret) z85 bytes of a czmq certificate
 
 
 def cart_key(name):

@@ -352,6 +352,17 @@ def decode(frame):
 
 # --- semantic helpers (not structural) -------------------------------------------
 
+def decode_one(frames):
+    """The message of a one-frame body (the frames after any routing id), or
+    None when it is not exactly one well-formed frame."""
+    if len(frames) != 1:
+        return None
+    try:
+        return decode(frames[0])
+    except DecodeError:
+        return None
+
+
 def product_valid(p):
     """1..64 octets in %x21-2B / %x2D-7E."""
     b = p.encode() if isinstance(p, str) else p
