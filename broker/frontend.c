@@ -367,8 +367,8 @@ int broker__frontend_open(broker_t *b, char *err, size_t errlen)
      * replica's memory; one that sends faster than it is served is held
      * back by TCP past FRONT_HWM unread frames. */
     broker__router_t r = {.what = "client", .endpoint = b->self->client_endpoint,
-                          .hwm = FRONT_HWM, .on_readable = on_readable, .sock = &b->front,
-                          .watch = &b->front_w};
+                          .roles = FRONT_ROLES, .hwm = FRONT_HWM, .on_readable = on_readable,
+                          .sock = &b->front, .watch = &b->front_w};
     return broker__router_open(b, &r, err, errlen);
 }
 

@@ -234,6 +234,7 @@ static inline void broker__propose(broker_t *b, const zc_cmd_t *cmd, zc_propose_
 typedef struct {
     const char *what;       /* "client" or "cart", for the error */
     const char *endpoint;   /* where it binds */
+    const char *roles;      /* the key roles it admits at the handshake (zc_sec_server) */
     int hwm;                /* ZMQ_SNDHWM and ZMQ_RCVHWM */
     void (*setup)(broker_t *b, void *sock); /* more options before the bind, or NULL */
     zc_watch_cb on_readable; /* called with (socket, b) */

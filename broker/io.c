@@ -57,7 +57,7 @@ int broker__router_open(broker_t *b, const broker__router_t *r, char *err, size_
     if (*r->sock == NULL)
         goto err;
     zc_zsock_defaults(*r->sock);
-    if (zc_sec_server(b->sec, *r->sock) != 0)
+    if (zc_sec_server(b->sec, *r->sock, r->roles) != 0)
         goto err;
     if (r->setup)
         r->setup(b, *r->sock);

@@ -3,16 +3,19 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "lib/log.h"
+#include "lib/zap.h"
 
 struct zc_sec {
     bool insecure;             /* --insecure: no CURVE, no checks */
     zcert_t *cert;             /* this process's certificate, or NULL */
-    zactor_t *auth;            /* zauth actor, when an allow-list was given */
+    zactor_t *auth;            /* the ZAP handler (lib/zap.h), when an allow-list was given */
+    char *allow_dir;           /* its allow-list directory (owned: the actor reads it) */
     char pub[ZC_KEY_Z85];      /* this process's public key, z85 */
 };
 
@@ -63,12 +66,14 @@ zc_sec_t *zc_sec_new(const char *cert_file, const char *allow_dir, bool insecure
             snprintf(err, errlen, "allow-list %s is not a directory", allow_dir);
             goto err;
         }
-        s->auth = zactor_new(zauth, NULL);
-        if (s->auth == NULL || zstr_sendx(s->auth, "CURVE", allow_dir, NULL) != 0 ||
-            zsock_wait(s->auth) != 0) {
-            snprintf(err, errlen, "cannot start zauth");
+        s->allow_dir = strdup(allow_dir);
+        s->auth = s->allow_dir ? zactor_new(zc_zap_actor, s->allow_dir) : NULL;
+        char *started = s->auth ? zstr_recv(s->auth) : NULL;
+        bool ok = started && strcmp(started, "OK") == 0;
+        snprintf(err, errlen, "ZAP handler: %s", started ? started : "cannot start");
+        zstr_free(&started);
+        if (!ok)
             goto err;
-        }
     }
     return s;
 err:
@@ -83,6 +88,7 @@ void zc_sec_destroy(zc_sec_t **p)
         return;
     *p = NULL;
     zactor_destroy(&s->auth);
+    free(s->allow_dir);
     zcert_destroy(&s->cert);
     free(s);
 }
@@ -91,13 +97,17 @@ bool zc_sec_insecure(const zc_sec_t *s) { return s->insecure; }
 
 const char *zc_sec_public(const zc_sec_t *s) { return s->pub; }
 
-int zc_sec_server(const zc_sec_t *s, void *sock)
+int zc_sec_server(const zc_sec_t *s, void *sock, const char *roles)
 {
     if (s->insecure)
         return 0;
     int one = 1;
-    const char *domain = "zcart";
-    if (zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) != 0 ||
+    if (roles == NULL || *roles == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* The ZAP domain names the roles this socket admits (lib/zap.h). */
+    if (zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, roles, strlen(roles)) != 0 ||
         zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
         zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, zcert_secret_key(s->cert), 32) != 0)
         return -1;
@@ -155,20 +165,7 @@ const char *zc_sec_peer(zmq_msg_t *msg, const char *key)
 
 bool zc_sec_role_ok(const zc_sec_t *s, zmq_msg_t *msg, const char *roles)
 {
-    if (s->insecure)
-        return true;
-    const char *role = zmq_msg_gets(msg, "role");
-    if (role == NULL || *role == 0)
-        return false;
-    size_t n = strlen(role);
-    for (const char *p = roles; *p;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len == n && memcmp(p, role, n) == 0)
-            return true;
-        p += len + (comma != NULL);
-    }
-    return false;
+    return s->insecure || zc_zap_role_in(roles, zmq_msg_gets(msg, "role"));
 }
 
 static int mkdir_p(const char *path)

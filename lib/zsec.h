@@ -1,4 +1,4 @@
-/* zsec: CurveZMQ on every zcart socket, with czmq's zcert and zauth.
+/* zsec: CurveZMQ on every zcart socket, with czmq's zcert and zcertstore.
  *
  * Every process has one certificate of its own (a czmq `zcert` secret file,
  * "NAME.cert_secret") and, when it binds a socket, an allow-list: a
@@ -7,26 +7,30 @@
  * `zcart keygen DIR` writes both; each public certificate carries the
  * metadata `role` and `name` (docs/security.md).
  *
- * Handshake.  A binding socket is a CURVE server; czmq's zauth actor answers
- * libzmq's ZAP requests from the allow-list and hands the certificate's
- * metadata back, so every message received on the connection carries the
- * properties "User-Id" (the peer's public key, z85), "role" and "name".
- * A key not in the allow-list never completes the handshake.
+ * Handshake.  A binding socket is a CURVE server whose ZAP domain names
+ * the roles it admits; the process's ZAP handler (lib/zap.h, in place of
+ * czmq's zauth, which answers for a whole context) admits a key only when
+ * the allow-list holds it with one of those roles, and hands the
+ * certificate's metadata back, so every message received on the
+ * connection carries the properties "User-Id" (the peer's public key,
+ * z85), "role" and "name".  Any other key never completes the handshake:
+ * a client key cannot connect to the broker's cart port, a cart key not to
+ * its raft port.
  *
  * The fail-open trap.  ZAP is per ZeroMQ *context*: libzmq asks the handler
  * bound to inproc://zeromq.zap.01 of the socket's own context, and when no
  * handler is there it admits every key (libzmq 4.3 without the draft
- * ZMQ_ZAP_ENFORCE_DOMAIN).  zauth binds in czmq's context, so a socket made
- * with a private zmq_ctx_new() would let anyone in.  Every zcart daemon
- * therefore makes all its sockets in zc_sec_context() (czmq's zsys_init
- * context, with czmq's signal handling off: libuv owns SIGINT/SIGTERM), and
- * tests/unit/test_zsec.c proves an unknown key is refused.
+ * ZMQ_ZAP_ENFORCE_DOMAIN).  The handler binds in czmq's context, so a
+ * socket made with a private zmq_ctx_new() would let anyone in.  Every
+ * zcart daemon therefore makes all its sockets in zc_sec_context() (czmq's
+ * zsys_init context, with czmq's signal handling off: libuv owns
+ * SIGINT/SIGTERM), and tests/unit/test_zsec.c proves an unknown key, and a
+ * known key of a role the socket does not admit, are refused.
  *
- * Per-socket roles.  One zauth serves a whole context, so its allow-list is
- * the union of the roles a process admits; each socket then admits only its
- * own roles by checking the "role" property of every message
- * (zc_sec_role_ok): the broker's client port takes client and admin keys,
- * its cart port cart keys, the stock port cart keys.
+ * Roles per message too.  The daemons still check the "role" property of
+ * what they receive (zc_sec_role_ok) before acting on it: the broker's
+ * client port takes client and admin keys (and replica keys for STATUS and
+ * relayed requests), ADMIN only from admin keys.
  *
  * --insecure turns all of this off (plain NULL mechanism, no checks) and
  * says so in the log at start. */
@@ -43,28 +47,29 @@
 typedef struct zc_sec zc_sec_t;
 
 /* The ZeroMQ context every daemon socket must be created in: czmq's own,
- * where zauth answers ZAP.  Idempotent; czmq's signal handlers are never
+ * where the ZAP handler answers.  Idempotent; czmq's signal handlers are never
  * installed. */
 void *zc_sec_context(void);
 
 /* Loads the process's certificate `cert_file` (a czmq secret certificate;
  * may be NULL for a process that only connects without a client key -- not
- * used by zcart) and, if `allow_dir` is not NULL, starts zauth with CURVE
- * over that directory (read recursively).  `insecure`: no certificate, no
- * zauth, every zc_sec_* call below is a no-op and a loud warning is logged.
+ * used by zcart) and, if `allow_dir` is not NULL, starts the ZAP handler
+ * (lib/zap.h) over that directory (read recursively).  `insecure`: no certificate, no
+ * ZAP handler, every zc_sec_* call below is a no-op and a loud warning is logged.
  * NULL with a reason in err on failure. */
 zc_sec_t *zc_sec_new(const char *cert_file, const char *allow_dir, bool insecure, char *err,
                      size_t errlen);
-/* Stops zauth and frees; *p is set to NULL. */
+/* Stops the ZAP handler and frees; *p is set to NULL. */
 void zc_sec_destroy(zc_sec_t **p);
 
 bool zc_sec_insecure(const zc_sec_t *s);
 /* This process's public key, z85 ("" when insecure). */
 const char *zc_sec_public(const zc_sec_t *s);
 
-/* Makes `sock` (not yet bound) a CURVE server with this process's key and a
- * ZAP domain, so zauth is asked about every peer.  0 or -1. */
-int zc_sec_server(const zc_sec_t *s, void *sock);
+/* Makes `sock` (not yet bound) a CURVE server with this process's key,
+ * admitting only keys of `roles` (comma-separated, e.g. "client,admin"):
+ * its ZAP domain, which the handler checks at every handshake.  0 or -1. */
+int zc_sec_server(const zc_sec_t *s, void *sock, const char *roles);
 /* Makes `sock` (not yet connected) a CURVE client of the server whose public
  * key is `server_key` (z85).  0 or -1. */
 int zc_sec_client(const zc_sec_t *s, void *sock, const char *server_key);

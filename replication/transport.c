@@ -832,7 +832,7 @@ static int t_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
     if (r->router == NULL)
         goto err;
     zc_zsock_defaults(r->router);
-    if ((r->sec != NULL && zc_sec_server(r->sec, r->router) != 0) || zmq_bind(r->router, ep) != 0)
+    if ((r->sec != NULL && zc_sec_server(r->sec, r->router, "replica") != 0) || zmq_bind(r->router, ep) != 0)
         goto err;
     r->rwatch = zc_watch_new(r->loop, r->router, on_router, r);
     if (r->rwatch == NULL)

@@ -206,7 +206,7 @@ server_t *server_new(uv_loop_t *loop, void *zctx, const struct zc_sec *sec, cons
     if (s->sock == NULL)
         goto err;
     zc_zsock_defaults(s->sock);
-    if (zc_sec_server(sec, s->sock) != 0)
+    if (zc_sec_server(sec, s->sock, "cart") != 0)
         goto err;
     zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);

@@ -1,6 +1,7 @@
-/* test_zsec: lib/zsec -- CurveZMQ with zauth refuses a key outside the
- * allow-list (the zauth fail-open regression: a server socket outside
- * czmq's context admits every key), admits one inside it with its role and
+/* test_zsec: lib/zsec and lib/zap -- CurveZMQ with zcart's ZAP handler
+ * refuses a key outside the allow-list (the fail-open regression: a server
+ * socket outside czmq's context admits every key), refuses a known key of a
+ * role the socket does not admit, admits one inside it with its role and
  * name as message properties, and keygen/escape behave. */
 #include <czmq.h>
 #include <stdio.h>
@@ -123,7 +124,7 @@ TEST(unknown_key_is_refused_known_key_admitted)
     void *srv = zmq_socket(zc_sec_context(), ZMQ_ROUTER);
     int zero = 0;
     zmq_setsockopt(srv, ZMQ_LINGER, &zero, sizeof zero);
-    CHECK(zc_sec_server(ss, srv) == 0);
+    CHECK(zc_sec_server(ss, srv, "client,admin") == 0);
     CHECK(zmq_bind(srv, "tcp://127.0.0.1:*") == 0);
     size_t len = sizeof ep;
     zmq_getsockopt(srv, ZMQ_LAST_ENDPOINT, ep, &len);
@@ -148,6 +149,48 @@ TEST(unknown_key_is_refused_known_key_admitted)
     CHECK(zc_sec_key_arg(cpath, ckey, err, sizeof err) == 0);
     CHECK_STR(uid, ckey);
     zmq_close(srv);
+    zc_sec_destroy(&ss);
+}
+
+/* A server socket admits only the roles its ZAP domain names: a known
+ * client key fails the handshake on a "cart" socket (nothing of it is
+ * delivered) and completes it on a "client,admin" socket of the same
+ * process; a socket with no roles cannot be made a server. */
+TEST(known_key_of_another_role_is_refused)
+{
+    char err[256], path[400], allow[300], ep_cart[128], ep_client[128], role[32], name[32],
+        uid[64];
+    snprintf(path, sizeof path, "%s/replica.cert_secret", dir);
+    snprintf(allow, sizeof allow, "%s/allow", dir);
+    zc_sec_t *ss = zc_sec_new(path, allow, false, err, sizeof err);
+    CHECK(ss != NULL);
+    if (ss == NULL)
+        return;
+    int zero = 0;
+    void *cart = zmq_socket(zc_sec_context(), ZMQ_ROUTER);
+    void *client = zmq_socket(zc_sec_context(), ZMQ_ROUTER);
+    zmq_setsockopt(cart, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(client, ZMQ_LINGER, &zero, sizeof zero);
+    CHECK(zc_sec_server(ss, cart, "cart") == 0);
+    CHECK(zc_sec_server(ss, client, "client,admin") == 0);
+    CHECK(zc_sec_server(ss, client, "") == -1);
+    CHECK(zmq_bind(cart, "tcp://127.0.0.1:*") == 0);
+    CHECK(zmq_bind(client, "tcp://127.0.0.1:*") == 0);
+    size_t len = sizeof ep_cart;
+    zmq_getsockopt(cart, ZMQ_LAST_ENDPOINT, ep_cart, &len);
+    len = sizeof ep_client;
+    zmq_getsockopt(client, ZMQ_LAST_ENDPOINT, ep_client, &len);
+    const char *key = zc_sec_public(ss);
+    CHECK_EQ_U64(try_client(dir, "client", ep_cart, key, 3), ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+    zmq_pollitem_t it = {cart, 0, ZMQ_POLLIN, 0};
+    CHECK(zmq_poll(&it, 1, 0) == 0);
+    CHECK_EQ_U64(try_client(dir, "client", ep_client, key, 4), ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
+    CHECK(server_got(client, role, name, uid));
+    CHECK_STR(role, "client");
+    /* The replica key (role replica) is not admitted on either. */
+    CHECK_EQ_U64(try_client(dir, "replica", ep_client, key, 5), ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+    zmq_close(cart);
+    zmq_close(client);
     zc_sec_destroy(&ss);
 }
 
@@ -181,6 +224,7 @@ int main(void)
 {
     setup_keys();
     RUN(unknown_key_is_refused_known_key_admitted);
+    RUN(known_key_of_another_role_is_refused);
     RUN(insecure_and_key_args);
     RUN(escape_control_bytes);
     cleanup_keys();
