@@ -198,6 +198,12 @@ static const char *read_placement(const char *arg, void *target)
      "cart port cart keys, a cart node only under its own name,\n"                                 \
      "the raft port (RAFT_ADDR: raft's messages, relayed over\n"                                   \
      "CurveZMQ) replica keys only"},                                                               \
+    {"raft-cert", "FILE", ZC_FLAG_CALL, (c)->raft_cert, 0, 0, read_path,                           \
+     "this replica's own raft key (KEYS/raft-ID.cert_secret from\n"                                 \
+     "`zcart keygen --replicas N`: role raft, name its --id).\n"                                    \
+     "With it the raft port admits raft keys only and takes a\n"                                   \
+     "raft message only as from the id its key names; give it\n"                                   \
+     "to every replica of the cluster or to none"},                                                \
     {"insecure", NULL, ZC_FLAG_BOOL, &(c)->insecure, 0, 0, NULL,                                   \
      "no CurveZMQ and no key checks, the raft port included:\n"                                    \
      "anyone who reaches a port owns the cluster; for\n"                                           \

@@ -152,7 +152,8 @@ typedef struct broker {
     const broker_io_t *io;    /* the ports every module acts through */
     const zc_replica_t *self; /* this replica in cfg.replicas */
     void *zctx;               /* ZeroMQ context: czmq's, where zauth answers (lib/zsec.h) */
-    zc_sec_t *sec;            /* CurveZMQ keys and zauth; --insecure: a no-op */
+    zc_sec_t *sec;            /* CurveZMQ keys and the ZAP handler; --insecure: a no-op */
+    zc_sec_t *raft_sec;       /* --raft-cert: this replica's own raft key, or NULL */
     uint64_t forbidden;       /* frames refused for their key's role or name */
     void *front;              /* client-side ROUTER */
     void *back;               /* cart-side ROUTER */

@@ -160,6 +160,7 @@ static int start_node(broker_t *b, char *err, size_t errlen)
         .recover = b->cfg.recover,
         .state_map_size = (size_t)b->cfg.state_map_size,
         .sec = b->sec,
+        .raft_sec = b->raft_sec,
         .zctx = b->zctx,
     };
     b->node = zc_node_new(b->loop, &nc, on_role_changed, b, err, errlen);
@@ -192,6 +193,33 @@ static void start_process(broker_t *b)
     uv_signal_start(&b->sigterm, on_signal, SIGTERM);
 }
 
+/* --raft-cert: this replica's own raft key, which must be a raft key
+ * naming this replica's --id.  Without it (secure) the shared replica key
+ * speaks for every raft id: said once at start. */
+static int open_raft_key(broker_t *b, char *err, size_t errlen)
+{
+    if (b->cfg.insecure)
+        return 0;
+    if (b->cfg.raft_cert[0] == 0) {
+        zc_warn("no --raft-cert: raft traffic is authenticated by the shared replica key, "
+                "whose holder can speak as any replica (docs/security.md, \"Raft\")");
+        return 0;
+    }
+    b->raft_sec = zc_sec_new(b->cfg.raft_cert, NULL, false, err, errlen);
+    if (b->raft_sec == NULL)
+        return -1;
+    const char *role = zc_sec_own(b->raft_sec, "role"), *name = zc_sec_own(b->raft_sec, "name");
+    char id[24];
+    snprintf(id, sizeof id, "%llu", (unsigned long long)b->cfg.id);
+    if (role == NULL || strcmp(role, "raft") != 0 || name == NULL || strcmp(name, id) != 0) {
+        snprintf(err, errlen, "--raft-cert %s is not the raft key of replica %s (role %s, name %s)",
+                 b->cfg.raft_cert, id, role ? role : "none", name ? name : "none");
+        zc_sec_destroy(&b->raft_sec);
+        return -1;
+    }
+    return 0;
+}
+
 /* Everything after the flags: keys, core, node, sockets, then the loop. */
 static int serve(broker_t *b)
 {
@@ -202,9 +230,15 @@ static int serve(broker_t *b)
         zc_error("%s", err);
         return 2;
     }
+    if (open_raft_key(b, err, sizeof err) != 0) {
+        zc_error("%s", err);
+        zc_sec_destroy(&b->sec);
+        return 2;
+    }
     b->zctx = zc_sec_context();
     if (b->zctx == NULL || broker__init(b, &broker__io_real) != 0) {
         fprintf(stderr, "zcart-broker: out of memory\n");
+        zc_sec_destroy(&b->raft_sec);
         zc_sec_destroy(&b->sec);
         return 1;
     }
@@ -233,6 +267,7 @@ static int serve(broker_t *b)
 out:
     uv_loop_close(b->loop);
     broker__destroy(b);
+    zc_sec_destroy(&b->raft_sec);
     zc_sec_destroy(&b->sec); /* czmq's context itself ends at exit (zsys_shutdown) */
     return rc;
 }

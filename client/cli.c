@@ -58,11 +58,14 @@ static const char HELP[] =
     "                      starts a new one\n"
     "\n"
     "Keys:\n"
-    "  keygen DIR [NODE...] write a cluster's CurveZMQ certificates into DIR: replica,\n"
-    "                      stock, admin, client and cart-NODE per cart node (czmq\n"
-    "                      zcert files, NAME.cert + NAME.cert_secret) and the\n"
-    "                      allow-lists DIR/allow/ROLE/; keeps keys that exist (run it\n"
-    "                      again to add a cart node); prints ZCART_SERVER_KEY\n"
+    "  keygen DIR [NODE...] [--replicas N]\n"
+    "                      write a cluster's CurveZMQ certificates into DIR: replica,\n"
+    "                      stock, admin, client, cart-NODE per cart node and, with\n"
+    "                      --replicas, raft-1..raft-N (each replica's own raft key,\n"
+    "                      zcart-broker --raft-cert) (czmq zcert files, NAME.cert +\n"
+    "                      NAME.cert_secret) and the allow-lists DIR/allow/ROLE/;\n"
+    "                      keeps keys that exist (run it again to add a cart node or\n"
+    "                      a replica); prints ZCART_SERVER_KEY\n"
     "\n"
     "Administration (needs an admin key, --cert KEYS/admin.cert_secret; sent to the\n"
     "leader; not retried once it may have arrived):\n"
@@ -589,54 +592,75 @@ static int shell(cli_t *c, FILE *in)
     return last == ZCLI_EXIT_UNREACHABLE ? ZCLI_EXIT_UNREACHABLE : ZCLI_EXIT_OK;
 }
 
-/* zcart keygen DIR [NODE...]: a cluster's certificates (lib/zsec.h). */
+/* One key unless it exists: DIR/FILE.cert(_secret) and DIR/allow/ROLE/FILE.cert.
+ * 1 made, 0 kept, -1 with why. */
+static int keygen_one(const char *dir, const char *role, const char *name, const char *file,
+                      char *why, size_t n)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.cert", dir, file);
+    if (access(path, F_OK) == 0)
+        return 0;
+    return zc_sec_keygen(dir, role, name, file, why, n) != 0 ? -1 : 1;
+}
+
+/* zcart keygen DIR [NODE...] [--replicas N]: a cluster's certificates
+ * (lib/zsec.h, docs/security.md). */
 static int keygen(int argc, char **argv, FILE *out, FILE *err)
 {
     char why[300];
+    long replicas = 0;
     if (argc < 1 || argv[0][0] == '-') {
-        fprintf(err, "zcart: keygen wants DIR [CART-NODE...]\nTry 'zcart --help' for usage.\n");
+        fprintf(err, "zcart: keygen wants DIR [CART-NODE...] [--replicas N]\n"
+                     "Try 'zcart --help' for usage.\n");
         return ZCLI_EXIT_USAGE;
     }
     const char *dir = argv[0];
-    for (int i = 1; i < argc; i++)
-        if (!zc_node_name_valid(argv[i])) {
-            char e[200];
+    for (int i = 1; i < argc; i++) {
+        char e[200];
+        if (strcmp(argv[i], "--replicas") == 0) {
+            char *end;
+            replicas = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
+            if (i + 1 >= argc || *end != 0 || replicas < 1 || replicas > 1000) {
+                fprintf(err, "zcart: keygen --replicas wants N, 1..1000 (raft ids 1..N)\n");
+                return ZCLI_EXIT_USAGE;
+            }
+            argv[i] = argv[i + 1] = NULL; /* not node names */
+            i++;
+        } else if (!zc_node_name_valid(argv[i])) {
             fprintf(err, "zcart: cart node name '%s' is not 1..32 of [A-Za-z0-9_-]\n",
                     zc_escape(argv[i], strlen(argv[i]), e, sizeof e));
             return ZCLI_EXIT_USAGE;
         }
-    /* Keys that exist are kept: running it again adds new cart nodes' keys. */
-    static const char *const fixed[][2] = {
-        {"replica", "replica"}, {"stock", "stock"}, {"admin", "admin"}, {"client", "client"}};
-    char path[4200], key[ZC_KEY_Z85];
-    int made = 0;
-    for (size_t k = 0; k < 4; k++) {
-        snprintf(path, sizeof path, "%s/%s.cert", dir, fixed[k][1]);
-        if (access(path, F_OK) == 0)
-            continue;
-        if (zc_sec_keygen(dir, fixed[k][0], fixed[k][1], fixed[k][1], why, sizeof why) != 0)
-            goto fail;
-        made++;
     }
-    for (int i = 1; i < argc; i++) {
-        char file[64];
-        snprintf(file, sizeof file, "cart-%s", argv[i]);
-        snprintf(path, sizeof path, "%s/%s.cert", dir, file);
-        if (access(path, F_OK) == 0)
+    /* Keys that exist are kept: running it again adds new cart nodes' and
+     * replicas' keys. */
+    static const char *const fixed[] = {"replica", "stock", "admin", "client"};
+    char name[64], file[64], key[ZC_KEY_Z85], path[4200];
+    int made = 0, rc = 0;
+    for (size_t k = 0; k < 4 && rc >= 0; k++)
+        made += (rc = keygen_one(dir, fixed[k], fixed[k], fixed[k], why, sizeof why)) > 0;
+    for (int i = 1; i < argc && rc >= 0; i++) {
+        if (argv[i] == NULL)
             continue;
-        if (zc_sec_keygen(dir, "cart", argv[i], file, why, sizeof why) != 0)
-            goto fail;
-        made++;
+        snprintf(file, sizeof file, "cart-%s", argv[i]);
+        made += (rc = keygen_one(dir, "cart", argv[i], file, why, sizeof why)) > 0;
+    }
+    /* Per-replica raft keys: role raft, name the raft id (--raft-cert). */
+    for (long id = 1; id <= replicas && rc >= 0; id++) {
+        snprintf(name, sizeof name, "%ld", id);
+        snprintf(file, sizeof file, "raft-%ld", id);
+        made += (rc = keygen_one(dir, "raft", name, file, why, sizeof why)) > 0;
     }
     snprintf(path, sizeof path, "%s/replica.cert", dir);
-    if (zc_sec_key_arg(path, key, why, sizeof why) != 0)
-        goto fail;
-    fprintf(out, "%d new key(s) in %s (replica, stock, admin, client, cart-NODE; existing ones "
-                 "kept); allow-lists in %s/allow\nZCART_SERVER_KEY=%s\n", made, dir, dir, key);
+    if (rc < 0 || zc_sec_key_arg(path, key, why, sizeof why) != 0) {
+        fprintf(err, "zcart: keygen: %s\n", why);
+        return ZCLI_EXIT_UNREACHABLE;
+    }
+    fprintf(out, "%d new key(s) in %s (replica, stock, admin, client, cart-NODE, raft-ID; "
+                 "existing ones kept); allow-lists in %s/allow\nZCART_SERVER_KEY=%s\n",
+            made, dir, dir, key);
     return ZCLI_EXIT_OK;
-fail:
-    fprintf(err, "zcart: keygen: %s\n", why);
-    return ZCLI_EXIT_UNREACHABLE;
 }
 
 /* Fills o's keys from --server-key/--cert or $ZCART_SERVER_KEY/$ZCART_CERT;

@@ -97,6 +97,11 @@ bool zc_sec_insecure(const zc_sec_t *s) { return s->insecure; }
 
 const char *zc_sec_public(const zc_sec_t *s) { return s->pub; }
 
+const char *zc_sec_own(const zc_sec_t *s, const char *key)
+{
+    return s->cert ? zcert_meta(s->cert, key) : NULL;
+}
+
 int zc_sec_server(const zc_sec_t *s, void *sock, const char *roles)
 {
     if (s->insecure)

@@ -65,6 +65,9 @@ void zc_sec_destroy(zc_sec_t **p);
 bool zc_sec_insecure(const zc_sec_t *s);
 /* This process's public key, z85 ("" when insecure). */
 const char *zc_sec_public(const zc_sec_t *s);
+/* Metadata `key` ("role", "name") of this process's own certificate, or
+ * NULL (insecure, or not there). */
+const char *zc_sec_own(const zc_sec_t *s, const char *key);
 
 /* Makes `sock` (not yet bound) a CURVE server with this process's key,
  * admitting only keys of `roles` (comma-separated, e.g. "client,admin"):

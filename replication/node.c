@@ -300,6 +300,7 @@ static int open_io(zc_node_t *n, char *err, size_t errlen)
         .loop = n->loop,
         .zctx = n->cfg.zctx != NULL ? n->cfg.zctx : zc_sec_context(),
         .sec = n->cfg.sec,
+        .raft_sec = n->cfg.raft_sec,
         .max_msg = (uint64_t)(n->cfg.state_map_size ? n->cfg.state_map_size
                                                     : ZC_STATE_MAP_DEFAULT) + (64u << 20),
     };

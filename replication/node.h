@@ -47,6 +47,7 @@ typedef struct {
                                       exactly `replicas` (raft_recover) before starting */
     size_t state_map_size;         /* LMDB map size, 0 = default */
     const zc_sec_t *sec;           /* raft relay keys (transport.h); NULL: no CURVE */
+    const zc_sec_t *raft_sec;      /* this replica's own raft key (transport.h), or NULL */
     void *zctx;                    /* ZeroMQ context, NULL: zc_sec_context() */
 } zc_node_config_t;
 

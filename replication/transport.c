@@ -93,6 +93,9 @@ struct relay {
     uv_loop_t *loop;                      /* raft's loop */
     void *zctx;                           /* czmq's context */
     const zc_sec_t *sec;                  /* keys, NULL when insecure */
+    const zc_sec_t *raft_sec;             /* own raft key (client side), NULL: sec's */
+    const char *role;                     /* the role the raft port admits: "raft"
+                                             with per-replica keys, else "replica" */
     uint64_t max_msg;                     /* bound on one raft message */
     uint64_t id;                          /* our raft id */
     char address[ZC_RELAY_ADDR_MAX + 1];  /* our raft address */
@@ -444,7 +447,8 @@ static peer_t *peer_get(relay_t *r, uint64_t id, const char *address)
     zmq_setsockopt(p->dealer, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb);
     zmq_setsockopt(p->dealer, ZMQ_HEARTBEAT_TIMEOUT, &hbt, sizeof hbt);
     /* Replicas share the replica certificate: its public key is the server's. */
-    if (r->sec != NULL && zc_sec_client(r->sec, p->dealer, zc_sec_public(r->sec)) != 0)
+    if (r->sec != NULL && zc_sec_client(r->raft_sec ? r->raft_sec : r->sec, p->dealer,
+                                        zc_sec_public(r->sec)) != 0)
         goto err;
     p->monitor = zc_monitor_new(r->loop, r->zctx, p->dealer,
                                 ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED,
@@ -726,10 +730,19 @@ static int msg_size(zmq_msg_t *parts, unsigned n, uint64_t bytes, uint64_t max, 
     return rc;
 }
 
+/* Is `sender` the raft id the connection's raft key names? */
+static bool sender_is_key(zmq_msg_t *hdr, uint64_t sender)
+{
+    const char *name = zc_sec_peer(hdr, "name");
+    char want[24];
+    snprintf(want, sizeof want, "%" PRIu64, sender);
+    return name != NULL && strcmp(name, want) == 0;
+}
+
 static void handle_one(relay_t *r, void *sock, zmq_msg_t *hdr)
 {
     zc_relay_hdr_t h;
-    if (r->sec != NULL && !zc_sec_role_ok(r->sec, hdr, "replica")) {
+    if (r->sec != NULL && !zc_sec_role_ok(r->sec, hdr, r->role)) {
         r->stats.forbidden++;
         log_refused(r, hdr, "not a replica key", r->stats.forbidden);
         drain_rest(sock, hdr);
@@ -739,6 +752,13 @@ static void handle_one(relay_t *r, void *sock, zmq_msg_t *hdr)
         (h.kind == ZC_RELAY_DATA) != (zmq_msg_more(hdr) != 0)) {
         r->stats.malformed++;
         log_refused(r, hdr, "bad relay header", r->stats.malformed);
+        drain_rest(sock, hdr);
+        return;
+    }
+    if (r->sec != NULL && r->raft_sec != NULL && !sender_is_key(hdr, h.sender)) {
+        /* A replica's raft key speaks for its own raft id only. */
+        r->stats.forbidden++;
+        log_refused(r, hdr, "the raft id is not the key's", r->stats.forbidden);
         drain_rest(sock, hdr);
         return;
     }
@@ -832,14 +852,16 @@ static int t_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
     if (r->router == NULL)
         goto err;
     zc_zsock_defaults(r->router);
-    if ((r->sec != NULL && zc_sec_server(r->sec, r->router, "replica") != 0) || zmq_bind(r->router, ep) != 0)
+    if ((r->sec != NULL && zc_sec_server(r->sec, r->router, r->role) != 0) || zmq_bind(r->router, ep) != 0)
         goto err;
     r->rwatch = zc_watch_new(r->loop, r->router, on_router, r);
     if (r->rwatch == NULL)
         goto err;
     r->accept_cb = cb;
     zc_info("raft relay on %s (%s)", ep,
-            r->sec != NULL ? "CurveZMQ, replica keys only" : "INSECURE: no CurveZMQ");
+            r->sec == NULL        ? "INSECURE: no CurveZMQ"
+            : r->raft_sec != NULL ? "CurveZMQ, each replica's own raft key for its id only"
+                                  : "CurveZMQ, the shared replica key");
     return 0;
 err:
     snprintf(t->errmsg, sizeof t->errmsg, "raft relay on %.100s: %s", ep, zmq_strerror(zmq_errno()));
@@ -894,6 +916,8 @@ int zc_transport_init(struct raft_uv_transport *t, const zc_transport_config_t *
     r->loop = cfg->loop;
     r->zctx = cfg->zctx;
     r->sec = cfg->sec != NULL && !zc_sec_insecure(cfg->sec) ? cfg->sec : NULL;
+    r->raft_sec = r->sec != NULL ? cfg->raft_sec : NULL;
+    r->role = r->raft_sec != NULL ? "raft" : "replica";
     r->max_msg = cfg->max_msg;
     while (r->incarnation == 0)
         if (getrandom(&r->incarnation, sizeof r->incarnation, 0) != sizeof r->incarnation)

@@ -100,6 +100,8 @@ typedef struct {
     uv_loop_t *loop;     /* raft's loop */
     void *zctx;          /* ZeroMQ context: zc_sec_context() */
     const zc_sec_t *sec; /* keys; NULL or insecure: no CURVE, no role check */
+    const zc_sec_t *raft_sec; /* this replica's own raft key (role raft, name its id), or
+                                 NULL: the shared replica key speaks for any raft id */
     uint64_t max_msg;    /* largest raft message accepted, bytes (preamble included) */
 } zc_transport_config_t;
 
@@ -110,7 +112,8 @@ void zc_transport_close_unused(struct raft_uv_transport *t);
 
 /* What the relay saw, for logs and tests. */
 typedef struct {
-    uint64_t forbidden;  /* messages dropped: the sender's key is not a replica's */
+    uint64_t forbidden;  /* messages dropped: the sender's key is not a replica's, or
+                            (raft keys) not the raft id the message says it is from */
     uint64_t malformed;  /* messages dropped: bad relay header or raft framing */
     uint64_t opened;     /* accepted streams opened */
     uint64_t restarts;   /* peers seen with a new incarnation */

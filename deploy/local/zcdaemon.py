@@ -12,12 +12,15 @@ import os
 
 def security_flags(kind, keys, name=None):
     """The security flags of one daemon: kind "broker", "stock" or "cart"
-    (name: the cart node's name, whose key it uses)."""
+    (name: the replica's raft id, or the cart node's name, whose own key it
+    uses: `zcart keygen KEYS NODE... --replicas N` makes them)."""
     if keys is None:
         return ["--insecure"]
     allow = os.path.join(keys, "allow")
     if kind == "broker":
-        return ["--cert", os.path.join(keys, "replica.cert_secret"), "--allow", allow]
+        # name: the replica's raft id, whose own raft key it gets
+        return ["--cert", os.path.join(keys, "replica.cert_secret"), "--allow", allow,
+                "--raft-cert", os.path.join(keys, "raft-%s.cert_secret" % name)]
     if kind == "stock":
         return ["--cert", os.path.join(keys, "stock.cert_secret"), "--allow", allow]
     if kind == "cart":
@@ -51,7 +54,7 @@ def broker_argv(bindir, rid, data, replicas, keys):
     argv = [os.path.join(bindir, "zcart-broker"), "--id", str(rid), "--data", data]
     for m in replicas:
         argv += ["--replica", replica_spec(m)]
-    return argv + security_flags("broker", keys)
+    return argv + security_flags("broker", keys, rid)
 
 
 def cart_argv(bindir, name, slots, data, brokers, stocks, keys, hello_interval=None):

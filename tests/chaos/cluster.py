@@ -268,7 +268,8 @@ class Cluster:
             os.environ["ZCART_INSECURE"] = "1"  # the CLI: plain connections
             return None
         k = os.path.join(self.dir, "keys")
-        r = subprocess.run([os.path.join(self.bin, "zcart"), "keygen", k] + list(self.cart_names()),
+        r = subprocess.run([os.path.join(self.bin, "zcart"), "keygen", k] + list(self.cart_names())
+                           + ["--replicas", str(self.n_replicas)],
                            stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if r.returncode != 0:
             raise ClusterError("zcart keygen failed: %s" % r.stderr.strip())

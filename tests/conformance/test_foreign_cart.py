@@ -529,7 +529,8 @@ class ForeignCart(unittest.TestCase):
             d.setsockopt(zmq.LINGER, 0)
             if rid:
                 d.setsockopt(zmq.ROUTING_ID, rid)
-            zcluster.curve(d, "client")
+            # a cart key (the cart port admits only those), not the victim's
+            zcluster.curve(d, zcluster.cart_key("impostor"))
             d.connect(cep)
             d.send(zcp.encode_hello("victim", [(0, zcp.ZERO_SESSION, 0, 0, 0)]))
             socks.append(d)

@@ -42,13 +42,15 @@ read_cert = zcdaemon.read_cert  # (public, secret) z85 bytes of a czmq certifica
 
 def cart_key(name):
     """The key name ("cart-NAME") of cart node NAME, made if missing; a name
-    keygen refuses (outside [A-Za-z0-9_-]) gets the client key, which the
-    cart port refuses like the name itself."""
+    keygen refuses (outside [A-Za-z0-9_-]) gets the cart key of another node
+    ("misnamed"): the cart port admits it (a cart key) and drops its frames,
+    since its name is not the node's -- as it drops the bad name itself.
+    (A key of another role would not get past the handshake.)"""
     if _keys and not os.path.exists(os.path.join(_keys, "cart-%s.cert_secret" % name)):
         r = subprocess.run([os.path.join(bin_dir(), "zcart"), "keygen", _keys, name],
                            capture_output=True)
         if r.returncode != 0:
-            return "client"
+            return cart_key("misnamed")
     return "cart-" + name
 
 

@@ -459,6 +459,11 @@ class Cluster:
         replicas = [{"id": int(p["argv"][p["argv"].index("--id") + 1]), "raft": p["raft"],
                      "client": p["endpoint"], "cart": p["cart_endpoint"]}
                     for p in self.plan["procs"] if p["kind"] == "broker"]
+        if self.secure:  # its own raft key (raft-RID), made if missing
+            r = subprocess.run([os.path.join(BIN, "zcart"), "keygen", self.keys, "--replicas",
+                                str(rid)], stdin=subprocess.DEVNULL, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise AssertionError("zcart keygen: %s" % r.stderr)
         argv = zcdaemon.broker_argv(BIN, rid, os.path.join(d, "data"), replicas + [me],
                                     self.keys if self.secure else None)
         if join:

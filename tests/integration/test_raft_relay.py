@@ -17,16 +17,20 @@ replica alive:
       with huge length fields -- nothing gets through (the CurveZMQ
       handshake fails), and the broker's RSS grows by less than 32 MiB
       although the junk announces terabytes
-  r1  a client key and an admin key: the raft port admits replica keys only
-      at the handshake (its ZAP domain, lib/zap.h), so their handshakes fail
-      and relay frames carrying the same messages go nowhere; a 48 MiB frame
-      (over ZMQ_MAXMSGSIZE) even with the replica key disconnects the sender
-      before it is allocated: RSS again grows by less than 32 MiB
+  r1  a client, an admin and the shared replica key: every replica having
+      its own raft key (--raft-cert), the raft port admits raft keys only at
+      the handshake (its ZAP domain, lib/zap.h), so their handshakes fail
+      and relay frames carrying the same messages go nowhere; a follower's
+      raft key sending them as another raft id (99) gets them dropped ("the
+      raft id is not the key's", logged); a 48 MiB frame (over
+      ZMQ_MAXMSGSIZE) even with a raft key disconnects the sender before it
+      is allocated: RSS again grows by less than 32 MiB
   r1  the control: the same RequestVote in the same relay frame with the
-      *replica* key does bump the leader's term -- so the refusals above are
-      the relay's doing, not a malformed test message; and with that key a
-      raft message announcing a 1 TiB snapshot is dropped as malformed
-      before raft sees it (no term change, RSS bound as above)
+      follower's raft key, as its own id, does bump the leader's term -- so
+      the refusals above are the relay's doing, not a malformed test
+      message; and with that key a raft message announcing a 1 TiB snapshot
+      is dropped as malformed before raft sees it (no term change, RSS bound
+      as above)
 
   r2  (item 9 of issue 9) after a replica restart the first election after a
       leader kill is won by the first campaign.  Three replicas; R is the
@@ -44,7 +48,12 @@ replica alive:
       previous process, R never got it, and S won a heartbeat later
       (bench/README.md, failover drills).
 
-r1 is skipped with ZCART_IT_INSECURE=1 (there the raft port is as open as
+  r3  a replica refuses to start with a --raft-cert that is not the raft
+      key of its --id (another replica's, or the shared replica key): exit
+      2, saying which key it got, before it touches its data directory (every
+      cluster of the suite runs with each replica's own key)
+
+r1 and r3 are skipped with ZCART_IT_INSECURE=1 (there the raft port is as open as
 every other port, by design); r2 runs in both modes.
 """
 import os
@@ -114,7 +123,7 @@ class RaftRelay(harness.ClusterTestCase):
         waits until it is on the wire."""
         s = harness.zctx().socket(zmq.DEALER)
         s.setsockopt(zmq.LINGER, 2000)
-        if not plain:
+        if not plain:  # the raft port's server key is the shared replica key
             pub, sec = harness.read_cert(c.key_file(cert, True))
             s.curve_serverkey = harness.read_cert(c.key_file("replica"))[0]
             s.curve_publickey = pub
@@ -183,13 +192,21 @@ class RaftRelay(harness.ClusterTestCase):
         self.send_dealer(ep, [[relay_hdr(), m] for m in msgs], plain=True)
         # -- a client key (and an admin key): the raft port's ZAP domain is
         # "replica", so the handshake fails and nothing reaches the relay --
-        for cert in ("client", "admin"):
+        # (and, every replica having its own raft key, the shared replica key)
+        for cert in ("client", "admin", "replica"):
             self.assertEqual(self.handshake(ep, c, cert), "refused",
                              "the raft port let a %s key in" % cert)
         self.send_dealer(ep, [[relay_hdr(), m] for m in msgs], cert="client", c=c)
         # -- the replica key and a frame over ZMQ_MAXMSGSIZE: disconnected
         # before it is allocated --
-        self.send_dealer(ep, [[relay_hdr(), b"\0" * (48 << 20)]], cert="replica", c=c)
+        other = next(s["id"] for s in c.all_status() if s["id"] != ld["id"])
+        mine = "raft-%d" % other  # a follower's own raft key: it may speak as `other` only
+        self.send_dealer(ep, [[relay_hdr(sender=other), b"\0" * (48 << 20)]], cert=mine, c=c)
+        # -- a replica's raft key speaking as another raft id: dropped --
+        self.send_dealer(ep, [[relay_hdr(sender=99), m] for m in msgs], cert=mine, c=c)
+        wait_until(lambda: c.grep_logs("the raft id is not the key's")
+                   or raft_state(c)[0] != term0, 10,
+                   "the relay logging the raft key's messages under another id as refused")
 
         self.assertTrue(c.alive(name), "the leader died")
         term1, state1 = raft_state(c)
@@ -197,12 +214,13 @@ class RaftRelay(harness.ClusterTestCase):
         self.assertEqual(state1, state0, "a message without a replica key changed the log")
         grown = rss_kb(pid) - rss0
         self.assertLess(grown, 32 << 10, "the leader's RSS grew by %d KiB" % grown)
+        self.assertTrue(c.grep_logs("the raft id is not the key's"), "no refusal logged")
 
-        # -- the replica key: a 1 TiB snapshot announcement is dropped unparsed --
+        # -- a raft key: a 1 TiB snapshot announcement is dropped unparsed --
         conf = b""
         snap = raft_msg(T_IS, struct.pack("<QQQQQ", big, 1, 1, 1, len(conf)) + conf
                         + struct.pack("<Q", 1 << 40) + b"\0" * 8, b"\0" * 64)
-        self.send_dealer(ep, [[relay_hdr(stream=7), snap]], cert="replica", c=c)
+        self.send_dealer(ep, [[relay_hdr(stream=7, sender=other), snap]], cert=mine, c=c)
         wait_until(lambda: c.grep_logs("not one whole raft message"), 10,
                    "the relay logging the oversized snapshot as malformed")
         term2, _ = raft_state(c)
@@ -211,10 +229,10 @@ class RaftRelay(harness.ClusterTestCase):
         self.assertLess(grown, 32 << 10, "the leader's RSS grew by %d KiB" % grown)
         self.assertTrue(c.alive(name), "the leader died")
 
-        # -- the control: the same RequestVote with the replica key is accepted --
-        self.send_dealer(ep, [[relay_hdr(stream=8), msgs[0]]], cert="replica", c=c)
+        # -- the control: the same RequestVote with a raft key, as its own id --
+        self.send_dealer(ep, [[relay_hdr(stream=8, sender=other), msgs[0]]], cert=mine, c=c)
         wait_until(lambda: c.replica_status(ld["endpoint"])["term"] >= big, 10,
-                   "the replica-key RequestVote raising the leader's term (the control)")
+                   "the raft-key RequestVote raising the leader's term (the control)")
         self.assertAllAlive(c)
 
     def transfer(self, c, to):
@@ -262,6 +280,31 @@ class RaftRelay(harness.ClusterTestCase):
         self.assertEqual(len(campaigns), 1, "more than one campaign: %s" % campaigns)
         c.start(lname)
         wait_until(lambda: harness.converged(c), 20, "converged after the old leader's restart")
+
+
+class RaftKeys(unittest.TestCase):
+    @unittest.skipUnless(harness.SECURE, "secure clusters only (ZCART_IT_INSECURE=1 given)")
+    def test_r3_a_replica_starts_only_with_its_own_raft_key(self):
+        import subprocess
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="zc-raftkey-") as d:
+            keys = os.path.join(d, "keys")
+            r = subprocess.run([os.path.join(harness.BIN, "zcart"), "keygen", keys, "--replicas",
+                                "2"], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            base = [os.path.join(harness.BIN, "zcart-broker"), "--id", "1", "--data",
+                    os.path.join(d, "data"), "--replica",
+                    "1=127.0.0.1:1,tcp://127.0.0.1:2,tcp://127.0.0.1:3",
+                    "--cert", os.path.join(keys, "replica.cert_secret"),
+                    "--allow", os.path.join(keys, "allow")]
+            for wrong in ("raft-2.cert_secret", "replica.cert_secret"):
+                with self.subTest(key=wrong):
+                    r = subprocess.run(base + ["--raft-cert", os.path.join(keys, wrong)],
+                                       capture_output=True, text=True, timeout=20)
+                    self.assertEqual(r.returncode, 2, r.stderr)
+                    self.assertIn("is not the raft key of replica 1", r.stderr)
+            self.assertFalse(os.path.exists(os.path.join(d, "data", "raft")),
+                             "a refused replica touched its data directory")
 
 
 if __name__ == "__main__":
