@@ -130,8 +130,7 @@ static void on_frame(broker_t *b, const char *node, const char *rid, zmq_msg_t *
             drop(b, "RESET_DONE names another node", node);
         else {
             remember_rid(b, node, rid);
-            broker__drain_reset_done(b, node, &m);
-            broker__liveness_reset_done(b, node, &m);
+            broker__reset_done(b, node, &m);
         }
         break;
     default:

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "broker/internal.h"
+#include "broker/liveness.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "proto/status.h"
@@ -76,7 +77,7 @@ static void send_reset(broker_t *b, cart_info_t *ci, uint64_t generation, uint64
     zc_msg_init(&done, ZC_MSG_RESET_DONE);
     done.slot = slot;
     done.generation = generation;
-    broker__drain_reset_done(b, node, &done);
+    broker__reset_done(b, node, &done);
 #endif
 }
 
@@ -152,15 +153,11 @@ static void return_done(void *arg, int status, const zc_cmd_result_t *res)
     free(ctx);
 }
 
-void broker__drain_reset_done(broker_t *b, const char *node, const zc_msg_t *m)
+/* The node emptied a DRAINING cart of that generation: commit its RETURN
+ * (once: a repeated RESET_DONE finds it pending). */
+static void returned(broker_t *b, const char *id, const zc_cart_rec_t *rec)
 {
-    if (!broker__ready(b))
-        return;
-    char id[ZC_CART_MAX + 1];
-    zc_cart_rec_t rec;
-    snprintf(id, sizeof id, "%s.%u", node, m->slot);
-    if (zc_state_get_cart(broker__state(b), id, &rec) != 0 ||
-        rec.state != ZC_CART_DRAINING || rec.generation != m->generation)
+    if (rec->state != ZC_CART_DRAINING)
         return; /* stale or duplicate */
     cart_info_t *ci = cart_get(b, id);
     if (ci == NULL || ci->return_pending)
@@ -173,8 +170,21 @@ void broker__drain_reset_done(broker_t *b, const char *node, const zc_msg_t *m)
     ci->return_pending = true;
     zc_cmd_t c = {.type = ZC_CMD_RETURN, .time_ms = zc_wall_ms()};
     snprintf(c.ret.cart, sizeof c.ret.cart, "%s", id);
-    c.ret.generation = m->generation;
+    c.ret.generation = rec->generation;
     broker__propose(b, &c, return_done, ctx);
+}
+
+void broker__reset_done(broker_t *b, const char *node, const zc_msg_t *m)
+{
+    if (!broker__ready(b))
+        return;
+    char id[ZC_CART_MAX + 1];
+    zc_cart_rec_t rec;
+    snprintf(id, sizeof id, "%s.%u", node, m->slot);
+    if (zc_state_get_cart(broker__state(b), id, &rec) != 0 || rec.generation != m->generation)
+        return; /* stale or duplicate */
+    returned(b, id, &rec);                     /* a drain's reset */
+    broker__liveness_reset_done(b, id, &rec); /* or a free cart's probe (liveness.c) */
 }
 
 

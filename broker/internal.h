@@ -310,7 +310,9 @@ int broker__backend_send(broker_t *b, const char *node, const zc_msg_t *m);
 /* drain.c: released carts -> RESET -> RESET_DONE -> RETURN */
 void broker__drain_cart(broker_t *b, const char *cart, uint64_t generation);
 void broker__drain_scan(broker_t *b, uint64_t now_us, bool force);
-void broker__drain_reset_done(broker_t *b, const char *node, const zc_msg_t *m);
+/* A RESET_DONE from `node`: the cart it names was emptied at that generation
+ * (a drain's reset: RETURN; a free cart's probe: liveness.c). */
+void broker__reset_done(broker_t *b, const char *node, const zc_msg_t *m);
 void broker__drain_forget_all(broker_t *b);
 /* Forget what the leader keeps about one cart (it was unregistered). */
 void broker__drain_forget_cart(broker_t *b, const char *cart);

@@ -261,21 +261,16 @@ static void probe_free(broker_t *b, const zc_cart_rec_t *c, uint64_t now_us)
                      ctx);
 }
 
-void broker__liveness_reset_done(broker_t *b, const char *node, const zc_msg_t *m)
+void broker__liveness_reset_done(broker_t *b, const char *id, const zc_cart_rec_t *rec)
 {
-    if (!broker__ready(b))
-        return;
-    char id[ZC_CART_MAX + 1];
-    zc_cart_rec_t rec;
-    snprintf(id, sizeof id, "%s.%u", node, m->slot);
     brk_info_t *i = b->breakers ? zc_map_get(b->breakers, id, strlen(id)) : NULL;
-    if (i == NULL || i->probe_sent_us == 0 || i->probe_gen != m->generation ||
-        zc_state_get_cart(broker__state(b), id, &rec) != 0 || rec.state != ZC_CART_FREE ||
-        rec.generation != m->generation || rec.breaker.state != ZC_BRK_HALF_OPEN ||
-        rec.breaker.mode != ZC_BRK_AUTO)
+    if (i == NULL || i->probe_sent_us == 0 || i->probe_gen != rec->generation ||
+        rec->state != ZC_CART_FREE || rec->breaker.state != ZC_BRK_HALF_OPEN ||
+        rec->breaker.mode != ZC_BRK_AUTO)
         return; /* not the answer to a probe of ours, or too late to matter */
     i->probe_sent_us = 0;
-    broker__liveness_propose(b, id, ZC_BRK_HALF_OPEN, ZC_BRK_EV_PROBE_OK, ZC_BRK_WHY_NONE, NULL, NULL);
+    broker__liveness_propose(b, id, ZC_BRK_HALF_OPEN, ZC_BRK_EV_PROBE_OK, ZC_BRK_WHY_NONE, NULL,
+                             NULL);
 }
 
 /* How long the breaker has been in its state, in ms.  Its record's

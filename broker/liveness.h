@@ -25,9 +25,10 @@ void broker__liveness_start(broker_t *b);
  * that admitted it). */
 void broker__liveness_op_result(broker_t *b, const char *cart, bool ok, bool probe,
                         uint64_t probe_since_ms);
-/* A RESET_DONE arrived: if it answers the RESET probe of a free HALF_OPEN
- * cart (liveness.c), propose PROBE_OK. */
-void broker__liveness_reset_done(broker_t *b, const char *node, const zc_msg_t *m);
+/* A RESET_DONE of cart `id` (its record `rec`, at the RESET_DONE's
+ * generation) arrived: if it answers the RESET probe of a free HALF_OPEN
+ * cart, propose PROBE_OK (broker__reset_done calls it). */
+void broker__liveness_reset_done(broker_t *b, const char *id, const zc_cart_rec_t *rec);
 /* Propose one BREAKER event for cart.  With cb NULL, at most one such
  * proposal per cart is in flight and the outcome is only logged (from: the
  * state it is proposed from); with cb (admin, probes) the caller gets the

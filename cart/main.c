@@ -111,13 +111,11 @@ static const zc_flag_t flags[] = {
 static void print_usage(FILE *out) { zc_daemon_usage(out, usage, flags); }
 
 static cart_node_t *node;
-static zc_ops_t *ops;
-static zc_daemon_signals_t signals;
+static zc_daemon_t proc; /* signals and --http (lib/daemon.h) */
 
 static void stop(void *arg)
 {
     (void)arg;
-    zc_ops_destroy(&ops);
     cart_node_destroy(&node);
 }
 
@@ -165,15 +163,14 @@ static int serve(uv_loop_t *loop)
         return 1;
     }
     if (opt.http) {
-        ops = zc_daemon_http(loop, opt.http, &cart_ops_fns, node, err, sizeof err);
-        if (ops == NULL) {
+        if (zc_daemon_http(&proc, loop, opt.http, &cart_ops_fns, node, err, sizeof err) != 0) {
             fprintf(stderr, "zcart-cart: --http: %s\n", err);
             cart_node_destroy(&node);
             uv_run(loop, UV_RUN_DEFAULT);
             return 1;
         }
     }
-    zc_daemon_signals_start(&signals, loop, stop, NULL);
+    zc_daemon_signals_start(&proc, loop, stop, NULL);
     zc_info("hosting %u carts, brokers %s, stock %s (timeout %u ms, breaker: %u failures, "
             "open %u..%u ms)",
             cfg.slots, cfg.brokers, cfg.stock, cfg.stock_timeout_ms, cfg.stock_failures,

@@ -35,32 +35,33 @@ int zc_daemon_flags(const char *prog, const char *usage, const zc_flag_t *flags,
 
 static void on_signal(uv_signal_t *h, int signum)
 {
-    zc_daemon_signals_t *s = h->data;
+    zc_daemon_t *d = h->data;
     (void)signum;
     zc_info("shutting down");
     zc_sd_stopping();
-    uv_close((uv_handle_t *)&s->sigint, NULL);
-    uv_close((uv_handle_t *)&s->sigterm, NULL);
-    s->stop(s->arg);
+    zc_ops_destroy(&d->ops);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    d->stop(d->arg);
 }
 
-void zc_daemon_signals_start(zc_daemon_signals_t *s, uv_loop_t *loop, void (*stop)(void *arg),
-                             void *arg)
+void zc_daemon_signals_start(zc_daemon_t *d, uv_loop_t *loop, void (*stop)(void *arg), void *arg)
 {
-    s->stop = stop;
-    s->arg = arg;
-    uv_signal_init(loop, &s->sigint);
-    uv_signal_init(loop, &s->sigterm);
-    s->sigint.data = s->sigterm.data = s;
-    uv_signal_start(&s->sigint, on_signal, SIGINT);
-    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+    d->stop = stop;
+    d->arg = arg;
+    uv_signal_init(loop, &d->sigint);
+    uv_signal_init(loop, &d->sigterm);
+    d->sigint.data = d->sigterm.data = d;
+    uv_signal_start(&d->sigint, on_signal, SIGINT);
+    uv_signal_start(&d->sigterm, on_signal, SIGTERM);
 }
 
-zc_ops_t *zc_daemon_http(uv_loop_t *loop, const char *addr, const zc_ops_fns_t *fns, void *arg,
-                         char *err, size_t errlen)
+int zc_daemon_http(zc_daemon_t *d, uv_loop_t *loop, const char *addr, const zc_ops_fns_t *fns,
+                   void *arg, char *err, size_t errlen)
 {
-    zc_ops_t *ops = zc_ops_new(loop, addr, fns, arg, err, errlen);
-    if (ops)
-        zc_info("http on port %u (/metrics, /healthz, /readyz)", zc_ops_port(ops));
-    return ops;
+    d->ops = zc_ops_new(loop, addr, fns, arg, err, errlen);
+    if (d->ops == NULL)
+        return -1;
+    zc_info("http on port %u (/metrics, /healthz, /readyz)", zc_ops_port(d->ops));
+    return 0;
 }

@@ -32,20 +32,23 @@ void zc_daemon_usage(FILE *out, const char *usage, const zc_flag_t *flags);
 int zc_daemon_flags(const char *prog, const char *usage, const zc_flag_t *flags, int argc,
                     char **argv);
 
-/* SIGINT and SIGTERM stop the daemon: the first logs "shutting down",
- * tells systemd (STOPPING), closes both handlers and calls stop(arg). */
+/* The process around a daemon: its --http ops server and its stop. */
 typedef struct {
     uv_signal_t sigint;      /* SIGINT handler */
     uv_signal_t sigterm;     /* SIGTERM handler */
+    zc_ops_t *ops;           /* --http (lib/ops.h), NULL if off */
     void (*stop)(void *arg); /* the daemon's stop: close what keeps the loop running */
     void *arg;               /* its argument */
-} zc_daemon_signals_t;
-void zc_daemon_signals_start(zc_daemon_signals_t *s, uv_loop_t *loop, void (*stop)(void *arg),
-                             void *arg);
+} zc_daemon_t;
 
-/* --http ADDR: the ops server (lib/ops.h), its port logged; NULL and err
- * on failure. */
-zc_ops_t *zc_daemon_http(uv_loop_t *loop, const char *addr, const zc_ops_fns_t *fns, void *arg,
-                         char *err, size_t errlen);
+/* SIGINT and SIGTERM stop the daemon: the first logs "shutting down",
+ * tells systemd (STOPPING), closes the ops server and both handlers, and
+ * calls stop(arg). */
+void zc_daemon_signals_start(zc_daemon_t *d, uv_loop_t *loop, void (*stop)(void *arg), void *arg);
+
+/* --http ADDR: d's ops server (lib/ops.h), its port logged; -1 and err on
+ * failure. */
+int zc_daemon_http(zc_daemon_t *d, uv_loop_t *loop, const char *addr, const zc_ops_fns_t *fns,
+                   void *arg, char *err, size_t errlen);
 
 #endif

@@ -65,13 +65,11 @@ static const zc_flag_t flags[] = {
 static void print_usage(FILE *out) { zc_daemon_usage(out, usage, flags); }
 
 static server_t *srv;
-static zc_ops_t *ops;
-static zc_daemon_signals_t signals;
+static zc_daemon_t proc; /* signals and --http (lib/daemon.h) */
 
 static void stop(void *arg)
 {
     (void)arg;
-    zc_ops_destroy(&ops);
     server_destroy(&srv);
 }
 
@@ -136,15 +134,15 @@ static int serve(uv_loop_t *loop, zc_sec_t *sec, inventory_t *inv)
     }
     stock_metrics_t metrics = {srv, inv};
     if (opt.http) {
-        ops = zc_daemon_http(loop, opt.http, &stock_ops_fns, &metrics, err, sizeof err);
-        if (ops == NULL) {
+        if (zc_daemon_http(&proc, loop, opt.http, &stock_ops_fns, &metrics, err, sizeof err) !=
+            0) {
             fprintf(stderr, "zcart-stock: --http: %s\n", err);
             server_destroy(&srv);
             uv_run(loop, UV_RUN_DEFAULT);
             return 1;
         }
     }
-    zc_daemon_signals_start(&signals, loop, stop, NULL);
+    zc_daemon_signals_start(&proc, loop, stop, NULL);
     zc_info("serving %zu products on %s%s", inventory_count(inv), opt.bind,
             opt.delay[1] ? " with random delays" : "");
     zc_sd_ready(loop, "serving %zu products on %s", inventory_count(inv), opt.bind);

@@ -615,6 +615,38 @@ TEST(step8_close_releases_then_drains)
     teardown();
 }
 
+/* Section 4: the node's RESET_DONE of the drained cart's generation
+ * commits its RETURN (once), and the cart is free again; a RESET_DONE of
+ * another generation changes nothing. */
+TEST(reset_done_returns_the_drained_cart_once)
+{
+    setup(1);
+    assigned(1);
+    request(1, 2, ZC_OP_CLOSE, NULL, 0);
+    commit_all();
+    reply(ZC_OK);
+    CHECK_EQ_U64(W.n_node, 1);
+    if (W.n_node != 1) {
+        teardown();
+        return;
+    }
+    zc_msg_t done;
+    zc_msg_init(&done, ZC_MSG_RESET_DONE);
+    snprintf(done.node, sizeof done.node, "n1");
+    done.slot = W.node[0].m.slot;
+    done.generation = W.node[0].m.generation + 1; /* stale: another generation */
+    broker__reset_done(&B, "n1", &done);
+    CHECK_EQ_U64(W.n_pending, 0);
+    done.generation = W.node[0].m.generation;
+    broker__reset_done(&B, "n1", &done);
+    broker__reset_done(&B, "n1", &done); /* repeated: one RETURN */
+    CHECK_EQ_U64(W.n_pending, 1);
+    CHECK_EQ_U64(zc_state_free_count(zc_fsm_state(W.fsm)), 0);
+    commit_all();
+    CHECK_EQ_U64(zc_state_free_count(zc_fsm_state(W.fsm)), 1);
+    teardown();
+}
+
 /* Step 8: keepalive is OK with the cart and generation; it never reaches
  * the cart. */
 TEST(step8_keepalive_stays_at_the_broker)
@@ -837,6 +869,7 @@ int main(void)
     RUN(step6_storage_limit_refuses_new_sessions_only);
     RUN(step7_cart_lost_is_told_once);
     RUN(step8_close_releases_then_drains);
+    RUN(reset_done_returns_the_drained_cart_once);
     RUN(step8_keepalive_stays_at_the_broker);
     RUN(step8_node_not_connected_waits_for_hello_or_times_out);
     RUN(step8_cart_silent_is_unavailable_and_late_answer_dropped);
