@@ -11,7 +11,7 @@ JOBS       ?= 2
 RUN_DIR    ?= run
 CLUSTER    := deploy/local/zcart-cluster
 
-.PHONY: all deps build build-asan run stop status package drills test test-normal test-asan unit sim bench bench-failover bench-scale chaos chaos-smoke chaos-mutants clean
+.PHONY: all deps build build-asan run stop status package drills test test-normal test-asan unit sim bench bench-compare bench-failover bench-scale chaos chaos-smoke chaos-mutants clean
 
 all: build
 
@@ -75,6 +75,12 @@ sim: build
 # zcart-bench on fresh local clusters (bench/README.md): make bench [REPLICAS="1 3"] [CONC=8] [SECS=5]
 bench: build
 	@bash bench/run.sh $(BUILD)/bin
+
+# zcart beside its raw floors (raw libzmq 2-hop, fdatasync), interleaved, with the
+# ratios of issue 16 and PASS/FAIL (bench/README.md): make bench-compare [COMPARE_ARGS=--json]
+COMPARE_ARGS ?=
+bench-compare: build
+	@/usr/bin/python3 bench/compare.py --bin $(BUILD)/bin $(COMPARE_ARGS)
 
 # Kill-the-leader drills under zcart-bench load (bench/README.md): make bench-failover [DRILLS=10]
 # [FAILOVER_ARGS="--fresh --election-timeout 1000 --heartbeat-timeout 100"]

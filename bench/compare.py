@@ -1,0 +1,217 @@
+#!/usr/bin/python3
+"""bench/compare.py: zcart beside its raw floors, interleaved in one run
+(`make bench-compare`; bench/README.md, "Side by side").
+
+One local cluster (3 replicas, 4 cart nodes x 64 slots, secure, defaults)
+and the project's own baseline programs run in turns, round after round, so
+that the machine's drift (these machines are shared) falls on both sides of
+every ratio alike:
+
+  raw_2hop    a raw libzmq 2-hop broker (bench/raw_2hop.c): client DEALER ->
+              ROUTER/ROUTER -> worker DEALER and back over loopback TCP,
+              zcart's message sizes, nothing encoded, stored or synced
+  fsync       one fdatasync of a preallocated 4 KiB block on the cluster's
+              data filesystem (bench/fsync_probe.c)
+  zcart       zcart-bench: -w ops (routed adds on one session per client)
+              and -w assign (new session: assign, add, close)
+
+Each round measures, in this order: raw_2hop with 1 client, zcart ops with
+1 client, fsync, raw_2hop with 8 clients, zcart ops with 8 clients, zcart
+assign with 8 and with 64 clients.  The ratios, with the targets of issue
+16, are computed per round and over the rounds' medians:
+
+  add, 1 client:   zcart add p50 / (raw 2-hop p50 + fsync p50)   <= 1.3
+  add, 8 clients:  zcart ops/s / raw 2-hop round trips/s         >= 0.8
+  cycles, 64:      zcart add p99 under that load                 <= 20 ms
+
+Baselines not built yet (a raw canonical/raft commit loop with 3
+processes and K in flight, etcd's txn-assign, Redis with appendfsync
+always) are listed as such, never as a pass.  The exit status is 0 when
+every measurement ran (PASS or FAIL alike), 1 when one could not.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CLUSTER = os.path.join(ROOT, "deploy", "local", "zcart-cluster")
+
+TARGETS = [
+    # (key, what, comparison, target)
+    ("add1_ratio", "routed add, 1 client: zcart p50 / (raw 2-hop p50 + fsync p50)", "<=", 1.3),
+    ("add8_ratio", "routed add, 8 clients: zcart ops/s / raw 2-hop rt/s", ">=", 0.8),
+    ("cycles64_add_p99_ms", "new sessions, 64 clients: zcart add p99 (ms)", "<=", 20.0),
+]
+NOT_YET = [
+    "new sessions, 64 clients: zcart cycles/s / raw canonical/raft 3-process commits/s "
+    "(K=64) >= 0.2 -- no raw raft baseline program yet",
+    "new sessions, 8 clients: zcart cycles/s / etcd txn-assign (random pick) >= 10 "
+    "-- no etcd client yet",
+    "zcart vs single-node Redis (appendfsync always) -- no Redis client yet",
+]
+
+
+def log(msg):
+    print("compare: %s" % msg, file=sys.stderr, flush=True)
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(prog="bench/compare.py", description=__doc__.split("\n")[0])
+    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"), help="build/bin")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds (default 3, at least 1)")
+    ap.add_argument("--seconds", type=int, default=5, help="seconds per measurement (5)")
+    ap.add_argument("--base-port", type=int, default=8900, help="the cluster's ports (8900)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    a = ap.parse_args(argv)
+    if a.rounds < 1 or a.seconds < 1:
+        ap.error("--rounds and --seconds must be at least 1")
+    return a
+
+
+def run_json(argv, env=None, timeout=600):
+    r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
+    lines = r.stdout.strip().splitlines()
+    if r.returncode not in (0,) or not lines:
+        raise RuntimeError("%s failed (%d): %s" % (os.path.basename(argv[0]), r.returncode,
+                                                   (r.stderr or r.stdout).strip()[-400:]))
+    return json.loads(lines[-1])
+
+
+def load_env(run_dir):
+    env = dict(os.environ)
+    with open(os.path.join(run_dir, "env")) as f:
+        for line in f:
+            k, _, v = line.strip().partition("=")
+            if k:
+                env[k] = v.strip("'")
+    return env
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
+
+
+class Run:
+    def __init__(self, a):
+        self.a = a
+        self.dir = tempfile.mkdtemp(prefix="zcart-compare-")
+        self.catalog = os.path.join(self.dir, "catalog.csv")
+        with open(self.catalog, "w") as f:
+            for p in ("apple", "banana", "cherry", "grape", "lemon", "mango", "orange", "pear"):
+                f.write("%s,1000000000\n" % p)
+        self.run_dir = os.path.join(self.dir, "cluster")
+
+    def up(self):
+        r = subprocess.run([CLUSTER, "up", "--dir", self.run_dir, "--replicas", "3",
+                            "--cart-nodes", "4", "--slots", "64", "--base-port",
+                            str(self.a.base_port), "--bin", self.a.bin, "--catalog", self.catalog],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("zcart-cluster up failed: %s" % r.stderr.strip()[-600:])
+        self.env = load_env(self.run_dir)
+
+    def down(self):
+        subprocess.run([CLUSTER, "down", "--dir", self.run_dir], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def raw_2hop(self, clients):
+        return run_json([os.path.join(self.a.bin, "raw_2hop"), "-c", str(clients), "-d",
+                         str(self.a.seconds)])
+
+    def fsync(self):
+        return run_json([os.path.join(self.a.bin, "fsync_probe"),
+                         os.path.join(self.run_dir, "cart1", "data"), "500"])
+
+    def zcart(self, workload, clients):
+        return run_json([os.path.join(self.a.bin, "zcart-bench"), "--brokers",
+                         self.env["ZCART_BROKERS"], "-w", workload, "-c", str(clients), "-d",
+                         str(self.a.seconds), "--json"], env=self.env)
+
+
+def one_round(run):
+    """The figures of one round, measured in turns."""
+    f = {}
+    r = run.raw_2hop(1)
+    f["raw2hop_c1_p50_us"], f["raw2hop_c1_rt_per_s"] = r["p50_us"], r["rt_per_s"]
+    z = run.zcart("ops", 1)
+    f["zcart_add_c1_p50_us"] = z["ops"]["add"]["p50_us"]
+    f["zcart_add_c1_ops_per_s"] = z["ops_per_s"]
+    s = run.fsync()
+    f["fsync_p50_us"], f["fsync_p99_us"] = s["p50_us"], s["p99_us"]
+    r = run.raw_2hop(8)
+    f["raw2hop_c8_rt_per_s"], f["raw2hop_c8_p50_us"] = r["rt_per_s"], r["p50_us"]
+    z = run.zcart("ops", 8)
+    f["zcart_add_c8_ops_per_s"], f["zcart_add_c8_p50_us"] = z["ops_per_s"], z["ops"]["add"]["p50_us"]
+    z = run.zcart("assign", 8)
+    f["zcart_cycles_c8_per_s"] = z.get("cycles_per_s")
+    z = run.zcart("assign", 64)
+    f["zcart_cycles_c64_per_s"] = z.get("cycles_per_s")
+    f["zcart_cycles_c64_add_p99_us"] = z["ops"]["add"]["p99_us"]
+    f["add1_ratio"] = f["zcart_add_c1_p50_us"] / max(1, f["raw2hop_c1_p50_us"] + f["fsync_p50_us"])
+    f["add8_ratio"] = f["zcart_add_c8_ops_per_s"] / max(1e-9, f["raw2hop_c8_rt_per_s"])
+    f["cycles64_add_p99_ms"] = f["zcart_cycles_c64_add_p99_us"] / 1000.0
+    return f
+
+
+def verdict(value, cmp, target):
+    ok = value <= target if cmp == "<=" else value >= target
+    return "PASS" if ok else "FAIL"
+
+
+def main(argv):
+    a = parse_args(argv)
+    for prog in ("raw_2hop", "fsync_probe", "zcart-bench", "zcart-broker"):
+        if not os.access(os.path.join(a.bin, prog), os.X_OK):
+            log("%s/%s missing: build first (make build)" % (a.bin, prog))
+            return 1
+    run = Run(a)
+    rounds, load0 = [], loadavg()
+    try:
+        run.up()
+        for i in range(a.rounds):
+            log("round %d of %d" % (i + 1, a.rounds))
+            rounds.append(one_round(run))
+    except (RuntimeError, ValueError, KeyError, subprocess.TimeoutExpired) as e:
+        log("a measurement failed: %s" % e)
+        run.down()
+        return 1
+    run.down()
+    med = {k: statistics.median(r[k] for r in rounds if r.get(k) is not None)
+           for k in rounds[0] if any(r.get(k) is not None for r in rounds)}
+    results = []
+    for key, what, cmp, target in TARGETS:
+        results.append({"key": key, "what": what, "target": "%s %s" % (cmp, target),
+                        "rounds": [round(r[key], 3) for r in rounds],
+                        "median": round(med[key], 3), "verdict": verdict(med[key], cmp, target)})
+    out = {"machine": {"cores": os.cpu_count(), "loadavg_start": load0, "loadavg_end": loadavg(),
+                       "when": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())},
+           "rounds": rounds, "median": med, "ratios": results, "not_measured": NOT_YET}
+    print("bench-compare: %d round(s) x %d s, %d cores, load %s -> %s" % (
+        a.rounds, a.seconds, os.cpu_count(), load0, out["machine"]["loadavg_end"]))
+    print("%-34s %s" % ("figure (median of the rounds)", "value"))
+    for k in ("raw2hop_c1_p50_us", "fsync_p50_us", "zcart_add_c1_p50_us", "raw2hop_c8_rt_per_s",
+              "zcart_add_c8_ops_per_s", "zcart_cycles_c8_per_s", "zcart_cycles_c64_per_s",
+              "zcart_cycles_c64_add_p99_us"):
+        if k in med:
+            print("  %-32s %.1f" % (k, med[k]))
+    for r in results:
+        print("%-4s %s: %s (target %s; rounds %s)" % (r["verdict"], r["what"], r["median"],
+                                                     r["target"], r["rounds"]))
+    for w in NOT_YET:
+        print("n/a  %s" % w)
+    if a.json:
+        print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
