@@ -92,7 +92,7 @@ int zcli_exit_code(int rc, const zcart_result_t *r)
 void zcli_print_usage(FILE *out, bool json, const char *detail)
 {
     if (!json) {
-        fprintf(out, "USAGE: %s\n", detail);
+        fprintf(out, "USAGE: %s\n", esc(detail));
         fflush(out);
         return;
     }
@@ -483,14 +483,15 @@ static void text_status(FILE *out, int rc, const zcart_status_t *st)
     for (size_t c = 0; c < N_COLS; c++) {
         w[c] = strlen(columns[c].title);
         for (size_t i = 0; i < st->n_replicas; i++) {
-            size_t n = strlen(cell(&st->replicas[i], c));
+            size_t n = strlen(esc(cell(&st->replicas[i], c)));
             if (n > w[c])
                 w[c] = n;
         }
     }
     for (size_t i = 0; i <= st->n_replicas; i++) { /* row 0: the titles */
         for (size_t c = 0; c < N_COLS; c++) {
-            const char *v = i == 0 ? columns[c].title : cell(&st->replicas[i - 1], c);
+            /* a replica's props are its to choose: control bytes escaped */
+            const char *v = i == 0 ? columns[c].title : esc(cell(&st->replicas[i - 1], c));
             if (c + 1 < N_COLS)
                 fprintf(out, "%-*s  ", (int)w[c], v);
             else
@@ -504,9 +505,9 @@ static void text_status(FILE *out, int rc, const zcart_status_t *st)
                    *f = zcart_replica_prop(best, "carts_free"),
                    *a = zcart_replica_prop(best, "carts_assigned"),
                    *d = zcart_replica_prop(best, "carts_draining");
-        fprintf(out, "carts: total %s, free %s, assigned %s, draining %s (%s %s)\n", t ? t : "-",
-                f ? f : "-", a ? a : "-", d ? d : "-", is_leader ? "leader" : "replica",
-                best->endpoint);
+        fprintf(out, "carts: total %s, free %s, assigned %s, draining %s (%s %s)\n",
+                esc(t ? t : "-"), esc(f ? f : "-"), esc(a ? a : "-"), esc(d ? d : "-"),
+                is_leader ? "leader" : "replica", best->endpoint);
         for (size_t i = 0; i < best->n_props; i++) {
             breaker_view_t v;
             if (!breaker_view(&best->props[i], &v))

@@ -287,6 +287,23 @@ TEST(status_text)
     zcart_status_clear(&st);
 }
 
+/* A replica's props are printed with control bytes escaped: a hostile
+ * replica cannot drive the operator's terminal. */
+TEST(status_text_escapes_control_bytes)
+{
+    zcart_status_t st = {0};
+    make_status(&st);
+    free(st.replicas[0].props);
+    set_props(&st.replicas[0], (const char *const[]){"id", "1", "endpoint", "tcp://h:1", "role",
+                                                     "fol\x1b[2Jlower", NULL});
+    char *s;
+    CAPTURE(s, zcli_print_status(out, false, ZCART_ANSWERED, &st));
+    CHECK(strchr(s, 0x1b) == NULL);
+    CHECK(strstr(s, "fol\\x1b[2Jlower") != NULL);
+    free(s);
+    zcart_status_clear(&st);
+}
+
 TEST(integers)
 {
     CHECK(zcli_is_integer("0"));
@@ -348,6 +365,7 @@ int main(void)
     RUN(exit_codes);
     RUN(status_json);
     RUN(status_text);
+    RUN(status_text_escapes_control_bytes);
     RUN(integers);
     RUN(latency_percentiles);
     return unit_report();
