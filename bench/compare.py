@@ -12,20 +12,23 @@ every ratio alike:
               zcart's message sizes, nothing encoded, stored or synced
   fsync       one fdatasync of a preallocated 4 KiB block on the cluster's
               data filesystem (bench/fsync_probe.c)
+  raw_raft    canonical/raft 0.15 itself (bench/raw_raft.c): 3 processes,
+              raft_uv_tcp, a state machine that only counts, the leader
+              keeping K=64 entries of ASSIGN's size in flight
   zcart       zcart-bench: -w ops (routed adds on one session per client)
               and -w assign (new session: assign, add, close)
 
 Each round measures, in this order: raw_2hop with 1 client, zcart ops with
 1 client, fsync, raw_2hop with 8 clients, zcart ops with 8 clients, zcart
-assign with 8 and with 64 clients.  The ratios, with the targets of issue
+assign with 8 and with 64 clients, raw_raft with K=64.  The ratios, with the targets of issue
 16, are computed per round and over the rounds' medians:
 
   add, 1 client:   zcart add p50 / (raw 2-hop p50 + fsync p50)   <= 1.3
   add, 8 clients:  zcart ops/s / raw 2-hop round trips/s         >= 0.8
   cycles, 64:      zcart add p99 under that load                 <= 20 ms
+  cycles, 64:      zcart cycles/s / raw raft commits/s (K=64)    >= 0.2
 
-Baselines not built yet (a raw canonical/raft commit loop with 3
-processes and K in flight, etcd's txn-assign, Redis with appendfsync
+Baselines not built yet (etcd's txn-assign, Redis with appendfsync
 always) are listed as such, never as a pass.  The exit status is 0 when
 every measurement ran (PASS or FAIL alike), 1 when one could not.
 """
@@ -49,10 +52,10 @@ TARGETS = [
     ("add1_ratio", "routed add, 1 client: zcart p50 / (raw 2-hop p50 + fsync p50)", "<=", 1.3),
     ("add8_ratio", "routed add, 8 clients: zcart ops/s / raw 2-hop rt/s", ">=", 0.8),
     ("cycles64_add_p99_ms", "new sessions, 64 clients: zcart add p99 (ms)", "<=", 20.0),
+    ("cycles64_raft_ratio", "new sessions, 64 clients: zcart cycles/s / raw raft commits/s (K=64)",
+     ">=", 0.2),
 ]
 NOT_YET = [
-    "new sessions, 64 clients: zcart cycles/s / raw canonical/raft 3-process commits/s "
-    "(K=64) >= 0.2 -- no raw raft baseline program yet",
     "new sessions, 8 clients: zcart cycles/s / etcd txn-assign (random pick) >= 10 "
     "-- no etcd client yet",
     "zcart vs single-node Redis (appendfsync always) -- no Redis client yet",
@@ -131,6 +134,36 @@ class Run:
         return run_json([os.path.join(self.a.bin, "fsync_probe"),
                          os.path.join(self.run_dir, "cart1", "data"), "500"])
 
+    def raw_raft(self, k):
+        """canonical/raft alone: 3 processes; the leader's figures."""
+        procs, base = [], self.a.base_port + 80
+        d = tempfile.mkdtemp(prefix="raft-", dir=self.dir)
+        try:
+            for i in (1, 2, 3):
+                os.makedirs(os.path.join(d, str(i)))
+                procs.append(subprocess.Popen(
+                    [os.path.join(self.a.bin, "raw_raft"), "--id", str(i), "--dir",
+                     os.path.join(d, str(i)), "--port", str(base), "--inflight", str(k),
+                     "--seconds", str(self.a.seconds)],
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+            deadline = time.monotonic() + self.a.seconds + 30
+            while time.monotonic() < deadline:
+                for p in procs:
+                    if p.poll() is not None:
+                        out = p.stdout.read().strip().splitlines()
+                        if p.returncode == 0 and out:
+                            return json.loads(out[-1])
+                        raise RuntimeError("raw_raft: the leader lost its leadership "
+                                           "during the run (%r)" % out)
+                time.sleep(0.1)
+            raise RuntimeError("raw_raft: no leader finished within %d s" % (self.a.seconds + 30))
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                p.wait()
+            shutil.rmtree(d, ignore_errors=True)
+
     def zcart(self, workload, clients):
         return run_json([os.path.join(self.a.bin, "zcart-bench"), "--brokers",
                          self.env["ZCART_BROKERS"], "-w", workload, "-c", str(clients), "-d",
@@ -156,9 +189,13 @@ def one_round(run):
     z = run.zcart("assign", 64)
     f["zcart_cycles_c64_per_s"] = z.get("cycles_per_s")
     f["zcart_cycles_c64_add_p99_us"] = z["ops"]["add"]["p99_us"]
+    r = run.raw_raft(64)
+    f["raw_raft_k64_commits_per_s"] = r["commits_per_s"]
     f["add1_ratio"] = f["zcart_add_c1_p50_us"] / max(1, f["raw2hop_c1_p50_us"] + f["fsync_p50_us"])
     f["add8_ratio"] = f["zcart_add_c8_ops_per_s"] / max(1e-9, f["raw2hop_c8_rt_per_s"])
     f["cycles64_add_p99_ms"] = f["zcart_cycles_c64_add_p99_us"] / 1000.0
+    f["cycles64_raft_ratio"] = (f["zcart_cycles_c64_per_s"] or 0) / max(
+        1e-9, f["raw_raft_k64_commits_per_s"])
     return f
 
 
@@ -169,7 +206,7 @@ def verdict(value, cmp, target):
 
 def main(argv):
     a = parse_args(argv)
-    for prog in ("raw_2hop", "fsync_probe", "zcart-bench", "zcart-broker"):
+    for prog in ("raw_2hop", "fsync_probe", "raw_raft", "zcart-bench", "zcart-broker"):
         if not os.access(os.path.join(a.bin, prog), os.X_OK):
             log("%s/%s missing: build first (make build)" % (a.bin, prog))
             return 1
@@ -200,7 +237,7 @@ def main(argv):
     print("%-34s %s" % ("figure (median of the rounds)", "value"))
     for k in ("raw2hop_c1_p50_us", "fsync_p50_us", "zcart_add_c1_p50_us", "raw2hop_c8_rt_per_s",
               "zcart_add_c8_ops_per_s", "zcart_cycles_c8_per_s", "zcart_cycles_c64_per_s",
-              "zcart_cycles_c64_add_p99_us"):
+              "zcart_cycles_c64_add_p99_us", "raw_raft_k64_commits_per_s"):
         if k in med:
             print("  %-32s %.1f" % (k, med[k]))
     for r in results:
