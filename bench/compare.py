@@ -15,21 +15,30 @@ every ratio alike:
   raw_raft    canonical/raft 0.15 itself (bench/raw_raft.c): 3 processes,
               raft_uv_tcp, a state machine that only counts, the leader
               keeping K=64 entries of ASSIGN's size in flight
+  redis       single-node Redis 7 (Debian's redis-server, appendonly with
+              appendfsync always), the store a shop might pick instead,
+              through redis-benchmark: HINCRBY (an add) at 8 clients and
+              at 1, and a whole new-session cycle (assign from a free list,
+              add, close, return) as one Lua script per round trip -- which
+              favours Redis: one round trip and one fsync per cycle.  Only
+              when redis-server is installed (--install installs it)
   zcart       zcart-bench: -w ops (routed adds on one session per client)
               and -w assign (new session: assign, add, close)
 
 Each round measures, in this order: raw_2hop with 1 client, zcart ops with
 1 client, fsync, raw_2hop with 8 clients, zcart ops with 8 clients, zcart
-assign with 8 and with 64 clients, raw_raft with K=64.  The ratios, with the targets of issue
+assign with 8 and with 64 clients, raw_raft with K=64, redis.  The ratios, with the targets of issue
 16, are computed per round and over the rounds' medians:
 
   add, 1 client:   zcart add p50 / (raw 2-hop p50 + fsync p50)   <= 1.3
   add, 8 clients:  zcart ops/s / raw 2-hop round trips/s         >= 0.8
   cycles, 64:      zcart add p99 under that load                 <= 20 ms
   cycles, 64:      zcart cycles/s / raw raft commits/s (K=64)    >= 0.2
+  vs Redis:        zcart adds/s at 8 / Redis HINCRBY/s at 8      >= 1
+                   Redis HINCRBY p50 at 1 / zcart add p50 at 1   >= 1
+                   zcart cycles/s at 8 / Redis cycles/s at 8     >= 1
 
-Baselines not built yet (etcd's txn-assign, Redis with appendfsync
-always) are listed as such, never as a pass.  The exit status is 0 when
+Baselines not built yet (etcd's txn-assign) are listed as such, never as a pass.  The exit status is 0 when
 every measurement ran (PASS or FAIL alike), 1 when one could not.
 """
 
@@ -54,12 +63,26 @@ TARGETS = [
     ("cycles64_add_p99_ms", "new sessions, 64 clients: zcart add p99 (ms)", "<=", 20.0),
     ("cycles64_raft_ratio", "new sessions, 64 clients: zcart cycles/s / raw raft commits/s (K=64)",
      ">=", 0.2),
+    ("redis_add8_ratio", "vs Redis: zcart adds/s at 8 / Redis HINCRBY/s at 8", ">=", 1.0),
+    ("redis_add1_ratio", "vs Redis: Redis HINCRBY p50 at 1 / zcart add p50 at 1", ">=", 1.0),
+    ("redis_cycles8_ratio", "vs Redis: zcart cycles/s at 8 / Redis cycles/s at 8", ">=", 1.0),
 ]
 NOT_YET = [
     "new sessions, 8 clients: zcart cycles/s / etcd txn-assign (random pick) >= 10 "
     "-- no etcd client yet",
-    "zcart vs single-node Redis (appendfsync always) -- no Redis client yet",
 ]
+# One new-session cycle in one script (one line: redis-benchmark's CSV
+# names the test by its command line): assign a free cart, add, close
+# (empty the cart, forget the session), return the cart.
+REDIS_CYCLE = " ".join([
+    "local cart = redis.call('LPOP', 'free')",
+    "if not cart then return 0 end",
+    "redis.call('HSET', 'session:' .. ARGV[1], 'cart', cart)",
+    "redis.call('HINCRBY', 'items:' .. cart, 'apple', 1)",
+    "redis.call('DEL', 'items:' .. cart)",
+    "redis.call('DEL', 'session:' .. ARGV[1])",
+    "redis.call('RPUSH', 'free', cart)",
+    "return 1"])
 
 
 def log(msg):
@@ -73,6 +96,8 @@ def parse_args(argv):
     ap.add_argument("--seconds", type=int, default=5, help="seconds per measurement (5)")
     ap.add_argument("--base-port", type=int, default=8900, help="the cluster's ports (8900)")
     ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    ap.add_argument("--install", action="store_true",
+                    help="apt-get install Debian's redis-server first if missing (root)")
     a = ap.parse_args(argv)
     if a.rounds < 1 or a.seconds < 1:
         ap.error("--rounds and --seconds must be at least 1")
@@ -164,6 +189,43 @@ class Run:
                 p.wait()
             shutil.rmtree(d, ignore_errors=True)
 
+    def redis(self):
+        """Single-node Redis with appendfsync always, through redis-benchmark."""
+        d = tempfile.mkdtemp(prefix="redis-", dir=self.dir)
+        port = self.a.base_port + 90
+        p = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                              "--dir", d, "--appendonly", "yes", "--appendfsync", "always",
+                              "--save", "", "--daemonize", "no"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            cli = ["redis-cli", "-p", str(port)]
+            deadline = time.monotonic() + 10
+            while subprocess.run(cli + ["ping"], capture_output=True).returncode != 0:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start")
+                time.sleep(0.1)
+            subprocess.run(cli + ["rpush", "free"] + ["c%d" % i for i in range(256)],
+                           capture_output=True, check=True)
+            n = max(2000, 1500 * self.a.seconds)
+
+            def bench(clients, *cmd):
+                r = subprocess.run(["redis-benchmark", "-p", str(port), "-c", str(clients), "-n",
+                                    str(n), "--csv"] + list(cmd), capture_output=True, text=True,
+                                   timeout=600)
+                rows = [l.split('","') for l in r.stdout.strip().splitlines() if l.startswith('"')]
+                if r.returncode != 0 or len(rows) < 2:
+                    raise RuntimeError("redis-benchmark failed: %s" % r.stderr[-300:])
+                row = dict(zip([h.strip('"') for h in rows[0]], [v.strip('"') for v in rows[-1]]))
+                return float(row["rps"]), float(row["p50_latency_ms"]) * 1000.0
+            add8, _ = bench(8, "HINCRBY", "cart:__rand_int__", "apple", "1")
+            _, add1_p50 = bench(1, "HINCRBY", "cart:__rand_int__", "apple", "1")
+            cyc8, _ = bench(8, "EVAL", REDIS_CYCLE, "0", "__rand_int__")
+            return {"add_c8_per_s": add8, "add_c1_p50_us": add1_p50, "cycles_c8_per_s": cyc8}
+        finally:
+            p.terminate()
+            p.wait()
+            shutil.rmtree(d, ignore_errors=True)
+
     def zcart(self, workload, clients):
         return run_json([os.path.join(self.a.bin, "zcart-bench"), "--brokers",
                          self.env["ZCART_BROKERS"], "-w", workload, "-c", str(clients), "-d",
@@ -191,6 +253,14 @@ def one_round(run):
     f["zcart_cycles_c64_add_p99_us"] = z["ops"]["add"]["p99_us"]
     r = run.raw_raft(64)
     f["raw_raft_k64_commits_per_s"] = r["commits_per_s"]
+    if shutil.which("redis-server") and shutil.which("redis-benchmark"):
+        r = run.redis()
+        f["redis_add_c8_per_s"], f["redis_add_c1_p50_us"] = r["add_c8_per_s"], r["add_c1_p50_us"]
+        f["redis_cycles_c8_per_s"] = r["cycles_c8_per_s"]
+        f["redis_add8_ratio"] = f["zcart_add_c8_ops_per_s"] / max(1e-9, f["redis_add_c8_per_s"])
+        f["redis_add1_ratio"] = f["redis_add_c1_p50_us"] / max(1, f["zcart_add_c1_p50_us"])
+        f["redis_cycles8_ratio"] = (f["zcart_cycles_c8_per_s"] or 0) / max(
+            1e-9, f["redis_cycles_c8_per_s"])
     f["add1_ratio"] = f["zcart_add_c1_p50_us"] / max(1, f["raw2hop_c1_p50_us"] + f["fsync_p50_us"])
     f["add8_ratio"] = f["zcart_add_c8_ops_per_s"] / max(1e-9, f["raw2hop_c8_rt_per_s"])
     f["cycles64_add_p99_ms"] = f["zcart_cycles_c64_add_p99_us"] / 1000.0
@@ -210,6 +280,13 @@ def main(argv):
         if not os.access(os.path.join(a.bin, prog), os.X_OK):
             log("%s/%s missing: build first (make build)" % (a.bin, prog))
             return 1
+    if a.install and not shutil.which("redis-server"):
+        r = subprocess.run(["apt-get", "install", "-y", "-q", "redis-server"],
+                           env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            log("apt-get install redis-server failed: %s" % r.stderr.strip()[-300:])
+            return 1
     run = Run(a)
     rounds, load0 = [], loadavg()
     try:
@@ -226,6 +303,11 @@ def main(argv):
            for k in rounds[0] if any(r.get(k) is not None for r in rounds)}
     results = []
     for key, what, cmp, target in TARGETS:
+        if key not in med:
+            results.append({"key": key, "what": what, "target": "%s %s" % (cmp, target),
+                            "rounds": [], "median": None, "verdict": "n/a",
+                            "why": "redis-server not installed (--install)"})
+            continue
         results.append({"key": key, "what": what, "target": "%s %s" % (cmp, target),
                         "rounds": [round(r[key], 3) for r in rounds],
                         "median": round(med[key], 3), "verdict": verdict(med[key], cmp, target)})
@@ -237,12 +319,14 @@ def main(argv):
     print("%-34s %s" % ("figure (median of the rounds)", "value"))
     for k in ("raw2hop_c1_p50_us", "fsync_p50_us", "zcart_add_c1_p50_us", "raw2hop_c8_rt_per_s",
               "zcart_add_c8_ops_per_s", "zcart_cycles_c8_per_s", "zcart_cycles_c64_per_s",
-              "zcart_cycles_c64_add_p99_us", "raw_raft_k64_commits_per_s"):
+              "zcart_cycles_c64_add_p99_us", "raw_raft_k64_commits_per_s", "redis_add_c8_per_s",
+              "redis_add_c1_p50_us", "redis_cycles_c8_per_s"):
         if k in med:
             print("  %-32s %.1f" % (k, med[k]))
     for r in results:
-        print("%-4s %s: %s (target %s; rounds %s)" % (r["verdict"], r["what"], r["median"],
-                                                     r["target"], r["rounds"]))
+        print("%-4s %s: %s (target %s; rounds %s)%s" % (
+            r["verdict"], r["what"], r["median"], r["target"], r["rounds"],
+            "  -- " + r["why"] if r.get("why") else ""))
     for w in NOT_YET:
         print("n/a  %s" % w)
     if a.json:
