@@ -278,12 +278,12 @@ void broker__frontend_reply_not_leader(broker_t *b, const uint8_t *client, size_
 /* The leader's client endpoint, or "unknown" (also when this is the leader). */
 void broker__leader_endpoint(broker_t *b, char out[ZC_ADDR_MAX + 1]);
 
-/* admin.c: ADMIN requests (membership, leadership) */
-void broker__admin_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *m);
 /* Send an ADMIN_REPLY. */
 void broker__frontend_admin_reply(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr,
                           int status, const char *detail);
 
+/* admin.c: ADMIN requests (membership, leadership) */
+void broker__admin_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *m);
 /* route.c: the decision procedure for one client REQUEST */
 void broker__route_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req);
 /* A CART_REPLY arrived from a node. */
