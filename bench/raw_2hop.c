@@ -24,22 +24,22 @@
 #define MAX_CLIENTS 256
 
 static struct {
-    void *ctx;                 /* one context for every socket */
-    char front[64], back[64];  /* the broker's endpoints (ports the kernel picked) */
-    int clients;               /* client threads */
-    int seconds;               /* how long the clients run */
-    size_t req_bytes;          /* request size */
-    size_t rep_bytes;          /* reply size */
-    volatile int stop;         /* set once the clients are done */
-    volatile int ready;        /* the worker's hello reached the broker */
-    volatile int lost;         /* a client timed out waiting (a dropped message) */
+    void *ctx;                /* one context for every socket */
+    char front[64], back[64]; /* the broker's endpoints (ports the kernel picked) */
+    int clients;              /* client threads */
+    int seconds;              /* how long the clients run */
+    size_t req_bytes;         /* request size */
+    size_t rep_bytes;         /* reply size */
+    volatile int stop;        /* set once the clients are done */
+    volatile int ready;       /* the worker's hello reached the broker */
+    volatile int lost;        /* a client timed out waiting (a dropped message) */
 } g;
 
 /* One client's latencies, µs. */
 typedef struct {
-    uint32_t *lat;     /* samples */
-    size_t n, cap;     /* used, allocated */
-    pthread_t thread;  /* its thread */
+    uint32_t *lat;    /* samples */
+    size_t n, cap;    /* used, allocated */
+    pthread_t thread; /* its thread */
 } client_t;
 
 /* The broker: front ROUTER (clients) <-> back ROUTER (the worker "w");
@@ -170,8 +170,7 @@ int main(int argc, char **argv)
     front_sock = zmq_socket(g.ctx, ZMQ_ROUTER);
     back_sock = zmq_socket(g.ctx, ZMQ_ROUTER);
     size_t len = sizeof g.front, blen = sizeof g.back;
-    if (front_sock == NULL || back_sock == NULL ||
-        zmq_bind(front_sock, "tcp://127.0.0.1:*") != 0 ||
+    if (front_sock == NULL || back_sock == NULL || zmq_bind(front_sock, "tcp://127.0.0.1:*") != 0 ||
         zmq_bind(back_sock, "tcp://127.0.0.1:*") != 0) {
         fprintf(stderr, "raw_2hop: %s\n", zmq_strerror(zmq_errno()));
         return 1;

@@ -26,19 +26,19 @@
 #define N_SERVERS 3
 
 static struct {
-    uv_loop_t *loop;                /* the one loop */
-    struct raft raft;               /* this server */
-    struct raft_io io;              /* libuv io */
-    struct raft_uv_transport tcp;   /* raft_uv_tcp */
-    struct raft_fsm fsm;            /* counts entries */
-    uv_timer_t poll;                /* watches for leadership, then the clock */
-    unsigned inflight, k;           /* entries in flight, and the goal */
-    unsigned entry_bytes;           /* bytes per entry (8-aligned) */
-    unsigned seconds;               /* load duration */
-    uint64_t start_us, end_us;      /* the load's window */
-    uint64_t commits;               /* entries committed in the window */
-    uint64_t applied;               /* entries the state machine saw */
-    int loading;                    /* leader under load */
+    uv_loop_t *loop;              /* the one loop */
+    struct raft raft;             /* this server */
+    struct raft_io io;            /* libuv io */
+    struct raft_uv_transport tcp; /* raft_uv_tcp */
+    struct raft_fsm fsm;          /* counts entries */
+    uv_timer_t poll;              /* watches for leadership, then the clock */
+    unsigned inflight, k;         /* entries in flight, and the goal */
+    unsigned entry_bytes;         /* bytes per entry (8-aligned) */
+    unsigned seconds;             /* load duration */
+    uint64_t start_us, end_us;    /* the load's window */
+    uint64_t commits;             /* entries committed in the window */
+    uint64_t applied;             /* entries the state machine saw */
+    int loading;                  /* leader under load */
 } g;
 
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
@@ -150,8 +150,8 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN); /* raft's TCP transport writes to peers that may be gone */
     g.loop = uv_default_loop();
-    g.fsm = (struct raft_fsm){.version = 1, .apply = fsm_apply, .snapshot = fsm_snapshot,
-                              .restore = fsm_restore};
+    g.fsm = (struct raft_fsm){
+        .version = 1, .apply = fsm_apply, .snapshot = fsm_snapshot, .restore = fsm_restore};
     char addr[N_SERVERS + 1][32];
     for (unsigned i = 1; i <= N_SERVERS; i++)
         snprintf(addr[i], sizeof addr[i], "127.0.0.1:%u", port + i);

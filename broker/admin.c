@@ -198,7 +198,7 @@ static void cmd_breaker(admin_t *a, const zc_msg_t *m)
 {
     a->step = ADM_BREAKER;
     const char *cart = zc_msg_prop(m, "cart"), *action = zc_msg_prop(m, "action");
-    int ev = !action                         ? 0
+    int ev = !action                        ? 0
              : strcmp(action, "open") == 0  ? ZC_BRK_EV_FORCE_OPEN
              : strcmp(action, "close") == 0 ? ZC_BRK_EV_FORCE_CLOSE
              : strcmp(action, "auto") == 0  ? ZC_BRK_EV_AUTO
@@ -226,11 +226,11 @@ static void cmd_remove_cart_node(admin_t *a, const zc_msg_t *m)
 /* The commands that change the cluster, each started by its function
  * (backup, which needs no admin_t, is answered apart). */
 static const struct {
-    const char *name;                            /* ADMIN command */
+    const char *name;                             /* ADMIN command */
     void (*start)(admin_t *a, const zc_msg_t *m); /* checks its props, starts it */
 } commands[] = {
-    {"transfer-leader", cmd_transfer},   {"add-node", cmd_add_node},
-    {"remove-node", cmd_remove_node},    {"breaker", cmd_breaker},
+    {"transfer-leader", cmd_transfer},          {"add-node", cmd_add_node},
+    {"remove-node", cmd_remove_node},           {"breaker", cmd_breaker},
     {"remove-cart-node", cmd_remove_cart_node},
 };
 

@@ -179,9 +179,13 @@ static void back_setup(broker_t *b, void *sock)
 
 int broker__backend_open(broker_t *b, char *err, size_t errlen)
 {
-    broker__router_t r = {.what = "cart", .endpoint = b->self->cart_endpoint, .roles = "cart",
+    broker__router_t r = {.what = "cart",
+                          .endpoint = b->self->cart_endpoint,
+                          .roles = "cart",
                           .hwm = 100000,
-                          .setup = back_setup, .on_readable = on_readable, .sock = &b->back,
+                          .setup = back_setup,
+                          .on_readable = on_readable,
+                          .sock = &b->back,
                           .watch = &b->back_w};
     return broker__router_open(b, &r, err, errlen);
 }

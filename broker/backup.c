@@ -171,15 +171,17 @@ static void describe_members(broker_t *b, char *out, size_t cap)
 }
 
 void broker__backup_start(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr,
-                  const char *name)
+                          const char *name)
 {
     if (name == NULL || !zc_backup_name_valid(name)) {
-        broker__frontend_admin_reply(b, client, client_len, corr, ZC_BAD_REQUEST,
-                             "backup wants name: 1..64 of [A-Za-z0-9_.-], not starting with '.'");
+        broker__frontend_admin_reply(
+            b, client, client_len, corr, ZC_BAD_REQUEST,
+            "backup wants name: 1..64 of [A-Za-z0-9_.-], not starting with '.'");
         return;
     }
     if (b->backup) {
-        broker__frontend_admin_reply(b, client, client_len, corr, ZC_BUSY, "a backup is being written");
+        broker__frontend_admin_reply(b, client, client_len, corr, ZC_BUSY,
+                                     "a backup is being written");
         return;
     }
     backup_t *k = calloc(1, sizeof *k);

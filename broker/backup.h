@@ -23,7 +23,7 @@
 /* Start a backup for an admin request (a ready leader); the admin-reply
  * comes when it is written or failed.  One at a time (BUSY otherwise). */
 void broker__backup_start(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr,
-                  const char *name);
+                          const char *name);
 /* A backup is being written (stop must wait for it: it reads the state). */
 bool broker__backup_running(const broker_t *b);
 /* --restore: returns the process exit status (0 done, 1 failed, 2 misuse). */

@@ -199,8 +199,8 @@ static const char *read_placement(const char *arg, void *target)
      "the raft port (RAFT_ADDR: raft's messages, relayed over\n"                                   \
      "CurveZMQ) replica keys only"},                                                               \
     {"raft-cert", "FILE", ZC_FLAG_CALL, (c)->raft_cert, 0, 0, read_path,                           \
-     "this replica's own raft key (KEYS/raft-ID.cert_secret from\n"                                 \
-     "`zcart keygen --replicas N`: role raft, name its --id).\n"                                    \
+     "this replica's own raft key (KEYS/raft-ID.cert_secret from\n"                                \
+     "`zcart keygen --replicas N`: role raft, name its --id).\n"                                   \
      "With it the raft port admits raft keys only and takes a\n"                                   \
      "raft message only as from the id its key names; give it\n"                                   \
      "to every replica of the cluster or to none"},                                                \

@@ -49,7 +49,7 @@ typedef struct {
     bool dump_state;                               /* --dump-state: print DIR/state, exit */
     char cert[BROKER_PATH_MAX];                                /* --cert: this replica's secret certificate */
     char allow[BROKER_PATH_MAX];                               /* --allow: directory of trusted public certs */
-    char raft_cert[BROKER_PATH_MAX];                           /* --raft-cert: this replica's own raft key
+    char raft_cert[BROKER_PATH_MAX];               /* --raft-cert: this replica's own raft key
                                                                   ("" none: the shared replica key) */
     bool insecure;                                 /* --insecure: no CurveZMQ, no key checks */
     char http[BROKER_PATH_MAX];                    /* --http HOST:PORT, empty: off */

@@ -182,11 +182,10 @@ void broker__reset_done(broker_t *b, const char *node, const zc_msg_t *m)
     zc_cart_rec_t rec;
     snprintf(id, sizeof id, "%s.%u", node, m->slot);
     if (zc_state_get_cart(broker__state(b), id, &rec) != 0 || rec.generation != m->generation)
-        return; /* stale or duplicate */
-    returned(b, id, &rec);                     /* a drain's reset */
+        return;                               /* stale or duplicate */
+    returned(b, id, &rec);                    /* a drain's reset */
     broker__liveness_reset_done(b, id, &rec); /* or a free cart's probe (liveness.c) */
 }
-
 
 void broker__drain_forget_cart(broker_t *b, const char *cart)
 {

@@ -52,8 +52,8 @@ static bool from_replica(const uint8_t *client, size_t client_len)
     return client_len >= n && memcmp(client, BROKER_PEER_ID_PREFIX, n) == 0;
 }
 
-bool broker__forward_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req,
-                     const void *data, size_t len)
+bool broker__forward_request(broker_t *b, const uint8_t *client, size_t client_len,
+                             const zc_msg_t *req, const void *data, size_t len)
 {
     if (b->stopping || b->peers == NULL || b->forwards == NULL || from_replica(client, client_len))
         return false;
@@ -119,7 +119,8 @@ void broker__forward_reply(broker_t *b, const void *data, size_t len)
 static void give_up(broker_t *b, fwd_t *f, const char *why)
 {
     for (unsigned i = 0; i < f->n_waiters; i++)
-        broker__frontend_reply_ko(b, f->waiter[i].id, f->waiter[i].len, &f->req, ZC_UNAVAILABLE, why);
+        broker__frontend_reply_ko(b, f->waiter[i].id, f->waiter[i].len, &f->req, ZC_UNAVAILABLE,
+                                  why);
     fwd_free(b, f);
 }
 
@@ -168,7 +169,6 @@ void broker__forward_peer_gone(broker_t *b, uint64_t id)
             give_up(b, g.hit[i], "relayed to a leader whose connection dropped; retry");
     } while (g.more);
 }
-
 
 void broker__forward_forget_all(broker_t *b)
 {

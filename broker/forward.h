@@ -31,8 +31,8 @@ answers each copy, so each asker gets one answer); the leader treats it like any
 /* Relay a valid REQUEST (raw frame data/len) to the leader: true if it was
  * sent (the answer comes later), false if this replica leads, knows no
  * leader, has no live connection to it, or the request came from a replica. */
-bool broker__forward_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req,
-                     const void *data, size_t len);
+bool broker__forward_request(broker_t *b, const uint8_t *client, size_t client_len,
+                             const zc_msg_t *req, const void *data, size_t len);
 /* A frame from the leader on a peer connection: pass a REPLY on. */
 void broker__forward_reply(broker_t *b, const void *data, size_t len);
 /* Answer UNAVAILABLE the relayed requests that waited too long. */

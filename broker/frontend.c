@@ -32,8 +32,8 @@ void broker__frontend_send(broker_t *b, const uint8_t *client, size_t client_len
     send_msg(b, client, client_len, m);
 }
 
-void broker__frontend_admin_reply(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr,
-                          int status, const char *detail)
+void broker__frontend_admin_reply(broker_t *b, const uint8_t *client, size_t client_len,
+                                  uint64_t corr, int status, const char *detail)
 {
     zc_msg_t r;
     zc_msg_init(&r, ZC_MSG_ADMIN_REPLY);
@@ -43,8 +43,8 @@ void broker__frontend_admin_reply(broker_t *b, const uint8_t *client, size_t cli
     send_msg(b, client, client_len, &r);
 }
 
-void broker__frontend_reply_ko(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req,
-                       int status, const char *detail)
+void broker__frontend_reply_ko(broker_t *b, const uint8_t *client, size_t client_len,
+                               const zc_msg_t *req, int status, const char *detail)
 {
     zc_msg_t r;
     zc_msg_init(&r, ZC_MSG_REPLY);
@@ -59,7 +59,7 @@ void broker__frontend_reply_ko(broker_t *b, const uint8_t *client, size_t client
 }
 
 void broker__frontend_reply_not_leader(broker_t *b, const uint8_t *client, size_t client_len,
-                               const zc_msg_t *req)
+                                       const zc_msg_t *req)
 {
     char ep[ZC_ADDR_MAX + 1];
     broker__leader_endpoint(b, ep);
@@ -269,7 +269,8 @@ static void forbid(broker_t *b, const uint8_t *client, size_t client_len, zmq_ms
                 zc_escape(role ? role : "none", 16, r, sizeof r), (unsigned long long)b->forbidden);
     }
     if (id == ZC_MSG_ADMIN || id == ZC_MSG_STATUS)
-        broker__frontend_admin_reply(b, client, client_len, req ? req->corr : 0, ZC_FORBIDDEN, what);
+        broker__frontend_admin_reply(b, client, client_len, req ? req->corr : 0, ZC_FORBIDDEN,
+                                     what);
     else
         broker__frontend_reply_ko(b, client, client_len, req, ZC_FORBIDDEN, what);
 }
@@ -311,7 +312,8 @@ static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, zmq_
         zc_msg_t echo;
         zc_msg_init(&echo, ZC_MSG_REQUEST);
         bool readable = zc_msg_peek_request(data, len, echo.session, &echo.seq);
-        broker__frontend_reply_ko(b, client, client_len, readable ? &echo : NULL, ZC_BAD_REQUEST, why);
+        broker__frontend_reply_ko(b, client, client_len, readable ? &echo : NULL, ZC_BAD_REQUEST,
+                                  why);
         return;
     }
     switch (m.id) {
@@ -340,7 +342,7 @@ static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, zmq_
     default:
         b->bad_requests++;
         broker__frontend_reply_ko(b, client, client_len, NULL, ZC_BAD_REQUEST,
-                          "unexpected message on the client endpoint");
+                                  "unexpected message on the client endpoint");
     }
     zc_msg_reset(&m);
 }
@@ -366,9 +368,13 @@ int broker__frontend_open(broker_t *b, char *err, size_t errlen)
      * ones past FRONT_HWM (a ROUTER drops them) instead of growing the
      * replica's memory; one that sends faster than it is served is held
      * back by TCP past FRONT_HWM unread frames. */
-    broker__router_t r = {.what = "client", .endpoint = b->self->client_endpoint,
-                          .roles = FRONT_ROLES, .hwm = FRONT_HWM, .on_readable = on_readable,
-                          .sock = &b->front, .watch = &b->front_w};
+    broker__router_t r = {.what = "client",
+                          .endpoint = b->self->client_endpoint,
+                          .roles = FRONT_ROLES,
+                          .hwm = FRONT_HWM,
+                          .on_readable = on_readable,
+                          .sock = &b->front,
+                          .watch = &b->front_w};
     return broker__router_open(b, &r, err, errlen);
 }
 

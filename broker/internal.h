@@ -79,33 +79,33 @@ typedef struct {
 } broker_reqstats_t;
 
 typedef struct breq {
-    uint64_t corr;                              /* key in inflight; CART_REQUEST corr */
-    breq_state_t state;                         /* what it waits for */
-    uint8_t client[BROKER_CLIENT_ID_MAX];       /* client's ROUTER routing id */
-    uint8_t client_len;                         /* its length */
-    zc_msg_t req;                               /* the REQUEST (has no lists) */
-    char cart[ZC_CART_MAX + 1];                 /* assigned cart, once known */
-    uint64_t generation;                        /* its generation */
-    uint64_t term;                              /* term it was dispatched in as a ready
+    uint64_t corr;                        /* key in inflight; CART_REQUEST corr */
+    breq_state_t state;                   /* what it waits for */
+    uint8_t client[BROKER_CLIENT_ID_MAX]; /* client's ROUTER routing id */
+    uint8_t client_len;                   /* its length */
+    zc_msg_t req;                         /* the REQUEST (has no lists) */
+    char cart[ZC_CART_MAX + 1];           /* assigned cart, once known */
+    uint64_t generation;                  /* its generation */
+    uint64_t term;                        /* term it was dispatched in as a ready
                                                    leader (REPLY term), 0 if never */
-    bool probe;                                 /* admitted as a HALF_OPEN probe */
-    uint64_t probe_since_ms;                    /* the breaker's since_ms when it was:
+    bool probe;                           /* admitted as a HALF_OPEN probe */
+    uint64_t probe_since_ms;              /* the breaker's since_ms when it was:
                                                    its result counts for that period only */
-    uint64_t expires_us;                        /* monotonic time the wait ends */
-    uint64_t started_us;                        /* monotonic time it arrived (metrics) */
-    zc_link_t link;                             /* in broker.waiting */
+    uint64_t expires_us;                  /* monotonic time the wait ends */
+    uint64_t started_us;                  /* monotonic time it arrived (metrics) */
+    zc_link_t link;                       /* in broker.waiting */
 } breq_t;
 
 /* What the leader remembers about a cart node between HELLOs. */
 typedef struct {
-    char name[ZC_NODE_MAX + 1]; /* node name */
+    char name[ZC_NODE_MAX + 1];    /* node name */
     char rid[ZC_NODE_RID_MAX + 1]; /* routing id of the connection its last frame its key
                                       vouched for came on: where the leader sends ("" none) */
-    uint64_t last_hello_us;     /* monotonic time of the last HELLO */
-    uint64_t last_hello_wall_ms; /* wall time of the same (breaker records use wall time) */
-    bool register_pending;      /* a REGISTER for it is being committed */
-    bool unregister_pending;    /* an UNREGISTER of slots it no longer has is being committed */
-    zc_dq_entry_t due;          /* in broker.node_q at when it would be silent too long */
+    uint64_t last_hello_us;        /* monotonic time of the last HELLO */
+    uint64_t last_hello_wall_ms;   /* wall time of the same (breaker records use wall time) */
+    bool register_pending;         /* a REGISTER for it is being committed */
+    bool unregister_pending;       /* an UNREGISTER of slots it no longer has is being committed */
+    zc_dq_entry_t due;             /* in broker.node_q at when it would be silent too long */
 } node_info_t;
 
 /* What the leader remembers about a draining cart. */
@@ -166,50 +166,50 @@ typedef struct broker {
     void (*finish_stop)(struct broker *b); /* the process's last step of a stop (closing
                                               raft and the state); backup.c calls it when
                                               a stop waited for a backup */
-    bool handing_off;         /* SIGTERM to a leader: transferring leadership first */
-    uv_timer_t handoff_timer; /* bounds that wait */
-    int exit_code;            /* process exit status once the loop ends */
-    bool was_ready;           /* readiness at the last role change */
-    uint64_t next_corr;       /* corr of the next breq */
-    zc_map_t *inflight;       /* corr -> breq_t */
-    zc_link_t waiting;        /* breq_t by expiry */
-    unsigned n_at_node;       /* breqs in state BREQ_AT_NODE */
-    unsigned n_proposing;     /* breqs waiting for their own proposal to commit
+    bool handing_off;                      /* SIGTERM to a leader: transferring leadership first */
+    uv_timer_t handoff_timer;              /* bounds that wait */
+    int exit_code;                         /* process exit status once the loop ends */
+    bool was_ready;                        /* readiness at the last role change */
+    uint64_t next_corr;                    /* corr of the next breq */
+    zc_map_t *inflight;                    /* corr -> breq_t */
+    zc_link_t waiting;                     /* breq_t by expiry */
+    unsigned n_at_node;                    /* breqs in state BREQ_AT_NODE */
+    unsigned n_proposing;                  /* breqs waiting for their own proposal to commit
                                  (ASSIGNING, RELEASING, PROBING, TELLING) */
-    uint64_t busy;            /* requests answered BUSY (admission control) */
-    uint64_t digest;          /* status: the state's digest at digest_index ... */
-    uint64_t digest_index;    /* ... the applied index it was computed at */
-    bool digest_valid;        /* digest/digest_index hold a computed value */
-    zc_map_t *nodes;          /* node name -> node_info_t */
-    uint64_t last_room_us;    /* last broker__registry_make_room sweep (monotonic) */
-    zc_dq_t node_q;           /* liveness.c's nodes by when they would be silent too long */
-    zc_map_t *carts;          /* cart id -> cart_info_t (draining carts) */
-    zc_dq_t drain_q;          /* drain.c's draining carts by their next RESET */
-    zc_map_t *breakers;       /* cart id -> liveness.c's brk_info_t (failure counts) */
-    zc_map_t *leases;         /* session id -> lease.c's lease_t (last request heard) */
-    zc_dq_t lease_q;          /* lease.c's leases by when they run out */
-    uint64_t last_lease_us;   /* last lease scan (tick gating) */
-    uint64_t lease_prev_us;   /* previous lease scan (stall detection) */
-    uint64_t ready_since_us;  /* monotonic time this replica last became a ready leader */
+    uint64_t busy;                         /* requests answered BUSY (admission control) */
+    uint64_t digest;                       /* status: the state's digest at digest_index ... */
+    uint64_t digest_index;                 /* ... the applied index it was computed at */
+    bool digest_valid;                     /* digest/digest_index hold a computed value */
+    zc_map_t *nodes;                       /* node name -> node_info_t */
+    uint64_t last_room_us;                 /* last broker__registry_make_room sweep (monotonic) */
+    zc_dq_t node_q;            /* liveness.c's nodes by when they would be silent too long */
+    zc_map_t *carts;           /* cart id -> cart_info_t (draining carts) */
+    zc_dq_t drain_q;           /* drain.c's draining carts by their next RESET */
+    zc_map_t *breakers;        /* cart id -> liveness.c's brk_info_t (failure counts) */
+    zc_map_t *leases;          /* session id -> lease.c's lease_t (last request heard) */
+    zc_dq_t lease_q;           /* lease.c's leases by when they run out */
+    uint64_t last_lease_us;    /* last lease scan (tick gating) */
+    uint64_t lease_prev_us;    /* previous lease scan (stall detection) */
+    uint64_t ready_since_us;   /* monotonic time this replica last became a ready leader */
     uint64_t last_liveness_us; /* last liveness scan (tick gating) */
     uint64_t liveness_prev_us; /* previous liveness scan (stall detection) */
-    uint64_t last_drain_us;   /* last drain scan */
-    uint64_t last_peers_us;   /* last broker__peers_sync (tick gating) */
-    uint64_t last_purge_us;   /* last purge scan (purge.c) */
+    uint64_t last_drain_us;    /* last drain scan */
+    uint64_t last_peers_us;    /* last broker__peers_sync (tick gating) */
+    uint64_t last_purge_us;    /* last purge scan (purge.c) */
     uint8_t purge_from[ZC_SESSION_LEN]; /* where the next purge scan starts */
-    bool purge_pending;       /* a PURGE is being committed */
-    bool purge_backlog;       /* the last scan stopped early: scan again next tick */
-    struct peers *peers;      /* connection watch on the other replicas */
-    bool members_seeded;      /* directory seeded in this leadership */
-    uint64_t bad_requests;    /* client frames answered BAD_REQUEST */
-    uint64_t dropped;         /* cart-side frames dropped */
-    zc_stallwatch_t *stall;   /* the loop's stalls (STATUS loop_stall_*), NULL if none */
-    broker_reqstats_t reqstats; /* answers to clients, for /metrics (metrics.c) */
-    struct zc_ops *ops;       /* --http: /metrics, /healthz, /readyz; NULL if off */
-    struct backup *backup;    /* backup.c's copy in flight, NULL if none */
-    zc_map_t *forwards;       /* forward.c: session+seq -> request relayed to the leader */
-    zc_dq_t forward_q;        /* forward.c: those by expiry */
-    uint64_t forwarded;       /* requests relayed to the leader (metrics) */
+    bool purge_pending;                 /* a PURGE is being committed */
+    bool purge_backlog;                 /* the last scan stopped early: scan again next tick */
+    struct peers *peers;                /* connection watch on the other replicas */
+    bool members_seeded;                /* directory seeded in this leadership */
+    uint64_t bad_requests;              /* client frames answered BAD_REQUEST */
+    uint64_t dropped;                   /* cart-side frames dropped */
+    zc_stallwatch_t *stall;             /* the loop's stalls (STATUS loop_stall_*), NULL if none */
+    broker_reqstats_t reqstats;         /* answers to clients, for /metrics (metrics.c) */
+    struct zc_ops *ops;                 /* --http: /metrics, /healthz, /readyz; NULL if off */
+    struct backup *backup;              /* backup.c's copy in flight, NULL if none */
+    zc_map_t *forwards; /* forward.c: session+seq -> request relayed to the leader */
+    zc_dq_t forward_q;  /* forward.c: those by expiry */
+    uint64_t forwarded; /* requests relayed to the leader (metrics) */
 } broker_t;
 
 /* Shorthands for the ports. */
@@ -221,7 +221,7 @@ static inline bool broker__member(broker_t *b, uint64_t id, zc_replica_t *out)
     return b->io->member(b, id, out);
 }
 static inline unsigned broker__configuration(broker_t *b, uint64_t *ids, const char **roles,
-                                            unsigned max)
+                                             unsigned max)
 {
     return b->io->configuration(b, ids, roles, max);
 }
@@ -233,14 +233,14 @@ static inline void broker__propose(broker_t *b, const zc_cmd_t *cmd, zc_propose_
 /* io.c: one of the two ROUTERs -- CURVE server (lib/zsec.h), hwm frames
  * each way per connection, bound and watched on the loop. */
 typedef struct {
-    const char *what;       /* "client" or "cart", for the error */
-    const char *endpoint;   /* where it binds */
-    const char *roles;      /* the key roles it admits at the handshake (zc_sec_server) */
-    int hwm;                /* ZMQ_SNDHWM and ZMQ_RCVHWM */
+    const char *what;     /* "client" or "cart", for the error */
+    const char *endpoint; /* where it binds */
+    const char *roles;    /* the key roles it admits at the handshake (zc_sec_server) */
+    int hwm;              /* ZMQ_SNDHWM and ZMQ_RCVHWM */
     void (*setup)(broker_t *b, void *sock); /* more options before the bind, or NULL */
-    zc_watch_cb on_readable; /* called with (socket, b) */
-    void **sock;            /* out: the socket (b->front, b->back) */
-    zc_watch_t **watch;     /* out: its watcher */
+    zc_watch_cb on_readable;                /* called with (socket, b) */
+    void **sock;                            /* out: the socket (b->front, b->back) */
+    zc_watch_t **watch;                     /* out: its watcher */
 } broker__router_t;
 /* 0, or -1 with err ("WHAT endpoint EP: why"); the caller closes either way. */
 int broker__router_open(broker_t *b, const broker__router_t *r, char *err, size_t errlen);
@@ -262,30 +262,32 @@ void broker__metrics_request(broker_t *b, int op, int status, uint64_t started_u
 int broker__metrics_open(broker_t *b, const char *addr, char *err, size_t errlen);
 void broker__metrics_close(broker_t *b);
 
-
 /* frontend.c: client side */
 int broker__frontend_open(broker_t *b, char *err, size_t errlen);
 void broker__frontend_close(broker_t *b);
 /* Send a REPLY (m) to a client routing id. */
-void broker__frontend_send(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *m);
+void broker__frontend_send(broker_t *b, const uint8_t *client, size_t client_len,
+                           const zc_msg_t *m);
 /* Reply KO to a request with no cart involved. */
-void broker__frontend_reply_ko(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req,
-                       int status, const char *detail);
+void broker__frontend_reply_ko(broker_t *b, const uint8_t *client, size_t client_len,
+                               const zc_msg_t *req, int status, const char *detail);
 /* NOT_LEADER with the leader's client endpoint or "unknown". */
 void broker__frontend_reply_not_leader(broker_t *b, const uint8_t *client, size_t client_len,
-                               const zc_msg_t *req);
+                                       const zc_msg_t *req);
 
 /* The leader's client endpoint, or "unknown" (also when this is the leader). */
 void broker__leader_endpoint(broker_t *b, char out[ZC_ADDR_MAX + 1]);
 
 /* Send an ADMIN_REPLY. */
-void broker__frontend_admin_reply(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr,
-                          int status, const char *detail);
+void broker__frontend_admin_reply(broker_t *b, const uint8_t *client, size_t client_len,
+                                  uint64_t corr, int status, const char *detail);
 
 /* admin.c: ADMIN requests (membership, leadership) */
-void broker__admin_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *m);
+void broker__admin_request(broker_t *b, const uint8_t *client, size_t client_len,
+                           const zc_msg_t *m);
 /* route.c: the decision procedure for one client REQUEST */
-void broker__route_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req);
+void broker__route_request(broker_t *b, const uint8_t *client, size_t client_len,
+                           const zc_msg_t *req);
 /* A CART_REPLY arrived from a node. */
 void broker__route_cart_reply(broker_t *b, const char *node, const zc_msg_t *m);
 /* A node said HELLO (node), or the tick (NULL: any node): forward the

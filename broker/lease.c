@@ -203,7 +203,6 @@ void broker__lease_scan(broker_t *b, uint64_t now_us)
     }
 }
 
-
 void broker__lease_forget_all(broker_t *b)
 {
     zc_dq_clear(&b->lease_q);

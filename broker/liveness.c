@@ -141,7 +141,7 @@ static void propose_done(void *arg, int status, const zc_cmd_result_t *res)
 }
 
 void broker__liveness_propose(broker_t *b, const char *cart, uint8_t from, int ev, int why,
-                      zc_propose_cb cb, void *arg)
+                              zc_propose_cb cb, void *arg)
 {
     zc_cmd_t c = {.type = ZC_CMD_BREAKER, .time_ms = zc_wall_ms()};
     snprintf(c.brk.cart, sizeof c.brk.cart, "%s", cart);
@@ -228,7 +228,8 @@ static void free_probe_done(void *arg, int status, const zc_cmd_result_t *res)
     uint16_t slot;
     if (i)
         i->pending = false;
-    if (i && status == ZC_OK && res->status == ZC_OK && broker__split_cart(ctx->cart, node, &slot)) {
+    if (i && status == ZC_OK && res->status == ZC_OK &&
+        broker__split_cart(ctx->cart, node, &slot)) {
         zc_msg_t m;
         zc_msg_init(&m, ZC_MSG_RESET);
         m.slot = slot;
@@ -257,8 +258,8 @@ static void probe_free(broker_t *b, const zc_cart_rec_t *c, uint64_t now_us)
     ctx->generation = c->generation;
     i->pending = true;
     i->probe_sent_us = 0;
-    broker__liveness_propose(b, c->id, ZC_BRK_HALF_OPEN, ZC_BRK_EV_PROBE, ZC_BRK_WHY_NONE, free_probe_done,
-                     ctx);
+    broker__liveness_propose(b, c->id, ZC_BRK_HALF_OPEN, ZC_BRK_EV_PROBE, ZC_BRK_WHY_NONE,
+                             free_probe_done, ctx);
 }
 
 void broker__liveness_reset_done(broker_t *b, const char *id, const zc_cart_rec_t *rec)
@@ -338,27 +339,30 @@ static int scan_one(const zc_cart_rec_t *c, void *arg)
     switch (k->state) {
     case ZC_BRK_CLOSED:
         if (silent) {
-            broker__liveness_propose(b, c->id, k->state, ZC_BRK_EV_TRIP, ZC_BRK_WHY_HEARTBEAT, NULL, NULL);
+            broker__liveness_propose(b, c->id, k->state, ZC_BRK_EV_TRIP, ZC_BRK_WHY_HEARTBEAT, NULL,
+                                     NULL);
             s->again = true;
         }
         break;
     case ZC_BRK_OPEN:
         if (age_ms >= zc_breaker_open_wait_ms(k, &p))
-            broker__liveness_propose(b, c->id, k->state, ZC_BRK_EV_WAIT_OVER, ZC_BRK_WHY_NONE, NULL, NULL);
+            broker__liveness_propose(b, c->id, k->state, ZC_BRK_EV_WAIT_OVER, ZC_BRK_WHY_NONE, NULL,
+                                     NULL);
         break;
     case ZC_BRK_HALF_OPEN:
         if (n && heard_since(b, c, n) && !silent && k->why != ZC_BRK_WHY_FAILURES)
-            broker__liveness_propose(b, c->id, k->state, ZC_BRK_EV_PROBE_OK, ZC_BRK_WHY_NONE, NULL, NULL);
+            broker__liveness_propose(b, c->id, k->state, ZC_BRK_EV_PROBE_OK, ZC_BRK_WHY_NONE, NULL,
+                                     NULL);
         else if (silent && age_ms >= b->cfg.cart_liveness_ms)
-            broker__liveness_propose(b, c->id, k->state, ZC_BRK_EV_PROBE_FAIL, ZC_BRK_WHY_HEARTBEAT, NULL,
-                             NULL);
+            broker__liveness_propose(b, c->id, k->state, ZC_BRK_EV_PROBE_FAIL, ZC_BRK_WHY_HEARTBEAT,
+                                     NULL, NULL);
         else if (c->state == ZC_CART_FREE && !silent && n && k->probes < p.max_probes)
             probe_free(b, c, s->now_us); /* nobody else will: see the header */
         else if (k->probes >= p.max_probes && age_ms >= 2 * (uint64_t)b->cfg.cart_timeout_ms)
             /* Every probe was admitted and none came back OK in time (its
              * request may be gone with a previous leader): try again later. */
-            broker__liveness_propose(b, c->id, k->state, ZC_BRK_EV_PROBE_FAIL, ZC_BRK_WHY_FAILURES, NULL,
-                             NULL);
+            broker__liveness_propose(b, c->id, k->state, ZC_BRK_EV_PROBE_FAIL, ZC_BRK_WHY_FAILURES,
+                                     NULL, NULL);
         break;
     }
     return 0;
@@ -440,7 +444,7 @@ void broker__liveness_start(broker_t *b)
 }
 
 void broker__liveness_op_result(broker_t *b, const char *cart, bool ok, bool probe,
-                        uint64_t probe_since_ms)
+                                uint64_t probe_since_ms)
 {
     if (!broker__ready(b))
         return;
@@ -461,8 +465,9 @@ void broker__liveness_op_result(broker_t *b, const char *cart, bool ok, bool pro
         return;
     if (probe) {
         i->failures = 0;
-        broker__liveness_propose(b, cart, ZC_BRK_HALF_OPEN, ok ? ZC_BRK_EV_PROBE_OK : ZC_BRK_EV_PROBE_FAIL,
-                         ok ? ZC_BRK_WHY_NONE : ZC_BRK_WHY_FAILURES, NULL, NULL);
+        broker__liveness_propose(b, cart, ZC_BRK_HALF_OPEN,
+                                 ok ? ZC_BRK_EV_PROBE_OK : ZC_BRK_EV_PROBE_FAIL,
+                                 ok ? ZC_BRK_WHY_NONE : ZC_BRK_WHY_FAILURES, NULL, NULL);
         return;
     }
     if (ok) {
@@ -473,9 +478,9 @@ void broker__liveness_op_result(broker_t *b, const char *cart, bool ok, bool pro
         return;
     i->failures = 0;
     zc_warn("cart %s: %u operations in a row failed or timed out", cart, b->cfg.breaker_failures);
-    broker__liveness_propose(b, cart, ZC_BRK_CLOSED, ZC_BRK_EV_TRIP, ZC_BRK_WHY_FAILURES, NULL, NULL);
+    broker__liveness_propose(b, cart, ZC_BRK_CLOSED, ZC_BRK_EV_TRIP, ZC_BRK_WHY_FAILURES, NULL,
+                             NULL);
 }
-
 
 void broker__liveness_forget_cart(broker_t *b, const char *cart)
 {

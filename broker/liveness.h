@@ -24,7 +24,7 @@ void broker__liveness_start(broker_t *b);
  * ignored once the breaker has moved on (a probe answers only the period
  * that admitted it). */
 void broker__liveness_op_result(broker_t *b, const char *cart, bool ok, bool probe,
-                        uint64_t probe_since_ms);
+                                uint64_t probe_since_ms);
 /* A RESET_DONE of cart `id` (its record `rec`, at the RESET_DONE's
  * generation) arrived: if it answers the RESET probe of a free HALF_OPEN
  * cart, propose PROBE_OK (broker__reset_done calls it). */
@@ -34,7 +34,7 @@ void broker__liveness_reset_done(broker_t *b, const char *id, const zc_cart_rec_
  * state it is proposed from); with cb (admin, probes) the caller gets the
  * result and no bookkeeping is done. */
 void broker__liveness_propose(broker_t *b, const char *cart, uint8_t from, int ev, int why,
-                      zc_propose_cb cb, void *arg);
+                              zc_propose_cb cb, void *arg);
 /* The breaker tunables from the flags. */
 zc_brk_policy_t broker__liveness_policy(const broker_t *b);
 /* Leadership lost: forget failure counts and pending proposals. */

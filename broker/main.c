@@ -247,7 +247,8 @@ static int serve(broker_t *b)
         zc_error("%s", err);
         goto out;
     }
-    if (broker__frontend_open(b, err, sizeof err) != 0 || broker__backend_open(b, err, sizeof err) != 0 ||
+    if (broker__frontend_open(b, err, sizeof err) != 0 ||
+        broker__backend_open(b, err, sizeof err) != 0 ||
         (b->cfg.http[0] && broker__metrics_open(b, b->cfg.http, err, sizeof err) != 0)) {
         zc_error("%s", err);
         broker__frontend_close(b);

@@ -147,8 +147,7 @@ void broker__peers_sync(peers_t *ps)
         for (unsigned i = 0; i < ps->n; i++)
             have |= ps->peer[i].id == ids[j];
         zc_replica_t m;
-        if (!have && broker__member(ps->b, ids[j], &m) &&
-            peer_open(ps, &ps->peer[ps->n], &m) == 0)
+        if (!have && broker__member(ps->b, ids[j], &m) && peer_open(ps, &ps->peer[ps->n], &m) == 0)
             ps->n++;
     }
 }

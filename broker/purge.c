@@ -73,8 +73,8 @@ void broker__purge_scan(broker_t *b, uint64_t now_us)
     c->time_ms = zc_wall_ms();
     c->purge.retention_ms = b->cfg.session_retention_ms;
     scan_t s = {.cmd = c, .now_ms = c->time_ms, .retention_ms = b->cfg.session_retention_ms};
-    int seen = zc_state_each_session_from(broker__state(b), b->purge_from, PURGE_SCAN_MAX,
-                                          pick, &s);
+    int seen =
+        zc_state_each_session_from(broker__state(b), b->purge_from, PURGE_SCAN_MAX, pick, &s);
     if (seen < 0) {
         free(c);
         return;

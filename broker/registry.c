@@ -336,7 +336,6 @@ static int clear_pending(const void *k, size_t kl, void *v, void *arg)
 
 void broker__registry_forget_all(broker_t *b) { zc_map_each(b->nodes, clear_pending, NULL); }
 
-
 void broker__registry_destroy(broker_t *b)
 {
     zc_dq_clear(&b->node_q);

@@ -84,8 +84,8 @@ static void breq_free(broker_t *b, breq_t *q)
 static const uint16_t breq_next[BREQ_N_STATES] = {
     [BREQ_NEW] = TO(BREQ_PARKED) | TO(BREQ_ASSIGNING) | TO(BREQ_RELEASING) | TO(BREQ_TELLING) |
                  TO(BREQ_PROBING) | TO(BREQ_AT_NODE) | TO(BREQ_AT_CART),
-    [BREQ_PARKED] = TO(BREQ_ASSIGNING) | TO(BREQ_RELEASING) | TO(BREQ_TELLING) |
-                    TO(BREQ_PROBING) | TO(BREQ_AT_NODE) | TO(BREQ_AT_CART),
+    [BREQ_PARKED] = TO(BREQ_ASSIGNING) | TO(BREQ_RELEASING) | TO(BREQ_TELLING) | TO(BREQ_PROBING) |
+                    TO(BREQ_AT_NODE) | TO(BREQ_AT_CART),
     [BREQ_ASSIGNING] = TO(BREQ_PROBING) | TO(BREQ_AT_NODE) | TO(BREQ_AT_CART),
     [BREQ_PROBING] = TO(BREQ_AT_NODE) | TO(BREQ_AT_CART),
     [BREQ_AT_NODE] = TO(BREQ_PROBING) | TO(BREQ_AT_CART),
@@ -103,14 +103,15 @@ bool broker__route_breq_may(breq_state_t from, breq_state_t to)
 const char *broker__route_breq_state_name(breq_state_t s)
 {
     static const char *const names[BREQ_N_STATES] = {
-        [BREQ_NEW] = "NEW",         [BREQ_PARKED] = "PARKED",   [BREQ_ASSIGNING] = "ASSIGNING",
+        [BREQ_NEW] = "NEW",         [BREQ_PARKED] = "PARKED",       [BREQ_ASSIGNING] = "ASSIGNING",
         [BREQ_AT_CART] = "AT_CART", [BREQ_RELEASING] = "RELEASING", [BREQ_AT_NODE] = "AT_NODE",
         [BREQ_PROBING] = "PROBING", [BREQ_TELLING] = "TELLING",
     };
     return s < BREQ_N_STATES ? names[s] : "?";
 }
 
-static void finish(broker_t *b, breq_t *q, int status, const char *detail, const zc_msg_t *cart_reply);
+static void finish(broker_t *b, breq_t *q, int status, const char *detail,
+                   const zc_msg_t *cart_reply);
 
 /* Start (or restart) a wait in `state`: every wait lasts cart_timeout_ms,
  * so appending keeps `waiting` sorted by expiry.  False (and q answered
@@ -235,7 +236,7 @@ static void forward(broker_t *b, breq_t *q)
         if (ctx == NULL)
             return;
         broker__liveness_propose(b, q->cart, rec.breaker.state, ZC_BRK_EV_PROBE, ZC_BRK_WHY_NONE,
-                         probe_done, ctx);
+                                 probe_done, ctx);
         return;
     }
     send_to_cart(b, q);
@@ -536,11 +537,13 @@ static void dispatch(broker_t *b, breq_t *q)
         dispatch_live(b, q, &s);
 }
 
-void broker__route_request(broker_t *b, const uint8_t *client, size_t client_len, const zc_msg_t *req)
+void broker__route_request(broker_t *b, const uint8_t *client, size_t client_len,
+                           const zc_msg_t *req)
 {
     zc_node_info_t info;
     if (b->stopping) {
-        broker__frontend_reply_ko(b, client, client_len, req, ZC_UNAVAILABLE, "replica shutting down");
+        broker__frontend_reply_ko(b, client, client_len, req, ZC_UNAVAILABLE,
+                                  "replica shutting down");
         return;
     }
     broker__info(b, &info);

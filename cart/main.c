@@ -51,7 +51,6 @@ static const char *read_name(const char *arg, void *target)
     return NULL;
 }
 
-
 static cart_config_t cfg;
 
 static const zc_flag_t flags[] = {

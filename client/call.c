@@ -228,11 +228,8 @@ static step_t on_silence(loop_t *l, const zcart__call_t *c, const char *from, zc
         if (!c->resend)
             return STEP_UNREACHABLE;
         break;
-    case ZCF_REFUSED:
-        say(l, "%s refused the connection", from);
-        break;
-    default:
-        return STEP_SYS;
+    case ZCF_REFUSED: say(l, "%s refused the connection", from); break;
+    default: return STEP_SYS;
     }
     next_replica(z);
     quick_hop(l);

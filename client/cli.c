@@ -657,8 +657,9 @@ static int keygen(int argc, char **argv, FILE *out, FILE *err)
         fprintf(err, "zcart: keygen: %s\n", why);
         return ZCLI_EXIT_UNREACHABLE;
     }
-    fprintf(out, "%d new key(s) in %s (replica, stock, admin, client, cart-NODE, raft-ID; "
-                 "existing ones kept); allow-lists in %s/allow\nZCART_SERVER_KEY=%s\n",
+    fprintf(out,
+            "%d new key(s) in %s (replica, stock, admin, client, cart-NODE, raft-ID; "
+            "existing ones kept); allow-lists in %s/allow\nZCART_SERVER_KEY=%s\n",
             made, dir, dir, key);
     return ZCLI_EXIT_OK;
 }

@@ -22,14 +22,9 @@ int zc_daemon_flags(const char *prog, const char *usage, const zc_flag_t *flags,
 {
     char err[512];
     switch (zc_flags_parse(flags, argc, argv, err, sizeof err)) {
-    case ZC_FLAGS_HELP:
-        zc_daemon_usage(stdout, usage, flags);
-        return 0;
-    case ZC_FLAGS_ERROR:
-        fprintf(stderr, "%s: %s\n", prog, err);
-        return 2;
-    default:
-        return ZC_DAEMON_RUN;
+    case ZC_FLAGS_HELP: zc_daemon_usage(stdout, usage, flags); return 0;
+    case ZC_FLAGS_ERROR: fprintf(stderr, "%s: %s\n", prog, err); return 2;
+    default: return ZC_DAEMON_RUN;
     }
 }
 

@@ -13,12 +13,16 @@
 
 /* Flag rows (lib/flags.h) every daemon has. */
 #define ZC_DAEMON_FLAG_HTTP(target)                                                                \
-    {"http", "HOST:PORT", ZC_FLAG_STR, (target), 0, 0, NULL,                                       \
-     "serve /metrics (Prometheus), /healthz and /readyz over HTTP\n"                               \
-     "(docs/operations.md); PORT 0 picks a free one (logged)"}
+    {                                                                                              \
+        "http", "HOST:PORT", ZC_FLAG_STR, (target), 0, 0, NULL,                                    \
+            "serve /metrics (Prometheus), /healthz and /readyz over HTTP\n"                        \
+            "(docs/operations.md); PORT 0 picks a free one (logged)"                               \
+    }
 #define ZC_DAEMON_FLAG_LOG_LEVEL(target)                                                           \
-    {"log-level", "LEVEL", ZC_FLAG_CALL, (target), 0, 0, zc_daemon_read_level,                     \
-     "debug, info, warn or error (default info)"}
+    {                                                                                              \
+        "log-level", "LEVEL", ZC_FLAG_CALL, (target), 0, 0, zc_daemon_read_level,                  \
+            "debug, info, warn or error (default info)"                                            \
+    }
 
 /* A --log-level value into a zc_log_level_t. */
 const char *zc_daemon_read_level(const char *arg, void *target);

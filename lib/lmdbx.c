@@ -8,8 +8,8 @@
 
 /* The databases, in one transaction; 0 or an LMDB error (the first
  * mandatory database missing or failing). */
-static int open_dbs(MDB_env *env, unsigned txn_flags, unsigned dbi_flags,
-                    const zc_lmdb_db_t *dbs, size_t n)
+static int open_dbs(MDB_env *env, unsigned txn_flags, unsigned dbi_flags, const zc_lmdb_db_t *dbs,
+                    size_t n)
 {
     MDB_txn *t;
     int rc = mdb_txn_begin(env, NULL, txn_flags, &t);
@@ -28,8 +28,8 @@ static int open_dbs(MDB_env *env, unsigned txn_flags, unsigned dbi_flags,
     return mdb_txn_commit(t);
 }
 
-int zc_lmdb_open(MDB_env **env, const char *dir, unsigned maxdbs, size_t map_size,
-                 unsigned flags, const zc_lmdb_db_t *dbs, size_t n, char *err, size_t errlen)
+int zc_lmdb_open(MDB_env **env, const char *dir, unsigned maxdbs, size_t map_size, unsigned flags,
+                 const zc_lmdb_db_t *dbs, size_t n, char *err, size_t errlen)
 {
     int rc;
     *env = NULL;

@@ -19,15 +19,21 @@ typedef struct {
     bool optional;    /* read-only: missing is not an error */
     bool *present;    /* out, optional ones: found (may be NULL) */
 } zc_lmdb_db_t;
-#define ZC_LMDB_DB(name, dbi) {(name), (dbi), false, NULL}
-#define ZC_LMDB_DB_OPTIONAL(name, dbi, present) {(name), (dbi), true, (present)}
+#define ZC_LMDB_DB(name, dbi)                                                                      \
+    {                                                                                              \
+        (name), (dbi), false, NULL                                                                 \
+    }
+#define ZC_LMDB_DB_OPTIONAL(name, dbi, present)                                                    \
+    {                                                                                              \
+        (name), (dbi), true, (present)                                                             \
+    }
 
 /* Open (creating dir and every database) the environment at dir with
  * maxdbs named databases and a map of map_size bytes, env flags as given.
  * 0, or -1 with err ("lmdb DIR: why", "create DIR: why"); *env is then
  * closed and NULL. */
-int zc_lmdb_open(MDB_env **env, const char *dir, unsigned maxdbs, size_t map_size,
-                 unsigned flags, const zc_lmdb_db_t *dbs, size_t n, char *err, size_t errlen);
+int zc_lmdb_open(MDB_env **env, const char *dir, unsigned maxdbs, size_t map_size, unsigned flags,
+                 const zc_lmdb_db_t *dbs, size_t n, char *err, size_t errlen);
 
 /* Open an existing environment read-only: dir must be a directory holding
  * data.mdb (else err "DIR: no WHAT here (...)"), and every database not

@@ -97,8 +97,7 @@ void zc_zap_actor(zsock_t *pipe, void *allow_dir)
     zpoller_t *poller = handler ? zpoller_new(pipe, handler, NULL) : NULL;
     zsock_signal(pipe, 0);
     if (store == NULL || poller == NULL)
-        zstr_sendf(pipe, "cannot serve ZAP on %s (another handler in this context?)",
-                   ZAP_ENDPOINT);
+        zstr_sendf(pipe, "cannot serve ZAP on %s (another handler in this context?)", ZAP_ENDPOINT);
     else
         zstr_send(pipe, "OK");
     for (;;) {

@@ -175,11 +175,11 @@ void zc_zmsg_each(void *sock, void (*fn)(zc_zmsg_t *m, void *arg), void *arg)
 }
 
 struct zc_monitor {
-    void *sock;       /* the monitored socket (not owned) */
-    void *pair;       /* PAIR receiving its events (owned) */
+    void *sock;        /* the monitored socket (not owned) */
+    void *pair;        /* PAIR receiving its events (owned) */
     zc_watch_t *watch; /* watcher on pair */
-    zc_monitor_cb cb; /* the owner's callback */
-    void *arg;        /* its argument */
+    zc_monitor_cb cb;  /* the owner's callback */
+    void *arg;         /* its argument */
 };
 
 static void on_monitor_event(zc_zmsg_t *z, void *arg)
@@ -192,10 +192,13 @@ static void on_monitor_event(zc_zmsg_t *z, void *arg)
     }
 }
 
-static void on_monitor_readable(void *sock, void *arg) { zc_zmsg_each(sock, on_monitor_event, arg); }
+static void on_monitor_readable(void *sock, void *arg)
+{
+    zc_zmsg_each(sock, on_monitor_event, arg);
+}
 
-zc_monitor_t *zc_monitor_new(uv_loop_t *loop, void *zctx, void *sock, int events,
-                             zc_monitor_cb cb, void *arg)
+zc_monitor_t *zc_monitor_new(uv_loop_t *loop, void *zctx, void *sock, int events, zc_monitor_cb cb,
+                             void *arg)
 {
     zc_monitor_t *m = calloc(1, sizeof *m);
     if (m == NULL)

@@ -42,8 +42,8 @@ typedef struct zc_monitor zc_monitor_t;
 typedef void (*zc_monitor_cb)(void *arg, uint16_t event);
 /* Monitor `sock` (not owned) for `events` (ZMQ_EVENT_* bits); cb(arg, event)
  * for each.  NULL on error (errno from ZeroMQ). */
-zc_monitor_t *zc_monitor_new(uv_loop_t *loop, void *zctx, void *sock, int events,
-                             zc_monitor_cb cb, void *arg);
+zc_monitor_t *zc_monitor_new(uv_loop_t *loop, void *zctx, void *sock, int events, zc_monitor_cb cb,
+                             void *arg);
 void zc_monitor_destroy(zc_monitor_t **p);
 
 /* At most this many frames are kept of a received message; the rest are read

@@ -183,9 +183,9 @@ static int fields_unregister(field_io_t *io, zc_cmd_t *c)
 
 /* Every command: its type, its name, its fields. */
 static const struct {
-    uint8_t type;                                /* zc_cmd_type_t */
-    const char *name;                            /* for logs */
-    int (*fields)(field_io_t *io, zc_cmd_t *c);  /* its fields, both ways */
+    uint8_t type;                               /* zc_cmd_type_t */
+    const char *name;                           /* for logs */
+    int (*fields)(field_io_t *io, zc_cmd_t *c); /* its fields, both ways */
 } commands[] = {
     {ZC_CMD_REGISTER, "REGISTER", fields_register},
     {ZC_CMD_ASSIGN, "ASSIGN", fields_assign},

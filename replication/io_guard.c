@@ -417,8 +417,8 @@ static void snapshot_done(struct raft_io_snapshot_put *req, int status)
 {
     pending_t *p;
     zc_io_guard_t *g = guard_of_req(req, &p);
-    raft_io_snapshot_put_cb cb = (raft_io_snapshot_put_cb)write_done(g, p, "snapshot write",
-                                                                      &status);
+    raft_io_snapshot_put_cb cb =
+        (raft_io_snapshot_put_cb)write_done(g, p, "snapshot write", &status);
     cb(req, status);
 }
 

@@ -301,8 +301,9 @@ static int open_io(zc_node_t *n, char *err, size_t errlen)
         .zctx = n->cfg.zctx != NULL ? n->cfg.zctx : zc_sec_context(),
         .sec = n->cfg.sec,
         .raft_sec = n->cfg.raft_sec,
-        .max_msg = (uint64_t)(n->cfg.state_map_size ? n->cfg.state_map_size
-                                                    : ZC_STATE_MAP_DEFAULT) + (64u << 20),
+        .max_msg =
+            (uint64_t)(n->cfg.state_map_size ? n->cfg.state_map_size : ZC_STATE_MAP_DEFAULT) +
+            (64u << 20),
     };
     if (tc.zctx == NULL || zc_transport_init(&n->transport, &tc) != 0) {
         snprintf(err, errlen, "raft transport: out of memory");

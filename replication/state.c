@@ -137,9 +137,12 @@ zc_state_t *zc_state_open_readonly(const char *dir, char *err, size_t errlen)
     s->readonly = true;
     /* A state from before the breaker index has none: status walks the carts. */
     const zc_lmdb_db_t dbs[] = {
-        ZC_LMDB_DB("meta", &s->meta),         ZC_LMDB_DB("carts", &s->carts),
-        ZC_LMDB_DB("free", &s->free),         ZC_LMDB_DB("sessions", &s->sessions),
-        ZC_LMDB_DB("members", &s->members),   ZC_LMDB_DB("local", &s->local),
+        ZC_LMDB_DB("meta", &s->meta),
+        ZC_LMDB_DB("carts", &s->carts),
+        ZC_LMDB_DB("free", &s->free),
+        ZC_LMDB_DB("sessions", &s->sessions),
+        ZC_LMDB_DB("members", &s->members),
+        ZC_LMDB_DB("local", &s->local),
         ZC_LMDB_DB_OPTIONAL("brkidx", &s->brkidx, &s->has_brkidx),
     };
     if (zc_lmdb_open_readonly(&s->env, dir, "zcart state", 10, dbs, sizeof dbs / sizeof dbs[0], err,
@@ -616,8 +619,8 @@ typedef struct {
         int (*cart)(const zc_cart_rec_t *c, void *arg);
         int (*free)(const char *cart, void *arg);
         int (*session)(const zc_session_rec_t *r, void *arg);
-    } fn;       /* the caller's visitor: non-zero stops the walk */
-    void *arg;  /* its argument */
+    } fn;      /* the caller's visitor: non-zero stops the walk */
+    void *arg; /* its argument */
 } walk_t;
 
 /* One read transaction, one cursor over dbi from its first record; step
@@ -1006,7 +1009,8 @@ static int check_free_list(check_t *ck)
         if (zc_state_txn_get_cart(ck->s, ck->t, id, &c) != 0) {
             snprintf(ck->why, ck->whylen, "free list names unregistered cart %s", id);
             rc = -1;
-        } else if (c.state != ZC_CART_FREE || k.mv_size != 8 || c.free_pos != from_be64(k.mv_data)) {
+        } else if (c.state != ZC_CART_FREE || k.mv_size != 8 ||
+                   c.free_pos != from_be64(k.mv_data)) {
             snprintf(ck->why, ck->whylen,
                      "free list entry for %s but the cart is in state %u at pos %llu", id, c.state,
                      (unsigned long long)c.free_pos);
@@ -1035,8 +1039,8 @@ static int check_cart(check_t *ck, const MDB_val *k, const MDB_val *v)
         MDB_val iv;
         ck->n_not_closed++;
         if (s->has_brkidx && !s->readonly && mdb_get(ck->t, s->brkidx, (MDB_val *)k, &iv) != 0) {
-            snprintf(ck->why, ck->whylen,
-                     "cart %s breaker not CLOSED-and-auto but not indexed", c.id);
+            snprintf(ck->why, ck->whylen, "cart %s breaker not CLOSED-and-auto but not indexed",
+                     c.id);
             return -1;
         }
     }

@@ -447,12 +447,12 @@ static peer_t *peer_get(relay_t *r, uint64_t id, const char *address)
     zmq_setsockopt(p->dealer, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb);
     zmq_setsockopt(p->dealer, ZMQ_HEARTBEAT_TIMEOUT, &hbt, sizeof hbt);
     /* Replicas share the replica certificate: its public key is the server's. */
-    if (r->sec != NULL && zc_sec_client(r->raft_sec ? r->raft_sec : r->sec, p->dealer,
-                                        zc_sec_public(r->sec)) != 0)
+    if (r->sec != NULL &&
+        zc_sec_client(r->raft_sec ? r->raft_sec : r->sec, p->dealer, zc_sec_public(r->sec)) != 0)
         goto err;
-    p->monitor = zc_monitor_new(r->loop, r->zctx, p->dealer,
-                                ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED,
-                                on_peer_event, p);
+    p->monitor =
+        zc_monitor_new(r->loop, r->zctx, p->dealer,
+                       ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED, on_peer_event, p);
     if (p->monitor == NULL || zmq_connect(p->dealer, ep) != 0)
         goto err;
     zc_list_push_back(&r->peers, &p->link);
@@ -852,7 +852,8 @@ static int t_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
     if (r->router == NULL)
         goto err;
     zc_zsock_defaults(r->router);
-    if ((r->sec != NULL && zc_sec_server(r->sec, r->router, r->role) != 0) || zmq_bind(r->router, ep) != 0)
+    if ((r->sec != NULL && zc_sec_server(r->sec, r->router, r->role) != 0) ||
+        zmq_bind(r->router, ep) != 0)
         goto err;
     r->rwatch = zc_watch_new(r->loop, r->router, on_router, r);
     if (r->rwatch == NULL)

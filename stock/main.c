@@ -134,8 +134,7 @@ static int serve(uv_loop_t *loop, zc_sec_t *sec, inventory_t *inv)
     }
     stock_metrics_t metrics = {srv, inv};
     if (opt.http) {
-        if (zc_daemon_http(&proc, loop, opt.http, &stock_ops_fns, &metrics, err, sizeof err) !=
-            0) {
+        if (zc_daemon_http(&proc, loop, opt.http, &stock_ops_fns, &metrics, err, sizeof err) != 0) {
             fprintf(stderr, "zcart-stock: --http: %s\n", err);
             server_destroy(&srv);
             uv_run(loop, UV_RUN_DEFAULT);

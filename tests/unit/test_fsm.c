@@ -991,7 +991,8 @@ TEST(least_loaded_placement_spreads_sessions_over_nodes)
     CHECK(zc_cmd_encode(&c, &w) == 0);
     zc_cmd_t back;
     CHECK(zc_cmd_decode(&back, w.data, w.len) == 0);
-    CHECK(w.len > 30 && w.data[30] == ZC_PLACE_LEAST_LOADED); /* type, version, time, session, max */
+    CHECK(w.len > 30 &&
+          w.data[30] == ZC_PLACE_LEAST_LOADED); /* type, version, time, session, max */
     w.data[30] = 2;
     CHECK(zc_cmd_decode(&back, w.data, w.len) == -1);
     zc_wbuf_clear(&w);

@@ -41,9 +41,9 @@ typedef struct {
 
 /* A proposal waiting for the test to commit or fail it. */
 typedef struct {
-    zc_wbuf_t cmd;     /* the encoded command */
-    zc_propose_cb cb;  /* the proposer's callback */
-    void *arg;         /* its argument */
+    zc_wbuf_t cmd;    /* the encoded command */
+    zc_propose_cb cb; /* the proposer's callback */
+    void *arg;        /* its argument */
 } pending_t;
 
 /* The world outside the core. */
@@ -190,8 +190,15 @@ static void setup(unsigned slots)
     W.fsm = zc_fsm_new(dir, 0, err, sizeof err);
     CHECK(W.fsm != NULL);
     memset(&B, 0, sizeof B);
-    char *argv[] = {"zcart-broker", "--id", "1", "--data", dir, "--replica",
-                    "1=127.0.0.1:1,tcp://127.0.0.1:2,tcp://127.0.0.1:3", "--insecure", NULL};
+    char *argv[] = {"zcart-broker",
+                    "--id",
+                    "1",
+                    "--data",
+                    dir,
+                    "--replica",
+                    "1=127.0.0.1:1,tcp://127.0.0.1:2,tcp://127.0.0.1:3",
+                    "--insecure",
+                    NULL};
     CHECK(broker__config_parse(&B.cfg, 8, argv) == 0);
     B.self = &B.cfg.replicas[0];
     CHECK(broker__init(&B, &fake_io) == 0);

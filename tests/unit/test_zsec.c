@@ -158,8 +158,7 @@ TEST(unknown_key_is_refused_known_key_admitted)
  * process; a socket with no roles cannot be made a server. */
 TEST(known_key_of_another_role_is_refused)
 {
-    char err[256], path[400], allow[300], ep_cart[128], ep_client[128], role[32], name[32],
-        uid[64];
+    char err[256], path[400], allow[300], ep_cart[128], ep_client[128], role[32], name[32], uid[64];
     snprintf(path, sizeof path, "%s/replica.cert_secret", dir);
     snprintf(allow, sizeof allow, "%s/allow", dir);
     zc_sec_t *ss = zc_sec_new(path, allow, false, err, sizeof err);
