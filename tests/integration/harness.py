@@ -74,6 +74,7 @@ import time
 import unittest
 
 import zmq
+import zmq.utils.monitor
 
 import zcproto as zp
 
@@ -736,6 +737,39 @@ def curve_client(sock, endpoint, routing_id=None, cert=None, cluster=None):
     sock.curve_serverkey = read_cert(c.key_file(server))[0]
     sock.curve_publickey = pub
     sock.curve_secretkey = sec
+
+
+def handshake(endpoint, cluster, cert, routing_id=None, plain=False):
+    """Connect a DEALER (plain, or CURVE with KEYS/cert) and wait up to 10 s
+    for the handshake's outcome: "ok", "refused" (failed or disconnected).
+    Returns (outcome, socket); the caller closes the socket."""
+    sock = zctx().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    if routing_id:
+        sock.setsockopt(zmq.ROUTING_ID, routing_id)
+    if not plain:
+        curve_client(sock, endpoint, routing_id, cert, cluster)
+    mon = sock.get_monitor_socket()
+    sock.connect(endpoint)
+    deadline = time.monotonic() + 10
+    outcome = None
+    try:
+        while outcome is None and time.monotonic() < deadline:
+            if not mon.poll(100):
+                continue
+            ev = zmq.utils.monitor.recv_monitor_message(mon)["event"]
+            if ev == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                outcome = "ok"
+            elif ev in (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+                        zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_DISCONNECTED):
+                outcome = "refused"
+    finally:
+        sock.disable_monitor()
+        mon.close(0)
+    if outcome is None:
+        sock.close(0)
+        raise Timeout("no handshake outcome from %s within 10 s" % endpoint)
+    return outcome, sock
 
 
 class Dealer:

@@ -64,7 +64,6 @@ import time
 import unittest
 
 import zmq
-import zmq.utils.monitor
 
 import harness
 from harness import wait_until
@@ -133,36 +132,6 @@ class RaftRelay(harness.ClusterTestCase):
             s.send_multipart(frames)
         s.close()  # linger: flushed (or dropped by a refused handshake) within 2 s
 
-    def handshake(self, ep, c, cert):
-        """"ok" or "refused": the CURVE handshake of a DEALER with KEYS/cert
-        to the raft endpoint (within 10 s)."""
-        s = harness.zctx().socket(zmq.DEALER)
-        s.setsockopt(zmq.LINGER, 0)
-        pub, sec = harness.read_cert(c.key_file(cert, True))
-        s.curve_serverkey = harness.read_cert(c.key_file("replica"))[0]
-        s.curve_publickey = pub
-        s.curve_secretkey = sec
-        mon = s.get_monitor_socket()
-        s.connect(ep)
-        outcome, deadline = None, time.monotonic() + 10
-        try:
-            while outcome is None and time.monotonic() < deadline:
-                if not mon.poll(100):
-                    continue
-                ev = zmq.utils.monitor.recv_monitor_message(mon)["event"]
-                if ev == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                    outcome = "ok"
-                elif ev in (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
-                            zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_DISCONNECTED):
-                    outcome = "refused"
-        finally:
-            s.disable_monitor()
-            mon.close(0)
-            s.close(0)
-        if outcome is None:
-            raise harness.Timeout("no handshake outcome from %s within 10 s" % ep)
-        return outcome
-
     @unittest.skipUnless(harness.SECURE, "secure clusters only (ZCART_IT_INSECURE=1 given)")
     def test_r1_no_key_and_a_client_key_cannot_reach_raft(self):
         c = self.cluster(replicas=3, cart_nodes=1, slots=2)
@@ -194,8 +163,9 @@ class RaftRelay(harness.ClusterTestCase):
         # "replica", so the handshake fails and nothing reaches the relay --
         # (and, every replica having its own raft key, the shared replica key)
         for cert in ("client", "admin", "replica"):
-            self.assertEqual(self.handshake(ep, c, cert), "refused",
-                             "the raft port let a %s key in" % cert)
+            out, sock = harness.handshake(ep, c, cert)
+            sock.close(0)
+            self.assertEqual(out, "refused", "the raft port let a %s key in" % cert)
         self.send_dealer(ep, [[relay_hdr(), m] for m in msgs], cert="client", c=c)
         # -- the replica key and a frame over ZMQ_MAXMSGSIZE: disconnected
         # before it is allocated --

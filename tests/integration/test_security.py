@@ -37,44 +37,10 @@ import time
 import unittest
 
 import zmq
-import zmq.utils.monitor
 
 import harness
 import zcproto as zp
-from harness import Dealer, wait_until
-
-
-def handshake(endpoint, cluster, cert, routing_id=None, plain=False):
-    """Connect a DEALER (plain, or CURVE with KEYS/cert) and wait up to 10 s
-    for the handshake's outcome: "ok", "refused" (failed or disconnected).
-    Returns (outcome, socket); the caller closes the socket."""
-    sock = harness.zctx().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    if routing_id:
-        sock.setsockopt(zmq.ROUTING_ID, routing_id)
-    if not plain:
-        harness.curve_client(sock, endpoint, routing_id, cert, cluster)
-    mon = sock.get_monitor_socket()
-    sock.connect(endpoint)
-    deadline = time.monotonic() + 10
-    outcome = None
-    try:
-        while outcome is None and time.monotonic() < deadline:
-            if not mon.poll(100):
-                continue
-            ev = zmq.utils.monitor.recv_monitor_message(mon)["event"]
-            if ev == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                outcome = "ok"
-            elif ev in (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
-                        zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_DISCONNECTED):
-                outcome = "refused"
-    finally:
-        sock.disable_monitor()
-        mon.close(0)
-    if outcome is None:
-        sock.close(0)
-        raise harness.Timeout("no handshake outcome from %s within 10 s" % endpoint)
-    return outcome, sock
+from harness import Dealer, handshake, wait_until
 
 
 class HostileNode(threading.Thread):
