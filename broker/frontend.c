@@ -220,6 +220,8 @@ static void status_loop(broker_t *b, zc_msg_t *r)
     zc_msg_add_prop(r, "snapshot_build_max_us", "%" PRIu64, ss.build_max_us);
     zc_msg_add_prop(r, "snapshot_loop_max_us", "%" PRIu64, ss.begin_max_us);
     zc_msg_add_prop(r, "snapshot_bytes", "%" PRIu64, ss.bytes_last);
+    zc_msg_add_prop(r, "snapshot_installs_sending", "%u", ss.sending);
+    zc_msg_add_prop(r, "snapshot_installs_resent", "%" PRIu64, ss.resent);
 }
 
 static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr)

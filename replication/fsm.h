@@ -84,19 +84,16 @@ int zc_fsm_restore(zc_fsm_t *f, const void *data, size_t len);
  * entry is read from `r` (r->last_applied + 1), which must be the raft
  * instance this fsm is registered with: call zc_fsm_bind once it exists.
  *
- * zc_fsm_raft (version 2, what the broker and the sim run): the snapshot is
- * begun and built at once, on the loop -- stalling it for the build (bench/
- * README.md "At scale": ~1 s at 100k carts).
+ * zc_fsm_raft_async (version 3, what the broker and the sim run): begun on
+ * the loop (an LMDB read transaction, microseconds), built on a worker via
+ * io->async_work, ended in snapshot_finalize.  The raft I/O guard decides
+ * the snapshot's configuration when raft hands the build to async_work
+ * (its fix 7b), not when the finished snapshot is written.  raft_init
+ * refuses version 3 unless the io says version >= 2 (set io->version = 2:
+ * raft 0.15's libuv io has async_work but says 1).
  *
- * zc_fsm_raft_async (version 3: begin on the loop, build on a worker via
- * io->async_work, end in snapshot_finalize) is tested (unit/test_fsm) but
- * not used yet: with it, the sim's --membership runs fail (seeds 44, 65,
- * 218, 223, 520 of `zcart-sim --servers 3 --membership --transfers`: the
- * raft I/O guard's configuration fixes 7a/7b find no copy of the committed
- * configuration, or a snapshot carries the configuration that was pending
- * when it was taken).  raft_init refuses version 3 unless the io says
- * version >= 2 (set io->version = 2: raft 0.15's libuv io has async_work
- * but says 1). */
+ * zc_fsm_raft (version 2): begun and built at once, on the loop -- ~1 s
+ * at 100k carts (bench/README.md "At scale"); the async one starts from it. */
 void zc_fsm_raft(zc_fsm_t *f, struct raft_fsm *out);
 void zc_fsm_raft_async(zc_fsm_t *f, struct raft_fsm *out);
 void zc_fsm_bind(zc_fsm_t *f, struct raft *r);

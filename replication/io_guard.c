@@ -147,7 +147,21 @@
  *    guide replaces such a replica under a new id: until it has caught up,
  *    the follower's votes are given from a log that lacks entries it
  *    acknowledged, and entries committed with its acknowledgement may be on
- *    a minority. */
+ *    a minority.
+ *
+ * 11. A follower restarted while the leader was sending it a snapshot waits
+ *    30 s.  In snapshot mode the leader sends heartbeats at its last index
+ *    and takes a rejection as news only when it names the snapshot's index
+ *    (progressMaybeDecrement, progress.c:212-219); the restarted follower
+ *    never got the snapshot and rejects at the leader's last index, so the
+ *    leader resends only after install_snapshot_timeout (30 s,
+ *    progress.c:122-126).  Rule: when the transport sees the peer's new
+ *    process (a new incarnation, replication/transport.c), a leader sending
+ *    it a snapshot gives that install up at once (progressAbortSnapshot's
+ *    two fields): the next heartbeat probes, and raft sends the snapshot
+ *    again.  Only the raft transport knows of restarts, so the sim cannot
+ *    reach this rule: unit/test_io_guard drives it on a hand-built leader,
+ *    unit/test_transport shows the transport reporting the new process. */
 #include "replication/io_guard.h"
 
 #include <stdio.h>
@@ -156,6 +170,10 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+
+/* A leader's view of one follower (raft_progress.state): raft's progress.h
+ * values, a header 0.15 does not install. */
+enum { PROGRESS_PROBE = 0, PROGRESS_PIPELINE = 1, PROGRESS_SNAPSHOT = 2 };
 
 /* A write in flight: raft's request and callback, so the guard sees the
  * outcome first. */
@@ -203,6 +221,8 @@ struct zc_io_guard {
     held_t held[HELD_MAX];      /* fix 3: results held until the leader stores its term */
     unsigned n_held;            /* entries in held */
     conf_rec_t confs[CONF_MAX]; /* fix 7: configurations seen, by index */
+    bool snap_conf_taken;       /* fix 7b: raft's pending snapshot got its configuration
+                                   decided when it was taken (asynchronous build) */
     raft_index hidden_u;        /* fix 7a: the uncommitted index hidden from raft, 0 none */
     raft_index observed;        /* fix 7: raft's committed index last copied */
     zc_io_guard_stats_t stats;  /* what the guard changed */
@@ -427,12 +447,41 @@ static int guard_snapshot_put(struct raft_io *io, unsigned trailing,
                               raft_io_snapshot_put_cb cb)
 {
     zc_io_guard_t *g = guard_of(io);
-    conf_fix_snapshot(g, snapshot);
+    if (g->snap_conf_taken && g->raft != NULL && snapshot == &g->raft->snapshot.pending)
+        g->snap_conf_taken = false; /* decided when it was taken */
+    else
+        conf_fix_snapshot(g, snapshot);
     int rv = submit_begin(g, req, (void (*)(void))cb, true, "snapshot write");
     if (rv != 0)
         return rv;
     return submit_end(g, req, "snapshot write",
                       g->inner.snapshot_put(io, trailing, req, snapshot, snapshot_done));
+}
+
+/* 7b, asynchronous snapshots: raft copies its configuration into the
+ * pending snapshot, then hands the build to async_work and calls
+ * snapshot_put only when the build is done (takeSnapshot, replication.c:
+ * 1510-1556).  Whether a configuration was pending, and which committed one
+ * to store instead, must be decided as of the copy: by the put, the pending
+ * one may have committed or been rolled back, and the committed copy the
+ * label names may have been dropped (seeds 44, 65, 218, 223, 520 of
+ * `zcart-sim --servers 3 --membership --transfers` when the fix ran at the
+ * put).  In 0.15 only takeSnapshot uses async_work, right after the copy. */
+static int guard_async_work(struct raft_io *io, struct raft_io_async_work *req,
+                            raft_io_async_work_cb cb)
+{
+    zc_io_guard_t *g = guard_of(io);
+    struct raft *r = g->raft;
+    if (r != NULL && req->data == r && r->snapshot.pending.term != 0 &&
+        r->snapshot.put.data == NULL) {
+        if (!conf_fix_snapshot(g, &r->snapshot.pending))
+            return RAFT_IOERR; /* conf_missing told the hook; raft drops the snapshot */
+        g->snap_conf_taken = true;
+    }
+    int rv = g->inner.async_work(io, req, cb);
+    if (rv != 0)
+        g->snap_conf_taken = false; /* raft closes the snapshot: nothing to put */
+    return rv;
 }
 
 static int guard_set_term(struct raft_io *io, raft_term term)
@@ -786,7 +835,7 @@ static void lost_log_check(zc_io_guard_t *g, const struct raft_message *m)
         p->match_index = res->last_log_index;
         p->next_index = res->last_log_index + 1;
         p->snapshot_index = 0;
-        p->state = 0; /* PROGRESS__PROBE (progress.h, not installed) */
+        p->state = PROGRESS_PROBE;
         return;
     }
 }
@@ -934,6 +983,8 @@ zc_io_guard_t *zc_io_guard_install(struct raft_io *io, unsigned fixes, zc_io_gua
     io->append = guard_append;
     io->truncate = guard_truncate;
     io->snapshot_put = guard_snapshot_put;
+    if (io->async_work != NULL)
+        io->async_work = guard_async_work;
     io->set_term = guard_set_term;
     io->set_vote = guard_set_vote;
     g->next = guards;
@@ -942,6 +993,40 @@ zc_io_guard_t *zc_io_guard_install(struct raft_io *io, unsigned fixes, zc_io_gua
 }
 
 void zc_io_guard_bind(zc_io_guard_t *g, struct raft *r) { g->raft = r; }
+
+unsigned zc_io_guard_installs(const zc_io_guard_t *g)
+{
+    const struct raft *r = g->raft;
+    unsigned k = 0;
+    if (r == NULL || raft_state((struct raft *)r) != RAFT_LEADER)
+        return 0;
+    for (unsigned i = 0; i < r->configuration.n; i++)
+        if (r->configuration.servers[i].id != r->id &&
+            r->leader_state.progress[i].state == PROGRESS_SNAPSHOT)
+            k++;
+    return k;
+}
+
+void zc_io_guard_peer_restarted(zc_io_guard_t *g, raft_id id)
+{
+    struct raft *r = g->raft;
+    if (!(g->fixes & ZC_IO_GUARD_SNAPSHOT_RESTART) || r == NULL || raft_state(r) != RAFT_LEADER ||
+        id == r->id)
+        return;
+    for (unsigned i = 0; i < r->configuration.n; i++) {
+        if (r->configuration.servers[i].id != id)
+            continue;
+        struct raft_progress *p = &r->leader_state.progress[i];
+        if (p->state != PROGRESS_SNAPSHOT)
+            return;
+        zc_info("raft: replica %llu restarted while receiving snapshot %llu: sending it again",
+                (unsigned long long)id, (unsigned long long)p->snapshot_index);
+        p->snapshot_index = 0;
+        p->state = PROGRESS_PROBE;
+        g->stats.snapshots_resent++;
+        return;
+    }
+}
 
 /* 7e: the snapshot's configuration, the committed one to go back to when
  * the log holds no configuration entry before a pending one. */

@@ -35,7 +35,8 @@ enum {
     ZC_IO_GUARD_CONF_ON_RECEIPT = 1u << 8, /* 7d: a follower adopts a configuration when it receives it */
     ZC_IO_GUARD_LOST_LOG = 1u << 9,      /* 10: a follower that lost its log is caught up again */
     ZC_IO_GUARD_CONF_AT_START = 1u << 10, /* 7e: a configuration in the log at start is pending */
-    ZC_IO_GUARD_ALL = (1u << 11) - 1,
+    ZC_IO_GUARD_SNAPSHOT_RESTART = 1u << 11, /* 11: a snapshot sent to a peer that restarted is resent */
+    ZC_IO_GUARD_ALL = (1u << 12) - 1,
 };
 
 /* Exit status of a replica stopped by a storage error (sysexits' EX_IOERR). */
@@ -66,6 +67,7 @@ typedef struct {
     uint64_t confs_adopted;    /* 7d: configurations a follower adopted on receipt */
     uint64_t lost_logs;        /* 10: followers found holding less than they acknowledged */
     uint64_t confs_pending_at_start; /* 7e: configurations in the log at start made pending */
+    uint64_t snapshots_resent; /* 11: installs to a restarted peer given up at once */
     uint64_t leader_commit;    /* highest commit index a leader announced in an
                                   AppendEntries to this server (readiness of a follower) */
 } zc_io_guard_stats_t;
@@ -78,6 +80,11 @@ zc_io_guard_t *zc_io_guard_install(struct raft_io *io, unsigned fixes, zc_io_gua
                                    void *arg);
 /* The raft instance using io (after raft_init). */
 void zc_io_guard_bind(zc_io_guard_t *g, struct raft *r);
+/* The transport saw a new process of peer `id` (fix 11): a snapshot this
+ * leader was sending it is lost with the old process. */
+void zc_io_guard_peer_restarted(zc_io_guard_t *g, raft_id id);
+/* Followers this leader is sending a snapshot to (0 unless leader). */
+unsigned zc_io_guard_installs(const zc_io_guard_t *g);
 /* Right after raft_start succeeded (7e). */
 void zc_io_guard_started(zc_io_guard_t *g);
 void zc_io_guard_stats(const zc_io_guard_t *g, zc_io_guard_stats_t *out);

@@ -216,7 +216,7 @@ zc_node_t *zc_node_new(uv_loop_t *loop, const zc_node_config_t *cfg, zc_node_rol
         snprintf(err, errlen, "create %s: %s", n->raft_dir, strerror(errno));
         goto err_after_fsm;
     }
-    zc_fsm_raft(n->fsm, &n->raft_fsm);
+    zc_fsm_raft_async(n->fsm, &n->raft_fsm);
     n->fsm_apply = n->raft_fsm.apply;
     n->raft_fsm.apply = node_apply;
     uv_check_init(loop, &n->check);
@@ -290,6 +290,14 @@ static int check_history(zc_node_t *n, char *err, size_t errlen)
     return 0;
 }
 
+/* The relay saw a peer's new process: the guard's rule 11. */
+static void peer_restarted(void *arg, uint64_t id)
+{
+    zc_node_t *n = arg;
+    if (n->guard != NULL)
+        zc_io_guard_peer_restarted(n->guard, id);
+}
+
 /* raft's io before raft_init: the transport, libuv's io with our settings,
  * and the io guard.  -1 with everything released. */
 static int open_io(zc_node_t *n, char *err, size_t errlen)
@@ -304,6 +312,8 @@ static int open_io(zc_node_t *n, char *err, size_t errlen)
         .max_msg =
             (uint64_t)(n->cfg.state_map_size ? n->cfg.state_map_size : ZC_STATE_MAP_DEFAULT) +
             (64u << 20),
+        .peer_restarted = peer_restarted,
+        .peer_restarted_arg = n,
     };
     if (tc.zctx == NULL || zc_transport_init(&n->transport, &tc) != 0) {
         snprintf(err, errlen, "raft transport: out of memory");
@@ -730,6 +740,12 @@ void zc_node_snapshot_stats(zc_node_t *n, zc_node_snapshot_stats_t *out)
                                       .build_last_us = s.build_last_us,
                                       .build_max_us = s.build_max_us,
                                       .begin_max_us = s.begin_max_us, .bytes_last = s.bytes_last};
+    if (n->guard != NULL) {
+        zc_io_guard_stats_t g;
+        zc_io_guard_stats(n->guard, &g);
+        out->sending = zc_io_guard_installs(n->guard);
+        out->resent = g.snapshots_resent;
+    }
 }
 
 void zc_node_raft_stats(zc_node_t *n, zc_node_raft_stats_t *out) { *out = n->stats; }

@@ -145,6 +145,8 @@ typedef struct {
     uint64_t build_max_us;  /* the longest build */
     uint64_t begin_max_us;  /* the longest part on the loop (opening the read txn) */
     uint64_t bytes_last;    /* the last snapshot's size */
+    unsigned sending;       /* followers this leader is sending a snapshot to now */
+    uint64_t resent;        /* installs given up because the follower restarted (guard 11) */
 } zc_node_snapshot_stats_t;
 void zc_node_snapshot_stats(zc_node_t *n, zc_node_snapshot_stats_t *out);
 const char *zc_role_name(int role);

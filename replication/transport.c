@@ -97,6 +97,8 @@ struct relay {
     const char *role;                     /* the role the raft port admits: "raft"
                                              with per-replica keys, else "replica" */
     uint64_t max_msg;                     /* bound on one raft message */
+    void (*peer_restarted)(void *, uint64_t); /* told of a peer's new process */
+    void *peer_restarted_arg;             /* its argument */
     uint64_t id;                          /* our raft id */
     char address[ZC_RELAY_ADDR_MAX + 1];  /* our raft address */
     uint64_t incarnation;                 /* random, this process */
@@ -617,6 +619,8 @@ static void note_incarnation(relay_t *r, const zc_relay_hdr_t *h)
             zc_info("raft peer %" PRIu64 " restarted (new process at %s): closed %u raft "
                     "streams from its previous process",
                     h->sender, h->address, k);
+            if (r->peer_restarted != NULL)
+                r->peer_restarted(r->peer_restarted_arg, h->sender);
         }
         return;
     }
@@ -920,6 +924,8 @@ int zc_transport_init(struct raft_uv_transport *t, const zc_transport_config_t *
     r->raft_sec = r->sec != NULL ? cfg->raft_sec : NULL;
     r->role = r->raft_sec != NULL ? "raft" : "replica";
     r->max_msg = cfg->max_msg;
+    r->peer_restarted = cfg->peer_restarted;
+    r->peer_restarted_arg = cfg->peer_restarted_arg;
     while (r->incarnation == 0)
         if (getrandom(&r->incarnation, sizeof r->incarnation, 0) != sizeof r->incarnation)
             r->incarnation = (uint64_t)getpid() << 32 ^ (uint64_t)uv_hrtime();

@@ -103,6 +103,8 @@ typedef struct {
     const zc_sec_t *raft_sec; /* this replica's own raft key (role raft, name its id), or
                                  NULL: the shared replica key speaks for any raft id */
     uint64_t max_msg;    /* largest raft message accepted, bytes (preamble included) */
+    void (*peer_restarted)(void *arg, uint64_t id); /* a peer's new process spoke (NULL: none) */
+    void *peer_restarted_arg;                        /* its argument */
 } zc_transport_config_t;
 
 /* Makes `t` a relay transport (t->impl).  0, or -1 (out of memory). */

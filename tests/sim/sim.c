@@ -769,7 +769,7 @@ static int server_new(sim_t *s, unsigned i, unsigned threshold, unsigned trailin
         fail(s, "fsm: %s", err);
         return -1;
     }
-    zc_fsm_raft(s->zfsm[i], &s->fsms[i]);
+    zc_fsm_raft_async(s->zfsm[i], &s->fsms[i]);
     taps[i].fsm = &s->fsms[i];
     taps[i].apply = s->fsms[i].apply;
     taps[i].ok = s->ok_by_type[i];

@@ -20,7 +20,9 @@
  *          configuration;
  *   7c     a non-voter forgets a leader silent for an election timeout
  *          when asked to vote, and answers as a voter;
- *   7d     a follower switches to a configuration entry as it appends it. */
+ *   7d     a follower switches to a configuration entry as it appends it;
+ *   11     a leader sending a snapshot to a replica whose new process
+ *          the transport saw gives the install up (probe mode). */
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -718,6 +720,43 @@ TEST(follower_adopts_conf_on_receipt)
     }
 }
 
+/* 11: the leader is sending replica 2 snapshot 300 when the transport
+ * reports replica 2's new process: with the rule the leader goes back to
+ * probing it (the next heartbeat's rejection makes raft send the snapshot
+ * again); without it, it stays in snapshot mode.  Replica 3, in pipeline
+ * mode, and a restart seen while a follower are left alone. */
+TEST(restarted_peer_gets_the_snapshot_again)
+{
+    for (int with = 1; with >= 0; with--) {
+        zc_io_guard_t *g = setup(
+            with ? ZC_IO_GUARD_ALL : ZC_IO_GUARD_ALL & ~ZC_IO_GUARD_SNAPSHOT_RESTART, NULL, NULL);
+        raft.id = 1;
+        make_conf(&raft.configuration, 3, RAFT_VOTER);
+        struct raft_progress progress[3] = {{0}};
+        progress[1].state = 2; /* PROGRESS__SNAPSHOT */
+        progress[1].snapshot_index = 300;
+        progress[2].state = 1; /* PROGRESS__PIPELINE */
+        raft.leader_state.progress = progress;
+        zc_io_guard_peer_restarted(g, 2); /* a follower: nothing to give up */
+        CHECK_EQ_U64(progress[1].state, 2);
+        raft.state = RAFT_LEADER;
+        CHECK_EQ_U64(zc_io_guard_installs(g), 1);
+        zc_io_guard_peer_restarted(g, 3);
+        CHECK_EQ_U64(progress[2].state, 1);
+        zc_io_guard_peer_restarted(g, 2);
+        CHECK_EQ_U64(progress[1].state, with ? 0 : 2);
+        CHECK_EQ_U64(progress[1].snapshot_index, with ? 0 : 300);
+        CHECK_EQ_U64(zc_io_guard_installs(g), with ? 0 : 1);
+        zc_io_guard_stats_t st;
+        zc_io_guard_stats(g, &st);
+        CHECK_EQ_U64(st.snapshots_resent, with ? 1 : 0);
+        raft.state = RAFT_FOLLOWER;
+        raft.leader_state.progress = NULL;
+        raft_configuration_close(&raft.configuration);
+        zc_io_guard_destroy(&g);
+    }
+}
+
 int main(void)
 {
     RUN(cap_result_inside_append_entries);
@@ -733,5 +772,6 @@ int main(void)
     RUN(snapshot_stores_committed_conf);
     RUN(nonvoter_forgets_silent_leader);
     RUN(follower_adopts_conf_on_receipt);
+    RUN(restarted_peer_gets_the_snapshot_again);
     return unit_report();
 }

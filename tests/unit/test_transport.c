@@ -240,11 +240,19 @@ static void write_vote(uv_stream_t *s, uint64_t term)
     CHECK(uv_write(&w[k++ & 1], s, bufs, 2, NULL) == 0);
 }
 
+static uint64_t restarted_ids[4]; /* peer_restarted's reports, in order */
+static unsigned n_restarted;       /* entries in restarted_ids */
+static void on_peer_restarted(void *arg, uint64_t id)
+{
+    (void)arg;
+    restarted_ids[n_restarted++ % 4] = id;
+}
+
 TEST(streams_across_a_sender_restart)
 {
     uv_loop_init(&loop);
     zc_transport_config_t cfg = {.loop = &loop, .zctx = zc_sec_context(), .sec = NULL,
-                                 .max_msg = RELAY_MAX};
+                                 .max_msg = RELAY_MAX, .peer_restarted = on_peer_restarted};
     struct raft_uv_transport a, b, a2;
     char aaddr[32], baddr[32];
     snprintf(aaddr, sizeof aaddr, "127.0.0.1:%d", free_port());
@@ -261,6 +269,7 @@ TEST(streams_across_a_sender_restart)
     CHECK_EQ_U64(acc[0].id, 1);
     CHECK_STR(acc[0].addr, aaddr);
     CHECK(acc[0].got[0] == 3 && acc[0].got[16] == 5);
+    CHECK_EQ_U64(n_restarted, 0); /* a first process is no restart */
 
     /* The sender's process "restarts": a new relay with the same id. */
     a.close(&a, on_closed); /* no CLOSE frame: as if the process died */
@@ -277,6 +286,8 @@ TEST(streams_across_a_sender_restart)
     zc_transport_stats(&b, &st);
     CHECK_EQ_U64(st.restarts, 1);
     CHECK_EQ_U64(st.malformed, 0);
+    CHECK_EQ_U64(n_restarted, 1); /* the node told (the io guard's rule 11) */
+    CHECK_EQ_U64(restarted_ids[0], 1);
 
     uv_close((uv_handle_t *)conn, on_free);
     for (unsigned i = 0; i < n_acc; i++)
