@@ -35,7 +35,7 @@ enum {
     ZC_IO_GUARD_CONF_ON_RECEIPT = 1u << 8, /* 7d: a follower adopts a configuration when it receives it */
     ZC_IO_GUARD_LOST_LOG = 1u << 9,      /* 10: a follower that lost its log is caught up again */
     ZC_IO_GUARD_CONF_AT_START = 1u << 10, /* 7e: a configuration in the log at start is pending */
-    ZC_IO_GUARD_SNAPSHOT_RESTART = 1u << 11, /* 11: a snapshot sent to a peer that restarted is resent */
+    ZC_IO_GUARD_SNAPSHOT_RESTART = 1u << 11, /* 11: a restarted peer gets its snapshot again */
     ZC_IO_GUARD_ALL = (1u << 12) - 1,
 };
 

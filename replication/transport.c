@@ -98,7 +98,7 @@ struct relay {
                                              with per-replica keys, else "replica" */
     uint64_t max_msg;                     /* bound on one raft message */
     void (*peer_restarted)(void *, uint64_t); /* told of a peer's new process */
-    void *peer_restarted_arg;             /* its argument */
+    void *peer_restarted_arg;                 /* its argument */
     uint64_t id;                          /* our raft id */
     char address[ZC_RELAY_ADDR_MAX + 1];  /* our raft address */
     uint64_t incarnation;                 /* random, this process */

@@ -104,7 +104,7 @@ typedef struct {
                                  NULL: the shared replica key speaks for any raft id */
     uint64_t max_msg;    /* largest raft message accepted, bytes (preamble included) */
     void (*peer_restarted)(void *arg, uint64_t id); /* a peer's new process spoke (NULL: none) */
-    void *peer_restarted_arg;                        /* its argument */
+    void *peer_restarted_arg;                       /* its argument */
 } zc_transport_config_t;
 
 /* Makes `t` a relay transport (t->impl).  0, or -1 (out of memory). */

@@ -241,7 +241,7 @@ static void write_vote(uv_stream_t *s, uint64_t term)
 }
 
 static uint64_t restarted_ids[4]; /* peer_restarted's reports, in order */
-static unsigned n_restarted;       /* entries in restarted_ids */
+static unsigned n_restarted;      /* entries in restarted_ids */
 static void on_peer_restarted(void *arg, uint64_t id)
 {
     (void)arg;
@@ -251,8 +251,11 @@ static void on_peer_restarted(void *arg, uint64_t id)
 TEST(streams_across_a_sender_restart)
 {
     uv_loop_init(&loop);
-    zc_transport_config_t cfg = {.loop = &loop, .zctx = zc_sec_context(), .sec = NULL,
-                                 .max_msg = RELAY_MAX, .peer_restarted = on_peer_restarted};
+    zc_transport_config_t cfg = {.loop = &loop,
+                                 .zctx = zc_sec_context(),
+                                 .sec = NULL,
+                                 .max_msg = RELAY_MAX,
+                                 .peer_restarted = on_peer_restarted};
     struct raft_uv_transport a, b, a2;
     char aaddr[32], baddr[32];
     snprintf(aaddr, sizeof aaddr, "127.0.0.1:%d", free_port());
