@@ -4,6 +4,7 @@
  * ROUTERs (through lib/zmqx watchers, no busy polling), a tick timer for
  * request timeouts and drain retries, and signal handlers.  Nothing blocks
  * and nothing runs on another thread, so no lock protects anything. */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -288,6 +289,13 @@ int main(int argc, char **argv)
         return broker__backup_restore(b.cfg.restore, b.cfg.data_dir, b.cfg.state_map_size);
     /* raft's libuv transport writes to sockets whose peer may be gone. */
     signal(SIGPIPE, SIG_IGN);
+    /* Snapshots, raft messages and their ZeroMQ copies are tens of MiB at
+     * 100k carts, built and freed on libuv's worker threads.  glibc keeps
+     * such blocks in per-thread arenas once its dynamic mmap threshold has
+     * risen (to 32 MiB after the first large free), so RSS kept the peaks of
+     * every thread (bench/README.md "At scale").  A fixed threshold maps
+     * every block from 1 MiB up on its own and unmaps it when freed. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     char name[32];
     snprintf(name, sizeof name, "broker%llu", (unsigned long long)b.cfg.id);
     zc_log_set_name(name);
