@@ -105,6 +105,9 @@ typedef struct {
     uint64_t last_hello_wall_ms;   /* wall time of the same (breaker records use wall time) */
     bool register_pending;         /* a REGISTER for it is being committed */
     bool unregister_pending;       /* an UNREGISTER of slots it no longer has is being committed */
+    bool hello_settled;            /* the last full look at a HELLO found nothing to commit */
+    uint64_t settled_epoch;        /* the registry epoch it was made at (zc_state_registry_epoch) */
+    uint64_t settled_slots;        /* FNV-1a of that HELLO's slot numbers, in order */
     zc_dq_entry_t due;             /* in broker.node_q at when it would be silent too long */
 } node_info_t;
 

@@ -8,12 +8,13 @@
 #include "broker/lease.h"
 #include "broker/liveness.h"
 #include "lib/clock.h"
+#include "lib/hash.h"
 #include "lib/log.h"
 #include "proto/status.h"
 
 typedef struct {
-    broker_t *b;                 /* the broker */
-    char node[ZC_NODE_MAX + 1];  /* node whose REGISTER this is */
+    broker_t *b;                /* the broker */
+    char node[ZC_NODE_MAX + 1]; /* node whose REGISTER this is */
 } register_ctx_t;
 
 node_info_t *broker__registry_node(broker_t *b, const char *name)
@@ -48,7 +49,8 @@ static void register_done(void *arg, int status, const zc_cmd_result_t *res)
         n->register_pending = false;
     if (status == ZC_OK && (res->count > 0 || res->moved > 0)) {
         zc_info("registered %u cart(s) of node %s, %u known one(s) to drain (the node holds "
-                "newer contents)", res->count, ctx->node, res->moved);
+                "newer contents)",
+                res->count, ctx->node, res->moved);
         if (!ctx->b->stopping) /* those that held something drain first (drain.c) */
             zc_state_each_node_cart(broker__state(ctx->b), ctx->node, drain_dirty, ctx->b);
     }
@@ -57,15 +59,15 @@ static void register_done(void *arg, int status, const zc_cmd_result_t *res)
 
 /* An UNREGISTER in flight: what the leader cleans up once it commits. */
 typedef struct {
-    broker_t *b;                        /* the broker */
-    char node[ZC_NODE_MAX + 1];         /* the node */
-    bool all;                           /* remove-cart-node: forget the name too */
-    size_t n;                           /* entries in carts */
-    char (*carts)[ZC_CART_MAX + 1];     /* the carts named (their volatile records go) */
-    size_t n_sessions;                  /* entries in sessions */
+    broker_t *b;                         /* the broker */
+    char node[ZC_NODE_MAX + 1];          /* the node */
+    bool all;                            /* remove-cart-node: forget the name too */
+    size_t n;                            /* entries in carts */
+    char (*carts)[ZC_CART_MAX + 1];      /* the carts named (their volatile records go) */
+    size_t n_sessions;                   /* entries in sessions */
     uint8_t (*sessions)[ZC_SESSION_LEN]; /* sessions of ASSIGNED ones (a lease may go) */
-    zc_propose_cb cb;                   /* the admin request's callback, or NULL */
-    void *arg;                          /* its argument */
+    zc_propose_cb cb;                    /* the admin request's callback, or NULL */
+    void *arg;                           /* its argument */
 } unreg_ctx_t;
 
 static void unreg_ctx_free(unreg_ctx_t *ctx)
@@ -119,7 +121,8 @@ static void unregister_done(void *arg, int status, const zc_cmd_result_t *res)
         }
         if (res->count > 0)
             zc_warn("unregistered %u cart(s) of node %s%s: %u session(s) moved to another cart "
-                    "(CART_LOST), %u ended (no free cart)", res->count, ctx->node,
+                    "(CART_LOST), %u ended (no free cart)",
+                    res->count, ctx->node,
                     ctx->all ? " (remove-cart-node)" : " (slots its HELLO no longer lists)",
                     res->moved, res->ended);
     }
@@ -167,15 +170,17 @@ static int find_orphan(const zc_cart_rec_t *c, void *arg)
     return 0;
 }
 
-/* Registered carts of the node that its HELLO does not list: unregister. */
-static void unregister_orphans(broker_t *b, node_info_t *n, const zc_msg_t *hello)
+/* Registered carts of the node that its HELLO does not list: unregister.
+ * 0 when there are none, 1 when some are being unregistered or the look
+ * failed. */
+static int unregister_orphans(broker_t *b, node_info_t *n, const zc_msg_t *hello)
 {
     uint8_t *listed = calloc(65536 / 8, 1);
     unreg_ctx_t *ctx = calloc(1, sizeof *ctx);
     if (listed == NULL || ctx == NULL) {
         free(listed);
         free(ctx);
-        return;
+        return 1;
     }
     for (unsigned i = 0; i < hello->n_slots; i++)
         listed[hello->slots[i].slot / 8] |= (uint8_t)(1u << (hello->slots[i].slot % 8));
@@ -186,17 +191,15 @@ static void unregister_orphans(broker_t *b, node_info_t *n, const zc_msg_t *hell
     free(listed);
     if (rc != 0 || o.rc != 0 || ctx->n == 0) {
         unreg_ctx_free(ctx);
-        return;
+        return rc != 0 || o.rc != 0;
     }
-    zc_info("node %s no longer has %zu registered slot(s) (first %s): unregistering them",
-            n->name, ctx->n, ctx->carts[0]);
+    zc_info("node %s no longer has %zu registered slot(s) (first %s): unregistering them", n->name,
+            ctx->n, ctx->carts[0]);
     unregister_propose(b, ctx);
+    return 1;
 }
 
-static int collect_all(const zc_cart_rec_t *c, void *arg)
-{
-    return unreg_add(arg, c) != 0 ? 1 : 0;
-}
+static int collect_all(const zc_cart_rec_t *c, void *arg) { return unreg_add(arg, c) != 0 ? 1 : 0; }
 
 void broker__registry_remove_node(broker_t *b, const char *node, zc_propose_cb cb, void *arg)
 {
@@ -225,9 +228,9 @@ static int has_cart(const zc_cart_rec_t *c, void *arg)
 
 /* Names broker__registry_make_room may drop. */
 typedef struct {
-    broker_t *b;                              /* the broker */
-    uint64_t now_us;                          /* monotonic now */
-    size_t n;                                 /* entries in names */
+    broker_t *b;                                   /* the broker */
+    uint64_t now_us;                               /* monotonic now */
+    size_t n;                                      /* entries in names */
     char names[BROKER_NODES_MAX][ZC_NODE_MAX + 1]; /* silent names without carts */
 } room_t;
 
@@ -271,6 +274,36 @@ bool broker__registry_make_room(broker_t *b)
     return zc_map_size(b->nodes) < BROKER_NODES_MAX;
 }
 
+/* A HELLO's slot numbers, hashed in order, and the highest generation any
+ * of its slots has seen. */
+static uint64_t hello_slots(const zc_msg_t *hello, uint64_t *max_seen)
+{
+    uint64_t h = ZC_FNV64_INIT;
+    *max_seen = 0;
+    for (unsigned i = 0; i < hello->n_slots; i++) {
+        const zc_slotinfo_t *si = &hello->slots[i];
+        uint64_t seen =
+            si->generation > si->reset_generation ? si->generation : si->reset_generation;
+        if (seen > *max_seen)
+            *max_seen = seen;
+        h = zc_fnv64(h, &si->slot, sizeof si->slot);
+    }
+    return h;
+}
+
+/* Every second each node lists every slot it hosts: at 100k carts that is
+ * 100k registry lookups a second on the leader.  A HELLO that lists the same
+ * slots as the last one that needed nothing, when no cart was registered or
+ * forgotten since and no slot has seen a generation the cluster has not
+ * handed out, needs nothing either: it is settled without a lookup. */
+static bool hello_is_settled(broker_t *b, const node_info_t *n, uint64_t slots_hash,
+                             uint64_t max_seen, uint64_t next_gen)
+{
+    return n->hello_settled && !n->unregister_pending &&
+           n->settled_epoch == zc_state_registry_epoch(broker__state(b)) &&
+           n->settled_slots == slots_hash && max_seen < next_gen;
+}
+
 void broker__registry_hello(broker_t *b, const zc_msg_t *hello)
 {
     node_info_t *n = broker__registry_node(b, hello->node);
@@ -282,16 +315,23 @@ void broker__registry_hello(broker_t *b, const zc_msg_t *hello)
     if (!broker__ready(b) || n->register_pending)
         return;
     zc_state_t *st = broker__state(b);
+    uint64_t next_gen = zc_state_meta(st, "next_gen"), max_seen;
+    uint64_t slots_hash = hello_slots(hello, &max_seen);
+    uint64_t epoch = zc_state_registry_epoch(st);
+    if (hello_is_settled(b, n, slots_hash, max_seen, next_gen))
+        return;
+    n->hello_settled = false;
     zc_cmd_slot_t *slots = calloc(hello->n_slots ? hello->n_slots : 1, sizeof *slots);
     if (slots == NULL)
         return;
     uint16_t k = 0;
-    uint64_t next_gen = zc_state_meta(st, "next_gen");
+    bool unread = false;
     for (unsigned i = 0; i < hello->n_slots; i++) {
         const zc_slotinfo_t *si = &hello->slots[i];
         char id[ZC_CART_MAX + 1];
         zc_cart_rec_t rec;
-        uint64_t seen = si->generation > si->reset_generation ? si->generation : si->reset_generation;
+        uint64_t seen =
+            si->generation > si->reset_generation ? si->generation : si->reset_generation;
         snprintf(id, sizeof id, "%s.%u", hello->node, si->slot);
         int rc = zc_state_get_cart(st, id, &rec);
         /* A known cart goes in too when the node has seen a generation the
@@ -300,6 +340,7 @@ void broker__registry_hello(broker_t *b, const zc_msg_t *hello)
          * last assignments): its REGISTER raises next_gen above it, so new
          * assignments are not fenced.  Registering a known cart changes
          * nothing else (apply_register). */
+        unread |= rc < 0;
         if (rc < 0 || (rc == 0 && seen < next_gen))
             continue; /* known and behind the state (or unreadable: next HELLO) */
         slots[k].slot = si->slot;
@@ -321,8 +362,11 @@ void broker__registry_hello(broker_t *b, const zc_msg_t *hello)
         }
     }
     free(slots);
-    if (!n->unregister_pending)
-        unregister_orphans(b, n, hello);
+    if (n->unregister_pending || unregister_orphans(b, n, hello) != 0 || k > 0 || unread)
+        return;
+    n->hello_settled = true;
+    n->settled_epoch = epoch;
+    n->settled_slots = slots_hash;
 }
 
 static int clear_pending(const void *k, size_t kl, void *v, void *arg)

@@ -31,19 +31,19 @@ typedef enum {
 } snap_state_t;
 
 struct zc_fsm {
-    zc_state_t *state;       /* the LMDB state (owned) */
-    struct raft *raft;       /* raft instance reporting entry indexes, not owned */
-    uint64_t applied_index;  /* cache of meta.applied_index */
-    zc_cmd_result_t result;  /* result of the last apply, handed to raft */
-    pthread_mutex_t snap_lock;      /* guards the snap_* fields and stats below */
-    pthread_cond_t snap_cond;       /* signalled when a build leaves SNAP_BUILDING */
-    snap_state_t snap_state;        /* where the off-loop snapshot is (transition table) */
-    MDB_txn *snap_txn;              /* SNAP_OPEN/BUILDING: the read txn it is built from */
-    uint64_t snap_index;            /* SNAP_OPEN..BUILT: the applied index that txn sees */
-    zc_wbuf_t snap_bytes;           /* SNAP_BUILT: the serialized snapshot */
-    struct raft_buffer snap_buf;    /* SNAP_BUILT: raft's view of snap_bytes */
-    zc_fsm_snapshot_stats_t stats;  /* snapshot counters (zc_fsm_snapshot_stats) */
-    char apply_error[128];          /* why the last failed apply failed (LMDB's words) */
+    zc_state_t *state;             /* the LMDB state (owned) */
+    struct raft *raft;             /* raft instance reporting entry indexes, not owned */
+    uint64_t applied_index;        /* cache of meta.applied_index */
+    zc_cmd_result_t result;        /* result of the last apply, handed to raft */
+    pthread_mutex_t snap_lock;     /* guards the snap_* fields and stats below */
+    pthread_cond_t snap_cond;      /* signalled when a build leaves SNAP_BUILDING */
+    snap_state_t snap_state;       /* where the off-loop snapshot is (transition table) */
+    MDB_txn *snap_txn;             /* SNAP_OPEN/BUILDING: the read txn it is built from */
+    uint64_t snap_index;           /* SNAP_OPEN..BUILT: the applied index that txn sees */
+    zc_wbuf_t snap_bytes;          /* SNAP_BUILT: the serialized snapshot */
+    struct raft_buffer snap_buf;   /* SNAP_BUILT: raft's view of snap_bytes */
+    zc_fsm_snapshot_stats_t stats; /* snapshot counters (zc_fsm_snapshot_stats) */
+    char apply_error[128];         /* why the last failed apply failed (LMDB's words) */
 };
 
 zc_fsm_t *zc_fsm_new(const char *dir, size_t map_size, char *err, size_t errlen)
@@ -59,7 +59,8 @@ zc_fsm_t *zc_fsm_new(const char *dir, size_t map_size, char *err, size_t errlen)
         return NULL;
     }
     if (zc_state_ensure_counts(f->state) != 0 ||
-        (zc_state_meta(f->state, "index_v") != ZC_STATE_INDEX_V && zc_state_rebuild_indexes(f->state) != 0)) {
+        (zc_state_meta(f->state, "index_v") != ZC_STATE_INDEX_V &&
+         zc_state_rebuild_indexes(f->state) != 0)) {
         snprintf(err, errlen, "%s: could not count the sessions of the state", dir);
         zc_state_close(&f->state);
         free(f);
@@ -144,6 +145,7 @@ static int apply_register(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_res
         }
         if (zc_state_txn_put_cart(s, t, &cart) != 0)
             return -1;
+        zc_state_txn_cart_added(s);
         out->count++;
     }
     out->status = ZC_OK;
@@ -196,10 +198,10 @@ static int apply_assign(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resul
     /* The storage limit: the same counters and the same limit (carried in
      * the entry) on every replica, so every replica refuses at the same
      * entry; existing sessions never meet it. */
-    if (c->assign.max_records != 0 &&
-        zc_state_txn_meta(s, t, "sessions_live") + zc_state_txn_meta(s, t, "sessions_ended") +
-                zc_state_txn_meta(s, t, "carts_total") >=
-            c->assign.max_records) {
+    if (c->assign.max_records != 0 && zc_state_txn_meta(s, t, "sessions_live") +
+                                              zc_state_txn_meta(s, t, "sessions_ended") +
+                                              zc_state_txn_meta(s, t, "carts_total") >=
+                                          c->assign.max_records) {
         out->status = ZC_STORAGE_FULL;
         return 0;
     }
@@ -220,7 +222,8 @@ static int apply_assign(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resul
     static uint64_t mutant_calls;
     gen += ++mutant_calls % 2;
 #endif
-    if (zc_state_txn_free_take(s, t, &cart) != 0 || zc_state_txn_load_add(s, t, cart.node, 1) != 0 ||
+    if (zc_state_txn_free_take(s, t, &cart) != 0 ||
+        zc_state_txn_load_add(s, t, cart.node, 1) != 0 ||
         zc_state_txn_add_meta(s, t, "carts_assigned", 1) != 0)
         return -1;
     cart.state = ZC_CART_ASSIGNED;
@@ -393,8 +396,8 @@ static int apply_breaker(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resu
         out->status = ZC_BAD_REQUEST; /* no such cart */
         return 0;
     }
-    zc_brk_input_t in = {.ev = c->brk.ev, .why = c->brk.why, .max_probes = c->brk.max_probes,
-                         .now_ms = c->time_ms};
+    zc_brk_input_t in = {
+        .ev = c->brk.ev, .why = c->brk.why, .max_probes = c->brk.max_probes, .now_ms = c->time_ms};
     if (zc_breaker_apply(&cart.breaker, &in) != 0) {
         out->status = ZC_BAD_REQUEST; /* stale or refused: nothing changes */
         out->breaker = cart.breaker;
@@ -652,7 +655,8 @@ static bool grow_map(zc_fsm_t *f)
     if (rc != 0)
         return false;
     zc_warn("state map nearly full (%llu of %llu bytes): grown to %zu bytes; give every replica "
-            "the same --state-map-size", (unsigned long long)used, (unsigned long long)map, bigger);
+            "the same --state-map-size",
+            (unsigned long long)used, (unsigned long long)map, bigger);
     return true;
 }
 
@@ -785,8 +789,7 @@ int zc_fsm_snapshot_begin(zc_fsm_t *f)
     MDB_txn *t;
     pthread_mutex_lock(&f->snap_lock);
     int rc = -1;
-    if (f->snap_state == SNAP_IDLE &&
-        mdb_txn_begin(f->state->env, NULL, MDB_RDONLY, &t) == 0) {
+    if (f->snap_state == SNAP_IDLE && mdb_txn_begin(f->state->env, NULL, MDB_RDONLY, &t) == 0) {
         snap_move(f, SNAP_OPEN);
         f->snap_txn = t;
         f->snap_index = zc_state_txn_meta(f->state, t, "applied_index");
@@ -969,8 +972,7 @@ static int fsm_snapshot_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[], uns
 }
 
 /* On a worker thread (raft_fixture: inline, later in simulated time). */
-static int fsm_snapshot_async_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[],
-                                 unsigned *n_bufs)
+static int fsm_snapshot_async_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     zc_fsm_t *f = fsm->data;
     const void *data;

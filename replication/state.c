@@ -17,7 +17,7 @@
 #include "lib/buf.h"
 #include "lib/hash.h"
 
-#define CART_REC_V 2 /* 2 added the breaker; 1 still decodes (breaker CLOSED) */
+#define CART_REC_V 2    /* 2 added the breaker; 1 still decodes (breaker CLOSED) */
 #define SESSION_REC_V 2 /* 2 added `lost`; 1 still decodes (not lost) */
 
 static void encode_cart(const zc_cart_rec_t *c, zc_wbuf_t *w)
@@ -116,9 +116,9 @@ zc_state_t *zc_state_open(const char *dir, size_t map_size, char *err, size_t er
         ZC_LMDB_DB("free", &s->free),         ZC_LMDB_DB("sessions", &s->sessions),
         ZC_LMDB_DB("members", &s->members),   ZC_LMDB_DB("local", &s->local),
         ZC_LMDB_DB("nodefree", &s->nodefree), ZC_LMDB_DB("nodeload", &s->nodeload),
-        ZC_LMDB_DB("brkidx", &s->brkidx),
+        ZC_LMDB_DB("brkidx", &s->brkidx),     ZC_LMDB_DB("loadfree", &s->loadfree),
     };
-    if (zc_lmdb_open(&s->env, dir, 10, map_size ? map_size : ZC_STATE_MAP_DEFAULT,
+    if (zc_lmdb_open(&s->env, dir, 12, map_size ? map_size : ZC_STATE_MAP_DEFAULT,
                      MDB_NOSYNC | MDB_NOTLS, dbs, sizeof dbs / sizeof dbs[0], err, errlen) != 0) {
         free(s);
         return NULL;
@@ -209,9 +209,14 @@ int zc_state_txn_get_session(zc_state_t *s, MDB_txn *t, const uint8_t id[ZC_SESS
     return decode_session(&k, &v, out);
 }
 
+void zc_state_txn_cart_added(zc_state_t *s) { s->registry_epoch++; }
+
+uint64_t zc_state_registry_epoch(const zc_state_t *s) { return s->registry_epoch; }
+
 int zc_state_txn_del_cart(zc_state_t *s, MDB_txn *t, const char *id)
 {
     MDB_val k = {strlen(id), (void *)id};
+    s->registry_epoch++;
     int rc = mdb_del(t, s->carts, &k, NULL);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return -1;
@@ -318,16 +323,63 @@ static size_t nodefree_key(uint8_t *buf, const char *node, uint64_t pos)
     return n + 9;
 }
 
+/* loadfree key: be64 load, be64 head free position, node name.  One per
+ * node that has a free cart: LMDB's order is placement order. */
+static size_t loadfree_key(uint8_t *buf, uint64_t load, uint64_t head, const char *node)
+{
+    size_t n = strlen(node);
+    be64(buf, load);
+    be64(buf + 8, head);
+    memcpy(buf + 16, node, n);
+    return n + 16;
+}
+
+/* The node's first free position (nodefree): 0 found, 1 the node has no
+ * free cart, -1 storage error. */
+static int node_head(zc_state_t *s, MDB_txn *t, const char *node, uint64_t *head)
+{
+    uint8_t nk[ZC_NODE_MAX + 9];
+    size_t nl = strlen(node);
+    MDB_cursor *cur;
+    MDB_val k = {nodefree_key(nk, node, 0), nk}, v;
+    if (mdb_cursor_open(t, s->nodefree, &cur) != 0)
+        return -1;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        return 1;
+    if (rc != 0)
+        return -1;
+    if (k.mv_size != nl + 9 || memcmp(k.mv_data, nk, nl + 1) != 0)
+        return 1;
+    *head = from_be64((const uint8_t *)k.mv_data + nl + 1);
+    return 0;
+}
+
+/* Add (put) or remove the node's loadfree entry as its load and free carts
+ * are now.  Every change of either is bracketed: remove, change, add. */
+static int loadfree_set(zc_state_t *s, MDB_txn *t, const char *node, bool put)
+{
+    uint64_t head;
+    int rc = node_head(s, t, node, &head);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    uint8_t lk[16 + ZC_NODE_MAX];
+    MDB_val k = {loadfree_key(lk, zc_state_txn_load(s, t, node), head, node), lk}, e = {0, NULL};
+    rc = put ? mdb_put(t, s->loadfree, &k, &e, 0) : mdb_del(t, s->loadfree, &k, NULL);
+    return rc == 0 || (!put && rc == MDB_NOTFOUND) ? 0 : -1;
+}
+
 int zc_state_txn_free_push(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *c)
 {
     uint64_t pos = zc_state_txn_meta(s, t, "free_tail");
     uint8_t b[8], nk[ZC_NODE_MAX + 9];
     be64(b, pos);
     MDB_val k = {8, b}, v = {strlen(c->id), c->id};
-    if (mdb_put(t, s->free, &k, &v, 0) != 0)
+    if (mdb_put(t, s->free, &k, &v, 0) != 0 || loadfree_set(s, t, c->node, false) != 0)
         return -1;
     MDB_val ik = {nodefree_key(nk, c->node, pos), nk};
-    if (mdb_put(t, s->nodefree, &ik, &v, 0) != 0)
+    if (mdb_put(t, s->nodefree, &ik, &v, 0) != 0 || loadfree_set(s, t, c->node, true) != 0)
         return -1;
     c->free_pos = pos;
     return zc_state_txn_set_meta(s, t, "free_tail", pos + 1);
@@ -337,8 +389,10 @@ int zc_state_txn_free_take(zc_state_t *s, MDB_txn *t, const zc_cart_rec_t *c)
 {
     uint8_t nk[ZC_NODE_MAX + 9];
     MDB_val ik = {nodefree_key(nk, c->node, c->free_pos), nk};
+    if (loadfree_set(s, t, c->node, false) != 0)
+        return -1;
     int rc = mdb_del(t, s->nodefree, &ik, NULL);
-    if (rc != 0 && rc != MDB_NOTFOUND)
+    if ((rc != 0 && rc != MDB_NOTFOUND) || loadfree_set(s, t, c->node, true) != 0)
         return -1;
     return zc_state_txn_free_del(s, t, c->free_pos);
 }
@@ -351,7 +405,8 @@ uint64_t zc_state_txn_load(zc_state_t *s, MDB_txn *t, const char *node)
     return from_be64(v.mv_data);
 }
 
-int zc_state_txn_load_add(zc_state_t *s, MDB_txn *t, const char *node, int64_t delta)
+/* nodeload alone (the rebuild builds loadfree after it). */
+static int load_add(zc_state_t *s, MDB_txn *t, const char *node, int64_t delta)
 {
     uint64_t n = zc_state_txn_load(s, t, node);
     n = delta < 0 && (uint64_t)-delta > n ? 0 : (uint64_t)((int64_t)n + delta);
@@ -361,52 +416,111 @@ int zc_state_txn_load_add(zc_state_t *s, MDB_txn *t, const char *node, int64_t d
     return mdb_put(t, s->nodeload, &k, &v, 0) == 0 ? 0 : -1;
 }
 
+int zc_state_txn_load_add(zc_state_t *s, MDB_txn *t, const char *node, int64_t delta)
+{
+    return loadfree_set(s, t, node, false) != 0 || load_add(s, t, node, delta) != 0 ||
+                   loadfree_set(s, t, node, true) != 0
+               ? -1
+               : 0;
+}
+
+/* The node's first free cart at or after position from whose breaker is
+ * CLOSED: 0 found (in *out), 1 none, -1 storage error. */
+static int first_closed_of_node(zc_state_t *s, MDB_txn *t, MDB_cursor *cur, const char *node,
+                                uint64_t from, zc_cart_rec_t *out)
+{
+    uint8_t nk[ZC_NODE_MAX + 9];
+    size_t nl = strlen(node);
+    MDB_val k = {nodefree_key(nk, node, from), nk}, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != nl + 9 || memcmp(k.mv_data, nk, nl + 1) != 0)
+            return 1;
+        char id[ZC_CART_MAX + 1];
+        size_t n = v.mv_size < ZC_CART_MAX ? v.mv_size : ZC_CART_MAX;
+        memcpy(id, v.mv_data, n);
+        id[n] = 0;
+        if (zc_state_txn_get_cart(s, t, id, out) != 0)
+            return -1;
+        if (out->breaker.state == ZC_BRK_CLOSED)
+            return 0;
+    }
+    return rc == MDB_NOTFOUND ? 1 : -1;
+}
+
 int zc_state_txn_least_loaded(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *out)
 {
-    MDB_cursor *cur;
+    MDB_cursor *lf, *nf;
     MDB_val k, v;
-    int rc = mdb_cursor_open(t, s->nodefree, &cur), found = 1;
-    uint64_t best_load = 0, best_pos = 0;
-    if (rc != 0)
+    if (mdb_cursor_open(t, s->loadfree, &lf) != 0)
         return -1;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    while (rc == 0) {
-        /* k is the first entry of a node: walk that node's free carts to
-         * the first with a CLOSED breaker. */
-        char node[ZC_NODE_MAX + 1];
-        const uint8_t *kb = k.mv_data;
-        size_t nl = k.mv_size >= 9 ? k.mv_size - 9 : 0;
-        if (nl == 0 || nl > ZC_NODE_MAX || kb[nl] != 0) {
+    if (mdb_cursor_open(t, s->nodefree, &nf) != 0) {
+        mdb_cursor_close(lf);
+        return -1;
+    }
+    int rc, found = 1;
+    uint64_t best_load = 0, best_pos = 0;
+    /* Nodes in (load, first free position) order: the first whose head
+     * cart is CLOSED wins outright; past a node whose CLOSED cart lies
+     * further down its free list, keep going only while another node's
+     * head could still come before that cart. */
+    for (rc = mdb_cursor_get(lf, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(lf, &k, &v, MDB_NEXT)) {
+        if (k.mv_size <= 16 || k.mv_size > 16 + ZC_NODE_MAX) {
             found = -1;
             break;
         }
+        uint64_t load = from_be64(k.mv_data), head = from_be64((const uint8_t *)k.mv_data + 8);
+        if (found == 0 && (load > best_load || (load == best_load && head > best_pos)))
+            break;
+        char node[ZC_NODE_MAX + 1];
+        memcpy(node, (const uint8_t *)k.mv_data + 16, k.mv_size - 16);
+        node[k.mv_size - 16] = 0;
+        zc_cart_rec_t c;
+        int got = first_closed_of_node(s, t, nf, node, head, &c);
+        if (got < 0) {
+            found = -1;
+            break;
+        }
+        if (got == 0 && (found == 1 || load < best_load || c.free_pos < best_pos)) {
+            *out = c;
+            best_load = load;
+            best_pos = c.free_pos;
+            found = 0;
+        }
+    }
+    mdb_cursor_close(nf);
+    mdb_cursor_close(lf);
+    if (found >= 0 && rc != 0 && rc != MDB_NOTFOUND)
+        return -1;
+    return found;
+}
+
+/* loadfree from nodefree and nodeload: one entry per node with a free cart. */
+static int build_loadfree(zc_state_t *s, MDB_txn *t)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (mdb_cursor_open(t, s->nodefree, &cur) != 0)
+        return -1;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        /* k is the first (head) entry of a node */
+        size_t nl = k.mv_size >= 9 ? k.mv_size - 9 : 0;
+        const uint8_t *kb = k.mv_data;
+        if (nl == 0 || nl > ZC_NODE_MAX || kb[nl] != 0)
+            break;
+        char node[ZC_NODE_MAX + 1];
         memcpy(node, kb, nl);
         node[nl] = 0;
-        uint64_t load = zc_state_txn_load(s, t, node);
-        bool better_possible = found == 1 || load <= best_load;
-        while (rc == 0 && better_possible && k.mv_size == nl + 9 &&
-               memcmp(k.mv_data, node, nl) == 0 && ((uint8_t *)k.mv_data)[nl] == 0) {
-            char id[ZC_CART_MAX + 1];
-            zc_cart_rec_t c;
-            size_t n = v.mv_size < ZC_CART_MAX ? v.mv_size : ZC_CART_MAX;
-            memcpy(id, v.mv_data, n);
-            id[n] = 0;
-            if (zc_state_txn_get_cart(s, t, id, &c) != 0) {
-                mdb_cursor_close(cur);
-                return -1;
-            }
-            if (c.breaker.state == ZC_BRK_CLOSED) {
-                if (found == 1 || load < best_load || (load == best_load && c.free_pos < best_pos)) {
-                    *out = c;
-                    best_load = load;
-                    best_pos = c.free_pos;
-                    found = 0;
-                }
-                break;
-            }
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-        }
-        /* On to the next node: the first key past "node\x01". */
+        uint8_t lk[16 + ZC_NODE_MAX];
+        MDB_val lkv = {loadfree_key(lk, zc_state_txn_load(s, t, node), from_be64(kb + nl + 1),
+                                    node),
+                       lk},
+                e = {0, NULL};
+        if (mdb_put(t, s->loadfree, &lkv, &e, 0) != 0)
+            break;
+        /* on to the next node: the first key past "node\x01" */
         uint8_t next[ZC_NODE_MAX + 1];
         memcpy(next, node, nl);
         next[nl] = 1;
@@ -415,22 +529,22 @@ int zc_state_txn_least_loaded(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *out)
         rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     }
     mdb_cursor_close(cur);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return -1;
-    return found;
+    return rc == MDB_NOTFOUND ? 0 : -1;
 }
 
 int zc_state_rebuild_indexes(zc_state_t *s)
 {
     if (s->readonly)
         return 0;
+    s->registry_epoch++; /* after a restore, any cart may be new or gone */
     MDB_txn *t;
     MDB_cursor *cur;
     MDB_val k, v;
     if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
         return -1;
     int rc = mdb_drop(t, s->nodefree, 0) != 0 || mdb_drop(t, s->nodeload, 0) != 0 ||
-                     mdb_drop(t, s->brkidx, 0) != 0 || mdb_cursor_open(t, s->carts, &cur) != 0
+                     mdb_drop(t, s->loadfree, 0) != 0 || mdb_drop(t, s->brkidx, 0) != 0 ||
+                     mdb_cursor_open(t, s->carts, &cur) != 0
                  ? -1
                  : 0;
     if (rc == 0) {
@@ -450,11 +564,13 @@ int zc_state_rebuild_indexes(zc_state_t *s)
                 MDB_val iv = {strlen(c.id), c.id};
                 rc = mdb_put(t, s->nodefree, &ik, &iv, 0) == 0 ? 0 : -1;
             } else if (c.state == ZC_CART_ASSIGNED) {
-                rc = zc_state_txn_load_add(s, t, c.node, 1);
+                rc = load_add(s, t, c.node, 1);
             }
         }
         mdb_cursor_close(cur);
     }
+    if (rc == 0)
+        rc = build_loadfree(s, t);
     if (rc == 0)
         rc = zc_state_txn_set_meta(s, t, "index_v", ZC_STATE_INDEX_V);
     if (rc != 0) {
@@ -765,8 +881,7 @@ int zc_state_each_free(zc_state_t *s, int (*fn)(const char *cart, void *arg), vo
     return walk(s, s->free, step_free, &w);
 }
 
-int zc_state_each_session(zc_state_t *s, int (*fn)(const zc_session_rec_t *r, void *arg),
-                          void *arg)
+int zc_state_each_session(zc_state_t *s, int (*fn)(const zc_session_rec_t *r, void *arg), void *arg)
 {
     walk_t w = {.s = s, .fn.session = fn, .arg = arg};
     return walk(s, s->sessions, step_session, &w);
@@ -1123,6 +1238,59 @@ static int check_sessions(check_t *ck)
     return rc;
 }
 
+/* The placement index: one loadfree entry per node with a free cart, at
+ * that node's load and first free position. */
+static int check_loadfree(check_t *ck)
+{
+    zc_state_t *s = ck->s;
+    if (s->readonly)
+        return 0;
+    MDB_val k, v;
+    size_t nodes = 0, entries = 0;
+    MDB_cursor *cur = check_cursor(ck, s->nodefree);
+    int rc = cur ? 0 : -1;
+    /* distinct nodes in nodefree (keys are node, 0x00, position) */
+    const uint8_t *prev = NULL;
+    size_t prev_len = 0;
+    for (int op = MDB_FIRST; rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        size_t nl = k.mv_size >= 9 ? k.mv_size - 9 : 0;
+        if (prev == NULL || nl != prev_len || memcmp(prev, k.mv_data, nl) != 0)
+            nodes++;
+        prev = k.mv_data; /* LMDB keeps it valid for the read transaction */
+        prev_len = nl;
+    }
+    if (cur)
+        mdb_cursor_close(cur);
+    cur = rc == 0 ? check_cursor(ck, s->loadfree) : NULL;
+    rc = cur ? 0 : -1;
+    for (int op = MDB_FIRST; rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        char node[ZC_NODE_MAX + 1];
+        uint64_t head = 0;
+        entries++;
+        if (k.mv_size <= 16 || k.mv_size > 16 + ZC_NODE_MAX) {
+            snprintf(ck->why, ck->whylen, "malformed placement index entry");
+            rc = -1;
+            break;
+        }
+        memcpy(node, (const uint8_t *)k.mv_data + 16, k.mv_size - 16);
+        node[k.mv_size - 16] = 0;
+        if (node_head(s, ck->t, node, &head) != 0 ||
+            head != from_be64((const uint8_t *)k.mv_data + 8) ||
+            zc_state_txn_load(s, ck->t, node) != from_be64(k.mv_data)) {
+            snprintf(ck->why, ck->whylen, "placement index entry of node %s is stale", node);
+            rc = -1;
+        }
+    }
+    if (cur)
+        mdb_cursor_close(cur);
+    if (rc == 0 && entries != nodes) {
+        snprintf(ck->why, ck->whylen, "%zu nodes with a free cart but %zu placement index entries",
+                 nodes, entries);
+        rc = -1;
+    }
+    return rc;
+}
+
 /* The O(1) counters (meta) agree with the records. */
 static int check_counters(check_t *ck)
 {
@@ -1159,6 +1327,8 @@ int zc_state_check(zc_state_t *s, char *why, size_t whylen)
         rc = check_sessions(&ck);
     if (rc == 0)
         rc = check_counters(&ck);
+    if (rc == 0)
+        rc = check_loadfree(&ck);
     mdb_txn_abort(ck.t);
     return rc;
 }

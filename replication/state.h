@@ -18,13 +18,16 @@
  *             (the directory behind NOT_LEADER redirects; raft's own
  *             configuration decides who votes)
  *
- * and two indexes derived from `carts` for least-loaded placement, kept by
+ * and indexes derived from `carts` for placement and breakers, kept by
  * every apply but neither snapshotted nor hashed (rebuilt from the carts
  * when a state is opened without them, and after every restore):
  *
  *   nodefree  node name, 0x00, u64 free position -> cart id: each node's
  *             free carts in free-list order
  *   nodeload  node name -> u64 carts ASSIGNED on that node
+ *   loadfree  u64 load, u64 first free position, node name -> empty: one
+ *             entry per node with a free cart, so least-loaded placement
+ *             reads the first entries instead of visiting every node
  *   brkidx    cart id -> empty: the carts whose breaker is not CLOSED-and-
  *             automatic (kept by every write of a cart record), so status
  *             and the leader's liveness rules visit only those
@@ -80,10 +83,10 @@ typedef struct {
 
 /* A broker replica and where to reach it. */
 typedef struct {
-    uint64_t id;                            /* raft server id, > 0 */
-    char raft_address[ZC_ADDR_MAX + 1];     /* "host:port" of the raft transport */
-    char client_endpoint[ZC_ADDR_MAX + 1];  /* ZeroMQ endpoint for clients */
-    char cart_endpoint[ZC_ADDR_MAX + 1];    /* ZeroMQ endpoint for cart nodes */
+    uint64_t id;                           /* raft server id, > 0 */
+    char raft_address[ZC_ADDR_MAX + 1];    /* "host:port" of the raft transport */
+    char client_endpoint[ZC_ADDR_MAX + 1]; /* ZeroMQ endpoint for clients */
+    char cart_endpoint[ZC_ADDR_MAX + 1];   /* ZeroMQ endpoint for cart nodes */
 } zc_member_t;
 
 typedef struct {
@@ -164,6 +167,10 @@ uint64_t zc_state_records(zc_state_t *s);
  * free list) and the map's size. */
 int zc_state_storage(zc_state_t *s, uint64_t *used_bytes, uint64_t *map_bytes);
 uint64_t zc_state_meta(zc_state_t *s, const char *key);
+/* A number that changes whenever a cart is registered or forgotten, or the
+ * state is replaced: equal values mean the same set of cart ids.  In memory
+ * only (it starts again at open); O(1). */
+uint64_t zc_state_registry_epoch(const zc_state_t *s);
 /* Entries on the free list (whatever their breakers), O(1). */
 uint64_t zc_state_free_count(zc_state_t *s);
 /* FNV-1a 64 over the canonical encoding of carts, free list, sessions and the
@@ -179,12 +186,14 @@ uint64_t zc_state_digest(zc_state_t *s);
  *   - a LIVE session's cart is ASSIGNED to that session and generation, and
  *     every ASSIGNED cart is held by such a LIVE session (so no cart has two
  *     live sessions and no session two carts).
+ *   - the placement index has one entry per node with a free cart, at that
+ *     node's load and first free position.
  * 0 if all hold; -1 with the first violation described in why. */
 int zc_state_check(zc_state_t *s, char *why, size_t whylen);
 
-/* Rebuild nodefree, nodeload and brkidx from the carts (open, restore);
+/* Rebuild nodefree, nodeload, loadfree and brkidx from the carts (open, restore);
  * meta index_v = ZC_STATE_INDEX_V once they are kept. */
-#define ZC_STATE_INDEX_V 2
+#define ZC_STATE_INDEX_V 3
 int zc_state_rebuild_indexes(zc_state_t *s);
 
 /* Backup and restore (replication/backup.h).  Write a compacted copy of the

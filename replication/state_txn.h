@@ -22,14 +22,19 @@ struct zc_state {
     MDB_dbi members;  /* replica directory */
     MDB_dbi nodefree; /* index: node + free position -> cart id */
     MDB_dbi nodeload; /* index: node -> ASSIGNED carts */
+    MDB_dbi loadfree; /* index: load + first free position + node, nodes with a free cart */
     MDB_dbi brkidx;   /* index: cart id -> empty, carts whose breaker is not CLOSED-and-auto */
     bool has_brkidx;  /* brkidx exists (a read-only state from before it has none) */
     MDB_dbi local;    /* this replica's own facts: never replicated, snapshotted or hashed */
     bool readonly;    /* opened by zc_state_open_readonly: never written or synced */
+    uint64_t registry_epoch; /* in memory: bumped when a cart is registered or forgotten, or
+                                the indexes rebuilt (zc_state_registry_epoch) */
 };
 
 int zc_state_txn_get_cart(zc_state_t *s, MDB_txn *t, const char *id, zc_cart_rec_t *out);
 int zc_state_txn_put_cart(zc_state_t *s, MDB_txn *t, const zc_cart_rec_t *c);
+/* A cart record was created (apply_register): the registry changed. */
+void zc_state_txn_cart_added(zc_state_t *s);
 /* Delete a cart record (not its free-list or index entries). */
 int zc_state_txn_del_cart(zc_state_t *s, MDB_txn *t, const char *id);
 int zc_state_txn_each_node_cart(zc_state_t *s, MDB_txn *t, const char *node,
@@ -52,9 +57,10 @@ int zc_state_txn_load_add(zc_state_t *s, MDB_txn *t, const char *node, int64_t d
 uint64_t zc_state_txn_load(zc_state_t *s, MDB_txn *t, const char *node);
 /* Least-loaded placement: among the nodes holding a free cart whose breaker
  * is CLOSED, the one with the fewest ASSIGNED carts (ties: the one whose
- * such cart comes first in the free list); that cart in *out.  O(nodes),
- * plus the free carts with open breakers skipped.  0 found, 1 none, -1
- * storage error. */
+ * such cart comes first in the free list); that cart in *out.  A walk of
+ * loadfree from its first entry: O(log carts) when the least-loaded node's
+ * first free cart is CLOSED, plus the free carts with open breakers
+ * skipped.  0 found, 1 none, -1 storage error. */
 int zc_state_txn_least_loaded(zc_state_t *s, MDB_txn *t, zc_cart_rec_t *out);
 int zc_state_txn_put_member(zc_state_t *s, MDB_txn *t, const zc_member_t *m);
 int zc_state_txn_del_member(zc_state_t *s, MDB_txn *t, uint64_t id);

@@ -46,7 +46,8 @@ static zc_cmd_result_t apply(zc_fsm_t *f, const zc_cmd_t *c)
     return apply_at(f, zc_fsm_applied_index(f) + 1, c);
 }
 
-static zc_cmd_result_t do_register(zc_fsm_t *f, const char *node, unsigned n, uint64_t gen, bool dirty)
+static zc_cmd_result_t do_register(zc_fsm_t *f, const char *node, unsigned n, uint64_t gen,
+                                   bool dirty)
 {
     zc_cmd_slot_t slots[16];
     zc_cmd_t c = {.type = ZC_CMD_REGISTER, .time_ms = 1000};
@@ -232,21 +233,21 @@ TEST(known_free_cart_newer_on_the_node_drains)
     zc_fsm_t *f = open_fsm(d);
     CHECK_EQ_U64(do_register(f, "n", 2, 0, false).count, 2);
     CHECK_EQ_U64(counts(f).free, 2);
-    CHECK_EQ_U64(do_register(f, "n", 2, 0, true).moved, 0);   /* not newer: kept FREE */
-    zc_cmd_result_t r = do_register(f, "n", 1, 9, true);       /* n.0 holds gen 9 */
+    CHECK_EQ_U64(do_register(f, "n", 2, 0, true).moved, 0); /* not newer: kept FREE */
+    zc_cmd_result_t r = do_register(f, "n", 1, 9, true);    /* n.0 holds gen 9 */
     CHECK_EQ_U64(r.status, ZC_OK);
-    CHECK_EQ_U64(r.count, 0);                                  /* nothing new registered */
+    CHECK_EQ_U64(r.count, 0); /* nothing new registered */
     CHECK_EQ_U64(r.moved, 1);
     zc_state_counts_t n = counts(f);
     CHECK_EQ_U64(n.total, 2);
     CHECK_EQ_U64(n.free, 1);
     CHECK_EQ_U64(n.draining, 1);
     check_invariants(f);
-    zc_cmd_result_t a = do_assign(f, 1);                       /* gets n.1, the clean one */
+    zc_cmd_result_t a = do_assign(f, 1); /* gets n.1, the clean one */
     CHECK_EQ_U64(a.status, ZC_OK);
     CHECK_STR(a.cart, "n.1");
     CHECK(a.generation > 9);
-    CHECK_EQ_U64(do_return(f, "n.0", 9).status, ZC_OK);       /* reset, back in service */
+    CHECK_EQ_U64(do_return(f, "n.0", 9).status, ZC_OK); /* reset, back in service */
     CHECK_EQ_U64(counts(f).free, 1);
     check_invariants(f);
     zc_fsm_destroy(&f);
@@ -405,8 +406,8 @@ TEST(command_codec_roundtrip_and_rejects_junk)
 TEST(command_encoding_is_8_byte_aligned_with_zero_padding_only)
 {
     zc_cmd_slot_t slot = {.slot = 3, .generation = 9};
-    zc_cmd_t cmds[6] = {{.type = ZC_CMD_REGISTER}, {.type = ZC_CMD_ASSIGN},
-                        {.type = ZC_CMD_RELEASE},  {.type = ZC_CMD_RETURN},
+    zc_cmd_t cmds[6] = {{.type = ZC_CMD_REGISTER},   {.type = ZC_CMD_ASSIGN},
+                        {.type = ZC_CMD_RELEASE},    {.type = ZC_CMD_RETURN},
                         {.type = ZC_CMD_MEMBER_SET}, {.type = ZC_CMD_MEMBER_DEL}};
     snprintf(cmds[0].reg.node, sizeof cmds[0].reg.node, "cart1");
     cmds[0].reg.n = 1;
@@ -518,13 +519,19 @@ static int corrupt(zc_fsm_t *f, int how)
         c.breaker.mode = ZC_BRK_FORCED_OPEN;
         zc_state_txn_put_cart(st, t, &c);
         break;
+    case 5: { /* a node's load changed behind the placement index's back */
+        uint8_t b[8] = {0, 0, 0, 0, 0, 0, 0, 7};
+        MDB_val k = {1, "n"}, v = {8, b};
+        mdb_put(t, st->nodeload, &k, &v, 0);
+    } break;
+    case 6: /* the placement index lost its entries */ mdb_drop(t, st->loadfree, 0); break;
     }
     return mdb_txn_commit(t) == 0 ? 0 : -1;
 }
 
 TEST(invariant_check_catches_corruption)
 {
-    for (int how = 0; how < 5; how++) {
+    for (int how = 0; how < 7; how++) {
         char d[256], why[256] = "";
         zc_fsm_t *f = open_fsm(d);
         do_register(f, "n", 2, 0, false);
@@ -737,13 +744,13 @@ TEST(each_session_and_readonly_open)
     CHECK(zc_state_open_readonly(missing, err, sizeof err) == NULL);
     CHECK(strstr(err, "no-such-state") != NULL);
     struct stat st;
-    CHECK(stat(missing, &st) != 0); /* and it created nothing */
+    CHECK(stat(missing, &st) != 0);                               /* and it created nothing */
     CHECK(zc_state_open_readonly(root, err, sizeof err) == NULL); /* a dir without data.mdb */
     CHECK(strstr(err, "no zcart state") != NULL);
 }
 
-static zc_cmd_result_t do_purge(zc_fsm_t *f, uint64_t now_ms, uint64_t retention_ms,
-                                const int *ks, unsigned n)
+static zc_cmd_result_t do_purge(zc_fsm_t *f, uint64_t now_ms, uint64_t retention_ms, const int *ks,
+                                unsigned n)
 {
     zc_cmd_t c = {.type = ZC_CMD_PURGE, .time_ms = now_ms};
     c.purge.retention_ms = retention_ms;
@@ -1001,6 +1008,127 @@ TEST(least_loaded_placement_spreads_sessions_over_nodes)
     zc_fsm_destroy(&h);
 }
 
+/* Least-loaded placement worked out from every cart record: per node the
+ * ASSIGNED count, then the smallest (load, free position) among FREE carts
+ * whose breaker is CLOSED.  The reference the indexed walk must match. */
+typedef struct {
+    char node[8][ZC_NODE_MAX + 1]; /* node names seen */
+    uint64_t load[8];              /* their ASSIGNED carts */
+    unsigned n;                    /* names used */
+    bool found;                    /* best holds a candidate */
+    uint64_t best_load;            /* its node's load */
+    zc_cart_rec_t best;            /* the expected cart */
+} placement_ref_t;
+
+static unsigned ref_node(placement_ref_t *r, const char *node)
+{
+    for (unsigned i = 0; i < r->n; i++)
+        if (strcmp(r->node[i], node) == 0)
+            return i;
+    snprintf(r->node[r->n], sizeof r->node[0], "%s", node);
+    return r->n++;
+}
+
+static int ref_count(const zc_cart_rec_t *c, void *arg)
+{
+    placement_ref_t *r = arg;
+    unsigned i = ref_node(r, c->node);
+    r->load[i] += c->state == ZC_CART_ASSIGNED;
+    return 0;
+}
+
+static int ref_pick(const zc_cart_rec_t *c, void *arg)
+{
+    placement_ref_t *r = arg;
+    uint64_t load = r->load[ref_node(r, c->node)];
+    if (c->state != ZC_CART_FREE || c->breaker.state != ZC_BRK_CLOSED)
+        return 0;
+    if (!r->found || load < r->best_load ||
+        (load == r->best_load && c->free_pos < r->best.free_pos)) {
+        r->found = true;
+        r->best_load = load;
+        r->best = *c;
+    }
+    return 0;
+}
+
+/* The indexed least-loaded walk picks what a walk of every cart picks, over
+ * a random mix of assignments, releases, returns and breakers (seeded), and
+ * the index stays exact throughout (zc_state_check). */
+/* A session id of its own for each of 65536 k. */
+static void wide_session_id(uint8_t s[16], int k)
+{
+    session_id(s, k);
+    s[14] = (uint8_t)(k >> 8);
+    s[1] = 0x5E;
+}
+
+TEST(least_loaded_index_matches_a_walk_of_every_cart)
+{
+    char d[256];
+    zc_fsm_t *f = open_fsm(d);
+    const char *nodes[6] = {"n0", "n1", "n2", "n3", "n4", "n5"};
+    for (unsigned i = 0; i < 6; i++)
+        do_register(f, nodes[i], 1 + i * 2, 0, false);
+    unsigned seed = 42, picks = 0, n_live = 0, refused = 0;
+    int live[64];
+    for (int step = 0; step < 1500; step++) {
+        seed = seed * 1103515245u + 12345u;
+        int k = (int)(seed >> 16) % 24, op = (int)(seed >> 8) % 5;
+        zc_session_rec_t sr;
+        if (op <= 1) {
+            placement_ref_t ref;
+            memset(&ref, 0, sizeof ref);
+            CHECK(zc_state_each_cart(zc_fsm_state(f), ref_count, &ref) == 0);
+            CHECK(zc_state_each_cart(zc_fsm_state(f), ref_pick, &ref) == 0);
+            zc_cmd_t c = {.type = ZC_CMD_ASSIGN, .time_ms = 2000};
+            wide_session_id(c.assign.session, step);
+            c.assign.placement = ZC_PLACE_LEAST_LOADED;
+            zc_cmd_result_t res = apply(f, &c);
+            if (ref.found) {
+                CHECK_EQ_U64(res.status, ZC_OK);
+                CHECK_STR(res.cart, ref.best.id);
+                picks++;
+                if (n_live < 64)
+                    live[n_live++] = step;
+            } else {
+                CHECK(res.status != ZC_OK);
+                refused++;
+            }
+        } else if (op == 2) {
+            /* end a random live session: release, then return its cart */
+            uint8_t sid[16];
+            unsigned j = n_live ? (seed >> 4) % n_live : 0;
+            if (n_live == 0)
+                continue;
+            wide_session_id(sid, live[j]);
+            live[j] = live[--n_live];
+            if (zc_state_get_session(zc_fsm_state(f), sid, &sr) == 0 && sr.state == ZC_SESS_LIVE) {
+                zc_cmd_t c = {.type = ZC_CMD_RELEASE, .time_ms = 3000};
+                memcpy(c.release.session, sid, 16);
+                c.release.why = ZC_RELEASE_CLOSE;
+                apply(f, &c);
+                if ((seed >> 3) % 8 != 0) /* now and then a cart stays DRAINING a while */
+                    do_return(f, sr.cart, sr.generation);
+            }
+        } else if (op == 3) {
+            /* open or close a random cart's breaker by hand */
+            char cart[16];
+            snprintf(cart, sizeof cart, "%s.%u", nodes[k % 6], (seed >> 5) % (1 + (k % 6) * 2));
+            zc_cmd_t brk = {.type = ZC_CMD_BREAKER, .time_ms = 2500};
+            snprintf(brk.brk.cart, sizeof brk.brk.cart, "%s", cart);
+            brk.brk.ev = (seed >> 2) & 1 ? ZC_BRK_EV_FORCE_OPEN : ZC_BRK_EV_FORCE_CLOSE;
+            brk.brk.why = ZC_BRK_WHY_OPERATOR;
+            apply(f, &brk);
+        } else {
+            check_invariants(f);
+        }
+    }
+    CHECK(picks > 200 && refused > 0);
+    check_invariants(f);
+    zc_fsm_destroy(&f);
+}
+
 static zc_cmd_result_t do_unregister(zc_fsm_t *f, const char *node, bool all, unsigned n,
                                      const uint16_t *slots)
 {
@@ -1104,10 +1232,10 @@ TEST(unregister_forgets_carts_and_moves_or_ends_their_sessions)
  * worker starts and while it runs -- must not show in it: its bytes equal
  * the synchronous serialization at the index raft took it at. */
 typedef struct {
-    struct raft_fsm *rf;       /* raft's view of the fsm */
-    struct raft_buffer *bufs;  /* what snapshot_async returned */
-    unsigned n;                /* how many */
-    int rc;                    /* its return code */
+    struct raft_fsm *rf;      /* raft's view of the fsm */
+    struct raft_buffer *bufs; /* what snapshot_async returned */
+    unsigned n;               /* how many */
+    int rc;                   /* its return code */
 } snap_worker_t;
 
 static void *snap_worker(void *arg)
@@ -1229,7 +1357,6 @@ TEST(map_growth_cancels_a_snapshot_not_yet_built)
     zc_fsm_destroy(&g);
 }
 
-
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/zcart-test-fsm.%d", (int)getpid());
@@ -1256,6 +1383,7 @@ int main(void)
     RUN(storage_limit_refuses_new_sessions_and_never_fails_apply);
     RUN(apply_grows_a_full_map_instead_of_failing);
     RUN(least_loaded_placement_spreads_sessions_over_nodes);
+    RUN(least_loaded_index_matches_a_walk_of_every_cart);
     RUN(unregister_forgets_carts_and_moves_or_ends_their_sessions);
     RUN(snapshot_off_loop_sees_its_index);
     RUN(map_growth_cancels_a_snapshot_not_yet_built);

@@ -220,6 +220,13 @@ static void setup(unsigned slots)
     forget_sent();
 }
 
+static uint64_t counts_total(void)
+{
+    zc_state_counts_t n;
+    CHECK(zc_state_counts(zc_fsm_state(W.fsm), &n) == 0);
+    return n.total;
+}
+
 static void teardown(void)
 {
     fail_all(ZC_NOT_LEADER);
@@ -858,6 +865,71 @@ TEST(request_lifecycle_table)
     CHECK_STR(broker__route_breq_state_name(BREQ_N_STATES), "?");
 }
 
+/* A HELLO of node n1 listing slots first..last, each having seen gen. */
+static void hello(unsigned first, unsigned last, uint64_t gen)
+{
+    zc_msg_t m;
+    zc_msg_init(&m, ZC_MSG_HELLO);
+    snprintf(m.node, sizeof m.node, "n1");
+    for (unsigned i = first; i <= last; i++) {
+        zc_slotinfo_t si = {.slot = (uint16_t)i, .generation = gen};
+        CHECK(zc_msg_add_slot(&m, &si) == 0);
+    }
+    broker__registry_hello(&B, &m);
+    zc_msg_reset(&m);
+}
+
+/* The leader settles a HELLO that changes nothing without looking up its
+ * slots, and still sees every change: a new slot, a missing one, a slot
+ * ahead of the cluster's generations, and carts registered or forgotten by
+ * other means since (the registry epoch). */
+TEST(hello_settled_until_slots_or_registry_change)
+{
+    setup(4);
+    node_info_t *ni = broker__registry_node(&B, "n1");
+    unsigned p0 = W.proposed;
+    hello(0, 3, 0);
+    CHECK_EQ_U64(W.proposed, p0);
+    CHECK(ni->hello_settled);
+    hello(0, 3, 0); /* settled: nothing */
+    CHECK_EQ_U64(W.proposed, p0);
+    hello(0, 4, 0); /* slot 4 is new: REGISTER */
+    CHECK_EQ_U64(W.proposed, p0 + 1);
+    CHECK(!ni->hello_settled);
+    commit_all();
+    CHECK_EQ_U64(counts_total(), 5);
+    hello(0, 4, 0);
+    CHECK_EQ_U64(W.proposed, p0 + 1);
+    CHECK(ni->hello_settled);
+    hello(0, 2, 0); /* slots 3 and 4 gone: UNREGISTER */
+    CHECK_EQ_U64(W.proposed, p0 + 2);
+    commit_all();
+    CHECK_EQ_U64(counts_total(), 3);
+    hello(0, 2, 0);
+    CHECK(ni->hello_settled);
+    uint64_t next_gen = zc_state_meta(zc_fsm_state(W.fsm), "next_gen");
+    hello(0, 2, next_gen); /* ahead of the cluster: REGISTER raises next_gen */
+    CHECK_EQ_U64(W.proposed, p0 + 3);
+    commit_all();
+    CHECK(zc_state_meta(zc_fsm_state(W.fsm), "next_gen") > next_gen);
+    hello(0, 2, next_gen);
+    CHECK(ni->hello_settled);
+    unsigned p1 = W.proposed;
+    /* Slot 9 registered behind the leader's back (as by an earlier leader):
+     * the same HELLO is no longer settled, and slot 9 is an orphan. */
+    zc_cmd_slot_t sl = {.slot = 9};
+    zc_cmd_t c = {.type = ZC_CMD_REGISTER, .time_ms = zc_wall_ms()};
+    snprintf(c.reg.node, sizeof c.reg.node, "n1");
+    c.reg.n = 1;
+    c.reg.slots = &sl;
+    CHECK_EQ_U64(apply(&c).count, 1);
+    hello(0, 2, next_gen);
+    CHECK_EQ_U64(W.proposed, p1 + 1);
+    commit_all();
+    CHECK_EQ_U64(counts_total(), 3);
+    teardown();
+}
+
 int main(void)
 {
     zc_log_threshold = ZC_LOG_ERROR;
@@ -888,6 +960,7 @@ int main(void)
     RUN(admission_busy_past_max_proposals);
     RUN(open_breaker_fails_fast);
     RUN(request_lifecycle_table);
+    RUN(hello_settled_until_slots_or_registry_change);
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)
