@@ -88,8 +88,7 @@ static const char *invalid_request(const zc_msg_t *m)
         if (m->product[0] || m->qty)
             return "list, close and keepalive take no product and qty 0";
         return NULL;
-    default:
-        return "op must be 1 (add), 2 (remove), 3 (list), 4 (close) or 5 (keepalive)";
+    default: return "op must be 1 (add), 2 (remove), 3 (list), 4 (close) or 5 (keepalive)";
     }
 }
 
@@ -220,6 +219,7 @@ static void status_loop(broker_t *b, zc_msg_t *r)
     zc_msg_add_prop(r, "snapshot_build_max_us", "%" PRIu64, ss.build_max_us);
     zc_msg_add_prop(r, "snapshot_loop_max_us", "%" PRIu64, ss.begin_max_us);
     zc_msg_add_prop(r, "snapshot_bytes", "%" PRIu64, ss.bytes_last);
+    zc_msg_add_prop(r, "snapshot_threshold", "%u", ss.threshold);
     zc_msg_add_prop(r, "snapshot_installs_sending", "%u", ss.sending);
     zc_msg_add_prop(r, "snapshot_installs_resent", "%" PRIu64, ss.resent);
 }
@@ -330,9 +330,7 @@ static void on_frame(broker_t *b, const uint8_t *client, size_t client_len, zmq_
             broker__route_request(b, client, client_len, &m);
         }
         break;
-    case ZC_MSG_STATUS:
-        status_reply(b, client, client_len, m.corr);
-        break;
+    case ZC_MSG_STATUS: status_reply(b, client, client_len, m.corr); break;
     case ZC_MSG_ADMIN:
         /* Only an admin key: the role is the allow-list certificate's
          * metadata, which zauth attached to this connection. */

@@ -127,7 +127,8 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     broker_t *b = s->data;
     zc_node_info_t info;
-    if (b->handing_off || b->stopping || signum != SIGTERM || uv_is_active((uv_handle_t *)&b->handoff_timer)) {
+    if (b->handing_off || b->stopping || signum != SIGTERM ||
+        uv_is_active((uv_handle_t *)&b->handoff_timer)) {
         stop(b);
         return;
     }
@@ -154,6 +155,7 @@ static int start_node(broker_t *b, char *err, size_t errlen)
         .election_timeout_ms = b->cfg.election_timeout_ms,
         .heartbeat_timeout_ms = b->cfg.heartbeat_timeout_ms,
         .snapshot_threshold = b->cfg.snapshot_threshold,
+        .snapshot_threshold_max = b->cfg.snapshot_threshold_max,
         .snapshot_trailing = b->cfg.snapshot_trailing,
         .segment_size = (size_t)b->cfg.raft_segment_size,
         .pre_vote = true,

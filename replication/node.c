@@ -29,33 +29,36 @@
 #include "replication/uv_peek.h"
 
 struct zc_node {
-    uv_loop_t *loop;                     /* not owned */
-    zc_node_config_t cfg;                /* copy; replicas points to `members` */
-    zc_replica_t *members;               /* owned copy of cfg.replicas */
-    zc_fsm_t *fsm;                       /* LMDB state machine (owned) */
-    struct raft_fsm raft_fsm;            /* raft's view of fsm; apply wrapped by node_apply */
+    uv_loop_t *loop;          /* not owned */
+    zc_node_config_t cfg;     /* copy; replicas points to `members` */
+    zc_replica_t *members;    /* owned copy of cfg.replicas */
+    zc_fsm_t *fsm;            /* LMDB state machine (owned) */
+    struct raft_fsm raft_fsm; /* raft's view of fsm; apply wrapped by node_apply */
     int (*fsm_apply)(struct raft_fsm *, const struct raft_buffer *, void **); /* fsm's own apply */
-    struct raft_uv_transport transport;  /* CurveZMQ relay (transport.h) */
-    struct raft_io io;                   /* libuv I/O, wrapped by guard */
-    zc_io_guard_t *guard;                /* raft 0.15's bugs kept out (io_guard.h) */
-    bool peek_ok;                        /* libuv's errored flag can be read (uv_peek.h) */
-    struct raft raft;                    /* the raft instance */
-    uv_check_t check;                    /* role/readiness watcher */
-    struct raft_barrier barrier;         /* readiness barrier of this term */
-    bool barrier_pending;                /* barrier submitted, not yet applied */
-    uint64_t ready_term;                 /* term in which the barrier applied, 0 if none */
-    int last_role;                       /* role seen at the last check */
-    bool last_ready;                     /* readiness seen at the last check */
-    zc_node_role_cb role_cb;             /* broker's callback */
-    void *role_arg;                      /* its argument */
-    bool raft_inited;                    /* raft_init succeeded: close through raft */
-    bool started;                        /* raft_start succeeded */
-    struct change *retired;              /* finished transfers, freed after raft_close */
-    void (*close_done)(void *);          /* zc_node_close callback */
-    void *close_arg;                     /* its argument */
-    char raft_dir[512];                  /* <dir>/raft */
-    uint64_t last_leader_id;             /* leader seen at the last check (metrics) */
-    zc_node_raft_stats_t stats;          /* proposals, commit latency, leader changes */
+    struct raft_uv_transport transport; /* CurveZMQ relay (transport.h) */
+    struct raft_io io;                  /* libuv I/O, wrapped by guard */
+    zc_io_guard_t *guard;               /* raft 0.15's bugs kept out (io_guard.h) */
+    bool peek_ok;                       /* libuv's errored flag can be read (uv_peek.h) */
+    struct raft raft;                   /* the raft instance */
+    uv_check_t check;                   /* role/readiness watcher */
+    struct raft_barrier barrier;        /* readiness barrier of this term */
+    bool barrier_pending;               /* barrier submitted, not yet applied */
+    uint64_t ready_term;                /* term in which the barrier applied, 0 if none */
+    int last_role;                      /* role seen at the last check */
+    bool last_ready;                    /* readiness seen at the last check */
+    zc_node_role_cb role_cb;            /* broker's callback */
+    void *role_arg;                     /* its argument */
+    bool raft_inited;                   /* raft_init succeeded: close through raft */
+    bool started;                       /* raft_start succeeded */
+    struct change *retired;             /* finished transfers, freed after raft_close */
+    void (*close_done)(void *);         /* zc_node_close callback */
+    void *close_arg;                    /* its argument */
+    char raft_dir[512];                 /* <dir>/raft */
+    uint64_t last_leader_id;            /* leader seen at the last check (metrics) */
+    zc_node_raft_stats_t stats;         /* proposals, commit latency, leader changes */
+    uint64_t applied_entries;           /* command entries applied since start */
+    uint64_t applied_bytes;             /* their bytes */
+    unsigned snapshot_threshold;        /* raft's snapshot threshold now (adapt_threshold) */
 };
 
 /* One proposal in flight. */
@@ -162,10 +165,44 @@ static void check_cb(uv_check_t *h)
  * log line naming the error and ZC_EXIT_STORAGE.  Nothing is lost: the
  * entry is in the raft log, and a restart applies it again once the disk has
  * room. */
+unsigned zc_node_snapshot_threshold(uint64_t state_bytes, uint64_t entry_bytes, unsigned min,
+                                    unsigned max)
+{
+    uint64_t t = state_bytes / (2 * (entry_bytes ? entry_bytes : 1));
+    if (max < min)
+        max = min;
+    return t < min ? min : t > max ? max : (unsigned)t;
+}
+
+/* A snapshot costs the whole state; the log it lets go of, the entries
+ * since the last one.  With a fixed number of entries between snapshots
+ * the snapshots' share of the work grows with the state (at 100k carts a
+ * 25 MB snapshot every 8192 entries of ~60 bytes: 50 times the log's
+ * bytes).  So the threshold follows the state: entries whose bytes make
+ * half the state's bytes in use, between --snapshot-threshold and
+ * --snapshot-threshold-max, looked at again every 1024 entries. */
+static void adapt_threshold(zc_node_t *n)
+{
+    uint64_t used = 0, map = 0;
+    if (zc_state_storage(zc_fsm_state(n->fsm), &used, &map) != 0)
+        return;
+    unsigned t =
+        zc_node_snapshot_threshold(used, n->applied_bytes / n->applied_entries,
+                                   n->cfg.snapshot_threshold, n->cfg.snapshot_threshold_max);
+    if (t != n->snapshot_threshold) {
+        n->snapshot_threshold = t;
+        raft_set_snapshot_threshold(&n->raft, t);
+    }
+}
+
 static int node_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     zc_node_t *n = (zc_node_t *)((char *)fsm - offsetof(zc_node_t, raft_fsm));
     int rv = n->fsm_apply(fsm, buf, result);
+    n->applied_entries++;
+    n->applied_bytes += buf->len;
+    if (rv == 0 && n->applied_entries % 1024 == 0)
+        adapt_threshold(n);
     if (rv != 0) {
         zc_error("state storage: applying entry %llu failed: %s; exiting with status %d so the "
                  "replica restarts from its log",
@@ -263,7 +300,8 @@ static int check_history(zc_node_t *n, char *err, size_t errlen)
         zc_session_random(rnd);
         zc_session_hex(rnd, file_id);
         f = fopen(path, "w");
-        if (f == NULL || fprintf(f, "%s\n", file_id) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        if (f == NULL || fprintf(f, "%s\n", file_id) < 0 || fflush(f) != 0 ||
+            fsync(fileno(f)) != 0) {
             snprintf(err, errlen, "write %s: %s", path, strerror(errno));
             if (f)
                 fclose(f);
@@ -277,8 +315,7 @@ static int check_history(zc_node_t *n, char *err, size_t errlen)
                  n->cfg.dir, state_id, n->raft_dir, file_id, n->cfg.dir);
         return -1;
     } else if (have != 0 && applied > 0) {
-        snprintf(err, errlen, "%s/state has entries but no raft history id; remove it",
-                 n->cfg.dir);
+        snprintf(err, errlen, "%s/state has entries but no raft history id; remove it", n->cfg.dir);
         return -1;
     }
     if (have != 0 || strcmp(state_id, file_id) != 0) {
@@ -329,8 +366,7 @@ static int open_io(zc_node_t *n, char *err, size_t errlen)
     raft_uv_set_auto_recovery(&n->io, false);
     if (n->cfg.segment_size != 0)
         raft_uv_set_segment_size(&n->io, n->cfg.segment_size);
-    n->peek_ok = zc_uv_peek_check(&n->io, n->loop, n->raft_dir, &n->transport,
-                                  n->cfg.segment_size);
+    n->peek_ok = zc_uv_peek_check(&n->io, n->loop, n->raft_dir, &n->transport, n->cfg.segment_size);
     if (!n->peek_ok)
         zc_warn("raft io: libuv's private layout is not raft 0.15.0's: a failed background "
                 "segment finalization will not stop this replica");
@@ -357,8 +393,8 @@ static int bootstrap_or_recover(zc_node_t *n, char *err, size_t errlen)
     int rv;
     raft_configuration_init(&conf);
     for (unsigned i = 0; i < n->cfg.n_replicas && !n->cfg.join; i++) {
-        rv = raft_configuration_add(&conf, n->members[i].id, n->members[i].raft_address,
-                                    RAFT_VOTER);
+        rv =
+            raft_configuration_add(&conf, n->members[i].id, n->members[i].raft_address, RAFT_VOTER);
         if (rv != 0) {
             snprintf(err, errlen, "member %llu: %s", (unsigned long long)n->members[i].id,
                      raft_strerror(rv));
@@ -377,7 +413,8 @@ static int bootstrap_or_recover(zc_node_t *n, char *err, size_t errlen)
             return -1;
         }
         zc_warn("RECOVER: forced a configuration of %u member(s); entries this replica "
-                "never received are lost", n->cfg.n_replicas);
+                "never received are lost",
+                n->cfg.n_replicas);
         return 0;
     }
     /* A joining server starts empty; the leader's raft_add brings it in. */
@@ -414,6 +451,7 @@ int zc_node_start(zc_node_t *n, char *err, size_t errlen)
         return -1;
     raft_set_election_timeout(&n->raft, n->cfg.election_timeout_ms);
     raft_set_heartbeat_timeout(&n->raft, n->cfg.heartbeat_timeout_ms);
+    n->snapshot_threshold = n->cfg.snapshot_threshold;
     raft_set_snapshot_threshold(&n->raft, n->cfg.snapshot_threshold);
     raft_set_snapshot_trailing(&n->raft, n->cfg.snapshot_trailing);
     raft_set_pre_vote(&n->raft, n->cfg.pre_vote);
@@ -511,9 +549,8 @@ bool zc_node_info_ready(const zc_node_info_t *info, unsigned max_lag, char *why,
         snprintf(why, cap, "%s, no leader known", zc_role_name(info->role));
         return false;
     }
-    uint64_t lag = info->leader_commit > info->applied_index
-                       ? info->leader_commit - info->applied_index
-                       : 0;
+    uint64_t lag =
+        info->leader_commit > info->applied_index ? info->leader_commit - info->applied_index : 0;
     if (lag <= max_lag)
         return true;
     snprintf(why, cap, "%" PRIu64 " entries behind the leader's commit index (at most %u)", lag,
@@ -736,10 +773,13 @@ void zc_node_snapshot_stats(zc_node_t *n, zc_node_snapshot_stats_t *out)
 {
     zc_fsm_snapshot_stats_t s;
     zc_fsm_snapshot_stats(n->fsm, &s);
-    *out = (zc_node_snapshot_stats_t){.snapshots = s.snapshots, .failed = s.failed,
+    *out = (zc_node_snapshot_stats_t){.snapshots = s.snapshots,
+                                      .failed = s.failed,
                                       .build_last_us = s.build_last_us,
                                       .build_max_us = s.build_max_us,
-                                      .begin_max_us = s.begin_max_us, .bytes_last = s.bytes_last};
+                                      .begin_max_us = s.begin_max_us,
+                                      .bytes_last = s.bytes_last,
+                                      .threshold = n->snapshot_threshold};
     if (n->guard != NULL) {
         zc_io_guard_stats_t g;
         zc_io_guard_stats(n->guard, &g);

@@ -32,23 +32,24 @@
 typedef zc_member_t zc_replica_t;
 
 typedef struct {
-    uint64_t id;                   /* this replica's id */
-    const char *dir;               /* data directory */
-    const zc_replica_t *replicas;  /* initial members, this one included */
-    unsigned n_replicas;           /* entries in replicas */
-    unsigned election_timeout_ms;  /* raft election timeout (randomized 1x..2x) */
-    unsigned heartbeat_timeout_ms; /* raft heartbeat, < election timeout */
-    unsigned snapshot_threshold;   /* entries between snapshots */
-    unsigned snapshot_trailing;    /* entries kept after a snapshot */
-    size_t segment_size;           /* raft log segment bytes, 0 = raft's default */
-    bool pre_vote;                 /* raft pre-vote */
-    bool join;                     /* joining an existing cluster: never bootstrap */
-    bool recover;                  /* quorum lost for good: force a configuration of
+    uint64_t id;                     /* this replica's id */
+    const char *dir;                 /* data directory */
+    const zc_replica_t *replicas;    /* initial members, this one included */
+    unsigned n_replicas;             /* entries in replicas */
+    unsigned election_timeout_ms;    /* raft election timeout (randomized 1x..2x) */
+    unsigned heartbeat_timeout_ms;   /* raft heartbeat, < election timeout */
+    unsigned snapshot_threshold;     /* entries between snapshots, at least */
+    unsigned snapshot_threshold_max; /* and at most, as the state grows (node.c) */
+    unsigned snapshot_trailing;      /* entries kept after a snapshot */
+    size_t segment_size;             /* raft log segment bytes, 0 = raft's default */
+    bool pre_vote;                   /* raft pre-vote */
+    bool join;                       /* joining an existing cluster: never bootstrap */
+    bool recover;                    /* quorum lost for good: force a configuration of
                                       exactly `replicas` (raft_recover) before starting */
-    size_t state_map_size;         /* LMDB map size, 0 = default */
-    const zc_sec_t *sec;           /* raft relay keys (transport.h); NULL: no CURVE */
-    const zc_sec_t *raft_sec;      /* this replica's own raft key (transport.h), or NULL */
-    void *zctx;                    /* ZeroMQ context, NULL: zc_sec_context() */
+    size_t state_map_size;           /* LMDB map size, 0 = default */
+    const zc_sec_t *sec;             /* raft relay keys (transport.h); NULL: no CURVE */
+    const zc_sec_t *raft_sec;        /* this replica's own raft key (transport.h), or NULL */
+    void *zctx;                      /* ZeroMQ context, NULL: zc_sec_context() */
 } zc_node_config_t;
 
 typedef enum {
@@ -147,8 +148,14 @@ typedef struct {
     uint64_t bytes_last;    /* the last snapshot's size */
     unsigned sending;       /* followers this leader is sending a snapshot to now */
     uint64_t resent;        /* installs given up because the follower restarted (guard 11) */
+    unsigned threshold;     /* entries between snapshots now (zc_node_snapshot_threshold) */
 } zc_node_snapshot_stats_t;
 void zc_node_snapshot_stats(zc_node_t *n, zc_node_snapshot_stats_t *out);
+/* The snapshot threshold for a state of state_bytes in use and entries of
+ * entry_bytes on average: entries making half the state's bytes, within
+ * [min, max] (max below min counts as min). */
+unsigned zc_node_snapshot_threshold(uint64_t state_bytes, uint64_t entry_bytes, unsigned min,
+                                    unsigned max);
 const char *zc_role_name(int role);
 
 /* Propose a command; cb fires exactly once (possibly before this returns

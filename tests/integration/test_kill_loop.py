@@ -56,7 +56,8 @@ class KillLoop(harness.ClusterTestCase):
         print("test_kill_loop seed %d (ZCART_TEST_SEED=%d replays the choices)" % (seed, seed))
         rnd = random.Random(seed)
         c = self.cluster(replicas=3, cart_nodes=2, slots=4,
-                         broker_args=["--snapshot-threshold=64", "--snapshot-trailing=16"])
+                         broker_args=["--snapshot-threshold=64", "--snapshot-threshold-max=64",
+                                      "--snapshot-trailing=16"])
         wait_until(lambda: converged(c), 15, "a converged cluster")
         bench = subprocess.Popen(
             [os.path.join(harness.BIN, "zcart-bench"), "--brokers", ",".join(c.client_endpoints),

@@ -30,7 +30,8 @@ from harness import wait_until
 class LostLog(harness.ClusterTestCase):
     def test_wiped_follower_under_old_id_catches_up(self):
         c = self.cluster(replicas=3, cart_nodes=2, slots=8,
-                         broker_args=["--snapshot-threshold=64", "--snapshot-trailing=16"])
+                         broker_args=["--snapshot-threshold=64", "--snapshot-threshold-max=64",
+                                      "--snapshot-trailing=16"])
         bench = c.bench_popen("-w", "assign", "-c", "4", seconds=60)
         wait_until(lambda: (c.leader() or {}).get("commit_index", 0) > 500, 40,
                    "500 commits")

@@ -3,8 +3,9 @@
 
 Design
 ------
-s1. Three replicas run with `--snapshot-threshold=256 --snapshot-trailing=64`,
-    so a replica snapshots every 256 entries and keeps only the last 64
+s1. Three replicas run with `--snapshot-threshold=256
+    --snapshot-threshold-max=256 --snapshot-trailing=64`, so a replica
+    snapshots every 256 entries and keeps only the last 64
     behind a snapshot: the leader's log soon starts far past anything an
     absent follower holds.  One follower is SIGKILLed (c.kill) on a
     quiescent cluster; its applied index K is recorded.  `zcart-bench -w
@@ -19,7 +20,14 @@ s1. Three replicas run with `--snapshot-threshold=256 --snapshot-trailing=64`,
     log: the follower was brought there by a snapshot, not entry by entry.
     Every bench request was answered (no UNREACHABLE): a follower's
     absence costs the clients nothing.  The leader's STATUS counts the
-    snapshots it built (replication/fsm.c) and their build time.
+    snapshots it built (replication/fsm.c) and their build time, and
+    reports the fixed threshold.
+s2. With `--snapshot-threshold=64` and the default maximum, the threshold
+    follows the state (replication/node.c, adapt_threshold): once a few
+    thousand entries are applied, every replica's STATUS
+    `snapshot_threshold` is above 64 -- half the state's bytes in use over
+    the mean entry size, well above 64 entries even for a small state --
+    and at most the maximum; it is not above 64 before the first 1024.
 """
 
 import os
@@ -36,6 +44,7 @@ class Snapshot(harness.ClusterTestCase):
     def test_s1_follower_catches_up_by_snapshot(self):
         c = self.cluster(replicas=3, cart_nodes=2, slots=8,
                          broker_args=["--snapshot-threshold=%d" % THRESHOLD,
+                                      "--snapshot-threshold-max=%d" % THRESHOLD,
                                       "--snapshot-trailing=%d" % TRAILING])
         CliSession(c).add("apple", 1)
         st = self.assertConverges(c)
@@ -78,6 +87,29 @@ class Snapshot(harness.ClusterTestCase):
         self.assertGreater(ld["snapshot_build_max_us"], 0)
         self.assertGreater(ld["snapshot_bytes"], 0)
         self.assertIsInstance(ld["loop_stall_max_us"], int)
+        self.assertEqual(ld["snapshot_threshold"], THRESHOLD)
+        self.assertAllAlive(c)
+
+    def test_s2_threshold_follows_the_state(self):
+        c = self.cluster(replicas=3, cart_nodes=2, slots=8,
+                         broker_args=["--snapshot-threshold=64"])
+        st = self.assertConverges(c)
+        for s in st:
+            if s["applied_index"] < 1024:
+                self.assertEqual(s["snapshot_threshold"], 64, s)
+        bench = c.bench_popen("-w", "assign", "-c", 8, "--catalog", "apple,banana")
+        try:
+            wait_until(lambda: (lambda s: s and s["applied_index"] >= 4096)(c.leader()),
+                       90, "4096 entries applied", interval=0.2)
+        finally:
+            c.bench_stop(bench)
+        st = self.assertConverges(c)
+        for s in st:
+            print("replica %d: applied %d, state %d bytes in use, snapshot threshold %d"
+                  % (s["id"], s["applied_index"], s["storage_used_bytes"],
+                     s["snapshot_threshold"]))
+            self.assertGreater(s["snapshot_threshold"], 64, s)
+            self.assertLessEqual(s["snapshot_threshold"], 131072, s)
         self.assertAllAlive(c)
 
 

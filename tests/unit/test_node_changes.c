@@ -147,6 +147,22 @@ static void cluster_down(const char *root)
     CHECK(system(cmd) == 0);
 }
 
+/* The snapshot threshold follows the state: entries making half its bytes,
+ * clamped to [min, max]; a max at or below min fixes it at min. */
+TEST(snapshot_threshold_grows_with_the_state)
+{
+    /* 1 MB of state, 64-byte entries: 8192 entries */
+    CHECK_EQ_U64(zc_node_snapshot_threshold(1 << 20, 64, 1024, 131072), 8192);
+    /* a small state stays at the minimum */
+    CHECK_EQ_U64(zc_node_snapshot_threshold(64 << 10, 64, 8192, 131072), 8192);
+    /* 25 MiB at 50 bytes an entry: 262144 entries, unless the maximum is lower */
+    CHECK_EQ_U64(zc_node_snapshot_threshold(25u << 20, 50, 8192, 1000000), 262144);
+    CHECK_EQ_U64(zc_node_snapshot_threshold(25u << 20, 50, 8192, 131072), 131072);
+    /* max below min: fixed at min; no entries seen yet counts as 1 byte */
+    CHECK_EQ_U64(zc_node_snapshot_threshold(25u << 20, 100, 8192, 0), 8192);
+    CHECK_EQ_U64(zc_node_snapshot_threshold(100000, 0, 2, 1000000), 50000);
+}
+
 TEST(transfer_request_outlives_its_callback)
 {
     char root[] = "/tmp/zcart-transfer-XXXXXX";
@@ -223,10 +239,16 @@ static zc_node_t *start_single(const char *root, const zc_replica_t *me, char *e
 {
     char dir[300];
     snprintf(dir, sizeof dir, "%s/r1", root);
-    zc_node_config_t cfg = {.id = 1, .dir = dir, .replicas = me, .n_replicas = 1,
-                            .election_timeout_ms = 200, .heartbeat_timeout_ms = 50,
-                            .snapshot_threshold = 1024, .snapshot_trailing = 128,
-                            .pre_vote = true, .state_map_size = 16u << 20};
+    zc_node_config_t cfg = {.id = 1,
+                            .dir = dir,
+                            .replicas = me,
+                            .n_replicas = 1,
+                            .election_timeout_ms = 200,
+                            .heartbeat_timeout_ms = 50,
+                            .snapshot_threshold = 1024,
+                            .snapshot_trailing = 128,
+                            .pre_vote = true,
+                            .state_map_size = 16u << 20};
     zc_node_t *n = zc_node_new(&loop, &cfg, role_cb, NULL, err, errlen);
     if (n != NULL && zc_node_start(n, err, errlen) == 0)
         return n;
@@ -300,6 +322,7 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     zc_log_threshold = ZC_LOG_ERROR;
+    RUN(snapshot_threshold_grows_with_the_state);
     RUN(transfer_request_outlives_its_callback);
     RUN(second_membership_change_is_refused);
     RUN(corrupt_segment_stops_the_replica);
