@@ -9,8 +9,8 @@ runs, in one invocation, on local 3-replica clusters (secure unless
   A. a small cluster, --small-nodes x --small-slots carts (default 1 x 1000):
      the new-session rate (`zcart-bench -w assign`), the routed-op rate
      (`-w ops`) and STATUS latency there; then it is taken down;
-  B. the big cluster, --nodes x --slots carts (default 100 x 1000 = 100k;
-     a cart node hosts at most 1024 slots and a replica accepts at most 256
+  B. the big cluster, --nodes x --slots carts (default 10 x 10000 = 100k;
+     a cart node hosts at most 16384 slots and a replica accepts at most 256
      node names): time until every cart is registered; on it, fresh, the
      same three figures;
   C. --sessions sessions (default 1M) opened, used (one add) and closed by
@@ -37,7 +37,7 @@ snapshot since the previous poll (that window covers the build).  The
 machine's load average and the commit are printed with the results; the
 cluster is taken down on exit (Ctrl-C and SIGTERM included) unless --keep.
 
-    bench/scale.py [--nodes 100] [--slots 1000] [--sessions 1000000]
+    bench/scale.py [--nodes 10] [--slots 10000] [--sessions 1000000]
                    [--small-nodes 1] [--small-slots 1000] [--clients 32]
                    [--measure 15] [--round 60] [--session-time S] [--base-port 9700]
                    [--bin build/bin] [--insecure] [--broker-arg=ARG ...]
@@ -83,8 +83,8 @@ def parse_args(argv):
         description="zcart at scale on local 3-replica clusters: RSS, restart and catch-up "
                     "times, STATUS latency, new-session and routed-op rates at 1k vs many carts "
                     "and before vs after many sessions, loop stalls during snapshots.")
-    ap.add_argument("--nodes", type=int, default=100, help="cart nodes of the big cluster (100)")
-    ap.add_argument("--slots", type=int, default=1000, help="slots per node (1000; max 1024)")
+    ap.add_argument("--nodes", type=int, default=10, help="cart nodes of the big cluster (10)")
+    ap.add_argument("--slots", type=int, default=10000, help="slots per node (10000; max 16384)")
     ap.add_argument("--sessions", type=int, default=1000000,
                     help="sessions to open and close on the big cluster (1000000)")
     ap.add_argument("--small-nodes", type=int, default=1, help="cart nodes of the small cluster (1)")

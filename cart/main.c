@@ -56,7 +56,7 @@ static cart_config_t cfg;
 static const zc_flag_t flags[] = {
     {"name", "NODE", ZC_FLAG_CALL, &cfg.name, 0, 0, read_name,
      "node name, 1..32 of [A-Za-z0-9_-]; carts are NODE.SLOT"},
-    {"slots", "N", ZC_FLAG_UINT, &cfg.slots, 1, ZC_SLOTS_MAX, NULL, "cart slots to host, 1..1024"},
+    {"slots", "N", ZC_FLAG_UINT, &cfg.slots, 1, ZC_SLOTS_MAX, NULL, "cart slots to host, 1..16384"},
     {"data", "DIR", ZC_FLAG_STR, &cfg.data_dir, 0, 0, NULL,
      "LMDB directory (contents survive restarts)"},
     {"brokers", "EP,...", ZC_FLAG_STR, &cfg.brokers, 0, 0, NULL,

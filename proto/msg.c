@@ -186,7 +186,8 @@ static void read_items(zc_rbuf_t *r, zc_msg_t *m, const char **why)
 static void read_slots(zc_rbuf_t *r, zc_msg_t *m, const char **why)
 {
     m->slots = read_list(r, &m->n_slots, ZC_SLOTS_MAX, sizeof *m->slots,
-                         "slots over 1024 entries", why);
+                         "slots over 16384 entries", why);
+    m->cap_slots = m->n_slots;
     for (unsigned i = 0; m->slots && i < m->n_slots; i++) {
         zc_slotinfo_t *s = &m->slots[i];
         s->slot = zc_rbuf_u16(r);
@@ -308,11 +309,16 @@ int zc_msg_add_slot(zc_msg_t *m, const zc_slotinfo_t *s)
 {
     if (m->n_slots >= ZC_SLOTS_MAX)
         return -1;
-    zc_slotinfo_t *p = realloc(m->slots, (m->n_slots + 1u) * sizeof *p);
-    if (p == NULL)
-        return -1;
-    m->slots = p;
-    p[m->n_slots++] = *s;
+    if (m->n_slots >= m->cap_slots) { /* full: double (a HELLO lists thousands) */
+        unsigned cap = m->n_slots ? 2u * m->n_slots : 16u;
+        cap = cap > ZC_SLOTS_MAX ? ZC_SLOTS_MAX : cap;
+        zc_slotinfo_t *p = realloc(m->slots, cap * sizeof *p);
+        if (p == NULL)
+            return -1;
+        m->slots = p;
+        m->cap_slots = (uint16_t)cap;
+    }
+    m->slots[m->n_slots++] = *s;
     return 0;
 }
 

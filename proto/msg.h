@@ -41,7 +41,7 @@
 #define ZC_ITEMS_MAX 256  /* distinct products in one cart */
 #define ZC_QTY_MAX 1000000 /* units one add or remove may ask for */
 #define ZC_QTY_MAX_TEXT "1000000" /* the same, for messages */
-#define ZC_SLOTS_MAX 1024 /* cart slots hosted by one cart node */
+#define ZC_SLOTS_MAX 16384 /* cart slots hosted by one cart node */
 #define ZC_PROPS_MAX 512
 #define ZC_SESSION_LEN 16
 
@@ -121,6 +121,7 @@ typedef struct {
     uint16_t n_items;                 /* entries in items */
     zc_slotinfo_t *slots;             /* list: slot reports (owned) */
     uint16_t n_slots;                 /* entries in slots */
+    uint16_t cap_slots;               /* zc_msg_add_slot: entries allocated in slots */
     zc_prop_t *props;                 /* list: key/value pairs (owned) */
     uint16_t n_props;                 /* entries in props */
     uint64_t replica;                 /* u64: REPLY: id of the replica that decided it */

@@ -286,9 +286,9 @@ TEST(decode_names_what_is_wrong)
     zc_wbuf_bytes(&w, "ZC\x01\x10", 4);
     zc_wbuf_u8(&w, 1);
     zc_wbuf_u8(&w, 'n');
-    zc_wbuf_u16(&w, 1025);
+    zc_wbuf_u16(&w, 16385);
     CHECK(zc_msg_decode(&d, w.data, w.len, &why) == -1);
-    CHECK_STR(why, "slots over 1024 entries");
+    CHECK_STR(why, "slots over 16384 entries");
     zc_wbuf_clear(&w);
     zc_msg_reset(&d);
 }
