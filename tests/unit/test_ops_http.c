@@ -2,6 +2,7 @@
  * libuv loop, asked by a plain blocking HTTP client on another thread. */
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -18,7 +19,8 @@ TEST(prom_family_sample_and_escaping)
     zc_prom_t p;
     zc_prom_init(&p);
     zc_prom_family(&p, "zcart_x_total", "counter", "Things.\nMore.");
-    zc_prom_sample(&p, "zcart_x_total", (const char *[]){"op", "add", "node", "a\"b\\c\nd", NULL}, 3);
+    zc_prom_sample(&p, "zcart_x_total", (const char *[]){"op", "add", "node", "a\"b\\c\nd", NULL},
+                   3);
     zc_prom_sample(&p, "zcart_x_total", NULL, 0.5);
     const char *t = zc_prom_text(&p, NULL);
     CHECK_STR(t, "# HELP zcart_x_total Things.\\nMore.\n"
@@ -147,13 +149,119 @@ TEST(httpd_serves_on_the_loop)
     CHECK(uv_loop_close(&loop) == 0);
 }
 
+/* --- the API flavour --- */
+
+static unsigned api_calls, pending_seen;
+static zc_http_req_t *later_req;
+static zc_httpd_t *api;
+
+static void on_later(uv_timer_t *t)
+{
+    (void)t;
+    pending_seen = zc_httpd_pending(api);
+    zc_http_reply(later_req, 200, "text/plain", "later\n", 6);
+    later_req = NULL;
+}
+
+static void api_handler(void *arg, zc_http_req_t *r)
+{
+    uv_timer_t *timer = arg;
+    api_calls++;
+    if (strcmp(zc_http_req_path(r), "/later") == 0) {
+        later_req = r; /* answered by the timer: the connection waits, suspended */
+        uv_timer_start(timer, on_later, 100, 0);
+        return;
+    }
+    size_t n;
+    const char *body = zc_http_req_body(r, &n);
+    const char *x = zc_http_req_query(r, "x"), *tok = zc_http_req_header(r, "x-token");
+    char out[256];
+    int len = snprintf(out, sizeof out, "%s %s x=%s tok=%s body=%.*s\n", zc_http_req_method(r),
+                       zc_http_req_path(r), x ? x : "-", tok ? tok : "-", (int)n, body);
+    zc_http_req_add_header(r, "X-Extra", "yes");
+    zc_http_reply(r, 201, "text/plain", out, (size_t)len);
+}
+
+typedef struct {
+    uint16_t port;      /* where */
+    char *req[5];       /* raw requests, one per connection (owned) */
+    char resp[5][2048]; /* what came back */
+    uv_async_t done;    /* tells the loop the client finished */
+} api_client_t;
+
+static void *api_client_main(void *arg)
+{
+    api_client_t *c = arg;
+    for (int i = 0; i < 5; i++)
+        ask(c->port, c->req[i], c->resp[i], sizeof c->resp[i]);
+    uv_async_send(&c->done);
+    return NULL;
+}
+
+/* Any method, query and headers, a bounded body, and an answer given later
+ * from a timer while the connection waits suspended. */
+TEST(httpd_api_answers_later_and_bounds_requests)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    uv_timer_t timer, deadline;
+    uv_timer_init(&loop, &timer);
+    uv_timer_init(&loop, &deadline);
+    char err[256];
+    api = zc_httpd_new_api(&loop, "127.0.0.1:0", NULL, api_handler, &timer, err, sizeof err);
+    CHECK(api != NULL);
+    if (api == NULL)
+        return;
+    api_client_t c = {.port = zc_httpd_port(api)};
+    c.req[0] = strdup("POST /echo?x=7 HTTP/1.1\r\nHost: x\r\nX-Token: abc\r\n"
+                      "Content-Length: 5\r\nConnection: close\r\n\r\nhello");
+    c.req[1] = strdup("GET /later HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    char *big = malloc(9000 + 200), *hdr = malloc(10000 + 200);
+    int n = sprintf(big, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 9000\r\n"
+                         "Connection: close\r\n\r\n");
+    memset(big + n, 'a', 9000);
+    big[n + 9000] = 0;
+    c.req[2] = big;
+    n = sprintf(hdr, "GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    memset(hdr + n, 'b', 10000);
+    strcpy(hdr + n + 10000, "\r\nConnection: close\r\n\r\n");
+    c.req[3] = hdr;
+    c.req[4] = strdup("DELETE /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    uv_async_init(&loop, &c.done, on_done);
+    uv_timer_start(&deadline, on_deadline, 10000, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, api_client_main, &c);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    pthread_join(t, NULL);
+    CHECK(strncmp(c.resp[0], "HTTP/1.1 201", 12) == 0);
+    CHECK(strstr(c.resp[0], "X-Extra: yes") != NULL);
+    CHECK(strstr(c.resp[0], "POST /echo x=7 tok=abc body=hello") != NULL);
+    CHECK(strncmp(c.resp[1], "HTTP/1.1 200", 12) == 0);
+    CHECK(strstr(c.resp[1], "\r\n\r\nlater\n") != NULL);
+    CHECK_EQ_U64(pending_seen, 1); /* it was pending while the client waited */
+    CHECK(strncmp(c.resp[2], "HTTP/1.1 413", 12) == 0);
+    CHECK(strncmp(c.resp[3], "HTTP/1.1 431", 12) == 0);
+    CHECK(strncmp(c.resp[4], "HTTP/1.1 201", 12) == 0);
+    CHECK(strstr(c.resp[4], "DELETE /echo x=- tok=- body=") != NULL);
+    CHECK_EQ_U64(api_calls, 3); /* 413 and 431 never reached the handler */
+    CHECK_EQ_U64(zc_httpd_pending(api), 0);
+    for (int i = 0; i < 5; i++)
+        free(c.req[i]);
+    zc_httpd_destroy(&api);
+    uv_close((uv_handle_t *)&c.done, NULL);
+    uv_close((uv_handle_t *)&timer, NULL);
+    uv_close((uv_handle_t *)&deadline, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
 TEST(httpd_rejects_bad_addresses)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
     char err[256];
-    const char *bad[] = {"nocolon", ":80", "127.0.0.1:", "127.0.0.1:70000", "127.0.0.1:8x",
-                         "no.such.host.invalid:80"};
+    const char *bad[] = {"nocolon",         ":80",          "127.0.0.1:",
+                         "127.0.0.1:70000", "127.0.0.1:8x", "no.such.host.invalid:80"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = 0;
         CHECK(zc_httpd_new(&loop, bad[i], handler, NULL, err, sizeof err) == NULL);
@@ -168,5 +276,6 @@ int main(void)
     RUN(prom_histogram_is_cumulative_in_seconds);
     RUN(httpd_serves_on_the_loop);
     RUN(httpd_rejects_bad_addresses);
+    RUN(httpd_api_answers_later_and_bounds_requests);
     return unit_report();
 }
