@@ -148,19 +148,19 @@ static const char SHELL_HELP[] =
 
 /* What the command line asked for. */
 typedef struct {
-    const char *brokers; /* --brokers, or NULL */
-    const char *session; /* --session, or NULL */
-    bool json;           /* --json */
-    int timeout_ms;      /* --timeout, 0 if not given */
-    int keepalive_ms;    /* --keepalive (shell), -1 if not given */
-    bool verbose;        /* --verbose */
-    bool help;           /* -h / --help */
+    const char *brokers;    /* --brokers, or NULL */
+    const char *session;    /* --session, or NULL */
+    bool json;              /* --json */
+    int timeout_ms;         /* --timeout, 0 if not given */
+    int keepalive_ms;       /* --keepalive (shell), -1 if not given */
+    bool verbose;           /* --verbose */
+    bool help;              /* -h / --help */
     const char *server_key; /* --server-key, or NULL */
-    const char *cert;    /* --cert, or NULL */
-    bool insecure;       /* --insecure */
-    const char *cmd;     /* the command, or NULL */
-    const char *args[3]; /* its arguments (admin: the subcommand first) */
-    int nargs;           /* how many */
+    const char *cert;       /* --cert, or NULL */
+    bool insecure;          /* --insecure */
+    const char *cmd;        /* the command, or NULL */
+    const char *args[3];    /* its arguments (admin: the subcommand first) */
+    int nargs;              /* how many */
 } cli_args_t;
 
 /* Arguments an admin subcommand takes at least (*lo) and at most (*hi);
@@ -218,8 +218,8 @@ static bool parse_int(const char *s, long lo, long hi, long *out)
 static int option(int argc, char **argv, int *i, cli_args_t *a, char *why, size_t n)
 {
     const char *arg = argv[*i];
-    static const char *const valued[] = {"--brokers", "--session", "--timeout", "--keepalive",
-                                         "--server-key", "--cert"};
+    static const char *const valued[] = {"--brokers",   "--session",    "--timeout",
+                                         "--keepalive", "--server-key", "--cert"};
     if (strcmp(arg, "--json") == 0) {
         a->json = true;
     } else if (strcmp(arg, "--verbose") == 0) {
@@ -253,7 +253,8 @@ static int option(int argc, char **argv, int *i, cli_args_t *a, char *why, size_
             } else if (k == 3) {
                 long ms;
                 if (!parse_int(v, 0, 86400000, &ms)) {
-                    snprintf(why, n, "--keepalive wants milliseconds, 0..86400000 (got '%.40s')", v);
+                    snprintf(why, n, "--keepalive wants milliseconds, 0..86400000 (got '%.40s')",
+                             v);
                     return -1;
                 }
                 a->keepalive_ms = (int)ms;
@@ -307,9 +308,10 @@ static int parse_args(int argc, char **argv, cli_args_t *a, char *why, size_t n)
     if (strcmp(a->cmd, "admin") == 0) {
         int lo, hi;
         if (i >= argc || !admin_arity(argv[i], &lo, &hi)) {
-            snprintf(why, n, "admin wants transfer-leader [ID], add-node ID RAFT,CLIENT,CART, "
-                             "remove-node ID, breaker CART open|close|auto, remove-cart-node NAME "
-                             "or backup NAME");
+            snprintf(why, n,
+                     "admin wants transfer-leader [ID], add-node ID RAFT,CLIENT,CART, "
+                     "remove-node ID, breaker CART open|close|auto, remove-cart-node NAME "
+                     "or backup NAME");
             return -1;
         }
         a->args[a->nargs++] = argv[i++];
@@ -317,11 +319,11 @@ static int parse_args(int argc, char **argv, cli_args_t *a, char *why, size_t n)
             a->args[a->nargs++] = argv[i++];
         if (a->nargs <= lo) {
             snprintf(why, n, "admin %s wants %s", a->args[0],
-                     strcmp(a->args[0], "breaker") == 0 ? "CART open|close|auto"
+                     strcmp(a->args[0], "breaker") == 0            ? "CART open|close|auto"
                      : strcmp(a->args[0], "remove-cart-node") == 0 ? "NAME"
-                     : strcmp(a->args[0], "backup") == 0 ? "NAME"
-                     : lo == 2                          ? "ID RAFT,CLIENT,CART"
-                                                        : "ID");
+                     : strcmp(a->args[0], "backup") == 0           ? "NAME"
+                     : lo == 2                                     ? "ID RAFT,CLIENT,CART"
+                                                                   : "ID");
             return -1;
         }
     } else {
@@ -366,8 +368,7 @@ static bool item_args(const char *p, const char *q, uint32_t *qty, char *why, si
 
 /* Check an admin command's arguments and turn them into ADMIN props
  * (docs/protocol.md, admin commands); false with why on a usage error. */
-static bool admin_props(const cli_args_t *a, zcart_prop_t props[4], size_t *n, char *why,
-                        size_t wn)
+static bool admin_props(const cli_args_t *a, zcart_prop_t props[4], size_t *n, char *why, size_t wn)
 {
     long id;
     *n = 0;
@@ -390,8 +391,10 @@ static bool admin_props(const cli_args_t *a, zcart_prop_t props[4], size_t *n, c
     }
     if (strcmp(a->args[0], "backup") == 0) {
         if (!zc_backup_name_valid(a->args[1])) {
-            snprintf(why, wn, "NAME must be 1..64 of [A-Za-z0-9_.-], not starting with '.' "
-                              "(got '%.40s')", a->args[1]);
+            snprintf(why, wn,
+                     "NAME must be 1..64 of [A-Za-z0-9_.-], not starting with '.' "
+                     "(got '%.40s')",
+                     a->args[1]);
             return false;
         }
         snprintf(props[0].key, sizeof props[0].key, "name");
@@ -401,8 +404,10 @@ static bool admin_props(const cli_args_t *a, zcart_prop_t props[4], size_t *n, c
     }
     if (strcmp(a->args[0], "remove-cart-node") == 0) {
         if (!zc_node_name_valid(a->args[1])) {
-            snprintf(why, wn, "NAME must be a cart node name, 1..32 of [A-Za-z0-9_-] (got "
-                              "'%.40s')", a->args[1]);
+            snprintf(why, wn,
+                     "NAME must be a cart node name, 1..32 of [A-Za-z0-9_-] (got "
+                     "'%.40s')",
+                     a->args[1]);
             return false;
         }
         snprintf(props[0].key, sizeof props[0].key, "node");
@@ -426,8 +431,10 @@ static bool admin_props(const cli_args_t *a, zcart_prop_t props[4], size_t *n, c
             const char *end = k < 2 ? strchr(p, ',') : p + strlen(p);
             size_t len = end ? (size_t)(end - p) : 0;
             if (end == NULL || len == 0 || len > ZCART_VALUE_MAX || (k == 2 && strchr(p, ','))) {
-                snprintf(why, wn, "ENDPOINTS must be RAFT_HOST:PORT,CLIENT_EP,CART_EP (got "
-                                  "'%.80s')", a->args[2]);
+                snprintf(why, wn,
+                         "ENDPOINTS must be RAFT_HOST:PORT,CLIENT_EP,CART_EP (got "
+                         "'%.80s')",
+                         a->args[2]);
                 return false;
             }
             snprintf(props[*n].key, sizeof props[*n].key, "%s", keys[k]);
@@ -445,11 +452,11 @@ static bool admin_props(const cli_args_t *a, zcart_prop_t props[4], size_t *n, c
 
 /* State shared by one-shot commands and the shell. */
 typedef struct {
-    zcart_t *z;          /* the client */
-    zcart_session_t *s;  /* current session, or NULL */
-    bool json;           /* --json */
-    FILE *out;           /* results */
-    FILE *err;           /* diagnostics */
+    zcart_t *z;         /* the client */
+    zcart_session_t *s; /* current session, or NULL */
+    bool json;          /* --json */
+    FILE *out;          /* results */
+    FILE *err;          /* diagnostics */
 } cli_t;
 
 static int usage_error(cli_t *c, const char *why, bool shell)
@@ -678,24 +685,13 @@ static bool client_keys(const cli_args_t *a, zcart_options_t *o, char keys[3][ZC
     const char *sk = a->server_key ? a->server_key : getenv("ZCART_SERVER_KEY");
     const char *cert = a->cert ? a->cert : getenv("ZCART_CERT");
     if (sk == NULL || *sk == 0 || cert == NULL || *cert == 0) {
-        snprintf(why, n, "secure by default: give --server-key KEY and --cert FILE (or set "
-                         "ZCART_SERVER_KEY and ZCART_CERT, e.g. from RUN/env), or --insecure");
+        snprintf(why, n,
+                 "secure by default: give --server-key KEY and --cert FILE (or set "
+                 "ZCART_SERVER_KEY and ZCART_CERT, e.g. from RUN/env), or --insecure");
         return false;
     }
-    if (zc_sec_key_arg(sk, keys[0], why, n) != 0)
+    if (zc_sec_client_keys(sk, cert, keys[0], keys[1], keys[2], why, n) != 0)
         return false;
-    zcert_t *c = zcert_load(cert);
-    if (c == NULL) {
-        snprintf(why, n, "cannot load certificate '%.100s'", cert);
-        return false;
-    }
-    snprintf(keys[1], ZC_KEY_Z85, "%s", zcert_public_txt(c));
-    snprintf(keys[2], ZC_KEY_Z85, "%s", zcert_secret_txt(c));
-    zcert_destroy(&c);
-    if (strcmp(keys[2], "0000000000000000000000000000000000000000") == 0) {
-        snprintf(why, n, "'%.100s' holds no secret key (give the .cert_secret file)", cert);
-        return false;
-    }
     o->server_key = keys[0];
     o->public_key = keys[1];
     o->secret_key = keys[2];

@@ -28,11 +28,13 @@ struct zcart {
 
 /* A session (zcart.h). */
 struct zcart_session {
-    zcart_t *z;                            /* client, borrowed */
-    uint8_t id[ZC_SESSION_LEN];            /* the 128-bit id, never all zero */
-    char hex[2 * ZC_SESSION_LEN + 1];      /* id as lowercase hex */
-    uint64_t last_seq;                     /* last seq sent, 0 if none */
-    zcart_keeper_t *keeper;                /* renews the lease (opt.keepalive_ms), or NULL */
+    zcart_t *z;                       /* client, borrowed */
+    uint8_t id[ZC_SESSION_LEN];       /* the 128-bit id, never all zero */
+    char hex[2 * ZC_SESSION_LEN + 1]; /* id as lowercase hex */
+    uint64_t last_seq;                /* last seq sent, 0 if none */
+    uint64_t use_seq;                 /* the next cart op's seq (zcart_session_use_seq),
+                                              0: the seq rule */
+    zcart_keeper_t *keeper;           /* renews the lease (opt.keepalive_ms), or NULL */
 };
 
 /* The seq rule: max(last + 1, now_us).  Always > last. */

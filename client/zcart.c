@@ -61,8 +61,7 @@ bool zcart_item_check(const char *product, long long qty, char *why, size_t whyl
         whylen = sizeof dummy;
     }
     if (product == NULL || !zc_product_valid(product)) {
-        snprintf(why, whylen,
-                 "product must be 1..%d printable ASCII octets without space or comma",
+        snprintf(why, whylen, "product must be 1..%d printable ASCII octets without space or comma",
                  ZC_PRODUCT_MAX);
         return false;
     }
@@ -167,13 +166,13 @@ zcart_t *zcart_new(const char *brokers, const zcart_options_t *opt)
     z->rng |= 1; /* xorshift must not start at 0 */
     z->next_corr = zcart__rand(z) >> 16;
     return z;
-err_after_list: {
+err_after_list : {
     int e = errno;
     free(z->brokers);
     zcf_list_clear(&z->list);
     errno = e;
 }
-err_after_alloc: {
+err_after_alloc : {
     int e = errno;
     free(z);
     errno = e;
@@ -239,6 +238,16 @@ void zcart_session_destroy(zcart_session_t **p)
 
 const char *zcart_session_id(const zcart_session_t *s) { return s->hex; }
 uint64_t zcart_session_last_seq(const zcart_session_t *s) { return s->last_seq; }
+
+int zcart_session_use_seq(zcart_session_t *s, uint64_t seq)
+{
+    if (s == NULL || seq == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    s->use_seq = seq;
+    return 0;
+}
 
 /* --- results -------------------------------------------------------------------- */
 
@@ -344,9 +353,16 @@ static int cart_op(zcart_session_t *s, int op, const char *product, uint32_t qty
     zcart_t *z = s->z;
     zc_msg_t m;
     zc_msg_init(&m, ZC_MSG_REQUEST);
-    s->last_seq = zcart__next_seq(s->last_seq, zcart__wall_us());
+    if (s->use_seq) {
+        m.seq = s->use_seq;
+        s->use_seq = 0;
+        if (m.seq > s->last_seq)
+            s->last_seq = m.seq;
+    } else {
+        m.seq = s->last_seq = zcart__next_seq(s->last_seq, zcart__wall_us());
+    }
     memcpy(m.session, s->id, ZC_SESSION_LEN);
-    m.seq = res->seq = s->last_seq;
+    res->seq = m.seq;
     m.op = (uint8_t)op;
     m.deadline = z->opt.no_deadline ? 0 : zc_wall_ms() + (uint64_t)z->opt.total_timeout_ms;
     if (op == ZC_OP_ADD || op == ZC_OP_REMOVE) {
@@ -367,7 +383,10 @@ int zcart_remove(zcart_session_t *s, const char *product, uint32_t qty, zcart_re
     return cart_op(s, ZC_OP_REMOVE, product, qty, res);
 }
 
-int zcart_list(zcart_session_t *s, zcart_result_t *res) { return cart_op(s, ZC_OP_LIST, NULL, 0, res); }
+int zcart_list(zcart_session_t *s, zcart_result_t *res)
+{
+    return cart_op(s, ZC_OP_LIST, NULL, 0, res);
+}
 
 int zcart_keepalive(zcart_session_t *s, zcart_result_t *res)
 {
@@ -404,7 +423,8 @@ int zcart_admin(zcart_t *z, const char *command, const zcart_prop_t *props, size
     int rc = ZCART_EINVAL;
     for (size_t i = 0; i < n_props; i++) {
         size_t kl = strnlen(props[i].key, sizeof props[i].key);
-        if (kl == 0 || kl > ZC_KEY_MAX || strnlen(props[i].value, sizeof props[i].value) > ZC_VALUE_MAX) {
+        if (kl == 0 || kl > ZC_KEY_MAX ||
+            strnlen(props[i].value, sizeof props[i].value) > ZC_VALUE_MAX) {
             snprintf(res->detail, sizeof res->detail, "prop %zu: key 1..%d, value 0..%d octets", i,
                      ZC_KEY_MAX, ZC_VALUE_MAX);
             goto out;
@@ -418,7 +438,9 @@ int zcart_admin(zcart_t *z, const char *command, const zcart_prop_t *props, size
     }
     /* Admin changes (add-node waits for the new server's catch-up) may take
      * the whole budget: one try waits for all of it. */
-    zcart__call_t c = {.reply_id = ZC_MSG_ADMIN_REPLY, .corr = m.corr, .resend = false,
+    zcart__call_t c = {.reply_id = ZC_MSG_ADMIN_REPLY,
+                       .corr = m.corr,
+                       .resend = false,
                        .attempt_ms = z->opt.total_timeout_ms};
     rc = run(z, &m, &c, res);
 out:

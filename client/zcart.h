@@ -53,16 +53,16 @@ extern "C" {
 #define ZCART_API __attribute__((visibility("default")))
 
 /* Limits, equal to the protocol's (docs/protocol.md §2). */
-#define ZCART_PRODUCT_MAX 64      /* octets of a product id */
-#define ZCART_CART_MAX 64         /* octets of a cart id */
-#define ZCART_DETAIL_MAX 255      /* octets of a detail text */
-#define ZCART_KEY_MAX 64          /* octets of a prop key */
-#define ZCART_VALUE_MAX 255       /* octets of a prop value */
-#define ZCART_COMMAND_MAX 32      /* octets of an admin command name */
-#define ZCART_ENDPOINT_MAX 255    /* octets of a ZeroMQ endpoint */
-#define ZCART_QTY_MAX 1000000     /* units of one add or remove */
-#define ZCART_SESSION_HEX 32      /* hex digits of a session id */
-#define ZCART_MAX_REPLICAS 64     /* endpoints a client keeps */
+#define ZCART_PRODUCT_MAX 64   /* octets of a product id */
+#define ZCART_CART_MAX 64      /* octets of a cart id */
+#define ZCART_DETAIL_MAX 255   /* octets of a detail text */
+#define ZCART_KEY_MAX 64       /* octets of a prop key */
+#define ZCART_VALUE_MAX 255    /* octets of a prop value */
+#define ZCART_COMMAND_MAX 32   /* octets of an admin command name */
+#define ZCART_ENDPOINT_MAX 255 /* octets of a ZeroMQ endpoint */
+#define ZCART_QTY_MAX 1000000  /* units of one add or remove */
+#define ZCART_SESSION_HEX 32   /* hex digits of a session id */
+#define ZCART_MAX_REPLICAS 64  /* endpoints a client keeps */
 
 /* Defaults of zcart_options_t (a field left 0 takes these). */
 #define ZCART_DEFAULT_ATTEMPT_TIMEOUT_MS 1000
@@ -100,43 +100,43 @@ enum {
 /* What a call returns.  Only ZCART_ANSWERED means the cluster answered;
  * whether it said OK or KO is then in the result's `status`. */
 typedef enum {
-    ZCART_ANSWERED = 0,     /* answered: OK or KO, see zcart_result_t.status */
-    ZCART_EINVAL = -1,      /* invalid arguments; nothing was sent */
+    ZCART_ANSWERED = 0,      /* answered: OK or KO, see zcart_result_t.status */
+    ZCART_EINVAL = -1,       /* invalid arguments; nothing was sent */
     ZCART_EUNREACHABLE = -2, /* no answer within the budget; see .in_doubt */
-    ZCART_ESYS = -3,        /* local failure (memory, ZeroMQ); .detail says which */
+    ZCART_ESYS = -3,         /* local failure (memory, ZeroMQ); .detail says which */
 } zcart_rc_t;
 
 /* Call options.  Zero-initialise and set what you need: every field left 0
  * (or false, or NULL) takes its documented default. */
 typedef struct {
-    int attempt_timeout_ms; /* wait for one try at one replica; default 1000 */
-    int total_timeout_ms;   /* budget of a whole call, tries and backoffs included;
+    int attempt_timeout_ms;  /* wait for one try at one replica; default 1000 */
+    int total_timeout_ms;    /* budget of a whole call, tries and backoffs included;
                                default 5000 */
-    int backoff_ms;         /* first wait after UNAVAILABLE or BUSY (and after a round
+    int backoff_ms;          /* first wait after UNAVAILABLE or BUSY (and after a round
                                of quick hops), then x1.5 per wait (with up to 25%
                                jitter); default 50 */
-    int backoff_max_ms;     /* cap of that growing wait; default 500 */
+    int backoff_max_ms;      /* cap of that growing wait; default 500 */
     int election_backoff_ms; /* first wait after NOT_LEADER "unknown" (an election
                                is running: a new leader is usually there within
                                tens of ms), then x1.5 per wait up to
                                backoff_max_ms; default 10 */
-    int status_timeout_ms;  /* zcart_status: wait per replica (all are asked at
+    int status_timeout_ms;   /* zcart_status: wait per replica (all are asked at
                                once); default 1000, never above the total budget */
-    bool no_deadline;       /* true: requests carry deadline 0 (never EXPIRED);
+    bool no_deadline;        /* true: requests carry deadline 0 (never EXPIRED);
                                default false: deadline = call start + total budget */
-    void *zmq_context;      /* ZeroMQ context to use, borrowed (must outlive the
+    void *zmq_context;       /* ZeroMQ context to use, borrowed (must outlive the
                                zcart_t); NULL: the zcart_t creates and owns one */
-    int keepalive_ms;       /* > 0: every session object keeps its lease alive on
+    int keepalive_ms;        /* > 0: every session object keeps its lease alive on
                                its own -- a keeper thread (below) renews it every
                                keepalive_ms from its creation until it is closed
                                or destroyed; default 0: only requests renew it */
-    const char *server_key; /* the cluster's public key, 40 z85 characters: every
+    const char *server_key;  /* the cluster's public key, 40 z85 characters: every
                                connection is CurveZMQ to exactly this key, so a
                                redirect to an endpoint without it fails closed
                                (no answer); NULL: plain sockets, for an --insecure
                                cluster only (docs/security.md) */
-    const char *public_key; /* this client's public key, z85 (with server_key) */
-    const char *secret_key; /* this client's secret key, z85 (with server_key) */
+    const char *public_key;  /* this client's public key, z85 (with server_key) */
+    const char *secret_key;  /* this client's secret key, z85 (with server_key) */
 } zcart_options_t;
 
 /* One product line of a cart. */
@@ -155,27 +155,27 @@ typedef struct {
  * clears it first (freeing what a previous call left), and
  * zcart_result_clear frees it for good. */
 typedef struct {
-    int status;                          /* protocol status (0 OK, else the KO reason);
+    int status;                           /* protocol status (0 OK, else the KO reason);
                                             -1 when the call returned no answer */
-    const char *reason;                  /* static: "OK", "OUT_OF_STOCK", ...; or
+    const char *reason;                   /* static: "OK", "OUT_OF_STOCK", ...; or
                                             "INVALID", "UNREACHABLE", "LOCAL_ERROR" */
-    char detail[ZCART_DETAIL_MAX + 1];   /* the KO explanation, or why no answer */
-    char cart[ZCART_CART_MAX + 1];       /* the session's cart "<node>.<slot>", or "" */
-    uint64_t generation;                 /* the cart's generation, 0 if none */
-    zcart_item_t *items;                 /* owned: cart contents after the op, when
+    char detail[ZCART_DETAIL_MAX + 1];    /* the KO explanation, or why no answer */
+    char cart[ZCART_CART_MAX + 1];        /* the session's cart "<node>.<slot>", or "" */
+    uint64_t generation;                  /* the cart's generation, 0 if none */
+    zcart_item_t *items;                  /* owned: cart contents after the op, when
                                             the cart handled it */
-    size_t n_items;                      /* entries in items */
-    zcart_prop_t *props;                 /* owned: admin reply props (cart ops: none) */
-    size_t n_props;                      /* entries in props */
-    uint64_t seq;                        /* the seq the call used (cart ops) */
-    unsigned attempts;                   /* tries sent, retries included */
-    bool in_doubt;                       /* ZCART_EUNREACHABLE: a try may have reached
+    size_t n_items;                       /* entries in items */
+    zcart_prop_t *props;                  /* owned: admin reply props (cart ops: none) */
+    size_t n_props;                       /* entries in props */
+    uint64_t seq;                         /* the seq the call used (cart ops) */
+    unsigned attempts;                    /* tries sent, retries included */
+    bool in_doubt;                        /* ZCART_EUNREACHABLE: a try may have reached
                                             the leader, so the op may have been
                                             applied; false: surely not applied */
     char replica[ZCART_ENDPOINT_MAX + 1]; /* endpoint that answered, or last tried */
-    uint64_t replica_id;                 /* cart ops: id of the replica that decided the
+    uint64_t replica_id;                  /* cart ops: id of the replica that decided the
                                             answer (REPLY replica), 0 if no answer */
-    uint64_t term;                       /* cart ops: raft term in which it decided it as a
+    uint64_t term;                        /* cart ops: raft term in which it decided it as a
                                             ready leader; 0: not a ready leader's answer */
 } zcart_result_t;
 
@@ -233,6 +233,11 @@ ZCART_API void zcart_session_destroy(zcart_session_t **p);
 ZCART_API const char *zcart_session_id(const zcart_session_t *s);
 /* The last seq this object sent, 0 if none. */
 ZCART_API uint64_t zcart_session_last_seq(const zcart_session_t *s);
+/* The next cart operation on s carries exactly seq instead of the seq rule
+ * (a retry of an operation whose (session, seq) the caller kept -- the REST
+ * gateway's Idempotency-Key -- is then answered from the cluster's dedup
+ * record, applied at most once).  -1 with errno EINVAL for seq 0. */
+ZCART_API int zcart_session_use_seq(zcart_session_t *s, uint64_t seq);
 
 /* --- cart operations ------------------------------------------------------
  * Each returns a zcart_rc_t and fills res (which must be zeroed or used

@@ -1,4 +1,5 @@
-/* json: a small streaming JSON writer (no parser: zcart never reads JSON).
+/* json: a small streaming JSON writer, and a reader for flat objects (the
+ * REST gateway's request bodies).
  *
  *   zc_json_t j; zc_json_init(&j);
  *   zc_json_obj(&j); zc_json_key(&j, "ok"); zc_json_bool(&j, true); zc_json_end(&j);
@@ -15,11 +16,11 @@
 #include "lib/buf.h"
 
 typedef struct {
-    zc_wbuf_t out;        /* text so far, NUL-terminated by zc_json_str */
-    int depth;            /* open containers */
-    bool first[16];       /* per level: no element written yet */
-    char closer[16];      /* per level: '}' or ']' */
-    bool after_key;       /* a key was just written; next value needs no comma */
+    zc_wbuf_t out;   /* text so far, NUL-terminated by zc_json_str */
+    int depth;       /* open containers */
+    bool first[16];  /* per level: no element written yet */
+    char closer[16]; /* per level: '}' or ']' */
+    bool after_key;  /* a key was just written; next value needs no comma */
 } zc_json_t;
 
 void zc_json_init(zc_json_t *j);
@@ -40,5 +41,23 @@ void zc_json_ku64(zc_json_t *j, const char *k, uint64_t v);
 void zc_json_kbool(zc_json_t *j, const char *k, bool v);
 /* The text so far (valid until the next write). */
 const char *zc_json_str(zc_json_t *j);
+
+/* --- reading ------------------------------------------------------------------
+ * A flat object: {"key": value, ...} where a value is a string, an integer,
+ * true, false or null -- no nesting, no fractions, no duplicate keys. */
+#define ZC_JSON_STR_MAX 255
+typedef enum { ZC_JSON_STRING, ZC_JSON_INT, ZC_JSON_BOOL, ZC_JSON_NULL } zc_json_kind_t;
+typedef struct {
+    char key[65];                  /* the member's name (at most 64 octets) */
+    zc_json_kind_t kind;           /* its value's kind */
+    char str[ZC_JSON_STR_MAX + 1]; /* STRING: the text, unescaped (no NUL inside) */
+    int64_t num;                   /* INT: the value; BOOL: 0 or 1 */
+} zc_json_member_t;
+/* Read text[0..len) into at most max members.  0 and *n on success; -1 and
+ * why (naming the offset) on anything else. */
+int zc_json_read_flat(const char *text, size_t len, zc_json_member_t *out, size_t max, size_t *n,
+                      char *why, size_t whylen);
+/* The member named key, or NULL. */
+const zc_json_member_t *zc_json_member(const zc_json_member_t *m, size_t n, const char *key);
 
 #endif

@@ -12,11 +12,11 @@
 #include "lib/zap.h"
 
 struct zc_sec {
-    bool insecure;             /* --insecure: no CURVE, no checks */
-    zcert_t *cert;             /* this process's certificate, or NULL */
-    zactor_t *auth;            /* the ZAP handler (lib/zap.h), when an allow-list was given */
-    char *allow_dir;           /* its allow-list directory (owned: the actor reads it) */
-    char pub[ZC_KEY_Z85];      /* this process's public key, z85 */
+    bool insecure;        /* --insecure: no CURVE, no checks */
+    zcert_t *cert;        /* this process's certificate, or NULL */
+    zactor_t *auth;       /* the ZAP handler (lib/zap.h), when an allow-list was given */
+    char *allow_dir;      /* its allow-list directory (owned: the actor reads it) */
+    char pub[ZC_KEY_Z85]; /* this process's public key, z85 */
 };
 
 void *zc_sec_context(void)
@@ -46,7 +46,8 @@ zc_sec_t *zc_sec_new(const char *cert_file, const char *allow_dir, bool insecure
         return s;
     }
     if (cert_file == NULL || *cert_file == 0) {
-        snprintf(err, errlen, "no certificate: give --cert FILE (from `zcart keygen`) or --insecure");
+        snprintf(err, errlen,
+                 "no certificate: give --cert FILE (from `zcart keygen`) or --insecure");
         goto err;
     }
     s->cert = zcert_load(cert_file);
@@ -154,8 +155,8 @@ int zc_sec_key_arg(const char *arg, char out[ZC_KEY_Z85], char *err, size_t errl
     }
     zcert_t *c = zcert_load(arg);
     if (c == NULL) {
-        snprintf(err, errlen, "server key '%.60s' is neither 40 z85 characters nor a certificate file",
-                 arg);
+        snprintf(err, errlen,
+                 "server key '%.60s' is neither 40 z85 characters nor a certificate file", arg);
         return -1;
     }
     snprintf(out, ZC_KEY_Z85, "%s", zcert_public_txt(c));
@@ -163,10 +164,7 @@ int zc_sec_key_arg(const char *arg, char out[ZC_KEY_Z85], char *err, size_t errl
     return 0;
 }
 
-const char *zc_sec_peer(zmq_msg_t *msg, const char *key)
-{
-    return zmq_msg_gets(msg, key);
-}
+const char *zc_sec_peer(zmq_msg_t *msg, const char *key) { return zmq_msg_gets(msg, key); }
 
 bool zc_sec_role_ok(const zc_sec_t *s, zmq_msg_t *msg, const char *roles)
 {
@@ -191,8 +189,8 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
-int zc_sec_keygen(const char *dir, const char *role, const char *name, const char *file,
-                  char *err, size_t errlen)
+int zc_sec_keygen(const char *dir, const char *role, const char *name, const char *file, char *err,
+                  size_t errlen)
 {
     char path[4200], allow[4096];
     struct stat st;
@@ -255,4 +253,26 @@ char *zc_escape(const char *in, size_t inlen, char *out, size_t n)
     }
     out[o] = 0;
     return out;
+}
+
+int zc_sec_client_keys(const char *server_key_arg, const char *cert_path, char server[ZC_KEY_Z85],
+                       char public_key[ZC_KEY_Z85], char secret_key[ZC_KEY_Z85], char *err,
+                       size_t errlen)
+{
+    if (zc_sec_key_arg(server_key_arg, server, err, errlen) != 0)
+        return -1;
+    zcert_t *c = zcert_load(cert_path);
+    if (c == NULL) {
+        snprintf(err, errlen, "cannot load certificate '%.100s'", cert_path);
+        return -1;
+    }
+    snprintf(public_key, ZC_KEY_Z85, "%s", zcert_public_txt(c));
+    snprintf(secret_key, ZC_KEY_Z85, "%s", zcert_secret_txt(c));
+    zcert_destroy(&c);
+    if (strcmp(secret_key, "0000000000000000000000000000000000000000") == 0) {
+        snprintf(err, errlen, "'%.100s' holds no secret key (give the .cert_secret file)",
+                 cert_path);
+        return -1;
+    }
+    return 0;
 }

@@ -82,6 +82,13 @@ int zc_sec_client(const zc_sec_t *s, void *sock, const char *server_key);
  * with a reason in err. */
 int zc_sec_key_arg(const char *arg, char out[ZC_KEY_Z85], char *err, size_t errlen);
 
+/* A client's keys: the server's public key (as zc_sec_key_arg) and this
+ * client's public and secret keys from its secret certificate file.  0, or
+ * -1 with a reason in err (a certificate without a secret key included). */
+int zc_sec_client_keys(const char *server_key_arg, const char *cert_path, char server[ZC_KEY_Z85],
+                       char public_key[ZC_KEY_Z85], char secret_key[ZC_KEY_Z85], char *err,
+                       size_t errlen);
+
 /* Does the peer that sent `msg` hold a key of one of `roles` (a
  * comma-separated list, e.g. "client,admin")?  Always true when insecure. */
 bool zc_sec_role_ok(const zc_sec_t *s, zmq_msg_t *msg, const char *roles);
@@ -93,8 +100,8 @@ const char *zc_sec_peer(zmq_msg_t *msg, const char *key);
  * metadata role=ROLE, name=NAME, and a copy of the public one in
  * DIR/allow/ROLE/FILE.cert.  Refuses to overwrite.  0, or -1 with a reason
  * in err. */
-int zc_sec_keygen(const char *dir, const char *role, const char *name, const char *file,
-                  char *err, size_t errlen);
+int zc_sec_keygen(const char *dir, const char *role, const char *name, const char *file, char *err,
+                  size_t errlen);
 
 /* Copies `in` into out (size n, always terminated) with every byte outside
  * printable ASCII written as \xHH, so a peer-chosen string cannot forge log
