@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 
 #include "lib/clock.h"
 #include "lib/log.h"
@@ -19,6 +20,7 @@ struct pool {
     uv_async_t wake;      /* tells the loop that finished is not empty */
     pthread_t *threads;   /* the workers */
     zcart_t **clients;    /* one client per worker */
+    void *zctx;           /* the ZeroMQ context they share (owned) */
     unsigned n;           /* workers started */
 };
 
@@ -118,12 +120,15 @@ pool_t *pool_new(uv_loop_t *loop, unsigned workers, const char *brokers, const z
     zc_link_init(&p->finished);
     uv_async_init(loop, &p->wake, on_wake);
     p->wake.data = p;
-    for (; p->n < workers; p->n++) {
-        p->clients[p->n] = zcart_new(brokers, opt);
+    zcart_options_t o = *opt;
+    o.zmq_context = p->zctx = zmq_ctx_new();
+    for (; p->zctx && p->n < workers; p->n++) {
+        p->clients[p->n] = zcart_new(brokers, &o);
         worker_arg_t *w = malloc(sizeof *w);
         if (p->clients[p->n] == NULL || w == NULL) {
             snprintf(err, errlen, "cannot make a cluster client for %s", brokers);
             free(w);
+            zcart_destroy(&p->clients[p->n]);
             break;
         }
         *w = (worker_arg_t){p, p->n};
@@ -177,6 +182,8 @@ void pool_destroy(pool_t **pp)
         pthread_join(p->threads[i], NULL);
         zcart_destroy(&p->clients[i]);
     }
+    if (p->zctx)
+        zmq_ctx_term(p->zctx);
     on_wake(&p->wake); /* the last finished jobs, on this (the loop's) thread */
     uv_close((uv_handle_t *)&p->wake, on_closed);
 }

@@ -27,6 +27,10 @@ def security_flags(kind, keys, name=None):
         return ["--cert", os.path.join(keys, "cart-%s.cert_secret" % name),
                 "--broker-key", os.path.join(keys, "replica.cert"),
                 "--stock-key", os.path.join(keys, "stock.cert")]
+    if kind == "gateway":
+        # a client of the cluster: the client key, the replicas' public key
+        return ["--server-key", os.path.join(keys, "replica.cert"),
+                "--cert", os.path.join(keys, "client.cert_secret")]
     raise ValueError("no daemon kind %r" % kind)
 
 
@@ -74,6 +78,16 @@ def stock_argv(bindir, bind, data, catalog, keys, delay=None):
     if delay:
         argv += ["--delay", delay]
     return argv + security_flags("stock", keys)
+
+
+def gateway_argv(bindir, listen, brokers, keys, token_file=None):
+    """zcart-gateway serving HTTP on `listen` for the replicas' client
+    endpoints `brokers`; token_file: its --token-file."""
+    argv = [os.path.join(bindir, "zcart-gateway"), "--listen", listen,
+            "--brokers", ",".join(brokers)]
+    if token_file:
+        argv += ["--token-file", token_file]
+    return argv + security_flags("gateway", keys)
 
 
 def disagreement(statuses, expected):
