@@ -22,7 +22,14 @@ PKGS_TEST=(
   gnuplot-nox                       # chaos report plots
   prometheus                        # promtool checks the /metrics pages
   docker-compose                    # `config -q` checks deploy/docker (no engine needed)
+  python3-jsonschema python3-yaml   # gateway answers validated against docs/openapi.yaml
+  chromium                          # the dashboard's browser test (headless)
 )
+# npm (Debian's, with its nodejs) only when no npm is on PATH: a machine
+# with another Node.js keeps it.
+if ! command -v npm >/dev/null 2>&1; then
+  PKGS_TEST+=(npm)
+fi
 
 missing=()
 for p in "${PKGS_BUILD[@]}" "${PKGS_TEST[@]}"; do
@@ -31,8 +38,25 @@ for p in "${PKGS_BUILD[@]}" "${PKGS_TEST[@]}"; do
   fi
 done
 
+# Node tools from the npm registry, pinned, into .tools/node (not in git):
+# Redocly's CLI lints docs/openapi.yaml, playwright-core drives Debian's
+# chromium for the dashboard test.
+NODE_TOOLS_DIR="$(cd "$(dirname "$0")/.." && pwd)/.tools/node"
+NODE_TOOLS=("@redocly/cli@1.34.20" "playwright-core@1.64.1")
+node_tools() {
+  local want="${NODE_TOOLS[*]}"
+  if [ -f "$NODE_TOOLS_DIR/.installed" ] && [ "$(cat "$NODE_TOOLS_DIR/.installed")" = "$want" ]; then
+    return 0
+  fi
+  echo "install-deps: npm install ${want} into $NODE_TOOLS_DIR"
+  mkdir -p "$NODE_TOOLS_DIR"
+  (cd "$NODE_TOOLS_DIR" && npm install --no-audit --no-fund --loglevel=error "${NODE_TOOLS[@]}" >/dev/null)
+  echo "$want" > "$NODE_TOOLS_DIR/.installed"
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PKGS_BUILD[@]}+${#PKGS_TEST[@]} packages present"
+  node_tools
   exit 0
 fi
 
@@ -48,3 +72,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+node_tools

@@ -233,7 +233,7 @@ class Cluster:
 
     def __init__(self, label="it", replicas=1, cart_nodes=2, slots=4, stock=1, catalog=None,
                  stock_delay=None, hello_interval=200, broker_args=(), cart_args=(),
-                 stock_args=(), log_level=None, secure=None):
+                 stock_args=(), log_level=None, secure=None, gateways=0, gateway_args=()):
         self.label = label
         self.secure = SECURE if secure is None else secure
         self.replicas, self.cart_nodes, self.slots, self.stock = replicas, cart_nodes, slots, stock
@@ -243,6 +243,8 @@ class Cluster:
         self.broker_args = list(broker_args)
         self.cart_args = list(cart_args)
         self.stock_args = list(stock_args)
+        self.gateways = gateways
+        self.gateway_args = list(gateway_args)
         self.log_level = log_level
         self.dir = None
         self.base = None
@@ -279,6 +281,8 @@ class Cluster:
         args += ["--broker-arg=" + a for a in self.broker_args]
         args += ["--cart-arg=" + a for a in self.cart_args]
         args += ["--stock-arg=" + a for a in self.stock_args]
+        args += ["--gateways", str(self.gateways)]
+        args += ["--gateway-arg=" + a for a in self.gateway_args]
         if not self.secure:
             args.append("--insecure")
         r = self.tool(*args, check=False)
