@@ -35,6 +35,18 @@ step "status"
 step "close              # the cart is emptied and returns to the free list"
 "$zcart" close
 
+if [ -n "${ZCART_GATEWAY:-}" ]; then
+  printf '\n\033[1m# the same over HTTP: zcart-gateway at %s (docs/openapi.yaml)\033[0m\n' "$ZCART_GATEWAY"
+  rest_session=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+  curl -sS -X POST -H "Authorization: Bearer $ZCART_GATEWAY_TOKEN" \
+       -H 'Idempotency-Key: demo-1' -d '{"product": "apple", "qty": 1}' \
+       "$ZCART_GATEWAY/v1/sessions/$rest_session/items"
+  echo
+  curl -sS -X DELETE -H "Authorization: Bearer $ZCART_GATEWAY_TOKEN" \
+       "$ZCART_GATEWAY/v1/sessions/$rest_session"
+  echo
+fi
+
 leader=$("$zcart" --json status | /usr/bin/python3 -c '
 import json, sys
 r = json.load(sys.stdin)
@@ -54,3 +66,10 @@ The cluster keeps running (logs and data in $run_dir/).  Try:
   deploy/local/zcart-cluster start $leader --dir $run_dir   # it rejoins and catches up
 Stop it with: make stop   (or deploy/local/zcart-cluster down --dir $run_dir)
 EOF
+if [ -n "${ZCART_GATEWAY:-}" ]; then
+  cat <<EOF
+
+REST API:  $ZCART_GATEWAY/v1/...  with 'Authorization: Bearer \$ZCART_GATEWAY_TOKEN' (docs/openapi.yaml)
+Dashboard: $ZCART_GATEWAY/#token=$ZCART_GATEWAY_TOKEN
+EOF
+fi
