@@ -11,7 +11,7 @@ JOBS       ?= 2
 RUN_DIR    ?= run
 CLUSTER    := deploy/local/zcart-cluster
 
-.PHONY: all deps build build-asan run stop status package drills test test-normal test-asan unit sim bench bench-compare bench-failover bench-scale chaos chaos-smoke chaos-mutants clean
+.PHONY: all deps build build-asan run stop status package drills test test-normal test-asan unit sim bench bench-compare bench-gateway bench-failover bench-scale chaos chaos-smoke chaos-mutants clean
 
 all: build
 
@@ -81,6 +81,11 @@ bench: build
 COMPARE_ARGS ?=
 bench-compare: build
 	@/usr/bin/python3 bench/compare.py --bin $(BUILD)/bin $(COMPARE_ARGS)
+
+# The same routed add through the REST gateway (wrk, HTTP keep-alive) and
+# through libzcart (zcart-bench), interleaved: make bench-gateway [GATEWAY_ARGS="--rounds 5"]
+bench-gateway: build
+	@/usr/bin/python3 bench/gateway.py --bin $(BUILD)/bin --install $(GATEWAY_ARGS)
 
 # Kill-the-leader drills under zcart-bench load (bench/README.md): make bench-failover [DRILLS=10]
 # [FAILOVER_ARGS="--fresh --election-timeout 1000 --heartbeat-timeout 100"]

@@ -149,7 +149,7 @@ class Run:
 
     def up(self):
         r = subprocess.run([CLUSTER, "up", "--dir", self.run_dir, "--replicas", "3",
-                            "--cart-nodes", "4", "--slots", "64", "--base-port",
+                            "--cart-nodes", "4", "--slots", "64", "--gateways", "0", "--base-port",
                             str(self.a.base_port), "--bin", self.a.bin, "--catalog", self.catalog],
                            capture_output=True, text=True)
         if r.returncode != 0:
