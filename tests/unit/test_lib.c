@@ -259,6 +259,50 @@ TEST(stallwatch_sees_a_blocking_callback)
 }
 
 
+/* The flat-object reader: what it takes, what it refuses, and why. */
+TEST(json_reader_flat_objects)
+{
+    zc_json_member_t m[4];
+    size_t n;
+    char why[128];
+    const char *ok = " {\"product\": \"ap\\\"p\\u00e9\", \"qty\": -12, \"x\": true, \"y\": null} ";
+    CHECK(zc_json_read_flat(ok, strlen(ok), m, 4, &n, why, sizeof why) == 0);
+    CHECK_EQ_U64(n, 4);
+    const zc_json_member_t *p = zc_json_member(m, n, "product");
+    CHECK(p && p->kind == ZC_JSON_STRING);
+    CHECK_STR(p->str, "ap\"p\xc3\xa9");
+    CHECK(zc_json_member(m, n, "qty")->num == -12);
+    CHECK(zc_json_member(m, n, "x")->kind == ZC_JSON_BOOL && zc_json_member(m, n, "x")->num == 1);
+    CHECK(zc_json_member(m, n, "y")->kind == ZC_JSON_NULL);
+    CHECK(zc_json_member(m, n, "z") == NULL);
+    CHECK(zc_json_read_flat("{}", 2, m, 4, &n, why, sizeof why) == 0 && n == 0);
+    static const struct {
+        const char *text;
+        const char *why;
+    } bad[] = {
+        {"", "expected a JSON object"},
+        {"[1]", "expected a JSON object"},
+        {"{\"a\": {\"b\": 1}}", "nested values are not accepted"},
+        {"{\"a\": 1, \"a\": 2}", "duplicate member"},
+        {"{\"a\": 1.5}", "only integers are accepted"},
+        {"{\"a\": 01}", "expected a value"},
+        {"{\"a\": 99999999999999999999}", "integer out of range"},
+        {"{\"a\": 1} x", "text after the object"},
+        {"{\"a\" 1}", "expected ':'"},
+        {"{\"a\": \"\\u0000\"}", "\\u0000 or a surrogate in a string"},
+        {"{\"a\": \"x", "unterminated string"},
+        {"{\"a\": 1, \"b\": 2, \"c\": 3, \"d\": 4, \"e\": 5}", "too many members"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why[0] = 0;
+        CHECK(zc_json_read_flat(bad[i].text, strlen(bad[i].text), m, 4, &n, why, sizeof why) == -1);
+        if (strncmp(why, bad[i].why, strlen(bad[i].why)) != 0)
+            fprintf(stderr, "%s: got '%s', want '%s'\n", bad[i].text, why, bad[i].why);
+        CHECK(strncmp(why, bad[i].why, strlen(bad[i].why)) == 0);
+        CHECK(strstr(why, "at offset") != NULL);
+    }
+}
+
 int main(void)
 {
     RUN(deadline_queue_matches_model);
@@ -267,6 +311,7 @@ int main(void)
     RUN(buf_roundtrip_big_endian);
     RUN(buf_errors_are_sticky);
     RUN(json_writer);
+    RUN(json_reader_flat_objects);
     RUN(stallwatch_sees_a_blocking_callback);
     return unit_report();
 }
