@@ -20,7 +20,8 @@ TEST(buf_roundtrip_big_endian)
     zc_wbuf_u64(&w, 0x08090a0b0c0d0e0full);
     zc_wbuf_str(&w, "hi");
     zc_wbuf_lstr(&w, "xyz", 3);
-    const uint8_t want[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 2, 'h', 'i', 0, 0, 0, 3, 'x', 'y', 'z'};
+    const uint8_t want[] = {1,  2,  3, 4,   5,   6, 7, 8, 9, 10,  11,  12, 13,
+                            14, 15, 2, 'h', 'i', 0, 0, 0, 3, 'x', 'y', 'z'};
     CHECK_EQ_U64(w.len, sizeof want);
     CHECK(memcmp(w.data, want, sizeof want) == 0);
     zc_rbuf_t r;
@@ -212,9 +213,9 @@ TEST(deadline_queue_matches_model)
 /* A callback that blocks the loop for 150 ms shows up as a stall of about
  * that length (at least 150 ms minus the 5 ms period). */
 typedef struct {
-    zc_stallwatch_t *w;             /* the watch */
-    zc_stallwatch_stats_t before;   /* read just before the block */
-    zc_stallwatch_stats_t after;    /* read at the end */
+    zc_stallwatch_t *w;           /* the watch */
+    zc_stallwatch_stats_t before; /* read just before the block */
+    zc_stallwatch_stats_t after;  /* read at the end */
 } stall_test_t;
 
 static void block_cb(uv_timer_t *t)
@@ -257,7 +258,6 @@ TEST(stallwatch_sees_a_blocking_callback)
     uv_run(&loop, UV_RUN_DEFAULT); /* the closes, the watch's included */
     CHECK(uv_loop_close(&loop) == 0);
 }
-
 
 /* The flat-object reader: what it takes, what it refuses, and why. */
 TEST(json_reader_flat_objects)
