@@ -111,8 +111,8 @@ def parse_args(argv):
     ap.add_argument("--keep", action="store_true", help="leave the clusters' data")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     a = ap.parse_args(argv)
-    if not 1 <= a.slots <= 1024 or not 1 <= a.small_slots <= 1024:
-        ap.error("--slots: 1..1024")
+    if not 1 <= a.slots <= 16384 or not 1 <= a.small_slots <= 16384:
+        ap.error("--slots: 1..16384")
     if not 1 <= a.nodes <= 256:
         ap.error("--nodes: 1..256")
     return a
