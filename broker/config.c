@@ -68,7 +68,7 @@ static void config_defaults(broker_config_t *c)
     c->election_timeout_ms = 300;
     c->heartbeat_timeout_ms = 50;
     c->snapshot_threshold = 8192; /* bench/README.md: 1024 costs p99 and throughput */
-    c->snapshot_threshold_max = 131072; /* replication/node.c: adapt_threshold */
+    c->snapshot_threshold_max = 32768; /* replication/node.c: adapt_threshold */
     c->snapshot_trailing = 1024;
     c->raft_segment_size = (uint64_t)8 << 20; /* raft's own default */
     c->cart_timeout_ms = 2000;
@@ -137,7 +137,7 @@ static const char *read_placement(const char *arg, void *target)
     {"snapshot-threshold-max", "N", ZC_FLAG_UINT, &(c)->snapshot_threshold_max, 2, 100000000,      \
      NULL,                                                                                         \
      "at most: the threshold grows with the state, entries making half its bytes\n"                \
-     "(default 131072; at or below --snapshot-threshold: fixed)"},                                 \
+     "(default 32768; at or below --snapshot-threshold: fixed)"},                                  \
     {"snapshot-trailing", "N", ZC_FLAG_UINT, &(c)->snapshot_trailing, 0, 100000000, NULL,          \
      "raft entries kept after a snapshot (default 1024)"},                                         \
     {"raft-segment-size", "BYTES", ZC_FLAG_SIZE, &(c)->raft_segment_size, (uint64_t)64 << 10,      \

@@ -20,19 +20,19 @@ echo "check-package: $deb"
 cleanup() { dpkg --purge zcart >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 dpkg -i "$deb" >/dev/null || fail "dpkg -i failed"
-for b in zcart-broker zcart-cart zcart-stock zcart zcart-bench; do
+for b in zcart-broker zcart-cart zcart-stock zcart-gateway zcart zcart-bench; do
   "/usr/bin/$b" --help >/dev/null || fail "/usr/bin/$b --help failed"
 done
 getent passwd zcart >/dev/null || fail "postinst made no zcart user"
 # verify needs the instances' EnvironmentFiles; example ones, removed after.
 tmpconf=()
-for kind in broker cart stock; do
+for kind in broker cart stock gateway; do
   f=/etc/zcart/$kind-check.conf
   cp "/etc/zcart/$kind.conf.example" "$f"
   tmpconf+=("$f")
 done
 err=$(systemd-analyze verify zcart-broker@check.service zcart-cart@check.service \
-        zcart-stock@check.service 2>&1 >/dev/null) || fail "systemd-analyze verify failed: $err"
+        zcart-stock@check.service zcart-gateway@check.service 2>&1 >/dev/null) || fail "systemd-analyze verify failed: $err"
 rm -f "${tmpconf[@]}"
 [ -z "$err" ] || fail "systemd-analyze verify complained: $err"
 dpkg -r zcart >/dev/null || fail "dpkg -r failed"

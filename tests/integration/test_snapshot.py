@@ -109,7 +109,7 @@ class Snapshot(harness.ClusterTestCase):
                   % (s["id"], s["applied_index"], s["storage_used_bytes"],
                      s["snapshot_threshold"]))
             self.assertGreater(s["snapshot_threshold"], 64, s)
-            self.assertLessEqual(s["snapshot_threshold"], 131072, s)
+            self.assertLessEqual(s["snapshot_threshold"], 32768, s)
         self.assertAllAlive(c)
 
 

@@ -18,7 +18,9 @@ static char dir[256];
 static void setup_keys(void)
 {
     char err[256];
-    snprintf(dir, sizeof dir, "/tmp/zc-test-zsec-%d", (int)getpid());
+    /* a fresh directory each time: pids repeat (pid_max is 32768 here) */
+    snprintf(dir, sizeof dir, "/tmp/zc-test-zsec-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
     CHECK(zc_sec_keygen(dir, "replica", "replica", "replica", err, sizeof err) == 0);
     CHECK(zc_sec_keygen(dir, "client", "client", "client", err, sizeof err) == 0);
     /* A stranger's key: made elsewhere, never in dir/allow. */
