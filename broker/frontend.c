@@ -11,6 +11,7 @@
 
 #include "broker/internal.h"
 #include "broker/forward.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "proto/status.h"
 
@@ -193,6 +194,12 @@ static void status_process(broker_t *b, zc_msg_t *r)
 {
     zc_msg_add_prop(r, "inflight", "%zu", zc_map_size(b->inflight));
     zc_msg_add_prop(r, "busy", "%" PRIu64, b->busy);
+    zc_msg_add_prop(r, "requests_answered", "%" PRIu64, b->reqstats.answered);
+    zc_hist_t recent;
+    zc_hist_recent_read(&b->reqstats.recent, zc_mono_us(), &recent);
+    zc_msg_add_prop(r, "requests_recent", "%" PRIu64, recent.count);
+    zc_msg_add_prop(r, "request_recent_p50_us", "%" PRIu64, zc_hist_quantile_le(&recent, 500));
+    zc_msg_add_prop(r, "request_recent_p99_us", "%" PRIu64, zc_hist_quantile_le(&recent, 990));
     zc_msg_add_prop(r, "leases", "%zu", b->leases ? zc_map_size(b->leases) : (size_t)0);
     zc_msg_add_prop(r, "cart_nodes", "%zu", b->nodes ? zc_map_size(b->nodes) : (size_t)0);
     zc_msg_add_prop(r, "bad_requests", "%" PRIu64, b->bad_requests);

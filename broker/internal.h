@@ -76,6 +76,9 @@ typedef struct {
     uint64_t answers[BROKER_OPS][ZC_STATUS_COUNT]; /* REPLYs sent */
     zc_hist_t latency[BROKER_OPS];                 /* arrival to answer, requests that
                                                       waited (a cart or a commit) */
+    zc_hist_recent_t recent;                       /* the same, every op, last 5-10 s
+                                                      (STATUS, the dashboard) */
+    uint64_t answered;                             /* REPLYs sent, all ops and statuses */
 } broker_reqstats_t;
 
 typedef struct breq {

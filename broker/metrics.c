@@ -28,8 +28,12 @@ void broker__metrics_request(broker_t *b, int op, int status, uint64_t started_u
     if (status < 0 || status >= ZC_STATUS_COUNT)
         return;
     b->reqstats.answers[op][status]++;
-    if (started_us)
-        zc_hist_observe(&b->reqstats.latency[op], zc_mono_us() - started_us);
+    b->reqstats.answered++;
+    if (started_us) {
+        uint64_t now = zc_mono_us();
+        zc_hist_observe(&b->reqstats.latency[op], now - started_us);
+        zc_hist_recent_observe(&b->reqstats.recent, now, now - started_us);
+    }
 }
 
 static const char *op_label(int op) { return op ? zc_op_name(op) : "unknown"; }

@@ -161,13 +161,11 @@ typedef struct {
     uint64_t start_us;  /* when the request was complete */
 } call_t;
 
-static void observe(api_t *a, job_kind_t kind, uint64_t us)
+static void observe(api_t *a, job_kind_t kind, uint64_t start_us)
 {
-    unsigned b = 0;
-    while (b + 1 < API_LAT_BUCKETS && us >= (64u << b))
-        b++;
-    a->lat[kind].count[b]++;
-    a->lat[kind].n++;
+    uint64_t now = zc_mono_us();
+    zc_hist_observe(&a->lat[kind], now - start_us);
+    zc_hist_recent_observe(&a->recent[kind], now, now - start_us);
 }
 
 /* A cart op's call returned. */
@@ -175,7 +173,7 @@ static void op_done(job_t *job, void *arg)
 {
     call_t *c = arg;
     api_t *a = c->api;
-    observe(a, job->kind, zc_mono_us() - c->start_us);
+    observe(a, job->kind, c->start_us);
     if (job->rc == ZCART_ANSWERED && job->res.status == ZCART_STATUS_OK) {
         char *text = NULL;
         size_t len = 0;
@@ -207,7 +205,7 @@ static void status_done(job_t *job, void *arg)
 {
     call_t *c = arg;
     api_t *a = c->api;
-    observe(a, JOB_STATUS, zc_mono_us() - c->start_us);
+    observe(a, JOB_STATUS, c->start_us);
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
@@ -403,23 +401,12 @@ static void session_request(api_t *a, zc_http_req_t *r, const char *session, con
     submit(a, r, c, op_done);
 }
 
-static void percentiles(const api_latency_t *l, uint64_t *p50, uint64_t *p99)
-{
-    uint64_t seen = 0;
-    *p50 = *p99 = 0;
-    for (unsigned b = 0; b < API_LAT_BUCKETS && l->n; b++) {
-        seen += l->count[b];
-        if (*p50 == 0 && seen * 2 >= l->n)
-            *p50 = 64u << b;
-        if (*p99 == 0 && seen * 100 >= l->n * 99)
-            *p99 = 64u << b;
-    }
-}
+/* Job kinds as /v1/gateway and /metrics name them (pool.h's order). */
+static const char *const job_names[5] = {"add", "remove", "list", "close", "status"};
 
 /* GET /v1/gateway: this gateway's counters. */
 static void gateway_counters(api_t *a, zc_http_req_t *r)
 {
-    static const char *names[] = {"add", "remove", "list", "close", "status"};
     zc_json_t j;
     zc_json_init(&j);
     zc_json_obj(&j);
@@ -438,16 +425,20 @@ static void gateway_counters(api_t *a, zc_http_req_t *r)
         zc_json_ku64(&j, cls, a->by_status[k]);
     }
     zc_json_end(&j);
+    uint64_t now = zc_mono_us();
     zc_json_key(&j, "latency_us");
     zc_json_obj(&j);
     for (int k = 0; k < 5; k++) {
-        uint64_t p50, p99;
-        percentiles(&a->lat[k], &p50, &p99);
-        zc_json_key(&j, names[k]);
+        zc_hist_t recent;
+        zc_hist_recent_read(&a->recent[k], now, &recent);
+        zc_json_key(&j, job_names[k]);
         zc_json_obj(&j);
-        zc_json_ku64(&j, "count", a->lat[k].n);
-        zc_json_ku64(&j, "p50_le", p50);
-        zc_json_ku64(&j, "p99_le", p99);
+        zc_json_ku64(&j, "count", a->lat[k].count);
+        zc_json_ku64(&j, "p50_le", zc_hist_quantile_le(&a->lat[k], 500));
+        zc_json_ku64(&j, "p99_le", zc_hist_quantile_le(&a->lat[k], 990));
+        zc_json_ku64(&j, "recent_count", recent.count);
+        zc_json_ku64(&j, "recent_p50_le", zc_hist_quantile_le(&recent, 500));
+        zc_json_ku64(&j, "recent_p99_le", zc_hist_quantile_le(&recent, 990));
         zc_json_end(&j);
     }
     zc_json_end(&j);
@@ -455,6 +446,44 @@ static void gateway_counters(api_t *a, zc_http_req_t *r)
     const char *text = zc_json_str(&j);
     reply_json(a, r, 200, "application/json", text, strlen(text));
     zc_json_clear(&j);
+}
+
+/* GET /metrics: the same counters for Prometheus (behind the token like
+ * /v1: this port faces web shops, unlike the daemons' --http pages). */
+static void gateway_metrics(api_t *a, zc_http_req_t *r)
+{
+    zc_prom_t p;
+    zc_prom_init(&p);
+    zc_prom_family(&p, "zcart_gateway_http_requests_total", "counter", "HTTP requests seen.");
+    zc_prom_sample(&p, "zcart_gateway_http_requests_total", NULL, (double)a->requests);
+    zc_prom_family(&p, "zcart_gateway_http_answers_total", "counter",
+                   "HTTP answers by status class.");
+    for (int k = 1; k <= 5; k++) {
+        char cls[4] = {(char)('0' + k), 'x', 'x', 0};
+        zc_prom_sample(&p, "zcart_gateway_http_answers_total",
+                       (const char *[]){"class", cls, NULL}, (double)a->by_status[k]);
+    }
+    zc_prom_family(&p, "zcart_gateway_call_seconds", "histogram",
+                   "From a complete HTTP request to its cluster call's answer, by operation.");
+    for (int k = 0; k < 5; k++)
+        zc_prom_hist(&p, "zcart_gateway_call_seconds", (const char *[]){"op", job_names[k], NULL},
+                     &a->lat[k]);
+    zc_prom_family(&p, "zcart_gateway_calls_in_flight", "gauge", "Cluster calls queued or running.");
+    zc_prom_sample(&p, "zcart_gateway_calls_in_flight", NULL, (double)pool_load(a->pool));
+    zc_prom_family(&p, "zcart_gateway_rejected_busy_total", "counter",
+                   "Requests answered 503 GATEWAY_BUSY (--max-inflight reached).");
+    zc_prom_sample(&p, "zcart_gateway_rejected_busy_total", NULL, (double)a->rejected_busy);
+    zc_prom_family(&p, "zcart_gateway_unauthorized_total", "counter", "Requests answered 401.");
+    zc_prom_sample(&p, "zcart_gateway_unauthorized_total", NULL, (double)a->unauthorized);
+    zc_prom_family(&p, "zcart_gateway_idempotency_keys", "gauge", "Idempotency-Keys remembered.");
+    zc_prom_sample(&p, "zcart_gateway_idempotency_keys", NULL, (double)idem_size(a->idem));
+    size_t len;
+    const char *text = zc_prom_text(&p, &len);
+    if (text)
+        reply_json(a, r, 200, "text/plain; version=0.0.4", text, len);
+    else
+        problem(a, r, 500, "LOCAL_ERROR", "out of memory", NULL, NULL);
+    zc_prom_clear(&p);
 }
 
 /* Constant-time comparison of the bearer token. */
@@ -493,7 +522,8 @@ void api_handle(void *arg, zc_http_req_t *r)
         reply_json(a, r, 200, "text/plain", "ok\n", 3);
         return;
     }
-    if (strncmp(path, "/v1/", 4) != 0) {
+    bool metrics = get && strcmp(path, "/metrics") == 0;
+    if (!metrics && strncmp(path, "/v1/", 4) != 0) {
         problem(a, r, 404, "NO_SUCH_RESOURCE", "no such resource (docs/openapi.yaml)", NULL, NULL);
         return;
     }
@@ -502,6 +532,10 @@ void api_handle(void *arg, zc_http_req_t *r)
         zc_http_req_add_header(r, "WWW-Authenticate", "Bearer realm=\"zcart\"");
         problem(a, r, 401, "UNAUTHORIZED", "a valid 'Authorization: Bearer TOKEN' is required",
                 NULL, NULL);
+        return;
+    }
+    if (metrics) {
+        gateway_metrics(a, r);
         return;
     }
     char session[64];

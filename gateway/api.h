@@ -24,19 +24,13 @@
 #include "gateway/idem.h"
 #include "gateway/pool.h"
 #include "lib/httpd.h"
+#include "lib/prom.h"
 
 typedef struct {
     const char *token;     /* bearer token every /v1 request must carry; NULL: none */
     unsigned max_inflight; /* cluster calls queued or running; beyond: 503 */
     unsigned retry_after;  /* seconds, in Retry-After of 503s */
 } api_config_t;
-
-/* Latency in 1-2-5 buckets (µs), per operation. */
-#define API_LAT_BUCKETS 24
-typedef struct {
-    uint64_t count[API_LAT_BUCKETS]; /* answers per bucket */
-    uint64_t n;                      /* answers */
-} api_latency_t;
 
 typedef struct {
     api_config_t cfg;       /* as given */
@@ -46,7 +40,8 @@ typedef struct {
     uint64_t by_status[6];  /* answers by status class: [1] 1xx .. [5] 5xx */
     uint64_t rejected_busy; /* 503 because max_inflight was reached */
     uint64_t unauthorized;  /* 401s */
-    api_latency_t lat[5];   /* per job kind (pool.h) */
+    zc_hist_t lat[5];       /* request complete to answer, per job kind (pool.h) */
+    zc_hist_recent_t recent[5]; /* the same over the last 5-10 s */
     uint64_t started_ms;    /* wall clock at start */
 } api_t;
 

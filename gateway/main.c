@@ -64,7 +64,7 @@ static const zc_flag_t flags[] = {
     {"insecure", NULL, ZC_FLAG_BOOL, &opt.insecure, 0, 0, NULL,
      "plain connections to an --insecure cluster (experiments only)"},
     {"token-file", "FILE", ZC_FLAG_STR, &opt.token_file, 0, 0, NULL,
-     "every /v1 request must carry 'Authorization: Bearer T', T the\n"
+     "every /v1 and /metrics request must carry 'Authorization: Bearer T', T the\n"
      "file's first line (default: no token asked)"},
     {"workers", "N", ZC_FLAG_UINT, &opt.workers, 1, 1024, NULL,
      "cluster calls made at once, one thread and connection each (default 16)"},

@@ -21,6 +21,53 @@ void zc_hist_observe(zc_hist_t *h, uint64_t us)
     h->sum_us += us;
 }
 
+uint64_t zc_hist_quantile_le(const zc_hist_t *h, unsigned permille)
+{
+    if (h->count == 0)
+        return 0;
+    uint64_t seen = 0;
+    for (int i = 0; i < ZC_HIST_BUCKETS; i++) {
+        seen += h->bucket[i];
+        if (seen * 1000 >= h->count * (uint64_t)permille)
+            return zc_hist_bounds_us[i];
+    }
+    return UINT64_MAX;
+}
+
+/* Moves r's halves on to now: a half per period passed, both cleared after
+ * two or more. */
+static void recent_advance(zc_hist_recent_t *r, uint64_t now_us)
+{
+    if (r->start_us == 0 || now_us - r->start_us >= 2ull * ZC_HIST_RECENT_US) {
+        memset(r->half, 0, sizeof r->half);
+        r->start_us = now_us ? now_us : 1;
+        return;
+    }
+    if (now_us - r->start_us >= ZC_HIST_RECENT_US) {
+        r->cur ^= 1;
+        memset(&r->half[r->cur], 0, sizeof r->half[r->cur]);
+        r->start_us += ZC_HIST_RECENT_US;
+    }
+}
+
+void zc_hist_recent_observe(zc_hist_recent_t *r, uint64_t now_us, uint64_t us)
+{
+    recent_advance(r, now_us);
+    zc_hist_observe(&r->half[r->cur], us);
+}
+
+void zc_hist_recent_read(zc_hist_recent_t *r, uint64_t now_us, zc_hist_t *out)
+{
+    recent_advance(r, now_us);
+    memset(out, 0, sizeof *out);
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < ZC_HIST_BUCKETS; i++)
+            out->bucket[i] += r->half[k].bucket[i];
+        out->count += r->half[k].count;
+        out->sum_us += r->half[k].sum_us;
+    }
+}
+
 void zc_prom_init(zc_prom_t *p) { zc_wbuf_init(&p->out); }
 
 void zc_prom_clear(zc_prom_t *p) { zc_wbuf_clear(&p->out); }

@@ -32,6 +32,25 @@ typedef struct {
 
 /* Record one observation of `us` microseconds. */
 void zc_hist_observe(zc_hist_t *h, uint64_t us);
+/* The upper bound (µs) of the bucket holding the q-quantile of h, q given in
+ * permille (500: the median, 990: p99); 0 when h is empty, UINT64_MAX when
+ * it lies past the last bound. */
+uint64_t zc_hist_quantile_le(const zc_hist_t *h, unsigned permille);
+
+/* The recent past as a histogram: two halves of ZC_HIST_RECENT_US each, the
+ * older dropped as time moves on, so a read covers the last 5 to 10 s.  What
+ * a dashboard or STATUS shows as "now", where the all-time zc_hist_t (for
+ * Prometheus, which takes its own differences) would show history. */
+#define ZC_HIST_RECENT_US 5000000u
+typedef struct {
+    zc_hist_t half[2];   /* [cur]: since start_us; [!cur]: the period before */
+    int cur;             /* the half being filled */
+    uint64_t start_us;   /* monotonic start of half[cur]; 0 before the first use */
+} zc_hist_recent_t;
+
+void zc_hist_recent_observe(zc_hist_recent_t *r, uint64_t now_us, uint64_t us);
+/* Both halves added up into *out, after dropping what is older than 2 periods. */
+void zc_hist_recent_read(zc_hist_recent_t *r, uint64_t now_us, zc_hist_t *out);
 
 typedef struct {
     zc_wbuf_t out; /* the page so far, NUL-terminated by zc_prom_text */

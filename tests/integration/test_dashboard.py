@@ -7,7 +7,9 @@ Design
 d1. A secure 3-replica cluster with one gateway.  dashboard_check.js opens
     http://GATEWAY/#token=TOKEN in headless Chromium (Debian's chromium,
     driven by playwright-core from .tools/node), waits until the page names
-    a leader, kills that replica (`zcart-cluster kill brokerN`), and waits
+    a leader, sends adds through the gateway until the page shows the
+    leader's answers per second and its last 5-10 s of latency (STATUS
+    props), kills that replica (`zcart-cluster kill brokerN`), and waits
     -- without reloading -- until the page names another one.  Checked: the
     leader changed on the page, the page's update counter grew meanwhile,
     and, as a control, the counter stands still once the page's timers are
@@ -48,6 +50,11 @@ class Dashboard(harness.ClusterTestCase):
         self.assertIsNotNone(out["before"])
         self.assertNotEqual(out["after"], out["before"])
         self.assertGreater(out["updates_after"], out["updates_before"])
+        self.assertGreater(out["traffic"]["ok"], 0)
+        self.assertGreater(out["leader_rate"], 0)
+        self.assertGreater(out["leader_served"], 0)
+        self.assertRegex(out["leader_latency"], r"^(\u2264 [0-9.]+ (ms|\u00b5s)|> 10 s) / ")
+        self.assertRegex(out["gateway_latency"], r"^(\u2264 [0-9.]+ (ms|\u00b5s)|> 10 s) / ")
         self.assertTrue(out["frozen_holds"], "the update counter moved with the timers stopped")
         for name in ("dashboard-before.png", "dashboard-after-failover.png"):
             self.assertGreater(os.path.getsize(os.path.join(shots, name)), 1000)

@@ -18,8 +18,10 @@ g1. Each resource and each error the gateway can give: add, list, remove,
     OUT_OF_STOCK (409); bad input naming the field (400: qty, product, the
     body, the session); an unknown path (404) and method (405); a body over
     the limit (413); NO_FREE_CART once all 4 carts are taken (503 with
-    Retry-After); SESSION_CLOSED after a close (410); the cluster's and the
-    gateway's own status.
+    Retry-After); SESSION_CLOSED after a close (410); the cluster's status
+    (the leader's request counters count the calls made), the gateway's own
+    counters, and its /metrics (401 without the token, `promtool check
+    metrics`, the same counts).
 g2. Exactly once over HTTP: a POST retried with the same Idempotency-Key
     answers with the same seq and adds once (the list shows it); the same
     key on a different request is 422; an explicit Zcart-Seq retried adds
@@ -36,6 +38,8 @@ g3. Failures in the cluster: the cart node of a session paused (SIGSTOP):
 import http.client
 import json
 import os
+import re
+import subprocess
 import threading
 import time
 
@@ -184,12 +188,29 @@ class Gateway(harness.ClusterTestCase):
         self.assertEqual(got, 200)
         schema_check("ClusterStatus", st)
         self.assertTrue(any(r["role"] == "leader" for r in st["replicas"]), st)
+        leader = [r for r in st["replicas"] if r["role"] == "leader"][0]
+        self.assertGreaterEqual(leader["requests_answered"], 8)  # the cart ops above
+        self.assertGreaterEqual(leader["requests_recent"], 1)
+        self.assertGreater(leader["request_recent_p50_us"], 0)
         got, _, g = h.call("GET", "/v1/gateway")
         self.assertEqual(got, 200)
         schema_check("GatewayCounters", g)
         self.assertGreaterEqual(g["answers"]["4xx"], 10)
         self.assertGreaterEqual(g["latency_us"]["add"]["count"], 5)
         self.assertEqual(g["unauthorized"], 1)
+        self.assertGreaterEqual(g["latency_us"]["add"]["recent_count"], 5)
+        # /metrics: behind the token, Prometheus' format, the same counts.
+        got, _, _ = h.call("GET", "/metrics", token=False)
+        self.assertEqual(got, 401)
+        got, _, text = h.call("GET", "/metrics")
+        self.assertEqual(got, 200)
+        r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual((r.returncode, r.stdout + r.stderr), (0, ""))
+        m = re.search(r'^zcart_gateway_call_seconds_count\{op="add"\} (\d+)$', text, re.M)
+        self.assertIsNotNone(m, text)
+        self.assertEqual(int(m.group(1)), g["latency_us"]["add"]["count"])
+        self.assertIn('zcart_gateway_unauthorized_total 2\n', text)
         self.assertAllAlive(c)
 
     def test_g2_exactly_once_over_http(self):

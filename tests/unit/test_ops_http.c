@@ -1,4 +1,4 @@
-/* test_ops_http: lib/prom's exposition text and lib/httpd serving it on a
+/* test_ops_http: lib/prom's histograms and exposition text, and lib/httpd serving it on a
  * libuv loop, asked by a plain blocking HTTP client on another thread. */
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -50,6 +50,46 @@ TEST(prom_histogram_is_cumulative_in_seconds)
     CHECK(strstr(t, "zcart_t_seconds_count{op=\"add\"} 4\n") != NULL);
     CHECK(strstr(t, "zcart_t_seconds_sum{op=\"add\"} 60.00315\n") != NULL);
     zc_prom_clear(&p);
+}
+
+TEST(hist_quantile_is_the_bucket_bound)
+{
+    zc_hist_t h = {0};
+    CHECK_EQ_U64(zc_hist_quantile_le(&h, 500), 0); /* empty */
+    for (int i = 0; i < 98; i++)
+        zc_hist_observe(&h, 80); /* <= 100 us */
+    zc_hist_observe(&h, 700);    /* <= 1 ms */
+    zc_hist_observe(&h, 7000);   /* <= 10 ms */
+    CHECK_EQ_U64(zc_hist_quantile_le(&h, 500), 100);
+    CHECK_EQ_U64(zc_hist_quantile_le(&h, 980), 100);
+    CHECK_EQ_U64(zc_hist_quantile_le(&h, 990), 1000);
+    CHECK_EQ_U64(zc_hist_quantile_le(&h, 1000), 10000);
+    zc_hist_observe(&h, 60000000); /* past the last bound */
+    CHECK(zc_hist_quantile_le(&h, 1000) == UINT64_MAX);
+}
+
+TEST(hist_recent_forgets_after_two_periods)
+{
+    const uint64_t P = ZC_HIST_RECENT_US, t0 = 1000000;
+    zc_hist_recent_t r = {0};
+    zc_hist_t out;
+    zc_hist_recent_observe(&r, t0, 50);
+    zc_hist_recent_observe(&r, t0 + P / 2, 3000);
+    zc_hist_recent_read(&r, t0 + P / 2, &out);
+    CHECK_EQ_U64(out.count, 2);
+    CHECK_EQ_U64(out.sum_us, 3050);
+    /* One period on: both still in (the older half). */
+    zc_hist_recent_observe(&r, t0 + P + 1, 200);
+    zc_hist_recent_read(&r, t0 + P + 2, &out);
+    CHECK_EQ_U64(out.count, 3);
+    /* Two periods after the first: the first half dropped, the 200 kept. */
+    zc_hist_recent_read(&r, t0 + 2 * P + 1, &out);
+    CHECK_EQ_U64(out.count, 1);
+    CHECK_EQ_U64(out.sum_us, 200);
+    CHECK_EQ_U64(zc_hist_quantile_le(&out, 500), 250);
+    /* A long silence: nothing left. */
+    zc_hist_recent_read(&r, t0 + 10 * P, &out);
+    CHECK_EQ_U64(out.count, 0);
 }
 
 /* The server side: /hello answers, anything else 404. */
@@ -274,6 +314,8 @@ int main(void)
 {
     RUN(prom_family_sample_and_escaping);
     RUN(prom_histogram_is_cumulative_in_seconds);
+    RUN(hist_quantile_is_the_bucket_bound);
+    RUN(hist_recent_forgets_after_two_periods);
     RUN(httpd_serves_on_the_loop);
     RUN(httpd_rejects_bad_addresses);
     RUN(httpd_api_answers_later_and_bounds_requests);
