@@ -23,6 +23,7 @@ PKGS_TEST=(
   prometheus                        # promtool checks the /metrics pages
   docker-compose                    # `config -q` checks deploy/docker (no engine needed)
   python3-jsonschema python3-yaml   # gateway answers validated against docs/openapi.yaml
+  curl                              # docs/gateway.md's curl flow, run as written
   chromium                          # the dashboard's browser test (headless)
 )
 # npm (Debian's, with its nodejs) only when no npm is on PATH: a machine

@@ -33,6 +33,10 @@ g3. Failures in the cluster: the cart node of a session paused (SIGSTOP):
     every replica still paused, a second gateway with one worker and
     --max-inflight 1 answers a second request 503 GATEWAY_BUSY at once while
     the first waits.
+g4. The curl flow of docs/gateway.md, run by bash as the page shows it
+    (ZCART_GATEWAY, ZCART_GATEWAY_TOKEN from the cluster, curl told to print
+    each status): add with an Idempotency-Key, list, remove one, close,
+    cluster status -- all 200, and the items as the steps leave them.
 """
 
 import http.client
@@ -285,6 +289,32 @@ class Gateway(harness.ClusterTestCase):
                 c.resume(b)
         doc, _ = self.expect(h, S_CART, "GET", "/v1/sessions/%s/cart" % s, 200)
         self.assertEqual(doc["items"][0]["product"], "apple")
+
+    def test_g4_the_documented_curl_flow(self):
+        c, _ = self.start()
+        with open(os.path.join(harness.REPO, "docs", "gateway.md")) as f:
+            block = re.search(r"```sh\n(.*?)```", f.read(), re.S).group(1)
+        lines = block.splitlines()
+        first = next(i for i, l in enumerate(lines) if l.startswith("S="))
+        script = "\n".join(l for l in lines[first:]
+                           if not l.startswith("#") and "make run" not in l)
+        self.assertGreaterEqual(script.count("curl "), 5, script)
+        with open(c.plan["gateway_token"]) as f:
+            token = f.read().strip()
+        env = dict(os.environ, ZCART_GATEWAY=c.plan["gateways"][0], ZCART_GATEWAY_TOKEN=token)
+        wrapper = "curl() { command curl -sS -w '\\nHTTP %{http_code}\\n' \"$@\"; }\n"
+        r = subprocess.run(["bash", "-euc", wrapper + script], capture_output=True, text=True,
+                           env=env, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        parts = re.findall(r"(.*?)\nHTTP (\d+)\n", r.stdout, re.S)
+        self.assertEqual([p[1] for p in parts], ["200"] * 5, r.stdout)
+        docs = [json.loads(p[0]) for p in parts]
+        for d in docs[:4]:
+            schema_check("CartAnswer", d)
+        self.assertEqual(docs[0]["items"], [{"product": "apple", "qty": 2}])
+        self.assertEqual(docs[1]["items"], [{"product": "apple", "qty": 2}])
+        self.assertEqual(docs[2]["items"], [{"product": "apple", "qty": 1}])
+        schema_check("ClusterStatus", docs[4])
 
 
 def _healthy(port):
