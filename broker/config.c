@@ -70,6 +70,7 @@ static void config_defaults(broker_config_t *c)
     c->snapshot_threshold = 8192; /* bench/README.md: 1024 costs p99 and throughput */
     c->snapshot_threshold_max = 32768; /* replication/node.c: adapt_threshold */
     c->snapshot_trailing = 1024;
+    c->apply_batch = 64; /* replication/fsm.c "batching"; bench/README.md run 7 */
     c->raft_segment_size = (uint64_t)8 << 20; /* raft's own default */
     c->cart_timeout_ms = 2000;
     c->drain_retry_ms = 500;
@@ -138,6 +139,9 @@ static const char *read_placement(const char *arg, void *target)
      NULL,                                                                                         \
      "at most: the threshold grows with the state, entries making half its bytes\n"                \
      "(default 32768; at or below --snapshot-threshold: fixed)"},                                  \
+    {"apply-batch", "N", ZC_FLAG_UINT, &(c)->apply_batch, 1, 4096, NULL,                             \
+     "applied entries per state commit at most; the rest commit when the\n"                     \
+     "event loop's turn ends (default 64; 1: every entry alone)"},                                \
     {"snapshot-trailing", "N", ZC_FLAG_UINT, &(c)->snapshot_trailing, 0, 100000000, NULL,          \
      "raft entries kept after a snapshot (default 1024)"},                                         \
     {"raft-segment-size", "BYTES", ZC_FLAG_SIZE, &(c)->raft_segment_size, (uint64_t)64 << 10,      \

@@ -20,6 +20,7 @@ typedef struct {
     unsigned heartbeat_timeout_ms;              /* --heartbeat-timeout */
     unsigned snapshot_threshold;                /* --snapshot-threshold */
     unsigned snapshot_threshold_max;            /* --snapshot-threshold-max */
+    unsigned apply_batch;                       /* --apply-batch */
     unsigned snapshot_trailing;                 /* --snapshot-trailing */
     uint64_t raft_segment_size;                 /* --raft-segment-size, bytes */
     unsigned cart_timeout_ms;                   /* --cart-timeout: wait for a cart or a commit */

@@ -229,6 +229,11 @@ static void status_loop(broker_t *b, zc_msg_t *r)
     zc_msg_add_prop(r, "snapshot_threshold", "%u", ss.threshold);
     zc_msg_add_prop(r, "snapshot_installs_sending", "%u", ss.sending);
     zc_msg_add_prop(r, "snapshot_installs_resent", "%" PRIu64, ss.resent);
+    zc_fsm_batch_stats_t bs;
+    zc_node_batch_stats(b->node, &bs);
+    zc_msg_add_prop(r, "state_commits", "%" PRIu64, bs.commits);
+    zc_msg_add_prop(r, "state_commit_entries", "%" PRIu64, bs.entries);
+    zc_msg_add_prop(r, "state_commit_max_entries", "%" PRIu64, bs.max_entries);
 }
 
 static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr)

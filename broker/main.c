@@ -162,6 +162,7 @@ static int start_node(broker_t *b, char *err, size_t errlen)
         .join = b->cfg.join,
         .recover = b->cfg.recover,
         .state_map_size = (size_t)b->cfg.state_map_size,
+        .apply_batch = b->cfg.apply_batch,
         .sec = b->sec,
         .raft_sec = b->raft_sec,
         .zctx = b->zctx,

@@ -2,7 +2,8 @@
  *
  * One function per command, each a small state transition over the records
  * of state.h, all inside one LMDB write transaction that also records the
- * entry's index.  KO outcomes (no free cart, stale return, ...) change
+ * entry's index (shared with the entries applied just before and after it:
+ * "batching" below).  KO outcomes (no free cart, stale return, ...) change
  * nothing but are still "applied": the index advances, so every replica
  * agrees on what the entry did.
  *
@@ -44,7 +45,16 @@ struct zc_fsm {
     struct raft_buffer snap_buf;   /* SNAP_BUILT: raft's view of snap_bytes */
     zc_fsm_snapshot_stats_t stats; /* snapshot counters (zc_fsm_snapshot_stats) */
     char apply_error[128];         /* why the last failed apply failed (LMDB's words) */
+    unsigned batch_max;            /* entries per write transaction at most ("batching") */
+    unsigned batch_n;              /* entries in the open batch (state->batch) */
+    zc_wbuf_t batch_log;           /* their u64 index and lstr bytes, to apply them again */
+    uint64_t committed_index;      /* the last entry committed to LMDB (<= applied_index) */
+    bool failed;                   /* a batch was lost: every later apply and flush fails */
+    zc_fsm_batch_stats_t stats_batch; /* batch counters (zc_fsm_batch_stats) */
 };
+
+static int commit_batch(zc_fsm_t *f);
+static void drop_batch(zc_fsm_t *f);
 
 zc_fsm_t *zc_fsm_new(const char *dir, size_t map_size, char *err, size_t errlen)
 {
@@ -67,9 +77,12 @@ zc_fsm_t *zc_fsm_new(const char *dir, size_t map_size, char *err, size_t errlen)
         return NULL;
     }
     f->applied_index = zc_state_meta(f->state, "applied_index");
+    f->committed_index = f->applied_index;
+    f->batch_max = 1;
     pthread_mutex_init(&f->snap_lock, NULL);
     pthread_cond_init(&f->snap_cond, NULL);
     zc_wbuf_init(&f->snap_bytes);
+    zc_wbuf_init(&f->batch_log);
     return f;
 }
 
@@ -79,8 +92,12 @@ void zc_fsm_destroy(zc_fsm_t **p)
     if (f == NULL)
         return;
     *p = NULL;
+    if (commit_batch(f) != 0) /* else the restart applies them again from the log */
+        zc_warn("closing: the last %u applied entries not committed", f->batch_n);
+    drop_batch(f);
     zc_fsm_snapshot_end(f); /* waits for a build still running (see its rule) */
     zc_state_close(&f->state);
+    zc_wbuf_clear(&f->batch_log);
     pthread_cond_destroy(&f->snap_cond);
     pthread_mutex_destroy(&f->snap_lock);
     free(f);
@@ -571,19 +588,13 @@ static int apply_member(zc_fsm_t *f, MDB_txn *t, const zc_cmd_t *c, zc_cmd_resul
     return zc_state_txn_del_member(f->state, t, c->member.id);
 }
 
-/* One try at applying entry `index` in one write transaction.  0 or -1
- * (nothing applied). */
-static int apply_once(zc_fsm_t *f, uint64_t index, const zc_cmd_t *c, bool decoded, size_t len,
-                      zc_cmd_result_t *out)
+/* Entry `index` applied inside t: the apply switch, then the index and the
+ * command count.  0, or -1 on a storage error (t must then be aborted). */
+static int apply_cmd(zc_fsm_t *f, MDB_txn *t, uint64_t index, const zc_cmd_t *c, bool decoded,
+                     size_t len, zc_cmd_result_t *out)
 {
     zc_state_t *s = f->state;
     memset(out, 0, sizeof *out);
-    MDB_txn *t;
-    int mrc = mdb_txn_begin(s->env, NULL, 0, &t);
-    if (mrc != 0) {
-        snprintf(f->apply_error, sizeof f->apply_error, "begin: %s", mdb_strerror(mrc));
-        return -1;
-    }
     int rc = 0;
     if (!decoded) {
         /* Every replica sees the same bytes, so every replica skips it. */
@@ -610,15 +621,179 @@ static int apply_once(zc_fsm_t *f, uint64_t index, const zc_cmd_t *c, bool decod
     if (rc == 0)
         rc = zc_state_txn_set_meta(s, t, "applied_commands",
                                    zc_state_txn_meta(s, t, "applied_commands") + 1);
-    if (rc != 0) {
-        mdb_txn_abort(t);
+    if (rc != 0)
         snprintf(f->apply_error, sizeof f->apply_error, "a write of the transaction failed");
+    return rc;
+}
+
+/* --- batching ---
+ *
+ * An entry dirties a few B-tree paths (its cart, the free list, the
+ * placement indexes, its session, meta).  Committed alone, every page of
+ * those paths is written again, root to leaf, for every entry (a pwrite
+ * each; the state runs MDB_NOSYNC, so no fsync): at 100k carts that was
+ * 37% of a follower's CPU (bench/README run 6).  So consecutive entries
+ * share one write transaction, the batch (state->batch), committed by
+ * zc_fsm_flush -- the broker calls it before its event loop next waits
+ * (replication/node.c), so a batch is what raft applied in one turn of the
+ * loop -- or as soon as it holds batch_max entries.
+ *
+ * Durability does not change: the state was never synced per entry (the
+ * raft log is the durable record, fsm.h); a crash loses at most the open
+ * batch, which the restarted replica applies again from its log like any
+ * entry past meta.applied_index.  Reads see the batch -- the state's
+ * queries read through it (state.c, rtxn), so the broker answering right
+ * after an apply sees what the entry did.  What needs the state as
+ * committed commits the batch first: a snapshot's begin, a restore,
+ * growing the map, closing; the state refuses its own write transactions
+ * while a batch is open (state.c, wtxn).
+ *
+ * A transaction in which a write failed can only be aborted, which drops
+ * the batch's earlier entries with it.  So the batch keeps a copy of its
+ * entries (batch_log, a few hundred bytes each): after a failed write or
+ * commit the map grows if it was nearly full, and the entries are applied
+ * again, in order, into a fresh transaction -- apply is deterministic, so
+ * they do exactly what they did.  Only if that fails too does the apply or
+ * the flush fail (and the broker exits to restart from its log). */
+
+static bool grow_map(zc_fsm_t *f, bool full);
+
+static int begin_batch(zc_fsm_t *f)
+{
+    int mrc = mdb_txn_begin(f->state->env, NULL, 0, &f->state->batch);
+    if (mrc != 0) {
+        f->state->batch = NULL;
+        snprintf(f->apply_error, sizeof f->apply_error, "begin: %s", mdb_strerror(mrc));
         return -1;
     }
-    if ((mrc = mdb_txn_commit(t)) != 0) {
+    return 0;
+}
+
+static void drop_batch(zc_fsm_t *f)
+{
+    if (f->state->batch)
+        mdb_txn_abort(f->state->batch);
+    f->state->batch = NULL;
+}
+
+/* A fresh batch holding the entries of batch_log again.  0 or -1 (none open). */
+static int redo_batch(zc_fsm_t *f)
+{
+    if (begin_batch(f) != 0)
+        return -1;
+    zc_rbuf_t r;
+    zc_rbuf_init(&r, f->batch_log.data, f->batch_log.len);
+    int rc = 0;
+    while (rc == 0 && !zc_rbuf_done(&r)) {
+        uint64_t index = zc_rbuf_u64(&r);
+        size_t len;
+        const uint8_t *data = zc_rbuf_lstr(&r, &len, SIZE_MAX);
+        if (r.err)
+            break;
+        zc_cmd_t c;
+        zc_cmd_result_t out;
+        bool decoded = zc_cmd_decode(&c, data, len) == 0;
+        rc = apply_cmd(f, f->state->batch, index, &c, decoded, len, &out);
+        if (decoded)
+            zc_cmd_clear(&c);
+    }
+    if (rc != 0 || r.err) {
+        drop_batch(f);
+        return -1;
+    }
+    f->stats_batch.redone++;
+    return 0;
+}
+
+/* Commit the batch; after a failure, once more with the map grown if it was
+ * nearly full.  0, or -1 with the batch lost (f->failed set). */
+static int commit_batch(zc_fsm_t *f)
+{
+    zc_state_t *s = f->state;
+    if (s->batch == NULL)
+        return f->failed ? -1 : 0;
+    int mrc = mdb_txn_commit(s->batch); /* frees the transaction, failed or not */
+    s->batch = NULL;
+    if (mrc != 0) {
         snprintf(f->apply_error, sizeof f->apply_error, "commit: %s", mdb_strerror(mrc));
+        grow_map(f, mrc == MDB_MAP_FULL);
+        if (redo_batch(f) != 0 || (mrc = mdb_txn_commit(s->batch)) != 0) {
+            s->batch = NULL;
+            if (mrc != 0)
+                snprintf(f->apply_error, sizeof f->apply_error, "commit: %s", mdb_strerror(mrc));
+            f->failed = true;
+            zc_error("state storage: committing entries %llu..%llu failed: %s",
+                     (unsigned long long)(f->committed_index + 1),
+                     (unsigned long long)f->applied_index, f->apply_error);
+            return -1;
+        }
+        s->batch = NULL;
+    }
+    f->stats_batch.commits++;
+    f->stats_batch.entries += f->batch_n;
+    if (f->batch_n > f->stats_batch.max_entries)
+        f->stats_batch.max_entries = f->batch_n;
+    f->batch_n = 0;
+    zc_wbuf_reset(&f->batch_log);
+    f->committed_index = f->applied_index;
+    return 0;
+}
+
+int zc_fsm_flush(zc_fsm_t *f) { return commit_batch(f); }
+
+void zc_fsm_set_batch(zc_fsm_t *f, unsigned max_entries)
+{
+    if (commit_batch(f) == 0)
+        f->batch_max = max_entries ? max_entries : 1;
+}
+
+void zc_fsm_batch_stats(zc_fsm_t *f, zc_fsm_batch_stats_t *out) { *out = f->stats_batch; }
+
+/* Entry `index` into the batch (opened if none), then committed if the
+ * batch is full.  0, or -1 with nothing of it applied. */
+static int apply_batched(zc_fsm_t *f, uint64_t index, const zc_cmd_t *c, bool decoded,
+                         const void *data, size_t len, zc_cmd_result_t *out)
+{
+    zc_state_t *s = f->state;
+    if (f->failed)
+        return -1;
+    if (s->batch == NULL && begin_batch(f) != 0)
+        return -1;
+    if (apply_cmd(f, s->batch, index, c, decoded, len, out) != 0) {
+        /* The transaction is spoiled.  The batch's earlier entries are
+         * committed on their own (applied again), then this entry is tried
+         * alone, as without batching: once, and once more after growing a
+         * nearly full map. */
+        drop_batch(f);
+        if (f->batch_n > 0 && (redo_batch(f) != 0 || commit_batch(f) != 0)) {
+            drop_batch(f);
+            f->failed = true;
+            return -1;
+        }
+        if (begin_batch(f) != 0)
+            return -1;
+        if (apply_cmd(f, s->batch, index, c, decoded, len, out) != 0) {
+            drop_batch(f);
+            if (!grow_map(f, false) || begin_batch(f) != 0)
+                return -1;
+            if (apply_cmd(f, s->batch, index, c, decoded, len, out) != 0) {
+                drop_batch(f);
+                return -1;
+            }
+        }
+    }
+    zc_wbuf_u64(&f->batch_log, index);
+    zc_wbuf_lstr(&f->batch_log, data, len);
+    f->batch_n++;
+    if (f->batch_log.oom) {
+        snprintf(f->apply_error, sizeof f->apply_error, "out of memory keeping the batch");
+        f->failed = true;
+        drop_batch(f);
         return -1;
     }
+    f->applied_index = index;
+    if (f->batch_n >= f->batch_max)
+        return commit_batch(f);
     return 0;
 }
 
@@ -633,10 +808,12 @@ const char *zc_fsm_apply_error(const zc_fsm_t *f)
  * up.  Rather than fail the entry -- raft would stop, the broker exit and
  * crash-loop on the same entry -- the map grows by half (LMDB allows it
  * between transactions) and the entry is applied again.  Only when the map
- * was not nearly full (another storage error) does apply fail. */
+ * was not nearly full (another storage error) does apply fail.  full: LMDB
+ * said MDB_MAP_FULL (a commit), so the map grows whatever the high-water
+ * mark says. */
 static void snapshot_quiesce(zc_fsm_t *f);
 
-static bool grow_map(zc_fsm_t *f)
+static bool grow_map(zc_fsm_t *f, bool full)
 {
     MDB_envinfo info;
     MDB_stat st;
@@ -645,7 +822,7 @@ static bool grow_map(zc_fsm_t *f)
     /* The high-water mark: LMDB fails a transaction that needs pages past
      * the map even when its free list holds some. */
     uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize, map = info.me_mapsize;
-    if (used < map / 4 * 3)
+    if (!full && used < map / 4 * 3)
         return false;
     size_t bigger = (size_t)(map + map / 2);
     /* LMDB remaps: no read transaction may be open, a snapshot's included. */
@@ -669,9 +846,7 @@ int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_c
     }
     zc_cmd_t c;
     bool decoded = zc_cmd_decode(&c, data, len) == 0;
-    int rc = apply_once(f, index, &c, decoded, len, out);
-    if (rc != 0 && grow_map(f))
-        rc = apply_once(f, index, &c, decoded, len, out);
+    int rc = apply_batched(f, index, &c, decoded, data, len, out);
     if (decoded)
         zc_cmd_clear(&c);
     if (rc != 0) {
@@ -681,7 +856,6 @@ int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_c
         out->status = ZC_INTERNAL;
         return -1;
     }
-    f->applied_index = index;
     return 0;
 }
 
@@ -774,6 +948,8 @@ int zc_fsm_snapshot(zc_fsm_t *f, zc_wbuf_t *out)
 {
     zc_state_t *s = f->state;
     MDB_txn *t;
+    if (commit_batch(f) != 0)
+        return -1;
     /* Make the state durable up to the point Raft will compact its log to. */
     mdb_env_sync(s->env, 1);
     if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t) != 0)
@@ -787,6 +963,9 @@ int zc_fsm_snapshot_begin(zc_fsm_t *f)
 {
     uint64_t t0 = zc_mono_us();
     MDB_txn *t;
+    /* The snapshot is of every entry applied so far: commit the batch. */
+    if (commit_batch(f) != 0)
+        return -1;
     pthread_mutex_lock(&f->snap_lock);
     int rc = -1;
     if (f->snap_state == SNAP_IDLE && mdb_txn_begin(f->state->env, NULL, MDB_RDONLY, &t) == 0) {
@@ -898,6 +1077,8 @@ int zc_fsm_restore(zc_fsm_t *f, const void *data, size_t len)
         zc_error("restore: not a zcart snapshot");
         return -1;
     }
+    if (commit_batch(f) != 0)
+        return -1;
     if (index <= f->applied_index) {
         zc_info("restore: snapshot at %llu not newer than state at %llu, kept state",
                 (unsigned long long)index, (unsigned long long)f->applied_index);
@@ -945,6 +1126,7 @@ int zc_fsm_restore(zc_fsm_t *f, const void *data, size_t len)
     if (zc_state_rebuild_indexes(s) != 0)
         zc_warn("restore: could not rebuild the placement indexes");
     f->applied_index = zc_state_meta(s, "applied_index");
+    f->committed_index = f->applied_index;
     zc_info("restore: state replaced by snapshot at %llu", (unsigned long long)index);
     return 0;
 }

@@ -2,8 +2,9 @@
  *
  * Raft hands every committed command entry to zc_fsm_apply in log order on
  * every replica.  The entry's index is written in the same LMDB transaction
- * as its effects (meta.applied_index), and an entry whose index is not above
- * it is skipped: that is how a restarted replica, whose Raft log replays
+ * as its effects (meta.applied_index) -- a transaction that consecutive
+ * entries may share (zc_fsm_set_batch) -- and an entry whose index is not
+ * above it is skipped: that is how a restarted replica, whose Raft log replays
  * entries the LMDB state already holds, never applies one twice -- without a
  * synced LMDB commit per entry (the Raft log is the durability).
  *
@@ -42,6 +43,23 @@ uint64_t zc_fsm_applied_index(zc_fsm_t *f);
  * for KO outcomes, which are not errors).  Returns -1 only when storage
  * failed, in which case nothing was applied. */
 int zc_fsm_apply(zc_fsm_t *f, uint64_t index, const void *data, size_t len, zc_cmd_result_t *out);
+/* Batching (fsm.c, "batching"): entries applied share one LMDB write
+ * transaction until zc_fsm_flush, or until it holds max_entries (1, the
+ * default: each entry commits alone; 0 means 1).  The state's reads see
+ * the batch.  Setting it commits an open batch first. */
+void zc_fsm_set_batch(zc_fsm_t *f, unsigned max_entries);
+/* Commit the open batch (none: nothing to do).  -1 when it could not be
+ * committed, even after growing the map and applying its entries again:
+ * they are lost from the state, and every later apply fails too -- the
+ * replica must restart from its log. */
+int zc_fsm_flush(zc_fsm_t *f);
+typedef struct {
+    uint64_t commits;     /* batches committed */
+    uint64_t entries;     /* entries in them */
+    uint64_t max_entries; /* the largest batch */
+    uint64_t redone;      /* batches applied again after a failed write or commit */
+} zc_fsm_batch_stats_t;
+void zc_fsm_batch_stats(zc_fsm_t *f, zc_fsm_batch_stats_t *out);
 /* Why the last failed zc_fsm_apply failed, in LMDB's words ("commit: No
  * space left on device"); "no error" before any failure. */
 const char *zc_fsm_apply_error(const zc_fsm_t *f);

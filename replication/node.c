@@ -121,11 +121,19 @@ static uint64_t raft_leader_id_of(zc_node_t *n)
     return id;
 }
 
-/* Runs after every loop iteration's I/O: notice role changes, start the
- * readiness barrier of a new leader, tell the broker. */
+/* Runs after every loop iteration's I/O: commit the entries applied in it
+ * (fsm.c, "batching"), notice role changes, start the readiness barrier of
+ * a new leader, tell the broker. */
 static void check_cb(uv_check_t *h)
 {
     zc_node_t *n = h->data;
+    if (n->fsm && zc_fsm_flush(n->fsm) != 0) {
+        zc_error("state storage: committing applied entries failed: %s; exiting with status %d "
+                 "so the replica restarts from its log",
+                 zc_fsm_apply_error(n->fsm), ZC_EXIT_STORAGE);
+        fflush(NULL);
+        _exit(ZC_EXIT_STORAGE);
+    }
     if (!n->started || n->close_done)
         return;
     /* Bug 5's last case: a background segment finalization or truncation
@@ -253,6 +261,7 @@ zc_node_t *zc_node_new(uv_loop_t *loop, const zc_node_config_t *cfg, zc_node_rol
         snprintf(err, errlen, "create %s: %s", n->raft_dir, strerror(errno));
         goto err_after_fsm;
     }
+    zc_fsm_set_batch(n->fsm, cfg->apply_batch);
     zc_fsm_raft_async(n->fsm, &n->raft_fsm);
     n->fsm_apply = n->raft_fsm.apply;
     n->raft_fsm.apply = node_apply;
@@ -789,6 +798,8 @@ void zc_node_snapshot_stats(zc_node_t *n, zc_node_snapshot_stats_t *out)
 }
 
 void zc_node_raft_stats(zc_node_t *n, zc_node_raft_stats_t *out) { *out = n->stats; }
+
+void zc_node_batch_stats(zc_node_t *n, zc_fsm_batch_stats_t *out) { zc_fsm_batch_stats(n->fsm, out); }
 
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {

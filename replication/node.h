@@ -26,6 +26,7 @@
 #include "lib/prom.h"
 #include "lib/zsec.h"
 #include "replication/command.h"
+#include "replication/fsm.h"
 #include "replication/state.h"
 
 /* One cluster member and where to reach it (see state.h). */
@@ -47,6 +48,8 @@ typedef struct {
     bool recover;                    /* quorum lost for good: force a configuration of
                                       exactly `replicas` (raft_recover) before starting */
     size_t state_map_size;           /* LMDB map size, 0 = default */
+    unsigned apply_batch;            /* applied entries per LMDB commit at most (fsm.h); the
+                                        rest commit when the loop turn ends.  0 or 1: each alone */
     const zc_sec_t *sec;             /* raft relay keys (transport.h); NULL: no CURVE */
     const zc_sec_t *raft_sec;        /* this replica's own raft key (transport.h), or NULL */
     void *zctx;                      /* ZeroMQ context, NULL: zc_sec_context() */
@@ -151,6 +154,8 @@ typedef struct {
     unsigned threshold;     /* entries between snapshots now (zc_node_snapshot_threshold) */
 } zc_node_snapshot_stats_t;
 void zc_node_snapshot_stats(zc_node_t *n, zc_node_snapshot_stats_t *out);
+/* How applied entries were committed to the state (replication/fsm.c, "batching"). */
+void zc_node_batch_stats(zc_node_t *n, zc_fsm_batch_stats_t *out);
 /* The snapshot threshold for a state of state_bytes in use and entries of
  * entry_bytes on average: entries making half the state's bytes, within
  * [min, max] (max below min counts as min). */

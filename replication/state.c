@@ -16,6 +16,7 @@
 
 #include "lib/buf.h"
 #include "lib/hash.h"
+#include "lib/log.h"
 
 #define CART_REC_V 2    /* 2 added the breaker; 1 still decodes (breaker CLOSED) */
 #define SESSION_REC_V 2 /* 2 added `lost`; 1 still decodes (not lost) */
@@ -532,6 +533,20 @@ static int build_loadfree(zc_state_t *s, MDB_txn *t)
     return rc == MDB_NOTFOUND ? 0 : -1;
 }
 
+/* A write transaction of the state's own (rebuilding indexes, counts,
+ * local facts, a restore's cleanup).  LMDB has one writer: with the FSM's
+ * batch open (fsm.c, "batching") this would wait on itself, so it refuses
+ * -- the FSM commits its batch before it calls any of these. */
+static MDB_txn *wtxn(zc_state_t *s)
+{
+    MDB_txn *t = NULL;
+    if (s->batch) {
+        zc_error("state: a write transaction while the apply batch is open (a bug)");
+        return NULL;
+    }
+    return mdb_txn_begin(s->env, NULL, 0, &t) == 0 ? t : NULL;
+}
+
 int zc_state_rebuild_indexes(zc_state_t *s)
 {
     if (s->readonly)
@@ -540,7 +555,7 @@ int zc_state_rebuild_indexes(zc_state_t *s)
     MDB_txn *t;
     MDB_cursor *cur;
     MDB_val k, v;
-    if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
+    if ((t = wtxn(s)) == NULL)
         return -1;
     int rc = mdb_drop(t, s->nodefree, 0) != 0 || mdb_drop(t, s->nodeload, 0) != 0 ||
                      mdb_drop(t, s->loadfree, 0) != 0 || mdb_drop(t, s->brkidx, 0) != 0 ||
@@ -636,10 +651,21 @@ static int count_any(const zc_cart_rec_t *c, void *arg)
     return 0;
 }
 
+/* A transaction to read from: the FSM's open batch when there is one (its
+ * entries are applied but not committed yet: replication/fsm.c,
+ * "batching"), else a read transaction of its own.  Close it with rdone. */
 static MDB_txn *rtxn(zc_state_t *s)
 {
     MDB_txn *t = NULL;
+    if (s->batch)
+        return s->batch;
     return mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t) == 0 ? t : NULL;
+}
+
+static void rdone(zc_state_t *s, MDB_txn *t)
+{
+    if (t != s->batch)
+        mdb_txn_abort(t);
 }
 
 int zc_state_get_session(zc_state_t *s, const uint8_t id[ZC_SESSION_LEN], zc_session_rec_t *out)
@@ -648,7 +674,7 @@ int zc_state_get_session(zc_state_t *s, const uint8_t id[ZC_SESSION_LEN], zc_ses
     if (t == NULL)
         return -1;
     int rc = zc_state_txn_get_session(s, t, id, out);
-    mdb_txn_abort(t);
+    rdone(s, t);
     return rc;
 }
 
@@ -658,7 +684,7 @@ int zc_state_get_cart(zc_state_t *s, const char *id, zc_cart_rec_t *out)
     if (t == NULL)
         return -1;
     int rc = zc_state_txn_get_cart(s, t, id, out);
-    mdb_txn_abort(t);
+    rdone(s, t);
     return rc;
 }
 
@@ -668,7 +694,7 @@ uint64_t zc_state_meta(zc_state_t *s, const char *key)
     if (t == NULL)
         return 0;
     uint64_t v = zc_state_txn_meta(s, t, key);
-    mdb_txn_abort(t);
+    rdone(s, t);
     return v;
 }
 
@@ -679,7 +705,7 @@ uint64_t zc_state_free_count(zc_state_t *s)
     if (t == NULL)
         return 0;
     uint64_t n = mdb_stat(t, s->free, &st) == 0 ? st.ms_entries : 0;
-    mdb_txn_abort(t);
+    rdone(s, t);
     return n;
 }
 
@@ -693,7 +719,7 @@ int zc_state_get_member(zc_state_t *s, uint64_t id, zc_member_t *out)
     MDB_val k = {8, key}, v;
     int rc = mdb_get(t, s->members, &k, &v);
     rc = rc == MDB_NOTFOUND ? 1 : rc != 0 ? -1 : decode_member(&k, &v, out);
-    mdb_txn_abort(t);
+    rdone(s, t);
     return rc;
 }
 
@@ -708,14 +734,14 @@ int zc_state_local_get(zc_state_t *s, const char *key, char *out, size_t cap)
         memcpy(out, v.mv_data, v.mv_size);
         out[v.mv_size] = 0;
     }
-    mdb_txn_abort(t);
+    rdone(s, t);
     return rc == MDB_NOTFOUND ? 1 : rc == 0 && v.mv_size < cap ? 0 : -1;
 }
 
 int zc_state_local_set(zc_state_t *s, const char *key, const char *value)
 {
     MDB_txn *t;
-    if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
+    if ((t = wtxn(s)) == NULL)
         return -1;
     MDB_val k = {strlen(key), (void *)key}, v = {strlen(value), (void *)value};
     if (mdb_put(t, s->local, &k, &v, 0) != 0) {
@@ -762,7 +788,7 @@ static int walk(zc_state_t *s, MDB_dbi dbi,
         }
         mdb_cursor_close(cur);
     }
-    mdb_txn_abort(t);
+    rdone(s, t);
     return rc;
 }
 
@@ -829,7 +855,7 @@ int zc_state_each_node_cart(zc_state_t *s, const char *node,
     if (t == NULL)
         return -1;
     int rc = each_node_cart(s, t, node, fn, arg);
-    mdb_txn_abort(t);
+    rdone(s, t);
     return rc;
 }
 
@@ -871,7 +897,7 @@ uint64_t zc_state_breakers_not_closed(zc_state_t *s)
     if (t != NULL && mdb_stat(t, s->brkidx, &st) == 0)
         n = st.ms_entries;
     if (t != NULL)
-        mdb_txn_abort(t);
+        rdone(s, t);
     return n;
 }
 
@@ -897,7 +923,7 @@ int zc_state_each_session_from(zc_state_t *s, const uint8_t from[ZC_SESSION_LEN]
     if (t == NULL)
         return -1;
     if (mdb_cursor_open(t, s->sessions, &cur) != 0) {
-        mdb_txn_abort(t);
+        rdone(s, t);
         return -1;
     }
     for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && (unsigned)n < max;
@@ -912,7 +938,7 @@ int zc_state_each_session_from(zc_state_t *s, const uint8_t from[ZC_SESSION_LEN]
             break;
     }
     mdb_cursor_close(cur);
-    mdb_txn_abort(t);
+    rdone(s, t);
     return n;
 }
 
@@ -924,7 +950,7 @@ int zc_state_ensure_counts(zc_state_t *s)
     MDB_cursor *cur;
     MDB_val k, v;
     uint64_t live = 0, ended = 0;
-    if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
+    if ((t = wtxn(s)) == NULL)
         return -1;
     if (mdb_cursor_open(t, s->sessions, &cur) != 0) {
         mdb_txn_abort(t);
@@ -977,7 +1003,7 @@ uint64_t zc_state_records(zc_state_t *s)
         return 0;
     uint64_t n = zc_state_txn_meta(s, t, "sessions_live") +
                  zc_state_txn_meta(s, t, "sessions_ended") + zc_state_txn_meta(s, t, "carts_total");
-    mdb_txn_abort(t);
+    rdone(s, t);
     return n;
 }
 
@@ -1013,11 +1039,11 @@ int zc_state_counts(zc_state_t *s, zc_state_counts_t *out)
         out->assigned = (uint32_t)zc_state_txn_meta(s, t, "carts_assigned");
         out->free = (uint32_t)fst.ms_entries;
         out->draining = out->total - out->free - out->assigned;
-        mdb_txn_abort(t);
+        rdone(s, t);
         return 0;
     }
     if (t != NULL)
-        mdb_txn_abort(t);
+        rdone(s, t);
     t = NULL;
     if (zc_state_each_cart(s, count_cart, out) != 0)
         return -1;
@@ -1038,7 +1064,7 @@ int zc_state_counts(zc_state_t *s, zc_state_counts_t *out)
         }
         mdb_cursor_close(cur);
     }
-    mdb_txn_abort(t);
+    rdone(s, t);
     return 0;
 }
 
@@ -1077,7 +1103,7 @@ uint64_t zc_state_digest(zc_state_t *s)
     h = zc_fnv64(h, b, 8);
     be64(b, zc_state_txn_meta(s, t, "free_tail"));
     h = zc_fnv64(h, b, 8);
-    mdb_txn_abort(t);
+    rdone(s, t);
     return h;
 }
 
@@ -1329,7 +1355,7 @@ int zc_state_check(zc_state_t *s, char *why, size_t whylen)
         rc = check_counters(&ck);
     if (rc == 0)
         rc = check_loadfree(&ck);
-    mdb_txn_abort(ck.t);
+    rdone(s, ck.t);
     return rc;
 }
 
@@ -1363,7 +1389,7 @@ int zc_state_forget_history(zc_state_t *s)
     if (zc_state_each_member(s, collect_member, &ids) < 0)
         return -1;
     MDB_txn *t;
-    if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
+    if ((t = wtxn(s)) == NULL)
         return -1;
     int rc = zc_state_txn_set_meta(s, t, "applied_index", 0);
     for (unsigned i = 0; rc == 0 && i < ids.n; i++)

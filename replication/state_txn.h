@@ -29,6 +29,8 @@ struct zc_state {
     bool readonly;    /* opened by zc_state_open_readonly: never written or synced */
     uint64_t registry_epoch; /* in memory: bumped when a cart is registered or forgotten, or
                                 the indexes rebuilt (zc_state_registry_epoch) */
+    MDB_txn *batch;   /* the FSM's write transaction holding applied entries not committed
+                         yet (fsm.c "batching"), or NULL; the state's reads go through it */
 };
 
 int zc_state_txn_get_cart(zc_state_t *s, MDB_txn *t, const char *id, zc_cart_rec_t *out);

@@ -92,6 +92,7 @@ typedef struct {
     size_t conf_cap;                     /* entries in conf_at */
     unsigned sc_leader;                  /* scripted runs: the leader a step waits on */
     uint64_t trng;                       /* their own xorshift state (the main stream stays) */
+    uint64_t brng;                       /* when each FSM commits its batch: own stream */
     struct transfer_rec *transfer_recs;  /* every transfer started, freed after close */
     unsigned transfers_started;          /* raft_transfer accepted */
     unsigned transfers_done;             /* their callbacks */
@@ -769,6 +770,10 @@ static int server_new(sim_t *s, unsigned i, unsigned threshold, unsigned trailin
         fail(s, "fsm: %s", err);
         return -1;
     }
+    /* Batched commits, as the broker runs them (fsm.c "batching"): up to 8
+     * entries, committed at random steps (flush_batches), so the checks
+     * read states with a batch open and snapshots begin over one. */
+    zc_fsm_set_batch(s->zfsm[i], 8);
     zc_fsm_raft_async(s->zfsm[i], &s->fsms[i]);
     taps[i].fsm = &s->fsms[i];
     taps[i].apply = s->fsms[i].apply;
@@ -1339,12 +1344,26 @@ static bool converged(struct raft_fixture *f, void *arg)
     return true;
 }
 
+/* The broker commits a batch when its loop's turn ends; here each FSM
+ * does at a random step (1 in 3), from the batches' own stream. */
+static void flush_batches(sim_t *s)
+{
+    for (unsigned i = 0; i < s->n; i++) {
+        if (s->zfsm[i] == NULL || is_crashed(i) || zc_xorshift64(&s->brng) % 3 != 0)
+            continue;
+        if (zc_fsm_flush(s->zfsm[i]) != 0)
+            fail(s, "server %u: committing its batch failed: %s", i,
+                 zc_fsm_apply_error(s->zfsm[i]));
+    }
+}
+
 /* --- scripted runs (--scenario) --- */
 
 /* One step and every per-step check. */
 static bool sc_step(sim_t *s)
 {
     raft_fixture_step(&s->f);
+    flush_batches(s);
     check_stopped(s);
     check_terms(s);
     check_match(s);
@@ -1883,6 +1902,7 @@ static int run(sim_t *s)
     int rc = -1;
     s->rng = s->seed * 0x9E3779B97F4A7C15ull + 1;
     s->trng = s->seed * 0xD1B54A32D192ED03ull + 7;
+    s->brng = s->seed * 0xBF58476D1CE4E5B9ull + 13;
     s->mrng = s->seed * 0x94D049BB133111EBull + 11;
     s->disk_victim = -1;
     /* Half the runs flood the leader with commands (long uncommitted logs,
@@ -1931,6 +1951,7 @@ static int run(sim_t *s)
         maybe_transfer(s);
         maybe_change(s);
         raft_fixture_step(&s->f);
+        flush_batches(s);
         check_stopped(s);
         reap_crashed(s);
         check_terms(s);
@@ -1946,6 +1967,7 @@ static int run(sim_t *s)
             if (k % 20 == 0)
                 propose(s);
             raft_fixture_step(&s->f);
+            flush_batches(s);
             check_stopped(s);
             reap_crashed(s);
             check_terms(s);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "proto/status.h"
@@ -1357,6 +1358,175 @@ TEST(map_growth_cancels_a_snapshot_not_yet_built)
     zc_fsm_destroy(&g);
 }
 
+/* --- batching (fsm.c): entries sharing one write transaction --- */
+
+/* The same log, batched 7 at a time, gives the same state and digest as one
+ * commit per entry; reads see the open batch (workload checks invariants and
+ * looks sessions up through it); a snapshot commits it first. */
+TEST(batched_apply_matches_one_commit_per_entry)
+{
+    char d1[256], d2[256];
+    zc_fsm_t *f1 = open_fsm(d1), *f2 = open_fsm(d2);
+    zc_fsm_set_batch(f2, 7);
+    workload(f1, 11, 400);
+    workload(f2, 11, 400);
+    CHECK_EQ_U64(zc_fsm_applied_index(f1), zc_fsm_applied_index(f2));
+    CHECK_EQ_U64(zc_state_digest(zc_fsm_state(f1)), zc_state_digest(zc_fsm_state(f2)));
+    check_invariants(f2);
+    zc_fsm_batch_stats_t b1, b2;
+    zc_fsm_batch_stats(f1, &b1);
+    zc_fsm_batch_stats(f2, &b2);
+    CHECK_EQ_U64(b1.commits, zc_fsm_applied_index(f1));
+    CHECK_EQ_U64(b1.max_entries, 1);
+    CHECK_EQ_U64(b2.max_entries, 7);
+    CHECK_EQ_U64(b2.commits, zc_fsm_applied_index(f2) / 7);
+    /* An entry in an open batch is visible before any commit. */
+    uint64_t before = b2.commits;
+    zc_cmd_result_t r = do_assign(f2, 200);
+    zc_session_rec_t sr;
+    uint8_t id[16];
+    session_id(id, 200);
+    CHECK(zc_state_get_session(zc_fsm_state(f2), id, &sr) == 0);
+    CHECK_STR(sr.cart, r.cart);
+    zc_fsm_batch_stats(f2, &b2);
+    CHECK(b2.entries < zc_fsm_applied_index(f2)); /* still open */
+    do_assign(f1, 200);
+    /* A snapshot is of every applied entry: the same bytes either way. */
+    zc_wbuf_t s1, s2;
+    zc_wbuf_init(&s1);
+    zc_wbuf_init(&s2);
+    CHECK(zc_fsm_snapshot(f1, &s1) == 0);
+    CHECK(zc_fsm_snapshot(f2, &s2) == 0);
+    CHECK_EQ_U64(s1.len, s2.len);
+    CHECK(s1.len == s2.len && memcmp(s1.data, s2.data, s1.len) == 0);
+    zc_fsm_batch_stats(f2, &b2);
+    CHECK(b2.commits > before);
+    CHECK_EQ_U64(b2.entries, zc_fsm_applied_index(f2)); /* all committed now */
+    zc_wbuf_clear(&s1);
+    zc_wbuf_clear(&s2);
+    zc_fsm_destroy(&f1);
+    zc_fsm_destroy(&f2);
+}
+
+/* The log of batch_crash_* below: register 4 carts, then sessions in and out. */
+static void crash_log(zc_wbuf_t *entries, size_t *ends, int n)
+{
+    for (int i = 0; i < n; i++) {
+        zc_cmd_slot_t slots[4];
+        zc_cmd_t c = {.time_ms = 1000 + (uint64_t)i};
+        if (i == 0) {
+            c.type = ZC_CMD_REGISTER;
+            snprintf(c.reg.node, sizeof c.reg.node, "n");
+            for (unsigned k = 0; k < 4; k++)
+                slots[k] = (zc_cmd_slot_t){.slot = (uint16_t)k};
+            c.reg.n = 4;
+            c.reg.slots = slots;
+        } else if (i % 2 == 1) {
+            c.type = ZC_CMD_ASSIGN;
+            session_id(c.assign.session, i);
+        } else {
+            c.type = ZC_CMD_RELEASE;
+            session_id(c.release.session, i - 1);
+            c.release.why = ZC_RELEASE_CLOSE;
+        }
+        CHECK(zc_cmd_encode(&c, entries) == 0);
+        ends[i] = entries->len;
+    }
+}
+
+/* A replica killed with a batch open loses that batch and nothing else: on
+ * reopening, the state is at the last commit, and raft's replay of the log
+ * (entries at or below it skipped) gives the state of a replica that never
+ * crashed.  The crash is a child process's _exit. */
+TEST(a_crash_loses_only_the_open_batch)
+{
+    enum { N = 30, FLUSHED = 17 };
+    zc_wbuf_t log;
+    size_t ends[N];
+    zc_wbuf_init(&log);
+    crash_log(&log, ends, N);
+    char d[256], dref[256];
+    zc_fsm_t *ref = open_fsm(dref);
+    for (int i = 0; i < N; i++) {
+        zc_cmd_result_t r;
+        size_t from = i ? ends[i - 1] : 0;
+        CHECK(zc_fsm_apply(ref, (uint64_t)i + 1, log.data + from, ends[i] - from, &r) == 0);
+    }
+    snprintf(d, sizeof d, "%s/fsm%d", root, dir_seq++);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char err[256];
+        zc_fsm_t *f = zc_fsm_new(d, 0, err, sizeof err);
+        if (f == NULL)
+            _exit(2);
+        zc_fsm_set_batch(f, 64);
+        for (int i = 0; i < N; i++) {
+            zc_cmd_result_t r;
+            size_t from = i ? ends[i - 1] : 0;
+            if (zc_fsm_apply(f, (uint64_t)i + 1, log.data + from, ends[i] - from, &r) != 0)
+                _exit(3);
+            if (i + 1 == FLUSHED && zc_fsm_flush(f) != 0)
+                _exit(4);
+        }
+        _exit(0); /* entries FLUSHED+1..N applied, never committed */
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char err[256];
+    zc_fsm_t *f = zc_fsm_new(d, 0, err, sizeof err);
+    CHECK(f != NULL);
+    if (f == NULL)
+        return;
+    CHECK_EQ_U64(zc_fsm_applied_index(f), FLUSHED);
+    zc_fsm_set_batch(f, 64);
+    unsigned replayed = 0;
+    for (int i = 0; i < N; i++) {
+        zc_cmd_result_t r;
+        size_t from = i ? ends[i - 1] : 0;
+        CHECK(zc_fsm_apply(f, (uint64_t)i + 1, log.data + from, ends[i] - from, &r) == 0);
+        replayed += r.replayed;
+    }
+    CHECK_EQ_U64(replayed, FLUSHED);
+    CHECK(zc_fsm_flush(f) == 0);
+    CHECK_EQ_U64(zc_state_digest(zc_fsm_state(f)), zc_state_digest(zc_fsm_state(ref)));
+    check_invariants(f);
+    zc_fsm_destroy(&f);
+    zc_fsm_destroy(&ref);
+    zc_wbuf_clear(&log);
+}
+
+/* A map too small for the batch: a write fails mid-batch, the batch's
+ * earlier entries are committed again on their own, the map grows, and
+ * nothing is lost -- the same state as a roomy replica's. */
+TEST(batched_apply_grows_a_full_map)
+{
+    char d[256], dref[256];
+    zc_fsm_t *f = open_fsm_map(d, 128u << 10), *ref = open_fsm(dref);
+    CHECK(f != NULL);
+    if (f == NULL)
+        return;
+    zc_fsm_set_batch(f, 64);
+    do_register(f, "n", 4, 0, false);
+    do_register(ref, "n", 4, 0, false);
+    for (int k = 0; k < 3000; k++) {
+        CHECK_EQ_U64(session_cycle(f, k, 0), ZC_OK);
+        CHECK_EQ_U64(session_cycle(ref, k, 0), ZC_OK);
+    }
+    CHECK(zc_fsm_flush(f) == 0);
+    uint64_t used, mapb;
+    CHECK(zc_state_storage(zc_fsm_state(f), &used, &mapb) == 0);
+    CHECK(mapb > (128u << 10));
+    zc_fsm_batch_stats_t b;
+    zc_fsm_batch_stats(f, &b);
+    CHECK(b.redone >= 1);
+    CHECK_EQ_U64(b.entries, zc_fsm_applied_index(f));
+    CHECK_EQ_U64(zc_state_digest(zc_fsm_state(f)), zc_state_digest(zc_fsm_state(ref)));
+    check_invariants(f);
+    zc_fsm_destroy(&f);
+    zc_fsm_destroy(&ref);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/zcart-test-fsm.%d", (int)getpid());
@@ -1387,6 +1557,9 @@ int main(void)
     RUN(unregister_forgets_carts_and_moves_or_ends_their_sessions);
     RUN(snapshot_off_loop_sees_its_index);
     RUN(map_growth_cancels_a_snapshot_not_yet_built);
+    RUN(batched_apply_matches_one_commit_per_entry);
+    RUN(a_crash_loses_only_the_open_batch);
+    RUN(batched_apply_grows_a_full_map);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)
