@@ -961,11 +961,12 @@ int zc_fsm_snapshot(zc_fsm_t *f, zc_wbuf_t *out)
 
 int zc_fsm_snapshot_begin(zc_fsm_t *f)
 {
-    uint64_t t0 = zc_mono_us();
     MDB_txn *t;
-    /* The snapshot is of every entry applied so far: commit the batch. */
+    /* The snapshot is of every entry applied so far: commit the batch (what
+     * the loop turn's end would have done; not counted as the snapshot's). */
     if (commit_batch(f) != 0)
         return -1;
+    uint64_t t0 = zc_mono_us();
     pthread_mutex_lock(&f->snap_lock);
     int rc = -1;
     if (f->snap_state == SNAP_IDLE && mdb_txn_begin(f->state->env, NULL, MDB_RDONLY, &t) == 0) {
