@@ -115,6 +115,11 @@ void zc_zap_actor(zsock_t *pipe, void *allow_dir)
             break;
     }
     zpoller_destroy(&poller);
+    /* Unbind before closing: libzmq frees an inproc endpoint at once on
+     * unbind, but only later (its reaper thread) on close, and a handler
+     * started right after this one (zc_sec_new again) would find it taken. */
+    if (handler)
+        zsock_unbind(handler, "%s", ZAP_ENDPOINT);
     zsock_destroy(&handler);
     zcertstore_destroy(&store);
 }

@@ -164,6 +164,8 @@ TEST(known_key_of_another_role_is_refused)
     snprintf(path, sizeof path, "%s/replica.cert_secret", dir);
     snprintf(allow, sizeof allow, "%s/allow", dir);
     zc_sec_t *ss = zc_sec_new(path, allow, false, err, sizeof err);
+    if (ss == NULL)
+        fprintf(stderr, "zc_sec_new: %s\n", err);
     CHECK(ss != NULL);
     if (ss == NULL)
         return;
