@@ -11,7 +11,7 @@ JOBS       ?= 2
 RUN_DIR    ?= run
 CLUSTER    := deploy/local/zcart-cluster
 
-.PHONY: all deps build build-asan run stop status package drills test test-normal test-asan unit sim bench bench-compare bench-gateway bench-failover bench-scale chaos chaos-smoke chaos-mutants clean
+.PHONY: all deps build build-asan run stop status package drills test test-normal test-asan unit sim bench bench-compare bench-budget bench-gateway bench-failover bench-scale chaos chaos-smoke chaos-mutants clean
 
 all: build
 
@@ -81,6 +81,13 @@ bench: build
 COMPARE_ARGS ?=
 bench-compare: build
 	@/usr/bin/python3 bench/compare.py --bin $(BUILD)/bin $(COMPARE_ARGS)
+
+# Where one routed add's time goes, secure and insecure in turns, from the
+# daemons' own histograms (bench/README.md "Latency budget").
+#   make bench-budget [BUDGET_ARGS="--rounds 3 --seconds 10 --json"]
+BUDGET_ARGS ?=
+bench-budget: build
+	@/usr/bin/python3 bench/budget.py --bin $(BUILD)/bin $(BUDGET_ARGS)
 
 # The same routed add through the REST gateway (wrk, HTTP keep-alive) and
 # through libzcart (zcart-bench), interleaved: make bench-gateway [GATEWAY_ARGS="--rounds 5"]

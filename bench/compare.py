@@ -9,7 +9,9 @@ every ratio alike:
 
   raw_2hop    a raw libzmq 2-hop broker (bench/raw_2hop.c): client DEALER ->
               ROUTER/ROUTER -> worker DEALER and back over loopback TCP,
-              zcart's message sizes, nothing encoded, stored or synced
+              zcart's message sizes, nothing encoded, stored or synced;
+              also with CurveZMQ on every hop (--curve 1), printed beside,
+              not a target: what encryption itself costs a round trip
   fsync       one fdatasync of a preallocated 4 KiB block on the cluster's
               data filesystem (bench/fsync_probe.c)
   raw_raft    canonical/raft 0.15 itself (bench/raw_raft.c): 3 processes,
@@ -29,8 +31,9 @@ every ratio alike:
   zcart       zcart-bench: -w ops (routed adds on one session per client)
               and -w assign (new session: assign, add, close)
 
-Each round measures, in this order: raw_2hop with 1 client, zcart ops with
-1 client, fsync, raw_2hop with 8 clients, zcart ops with 8 clients, zcart
+Each round measures, in this order: raw_2hop with 1 client (plain, then
+CurveZMQ), zcart ops with 1 client, fsync, raw_2hop with 8 clients (plain,
+then CurveZMQ), zcart ops with 8 clients, zcart
 assign with 8 and with 64 clients, raw_raft with K=64, redis, etcd.  The ratios, with the targets of issue
 16, are computed per round and over the rounds' medians:
 
@@ -160,9 +163,9 @@ class Run:
         subprocess.run([CLUSTER, "down", "--dir", self.run_dir], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def raw_2hop(self, clients):
+    def raw_2hop(self, clients, curve=False):
         return run_json([os.path.join(self.a.bin, "raw_2hop"), "-c", str(clients), "-d",
-                         str(self.a.seconds)])
+                         str(self.a.seconds), "--curve", "1" if curve else "0"])
 
     def fsync(self):
         return run_json([os.path.join(self.a.bin, "fsync_probe"),
@@ -246,6 +249,8 @@ def one_round(run):
     f = {}
     r = run.raw_2hop(1)
     f["raw2hop_c1_p50_us"], f["raw2hop_c1_rt_per_s"] = r["p50_us"], r["rt_per_s"]
+    r = run.raw_2hop(1, curve=True)
+    f["raw2hop_curve_c1_p50_us"] = r["p50_us"]
     z = run.zcart("ops", 1)
     f["zcart_add_c1_p50_us"] = z["ops"]["add"]["p50_us"]
     f["zcart_add_c1_ops_per_s"] = z["ops_per_s"]
@@ -253,6 +258,8 @@ def one_round(run):
     f["fsync_p50_us"], f["fsync_p99_us"] = s["p50_us"], s["p99_us"]
     r = run.raw_2hop(8)
     f["raw2hop_c8_rt_per_s"], f["raw2hop_c8_p50_us"] = r["rt_per_s"], r["p50_us"]
+    r = run.raw_2hop(8, curve=True)
+    f["raw2hop_curve_c8_rt_per_s"] = r["rt_per_s"]
     z = run.zcart("ops", 8)
     f["zcart_add_c8_ops_per_s"], f["zcart_add_c8_p50_us"] = z["ops_per_s"], z["ops"]["add"]["p50_us"]
     z = run.zcart("assign", 8)
@@ -335,7 +342,8 @@ def main(argv):
     print("bench-compare: %d round(s) x %d s, %d cores, load %s -> %s" % (
         a.rounds, a.seconds, os.cpu_count(), load0, out["machine"]["loadavg_end"]))
     print("%-34s %s" % ("figure (median of the rounds)", "value"))
-    for k in ("raw2hop_c1_p50_us", "fsync_p50_us", "zcart_add_c1_p50_us", "raw2hop_c8_rt_per_s",
+    for k in ("raw2hop_c1_p50_us", "raw2hop_curve_c1_p50_us", "fsync_p50_us",
+              "zcart_add_c1_p50_us", "raw2hop_c8_rt_per_s", "raw2hop_curve_c8_rt_per_s",
               "zcart_add_c8_ops_per_s", "zcart_cycles_c8_per_s", "zcart_cycles_c64_per_s",
               "zcart_cycles_c64_add_p99_us", "raw_raft_k64_commits_per_s", "redis_add_c8_per_s",
               "redis_add_c1_p50_us", "redis_cycles_c8_per_s", "etcd_probe_c8_per_s",

@@ -8,6 +8,10 @@
  * sizes zcart's REQUEST and REPLY have (--req-bytes, --rep-bytes).  Nothing
  * is encoded, checked, stored or synced: this is what ZeroMQ itself costs.
  * Each client keeps one request in flight (as zcart-bench's clients do).
+ * With --curve 1 every hop runs CurveZMQ, as zcart's do (the broker's two
+ * ROUTERs are servers, clients and worker connect with a key pair of
+ * their own; no ZAP handler, so any key is admitted): the difference is what
+ * encryption itself costs on these message sizes.
  *
  * Prints one JSON object: clients, seconds, round trips, rt_per_s, p50_us,
  * p99_us. */
@@ -33,7 +37,29 @@ static struct {
     volatile int stop;        /* set once the clients are done */
     volatile int ready;       /* the worker's hello reached the broker */
     volatile int lost;        /* a client timed out waiting (a dropped message) */
+    int curve;                /* --curve 1: CurveZMQ on every hop */
+    char server_public[41], server_secret[41]; /* the broker's key pair (Z85) */
+    char peer_public[41], peer_secret[41];     /* one pair for every client and the worker */
 } g;
+
+/* CurveZMQ roles, when --curve 1 (before bind or connect). */
+static void curve_server(void *s)
+{
+    int one = 1;
+    if (!g.curve)
+        return;
+    zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one);
+    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, g.server_secret, 40);
+}
+
+static void curve_client(void *s)
+{
+    if (!g.curve)
+        return;
+    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, g.server_public, 40);
+    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, g.peer_public, 40);
+    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, g.peer_secret, 40);
+}
 
 /* One client's latencies, µs. */
 typedef struct {
@@ -93,6 +119,7 @@ static void *worker(void *arg)
     (void)arg;
     void *d = zmq_socket(g.ctx, ZMQ_DEALER);
     zmq_setsockopt(d, ZMQ_ROUTING_ID, "w", 1);
+    curve_client(d);
     zmq_connect(d, g.back);
     zmq_send(d, "hello", 5, 0); /* a ROUTER drops what it cannot route yet */
     char id[256], body[65536];
@@ -118,6 +145,7 @@ static void *client(void *arg)
     void *d = zmq_socket(g.ctx, ZMQ_DEALER);
     int timeout = 5000;
     zmq_setsockopt(d, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    curve_client(d);
     zmq_connect(d, g.front);
     char *req = calloc(1, g.req_bytes ? g.req_bytes : 1), buf[65536];
     uint64_t end = zc_mono_us() + (uint64_t)g.seconds * 1000000u;
@@ -160,15 +188,26 @@ int main(int argc, char **argv)
             g.req_bytes = (size_t)v;
         else if (strcmp(argv[i], "--rep-bytes") == 0 && v >= 0 && v <= 65536)
             g.rep_bytes = (size_t)v;
+        else if (strcmp(argv[i], "--curve") == 0 && (v == 0 || v == 1))
+            g.curve = (int)v;
         else {
             fprintf(stderr, "usage: raw_2hop [-c CLIENTS] [-d SECONDS] [--req-bytes N] "
-                            "[--rep-bytes N]\n");
+                            "[--rep-bytes N] [--curve 0|1]\n");
             return 2;
         }
+    }
+    if (g.curve && (zmq_curve_keypair(g.server_public, g.server_secret) != 0 ||
+                    zmq_curve_keypair(g.peer_public, g.peer_secret) != 0)) {
+        fprintf(stderr, "raw_2hop: --curve: %s\n", zmq_strerror(zmq_errno()));
+        return 1;
     }
     g.ctx = zmq_ctx_new();
     front_sock = zmq_socket(g.ctx, ZMQ_ROUTER);
     back_sock = zmq_socket(g.ctx, ZMQ_ROUTER);
+    if (front_sock)
+        curve_server(front_sock);
+    if (back_sock)
+        curve_server(back_sock);
     size_t len = sizeof g.front, blen = sizeof g.back;
     if (front_sock == NULL || back_sock == NULL || zmq_bind(front_sock, "tcp://127.0.0.1:*") != 0 ||
         zmq_bind(back_sock, "tcp://127.0.0.1:*") != 0) {
@@ -211,9 +250,9 @@ int main(int argc, char **argv)
     qsort(all, total, sizeof *all, cmp_u32);
     printf("{\"clients\": %d, \"seconds\": %.3f, \"round_trips\": %zu, \"rt_per_s\": %.1f, "
            "\"p50_us\": %" PRIu32 ", \"p99_us\": %" PRIu32 ", \"req_bytes\": %zu, "
-           "\"rep_bytes\": %zu}\n",
+           "\"rep_bytes\": %zu, \"curve\": %d}\n",
            g.clients, secs, total, (double)total / secs, total ? all[total / 2] : 0,
-           total ? all[total * 99 / 100] : 0, g.req_bytes, g.rep_bytes);
+           total ? all[total * 99 / 100] : 0, g.req_bytes, g.rep_bytes, g.curve);
     free(all);
     free(cs);
     zmq_ctx_term(g.ctx);

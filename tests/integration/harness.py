@@ -9,8 +9,10 @@ in parallel (``ctest -j2``) and next to other clusters on the machine:
 
 * **Ports.**  ``allocate_run()`` takes an exclusive flock on
   ``/tmp/zcart-it/ports.lock``, advances a counter kept in that directory
-  over blocks [P, P+99] between 10000 and 32699 (below the kernel's
-  ephemeral range, so no outgoing connection can squat them) and returns the
+  over blocks [P, P+99] between 20000 and 32699 (below the kernel's
+  ephemeral range, so no outgoing connection can squat them; above the
+  conformance suite's 11000-19999, whose clusters are probed under another
+  lock: a shared range let both take one block) and returns the
   first block whose every port bind-probes free.  Blocks of the other tests
   are taken under the same lock, and a block stays reserved (its
   ``owner`` file names a live pid) until the owner releases it.  A cluster
@@ -89,7 +91,7 @@ BIN = os.path.abspath(os.environ.get("ZCART_BIN") or os.path.join(REPO, "build",
 ROOT = os.environ.get("ZCART_IT_ROOT", "/tmp/zcart-it")
 PYTHON = "/usr/bin/python3"
 
-PORT_MIN, PORT_MAX, PORT_BLOCK = 10000, 32699, 100
+PORT_MIN, PORT_MAX, PORT_BLOCK = 20000, 32699, 100
 
 # Every cluster this process started, torn down at exit whatever happens.
 _live_clusters = []
