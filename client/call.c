@@ -29,6 +29,17 @@
  * backoff_max_ms, carry up to 25% random jitter (clients that lost the same
  * leader do not come back in step) and never overrun the call's end.
  *
+ * The leader directly.  A follower relays a request it gets to the leader
+ * (docs/protocol.md 3.6): the client is served, one hop longer each way
+ * (~150 µs of a 900 µs add, bench/README.md "Latency budget").  So when an
+ * answer names a deciding replica (`replica`) other than the one the
+ * connection is known to reach, the next cart op first asks the connected
+ * replica's STATUS (one round trip, at most once per term): a follower's
+ * names the leader's endpoint, and the client moves there, as on
+ * NOT_LEADER.  A one-call client (the CLI) never pays for it.  When the
+ * leader's endpoint cannot be reached from here the engine moves on as
+ * for any unreachable replica, and the next term may try again.
+ *
  * `in_doubt` records whether some try may have reached a leader that
  * applied it: a try that timed out on a connection that was up at some
  * point after the send, or lost its connection, or got UNAVAILABLE ("did
@@ -40,6 +51,7 @@
 #include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -141,6 +153,60 @@ static zcf_wait_t await(zcart_t *z, const zcart__call_t *c, uint64_t until, zc_m
                      zc_msg_name(reply->id), z->conn.endpoint);
         zc_msg_reset(reply);
     }
+}
+
+/* The probe of "the leader directly": the connected replica's STATUS;
+ * move to the leader it names if it is not the leader itself. */
+static void probe_leader(zcart_t *z)
+{
+    zc_msg_t m, reply;
+    zc_wbuf_t w;
+    zc_msg_init(&m, ZC_MSG_STATUS);
+    m.corr = z->next_corr++;
+    zc_wbuf_init(&w);
+    zcart__call_t c = {.reply_id = ZC_MSG_STATUS_REPLY, .corr = m.corr};
+    int wait_ms = z->opt.attempt_timeout_ms < 250 ? z->opt.attempt_timeout_ms : 250;
+    zc_msg_init(&reply, 0);
+    if (zc_msg_encode(&m, &w) != 0 || w.oom) {
+        zc_wbuf_clear(&w);
+        return;
+    }
+    zcf_conn_arm(&z->conn);
+    zcf_wait_t got = zmq_send(z->conn.dealer, w.data, w.len, ZMQ_DONTWAIT) < 0
+                         ? ZCF_FAIL
+                         : await(z, &c, zc_mono_ms() + (uint64_t)wait_ms, &reply);
+    if (got != ZCF_GOT || reply.id != ZC_MSG_STATUS_REPLY) {
+        /* No answer soon: stay (a late one is dropped by the next await);
+         * a connection that went away is opened again by the next try. */
+        if (got == ZCF_LOST || got == ZCF_REFUSED)
+            zcf_conn_close(&z->conn);
+        zc_wbuf_clear(&w);
+        zc_msg_reset(&reply);
+        return;
+    }
+    zc_wbuf_clear(&w);
+    const char *id = NULL, *role = NULL, *leader = NULL;
+    for (size_t i = 0; i < reply.n_props; i++) {
+        const zc_prop_t *p = &reply.props[i];
+        if (strcmp(p->key, "id") == 0)
+            id = p->value;
+        else if (strcmp(p->key, "role") == 0)
+            role = p->value;
+        else if (strcmp(p->key, "leader_endpoint") == 0)
+            leader = p->value;
+    }
+    if (role && strcmp(role, "leader") == 0 && id) {
+        z->conn_id = strtoull(id, NULL, 10);
+        z->conn_id_at = z->list.cur;
+    } else if (leader && strcmp(leader, "unknown") != 0 && zcf_endpoint_valid(leader)) {
+        int idx = zcf_list_find_or_add(&z->list, leader);
+        if (idx >= 0 && (size_t)idx != z->list.cur) {
+            zc_debug("%s relays to the leader: moving to %.80s", z->list.eps[z->list.cur], leader);
+            zcf_conn_close(&z->conn);
+            z->list.cur = (size_t)idx;
+        }
+    }
+    zc_msg_reset(&reply);
 }
 
 /* A NOT_LEADER answer: follow a named leader at once, else wait and move on. */
@@ -278,6 +344,11 @@ int zcart__call(zcart_t *z, const zcart__call_t *c, zc_msg_t *reply, zcart_resul
     l.end = zc_mono_ms() + (uint64_t)z->opt.total_timeout_ms;
     snprintf(l.last, sizeof l.last, "nothing was tried");
     res->attempts = 0;
+    if (z->probe && c->reply_id == ZC_MSG_REPLY && z->conn.dealer != NULL) {
+        z->probe = false;
+        z->probed_term = z->probe_term;
+        probe_leader(z);
+    }
     step_t step = STEP_UNREACHABLE;
     for (uint64_t now; (now = zc_mono_ms()) < l.end;) {
         step = try_once(&l, c, now, reply, res);
@@ -285,8 +356,15 @@ int zcart__call(zcart_t *z, const zcart__call_t *c, zc_msg_t *reply, zcart_resul
             break;
         step = STEP_UNREACHABLE; /* what running out of time means */
     }
-    if (step == STEP_ANSWERED)
+    if (step == STEP_ANSWERED) {
+        /* Decided by another replica than the one asked: relayed (above). */
+        if (reply->id == ZC_MSG_REPLY && reply->replica != 0 && reply->term > z->probed_term &&
+            !(z->conn_id == reply->replica && z->conn_id_at == z->list.cur)) {
+            z->probe = true;
+            z->probe_term = reply->term;
+        }
         return ZCART_ANSWERED;
+    }
     res->status = -1;
     res->in_doubt = l.in_doubt;
     if (step == STEP_SYS) {

@@ -23,6 +23,13 @@ struct zcart {
     uint64_t rng;        /* xorshift state for backoff jitter */
     uint64_t next_corr;  /* corr of the next STATUS or ADMIN */
     char *brokers;       /* the broker list given (owned), for keepers */
+    uint64_t conn_id;    /* raft id of the replica at list.cur, as a probe learned it; 0:
+                            unknown (call.c, "the leader directly") */
+    size_t conn_id_at;   /* the list index conn_id is about */
+    bool probe;          /* an answer came from another replica than the one asked:
+                            probe before the next cart op */
+    uint64_t probe_term; /* the term of that answer */
+    uint64_t probed_term; /* the term of the last probe: one per term at most */
     char keys[3][41];    /* copies of opt's server, public and secret keys */
 };
 

@@ -24,6 +24,11 @@ f5. A leader that dies with a relayed request in flight (its stock check
     connection drops ("connection dropped"), not after 2 x --cart-timeout
     (20 s here) -- before this, clients waited out their attempt timeout
     after every leader kill (bench/README.md, failover drills).
+f6. libzcart goes to the leader directly: a zcart-bench client given only a
+    follower's endpoint makes adds until the leader has answered 100 of
+    them; the follower relayed at most 2 (the first answer names another
+    replica, so the next call asks the follower's STATUS and moves to the
+    leader it names) -- without that, it relays every one.
 """
 
 import urllib.request
@@ -105,6 +110,18 @@ class Forward(harness.ClusterTestCase):
             r = d.reply_for(s, 1, timeout=8)
             self.assertEqual(r.status_name, "UNAVAILABLE", r)
             self.assertIn("connection dropped", r.detail)
+
+    def test_f6_libzcart_moves_from_a_follower_to_the_leader(self):
+        c, ld, fo = self.setup()
+        fname, lname = "broker%d" % fo["id"], "broker%d" % ld["id"]
+        before = relayed(c, fname)
+        answered = lambda: metric(c, lname, 'zcart_requests_total{op="add",status="OK"}')
+        start = answered()
+        p = c.bench_popen("-w", "ops", "-c", "1", brokers=[fo["endpoint"]], seconds=60)
+        wait_until(lambda: answered() - start >= 100, 30, "100 adds answered by the leader")
+        rep = c.bench_stop(p)
+        self.assertGreaterEqual(rep["ops"]["add"]["ok"], 100, rep)
+        self.assertLessEqual(relayed(c, fname) - before, 2)
 
 
 if __name__ == "__main__":
