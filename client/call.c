@@ -167,7 +167,9 @@ static void probe_leader(zcart_t *z)
     zcart__call_t c = {.reply_id = ZC_MSG_STATUS_REPLY, .corr = m.corr};
     int wait_ms = z->opt.attempt_timeout_ms < 250 ? z->opt.attempt_timeout_ms : 250;
     zc_msg_init(&reply, 0);
-    if (zc_msg_encode(&m, &w) != 0 || w.oom) {
+    int enc = zc_msg_encode(&m, &w);
+    zc_msg_reset(&m);
+    if (enc != 0 || w.oom) {
         zc_wbuf_clear(&w);
         return;
     }
