@@ -21,6 +21,12 @@ buckets), measured in the same seconds as the client's own figures:
   leader <-> cart   leader - stock - commit: the broker's routing, the hops
                     to the cart node and back, the cart's decoding and apply
 
+Then, secure only, the same for new sessions (`-w assign -c 1`: assign,
+add, close): the client's first-add and close means, the leader's
+zcart_request_seconds for add and close, its zcart_raft_commit_seconds
+(proposing a command to applying it: one raft commit, ASSIGN, RELEASE or
+RETURN), and the carts' commits per new session.
+
 Prints a table per mode and the difference secure - insecure per part;
 --json prints every round's figures.
 
@@ -68,8 +74,10 @@ class Cluster:
 
     def up(self):
         catalog = os.path.join(self.dir, "catalog.csv")
-        with open(catalog, "w") as f:
-            f.write("apple,1000000000\n")
+        with open(catalog, "w") as f:  # zcart-bench's default products, never short
+            for product in ("apple", "banana", "cherry", "grape", "lemon", "mango", "orange",
+                            "pear"):
+                f.write("%s,1000000000\n" % product)
         args = [CLUSTER, "up", "--fresh", "--dir", self.run_dir, "--bin", self.a.bin,
                 "--replicas", "3", "--cart-nodes", "4", "--slots", "64", "--gateways", "0",
                 "--catalog", catalog, "--base-port", str(self.a.base_port), "--wait", "120"]
@@ -110,7 +118,7 @@ def measure(a, c):
     z = json.loads(r.stdout.strip().splitlines()[-1])
     after = (scrape(lurl), [scrape(u) for u in carts])
     f = {"client_mean_us": z["ops"]["add"]["mean_us"], "client_p50_us": z["ops"]["add"]["p50_us"],
-         "adds": z["ops"]["add"]["requests"]}
+         "adds": z["ops"]["add"]["requests"], "adds_ok": z["ops"]["add"]["ok"]}
     f["leader_mean_us"], f["leader_n"] = mean_us(before[0], after[0], "zcart_request_seconds",
                                                  '{op="add"}')
     for key, name in (("stock", "zcart_cart_stock_check_seconds"),
@@ -126,6 +134,36 @@ def measure(a, c):
     f["leader_cart_us"] = f["leader_mean_us"] - (f["stock_mean_us"] or 0) - (f["commit_mean_us"] or 0)
     return f
 
+
+def measure_sessions(a, c):
+    """A new session's parts (secure cluster, -w assign -c 1), means in µs."""
+    lurl, carts = c.urls()
+    before = (scrape(lurl), [scrape(u) for u in carts])
+    args = [os.path.join(a.bin, "zcart-bench"), "-w", "assign", "-c", "1", "-d",
+            str(a.seconds), "--json"]
+    r = subprocess.run(args, capture_output=True, text=True, env=c.env)
+    z = json.loads(r.stdout.strip().splitlines()[-1])
+    after = (scrape(lurl), [scrape(u) for u in carts])
+    f = {"cycles_per_s": z["cycles_per_s"], "add_mean_us": z["ops"]["add"]["mean_us"],
+         "close_mean_us": z["ops"]["close"]["mean_us"]}
+    f["leader_add_us"], _ = mean_us(before[0], after[0], "zcart_request_seconds", '{op="add"}')
+    f["leader_close_us"], _ = mean_us(before[0], after[0], "zcart_request_seconds",
+                                      '{op="close"}')
+    f["raft_commit_us"], n = mean_us(before[0], after[0], "zcart_raft_commit_seconds")
+    f["raft_commits_per_cycle"] = n / max(1, z["cycles"])
+    commits = sum(mean_us(b, e, "zcart_cart_commit_seconds")[1] for b, e in zip(*[before[1], after[1]]))
+    f["cart_commits_per_cycle"] = commits / max(1, z["cycles"])
+    return f
+
+
+SESSION_PARTS = [("cycles_per_s", "new sessions/s (assign, add, close; 1 client)"),
+                 ("add_mean_us", "client: first add (assigns the cart), mean"),
+                 ("leader_add_us", "leader: that add, arrival to answer"),
+                 ("close_mean_us", "client: close, mean"),
+                 ("leader_close_us", "leader: that close, arrival to answer"),
+                 ("raft_commit_us", "leader: one raft commit, proposed to applied"),
+                 ("raft_commits_per_cycle", "raft commits per new session"),
+                 ("cart_commits_per_cycle", "cart-node durable commits per new session")]
 
 PARTS = [("client_mean_us", "client: mean add (p50 below)"),
          ("client_leader_us", "client <-> leader: libzcart and both hops"),
@@ -171,8 +209,25 @@ def main():
         d = "" if s is None or i is None else "%.0f" % (s - i)
         print("%-58s %10s %10s %10s" % (what, "%.0f" % s if s is not None else "-",
                                         "%.0f" % i if i is not None else "-", d))
+    sess = []
+    for rnd in range(a.rounds):
+        c = Cluster(a, False)
+        try:
+            c.up()
+            time.sleep(3)
+            sess.append(measure_sessions(a, c))
+        finally:
+            c.down()
+        print("budget: round %d new sessions: %s" % (rnd + 1, {k: round(v, 2) for k, v in
+                                                               sess[-1].items()}),
+              file=sys.stderr, flush=True)
+    print("%-58s %10s" % ("new session, secure (median of the rounds)", "value"))
+    for key, what in SESSION_PARTS:
+        v = median(r[key] for r in sess)
+        print("%-58s %10s" % (what, "-" if v is None else ("%.2f" % v if v < 10 else "%.0f" % v)))
     if a.json:
-        print(json.dumps({"load": [load0[0], os.getloadavg()[0]], "rounds": res}))
+        print(json.dumps({"load": [load0[0], os.getloadavg()[0]], "rounds": res,
+                          "sessions": sess}))
 
 
 if __name__ == "__main__":
