@@ -87,6 +87,12 @@ static const zc_flag_t flags[] = {
      "of it, removes past 90%; lists and resets always work.\n"
      "A slot's dedup records take at most 128 KiB, so about\n"
      "slots x 150 KiB is the most a node ever needs"},
+    {"wal-size", "BYTES", ZC_FLAG_SIZE, &cfg.wal_size, (uint64_t)16 << 10, (uint64_t)1 << 30, NULL,
+     "the store's write-ahead log, DATA/cart.wal (suffix K, M or\n"
+     "G; 16K..1G, default 4M).  Every reply waits for one log\n"
+     "append; LMDB commits it every 200 ms or at half the log.\n"
+     "While LMDB cannot commit (a full disk), the node goes on\n"
+     "until the log is full, then refuses changes"},
     {"cert", "FILE", ZC_FLAG_STR, &opt.cert, 0, 0, NULL,
      "this node's secret certificate (KEYS/NODE.cert_secret from\n"
      "`zcart keygen`: role cart, name NODE)"},

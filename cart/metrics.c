@@ -35,10 +35,25 @@ static void write_metrics(void *arg, zc_prom_t *p)
                    "Stock checks of adds, from asking to the answer (or the timeout).");
     zc_prom_hist(p, "zcart_cart_stock_check_seconds", NULL, &st.stock_lat);
     zc_prom_family(p, "zcart_cart_commit_seconds", "histogram",
-                   "Durable LMDB commits that had changes; every reply waits for one.");
+                   "Durable commits that had changes (a write-ahead log append and its "
+                   "fdatasync); every reply waits for one.");
     zc_prom_hist(p, "zcart_cart_commit_seconds", NULL, &st.commit_lat);
     counter(p, "zcart_cart_commit_failures_total",
             "Durable commits that failed; their replies were dropped.", (double)st.commit_failures);
+    zc_prom_family(p, "zcart_cart_checkpoint_seconds", "histogram",
+                   "LMDB commits of what the write-ahead log holds (full sync), then the log "
+                   "rewound; off the replies' path.");
+    zc_prom_hist(p, "zcart_cart_checkpoint_seconds", NULL, &st.store.checkpoint_lat);
+    counter(p, "zcart_cart_checkpoint_failures_total",
+            "Checkpoints whose LMDB commit failed; the log still held every change.",
+            (double)st.store.checkpoint_failures);
+    gauge(p, "zcart_cart_log_used_bytes", "Bytes of the write-ahead log since the last checkpoint.",
+          (double)st.store.log_used);
+    gauge(p, "zcart_cart_log_size_bytes", "Size of the write-ahead log file.",
+          (double)st.store.log_size);
+    gauge(p, "zcart_cart_log_replayed_records",
+          "Write-ahead log records replayed when the store was opened (an unclean stop).",
+          (double)st.store.replayed_records);
     counter(p, "zcart_cart_dropped_frames_total", "Frames from replicas dropped unread.",
             (double)st.dropped);
     gauge(p, "zcart_cart_stock_checks_in_flight", "Stock checks waiting for an answer.",

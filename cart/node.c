@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sysexits.h>
+#include <unistd.h>
 
 #include "cart/stock_client.h"
 #include "cart/store.h"
@@ -85,6 +87,7 @@ struct cart_node {
     broker_conn_t brokers[BROKERS_MAX]; /* one per replica */
     unsigned n_brokers;               /* entries used */
     uv_timer_t hello;                 /* HELLO period */
+    uv_timer_t checkpoint;            /* store checkpoints (STORE_CHECKPOINT_MS) */
     uint64_t last_check_us;           /* last check_brokers run (stall detection) */
     uv_check_t flush;                 /* commit, then send the outbox */
     uv_idle_t kick;                   /* active while the outbox is not empty, so the
@@ -133,6 +136,16 @@ static void enqueue(cart_node_t *n, void *sock, const zc_msg_t *m)
  * waits for it. */
 #define SLOW_COMMIT_MS 100
 
+/* The store could not return to its durable state (cart/store.h): stop,
+ * and let the restart recover it from LMDB and the write-ahead log. */
+static void storage_lost(const char *what)
+{
+    zc_error("storage: %s failed and the open transaction could not be rebuilt; exiting with "
+             "status %d (a restart replays the write-ahead log)", what, EX_IOERR);
+    fflush(NULL);
+    _exit(EX_IOERR);
+}
+
 /* Commit every change of this iteration, then let the replies go. */
 static void on_flush(uv_check_t *h)
 {
@@ -140,6 +153,8 @@ static void on_flush(uv_check_t *h)
     bool dirty = store_dirty(n->store);
     uint64_t t0 = zc_mono_us();
     int rc = store_commit(n->store);
+    if (rc == STORE_LOST)
+        storage_lost("a durable commit");
     uint64_t took_us = zc_mono_us() - t0, took_ms = took_us / 1000;
     if (dirty)
         zc_hist_observe(&n->commit_lat, took_us);
@@ -647,6 +662,23 @@ static void check_brokers(cart_node_t *n)
         send_hello(n);
 }
 
+/* Commit the LMDB transaction the write-ahead log stands for, and rewind
+ * the log (cart/store.h).  A failure loses nothing: the log still holds
+ * every change, and the next period tries again. */
+static void on_checkpoint_timer(uv_timer_t *t)
+{
+    cart_node_t *n = t->data;
+    store_stats_t before;
+    store_stats(n->store, &before);
+    int rc = store_checkpoint(n->store);
+    if (rc == STORE_LOST)
+        storage_lost("a checkpoint");
+    if (rc != 0 && before.checkpoint_failures == 0)
+        zc_warn("storage: checkpoint failed; the write-ahead log keeps every change (%zu of %zu "
+                "bytes used); retrying every %d ms", before.log_used, before.log_size,
+                STORE_CHECKPOINT_MS);
+}
+
 static void on_hello_timer(uv_timer_t *t)
 {
     cart_node_t *n = t->data;
@@ -700,6 +732,7 @@ void cart_config_defaults(cart_config_t *c)
     c->stock_open_max_ms = 8000;
     c->hello_interval_ms = 1000;
     c->map_size = STORE_MAP_DEFAULT;
+    c->wal_size = STORE_WAL_SIZE;
 }
 
 cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err, size_t errlen)
@@ -721,9 +754,15 @@ cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err,
         snprintf(err, errlen, "out of memory");
         goto err;
     }
-    n->store = store_open(cfg->data_dir, cfg->slots, (size_t)cfg->map_size, err, errlen);
+    n->store = store_open(cfg->data_dir, cfg->slots, (size_t)cfg->map_size,
+                          (size_t)cfg->wal_size, err, errlen);
     if (n->store == NULL)
         goto err;
+    store_stats_t ss;
+    store_stats(n->store, &ss);
+    if (ss.replayed_records > 0)
+        zc_info("storage: replayed %" PRIu64 " write-ahead log records (%" PRIu64
+                " bytes) the last checkpoint did not hold", ss.replayed_records, ss.replayed_bytes);
     stock_client_config_t sc = {
         .endpoints = cfg->stock,
         .timeout_ms = cfg->stock_timeout_ms,
@@ -754,6 +793,9 @@ cart_node_t *cart_node_new(uv_loop_t *loop, const cart_config_t *cfg, char *err,
     uv_timer_init(loop, &n->hello);
     n->hello.data = n;
     uv_timer_start(&n->hello, on_hello_timer, 0, cfg->hello_interval_ms);
+    uv_timer_init(loop, &n->checkpoint);
+    n->checkpoint.data = n;
+    uv_timer_start(&n->checkpoint, on_checkpoint_timer, STORE_CHECKPOINT_MS, STORE_CHECKPOINT_MS);
     uv_check_init(loop, &n->flush);
     n->flush.data = n;
     uv_check_start(&n->flush, on_flush);
@@ -803,6 +845,7 @@ void cart_node_stats(cart_node_t *n, cart_stats_t *out)
             out->leader_term = b->leader_term;
     }
     store_usage(n->store, &out->store_used, &out->store_map);
+    store_stats(n->store, &out->store);
 }
 
 void cart_node_destroy(cart_node_t **p)
@@ -821,9 +864,10 @@ void cart_node_destroy(cart_node_t **p)
     }
     store_close(&n->store);
     zc_info("stopped (%" PRIu64 " malformed frames dropped)", n->dropped);
-    /* n is freed when libuv has closed all three handles. */
-    n->closing = 3;
+    /* n is freed when libuv has closed all four handles. */
+    n->closing = 4;
     uv_close((uv_handle_t *)&n->hello, handle_closed);
+    uv_close((uv_handle_t *)&n->checkpoint, handle_closed);
     uv_close((uv_handle_t *)&n->flush, handle_closed);
     uv_close((uv_handle_t *)&n->kick, handle_closed);
 }

@@ -15,6 +15,7 @@
 
 #include <uv.h>
 
+#include "cart/store.h"
 #include "lib/log.h"
 #include "lib/prom.h"
 #include "proto/status.h"
@@ -33,6 +34,7 @@ typedef struct {
     unsigned hello_interval_ms; /* HELLO period */
     unsigned broker_liveness_ms; /* a replica silent this long is reconnected; 0: 3 HELLOs */
     uint64_t map_size;          /* LMDB map of the store, bytes (0: STORE_MAP_DEFAULT) */
+    uint64_t wal_size;          /* its write-ahead log, bytes (0: STORE_WAL_SIZE) */
     const struct zc_sec *sec;   /* CurveZMQ keys (lib/zsec.h; a no-op with --insecure) */
     const char *broker_key;     /* the replicas' public key, z85 (secure) */
     const char *stock_key;      /* the stock service's public key, z85 (secure) */
@@ -45,8 +47,9 @@ typedef struct {
     unsigned slots;                      /* cart slots hosted */
     uint64_t replies[ZC_STATUS_COUNT];   /* CART_REPLYs sent, by status */
     zc_hist_t stock_lat;                 /* stock checks, ask to answer */
-    zc_hist_t commit_lat;                /* durable commits with changes */
+    zc_hist_t commit_lat;                /* durable commits with changes (log appends) */
     uint64_t commit_failures;            /* commits that failed */
+    store_stats_t store;                 /* the store's log and checkpoints */
     uint64_t dropped;                    /* frames dropped (malformed, unexpected) */
     unsigned stock_in_flight;            /* stock checks waiting for an answer */
     size_t adds_in_flight;               /* adds waiting for their check */

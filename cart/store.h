@@ -5,10 +5,18 @@
  *   items  u16 slot + product -> u32 units
  *   dedup  u16 slot + u64 seq -> the stored answer (status, detail, items)
  *
- * All changes of one event-loop iteration go into one write transaction
- * (store_txn), committed and fsync'd once by store_commit before any reply
- * that depends on them is sent: group commit.  Reads inside an iteration see
- * the uncommitted changes because they use the same transaction.
+ * All changes go into one open LMDB write transaction; reads use it too, so
+ * they see every change.  store_commit makes one event-loop iteration's
+ * changes durable before any reply that depends on them is sent (group
+ * commit): it appends them, as after-images, to a write-ahead log
+ * (STORE_WAL_NAME in the data directory, lib/wal.c) with one fdatasync.
+ * The LMDB transaction itself is committed -- with LMDB's full sync, data
+ * pages then meta page -- only by store_checkpoint, which the node calls on
+ * a timer (and store_commit when half the log is used); then the log is
+ * rewound.  Opening the store replays the log records the last LMDB commit
+ * does not hold (a node killed between checkpoints): one sync per iteration
+ * instead of LMDB's two, nothing acknowledged lost (docs/architecture.md,
+ * "Durability").
  *
  * Fencing (docs/protocol.md §4): a slot serves only its owner (session,
  * generation); it adopts an owner only when it has none; a generation at or
@@ -33,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/prom.h"
 #include "proto/msg.h"
 
 #define STORE_DEDUP_WINDOW 1024
@@ -41,7 +50,27 @@
 #define STORE_ADD_LIMIT_PCT 70    /* adds refused past this share of the map */
 #define STORE_REMOVE_LIMIT_PCT 90 /* removes refused past this one */
 
+#define STORE_WAL_NAME "cart.wal"       /* the write-ahead log, beside data.mdb */
+#define STORE_WAL_SIZE ((size_t)4 << 20) /* its size when created */
+#define STORE_CHECKPOINT_MS 200          /* the node's checkpoint period */
+#define STORE_LOST (-2) /* store_commit / store_checkpoint: the open transaction
+                           could not be rebuilt; the node must stop (a restart
+                           recovers from LMDB and the log) */
+
 typedef struct store store_t;
+
+/* Counters of the store's durability machinery. */
+typedef struct {
+    uint64_t log_records;        /* records appended to the log */
+    uint64_t log_failures;       /* appends that failed (iteration undone) */
+    uint64_t checkpoints;        /* LMDB commits */
+    uint64_t checkpoint_failures; /* LMDB commits that failed (the log still holds them) */
+    zc_hist_t checkpoint_lat;    /* successful checkpoints' durations */
+    uint64_t replayed_records;   /* log records replayed when the store was opened */
+    uint64_t replayed_bytes;     /* their payload bytes */
+    size_t log_used;             /* bytes of the log since the last checkpoint */
+    size_t log_size;             /* the log's size */
+} store_stats_t;
 
 /* A slot's ownership record. */
 typedef struct {
@@ -73,16 +102,28 @@ typedef struct {
     uint16_t n_items;                /* entries */
 } store_answer_t;
 
-/* map_size 0 = STORE_MAP_DEFAULT. */
-store_t *store_open(const char *dir, unsigned n_slots, size_t map_size, char *err, size_t errlen);
+/* map_size 0 = STORE_MAP_DEFAULT, wal_size 0 = STORE_WAL_SIZE.  Creates the
+ * directory, the environment and the log as needed; replays the log
+ * (store_stats: replayed_records), then makes a new log if its size is not
+ * wal_size. */
+store_t *store_open(const char *dir, unsigned n_slots, size_t map_size, size_t wal_size, char *err,
+                    size_t errlen);
 /* Bytes of the map in use (pages below the high-water mark that are not on
  * LMDB's free list, as of the last commit) and the map's size. */
 int store_usage(store_t *s, uint64_t *used, uint64_t *map);
 /* Open an existing store read-only, for inspection (zcart-cart --dump-state):
  * nothing is created or written; every write fails with -1.  NULL with err
  * when dir is missing or holds no (or a corrupt) store. */
+/* Read-only, for --dump-state: nothing in dir is written.  When the log
+ * holds changes the LMDB commit does not, the store read is a private copy
+ * in $TMPDIR with the log replayed (removed by store_close). */
 store_t *store_open_readonly(const char *dir, unsigned n_slots, char *err, size_t errlen);
+/* Checkpoint (a read-write store), then close. */
 void store_close(store_t **p);
+/* Close without a checkpoint, as a crash would leave the files: what was
+ * not checkpointed is only in the log (tests; failed opens). */
+void store_abandon(store_t **p);
+void store_stats(store_t *s, store_stats_t *out);
 unsigned store_slots(store_t *s);
 
 /* Storage errors are reported as -1 everywhere; the caller answers INTERNAL. */
@@ -142,10 +183,17 @@ typedef enum {
  * raised to `generation`. */
 store_reset_t store_reset(store_t *s, uint16_t slot, uint64_t generation);
 
-/* Commit and fsync everything written since the last commit.  0 if there
- * was nothing to commit. */
+/* Make every change since the last store_commit durable: one log record,
+ * one fdatasync (a checkpoint instead when it does not fit in the log).
+ * 0 (also when there was nothing to commit); -1 when it could not be made
+ * durable -- those changes are undone, everything committed before stays;
+ * STORE_LOST (see above). */
 int store_commit(store_t *s);
-/* True when uncommitted changes exist. */
+/* Commit the open LMDB transaction with LMDB's full sync and rewind the
+ * log.  0; -1 when LMDB's commit failed (nothing lost: the log and a new
+ * open transaction still hold every change); STORE_LOST. */
+int store_checkpoint(store_t *s);
+/* True when changes exist that store_commit has not made durable. */
 bool store_dirty(store_t *s);
 
 #endif

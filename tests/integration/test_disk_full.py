@@ -34,10 +34,12 @@ d4. d2 with only the leader's state store (data/state, LMDB) on the full
     replica must stop with status 74 instead (replication/node.c
     node_apply), and the rest as in d2.
 
-d3. A cart node's disk fills.  Adds go on until one is refused: its
-    change cannot be made durable, so the node drops that iteration's
-    replies and undoes it (cart/node.c on_flush), and the broker answers
-    the client not OK.  The node logs it and keeps running (a restart
+d3. A cart node's disk fills (its write-ahead log 16 KiB).  Its LMDB
+    checkpoints fail (logged), adds go on into the preallocated log until
+    it is full; then one is refused: its change cannot be made durable, so
+    the node drops that iteration's replies and undoes it (cart/node.c
+    on_flush, cart/store.c store_commit), and the broker answers the
+    client not OK.  The node logs it and keeps running (a restart
     would not free the disk).  Disk back: an add of the same session is
     OK again (once the cart's breaker closes), and the cart holds exactly
     the units of the adds answered OK -- the refused ones left nothing.
@@ -191,7 +193,9 @@ class DiskFull(harness.ClusterTestCase):
             self.assertLessEqual(got, sent[k], "session %d applied an add twice" % k)
 
     def test_d3_cart_node(self):
-        c = self.cluster(replicas=1, cart_nodes=1, slots=4)
+        # A 16 KiB write-ahead log: ~100 adds of one line each.  While LMDB cannot
+        # checkpoint, the node goes on until its log is full.
+        c = self.cluster(replicas=1, cart_nodes=1, slots=4, cart_args=["--wal-size=16K"])
         s = CliSession(c)
         s.add("apple", 1)
         d = self.disk(c, "cart1")
@@ -208,6 +212,7 @@ class DiskFull(harness.ClusterTestCase):
                 break
             acked += 1
         self.assertIsNotNone(refused, "200 adds OK on a full disk")
+        self.assertTrue(c.grep_logs("checkpoint failed"), "cart1 did not log the failing checkpoints")
         self.assertTrue(c.grep_logs("storage commit failed"), "cart1 did not log the failure")
         self.assertTrue(c.alive("cart1"), "cart1 exited on its full disk")
         d.free()

@@ -4,6 +4,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
 
 #include "cart/store.h"
 #include "proto/status.h"
@@ -16,7 +19,7 @@ static store_t *open_store(char *dir_out)
 {
     char err[256];
     snprintf(dir_out, 256, "%s/s%d", root, seq_no++);
-    store_t *s = store_open(dir_out, 4, 0, err, sizeof err);
+    store_t *s = store_open(dir_out, 4, 0, 0, err, sizeof err);
     if (s == NULL)
         fprintf(stderr, "store_open: %s\n", err);
     return s;
@@ -159,7 +162,7 @@ TEST(committed_state_survives_reopen_uncommitted_does_not)
     CHECK(!store_dirty(s));
     store_change(s, 0, "pear", 100); /* never committed */
     store_close(&s);
-    s = store_open(d, 4, 0, err, sizeof err);
+    s = store_open(d, 4, 0, 0, err, sizeof err);
     uint32_t u;
     CHECK(store_units(s, 0, "pear", &u) == 0 && u == 4);
     store_slot_t sl;
@@ -275,12 +278,342 @@ TEST(dedup_records_are_bounded_in_bytes)
     CHECK(store_dedup_get(s, 0, 1, &got) == STORE_DEDUP_OUTSIDE); /* dropped: outside the window */
     CHECK(store_dedup_get(s, 0, 41, &got) == STORE_DEDUP_NEW); /* new */
     uint64_t used, map;
+    /* The bound is on what LMDB holds: checkpoint first (until then
+     * store_usage counts every byte written, twice). */
+    CHECK(store_checkpoint(s) == 0);
     CHECK(store_usage(s, &used, &map) == 0);
     CHECK(map == STORE_MAP_DEFAULT && used > 0 && used < (uint64_t)STORE_DEDUP_BYTES * 2);
     CHECK(store_reset(s, 0, 5) == STORE_RESET_DONE);
     CHECK(store_get_slot(s, 0, &sl) == 0);
     CHECK(sl.dedup_bytes == 0 && sl.dedup_count == 0 && !sl.dedup_trimmed);
     CHECK(store_commit(s) == 0);
+    zc_msg_reset(&ans);
+    store_close(&s);
+}
+
+/* -- the write-ahead log (cart/store.h, "Durability" in docs/architecture.md) -- */
+
+/* Bytes of a file, malloc'd (NULL if unreadable). */
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(n > 0 ? (size_t)n : 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return b;
+}
+
+static bool same_file(const char *path, const uint8_t *b, size_t len)
+{
+    size_t n;
+    uint8_t *now = slurp(path, &n);
+    bool same = now && n == len && memcmp(now, b, len) == 0;
+    free(now);
+    return same;
+}
+
+/* The descriptor this process has open on path, or -1. */
+static int fd_of(const char *path)
+{
+    char want[PATH_MAX], link[64], got[PATH_MAX];
+    if (realpath(path, want) == NULL)
+        return -1;
+    for (int fd = 3; fd < 1024; fd++) {
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, got, sizeof got - 1);
+        if (n <= 0)
+            continue;
+        got[n] = 0;
+        if (strcmp(got, want) == 0)
+            return fd;
+    }
+    return -1;
+}
+
+/* A store_commit is durable by the log alone: a store abandoned without a
+ * checkpoint (what kill -9 leaves) opens with every committed change and
+ * none of the rest, and says it replayed the log. */
+TEST(a_commit_survives_a_crash_by_the_log)
+{
+    char d[256], err[256];
+    store_t *s = open_store(d);
+    uint8_t a[16];
+    uint32_t u;
+    sess(a, 4);
+    CHECK(store_adopt(s, 0, a, 3) == 0);
+    CHECK(store_change(s, 0, "kiwi", 2) == STORE_CHANGED);
+    CHECK(store_commit(s) == 0);
+    CHECK(store_change(s, 0, "kiwi", 5) == STORE_CHANGED);
+    CHECK(store_change(s, 1, "lime", 1) == STORE_CHANGED);
+    CHECK(store_commit(s) == 0);
+    CHECK(store_change(s, 0, "kiwi", 100) == STORE_CHANGED); /* never committed */
+    store_stats_t st;
+    store_stats(s, &st);
+    CHECK_EQ_U64(st.log_records, 2);
+    CHECK_EQ_U64(st.checkpoints, 0);
+    CHECK(st.log_used > 0);
+    store_abandon(&s);
+
+    s = store_open(d, 4, 0, 0, err, sizeof err);
+    CHECK(s != NULL);
+    if (s == NULL)
+        return;
+    store_stats(s, &st);
+    CHECK_EQ_U64(st.replayed_records, 2);
+    CHECK(store_units(s, 0, "kiwi", &u) == 0 && u == 7);
+    CHECK(store_units(s, 1, "lime", &u) == 0 && u == 1);
+    store_slot_t sl;
+    CHECK(store_get_slot(s, 0, &sl) == 0);
+    CHECK(memcmp(sl.owner, a, 16) == 0 && sl.generation == 3);
+
+    /* After a checkpoint the log starts over: a crash then replays only
+     * what came after it, on top of what LMDB holds. */
+    CHECK(store_change(s, 0, "kiwi", 1) == STORE_CHANGED);
+    CHECK(store_commit(s) == 0);
+    CHECK(store_checkpoint(s) == 0);
+    store_stats(s, &st);
+    CHECK_EQ_U64(st.checkpoints, 1);
+    CHECK_EQ_U64(st.log_used, 0);
+    CHECK(store_change(s, 0, "kiwi", -3) == STORE_CHANGED);
+    CHECK(store_commit(s) == 0);
+    CHECK(store_reset(s, 1, 9) == STORE_RESET_DONE); /* deletes are logged too */
+    CHECK(store_commit(s) == 0);
+    store_abandon(&s);
+    s = store_open(d, 4, 0, 0, err, sizeof err);
+    CHECK(s != NULL);
+    if (s == NULL)
+        return;
+    store_stats(s, &st);
+    CHECK_EQ_U64(st.replayed_records, 2);
+    CHECK(store_units(s, 0, "kiwi", &u) == 0 && u == 5);
+    CHECK(store_units(s, 1, "lime", &u) == 0 && u == 0);
+    CHECK(store_get_slot(s, 1, &sl) == 0 && sl.reset_generation == 9);
+    store_close(&s); /* a clean close checkpoints: nothing to replay next time */
+    s = store_open(d, 4, 0, 0, err, sizeof err);
+    CHECK(s != NULL);
+    if (s == NULL)
+        return;
+    store_stats(s, &st);
+    CHECK_EQ_U64(st.replayed_records, 0);
+    CHECK(store_units(s, 0, "kiwi", &u) == 0 && u == 5);
+    CHECK(store_change(s, 0, "kiwi", 1) == STORE_CHANGED);
+    CHECK(store_commit(s) == 0);
+    store_abandon(&s);
+    /* Another --wal-size: the log is replayed, then made anew at that size. */
+    s = store_open(d, 4, 0, 64 << 10, err, sizeof err);
+    CHECK(s != NULL);
+    if (s == NULL)
+        return;
+    store_stats(s, &st);
+    CHECK_EQ_U64(st.replayed_records, 1);
+    CHECK_EQ_U64(st.log_size, 64 << 10);
+    CHECK(store_units(s, 0, "kiwi", &u) == 0 && u == 6);
+    store_close(&s);
+}
+
+/* --dump-state of a killed node: a read-only open shows what the log holds,
+ * from a private copy, and writes nothing in the store's directory. */
+TEST(a_readonly_open_replays_into_a_private_copy)
+{
+    char d[256], err[256], tmp[300], path[400];
+    snprintf(tmp, sizeof tmp, "%s/tmp-ro", root);
+    mkdir(tmp, 0755);
+    const char *old_tmp = getenv("TMPDIR");
+    char saved[256] = "";
+    if (old_tmp)
+        snprintf(saved, sizeof saved, "%s", old_tmp);
+    setenv("TMPDIR", tmp, 1);
+    store_t *s = open_store(d);
+    uint8_t a[16];
+    uint32_t u;
+    sess(a, 5);
+    CHECK(store_adopt(s, 2, a, 4) == 0);
+    CHECK(store_change(s, 2, "plum", 6) == STORE_CHANGED);
+    CHECK(store_commit(s) == 0);
+    store_abandon(&s);
+
+    size_t ldata, lwal;
+    snprintf(path, sizeof path, "%s/data.mdb", d);
+    uint8_t *data = slurp(path, &ldata);
+    snprintf(path, sizeof path, "%s/%s", d, STORE_WAL_NAME);
+    uint8_t *wal = slurp(path, &lwal);
+    CHECK(data != NULL && wal != NULL);
+
+    s = store_open_readonly(d, 4, err, sizeof err);
+    CHECK(s != NULL);
+    if (s != NULL) {
+        CHECK(store_units(s, 2, "plum", &u) == 0 && u == 6);
+        store_slot_t sl;
+        CHECK(store_get_slot(s, 2, &sl) == 0 && memcmp(sl.owner, a, 16) == 0);
+        CHECK(store_change(s, 2, "plum", 1) == STORE_CHANGE_ERROR); /* still read-only */
+        store_close(&s);
+    }
+    snprintf(path, sizeof path, "%s/data.mdb", d);
+    CHECK(same_file(path, data, ldata));
+    snprintf(path, sizeof path, "%s/%s", d, STORE_WAL_NAME);
+    CHECK(same_file(path, wal, lwal));
+    CHECK(rmdir(tmp) == 0); /* the private copy is gone */
+    free(data);
+    free(wal);
+    if (saved[0])
+        setenv("TMPDIR", saved, 1);
+    else
+        unsetenv("TMPDIR");
+
+    /* And the store itself still replays it. */
+    s = store_open(d, 4, 0, 0, err, sizeof err);
+    CHECK(s != NULL && store_units(s, 2, "plum", &u) == 0 && u == 6);
+    store_close(&s);
+}
+
+/* A log write that fails undoes that iteration's changes only: what was
+ * committed before stays (in the open transaction and in the log), the
+ * store goes on, and a crash afterwards recovers exactly that. */
+TEST(a_failed_log_write_undoes_only_that_iteration)
+{
+    char d[256], err[256], path[400];
+    store_t *s = open_store(d);
+    uint8_t a[16];
+    uint32_t u;
+    sess(a, 6);
+    CHECK(store_adopt(s, 0, a, 2) == 0);
+    CHECK(store_change(s, 0, "date", 3) == STORE_CHANGED);
+    CHECK(store_commit(s) == 0);
+    /* Put a read-only descriptor where the log's is: its next write fails. */
+    snprintf(path, sizeof path, "%s/%s", d, STORE_WAL_NAME);
+    int fd = fd_of(path), keep = fd >= 0 ? dup(fd) : -1, ro = open(path, O_RDONLY);
+    CHECK(fd >= 0 && keep >= 0 && ro >= 0 && dup2(ro, fd) == fd);
+    CHECK(store_change(s, 0, "date", 10) == STORE_CHANGED);
+    CHECK(store_change(s, 0, "fig", 1) == STORE_CHANGED);
+    CHECK(store_commit(s) == -1);
+    CHECK(!store_dirty(s));
+    CHECK(store_units(s, 0, "date", &u) == 0 && u == 3); /* undone */
+    CHECK(store_units(s, 0, "fig", &u) == 0 && u == 0);
+    store_slot_t sl;
+    CHECK(store_get_slot(s, 0, &sl) == 0 && sl.generation == 2); /* the earlier commit stays */
+    store_stats_t st;
+    store_stats(s, &st);
+    CHECK_EQ_U64(st.log_failures, 1);
+    CHECK(dup2(keep, fd) == fd); /* the disk is back */
+    close(keep);
+    close(ro);
+    CHECK(store_change(s, 0, "date", 1) == STORE_CHANGED);
+    CHECK(store_commit(s) == 0);
+    store_abandon(&s);
+    s = store_open(d, 4, 0, 0, err, sizeof err);
+    CHECK(s != NULL);
+    if (s == NULL)
+        return;
+    CHECK(store_units(s, 0, "date", &u) == 0 && u == 4);
+    CHECK(store_units(s, 0, "fig", &u) == 0 && u == 0);
+    store_close(&s);
+}
+
+/* A checkpoint whose LMDB commit fails loses nothing: the store goes on with
+ * everything committed, the next checkpoint succeeds, and a crash in
+ * between recovers it all from the log. */
+TEST(a_failed_checkpoint_loses_nothing)
+{
+    char d[256], err[256], path[400];
+    store_t *s = open_store(d);
+    uint8_t a[16];
+    uint32_t u;
+    sess(a, 7);
+    CHECK(store_adopt(s, 3, a, 5) == 0);
+    CHECK(store_change(s, 3, "yam", 2) == STORE_CHANGED);
+    CHECK(store_commit(s) == 0);
+    /* LMDB's descriptors on data.mdb, made read-only: its commit fails. */
+    snprintf(path, sizeof path, "%s/data.mdb", d);
+    int fds[4], keep[4], n = 0, ro = open(path, O_RDONLY);
+    char want[PATH_MAX], link[64], got[PATH_MAX];
+    CHECK(ro >= 0 && realpath(path, want) != NULL);
+    for (int fd = 3; fd < 1024 && n < 4; fd++) {
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t k = readlink(link, got, sizeof got - 1);
+        if (k <= 0 || fd == ro)
+            continue;
+        got[k] = 0;
+        if (strcmp(got, want) == 0) {
+            fds[n] = fd;
+            keep[n] = dup(fd);
+            CHECK(dup2(ro, fd) == fd);
+            n++;
+        }
+    }
+    CHECK(n >= 1);
+    CHECK(store_change(s, 3, "yam", 1) == STORE_CHANGED);
+    CHECK(store_checkpoint(s) == -1);
+    store_stats_t st;
+    store_stats(s, &st);
+    CHECK_EQ_U64(st.checkpoint_failures, 1);
+    CHECK(st.log_used > 0);
+    CHECK(store_units(s, 3, "yam", &u) == 0 && u == 3); /* logged or not, still here */
+    CHECK(store_commit(s) == 0);                          /* and the open change is committed */
+    for (int i = 0; i < n; i++) {
+        CHECK(dup2(keep[i], fds[i]) == fds[i]);
+        close(keep[i]);
+    }
+    close(ro);
+    store_abandon(&s); /* a crash before any checkpoint worked */
+    s = store_open(d, 4, 0, 0, err, sizeof err);
+    CHECK(s != NULL);
+    if (s == NULL)
+        return;
+    CHECK(store_units(s, 3, "yam", &u) == 0 && u == 3);
+    CHECK(store_change(s, 3, "yam", 1) == STORE_CHANGED);
+    CHECK(store_commit(s) == 0);
+    CHECK(store_checkpoint(s) == 0);
+    store_stats(s, &st);
+    CHECK_EQ_U64(st.checkpoints, 1);
+    store_close(&s);
+}
+
+/* An iteration too big for the space left in the log is made durable by a
+ * checkpoint instead. */
+TEST(an_iteration_too_big_for_the_log_checkpoints)
+{
+    char d[256], err[256];
+    store_t *s = open_store(d);
+    uint8_t a[16];
+    sess(a, 8);
+    CHECK(store_adopt(s, 0, a, 1) == 0);
+    zc_msg_t ans;
+    zc_msg_init(&ans, ZC_MSG_CART_REPLY);
+    ans.status = ZC_OK;
+    for (int i = 0; i < ZC_ITEMS_MAX; i++) {
+        char p[ZC_PRODUCT_MAX + 1];
+        snprintf(p, sizeof p, "%062d%02d", 0, i % 100);
+        p[0] = (char)('a' + i / 100);
+        CHECK(zc_msg_add_item(&ans, p, 1) == 0);
+    }
+    /* Answers of ~18 KB: 4 MiB of them in one iteration, over every slot. */
+    for (uint64_t q = 1; q <= 64; q++)
+        for (uint16_t slot = 0; slot < 4; slot++)
+            CHECK(store_dedup_put(s, slot, q, &ans) == 0);
+    CHECK(store_commit(s) == 0);
+    store_stats_t st;
+    store_stats(s, &st);
+    CHECK_EQ_U64(st.checkpoints, 1);
+    CHECK_EQ_U64(st.log_records, 0);
+    store_answer_t got;
+    CHECK(store_dedup_get(s, 3, 64, &got) == STORE_DEDUP_FOUND);
+    store_answer_clear(&got);
+    store_abandon(&s);
+    s = store_open(d, 4, 0, 0, err, sizeof err);
+    CHECK(s != NULL);
+    if (s == NULL)
+        return;
+    CHECK(store_dedup_get(s, 3, 64, &got) == STORE_DEDUP_FOUND);
+    store_answer_clear(&got);
     zc_msg_reset(&ans);
     store_close(&s);
 }
@@ -308,6 +641,11 @@ int main(void)
     RUN(committed_state_survives_reopen_uncommitted_does_not);
     RUN(each_item_and_readonly_open);
     RUN(dedup_records_are_bounded_in_bytes);
+    RUN(a_commit_survives_a_crash_by_the_log);
+    RUN(a_readonly_open_replays_into_a_private_copy);
+    RUN(a_failed_log_write_undoes_only_that_iteration);
+    RUN(a_failed_checkpoint_loses_nothing);
+    RUN(an_iteration_too_big_for_the_log_checkpoints);
     RUN(op_key_is_slot_then_seq_big_endian);
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);

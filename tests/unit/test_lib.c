@@ -1,5 +1,8 @@
-/* test_lib: lib/buf readers and writers, lib/json, lib/map, lib/dq, lib/stallwatch. */
+/* test_lib: lib/buf readers and writers, lib/json, lib/map, lib/dq, lib/stallwatch, lib/wal. */
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "lib/buf.h"
@@ -8,6 +11,7 @@
 #include "lib/list.h"
 #include "lib/map.h"
 #include "lib/stallwatch.h"
+#include "lib/wal.h"
 #include "unit.h"
 
 TEST(buf_roundtrip_big_endian)
@@ -303,6 +307,105 @@ TEST(json_reader_flat_objects)
     }
 }
 
+/* -- lib/wal -- */
+
+typedef struct {
+    uint64_t tags[16];  /* tags seen, in order */
+    char text[16][32];  /* payloads seen (as strings) */
+    unsigned n;         /* records seen */
+} wal_seen_t;
+
+static int wal_visit(uint64_t tag, const uint8_t *p, size_t len, void *arg)
+{
+    wal_seen_t *w = arg;
+    if (w->n < 16) {
+        w->tags[w->n] = tag;
+        snprintf(w->text[w->n], sizeof w->text[w->n], "%.*s", (int)len, (const char *)p);
+    }
+    w->n++;
+    return 0;
+}
+
+static void wal_read(const char *path, wal_seen_t *seen)
+{
+    char err[256];
+    memset(seen, 0, sizeof *seen);
+    zc_wal_t *w = zc_wal_open(path, 0, true, err, sizeof err);
+    CHECK(w != NULL);
+    if (w) {
+        CHECK(zc_wal_each(w, wal_visit, seen) == 0);
+        zc_wal_close(&w);
+    }
+}
+
+/* The chain of records from offset 0: a rewind supersedes the old ones
+ * even where they are longer than the new; a torn record ends the chain;
+ * a record that does not fit is refused; read-only opens create nothing. */
+TEST(wal_chain_rewind_torn_and_full)
+{
+    char dir[] = "/tmp/zcart-test-wal.XXXXXX", path[128], err[256];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/log", dir);
+    wal_seen_t seen;
+    wal_read(path, &seen); /* missing: an empty log, and still missing */
+    CHECK_EQ_U64(seen.n, 0);
+    CHECK(access(path, F_OK) != 0);
+
+    zc_wal_t *w = zc_wal_open(path, 4096, false, err, sizeof err);
+    CHECK(w != NULL);
+    if (w == NULL)
+        return;
+    CHECK_EQ_U64(zc_wal_size(w), 4096);
+    CHECK(zc_wal_append(w, 7, "first record", 12) == 0);
+    CHECK(zc_wal_append(w, 7, "second record", 13) == 0);
+    CHECK(zc_wal_append(w, 8, "third record", 12) == 0);
+    CHECK_EQ_U64(zc_wal_used(w), 3 * ZC_WAL_HEADER + 37);
+    wal_read(path, &seen);
+    CHECK_EQ_U64(seen.n, 3);
+    CHECK_STR(seen.text[1], "second record");
+    CHECK_EQ_U64(seen.tags[2], 8);
+
+    zc_wal_rewind(w); /* the three are superseded */
+    CHECK(zc_wal_append(w, 9, "new", 3) == 0);
+    wal_read(path, &seen);
+    CHECK_EQ_U64(seen.n, 1); /* the old second record after it is not its successor */
+    CHECK_STR(seen.text[0], "new");
+    CHECK_EQ_U64(seen.tags[0], 9);
+    CHECK(zc_wal_append(w, 9, "newer", 5) == 0);
+    CHECK(zc_wal_append(w, 9, "newest", 6) == 0);
+    zc_wal_close(&w);
+
+    /* Reopened, appends go after the chain, seqs go on. */
+    w = zc_wal_open(path, 4096, false, err, sizeof err);
+    CHECK(w != NULL && zc_wal_used(w) == 3 * ZC_WAL_HEADER + 14);
+    CHECK(w && zc_wal_append(w, 10, "after reopen", 12) == 0);
+    char big[4096];
+    memset(big, 'x', sizeof big);
+    CHECK(w && zc_wal_append(w, 10, big, 4096 - 5 * ZC_WAL_HEADER - 26 + 1) == 1); /* one too many */
+    CHECK(w && zc_wal_append(w, 10, big, 4096 - 5 * ZC_WAL_HEADER - 26) == 0);      /* exactly fits */
+    zc_wal_close(&w);
+    wal_read(path, &seen);
+    CHECK_EQ_U64(seen.n, 5);
+    CHECK_STR(seen.text[3], "after reopen");
+
+    /* A torn record (one payload byte changed) ends the chain before it. */
+    int fd = open(path, O_RDWR);
+    CHECK(fd >= 0);
+    uint8_t b;
+    off_t at = 2 * ZC_WAL_HEADER + 3 + 5 + ZC_WAL_HEADER + 2; /* inside "newest" */
+    CHECK(pread(fd, &b, 1, at) == 1);
+    b ^= 0x20;
+    CHECK(pwrite(fd, &b, 1, at) == 1);
+    close(fd);
+    wal_read(path, &seen);
+    CHECK_EQ_U64(seen.n, 2);
+    CHECK_STR(seen.text[1], "newer");
+
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void)
 {
     RUN(deadline_queue_matches_model);
@@ -313,5 +416,6 @@ int main(void)
     RUN(json_writer);
     RUN(json_reader_flat_objects);
     RUN(stallwatch_sees_a_blocking_callback);
+    RUN(wal_chain_rewind_torn_and_full);
     return unit_report();
 }
