@@ -321,22 +321,54 @@ static bool same_file(const char *path, const uint8_t *b, size_t len)
     return same;
 }
 
-/* The descriptor this process has open on path, or -1. */
-static int fd_of(const char *path)
+/* A disk that refuses writes to one file: every descriptor this process
+ * has open on it is replaced by a read-only one (the originals kept). */
+typedef struct {
+    int fds[4];  /* the descriptors on the file */
+    int keep[4]; /* their originals, dup'd */
+    int n;       /* how many */
+} broken_file_t;
+
+static void break_file(broken_file_t *b, const char *path)
 {
     char want[PATH_MAX], link[64], got[PATH_MAX];
-    if (realpath(path, want) == NULL)
-        return -1;
-    for (int fd = 3; fd < 1024; fd++) {
+    int ro = open(path, O_RDONLY);
+    b->n = 0;
+    CHECK(ro >= 0 && realpath(path, want) != NULL);
+    for (int fd = 3; fd < 1024 && b->n < 4; fd++) {
         snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-        ssize_t n = readlink(link, got, sizeof got - 1);
-        if (n <= 0)
+        ssize_t k = readlink(link, got, sizeof got - 1);
+        if (k <= 0 || fd == ro)
             continue;
-        got[n] = 0;
-        if (strcmp(got, want) == 0)
-            return fd;
+        got[k] = 0;
+        if (strcmp(got, want) == 0) {
+            b->fds[b->n] = fd;
+            b->keep[b->n] = dup(fd);
+            CHECK(dup2(ro, fd) == fd);
+            b->n++;
+        }
     }
-    return -1;
+    CHECK(b->n >= 1);
+    close(ro);
+}
+
+static void mend_file(broken_file_t *b)
+{
+    for (int i = 0; i < b->n; i++) {
+        CHECK(dup2(b->keep[i], b->fds[i]) == b->fds[i]);
+        close(b->keep[i]);
+    }
+}
+
+/* The store at d after a crash or a close: opened again, or NULL (checked). */
+static store_t *reopen(const char *d)
+{
+    char err[256];
+    store_t *s = store_open(d, 4, 0, 0, err, sizeof err);
+    CHECK(s != NULL);
+    if (s == NULL)
+        fprintf(stderr, "store_open: %s\n", err);
+    return s;
 }
 
 /* A store_commit is durable by the log alone: a store abandoned without a
@@ -363,9 +395,7 @@ TEST(a_commit_survives_a_crash_by_the_log)
     CHECK(st.log_used > 0);
     store_abandon(&s);
 
-    s = store_open(d, 4, 0, 0, err, sizeof err);
-    CHECK(s != NULL);
-    if (s == NULL)
+    if ((s = reopen(d)) == NULL)
         return;
     store_stats(s, &st);
     CHECK_EQ_U64(st.replayed_records, 2);
@@ -388,9 +418,7 @@ TEST(a_commit_survives_a_crash_by_the_log)
     CHECK(store_reset(s, 1, 9) == STORE_RESET_DONE); /* deletes are logged too */
     CHECK(store_commit(s) == 0);
     store_abandon(&s);
-    s = store_open(d, 4, 0, 0, err, sizeof err);
-    CHECK(s != NULL);
-    if (s == NULL)
+    if ((s = reopen(d)) == NULL)
         return;
     store_stats(s, &st);
     CHECK_EQ_U64(st.replayed_records, 2);
@@ -398,9 +426,7 @@ TEST(a_commit_survives_a_crash_by_the_log)
     CHECK(store_units(s, 1, "lime", &u) == 0 && u == 0);
     CHECK(store_get_slot(s, 1, &sl) == 0 && sl.reset_generation == 9);
     store_close(&s); /* a clean close checkpoints: nothing to replay next time */
-    s = store_open(d, 4, 0, 0, err, sizeof err);
-    CHECK(s != NULL);
-    if (s == NULL)
+    if ((s = reopen(d)) == NULL)
         return;
     store_stats(s, &st);
     CHECK_EQ_U64(st.replayed_records, 0);
@@ -480,7 +506,7 @@ TEST(a_readonly_open_replays_into_a_private_copy)
  * store goes on, and a crash afterwards recovers exactly that. */
 TEST(a_failed_log_write_undoes_only_that_iteration)
 {
-    char d[256], err[256], path[400];
+    char d[256], path[400];
     store_t *s = open_store(d);
     uint8_t a[16];
     uint32_t u;
@@ -488,10 +514,10 @@ TEST(a_failed_log_write_undoes_only_that_iteration)
     CHECK(store_adopt(s, 0, a, 2) == 0);
     CHECK(store_change(s, 0, "date", 3) == STORE_CHANGED);
     CHECK(store_commit(s) == 0);
-    /* Put a read-only descriptor where the log's is: its next write fails. */
+    /* The log's descriptor made read-only: its next write fails. */
+    broken_file_t bf;
     snprintf(path, sizeof path, "%s/%s", d, STORE_WAL_NAME);
-    int fd = fd_of(path), keep = fd >= 0 ? dup(fd) : -1, ro = open(path, O_RDONLY);
-    CHECK(fd >= 0 && keep >= 0 && ro >= 0 && dup2(ro, fd) == fd);
+    break_file(&bf, path);
     CHECK(store_change(s, 0, "date", 10) == STORE_CHANGED);
     CHECK(store_change(s, 0, "fig", 1) == STORE_CHANGED);
     CHECK(store_commit(s) == -1);
@@ -503,15 +529,11 @@ TEST(a_failed_log_write_undoes_only_that_iteration)
     store_stats_t st;
     store_stats(s, &st);
     CHECK_EQ_U64(st.log_failures, 1);
-    CHECK(dup2(keep, fd) == fd); /* the disk is back */
-    close(keep);
-    close(ro);
+    mend_file(&bf); /* the disk is back */
     CHECK(store_change(s, 0, "date", 1) == STORE_CHANGED);
     CHECK(store_commit(s) == 0);
     store_abandon(&s);
-    s = store_open(d, 4, 0, 0, err, sizeof err);
-    CHECK(s != NULL);
-    if (s == NULL)
+    if ((s = reopen(d)) == NULL)
         return;
     CHECK(store_units(s, 0, "date", &u) == 0 && u == 4);
     CHECK(store_units(s, 0, "fig", &u) == 0 && u == 0);
@@ -523,7 +545,7 @@ TEST(a_failed_log_write_undoes_only_that_iteration)
  * between recovers it all from the log. */
 TEST(a_failed_checkpoint_loses_nothing)
 {
-    char d[256], err[256], path[400];
+    char d[256], path[400];
     store_t *s = open_store(d);
     uint8_t a[16];
     uint32_t u;
@@ -531,25 +553,10 @@ TEST(a_failed_checkpoint_loses_nothing)
     CHECK(store_adopt(s, 3, a, 5) == 0);
     CHECK(store_change(s, 3, "yam", 2) == STORE_CHANGED);
     CHECK(store_commit(s) == 0);
-    /* LMDB's descriptors on data.mdb, made read-only: its commit fails. */
+    /* LMDB's descriptors on data.mdb made read-only: its commit fails. */
+    broken_file_t bf;
     snprintf(path, sizeof path, "%s/data.mdb", d);
-    int fds[4], keep[4], n = 0, ro = open(path, O_RDONLY);
-    char want[PATH_MAX], link[64], got[PATH_MAX];
-    CHECK(ro >= 0 && realpath(path, want) != NULL);
-    for (int fd = 3; fd < 1024 && n < 4; fd++) {
-        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-        ssize_t k = readlink(link, got, sizeof got - 1);
-        if (k <= 0 || fd == ro)
-            continue;
-        got[k] = 0;
-        if (strcmp(got, want) == 0) {
-            fds[n] = fd;
-            keep[n] = dup(fd);
-            CHECK(dup2(ro, fd) == fd);
-            n++;
-        }
-    }
-    CHECK(n >= 1);
+    break_file(&bf, path);
     CHECK(store_change(s, 3, "yam", 1) == STORE_CHANGED);
     CHECK(store_checkpoint(s) == -1);
     store_stats_t st;
@@ -558,15 +565,9 @@ TEST(a_failed_checkpoint_loses_nothing)
     CHECK(st.log_used > 0);
     CHECK(store_units(s, 3, "yam", &u) == 0 && u == 3); /* logged or not, still here */
     CHECK(store_commit(s) == 0);                          /* and the open change is committed */
-    for (int i = 0; i < n; i++) {
-        CHECK(dup2(keep[i], fds[i]) == fds[i]);
-        close(keep[i]);
-    }
-    close(ro);
+    mend_file(&bf);
     store_abandon(&s); /* a crash before any checkpoint worked */
-    s = store_open(d, 4, 0, 0, err, sizeof err);
-    CHECK(s != NULL);
-    if (s == NULL)
+    if ((s = reopen(d)) == NULL)
         return;
     CHECK(store_units(s, 3, "yam", &u) == 0 && u == 3);
     CHECK(store_change(s, 3, "yam", 1) == STORE_CHANGED);
@@ -581,7 +582,7 @@ TEST(a_failed_checkpoint_loses_nothing)
  * checkpoint instead. */
 TEST(an_iteration_too_big_for_the_log_checkpoints)
 {
-    char d[256], err[256];
+    char d[256];
     store_t *s = open_store(d);
     uint8_t a[16];
     sess(a, 8);
@@ -608,9 +609,7 @@ TEST(an_iteration_too_big_for_the_log_checkpoints)
     CHECK(store_dedup_get(s, 3, 64, &got) == STORE_DEDUP_FOUND);
     store_answer_clear(&got);
     store_abandon(&s);
-    s = store_open(d, 4, 0, 0, err, sizeof err);
-    CHECK(s != NULL);
-    if (s == NULL)
+    if ((s = reopen(d)) == NULL)
         return;
     CHECK(store_dedup_get(s, 3, 64, &got) == STORE_DEDUP_FOUND);
     store_answer_clear(&got);
