@@ -341,14 +341,14 @@ static void break_file(broken_file_t *b, const char *path)
         if (k <= 0 || fd == ro)
             continue;
         got[k] = 0;
-        if (strcmp(got, want) == 0) {
-            b->fds[b->n] = fd;
-            b->keep[b->n] = dup(fd);
-            CHECK(dup2(ro, fd) == fd);
-            b->n++;
-        }
+        if (strcmp(got, want) == 0)
+            b->fds[b->n++] = fd;
     }
     CHECK(b->n >= 1);
+    for (int i = 0; i < b->n; i++) { /* after the scan: the copies point there too */
+        b->keep[i] = dup(b->fds[i]);
+        CHECK(b->keep[i] >= 0 && dup2(ro, b->fds[i]) == b->fds[i]);
+    }
     close(ro);
 }
 
