@@ -50,9 +50,13 @@ static void on_reply(void *sock, void *arg) { zc_zmsg_each(sock, on_reply_messag
 
 int broker__peers_send(peers_t *ps, uint64_t id, const void *data, size_t len)
 {
-    for (unsigned i = 0; i < ps->n; i++)
-        if (ps->peer[i].id == id && ps->peer[i].dealer)
-            return zmq_send(ps->peer[i].dealer, data, len, ZMQ_DONTWAIT) == (int)len ? 0 : -1;
+    for (unsigned i = 0; i < ps->n; i++) {
+        if (ps->peer[i].id != id || ps->peer[i].dealer == NULL)
+            continue;
+        int rc = zmq_send(ps->peer[i].dealer, data, len, ZMQ_DONTWAIT) == (int)len ? 0 : -1;
+        zc_watch_touched(ps->peer[i].dealer); /* lib/zmqx.h: a send outside zc_zsend */
+        return rc;
+    }
     return -1;
 }
 

@@ -655,6 +655,7 @@ static void check_brokers(cart_node_t *n)
         b->silent = true;
         zmq_disconnect(b->sock, b->endpoint);
         zmq_connect(b->sock, b->endpoint);
+        zc_watch_touched(b->sock);
         b->heard_us = now; /* give the new connection a full window */
         again = true;
     }

@@ -15,7 +15,29 @@ struct zc_watch {
     void *arg;            /* user argument */
     int closing;          /* handles still to close before free */
     bool dead;            /* destroy was called; ignore further events */
+    bool armed;           /* ZMQ_EVENTS said "not readable" and nothing called
+                             into the socket since: the fd will signal */
+    zc_watch_t *next;     /* this thread's registry (zc_watch_touched) */
 };
+
+/* This thread's live watchers, by socket: a loop has a handful. */
+static __thread zc_watch_t *registry;
+
+static void registry_remove(zc_watch_t *w)
+{
+    for (zc_watch_t **p = &registry; *p; p = &(*p)->next)
+        if (*p == w) {
+            *p = w->next;
+            return;
+        }
+}
+
+void zc_watch_touched(void *sock)
+{
+    for (zc_watch_t *w = registry; w; w = w->next)
+        if (w->sock == sock)
+            w->armed = false;
+}
 
 static bool readable(void *sock)
 {
@@ -28,18 +50,24 @@ static bool readable(void *sock)
 
 static void idle_cb(uv_idle_t *h);
 
+/* The fd fired, or messages were known to wait: the callback receives until
+ * EAGAIN (a non-blocking recv that finds nothing processes the socket's
+ * commands itself) or its batch; then one ZMQ_EVENTS says whether to come
+ * back next iteration or to wait for the fd. */
 static void dispatch(zc_watch_t *w)
 {
     if (w->dead)
         return;
-    if (readable(w->sock))
-        w->cb(w->sock, w->arg);
+    w->cb(w->sock, w->arg);
     if (w->dead)
         return;
-    if (readable(w->sock))
+    if (readable(w->sock)) {
+        w->armed = false;
         uv_idle_start(&w->idle, idle_cb);
-    else
+    } else {
+        w->armed = true;
         uv_idle_stop(&w->idle);
+    }
 }
 
 static void poll_cb(uv_poll_t *h, int status, int events)
@@ -54,8 +82,12 @@ static void idle_cb(uv_idle_t *h) { dispatch(h->data); }
 static void prepare_cb(uv_prepare_t *h)
 {
     zc_watch_t *w = h->data;
-    if (!w->dead && readable(w->sock))
+    if (w->dead || w->armed)
+        return;
+    if (readable(w->sock))
         uv_idle_start(&w->idle, idle_cb);
+    else
+        w->armed = true;
 }
 
 zc_watch_t *zc_watch_new(uv_loop_t *loop, void *sock, zc_watch_cb cb, void *arg)
@@ -81,6 +113,8 @@ zc_watch_t *zc_watch_new(uv_loop_t *loop, void *sock, zc_watch_cb cb, void *arg)
     uv_prepare_start(&w->prepare, prepare_cb);
     /* Messages may already be queued: look once on the first iteration. */
     uv_idle_start(&w->idle, idle_cb);
+    w->next = registry;
+    registry = w;
     return w;
 }
 
@@ -98,6 +132,7 @@ void zc_watch_destroy(zc_watch_t **p)
         return;
     *p = NULL;
     w->dead = true;
+    registry_remove(w);
     w->closing = 3;
     uv_close((uv_handle_t *)&w->poll, close_cb);
     uv_close((uv_handle_t *)&w->prepare, close_cb);
@@ -146,9 +181,9 @@ int zc_zsend(void *sock, const void *f0, size_t n0, const void *f1, size_t n1)
             return -1;
     }
     /* Once the first frame is queued the rest of the message cannot block. */
-    if (zmq_send(sock, f1, n1, f0 != NULL ? 0 : ZMQ_DONTWAIT) < 0)
-        return -1;
-    return 0;
+    int rc = zmq_send(sock, f1, n1, f0 != NULL ? 0 : ZMQ_DONTWAIT) < 0 ? -1 : 0;
+    zc_watch_touched(sock);
+    return rc;
 }
 
 void zc_zsock_defaults(void *sock)

@@ -10,7 +10,18 @@
  * loop does not block and the callback runs again next iteration.  The
  * callback reads at most a bounded batch per call, so one busy socket cannot
  * starve timers or other sockets.  Nothing busy-polls: with no messages the
- * idle handle is stopped and the loop sleeps in epoll. */
+ * idle handle is stopped and the loop sleeps in epoll.
+ *
+ * Only a call on the socket itself can consume its edge (libzmq processes a
+ * socket's pending commands inside its own send, recv, connect and
+ * ZMQ_EVENTS), and each ZMQ_EVENTS query costs two system calls when nothing
+ * is pending (libzmq's getpid() fork check and a poll() of its mailbox).  So
+ * a watcher is *armed* once ZMQ_EVENTS said "not readable" and nothing has
+ * called into the socket since: its fd will signal what comes next, and the
+ * uv_prepare check skips it.  Sends through zc_zsend disarm the socket's
+ * watcher (a per-thread registry maps sockets to watchers); any other call
+ * on a watched socket outside its callback must be followed by
+ * zc_watch_touched. */
 #ifndef ZC_LIB_ZMQX_H
 #define ZC_LIB_ZMQX_H
 
@@ -34,6 +45,10 @@ zc_watch_t *zc_watch_new(uv_loop_t *loop, void *sock, zc_watch_cb cb, void *arg)
 /* Stop watching and free once libuv has closed the handles; *p is set to
  * NULL.  The socket itself is left to the caller. */
 void zc_watch_destroy(zc_watch_t **p);
+/* A call on `sock` that may have processed its commands happened outside
+ * its watcher's callback (a send not through zc_zsend, a connect): check it
+ * again before the loop blocks.  A socket nobody watches is ignored. */
+void zc_watch_touched(void *sock);
 
 /* A socket's connection events (zmq_socket_monitor) delivered on the loop:
  * an inproc PAIR receives them and a watcher reads them.  Destroy it
