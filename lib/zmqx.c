@@ -17,6 +17,9 @@ struct zc_watch {
     bool dead;            /* destroy was called; ignore further events */
     bool armed;           /* ZMQ_EVENTS said "not readable" and nothing called
                              into the socket since: the fd will signal */
+    bool drained;         /* the last call into the socket was a receive that
+                             found nothing (zc_zmsg_recv: EAGAIN), which
+                             processed its commands as ZMQ_EVENTS would */
     zc_watch_t *next;     /* this thread's registry (zc_watch_touched) */
 };
 
@@ -36,7 +39,14 @@ void zc_watch_touched(void *sock)
 {
     for (zc_watch_t *w = registry; w; w = w->next)
         if (w->sock == sock)
-            w->armed = false;
+            w->armed = w->drained = false;
+}
+
+static void drained(void *sock)
+{
+    for (zc_watch_t *w = registry; w; w = w->next)
+        if (w->sock == sock)
+            w->drained = true;
 }
 
 static bool readable(void *sock)
@@ -52,16 +62,21 @@ static void idle_cb(uv_idle_t *h);
 
 /* The fd fired, or messages were known to wait: the callback receives until
  * EAGAIN (a non-blocking recv that finds nothing processes the socket's
- * commands itself) or its batch; then one ZMQ_EVENTS says whether to come
- * back next iteration or to wait for the fd. */
+ * commands itself, so the socket is then armed as after ZMQ_EVENTS) or its
+ * batch; in the second case one ZMQ_EVENTS says whether to come back next
+ * iteration or to wait for the fd. */
 static void dispatch(zc_watch_t *w)
 {
     if (w->dead)
         return;
+    w->drained = false;
     w->cb(w->sock, w->arg);
     if (w->dead)
         return;
-    if (readable(w->sock)) {
+    if (w->drained) {
+        w->armed = true;
+        uv_idle_stop(&w->idle);
+    } else if (readable(w->sock)) {
         w->armed = false;
         uv_idle_start(&w->idle, idle_cb);
     } else {
@@ -150,6 +165,8 @@ int zc_zmsg_recv(void *sock, zc_zmsg_t *m)
          * message is always delivered atomically with it. */
         if (zmq_msg_recv(&part, sock, m->n == 0 && !m->over ? ZMQ_DONTWAIT : 0) < 0) {
             int e = errno;
+            if (e == EAGAIN)
+                drained(sock);
             zmq_msg_close(&part);
             zc_zmsg_close(m);
             errno = e;
