@@ -1,4 +1,5 @@
-/* test_lib: lib/buf readers and writers, lib/json, lib/map, lib/dq, lib/stallwatch, lib/wal. */
+/* test_lib: lib/buf readers and writers, lib/json, lib/map, lib/dq, lib/stallwatch, lib/wal,
+ * lib/zmqx's watcher. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "lib/map.h"
 #include "lib/stallwatch.h"
 #include "lib/wal.h"
+#include "lib/zmqx.h"
 #include "unit.h"
 
 TEST(buf_roundtrip_big_endian)
@@ -406,6 +408,79 @@ TEST(wal_chain_rewind_torn_and_full)
     CHECK(system(cmd) == 0);
 }
 
+/* -- lib/zmqx: a watcher never strands a message -- */
+
+static int zw_got; /* messages the watcher's callback received */
+
+static void zw_one(zc_zmsg_t *m, void *arg)
+{
+    (void)m;
+    (void)arg;
+    zw_got++;
+}
+
+static void zw_cb(void *sock, void *arg) { zc_zmsg_each(sock, zw_one, arg); }
+
+/* Run the loop (without blocking) until zw_got reaches want, 3 s at most. */
+static bool zw_wait(uv_loop_t *loop, int want)
+{
+    uint64_t end = uv_hrtime() + 3000000000ull;
+    while (zw_got < want && uv_hrtime() < end) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        usleep(500);
+    }
+    return zw_got >= want;
+}
+
+/* A call into a watched socket outside its callback can consume the edge of
+ * a message already waiting (libzmq processes the socket's commands inside
+ * the call, so its fd never fires for that message).  A send through
+ * zc_zsend, or any call followed by zc_watch_touched, must make the watcher
+ * look again before the loop blocks. */
+TEST(zmqx_a_send_outside_the_callback_strands_nothing)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    void *ctx = zmq_ctx_new();
+    void *router = zmq_socket(ctx, ZMQ_ROUTER), *dealer = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(router, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(dealer, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(dealer, ZMQ_ROUTING_ID, "d", 1);
+    CHECK(zmq_bind(router, "inproc://zmqx-test") == 0);
+    CHECK(zmq_connect(dealer, "inproc://zmqx-test") == 0);
+    zc_watch_t *w = zc_watch_new(&loop, dealer, zw_cb, NULL);
+    CHECK(w != NULL);
+    zw_got = 0;
+    /* The router learns the dealer's id from a first message. */
+    CHECK(zc_zsend(dealer, NULL, 0, "hello", 5) == 0);
+    char id[8], body[16];
+    CHECK(zmq_recv(router, id, sizeof id, 0) == 1 && zmq_recv(router, body, sizeof body, 0) == 5);
+
+    for (int round = 0; round < 20; round++) {
+        int want = zw_got + 1;
+        for (int i = 0; i < 5; i++) /* settle: the watcher armed, the loop idle */
+            uv_run(&loop, UV_RUN_NOWAIT);
+        CHECK(zc_zsend(router, "d", 1, "to-dealer", 9) == 0);
+        usleep(2000); /* past libzmq's command throttle: the next call processes them */
+        if (round % 2 == 0) {
+            CHECK(zc_zsend(dealer, NULL, 0, "ping", 4) == 0);
+        } else {
+            CHECK(zmq_send(dealer, "ping", 4, ZMQ_DONTWAIT) == 4);
+            zc_watch_touched(dealer);
+        }
+        CHECK(zw_wait(&loop, want));
+        CHECK(zmq_recv(router, id, sizeof id, 0) == 1 && zmq_recv(router, body, sizeof body, 0) == 4);
+    }
+    CHECK_EQ_U64(zw_got, 20);
+    zc_watch_destroy(&w);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    zmq_close(dealer);
+    zmq_close(router);
+    zmq_ctx_term(ctx);
+    uv_loop_close(&loop);
+}
+
 int main(void)
 {
     RUN(deadline_queue_matches_model);
@@ -417,5 +492,6 @@ int main(void)
     RUN(json_reader_flat_objects);
     RUN(stallwatch_sees_a_blocking_callback);
     RUN(wal_chain_rewind_torn_and_full);
+    RUN(zmqx_a_send_outside_the_callback_strands_nothing);
     return unit_report();
 }
