@@ -15,8 +15,13 @@ buckets), measured in the same seconds as the client's own figures:
                     the leader to its answer leaving it
   cart: stock       zcart_cart_stock_check_seconds: asking the stock
                     service to its answer, on the cart node
-  cart: commit      zcart_cart_commit_seconds: the cart node's durable LMDB
-                    commit (data pages fdatasync'd, then the meta page)
+  cart: commit      zcart_cart_commit_seconds: the cart node's durable
+                    commit before its replies: one write-ahead log record
+                    and its fdatasync (cart/store.c; before that store, an
+                    LMDB commit with full sync: two flushes)
+  cart: checkpoint  zcart_cart_checkpoint_seconds: the LMDB commits that
+                    take over what the log holds (every 200 ms, off the
+                    replies' path but on the node's loop), mean and per s
   client <-> leader client - leader: libzcart, both hops, both sockets
   leader <-> cart   leader - stock - commit: the broker's routing, the hops
                     to the cart node and back, the cart's decoding and apply
@@ -122,7 +127,8 @@ def measure(a, c):
     f["leader_mean_us"], f["leader_n"] = mean_us(before[0], after[0], "zcart_request_seconds",
                                                  '{op="add"}')
     for key, name in (("stock", "zcart_cart_stock_check_seconds"),
-                      ("commit", "zcart_cart_commit_seconds")):
+                      ("commit", "zcart_cart_commit_seconds"),
+                      ("ckpt", "zcart_cart_checkpoint_seconds")):
         s = n = 0.0
         for b, e in zip(before[1], after[1]):
             m, k = mean_us(b, e, name)
@@ -130,6 +136,7 @@ def measure(a, c):
                 s += m * k
                 n += k
         f[key + "_mean_us"], f[key + "_n"] = (s / n if n else None), int(n)
+    f["ckpt_per_s"] = f["ckpt_n"] / a.seconds
     f["client_leader_us"] = f["client_mean_us"] - f["leader_mean_us"]
     f["leader_cart_us"] = f["leader_mean_us"] - (f["stock_mean_us"] or 0) - (f["commit_mean_us"] or 0)
     return f
@@ -169,7 +176,9 @@ PARTS = [("client_mean_us", "client: mean add (p50 below)"),
          ("client_leader_us", "client <-> leader: libzcart and both hops"),
          ("leader_cart_us", "leader <-> cart: routing, hops, cart decode and apply"),
          ("stock_mean_us", "cart: stock check (cart -> stock -> cart)"),
-         ("commit_mean_us", "cart: durable LMDB commit"),
+         ("commit_mean_us", "cart: durable commit (log record + fdatasync)"),
+         ("ckpt_mean_us", "cart: checkpoint, mean (LMDB full sync; off the path)"),
+         ("ckpt_per_s", "cart: checkpoints per second, all nodes"),
          ("client_p50_us", "client: p50 add")]
 
 
