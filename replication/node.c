@@ -40,7 +40,11 @@ struct zc_node {
     zc_io_guard_t *guard;               /* raft 0.15's bugs kept out (io_guard.h) */
     bool peek_ok;                       /* libuv's errored flag can be read (uv_peek.h) */
     struct raft raft;                   /* the raft instance */
-    uv_check_t check;                   /* role/readiness watcher */
+    zc_proposer_t *proposer;            /* commands of a loop turn, one raft_apply (owned) */
+    uv_check_t check;                   /* end of a loop turn: commit, watch roles, propose */
+    uv_idle_t kick;                     /* active while commands wait for check_cb, so the
+                                           loop does not block in poll before it runs */
+    unsigned closing;                   /* handles (check, kick) still closing */
     struct raft_barrier barrier;        /* readiness barrier of this term */
     bool barrier_pending;               /* barrier submitted, not yet applied */
     uint64_t ready_term;                /* term in which the barrier applied, 0 if none */
@@ -55,20 +59,11 @@ struct zc_node {
     void *close_arg;                    /* its argument */
     char raft_dir[512];                 /* <dir>/raft */
     uint64_t last_leader_id;            /* leader seen at the last check (metrics) */
-    zc_node_raft_stats_t stats;         /* proposals, commit latency, leader changes */
+    uint64_t leader_changes;            /* times a new leader was seen (metrics) */
     uint64_t applied_entries;           /* command entries applied since start */
     uint64_t applied_bytes;             /* their bytes */
     unsigned snapshot_threshold;        /* raft's snapshot threshold now (adapt_threshold) */
 };
-
-/* One proposal in flight. */
-typedef struct {
-    struct raft_apply req; /* must be first: raft hands it back */
-    zc_node_t *node;       /* back pointer (metrics) */
-    uint64_t proposed_us;  /* when raft_apply took it (metrics) */
-    zc_propose_cb cb;      /* proposer's callback */
-    void *arg;             /* its argument */
-} proposal_t;
 
 const char *zc_role_name(int role)
 {
@@ -123,7 +118,8 @@ static uint64_t raft_leader_id_of(zc_node_t *n)
 
 /* Runs after every loop iteration's I/O: commit the entries applied in it
  * (fsm.c, "batching"), notice role changes, start the readiness barrier of
- * a new leader, tell the broker. */
+ * a new leader, tell the broker, then hand the commands proposed in this
+ * turn to raft, together (proposer.h). */
 static void check_cb(uv_check_t *h)
 {
     zc_node_t *n = h->data;
@@ -140,6 +136,8 @@ static void check_cb(uv_check_t *h)
      * failed (uv_peek.h).  Every loop turn: raft may append on the next. */
     if (n->peek_ok && zc_uv_errored(&n->io))
         zc_io_guard_fail(n->guard, "background segment finalization or truncation", RAFT_IOERR);
+    /* A leadership loss raft did not report to every proposal (proposer.c). */
+    zc_proposer_check(n->proposer);
     int role = role_of(&n->raft);
     if (role == ZC_ROLE_LEADER && n->ready_term != n->raft.current_term && !n->barrier_pending) {
         n->barrier.data = n;
@@ -149,7 +147,7 @@ static void check_cb(uv_check_t *h)
     uint64_t leader = raft_leader_id_of(n);
     if (leader != n->last_leader_id) {
         if (leader != 0)
-            n->stats.leader_changes++;
+            n->leader_changes++;
         n->last_leader_id = leader;
     }
     bool ready = zc_node_ready(n);
@@ -162,7 +160,13 @@ static void check_cb(uv_check_t *h)
         if (n->role_cb)
             n->role_cb(n->role_arg);
     }
+    /* Last: the broker's callbacks above may propose too. */
+    zc_proposer_flush(n->proposer);
+    if (!zc_proposer_waiting(n->proposer))
+        uv_idle_stop(&n->kick);
 }
+
+static void kick_cb(uv_idle_t *h) { (void)h; }
 
 /* Bug 5 of io_guard.h, on the state machine's side.  raft 0.15 answers a
  * failed apply by trying the same entry again at every later commit, for
@@ -219,7 +223,27 @@ static int node_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void 
         fflush(NULL);
         _exit(ZC_EXIT_STORAGE); /* no atexit handlers: czmq's would close sockets mid-callback */
     }
+    /* The caller that proposed this entry, if this leader did, hears now. */
+    zc_proposer_applied(n->proposer, *result);
     return rv;
+}
+
+/* Closing, no command is queued: check_cb will not run again. */
+static bool node_ready(void *arg)
+{
+    zc_node_t *n = arg;
+    return n->close_done == NULL && zc_node_ready(n);
+}
+
+/* The proposer found raft's log holding part of a batch raft refused
+ * (proposer.c, "half-appended"): only a restart from the log is sound. */
+static void node_proposer_fatal(void *arg, const char *why, int rv)
+{
+    (void)arg;
+    zc_error("raft: %s (%s); exiting with status %d so the replica restarts from its log", why,
+             raft_strerror(rv), ZC_EXIT_STORAGE);
+    fflush(NULL);
+    _exit(ZC_EXIT_STORAGE);
 }
 
 zc_node_t *zc_node_new(uv_loop_t *loop, const zc_node_config_t *cfg, zc_node_role_cb role_cb,
@@ -261,12 +285,24 @@ zc_node_t *zc_node_new(uv_loop_t *loop, const zc_node_config_t *cfg, zc_node_rol
         snprintf(err, errlen, "create %s: %s", n->raft_dir, strerror(errno));
         goto err_after_fsm;
     }
+    zc_proposer_config_t pc = {.raft = &n->raft,
+                               .max_batch = cfg->propose_batch,
+                               .ready = node_ready,
+                               .fatal = node_proposer_fatal,
+                               .arg = n};
+    n->proposer = zc_proposer_new(&pc);
+    if (n->proposer == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto err_after_fsm;
+    }
     zc_fsm_set_batch(n->fsm, cfg->apply_batch);
     zc_fsm_raft_async(n->fsm, &n->raft_fsm);
     n->fsm_apply = n->raft_fsm.apply;
     n->raft_fsm.apply = node_apply;
     uv_check_init(loop, &n->check);
     n->check.data = n;
+    uv_idle_init(loop, &n->kick);
+    n->kick.data = n;
     return n;
 
 err_after_fsm:
@@ -484,8 +520,11 @@ static void retired_free(zc_node_t *n);
 static void close_handle_cb(uv_handle_t *h)
 {
     zc_node_t *n = h->data;
+    if (--n->closing > 0)
+        return;
     void (*done)(void *) = n->close_done;
     void *arg = n->close_arg;
+    zc_proposer_destroy(&n->proposer); /* raft_close failed what raft held */
     zc_fsm_destroy(&n->fsm);
     zc_io_guard_destroy(&n->guard);
     retired_free(n);
@@ -495,11 +534,18 @@ static void close_handle_cb(uv_handle_t *h)
         done(arg);
 }
 
+static void close_handles(zc_node_t *n)
+{
+    n->closing = 2;
+    uv_close((uv_handle_t *)&n->check, close_handle_cb);
+    uv_close((uv_handle_t *)&n->kick, close_handle_cb);
+}
+
 static void node_raft_closed(struct raft *r)
 {
     zc_node_t *n = r->data;
     raft_uv_close(&n->io); /* closes the transport, which frees itself */
-    uv_close((uv_handle_t *)&n->check, close_handle_cb);
+    close_handles(n);
 }
 
 static void noop(void *arg) { (void)arg; }
@@ -509,11 +555,15 @@ void zc_node_close(zc_node_t *n, void (*done)(void *arg), void *arg)
     n->close_done = done ? done : noop;
     n->close_arg = arg;
     uv_check_stop(&n->check);
+    uv_idle_stop(&n->kick);
+    /* Commands raft has not seen fail now; raft_close fails the others
+     * (through raft's callbacks, inside it). */
+    zc_proposer_close(n->proposer);
     if (n->raft_inited) {
         n->raft.data = n;
         raft_close(&n->raft, node_raft_closed);
     } else {
-        uv_close((uv_handle_t *)&n->check, close_handle_cb);
+        close_handles(n);
     }
 }
 
@@ -797,67 +847,27 @@ void zc_node_snapshot_stats(zc_node_t *n, zc_node_snapshot_stats_t *out)
     }
 }
 
-void zc_node_raft_stats(zc_node_t *n, zc_node_raft_stats_t *out) { *out = n->stats; }
+void zc_node_raft_stats(zc_node_t *n, zc_node_raft_stats_t *out)
+{
+    zc_proposer_stats_t ps;
+    zc_proposer_stats(n->proposer, &ps);
+    *out = (zc_node_raft_stats_t){.proposed = ps.proposed,
+                                  .committed = ps.committed,
+                                  .failed = ps.failed,
+                                  .refused = ps.refused,
+                                  .proposal_batches = ps.batches,
+                                  .proposal_batch_max = ps.batch_max,
+                                  .leader_changes = n->leader_changes,
+                                  .commit_lat = ps.commit_lat};
+}
 
 void zc_node_batch_stats(zc_node_t *n, zc_fsm_batch_stats_t *out) { zc_fsm_batch_stats(n->fsm, out); }
 
-static void apply_cb(struct raft_apply *req, int status, void *result)
-{
-    proposal_t *p = (proposal_t *)req;
-    zc_node_raft_stats_t *st = &p->node->stats;
-    if (status == 0) {
-        st->committed++;
-        zc_hist_observe(&st->commit_lat, zc_mono_us() - p->proposed_us);
-        p->cb(p->arg, ZC_OK, result);
-    } else {
-        zc_cmd_result_t none;
-        memset(&none, 0, sizeof none);
-        none.status = ZC_UNAVAILABLE;
-        st->failed++;
-        p->cb(p->arg, ZC_UNAVAILABLE, &none);
-    }
-    free(p);
-}
-
 void zc_node_propose(zc_node_t *n, const zc_cmd_t *cmd, zc_propose_cb cb, void *arg)
 {
-    zc_cmd_result_t none;
-    memset(&none, 0, sizeof none);
-    if (!zc_node_ready(n)) {
-        n->stats.refused++;
-        none.status = ZC_NOT_LEADER;
-        cb(arg, ZC_NOT_LEADER, &none);
-        return;
-    }
-    zc_wbuf_t w;
-    zc_wbuf_init(&w);
-    proposal_t *p = calloc(1, sizeof *p);
-    void *copy = NULL;
-    if (p == NULL || zc_cmd_encode(cmd, &w) != 0 || (copy = raft_malloc(w.len)) == NULL)
-        goto err;
-    memcpy(copy, w.data, w.len);
-    struct raft_buffer buf = {copy, w.len};
-    p->cb = cb;
-    p->arg = arg;
-    p->node = n;
-    p->proposed_us = zc_mono_us();
-    n->stats.proposed++;
-    int rv = raft_apply(&n->raft, &p->req, &buf, 1, apply_cb);
-    if (rv != 0) {
-        n->stats.proposed--;
-        n->stats.refused++;
-        raft_free(copy);
-        zc_wbuf_clear(&w);
-        free(p);
-        none.status = rv == RAFT_NOTLEADER ? ZC_NOT_LEADER : ZC_UNAVAILABLE;
-        cb(arg, none.status, &none);
-        return;
-    }
-    zc_wbuf_clear(&w);
-    return;
-err:
-    zc_wbuf_clear(&w);
-    free(p);
-    none.status = ZC_INTERNAL;
-    cb(arg, ZC_INTERNAL, &none);
+    zc_proposer_propose(n->proposer, cmd, cb, arg);
+    /* Queued until check_cb ends this turn; a command proposed from a
+     * timer or an idle pass must not wait for the next I/O wake-up. */
+    if (zc_proposer_waiting(n->proposer) && n->close_done == NULL)
+        uv_idle_start(&n->kick, kick_cb);
 }

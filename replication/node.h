@@ -27,6 +27,7 @@
 #include "lib/zsec.h"
 #include "replication/command.h"
 #include "replication/fsm.h"
+#include "replication/proposer.h"
 #include "replication/state.h"
 
 /* One cluster member and where to reach it (see state.h). */
@@ -50,6 +51,8 @@ typedef struct {
     size_t state_map_size;           /* LMDB map size, 0 = default */
     unsigned apply_batch;            /* applied entries per LMDB commit at most (fsm.h); the
                                         rest commit when the loop turn ends.  0 or 1: each alone */
+    unsigned propose_batch;          /* commands per raft_apply at most (proposer.h); those
+                                        proposed in one loop turn go together.  0: 64 */
     const zc_sec_t *sec;             /* raft relay keys (transport.h); NULL: no CURVE */
     const zc_sec_t *raft_sec;        /* this replica's own raft key (transport.h), or NULL */
     void *zctx;                      /* ZeroMQ context, NULL: zc_sec_context() */
@@ -77,24 +80,29 @@ typedef struct {
 
 typedef struct zc_node zc_node_t;
 
-/* Raft's work as the broker's /metrics shows it (broker/metrics.c). */
+/* Raft's work as the broker's /metrics shows it (broker/metrics.c).  Every
+ * count is of commands except proposal_batches: the commands proposed in
+ * one loop turn go to raft as one batch (proposer.h). */
 typedef struct {
-    uint64_t proposed;       /* entries handed to raft_apply */
-    uint64_t committed;      /* of those, applied here (the proposer's answer) */
-    uint64_t failed;         /* of those, leadership lost before they applied */
-    uint64_t refused;        /* proposals refused: not a ready leader */
-    uint64_t leader_changes; /* times this replica learned of a new leader */
-    zc_hist_t commit_lat;    /* raft_apply to applied, committed proposals */
+    uint64_t proposed;           /* commands handed to raft_apply */
+    uint64_t committed;          /* of those, applied here (the proposer's answer) */
+    uint64_t failed;             /* of those, leadership lost before they applied */
+    uint64_t refused;            /* proposals refused: not a ready leader */
+    uint64_t proposal_batches;   /* raft_apply calls that took commands */
+    uint64_t proposal_batch_max; /* the most commands one of them took */
+    uint64_t leader_changes;     /* times this replica learned of a new leader */
+    zc_hist_t commit_lat;        /* zc_node_propose to applied, committed proposals */
 } zc_node_raft_stats_t;
 
 /* Called when role or readiness may have changed. */
 typedef void (*zc_node_role_cb)(void *arg);
-/* Outcome of a proposal.  status: ZC_OK with *res filled (res->status is the
- * command's own outcome); ZC_NOT_LEADER if this node was not leader when
- * proposing; ZC_UNAVAILABLE if leadership was lost before the entry was
- * applied here -- the entry may or may not commit later (retry: every
- * command is idempotent). */
-typedef void (*zc_propose_cb)(void *arg, int status, const zc_cmd_result_t *res);
+/* Outcome of a proposal (zc_propose_cb, proposer.h).  status: ZC_OK with
+ * *res filled (res->status is the command's own outcome), once the
+ * command's own entry is committed and applied here; ZC_NOT_LEADER if this
+ * node was not a ready leader when proposing (or when its loop turn's
+ * commands went to raft); ZC_UNAVAILABLE if leadership was lost before the
+ * entry was applied here -- the entry may or may not commit later (retry:
+ * every command is idempotent). */
 
 zc_node_t *zc_node_new(uv_loop_t *loop, const zc_node_config_t *cfg, zc_node_role_cb role_cb,
                        void *arg, char *err, size_t errlen);
@@ -164,7 +172,9 @@ unsigned zc_node_snapshot_threshold(uint64_t state_bytes, uint64_t entry_bytes, 
 const char *zc_role_name(int role);
 
 /* Propose a command; cb fires exactly once (possibly before this returns
- * when the proposal is refused at once). */
+ * when the proposal is refused at once, and then only cb).  The commands
+ * proposed in one turn of the loop go to raft together when the turn ends
+ * (one raft_apply, at most propose_batch commands: proposer.h). */
 void zc_node_propose(zc_node_t *n, const zc_cmd_t *cmd, zc_propose_cb cb, void *arg);
 
 #endif

@@ -1,5 +1,12 @@
-/* test_node_changes: leadership transfers, membership changes and a
- * corrupt log of real zc_node replicas (on one libuv loop, loopback TCP).
+/* test_node_changes: leadership transfers, membership changes, a corrupt
+ * log and batched proposals of real zc_node replicas (on one libuv loop,
+ * loopback TCP).
+ *
+ * Batched proposals: the commands proposed in one loop turn reach raft as
+ * one raft_apply (at most propose_batch, the rest when the turn ends), each
+ * caller answered once with its own entry's result; closing the node fails
+ * those raft holds and those still queued, once each
+ * (tests/unit/test_proposer.c has the raft-level cases).
  *
  * A leadership transfer's memory outlives raft's use of it (issue 9,
  * item 6).
@@ -259,6 +266,161 @@ static zc_node_t *start_single(const char *root, const zc_replica_t *me, char *e
     return NULL;
 }
 
+/* One caller of many proposals. */
+typedef struct {
+    unsigned calls;      /* callbacks */
+    int status;          /* the last status */
+    zc_cmd_result_t res; /* the last result */
+} answer_t;
+static answer_t answers[200];
+static unsigned n_answers;
+static void answered(void *arg, int status, const zc_cmd_result_t *res)
+{
+    answer_t *a = arg;
+    a->calls++;
+    a->status = status;
+    a->res = *res;
+}
+static bool all_answered(void)
+{
+    for (unsigned k = 0; k < n_answers; k++)
+        if (answers[k].calls == 0)
+            return false;
+    return true;
+}
+
+static void single_member(zc_replica_t *me)
+{
+    int fd;
+    memset(me, 0, sizeof *me);
+    me->id = 1;
+    snprintf(me->raft_address, sizeof me->raft_address, "127.0.0.1:%d", free_port(&fd));
+    snprintf(me->client_endpoint, sizeof me->client_endpoint, "tcp://127.0.0.1:1");
+    snprintf(me->cart_endpoint, sizeof me->cart_endpoint, "tcp://127.0.0.1:1");
+    close(fd);
+}
+
+static void assign(zc_node_t *n, unsigned k)
+{
+    zc_cmd_t c = {.type = ZC_CMD_ASSIGN, .time_ms = 1};
+    c.assign.session[0] = 0x5e;
+    c.assign.session[ZC_SESSION_LEN - 2] = (uint8_t)(k >> 8);
+    c.assign.session[ZC_SESSION_LEN - 1] = (uint8_t)k;
+    c.assign.placement = ZC_PLACE_FIFO;
+    zc_node_propose(n, &c, answered, &answers[k]);
+}
+
+/* 150 first adds in one loop turn: two raft_applies of 64 from inside the
+ * proposes that filled the queue, 22 when the turn ends; 150 distinct
+ * carts, each the one the state holds for that caller's session. */
+TEST(one_loop_turn_of_proposals_is_one_raft_apply_per_64)
+{
+    char root[] = "/tmp/zcart-propose-XXXXXX";
+    CHECK(mkdtemp(root) != NULL);
+    zc_replica_t me;
+    single_member(&me);
+    uv_loop_init(&loop);
+    closed = 0;
+    char err[512] = "";
+    zc_node_t *n = start_single(root, &me, err, sizeof err);
+    CHECK(n != NULL);
+    if (n == NULL)
+        return;
+    nodes[0] = n;
+    CHECK(run_until(some_ready_one, 10000));
+    zc_cmd_slot_t slots[150];
+    for (unsigned k = 0; k < 150; k++)
+        slots[k] = (zc_cmd_slot_t){.slot = (uint16_t)k};
+    zc_cmd_t reg = {.type = ZC_CMD_REGISTER, .time_ms = 1, .reg = {.node = "n1", .n = 150}};
+    reg.reg.slots = slots;
+    memset(answers, 0, sizeof answers);
+    n_answers = 1;
+    zc_node_propose(n, &reg, answered, &answers[0]);
+    CHECK(run_until(all_answered, 10000));
+    CHECK_EQ_U64(answers[0].res.count, 150);
+    zc_node_raft_stats_t before, after;
+    zc_node_raft_stats(n, &before);
+    memset(answers, 0, sizeof answers);
+    n_answers = 150;
+    for (unsigned k = 0; k < 150; k++)
+        assign(n, k);
+    zc_node_raft_stats(n, &after);
+    CHECK_EQ_U64(after.proposal_batches - before.proposal_batches, 2); /* the full queues */
+    CHECK_EQ_U64(after.proposed - before.proposed, 128);
+    CHECK(run_until(all_answered, 10000));
+    zc_node_raft_stats(n, &after);
+    CHECK_EQ_U64(after.proposal_batches - before.proposal_batches, 3);
+    CHECK_EQ_U64(after.proposal_batch_max, 64);
+    CHECK_EQ_U64(after.proposed - before.proposed, 150);
+    CHECK_EQ_U64(after.committed - before.committed, 150);
+    CHECK_EQ_U64(after.failed + after.refused, 0);
+    for (unsigned k = 0; k < 150; k++) {
+        CHECK_EQ_U64(answers[k].calls, 1);
+        CHECK_EQ_U64(answers[k].status, ZC_OK);
+        CHECK_EQ_U64(answers[k].res.status, ZC_OK);
+        uint8_t id[ZC_SESSION_LEN] = {0x5e};
+        id[ZC_SESSION_LEN - 2] = (uint8_t)(k >> 8);
+        id[ZC_SESSION_LEN - 1] = (uint8_t)k;
+        zc_session_rec_t s;
+        CHECK(zc_state_get_session(zc_node_state(n), id, &s) == 0);
+        CHECK_STR(answers[k].res.cart, s.cart);
+        CHECK_EQ_U64(answers[k].res.generation, s.generation);
+        if (k > 0)
+            CHECK(answers[k].res.generation > answers[k - 1].res.generation);
+    }
+    zc_node_close(n, node_closed, NULL);
+    CHECK(run_until(one_closed, 10000));
+    uv_loop_close(&loop);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    CHECK(system(cmd) == 0);
+}
+
+/* Closing a leader with 64 commands in raft (not yet stored) and 6 still
+ * queued: each caller fails once, ZC_UNAVAILABLE; after, a proposal is
+ * refused at once. */
+TEST(closing_fails_queued_and_handed_over_proposals_once)
+{
+    char root[] = "/tmp/zcart-propose-XXXXXX";
+    CHECK(mkdtemp(root) != NULL);
+    zc_replica_t me;
+    single_member(&me);
+    uv_loop_init(&loop);
+    closed = 0;
+    char err[512] = "";
+    zc_node_t *n = start_single(root, &me, err, sizeof err);
+    CHECK(n != NULL);
+    if (n == NULL)
+        return;
+    nodes[0] = n;
+    CHECK(run_until(some_ready_one, 10000));
+    memset(answers, 0, sizeof answers);
+    n_answers = 70;
+    for (unsigned k = 0; k < 70; k++)
+        assign(n, k);
+    zc_node_raft_stats_t st;
+    zc_node_raft_stats(n, &st);
+    CHECK_EQ_U64(st.proposed, 64);
+    CHECK_EQ_U64(answers[0].calls + answers[69].calls, 0);
+    zc_node_close(n, node_closed, NULL);
+    for (unsigned k = 0; k < 70; k++) {
+        CHECK_EQ_U64(answers[k].calls, 1);
+        CHECK_EQ_U64(answers[k].status, ZC_UNAVAILABLE);
+    }
+    answer_t late = {0};
+    zc_cmd_t c = {.type = ZC_CMD_LOST_TOLD};
+    zc_node_propose(n, &c, answered, &late); /* closing: refused at once */
+    CHECK_EQ_U64(late.calls, 1);
+    CHECK_EQ_U64(late.status, ZC_NOT_LEADER);
+    CHECK(run_until(one_closed, 10000));
+    for (unsigned k = 0; k < 70; k++)
+        CHECK_EQ_U64(answers[k].calls, 1);
+    uv_loop_close(&loop);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    CHECK(system(cmd) == 0);
+}
+
 /* Issue 9, item 8: raft 0.15's libuv backend renames a corrupt log
  * segment away and starts without its entries unless auto-recovery is
  * off.  The node turns it off: a replica whose closed segment is corrupt
@@ -326,5 +488,7 @@ int main(void)
     RUN(transfer_request_outlives_its_callback);
     RUN(second_membership_change_is_refused);
     RUN(corrupt_segment_stops_the_replica);
+    RUN(one_loop_turn_of_proposals_is_one_raft_apply_per_64);
+    RUN(closing_fails_queued_and_handed_over_proposals_once);
     return unit_report();
 }
