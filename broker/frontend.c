@@ -208,7 +208,9 @@ static void status_process(broker_t *b, zc_msg_t *r)
     zc_msg_add_prop(r, "secure", "%d", zc_sec_insecure(b->sec) ? 0 : 1);
 }
 
-/* status props: how long the loop stopped turning, and the snapshots. */
+/* status props: how long the loop stopped turning, the snapshots, and what
+ * one loop turn batches (applied entries per LMDB commit, commands per
+ * raft_apply). */
 static void status_loop(broker_t *b, zc_msg_t *r)
 {
     /* How long the loop stopped turning, and the snapshots (built off it). */
@@ -234,6 +236,11 @@ static void status_loop(broker_t *b, zc_msg_t *r)
     zc_msg_add_prop(r, "state_commits", "%" PRIu64, bs.commits);
     zc_msg_add_prop(r, "state_commit_entries", "%" PRIu64, bs.entries);
     zc_msg_add_prop(r, "state_commit_max_entries", "%" PRIu64, bs.max_entries);
+    zc_node_raft_stats_t rs;
+    zc_node_raft_stats(b->node, &rs);
+    zc_msg_add_prop(r, "proposal_batches", "%" PRIu64, rs.proposal_batches);
+    zc_msg_add_prop(r, "proposal_batch_commands", "%" PRIu64, rs.proposed);
+    zc_msg_add_prop(r, "proposal_batch_max_commands", "%" PRIu64, rs.proposal_batch_max);
 }
 
 static void status_reply(broker_t *b, const uint8_t *client, size_t client_len, uint64_t corr)

@@ -77,6 +77,11 @@ static void write_raft(broker_t *b, zc_prom_t *p)
                    (double)rs.refused);
     one(p, "zcart_raft_proposals_in_flight", "gauge", "Proposals not yet applied or failed.",
         (double)(rs.proposed - rs.committed - rs.failed));
+    one(p, "zcart_raft_proposal_batches_total", "counter",
+        "raft_apply calls this replica made: the commands of one loop turn go in one.",
+        (double)rs.proposal_batches);
+    one(p, "zcart_raft_proposal_batch_max_commands", "gauge",
+        "The most commands one raft_apply of this replica took.", (double)rs.proposal_batch_max);
     zc_prom_family(p, "zcart_raft_commit_seconds", "histogram",
                    "From proposing a command to applying it here.");
     zc_prom_hist(p, "zcart_raft_commit_seconds", NULL, &rs.commit_lat);
