@@ -1035,7 +1035,11 @@ static void inject_fault(sim_t *s)
         }
         break;
     case 5:
-        if (i != j) {
+        /* Not to or from a server that is down: the fixture's kill is a
+         * saturation of all its links, which this would undo (a crashed
+         * server must never be heard from again: io_guard.h). */
+        if (i != j && raft_fixture_alive(f, i) && raft_fixture_alive(f, j) && !is_out(s, i) &&
+            !is_out(s, j)) {
             raft_fixture_desaturate(f, i, j);
             say(s, "desaturate %u->%u", i, j);
         }
