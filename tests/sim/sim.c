@@ -13,7 +13,11 @@
  *     ASSIGNED cart with its generation); LOST_TOLD a lost session; each
  *     with the right generation or target most of the time and a stale one
  *     sometimes.  Half the runs flood the leader, half let commands wait
- *     for the backlog (make_command, propose);
+ *     for the backlog (make_command, propose).  They go through each
+ *     server's proposer (replication/proposer.h), as the broker's node
+ *     proposes: queued, then handed to raft as one raft_apply of all the
+ *     queued commands at a random step (the end of a loop turn) or when
+ *     the run's batch cap (2..8) is reached (flush_proposals);
  *   - faults: kill and revive servers, cut and restore links, saturate links
  *     (silent drops), change network and disk latency, inject disk-append
  *     failures (returned or in the write's callback); with --transfers,
@@ -29,7 +33,12 @@
  *      two live sessions; no session with two carts);
  *   4. applied prefixes agree: any two servers whose state is at the same
  *      applied index have the same digest;
- *   5. only a disk fault takes a server out for good.
+ *   5. only a disk fault takes a server out for good;
+ *   6. every proposal is answered once (at the end, after raft_fixture_close
+ *      and the proposers' destruction: nothing is left unanswered), and an
+ *      OK answer comes from inside the apply of the proposing server's own
+ *      entry: the bytes it proposed, at an entry of the term the server
+ *      leads (proposed_cb).
  * At the end every fault is healed and, within a simulated-time bound, every
  * server must reach the same applied index and digest (convergence).
  *
@@ -62,6 +71,7 @@
 #include "proto/status.h"
 #include "replication/fsm.h"
 #include "replication/io_guard.h"
+#include "replication/proposer.h"
 
 #define MAX_SERVERS 8 /* raft_fixture's own limit: up to 5 at start, more added (--membership) */
 #define MAX_BACKLOG 16 /* capped runs: no command while this many wait to apply */
@@ -110,6 +120,16 @@ typedef struct {
     unsigned next_session;               /* sessions 0 .. next_session-1 have been used */
     unsigned proposals;                  /* commands proposed */
     unsigned applied_ok;                 /* proposals whose callback said OK */
+    unsigned answered_failed;            /* ... ZC_UNAVAILABLE (leadership lost) */
+    unsigned answered_refused;           /* ... ZC_NOT_LEADER (not leading at the flush) */
+    zc_proposer_t *props[MAX_SERVERS];   /* each server's proposer, as the broker's node has */
+    struct sim_prop *prop_recs;          /* every proposal made, checked and freed at the end */
+    uint64_t prng;                       /* when proposers flush, and bursts: own stream */
+    unsigned propose_batch;              /* this run's proposer cap (2..8) */
+    int applying;                        /* the server inside zc_proposer_applied, -1 none */
+    const struct raft_buffer *applying_buf;        /* the entry it applies */
+    const zc_cmd_result_t *applying_res;           /* and that entry's result */
+    zc_proposer_stats_t prop_stats;                /* the proposers' counters, summed at the end */
     unsigned proposed_by_type[N_CMD_TYPES];        /* proposals by command type */
     unsigned ok_by_type[MAX_SERVERS][N_CMD_TYPES]; /* applied with ZC_OK, by server and type */
     unsigned faults;                     /* faults injected */
@@ -465,11 +485,63 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
     free(p);
 }
 
+/* A command proposed through a server's proposer. */
+typedef struct sim_prop {
+    sim_t *sim;            /* the run */
+    unsigned server;       /* the server it was proposed to */
+    uint8_t type;          /* zc_cmd_type_t */
+    uint8_t *bytes;        /* its encoding, as raft gets it */
+    size_t len;            /* bytes */
+    unsigned answers;      /* callbacks so far (must end at exactly 1) */
+    struct sim_prop *next; /* next made */
+} sim_prop_t;
+
+/* The proposer's answer.  OK must come from inside the apply, on the
+ * proposing server, of the entry it proposed: the same bytes, an entry
+ * of the term that server leads now. */
+static void proposed_cb(void *arg, int status, const zc_cmd_result_t *res)
+{
+    sim_prop_t *p = arg;
+    sim_t *s = p->sim;
+    if (++p->answers > 1)
+        fail(s, "a %s proposed to server %u was answered %u times", zc_cmd_name(p->type), p->server,
+             p->answers);
+    if (status == ZC_UNAVAILABLE) {
+        s->answered_failed++;
+        return;
+    }
+    if (status == ZC_NOT_LEADER) {
+        s->answered_refused++;
+        return;
+    }
+    if (status != ZC_OK) {
+        fail(s, "a %s proposed to server %u was answered %s", zc_cmd_name(p->type), p->server,
+             zc_status_name(status));
+        return;
+    }
+    s->applied_ok++;
+    struct raft *r = raft_fixture_get(&s->f, p->server);
+    raft_index index = r->last_applied + 1;
+    if (s->applying != (int)p->server || res != s->applying_res || s->applying_buf->len != p->len ||
+        memcmp(s->applying_buf->base, p->bytes, p->len) != 0)
+        fail(s, "server %u answered a %s with the result of another entry (index %llu)", p->server,
+             zc_cmd_name(p->type), (unsigned long long)index);
+    else if (raft_state(r) != RAFT_LEADER || zc_io_guard_term_at(&r->log, index) != r->current_term)
+        fail(s, "server %u answered a %s with entry %llu of term %llu while %s of term %llu",
+             p->server, zc_cmd_name(p->type), (unsigned long long)index,
+             (unsigned long long)zc_io_guard_term_at(&r->log, index),
+             raft_state(r) == RAFT_LEADER ? "leader" : "not leader",
+             (unsigned long long)r->current_term);
+    say(s, "applied %s at %llu: %s %s gen %llu", zc_cmd_name(p->type), (unsigned long long)index,
+        zc_status_name(res->status), res->cart, (unsigned long long)res->generation);
+}
+
 /* Count each replica's outcomes by command type (for the summary). */
 static struct {
     struct raft_fsm *fsm;
     int (*apply)(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result);
     unsigned *ok; /* N_CMD_TYPES counters */
+    sim_t *sim;   /* the run (the server's proposer) */
 } taps[MAX_SERVERS];
 
 static int tap_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
@@ -484,6 +556,15 @@ static int tap_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         uint8_t type = buf->len > 0 ? ((const uint8_t *)buf->base)[0] : 0;
         if (res != NULL && res->status == ZC_OK && !res->replayed && type < N_CMD_TYPES)
             taps[i].ok[type]++;
+        /* As the node's apply wrapper: the entry's proposer hears now. */
+        sim_t *s = taps[i].sim;
+        if (s != NULL && s->props[i] != NULL) {
+            s->applying = (int)i;
+            s->applying_buf = buf;
+            s->applying_res = res;
+            zc_proposer_applied(s->props[i], res);
+            s->applying = -1;
+        }
         return 0;
     }
     return RAFT_INVALID;
@@ -672,16 +753,19 @@ static void make_command(sim_t *s, unsigned leader, zc_cmd_t *c, zc_cmd_slot_t *
     }
 }
 
-static void propose(sim_t *s)
+/* One command to the leader's proposer.  false: none (no leader, or the
+ * capped backlog is full). */
+static bool propose_one(sim_t *s)
 {
     unsigned leader = raft_fixture_leader_index(&s->f);
     if (leader >= s->n)
-        return;
+        return false;
     struct raft *r = raft_fixture_get(&s->f, leader);
     if (raft_state(r) != RAFT_LEADER)
-        return;
-    if (s->capped && raft_last_index(r) >= raft_last_applied(r) + MAX_BACKLOG)
-        return;
+        return false;
+    if (s->capped && raft_last_index(r) + zc_proposer_queued(s->props[leader]) >=
+                         raft_last_applied(r) + MAX_BACKLOG)
+        return false;
     zc_cmd_t c;
     zc_cmd_slot_t slots[SLOTS_PER_NODE];
     make_command(s, leader, &c, slots);
@@ -689,19 +773,15 @@ static void propose(sim_t *s)
     zc_wbuf_init(&w);
     if (zc_cmd_encode(&c, &w) != 0) {
         zc_wbuf_clear(&w);
-        return;
+        return false;
     }
-    struct raft_buffer buf = {raft_malloc(w.len), w.len};
-    memcpy(buf.base, w.data, w.len);
-    zc_wbuf_clear(&w);
-    prop_t *p = calloc(1, sizeof *p);
+    sim_prop_t *p = calloc(1, sizeof *p);
     p->sim = s;
+    p->server = leader;
     p->type = c.type;
-    if (raft_apply(r, &p->req, &buf, 1, apply_cb) != 0) {
-        raft_free(buf.base);
-        free(p);
-        return;
-    }
+    p->bytes = zc_wbuf_take(&w, &p->len);
+    p->next = s->prop_recs;
+    s->prop_recs = p;
     s->proposals++;
     s->proposed_by_type[c.type]++;
     char what[96] = "";
@@ -714,6 +794,17 @@ static void propose(sim_t *s)
         snprintf(what, sizeof what, " %s gen %llu", c.ret.cart,
                  (unsigned long long)c.ret.generation);
     say(s, "propose %s%s via server %u", zc_cmd_name(c.type), what, leader);
+    zc_proposer_propose(s->props[leader], &c, proposed_cb, p);
+    return true;
+}
+
+/* A command, or now and then (a third of the time) a burst of up to four
+ * in the same loop turn, so batches of several entries are common. */
+static void propose(sim_t *s)
+{
+    unsigned n = zc_xorshift64(&s->prng) % 3 == 0 ? 1 + (unsigned)(zc_xorshift64(&s->prng) % 4) : 1;
+    for (unsigned k = 0; k < n && propose_one(s); k++)
+        ;
 }
 
 /* A leadership transfer.  raft 0.15 keeps its TimeoutNow send inside the
@@ -759,8 +850,26 @@ static void maybe_transfer(sim_t *s)
     say(s, "transfer leadership from server %u to %llu", leader, (unsigned long long)id);
 }
 
+static bool is_out(sim_t *s, unsigned i);
+
+/* A server's proposer may hand commands to raft while the server is up,
+ * in the run and leads (the sim has no readiness barrier to wait for). */
+static bool sim_proposer_ready(void *arg)
+{
+    io_shim_t *sh = arg;
+    return !is_out(sh->sim, sh->index) && raft_fixture_alive(&sh->sim->f, sh->index) &&
+           raft_state(sh->raft) == RAFT_LEADER;
+}
+
+static void sim_proposer_fatal(void *arg, const char *why, int rv)
+{
+    io_shim_t *sh = arg;
+    fail(sh->sim, "server %u's proposer: %s (%s)", sh->index, why, raft_strerror(rv));
+}
+
 /* Bring server i up in the fixture: its own LMDB FSM, the shims and the
- * io guard, raft's snapshot settings (threshold, trailing) and pre-vote. */
+ * io guard, its proposer, raft's snapshot settings (threshold, trailing)
+ * and pre-vote. */
 static int server_new(sim_t *s, unsigned i, unsigned threshold, unsigned trailing)
 {
     char d[300], err[256];
@@ -778,6 +887,7 @@ static int server_new(sim_t *s, unsigned i, unsigned threshold, unsigned trailin
     taps[i].fsm = &s->fsms[i];
     taps[i].apply = s->fsms[i].apply;
     taps[i].ok = s->ok_by_type[i];
+    taps[i].sim = s;
     s->fsms[i].apply = tap_apply;
     /* The fsm builds snapshots asynchronously (fsm version 3): raft_init
      * wants io version 2, which the fixture's io has (async_work, run
@@ -791,6 +901,16 @@ static int server_new(sim_t *s, unsigned i, unsigned threshold, unsigned trailin
     struct raft *r = raft_fixture_get(&s->f, i);
     zc_fsm_bind(s->zfsm[i], r);
     shim_install(s, &s->f.servers[i].io, r, i);
+    zc_proposer_config_t pc = {.raft = r,
+                               .max_batch = s->propose_batch,
+                               .ready = sim_proposer_ready,
+                               .fatal = sim_proposer_fatal,
+                               .arg = &shims[i]};
+    s->props[i] = zc_proposer_new(&pc);
+    if (s->props[i] == NULL) {
+        fail(s, "proposer: out of memory");
+        return -1;
+    }
     raft_set_snapshot_threshold(r, threshold);
     /* trailing >= 1: the fixture's disk array assumes entries from 1,
      * which a trailing-0 snapshot breaks (shim 2). */
@@ -1361,6 +1481,23 @@ static void flush_batches(sim_t *s)
     }
 }
 
+/* The broker's node hands a loop turn's commands to raft when the turn
+ * ends (replication/node.c, check_cb), and notices there a leadership loss
+ * raft did not report; here each running server's proposer flushes at a
+ * random step (1 in 3), from the proposals' own stream, and checks at the
+ * others.  A server that is down runs no loop. */
+static void flush_proposals(sim_t *s, bool all)
+{
+    for (unsigned i = 0; i < s->n; i++) {
+        if (s->props[i] == NULL || is_out(s, i) || !raft_fixture_alive(&s->f, i))
+            continue;
+        if (all || zc_xorshift64(&s->prng) % 3 == 0)
+            zc_proposer_flush(s->props[i]);
+        else
+            zc_proposer_check(s->props[i]);
+    }
+}
+
 /* --- scripted runs (--scenario) --- */
 
 /* One step and every per-step check. */
@@ -1908,6 +2045,9 @@ static int run(sim_t *s)
     s->trng = s->seed * 0xD1B54A32D192ED03ull + 7;
     s->brng = s->seed * 0xBF58476D1CE4E5B9ull + 13;
     s->mrng = s->seed * 0x94D049BB133111EBull + 11;
+    s->prng = s->seed * 0xD6E8FEB86659FD93ull + 17;
+    s->propose_batch = 2 + (unsigned)(zc_xorshift64(&s->prng) % 7);
+    s->applying = -1;
     s->disk_victim = -1;
     /* Half the runs flood the leader with commands (long uncommitted logs,
      * big catch-ups); the other half let at most MAX_BACKLOG wait, as
@@ -1956,6 +2096,7 @@ static int run(sim_t *s)
         maybe_change(s);
         raft_fixture_step(&s->f);
         flush_batches(s);
+        flush_proposals(s, false);
         check_stopped(s);
         reap_crashed(s);
         check_terms(s);
@@ -1972,6 +2113,7 @@ static int run(sim_t *s)
                 propose(s);
             raft_fixture_step(&s->f);
             flush_batches(s);
+            flush_proposals(s, false);
             check_stopped(s);
             reap_crashed(s);
             check_terms(s);
@@ -1980,6 +2122,7 @@ static int run(sim_t *s)
             check_confs(s);
             check_available(s);
         }
+        flush_proposals(s, true); /* the last loop turn's commands go to raft too */
         if (!raft_fixture_step_until(&s->f, converged, s, 120000) && !s->failure[0]) {
             char st[400] = ""; /* fits 5 servers' worth (s->failure keeps 512) */
             size_t off = 0;
@@ -2022,7 +2165,31 @@ out:
         if (s->zfsm[i] != NULL)
             s->final_applied[i] = zc_fsm_applied_index(s->zfsm[i]);
     s->closing = true;
-    raft_fixture_close(&s->f);
+    raft_fixture_close(&s->f); /* raft_close fails the batches raft holds */
+    for (unsigned i = 0; i < s->n; i++) {
+        if (s->props[i] == NULL)
+            continue;
+        zc_proposer_stats_t ps;
+        zc_proposer_stats(s->props[i], &ps);
+        s->prop_stats.proposed += ps.proposed;
+        s->prop_stats.committed += ps.committed;
+        s->prop_stats.failed += ps.failed;
+        s->prop_stats.batches += ps.batches;
+        if (ps.batch_max > s->prop_stats.batch_max)
+            s->prop_stats.batch_max = ps.batch_max;
+        zc_proposer_destroy(&s->props[i]); /* fails what is still queued */
+    }
+    while (s->prop_recs != NULL) {
+        sim_prop_t *p = s->prop_recs;
+        s->prop_recs = p->next;
+        if (p->answers != 1 && rc == 0) {
+            fail(s, "a %s proposed to server %u was answered %u times", zc_cmd_name(p->type),
+                 p->server, p->answers);
+            rc = -1;
+        }
+        free(p->bytes);
+        free(p);
+    }
     while (s->transfer_recs != NULL) {
         struct transfer_rec *t = s->transfer_recs;
         s->transfer_recs = t->next;
@@ -2167,6 +2334,8 @@ int main(int argc, char **argv)
     zc_log_threshold = verbose ? ZC_LOG_INFO : ZC_LOG_ERROR + 1;
     unsigned passed = 0, failed = 0;
     unsigned long long proposals = 0, faults = 0, dropped = 0, tr_started = 0, tr_done = 0;
+    unsigned long long handed = 0, batches = 0, batch_max = 0, ans_ok = 0, ans_failed = 0,
+                       ans_refused = 0;
     unsigned long long ch_started[4] = {0}, ch_ok[4] = {0}, ch_refused = 0;
     zc_io_guard_stats_t g = {0};
     unsigned long long by_type[N_CMD_TYPES] = {0}, ok_by_type[N_CMD_TYPES] = {0};
@@ -2208,6 +2377,13 @@ int main(int argc, char **argv)
                    (unsigned long long)k, s->failure, servers, (unsigned long long)k, steps, how);
         }
         proposals += s->proposals;
+        handed += s->prop_stats.proposed;
+        batches += s->prop_stats.batches;
+        if (s->prop_stats.batch_max > batch_max)
+            batch_max = s->prop_stats.batch_max;
+        ans_ok += s->applied_ok;
+        ans_failed += s->answered_failed;
+        ans_refused += s->answered_refused;
         faults += s->faults;
         dropped += s->truncates_dropped;
         tr_started += s->transfers_started;
@@ -2245,7 +2421,10 @@ int main(int argc, char **argv)
     for (unsigned t = 1; t < N_CMD_TYPES; t++)
         if (by_type[t] > 0)
             printf(" %s %llu (%llu)", zc_cmd_name((int)t), by_type[t], ok_by_type[t]);
-    printf("\nfixture: %llu truncations dropped (F2)\n", dropped);
+    printf("\nproposers: %llu commands handed to raft in %llu raft_apply batches (at most %llu "
+           "in one); answered OK %llu, UNAVAILABLE %llu, NOT_LEADER %llu\n",
+           handed, batches, batch_max, ans_ok, ans_failed, ans_refused);
+    printf("fixture: %llu truncations dropped (F2)\n", dropped);
     if (transfers)
         printf("leadership transfers: %llu started, %llu finished\n", tr_started, tr_done);
     if (membership)
