@@ -77,9 +77,9 @@ int zc_sec_server(const zc_sec_t *s, void *sock, const char *roles);
  * key is `server_key` (z85).  0 or -1. */
 int zc_sec_client(const zc_sec_t *s, void *sock, const char *server_key);
 
-/* Resolves a server key argument: 40 z85 characters are taken as is,
- * anything else is a certificate file whose public key is read.  0, or -1
- * with a reason in err. */
+/* Resolves a server key argument: a certificate file whose public key is
+ * read, or -- when no file has that name -- 40 z85 characters taken as is.
+ * 0, or -1 with a reason in err. */
 int zc_sec_key_arg(const char *arg, char out[ZC_KEY_Z85], char *err, size_t errlen);
 
 /* A client's keys: the server's public key (as zc_sec_key_arg) and this

@@ -210,6 +210,20 @@ TEST(insecure_and_key_args)
     /* A public-only certificate cannot serve as a process's own key. */
     CHECK(zc_sec_new(pub, NULL, false, err, sizeof err) == NULL);
     CHECK(zc_sec_key_arg("short", out, err, sizeof err) == -1);
+    /* A certificate at a 40-character path (every character z85's): the
+     * file is read, not the path taken for a key. */
+    char want[ZC_KEY_Z85], forty[64], cmd[600];
+    CHECK(zc_sec_key_arg(pub, want, err, sizeof err) == 0);
+    int n = snprintf(forty, sizeof forty, "/tmp/zcart-key-%d", (int)getpid());
+    while (n < 35)
+        forty[n++] = 'x';
+    snprintf(forty + n, sizeof forty - (size_t)n, ".cert");
+    CHECK_EQ_U64(strlen(forty), 40);
+    snprintf(cmd, sizeof cmd, "cp %s %s", pub, forty);
+    CHECK(system(cmd) == 0);
+    CHECK(zc_sec_key_arg(forty, out, err, sizeof err) == 0);
+    CHECK_STR(out, want);
+    unlink(forty);
     CHECK(zc_sec_key_arg("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", out, err, sizeof err) == 0);
     CHECK_STR(out, "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7");
 }
