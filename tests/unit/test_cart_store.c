@@ -242,6 +242,20 @@ TEST(each_item_and_readonly_open)
     CHECK(strstr(err, "no cart store") != NULL);
 }
 
+/* An OK answer holding ZC_ITEMS_MAX lines of 64-character products
+ * (~18 KB encoded): free it with zc_msg_reset. */
+static void full_answer(zc_msg_t *ans)
+{
+    zc_msg_init(ans, ZC_MSG_CART_REPLY);
+    ans->status = ZC_OK;
+    for (int i = 0; i < ZC_ITEMS_MAX; i++) {
+        char p[ZC_PRODUCT_MAX + 1];
+        snprintf(p, sizeof p, "%062d%02d", 0, i % 100);
+        p[0] = (char)('a' + i / 100);
+        CHECK(zc_msg_add_item(ans, p, 1) == 0);
+    }
+}
+
 /* Answers holding full item lists: a slot's dedup records stay within
  * STORE_DEDUP_BYTES (the newest kept), a seq below the lowest kept is then
  * outside the window even with fewer than STORE_DEDUP_WINDOW kept, and a
@@ -254,14 +268,7 @@ TEST(dedup_records_are_bounded_in_bytes)
     sess(a, 1);
     CHECK(store_adopt(s, 0, a, 5) == 0);
     zc_msg_t ans;
-    zc_msg_init(&ans, ZC_MSG_CART_REPLY);
-    ans.status = ZC_OK;
-    for (int i = 0; i < ZC_ITEMS_MAX; i++) {
-        char p[ZC_PRODUCT_MAX + 1];
-        snprintf(p, sizeof p, "%062d%02d", 0, i % 100);
-        p[0] = (char)('a' + i / 100);
-        CHECK(zc_msg_add_item(&ans, p, 1) == 0);
-    }
+    full_answer(&ans);
     for (uint64_t q = 1; q <= 40; q++) {
         CHECK(store_dedup_put(s, 0, q, &ans) == 0);
         CHECK(store_commit(s) == 0);
@@ -368,6 +375,20 @@ static store_t *reopen(const char *d)
     CHECK(s != NULL);
     if (s == NULL)
         fprintf(stderr, "store_open: %s\n", err);
+    return s;
+}
+
+/* A new store whose slot holds `qty` of `product` for session k at
+ * generation gen, committed (in the log only). */
+static store_t *store_with(char *d, int k, uint16_t slot, uint64_t gen, const char *product,
+                           uint32_t qty)
+{
+    uint8_t a[16];
+    store_t *s = open_store(d);
+    sess(a, k);
+    CHECK(s != NULL && store_adopt(s, slot, a, gen) == 0);
+    CHECK(store_change(s, slot, product, qty) == STORE_CHANGED);
+    CHECK(store_commit(s) == 0);
     return s;
 }
 
@@ -507,13 +528,8 @@ TEST(a_readonly_open_replays_into_a_private_copy)
 TEST(a_failed_log_write_undoes_only_that_iteration)
 {
     char d[256], path[400];
-    store_t *s = open_store(d);
-    uint8_t a[16];
+    store_t *s = store_with(d, 6, 0, 2, "date", 3);
     uint32_t u;
-    sess(a, 6);
-    CHECK(store_adopt(s, 0, a, 2) == 0);
-    CHECK(store_change(s, 0, "date", 3) == STORE_CHANGED);
-    CHECK(store_commit(s) == 0);
     /* The log's descriptor made read-only: its next write fails. */
     broken_file_t bf;
     snprintf(path, sizeof path, "%s/%s", d, STORE_WAL_NAME);
@@ -546,13 +562,8 @@ TEST(a_failed_log_write_undoes_only_that_iteration)
 TEST(a_failed_checkpoint_loses_nothing)
 {
     char d[256], path[400];
-    store_t *s = open_store(d);
-    uint8_t a[16];
+    store_t *s = store_with(d, 7, 3, 5, "yam", 2);
     uint32_t u;
-    sess(a, 7);
-    CHECK(store_adopt(s, 3, a, 5) == 0);
-    CHECK(store_change(s, 3, "yam", 2) == STORE_CHANGED);
-    CHECK(store_commit(s) == 0);
     /* LMDB's descriptors on data.mdb made read-only: its commit fails. */
     broken_file_t bf;
     snprintf(path, sizeof path, "%s/data.mdb", d);
@@ -588,14 +599,7 @@ TEST(an_iteration_too_big_for_the_log_checkpoints)
     sess(a, 8);
     CHECK(store_adopt(s, 0, a, 1) == 0);
     zc_msg_t ans;
-    zc_msg_init(&ans, ZC_MSG_CART_REPLY);
-    ans.status = ZC_OK;
-    for (int i = 0; i < ZC_ITEMS_MAX; i++) {
-        char p[ZC_PRODUCT_MAX + 1];
-        snprintf(p, sizeof p, "%062d%02d", 0, i % 100);
-        p[0] = (char)('a' + i / 100);
-        CHECK(zc_msg_add_item(&ans, p, 1) == 0);
-    }
+    full_answer(&ans);
     /* Answers of ~18 KB: 4 MiB of them in one iteration, over every slot. */
     for (uint64_t q = 1; q <= 64; q++)
         for (uint16_t slot = 0; slot < 4; slot++)
