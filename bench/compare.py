@@ -16,7 +16,11 @@ every ratio alike:
               data filesystem (bench/fsync_probe.c)
   raw_raft    canonical/raft 0.15 itself (bench/raw_raft.c): 3 processes,
               raft_uv_tcp, a state machine that only counts, the leader
-              keeping K=64 entries of ASSIGN's size in flight
+              keeping K=64 entries of ASSIGN's size in flight; also with
+              K=1 (one commit's latency), and over zcart's own raft
+              transport (--transport relay: the CurveZMQ relay, keys off)
+              at K=1 and K=64, printed beside, not targets: what the
+              relay's hops cost raft
   redis       single-node Redis 7 (Debian's redis-server, appendonly with
               appendfsync always), the store a shop might pick instead,
               through redis-benchmark: HINCRBY (an add) at 8 clients and
@@ -34,7 +38,8 @@ every ratio alike:
 Each round measures, in this order: raw_2hop with 1 client (plain, then
 CurveZMQ), zcart ops with 1 client, fsync, raw_2hop with 8 clients (plain,
 then CurveZMQ), zcart ops with 8 clients, zcart
-assign with 8 and with 64 clients, raw_raft with K=64, redis, etcd.  The ratios, with the targets of issue
+assign with 8 and with 64 clients, raw_raft with K=64 (then K=1, and
+both over the relay), redis, etcd.  The ratios, with the targets of issue
 16, are computed per round and over the rounds' medians:
 
   add, 1 client:   zcart add p50 / (raw 2-hop p50 + fsync p50)   <= 1.3
@@ -171,7 +176,7 @@ class Run:
         return run_json([os.path.join(self.a.bin, "fsync_probe"),
                          os.path.join(self.run_dir, "cart1", "data"), "500"])
 
-    def raw_raft(self, k):
+    def raw_raft(self, k, transport="tcp"):
         """canonical/raft alone: 3 processes; the leader's figures."""
         procs, base = [], self.a.base_port + 80
         d = tempfile.mkdtemp(prefix="raft-", dir=self.dir)
@@ -181,7 +186,7 @@ class Run:
                 procs.append(subprocess.Popen(
                     [os.path.join(self.a.bin, "raw_raft"), "--id", str(i), "--dir",
                      os.path.join(d, str(i)), "--port", str(base), "--inflight", str(k),
-                     "--seconds", str(self.a.seconds)],
+                     "--seconds", str(self.a.seconds), "--transport", transport],
                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
             deadline = time.monotonic() + self.a.seconds + 30
             while time.monotonic() < deadline:
@@ -269,6 +274,9 @@ def one_round(run):
     f["zcart_cycles_c64_add_p99_us"] = z["ops"]["add"]["p99_us"]
     r = run.raw_raft(64)
     f["raw_raft_k64_commits_per_s"] = r["commits_per_s"]
+    f["raw_raft_k1_commit_us"] = run.raw_raft(1)["commit_mean_us"]
+    f["raw_raft_relay_k1_commit_us"] = run.raw_raft(1, "relay")["commit_mean_us"]
+    f["raw_raft_relay_k64_commits_per_s"] = run.raw_raft(64, "relay")["commits_per_s"]
     if shutil.which("redis-server") and shutil.which("redis-benchmark"):
         r = run.redis()
         f["redis_add_c8_per_s"], f["redis_add_c1_p50_us"] = r["add_c8_per_s"], r["add_c1_p50_us"]
@@ -345,7 +353,9 @@ def main(argv):
     for k in ("raw2hop_c1_p50_us", "raw2hop_curve_c1_p50_us", "fsync_p50_us",
               "zcart_add_c1_p50_us", "raw2hop_c8_rt_per_s", "raw2hop_curve_c8_rt_per_s",
               "zcart_add_c8_ops_per_s", "zcart_cycles_c8_per_s", "zcart_cycles_c64_per_s",
-              "zcart_cycles_c64_add_p99_us", "raw_raft_k64_commits_per_s", "redis_add_c8_per_s",
+              "zcart_cycles_c64_add_p99_us", "raw_raft_k64_commits_per_s",
+              "raw_raft_k1_commit_us", "raw_raft_relay_k1_commit_us",
+              "raw_raft_relay_k64_commits_per_s", "redis_add_c8_per_s",
               "redis_add_c1_p50_us", "redis_cycles_c8_per_s", "etcd_probe_c8_per_s",
               "etcd_first_free_c8_per_s", "etcd_random_c8_per_s", "etcd_random_c1_p50_us"):
         if k in med:

@@ -2,26 +2,34 @@
  * bench/compare.py (`make bench-compare`).
  *
  * One process is one canonical/raft 0.15 server on libuv (raft_uv_tcp,
- * raft's own transport; no io guard, no relay, no LMDB): its state machine
- * only counts entries.  Three of them (compare.py starts them, ids 1..3 on
+ * raft's own transport; no io guard, no LMDB): its state machine only
+ * counts entries.  Three of them (compare.py starts them, ids 1..3 on
  * ports PORT+1..3) bootstrap one cluster; whichever becomes leader keeps K
  * entries of zcart's ASSIGN size in flight for SECONDS, then prints one
  * JSON object (commits, commits_per_s, k) and exits.  The others serve
  * until they are killed.  This is what raft itself costs per commit with K
  * proposals in flight: the floor under zcart's ASSIGN, RELEASE and RETURN.
  *
+ * `--transport relay` swaps raft_uv_tcp for zcart's own raft transport
+ * (replication/transport.h: raft's bytes through a socketpair to a relay
+ * that carries them over ZeroMQ), without CURVE: the same raft, what the
+ * relay's hops cost per commit (bench/README.md, "The raft relay's share").
+ *
  *   raw_raft --id N --dir DIR --port PORT [--inflight K] [--seconds S]
- *            [--entry-bytes B] */
+ *            [--entry-bytes B] [--transport tcp|relay] */
 #include <inttypes.h>
 #include <raft.h>
 #include <raft/uv.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
 #include "lib/clock.h"
+#include "lib/zsec.h"
+#include "replication/transport.h"
 
 #define N_SERVERS 3
 
@@ -29,7 +37,7 @@ static struct {
     uv_loop_t *loop;              /* the one loop */
     struct raft raft;             /* this server */
     struct raft_io io;            /* libuv io */
-    struct raft_uv_transport tcp; /* raft_uv_tcp */
+    struct raft_uv_transport tcp; /* raft_uv_tcp, or zcart's relay (--transport relay) */
     struct raft_fsm fsm;          /* counts entries */
     uv_timer_t poll;              /* watches for leadership, then the clock */
     unsigned inflight, k;         /* entries in flight, and the goal */
@@ -39,6 +47,7 @@ static struct {
     uint64_t commits;             /* entries committed in the window */
     uint64_t applied;             /* entries the state machine saw */
     int loading;                  /* leader under load */
+    const char *transport;        /* "tcp" or "relay", for the report */
 } g;
 
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
@@ -110,9 +119,14 @@ static void on_poll(uv_timer_t *t)
     }
     if (g.loading && (now >= g.end_us || raft_state(&g.raft) != RAFT_LEADER)) {
         double secs = (double)(now < g.end_us ? now - g.start_us : g.end_us - g.start_us) / 1e6;
-        printf("{\"commits\": %" PRIu64 ", \"commits_per_s\": %.1f, \"k\": %u, \"entry_bytes\": "
-               "%u, \"seconds\": %.3f, \"leader_kept\": %s}\n",
-               g.commits, (double)g.commits / (secs > 0 ? secs : 1e-9), g.k, g.entry_bytes, secs,
+        /* Little's law: K in flight the whole window, so one commit's mean
+         * latency is K over the rate. */
+        double rate = (double)g.commits / (secs > 0 ? secs : 1e-9);
+        printf("{\"commits\": %" PRIu64 ", \"commits_per_s\": %.1f, \"commit_mean_us\": %.0f, "
+               "\"k\": %u, \"entry_bytes\": %u, \"seconds\": %.3f, \"transport\": \"%s\", "
+               "\"leader_kept\": %s}\n",
+               g.commits, rate, rate > 0 ? 1e6 * g.k / rate : 0.0, g.k, g.entry_bytes, secs,
+               g.transport,
                raft_state(&g.raft) == RAFT_LEADER ? "true" : "false");
         fflush(stdout);
         _exit(raft_state(&g.raft) == RAFT_LEADER ? 0 : 1);
@@ -122,6 +136,7 @@ static void on_poll(uv_timer_t *t)
 int main(int argc, char **argv)
 {
     unsigned id = 0, port = 0;
+    bool relay = false;
     const char *dir = NULL;
     g.k = 64;
     g.seconds = 5;
@@ -138,6 +153,9 @@ int main(int argc, char **argv)
             g.k = (unsigned)v;
         else if (strcmp(argv[i], "--seconds") == 0 && v >= 1 && v <= 3600)
             g.seconds = (unsigned)v;
+        else if (strcmp(argv[i], "--transport") == 0 &&
+                 (strcmp(argv[i + 1], "tcp") == 0 || strcmp(argv[i + 1], "relay") == 0))
+            relay = strcmp(argv[i + 1], "relay") == 0;
         else if (strcmp(argv[i], "--entry-bytes") == 0 && v >= 8 && v <= 65536)
             g.entry_bytes = (unsigned)(v + 7) / 8 * 8;
         else
@@ -145,7 +163,7 @@ int main(int argc, char **argv)
     }
     if (id == 0 || dir == NULL || port == 0) {
         fprintf(stderr, "usage: raw_raft --id 1..3 --dir DIR --port PORT [--inflight K] "
-                        "[--seconds S] [--entry-bytes B]\n");
+                        "[--seconds S] [--entry-bytes B] [--transport tcp|relay]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN); /* raft's TCP transport writes to peers that may be gone */
@@ -155,7 +173,11 @@ int main(int argc, char **argv)
     char addr[N_SERVERS + 1][32];
     for (unsigned i = 1; i <= N_SERVERS; i++)
         snprintf(addr[i], sizeof addr[i], "127.0.0.1:%u", port + i);
-    if (raft_uv_tcp_init(&g.tcp, g.loop) != 0 || raft_uv_init(&g.io, g.loop, dir, &g.tcp) != 0 ||
+    /* The relay without keys: plain ZeroMQ, no role check (transport.h). */
+    zc_transport_config_t relay_cfg = {
+        .loop = g.loop, .zctx = zc_sec_context(), .max_msg = 64u << 20};
+    g.transport = relay ? "relay" : "tcp";
+    if ((relay ? zc_transport_init(&g.tcp, &relay_cfg) : raft_uv_tcp_init(&g.tcp, g.loop)) != 0 || raft_uv_init(&g.io, g.loop, dir, &g.tcp) != 0 ||
         raft_init(&g.raft, &g.io, &g.fsm, id, addr[id]) != 0) {
         fprintf(stderr, "raw_raft: init failed\n");
         return 1;
