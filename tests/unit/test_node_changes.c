@@ -300,6 +300,32 @@ static void single_member(zc_replica_t *me)
     close(fd);
 }
 
+/* A fresh loop and a single-member node of its own in root, started and
+ * ready (its leader barrier applied); NULL after a failed check. */
+static zc_node_t *ready_single(const char *root, zc_replica_t *me)
+{
+    single_member(me);
+    uv_loop_init(&loop);
+    closed = 0;
+    char err[512] = "";
+    zc_node_t *n = start_single(root, me, err, sizeof err);
+    CHECK(n != NULL);
+    if (n == NULL)
+        return NULL;
+    nodes[0] = n;
+    CHECK(run_until(some_ready_one, 10000));
+    return n;
+}
+
+/* After the node of ready_single closed: the loop and root go. */
+static void single_done(const char *root)
+{
+    uv_loop_close(&loop);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    CHECK(system(cmd) == 0);
+}
+
 static void assign(zc_node_t *n, unsigned k)
 {
     zc_cmd_t c = {.type = ZC_CMD_ASSIGN, .time_ms = 1};
@@ -318,16 +344,9 @@ TEST(one_loop_turn_of_proposals_is_one_raft_apply_per_64)
     char root[] = "/tmp/zcart-propose-XXXXXX";
     CHECK(mkdtemp(root) != NULL);
     zc_replica_t me;
-    single_member(&me);
-    uv_loop_init(&loop);
-    closed = 0;
-    char err[512] = "";
-    zc_node_t *n = start_single(root, &me, err, sizeof err);
-    CHECK(n != NULL);
+    zc_node_t *n = ready_single(root, &me);
     if (n == NULL)
         return;
-    nodes[0] = n;
-    CHECK(run_until(some_ready_one, 10000));
     zc_cmd_slot_t slots[150];
     for (unsigned k = 0; k < 150; k++)
         slots[k] = (zc_cmd_slot_t){.slot = (uint16_t)k};
@@ -370,10 +389,7 @@ TEST(one_loop_turn_of_proposals_is_one_raft_apply_per_64)
     }
     zc_node_close(n, node_closed, NULL);
     CHECK(run_until(one_closed, 10000));
-    uv_loop_close(&loop);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-    CHECK(system(cmd) == 0);
+    single_done(root);
 }
 
 /* Closing a leader with 64 commands in raft (not yet stored) and 6 still
@@ -384,16 +400,9 @@ TEST(closing_fails_queued_and_handed_over_proposals_once)
     char root[] = "/tmp/zcart-propose-XXXXXX";
     CHECK(mkdtemp(root) != NULL);
     zc_replica_t me;
-    single_member(&me);
-    uv_loop_init(&loop);
-    closed = 0;
-    char err[512] = "";
-    zc_node_t *n = start_single(root, &me, err, sizeof err);
-    CHECK(n != NULL);
+    zc_node_t *n = ready_single(root, &me);
     if (n == NULL)
         return;
-    nodes[0] = n;
-    CHECK(run_until(some_ready_one, 10000));
     memset(answers, 0, sizeof answers);
     n_answers = 70;
     for (unsigned k = 0; k < 70; k++)
@@ -415,10 +424,7 @@ TEST(closing_fails_queued_and_handed_over_proposals_once)
     CHECK(run_until(one_closed, 10000));
     for (unsigned k = 0; k < 70; k++)
         CHECK_EQ_U64(answers[k].calls, 1);
-    uv_loop_close(&loop);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-    CHECK(system(cmd) == 0);
+    single_done(root);
 }
 
 /* Issue 9, item 8: raft 0.15's libuv backend renames a corrupt log
@@ -429,23 +435,10 @@ TEST(corrupt_segment_stops_the_replica)
 {
     char root[] = "/tmp/zcart-corrupt-XXXXXX";
     CHECK(mkdtemp(root) != NULL);
-    int fd;
     zc_replica_t me;
-    memset(&me, 0, sizeof me);
-    me.id = 1;
-    snprintf(me.raft_address, sizeof me.raft_address, "127.0.0.1:%d", free_port(&fd));
-    snprintf(me.client_endpoint, sizeof me.client_endpoint, "tcp://127.0.0.1:1");
-    snprintf(me.cart_endpoint, sizeof me.cart_endpoint, "tcp://127.0.0.1:1");
-    close(fd);
-    uv_loop_init(&loop);
-    closed = 0;
-    char err[512] = "";
-    zc_node_t *n = start_single(root, &me, err, sizeof err);
-    CHECK(n != NULL);
+    zc_node_t *n = ready_single(root, &me);
     if (n == NULL)
         return;
-    nodes[0] = n;
-    CHECK(run_until(some_ready_one, 10000));
     for (unsigned i = 0; i < 10; i++) {
         zc_cmd_t c = {.type = ZC_CMD_REGISTER};
         zc_cmd_slot_t slot = {.slot = 0};
@@ -466,6 +459,7 @@ TEST(corrupt_segment_stops_the_replica)
              root);
     CHECK(system(cmd) == 0);
     closed = 0;
+    char err[512] = "";
     n = start_single(root, &me, err, sizeof err);
     CHECK(n == NULL); /* with auto-recovery, raft renames the segment and starts */
     if (n != NULL) {
@@ -475,9 +469,7 @@ TEST(corrupt_segment_stops_the_replica)
     fprintf(stderr, "start refused: %s\n", err);
     snprintf(cmd, sizeof cmd, "ls %s/r1/raft | grep -q -i corrupt", root);
     CHECK(system(cmd) != 0); /* nothing renamed away */
-    uv_loop_close(&loop);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-    CHECK(system(cmd) == 0);
+    single_done(root);
 }
 
 int main(void)
