@@ -12,6 +12,12 @@ every ratio alike:
               zcart's message sizes, nothing encoded, stored or synced;
               also with CurveZMQ on every hop (--curve 1), printed beside,
               not a target: what encryption itself costs a round trip
+  raw path    raw_2hop --hops 3 --procs 1 --curve 1: zcart's own path with
+              nothing in it -- client -> replica -> cart node -> stock and
+              back, each a process of its own, CurveZMQ on every hop, the
+              worker asking the stock asynchronously -- at 1 and 8 clients,
+              printed beside with zcart's ratios to it (not targets): how
+              far zcart is from the floor of its own architecture
   fsync       one fdatasync of a preallocated 4 KiB block on the cluster's
               data filesystem (bench/fsync_probe.c)
   raw_raft    canonical/raft 0.15 itself (bench/raw_raft.c): 3 processes,
@@ -36,8 +42,9 @@ every ratio alike:
               and -w assign (new session: assign, add, close)
 
 Each round measures, in this order: raw_2hop with 1 client (plain, then
-CurveZMQ), zcart ops with 1 client, fsync, raw_2hop with 8 clients (plain,
-then CurveZMQ), zcart ops with 8 clients, zcart
+CurveZMQ, then the raw path), zcart ops with 1 client, fsync, raw_2hop with
+8 clients (plain, then CurveZMQ, then the raw path), zcart ops with 8
+clients, zcart
 assign with 8 and with 64 clients, raw_raft with K=64 (then K=1, and
 both over the relay), redis, etcd.  The ratios, with the targets of issue
 16, are computed per round and over the rounds' medians:
@@ -168,9 +175,12 @@ class Run:
         subprocess.run([CLUSTER, "down", "--dir", self.run_dir], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def raw_2hop(self, clients, curve=False):
+    def raw_2hop(self, clients, curve=False, path=False):
+        """path: zcart's own path -- three hops (client, replica, cart node,
+        stock), each party a process of its own, CurveZMQ."""
+        more = ["--hops", "3", "--procs", "1"] if path else []
         return run_json([os.path.join(self.a.bin, "raw_2hop"), "-c", str(clients), "-d",
-                         str(self.a.seconds), "--curve", "1" if curve else "0"])
+                         str(self.a.seconds), "--curve", "1" if curve or path else "0"] + more)
 
     def fsync(self):
         return run_json([os.path.join(self.a.bin, "fsync_probe"),
@@ -256,6 +266,7 @@ def one_round(run):
     f["raw2hop_c1_p50_us"], f["raw2hop_c1_rt_per_s"] = r["p50_us"], r["rt_per_s"]
     r = run.raw_2hop(1, curve=True)
     f["raw2hop_curve_c1_p50_us"] = r["p50_us"]
+    f["rawpath_c1_p50_us"] = run.raw_2hop(1, path=True)["p50_us"]
     z = run.zcart("ops", 1)
     f["zcart_add_c1_p50_us"] = z["ops"]["add"]["p50_us"]
     f["zcart_add_c1_ops_per_s"] = z["ops_per_s"]
@@ -265,6 +276,7 @@ def one_round(run):
     f["raw2hop_c8_rt_per_s"], f["raw2hop_c8_p50_us"] = r["rt_per_s"], r["p50_us"]
     r = run.raw_2hop(8, curve=True)
     f["raw2hop_curve_c8_rt_per_s"] = r["rt_per_s"]
+    f["rawpath_c8_rt_per_s"] = run.raw_2hop(8, path=True)["rt_per_s"]
     z = run.zcart("ops", 8)
     f["zcart_add_c8_ops_per_s"], f["zcart_add_c8_p50_us"] = z["ops_per_s"], z["ops"]["add"]["p50_us"]
     z = run.zcart("assign", 8)
@@ -295,6 +307,9 @@ def one_round(run):
             1e-9, f["etcd_random_c8_per_s"])
     f["add1_ratio"] = f["zcart_add_c1_p50_us"] / max(1, f["raw2hop_c1_p50_us"] + f["fsync_p50_us"])
     f["add8_ratio"] = f["zcart_add_c8_ops_per_s"] / max(1e-9, f["raw2hop_c8_rt_per_s"])
+    f["path_add1_ratio"] = f["zcart_add_c1_p50_us"] / max(1, f["rawpath_c1_p50_us"] +
+                                                         f["fsync_p50_us"])
+    f["path_add8_ratio"] = f["zcart_add_c8_ops_per_s"] / max(1e-9, f["rawpath_c8_rt_per_s"])
     f["cycles64_add_p99_ms"] = f["zcart_cycles_c64_add_p99_us"] / 1000.0
     f["cycles64_raft_ratio"] = (f["zcart_cycles_c64_per_s"] or 0) / max(
         1e-9, f["raw_raft_k64_commits_per_s"])
@@ -350,8 +365,9 @@ def main(argv):
     print("bench-compare: %d round(s) x %d s, %d cores, load %s -> %s" % (
         a.rounds, a.seconds, os.cpu_count(), load0, out["machine"]["loadavg_end"]))
     print("%-34s %s" % ("figure (median of the rounds)", "value"))
-    for k in ("raw2hop_c1_p50_us", "raw2hop_curve_c1_p50_us", "fsync_p50_us",
+    for k in ("raw2hop_c1_p50_us", "raw2hop_curve_c1_p50_us", "rawpath_c1_p50_us", "fsync_p50_us",
               "zcart_add_c1_p50_us", "raw2hop_c8_rt_per_s", "raw2hop_curve_c8_rt_per_s",
+              "rawpath_c8_rt_per_s", "path_add1_ratio", "path_add8_ratio",
               "zcart_add_c8_ops_per_s", "zcart_cycles_c8_per_s", "zcart_cycles_c64_per_s",
               "zcart_cycles_c64_add_p99_us", "raw_raft_k64_commits_per_s",
               "raw_raft_k1_commit_us", "raw_raft_relay_k1_commit_us",
@@ -359,7 +375,7 @@ def main(argv):
               "redis_add_c1_p50_us", "redis_cycles_c8_per_s", "etcd_probe_c8_per_s",
               "etcd_first_free_c8_per_s", "etcd_random_c8_per_s", "etcd_random_c1_p50_us"):
         if k in med:
-            print("  %-32s %.1f" % (k, med[k]))
+            print("  %-32s %.*f" % (k, 3 if k.endswith("_ratio") else 1, med[k]))
     for r in results:
         print("%-4s %s: %s (target %s; rounds %s)%s" % (
             r["verdict"], r["what"], r["median"], r["target"], r["rounds"],
