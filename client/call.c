@@ -46,7 +46,11 @@
  * not commit in time").  A try whose connection never came up (refused,
  * or still connecting when its time ran out) was never delivered.  An EXPIRED answer after
  * such a try does not prove the op was not applied, so it is reported as
- * "unreachable, in doubt" rather than as a KO. */
+ * "unreachable, in doubt" rather than as a KO.  And no try is sent with
+ * less than MIN_TRY_MS of the budget left, the first excepted: it could
+ * hardly be answered, so all it would add is doubt -- a call whose
+ * replicas all answered "not the leader" ended "in doubt" when a backoff
+ * left it 1 ms for one more try. */
 #include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
@@ -59,6 +63,9 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "proto/status.h"
+
+/* The least budget a try after the first is sent with (above). */
+#define MIN_TRY_MS 20
 
 /* Per-call state of the loop. */
 typedef struct {
@@ -353,6 +360,8 @@ int zcart__call(zcart_t *z, const zcart__call_t *c, zc_msg_t *reply, zcart_resul
     }
     step_t step = STEP_UNREACHABLE;
     for (uint64_t now; (now = zc_mono_ms()) < l.end;) {
+        if (res->attempts > 0 && l.end - now < MIN_TRY_MS)
+            break; /* step is STEP_UNREACHABLE, l.last the last try's story */
         step = try_once(&l, c, now, reply, res);
         if (step != STEP_NEXT)
             break;

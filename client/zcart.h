@@ -110,7 +110,9 @@ typedef enum {
  * (or false, or NULL) takes its documented default. */
 typedef struct {
     int attempt_timeout_ms;  /* wait for one try at one replica; default 1000 */
-    int total_timeout_ms;    /* budget of a whole call, tries and backoffs included;
+    int total_timeout_ms;    /* budget of a whole call, tries and backoffs included
+                               (no try but the first starts with under 20 ms of it
+                               left: it would only leave the outcome in doubt);
                                default 5000 */
     int backoff_ms;          /* first wait after UNAVAILABLE or BUSY (and after a round
                                of quick hops), then x1.5 per wait (with up to 25%

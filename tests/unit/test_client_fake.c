@@ -48,6 +48,7 @@ typedef struct {
     char redirect[64];                       /* ACT_REDIRECT target */
     int ko_status;                           /* ACT_KO status */
     char ko_detail[64];                      /* ACT_KO detail */
+    int reply_delay_ms;                      /* wait this long before each answer */
     char props[FAKE_MAX_PROPS][2][80];       /* STATUS / ADMIN_REPLY props */
     int n_props;                             /* entries in props */
     pthread_t thread;                        /* its thread */
@@ -199,6 +200,8 @@ static void *fake_main(void *arg)
                 break;
             }
             if (m.id == ZC_MSG_REQUEST && act != ACT_SILENT) {
+                if (f->reply_delay_ms > 0)
+                    nanosleep(&(struct timespec){0, f->reply_delay_ms * 1000000L}, NULL);
                 fake_reply(f, sock, &rid, &m, act);
             } else if (m.id == ZC_MSG_STATUS || m.id == ZC_MSG_ADMIN) {
                 zc_msg_t r;
