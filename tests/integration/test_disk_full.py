@@ -45,6 +45,7 @@ d3. A cart node's disk fills (its write-ahead log 16 KiB).  Its LMDB
     the units of the adds answered OK -- the refused ones left nothing.
 """
 
+import errno
 import os
 import re
 import subprocess
@@ -76,10 +77,21 @@ class Disk:
         c.start(name)
 
     def fill(self):
-        st = os.statvfs(self.data)
+        """Take every free block.  The daemons write meanwhile (a cart
+        node's checkpoint, a replica's log), so blocks counted free may be
+        gone when asked for (ENOSPC, nothing taken): ask again for what is
+        left, until nothing is."""
         fd = os.open(self.filler, os.O_CREAT | os.O_WRONLY, 0o600)
         try:
-            os.posix_fallocate(fd, 0, st.f_bavail * st.f_frsize)
+            for _ in range(100):
+                st = os.statvfs(self.data)
+                if st.f_bavail == 0:
+                    break
+                try:
+                    os.posix_fallocate(fd, os.fstat(fd).st_size, st.f_bavail * st.f_frsize)
+                except OSError as e:
+                    if e.errno != errno.ENOSPC:
+                        raise
         finally:
             os.close(fd)
         st = os.statvfs(self.data)
