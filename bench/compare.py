@@ -44,10 +44,9 @@ every ratio alike:
 Each round measures, in this order: raw_2hop with 1 client (plain, then
 CurveZMQ, then the raw path), zcart ops with 1 client, fsync, raw_2hop with
 8 clients (plain, then CurveZMQ, then the raw path), zcart ops with 8
-clients, zcart
-assign with 8 and with 64 clients, raw_raft with K=64 (then K=1, and
-both over the relay), redis, etcd.  The ratios, with the targets of issue
-16, are computed per round and over the rounds' medians:
+clients, zcart assign with 8 and with 64 clients, raw_raft with K=64 (then
+K=1, and both over the relay), redis, etcd.  The ratios, with the targets
+of issue 16, are computed per round and over the rounds' medians:
 
   add, 1 client:   zcart add p50 / (raw 2-hop p50 + fsync p50)   <= 1.3
   add, 8 clients:  zcart ops/s / raw 2-hop round trips/s         >= 0.8
