@@ -100,7 +100,13 @@ class Forward(harness.ClusterTestCase):
 
 
     def test_f5_a_dead_leader_fails_its_relayed_requests_at_once(self):
-        c, ld, fo = self.setup(broker_args=["--cart-timeout=10000"], stock_delay="3000")
+        # The add must still be waiting (at the cart, for its stock check)
+        # when the leader dies: a stock slower than the whole test, a cart
+        # that waits for it as long (under ASan and load the relay wait and
+        # the kill took more than the default 1000 ms stock timeout once:
+        # the leader answered STOCK_TIMEOUT first).
+        c, ld, fo = self.setup(broker_args=["--cart-timeout=30000"],
+                               cart_args=["--stock-timeout=25000"], stock_delay="30000")
         with Dealer(fo["endpoint"], cluster=c) as d:
             s = zp.new_session()
             d.send(zp.request(s, 1, zp.OP_ADD, "apple", 1))
