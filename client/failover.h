@@ -53,6 +53,12 @@ enum { ZCF_EV_CONNECTED = 1, ZCF_EV_DISCONNECTED = 2, ZCF_EV_RETRIED = 4 };
 typedef struct {
     void *dealer;                          /* DEALER connected to endpoint, owned */
     void *monitor;                         /* PAIR receiving dealer's events, owned */
+    int dealer_fd;                         /* dealer's ZMQ_FD (libzmq's, not ours) */
+    int monitor_fd;                        /* monitor's ZMQ_FD (libzmq's, not ours) */
+    bool monitor_quiet;                    /* zcf_conn_drain read the monitor to EAGAIN
+                                              and no other call processed its commands
+                                              since: monitor_fd tells of any new event.
+                                              Whoever zmq_polls the monitor clears it */
     char endpoint[ZCART_ENDPOINT_MAX + 1]; /* the peer */
     bool connected;                        /* the last event was CONNECTED */
     bool touched;                          /* connected at some point since the last

@@ -154,6 +154,8 @@ int zcart_status(zcart_t *z, zcart_status_t *st)
             break;
         if (zmq_poll(items, k, (long)(until - now)) < 0 && errno != EINTR)
             break;
+        for (size_t i = 0; i < n; i++)
+            probes[i].conn.monitor_quiet = false; /* zmq_poll processed its commands */
     }
     rc = ZCART_EUNREACHABLE;
     for (size_t i = 0; i < n; i++) {
