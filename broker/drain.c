@@ -141,7 +141,7 @@ static void return_done(void *arg, int status, const zc_cmd_result_t *res)
     return_ctx_t *ctx = arg;
     broker_t *b = ctx->b;
     if (status == ZC_OK && res->status == ZC_OK) {
-        zc_info("cart %s emptied and free again", ctx->cart);
+        zc_debug("cart %s emptied and free again", ctx->cart);
         cart_forget(b, ctx->cart);
     } else {
         cart_info_t *ci = zc_map_get(b->carts, ctx->cart, strlen(ctx->cart));

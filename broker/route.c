@@ -316,7 +316,7 @@ static void assign_done(void *arg, int status, const zc_cmd_result_t *res)
     broker__lease_touch(b, q->req.session);
     char s[9];
     short_session(q->req.session, s);
-    zc_info("session %s assigned cart %s gen %llu", s, q->cart, (unsigned long long)q->generation);
+    zc_debug("session %s assigned cart %s gen %llu", s, q->cart, (unsigned long long)q->generation);
     forward(b, q);
 }
 
@@ -395,7 +395,7 @@ static void release_done(void *arg, int status, const zc_cmd_result_t *res)
     if (res->cart[0]) {
         char s[9];
         short_session(q->req.session, s);
-        zc_info("session %s closed, cart %s gen %llu draining", s, q->cart,
+        zc_debug("session %s closed, cart %s gen %llu draining", s, q->cart,
                 (unsigned long long)q->generation);
         broker__drain_cart(b, res->cart, res->generation);
     }

@@ -390,7 +390,7 @@ static bool reject_fenced(const request_t *q)
             answer(q, ZC_INTERNAL, "storage error", false);
             return true;
         }
-        zc_info("cart %s now serves session %s gen %" PRIu64, q->cart, q->s8, m->generation);
+        zc_debug("cart %s now serves session %s gen %" PRIu64, q->cart, q->s8, m->generation);
         return false;
     case STORE_OWNER:
         return false;
@@ -553,7 +553,7 @@ static void on_reset(cart_node_t *n, void *sock, const zc_msg_t *m)
                 n->cfg.name, m->slot, m->generation);
         return;
     }
-    zc_info("cart %s.%u emptied (gen %" PRIu64 ")", n->cfg.name, m->slot, m->generation);
+    zc_debug("cart %s.%u emptied (gen %" PRIu64 ")", n->cfg.name, m->slot, m->generation);
     zc_msg_t r;
     zc_msg_init(&r, ZC_MSG_RESET_DONE);
     snprintf(r.node, sizeof r.node, "%s", n->cfg.name);

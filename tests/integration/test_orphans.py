@@ -99,7 +99,8 @@ class Orphans(harness.ClusterTestCase):
         self.assertAllAlive(c)
 
     def test_o2_remove_cart_node_with_live_sessions_then_hello_again(self):
-        c = self.cluster(replicas=1, cart_nodes=2, slots=2, hello_interval=200)
+        # debug: "emptied and free again" is a per-session line (DEBUG)
+        c = self.cluster(replicas=1, cart_nodes=2, slots=2, hello_interval=200, log_level="debug")
         held, others = open_until(c, ["cart2.0", "cart2.1", "cart1.0"])
         for s in others:
             s.close()
