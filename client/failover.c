@@ -308,14 +308,14 @@ static int events_of(void *sock)
  * zmq_poll: zmq_poll asks ZMQ_EVENTS of every item before and after each
  * poll, and an ask costs this thread two system calls (libzmq's fork check
  * and a zero-timeout poll of the socket's mailbox), so a request's wait
- * took ~20 system calls where this one takes ~8 (bench/README.md "The
- * client's wait").  ZMQ_FD is edge-like: it turns readable when commands
- * reach the socket and stays quiet once they are processed, even with
- * messages still queued.  So the dealer's ZMQ_EVENTS is asked before
- * every block; the monitor is read (zcf_conn_drain, to EAGAIN) whenever
- * its ZMQ_FD turns readable, and first unless it is known quiet (the
- * drain before the send, zcf_conn_arm, left it so): after a read to
- * EAGAIN a new event cannot arrive without signalling the fd. */
+ * took ~20 system calls in the calling thread where this one takes ~13
+ * (bench/README.md "The client's wait").  ZMQ_FD is edge-like: it turns
+ * readable when commands reach the socket and stays quiet once they are
+ * processed, even with messages still queued.  So the dealer's ZMQ_EVENTS
+ * is asked before every block; the monitor is read (zcf_conn_drain, to
+ * EAGAIN) whenever its ZMQ_FD turns readable, and first unless it is known
+ * quiet (the drain before the send, zcf_conn_arm, left it so): after a
+ * read to EAGAIN a new event cannot arrive without signalling the fd. */
 zcf_wait_t zcf_conn_wait(zcf_conn_t *c, uint64_t until_ms, zmq_msg_t *frame)
 {
     bool news = !c->monitor_quiet; /* the monitor may hold events nobody read */
