@@ -76,10 +76,14 @@ async function waitFor(what, fn, ms) {
     const base = new URL(url).origin, token = decodeURIComponent((/token=([^&]+)/.exec(url) || [])[1] || "");
     const t = traffic(base, token);
     try {
-      await waitFor("the leader's answers on the page", async () => {
+      // The page fetches /v1/cluster and /v1/gateway side by side, so one
+      // refresh can show the leader's counters moved while the gateway's
+      // answer predates the first add: wait until both show the traffic.
+      await waitFor("the leader's and the gateway's answers on the page", async () => {
         const rate = Number(await page.textContent("#cluster-rate"));
         const served = Number(await page.textContent("#cluster-recent"));
-        return rate > 0 && served > 0;
+        const addLat = await page.textContent("#add-lat");
+        return rate > 0 && served > 0 && /\//.test(addLat || "");
       }, 20000);
       out.leader_rate = Number(await page.textContent("#cluster-rate"));
       out.leader_served = Number(await page.textContent("#cluster-recent"));
