@@ -14,10 +14,18 @@ t1. A port reserved by one run directory is refused to another, granted
 t2. free_http_port never hands out a port another directory holds: with
     every port of the range but two reserved by someone else, two plans
     made one after the other get those two, distinct.
+t3. Planners at the same moment never share a port: four processes at a
+    time (released together by a barrier) reserve one port whose
+    reservation is stale, 200 times over; each time exactly one of them
+    gets it.  Without the lock around the take-over, two planners could both
+    find it stale and both hold it: a test run failed "cannot listen (in
+    use?)" that way, and without the lock this test fails in several of
+    its 200 rounds.
 """
 
 import importlib.machinery
 import importlib.util
+import multiprocessing
 import os
 import shutil
 import socket
@@ -76,6 +84,40 @@ class ClusterTool(unittest.TestCase):
         with self.assertRaises(self.tool.ClusterError):
             self.tool.free_http_port(os.path.join(self.root, "p3"))
 
+    def test_t3_planners_at_once_never_share_a_port(self):
+        ctx = multiprocessing.get_context("fork")
+        gone = os.path.join(self.root, "gone")  # an owner whose directory is gone
+        os.makedirs(self.tool.HTTP_RESERVED)
+        racers, rounds = 4, 200
+        ready, go, results = ctx.Barrier(racers), ctx.Barrier(racers), ctx.Queue()
+
+        def racer(i):
+            for rnd in range(rounds):
+                port = 61000 + rnd
+                if i == 0:  # the port's reservation: stale
+                    with open(os.path.join(self.tool.HTTP_RESERVED, str(port)), "w") as f:
+                        f.write(gone + "\n")
+                ready.wait()
+                got = self.tool.reserve_http_port(port, os.path.join(self.root, "r%d-%d" % (rnd, i)))
+                results.put((rnd, i, got))
+                go.wait()  # nobody starts the next round before all are done
+
+        procs = [ctx.Process(target=racer, args=(i,)) for i in range(racers)]
+        for p in procs:
+            p.start()
+        winners = {rnd: [] for rnd in range(rounds)}
+        for _ in range(racers * rounds):
+            rnd, i, got = results.get(timeout=60)
+            if got:
+                winners[rnd].append(i)
+        for p in procs:
+            p.join(30)
+            self.assertEqual(p.exitcode, 0)
+        shared = {61000 + rnd: w for rnd, w in winners.items() if len(w) != 1}
+        self.assertEqual(shared, {}, "ports granted to other than exactly one planner")
+        for rnd, w in winners.items():
+            with open(os.path.join(self.tool.HTTP_RESERVED, str(61000 + rnd))) as f:
+                self.assertEqual(f.read().strip(), os.path.join(self.root, "r%d-%d" % (rnd, w[0])))
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
