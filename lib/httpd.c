@@ -2,6 +2,7 @@
 #include "lib/httpd.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -9,6 +10,8 @@
 #include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <microhttpd.h>
 
 struct zc_httpd {
@@ -345,23 +348,57 @@ static const char *parse_addr(const char *addr, struct sockaddr_in *sa)
     return NULL;
 }
 
+/* The listening socket for sa, bound here rather than by mhd so that a
+ * failure says why (mhd only answers NULL); *port is the bound port (the
+ * kernel's choice for port 0).  -1 with err filled on failure. */
+static int listen_on(const struct sockaddr_in *sa, const char *addr, uint16_t *port, char *err,
+                     size_t errlen)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "http address '%s': cannot make a socket: %s", addr, strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    struct sockaddr_in bound;
+    socklen_t len = sizeof bound;
+    const char *step = "bind";
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
+        step = "set SO_REUSEADDR on";
+    else if (bind(fd, (const struct sockaddr *)sa, sizeof *sa) != 0)
+        step = "bind";
+    else if (listen(fd, 128) != 0)
+        step = "listen on";
+    else if (getsockname(fd, (struct sockaddr *)&bound, &len) != 0)
+        step = "read the address of";
+    else {
+        *port = ntohs(bound.sin_port);
+        return fd;
+    }
+    snprintf(err, errlen, "http address '%s': cannot %s it: %s", addr, step, strerror(errno));
+    close(fd);
+    return -1;
+}
+
 /* Start mhd for h on addr, with its epoll set watched from loop. */
 static int start(zc_httpd_t *h, uv_loop_t *loop, const struct sockaddr_in *sa, const char *addr,
                  unsigned flags, MHD_AccessHandlerCallback handler, unsigned conns, unsigned idle_s,
                  size_t pool, char *err, size_t errlen)
 {
-    h->mhd = MHD_start_daemon(MHD_USE_EPOLL | flags, ntohs(sa->sin_port), NULL, NULL, handler, h,
-                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)sa,
-                              MHD_OPTION_CONNECTION_LIMIT, conns, MHD_OPTION_CONNECTION_TIMEOUT,
-                              idle_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
+    int lfd = listen_on(sa, addr, &h->port, err, errlen);
+    if (lfd < 0)
+        return -1;
+    h->mhd = MHD_start_daemon(MHD_USE_EPOLL | flags, h->port, NULL, NULL, handler, h,
+                              MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_CONNECTION_LIMIT, conns,
+                              MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
     if (h->mhd == NULL) {
-        snprintf(err, errlen, "http address '%s': cannot listen (in use?)", addr);
+        close(lfd); /* mhd owns it only once started */
+        snprintf(err, errlen, "http address '%s': the HTTP server did not start", addr);
         return -1;
     }
     const union MHD_DaemonInfo *fd = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-    const union MHD_DaemonInfo *port = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = port ? port->port : ntohs(sa->sin_port);
     if (fd == NULL || uv_poll_init(loop, &h->poll, fd->epoll_fd) != 0) {
         snprintf(err, errlen, "http address '%s': cannot watch the server's epoll set", addr);
         MHD_stop_daemon(h->mhd);
